@@ -1,0 +1,54 @@
+"""Atomic file writes: a reader never sees a half-written output, and nothing is overwritten silently."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+from LNSynthLib.errors import OutputExistsError
+
+
+def check_writable(path: str | Path, overwrite: bool = False) -> Path:
+    """Return `path`, refusing an existing file unless `overwrite` is set."""
+    path = Path(path)
+    if path.exists() and not overwrite:
+        raise OutputExistsError(
+            "output already exists and would be replaced",
+            path=path,
+            fix="choose another output path, delete the file, or pass --overwrite",
+        )
+    return path
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | Path, overwrite: bool = False) -> Iterator[Path]:
+    """Yield a temporary path next to `path`; rename it onto `path` only if the block succeeds.
+
+    The temporary file keeps the final suffixes (e.g. `.nii.gz`) so writers that pick the
+    format from the extension (SimpleITK, torch, matplotlib) behave as for the real name.
+    """
+    path = check_writable(path, overwrite)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    suffix = "".join(path.suffixes)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp" + suffix, dir=path.parent)
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        yield tmp
+        if overwrite is False and path.exists():
+            raise OutputExistsError("output appeared while it was being written", path=path,
+                                    fix="make sure only one job writes to this folder")
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def write_text_atomic(path: str | Path, text: str, overwrite: bool = False) -> Path:
+    """Write a text file atomically (JSON, Markdown, CSV)."""
+    with atomic_path(path, overwrite) as tmp:
+        tmp.write_text(text, encoding="utf-8")
+    return Path(path)

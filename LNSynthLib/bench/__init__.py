@@ -1,0 +1,1 @@
+"""Benchmarks: `lnsynth bench <name>` measures on the current machine and writes JSON + Markdown."""

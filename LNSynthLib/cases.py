@@ -1,0 +1,69 @@
+"""Prepared cases on disk: the hand-over format between preparation, LN-DDPM and nnU-Net export.
+
+A prepared case is a folder `<root>/<case_id>/` holding, on one common grid
+(1 mm isotropic after the paper's preprocessing):
+- `ct.nii.gz`       CT in HU (float32),
+- `anatomy.nii.gz`  14-label anatomy map (uint8, values 0..13, see `LNSynthLib.anatomy.groups`),
+- `ln.nii.gz`       lymph-node mask (uint8, 0/1),
+- `case.json`       where it came from and how it was prepared.
+Synthetic cases use the same layout (plus `synthetic: true` in case.json).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from LNSynthLib.atomic import write_text_atomic
+from LNSynthLib.errors import InputDataError
+from LNSynthLib.volumes.geometry import Volume
+from LNSynthLib.volumes.io import read_volume, write_volume
+
+CT_FILE = "ct.nii.gz"
+ANATOMY_FILE = "anatomy.nii.gz"
+LN_FILE = "ln.nii.gz"
+META_FILE = "case.json"
+
+
+@dataclass
+class Case:
+    case_id: str
+    ct: Volume
+    anatomy: Volume
+    ln: Volume
+    meta: dict[str, Any] = field(default_factory=dict)
+
+
+def save_case(case: Case, root: str | Path, overwrite: bool = False) -> Path:
+    """Write the case folder; each file is written atomically, case.json last (it marks completeness)."""
+    folder = Path(root) / case.case_id
+    write_volume(Volume(case.ct.array.astype(np.float32), case.ct.geometry), folder / CT_FILE, overwrite)
+    write_volume(Volume(case.anatomy.array.astype(np.uint8), case.anatomy.geometry), folder / ANATOMY_FILE,
+                 overwrite)
+    write_volume(Volume((case.ln.array > 0).astype(np.uint8), case.ln.geometry), folder / LN_FILE, overwrite)
+    write_text_atomic(folder / META_FILE, json.dumps(case.meta, indent=2, default=str), overwrite)
+    return folder
+
+
+def load_case(folder: str | Path) -> Case:
+    folder = Path(folder)
+    missing = [name for name in (CT_FILE, ANATOMY_FILE, LN_FILE, META_FILE) if not (folder / name).exists()]
+    if missing:
+        raise InputDataError(f"prepared case is incomplete, missing {', '.join(missing)}", path=folder,
+                             fix="run `lnsynth prepare` again for this case")
+    meta = json.loads((folder / META_FILE).read_text(encoding="utf-8"))
+    return Case(folder.name, read_volume(folder / CT_FILE), read_volume(folder / ANATOMY_FILE),
+                read_volume(folder / LN_FILE), meta)
+
+
+def list_cases(root: str | Path) -> list[Path]:
+    """Complete case folders under `root`, sorted by name."""
+    root = Path(root)
+    if not root.is_dir():
+        raise InputDataError("folder of prepared cases not found", path=root,
+                             fix="run `lnsynth prepare` first or check the path")
+    return sorted(p for p in root.iterdir() if p.is_dir() and (p / META_FILE).exists())

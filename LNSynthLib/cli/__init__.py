@@ -1,0 +1,1 @@
+"""The `lnsynth` command line: one sub-command module per job."""

@@ -1,0 +1,74 @@
+"""Read and write volumes (NIfTI, NRRD, MHA, DICOM series) with their geometry, through SimpleITK."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import SimpleITK as sitk
+
+from LNSynthLib.atomic import atomic_path
+from LNSynthLib.errors import InputDataError
+from LNSynthLib.volumes.geometry import Geometry, Volume
+
+SUPPORTED_SUFFIXES = (".nii", ".nii.gz", ".nrrd", ".nhdr", ".mha", ".mhd")
+
+
+def geometry_of(image: sitk.Image) -> Geometry:
+    return Geometry(image.GetSpacing(), image.GetOrigin(), image.GetDirection())
+
+
+def to_sitk(volume: Volume) -> sitk.Image:
+    image = sitk.GetImageFromArray(np.ascontiguousarray(volume.array))
+    image.SetSpacing(volume.geometry.spacing)
+    image.SetOrigin(volume.geometry.origin)
+    image.SetDirection(volume.geometry.direction)
+    return image
+
+
+def from_sitk(image: sitk.Image) -> Volume:
+    if image.GetDimension() != 3 or image.GetNumberOfComponentsPerPixel() != 1:
+        raise ValueError("expected a 3D single-component image")
+    return Volume(sitk.GetArrayFromImage(image), geometry_of(image))
+
+
+def read_image(path: str | Path) -> sitk.Image:
+    """Read a 3D scalar image file, or a DICOM series from a folder."""
+    path = Path(path)
+    if not path.exists():
+        raise InputDataError("file not found", path=path, fix="check the path (a DICOM series is given as its folder)")
+    try:
+        if path.is_dir():
+            reader = sitk.ImageSeriesReader()
+            series = reader.GetGDCMSeriesIDs(str(path))
+            if not series:
+                raise InputDataError("folder holds no DICOM series", path=path,
+                                     fix="point to a folder of .dcm files of one series, or to a NIfTI/NRRD file")
+            files = reader.GetGDCMSeriesFileNames(str(path), series[0])
+            reader.SetFileNames(files)
+            image = reader.Execute()
+        else:
+            image = sitk.ReadImage(str(path))
+    except RuntimeError as exc:
+        raise InputDataError(f"cannot be read as an image ({str(exc).strip().splitlines()[-1]})", path=path,
+                             fix="check that the file is a complete NIfTI, NRRD, MHA or DICOM file "
+                                 "(re-export or re-download it)") from exc
+    if image.GetDimension() != 3:
+        raise InputDataError(f"is {image.GetDimension()}D, a 3D volume is needed", path=path,
+                             fix="give a 3D CT volume (a 2D slice or a 4D series cannot be used)")
+    if image.GetNumberOfComponentsPerPixel() != 1:
+        raise InputDataError("has vector/RGB voxels, a scalar volume is needed", path=path,
+                             fix="give a grey-value CT or a label map")
+    return image
+
+
+def read_volume(path: str | Path) -> Volume:
+    return from_sitk(read_image(path))
+
+
+def write_volume(volume: Volume, path: str | Path, overwrite: bool = False, compress: bool = True) -> Path:
+    """Write atomically; refuse to replace an existing file unless `overwrite`."""
+    path = Path(path)
+    with atomic_path(path, overwrite) as tmp:
+        sitk.WriteImage(to_sitk(volume), str(tmp), compress)
+    return path
