@@ -48,9 +48,13 @@ class JobProcess:
 
     def __init__(self, args: Sequence[str], *, python: str | None = None, cwd: str | Path | None = None,
                  env: dict[str, str] | None = None, log_path: str | Path | None = None,
-                 tail_lines: int = 200) -> None:
+                 tail_lines: int = 200, command: Sequence[str] | None = None) -> None:
+        """Start `python -m LNSynthLib <args>`; `command` replaces that whole command line
+        (e.g. `torchrun ...` or Slicer's own launcher) and keeps the same progress handling."""
         self.args = [str(a) for a in args]
-        command = [python or sys.executable, "-m", "LNSynthLib", *self.args]
+        if command is None:
+            command = [python or sys.executable, "-m", "LNSynthLib", *self.args]
+        command = [str(c) for c in command]
         child_env = dict(os.environ)
         child_env.update(env or {})
         child_env[PROGRESS_ENV] = "json"

@@ -1,0 +1,35 @@
+"""Fixtures shared by all suites: the real example data in ../shared/data and CPU thread limits."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+SHARED_DATA = Path(os.environ.get("LNSYNTH_SHARED_DATA", REPO_ROOT.parent / "shared" / "data"))
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    """Folder of real example CTs; tests that need it skip with a message when it is absent."""
+    if not SHARED_DATA.is_dir():
+        pytest.skip(f"real example data not found at {SHARED_DATA} (set LNSYNTH_SHARED_DATA to its folder)")
+    return SHARED_DATA
+
+
+@pytest.fixture(scope="session")
+def example_ct(shared_data: Path) -> Path:
+    path = shared_data / "totalseg_example" / "example_ct.nii.gz"
+    if not path.exists():
+        pytest.skip(f"{path} not found")
+    return path
+
+
+@pytest.fixture(scope="session")
+def example_totalseg(shared_data: Path) -> Path:
+    path = shared_data / "totalseg_example" / "example_seg_total.nii.gz"
+    if not path.exists():
+        pytest.skip(f"{path} not found")
+    return path
