@@ -208,25 +208,26 @@ def labels_to_segmentation(labels: Volume, names: Mapping[int, str], scene: obje
     """One named segment per entry of `names` (label value → segment name), sharing one labelmap.
 
     Every named label gets a segment, also when it is empty here, so the segment list is the
-    same on every case. Segments already in `node` with one of these names are replaced.
+    same on every case. A name for value 0 (e.g. `air` of the anatomy map) makes value 0 a
+    segment too: the shared labelmap then stores `value + 1`. Segments already in `node` with
+    one of these names are replaced.
     """
     node = node if node is not None else new_segmentation_node(scene, name)
     segmentation = node.GetSegmentation()
     array = np.asarray(labels.array)
-    if array.min() < 0 or array.max() > 255:
-        raise InputDataError(f"label values {array.min()}..{array.max()} do not fit 0..255",
+    shift = 1 if 0 in names else 0
+    if array.min() < 0 or array.max() > 255 - shift:
+        raise InputDataError(f"label values {array.min()}..{array.max()} do not fit 0..{255 - shift}",
                              fix="give a label map with small non-negative integer labels")
-    shared = _oriented_image(array.astype(np.uint8), labels.geometry)
+    shared = _oriented_image((array.astype(np.int32) + shift).astype(np.uint8), labels.geometry)
     terminologies = dict(terminologies or {})
     for value, segment_name in sorted(names.items()):
-        if value == 0:
-            continue
         old = segmentation.GetSegmentIdBySegmentName(segment_name)
         if old:
             segmentation.RemoveSegment(old)
         segment = slicer.vtkSegment()
         segment.SetName(segment_name)
-        segment.SetLabelValue(int(value))
+        segment.SetLabelValue(int(value) + shift)
         if colors and value in colors:
             segment.SetColor(*colors[value])
         if segment_name in terminologies:
@@ -271,7 +272,8 @@ def segmentation_to_labels(node: object, names: Mapping[int, str], reference: Ge
     """Label map on the reference grid: voxels of segment `names[v]` get value `v` (later values win).
 
     `reference` is a volume node, a `Volume`, or a `Geometry` with `shape` (z, y, x).
-    Segment names are matched exactly; unknown segments are ignored.
+    Segment names are matched exactly; segments not named are ignored; voxels in no named
+    segment are 0 (so a segment named for value 0 needs no export).
     """
     scene = node.GetScene()
     geometry, shape = _reference_grid(reference, shape)

@@ -71,6 +71,21 @@ def test_segmentation_round_trip_with_named_segments(core):
     assert np.array_equal(renamed.array, expected)
 
 
+def test_anatomy_map_with_named_value_zero_round_trips(core):
+    """The anatomy map names value 0 (`air`): it becomes a segment and still round-trips exactly."""
+    from LNSynthLib.anatomy.groups import LABEL_NAMES, NUM_LABELS
+
+    rng = np.random.default_rng(2)
+    labels = rng.integers(0, NUM_LABELS, (5, 6, 7)).astype(np.uint8)
+    names = dict(enumerate(LABEL_NAMES))
+    node = mb.labels_to_segmentation(Volume(labels, OBLIQUE), names, core.scene, "anatomy")
+    assert mb.segment_names(node) == LABEL_NAMES
+    air = mb.segment_to_mask(node, LABEL_NAMES[0], OBLIQUE, labels.shape).array
+    assert np.array_equal(air, (labels == 0).astype(np.uint8))
+    back = mb.segmentation_to_labels(node, names, OBLIQUE, labels.shape)
+    assert np.array_equal(back.array, labels)
+
+
 def test_lymph_node_segment_has_standard_terminology(core):
     mask = np.zeros((5, 5, 5), np.uint8)
     mask[1:4, 2, 2] = 1
