@@ -1,0 +1,44 @@
+"""Body outline and air from HU thresholds: the `air` and `body` labels of the 14-label map.
+
+The paper derives these two labels by thresholding, not by a model; the same functions serve
+the TotalSegmentator grouping, the weights-free fallback and the input checks.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy import ndimage
+
+BODY_THRESHOLD_HU = -400.0  # between fat (~-100) and air (~-1000); lung (~-800) falls outside
+AIR_THRESHOLD_HU = -500.0   # gas pockets inside the body
+
+_IN_PLANE = np.zeros((3, 3, 3), dtype=bool)
+_IN_PLANE[1] = ndimage.generate_binary_structure(2, 1)
+
+
+def body_mask(ct_hu: np.ndarray, threshold_hu: float = BODY_THRESHOLD_HU) -> np.ndarray:
+    """Largest connected region above `threshold_hu`, with holes (bowel gas, lungs) filled slice by slice.
+
+    Holes are filled per axial slice because gas in the bowel or lungs often reaches the top or
+    bottom slice, where a 3D fill would treat it as outside.
+    """
+    tissue = np.asarray(ct_hu) > threshold_hu
+    if not tissue.any():
+        return tissue
+    labels, count = ndimage.label(tissue)
+    if count > 1:
+        sizes = np.bincount(labels.ravel())
+        sizes[0] = 0
+        tissue = labels == int(np.argmax(sizes))
+    del labels
+    # Background components that touch the in-plane border of their slice are outside the body.
+    background, _ = ndimage.label(~tissue, structure=_IN_PLANE)
+    border = np.unique(np.concatenate([background[:, 0, :].ravel(), background[:, -1, :].ravel(),
+                                       background[:, :, 0].ravel(), background[:, :, -1].ravel()]))
+    outside = np.isin(background, border[border > 0])
+    return ~outside
+
+
+def air_mask(ct_hu: np.ndarray, body: np.ndarray, threshold_hu: float = AIR_THRESHOLD_HU) -> np.ndarray:
+    """Air = outside the body, or gas inside it (below `threshold_hu`)."""
+    return ~body | (np.asarray(ct_hu) < threshold_hu)

@@ -1,0 +1,97 @@
+"""The 14-label anatomy map that conditions LN-DDPM, built from TotalSegmentator `total` classes.
+
+The grouping lives in `label_groups.json` (data, reviewed with its reasons), and class ids are
+looked up by name in the installed TotalSegmentator at run time, so a TotalSegmentator release
+that renumbers classes cannot silently shift the groups.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+
+from LNSynthLib.anatomy.body import air_mask, body_mask
+
+NUM_LABELS = 14
+LYMPH_NODE_SEGMENT_NAME = "lymph node"
+LABEL_GROUPS_FILE = Path(__file__).with_name("label_groups.json")
+AIR, BODY = 0, 1
+
+
+@dataclass(frozen=True)
+class LabelGroup:
+    value: int
+    name: str
+    classes: tuple[str, ...]
+    why: str
+
+
+@lru_cache(maxsize=1)
+def _load(path: str) -> tuple[LabelGroup, ...]:
+    data = json.loads(Path(path).read_text(encoding="utf-8"))
+    groups = tuple(LabelGroup(int(g["value"]), str(g["name"]), tuple(g["classes"]), str(g["why"]))
+                   for g in data["labels"])
+    values = [g.value for g in groups]
+    if values != list(range(NUM_LABELS)):
+        raise ValueError(f"{path}: labels must be 0..{NUM_LABELS - 1} in order, got {values}")
+    seen: dict[str, str] = {}
+    for g in groups:
+        for cls in g.classes:
+            if cls in seen:
+                raise ValueError(f"{path}: class {cls!r} is in both {seen[cls]!r} and {g.name!r}")
+            seen[cls] = g.name
+    return groups
+
+
+def load_label_groups() -> list[LabelGroup]:
+    """The 14 label groups (value, name, TotalSegmentator class names, reason)."""
+    return list(_load(str(LABEL_GROUPS_FILE)))
+
+
+LABEL_NAMES: list[str] = [g.name for g in load_label_groups()]
+
+
+def totalseg_class_ids() -> dict[str, int]:
+    """TotalSegmentator `total` class name -> id, from the installed package."""
+    from totalsegmentator.map_to_binary import class_map
+
+    return {name: int(idx) for idx, name in class_map["total"].items()}
+
+
+@lru_cache(maxsize=1)
+def totalseg_lookup() -> np.ndarray:
+    """Lookup table: TotalSegmentator id -> anatomy label (255 = not grouped)."""
+    ids = totalseg_class_ids()
+    table = np.full(max(ids.values()) + 1, 255, dtype=np.uint8)
+    for group in load_label_groups():
+        for cls in group.classes:
+            if cls not in ids:
+                raise ValueError(f"{LABEL_GROUPS_FILE}: {cls!r} is not a TotalSegmentator 'total' class")
+            table[ids[cls]] = group.value
+    return table
+
+
+def totalseg_to_anatomy(ts_labels: np.ndarray, ct_hu: np.ndarray) -> np.ndarray:
+    """Group a TotalSegmentator `total` label map into the 14-label map (uint8, same shape).
+
+    Organ groups win; voxels no group covers become `body` inside the body outline, `air`
+    outside it or where the CT holds gas.
+    """
+    ts_labels = np.asarray(ts_labels)
+    if ts_labels.shape != np.shape(ct_hu):
+        raise ValueError(f"label map {ts_labels.shape} and CT {np.shape(ct_hu)} differ in shape")
+    table = totalseg_lookup()
+    if ts_labels.size and int(ts_labels.max()) >= table.size:
+        raise ValueError(f"label value {int(ts_labels.max())} is not a TotalSegmentator 'total' class id")
+    if ts_labels.size and int(ts_labels.min()) < 0:
+        raise ValueError("label map holds negative values")
+    grouped = table[ts_labels.astype(np.intp, copy=False)]
+    body = body_mask(ct_hu)
+    free = grouped == 255
+    out = np.where(air_mask(ct_hu, body), AIR, BODY).astype(np.uint8)
+    np.copyto(out, grouped, where=~free)
+    return out

@@ -1,0 +1,5 @@
+"""Seeded procedural abdominal CT phantom with anatomy labels and lymph nodes (demo data and test truth)."""
+
+from LNSynthLib.phantom.generate import Phantom, generate_phantom
+
+__all__ = ["Phantom", "generate_phantom"]
