@@ -1,0 +1,1 @@
+"""Logic of the LNSynth Slicer module, importable without the Slicer application (tests use slicer-core)."""

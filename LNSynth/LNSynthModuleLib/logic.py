@@ -1,0 +1,280 @@
+"""What the LNSynth panel does, without any GUI: scene ⇄ files and background `lnsynth` jobs.
+
+The widget only calls these methods; they never open dialogs (errors are raised as
+`LNSynthError` with the fix). Everything heavy runs as a `JobChain` of `lnsynth` commands
+in separate processes, so the same code serves the panel (polled by a QTimer), the headless
+script and the tests (`wait()`), and works on slicer-core without the Slicer application.
+"""
+
+from __future__ import annotations
+
+import shutil
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from LNSynthLib import mrml_bridge as mb
+from LNSynthLib.anatomy.groups import LABEL_NAMES, LYMPH_NODE_SEGMENT_NAME
+from LNSynthLib.cases import CT_FILE, LN_FILE, list_cases
+from LNSynthLib.errors import InputDataError
+from LNSynthLib.volumes.geometry import Volume
+from LNSynthLib.volumes.io import read_volume, write_volume
+
+from .jobs import JobChain, Step
+
+ANATOMY_NAMES: dict[int, str] = dict(enumerate(LABEL_NAMES))
+HIDDEN_ANATOMY = ("air",)  # shown would hide the whole view
+
+
+def _anatomy_colors() -> dict[int, tuple[float, float, float]]:
+    """Distinct, stable colours per anatomy label (tab20-like palette, body in fat yellow)."""
+    palette = [(0.55, 0.55, 0.55), (0.93, 0.84, 0.55), (0.80, 0.40, 0.35), (0.60, 0.30, 0.55),
+               (0.85, 0.55, 0.25), (0.35, 0.55, 0.80), (0.45, 0.70, 0.40), (0.90, 0.35, 0.35),
+               (0.40, 0.40, 0.85), (0.95, 0.95, 0.85), (0.70, 0.50, 0.30), (0.35, 0.75, 0.75),
+               (0.75, 0.75, 0.30), (0.60, 0.80, 0.95)]
+    return {v: palette[v % len(palette)] for v in ANATOMY_NAMES}
+
+
+def python_executable() -> str:
+    """Python that runs `lnsynth` jobs: Slicer's own (PythonSlicer) inside Slicer, else this one."""
+    return shutil.which("PythonSlicer") or sys.executable
+
+
+@dataclass
+class SynthesisSettings:
+    checkpoint: Path
+    n_samples: int = 4
+    sampler: str = "ddim"
+    steps: int = 20
+    seed: int = 0
+    transforms: bool = True
+    device: str = "auto"
+    margin_mm: float = 50.0
+    paste_into_ct: bool = True
+
+
+class LNSynthLogic:
+    """Scene-side operations of the module; `scene` is Slicer's scene or a slicer-core one."""
+
+    def __init__(self, scene: object, work_root: str | Path, python: str | None = None) -> None:
+        self.scene = scene
+        self.work_root = Path(work_root)
+        self.python = python or python_executable()
+
+    # ------------------------------------------------------------------ runs and files
+    def new_run_dir(self, kind: str) -> Path:
+        """Fresh folder for one job's inputs and outputs (`<work>/<kind>-<time>`), never reused."""
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        for i in range(1000):
+            run = self.work_root / (f"{kind}-{stamp}" + (f"-{i}" if i else ""))
+            if not run.exists():
+                run.mkdir(parents=True)
+                return run
+        raise InputDataError("cannot create a fresh run folder", path=self.work_root,
+                             fix="clean up old runs in the work folder")
+
+    def log_path(self, run_dir: Path) -> Path:
+        return self.work_root / "logs" / f"{run_dir.name}.log"
+
+    def chain(self, steps: list[Step], run_dir: Path, on_success=None) -> JobChain:
+        return JobChain(steps, run_dir, log_path=self.log_path(run_dir), python=self.python,
+                        on_success=on_success)
+
+    # ------------------------------------------------------------------ anatomy
+    def anatomy_from_labels(self, labels: Volume, name: str, node: object | None = None) -> object:
+        """Show a 14-label anatomy map as a segmentation (air hidden)."""
+        node = mb.labels_to_segmentation(labels, ANATOMY_NAMES, self.scene, name, node=node,
+                                         colors=_anatomy_colors())
+        display = node.GetDisplayNode()
+        for hidden in HIDDEN_ANATOMY:
+            segment_id = node.GetSegmentation().GetSegmentIdBySegmentName(hidden)
+            if display is not None and segment_id:
+                display.SetSegmentVisibility(segment_id, False)
+        return node
+
+    def anatomy_from_totalseg_file(self, ct_node: object, totalseg_path: str | Path) -> object:
+        """Group an existing TotalSegmentator `total` label file into the anatomy segmentation."""
+        from LNSynthLib.anatomy.groups import totalseg_to_anatomy
+
+        ct = mb.node_to_volume(ct_node)
+        labels = _on_grid(read_volume(totalseg_path), ct)
+        try:
+            anatomy = totalseg_to_anatomy(labels.astype(np.int32), ct.array)
+        except ValueError as exc:
+            raise InputDataError(str(exc), path=totalseg_path,
+                                 fix="give the TotalSegmentator `total` task output of this CT") from exc
+        return self.anatomy_from_labels(Volume(anatomy, ct.geometry), f"{ct_node.GetName()} anatomy")
+
+    def start_anatomy(self, ct_node: object, method: str = "totalseg", device: str = "auto",
+                      weights_dir: str | Path | None = None) -> JobChain:
+        """`lnsynth anatomy` in the background; on success the anatomy segmentation appears."""
+        ct = mb.node_to_volume(ct_node)
+        run = self.new_run_dir("anatomy")
+        write_volume(ct, run / CT_FILE)
+        out = run / "anatomy.nii.gz"
+        args = ["anatomy", "--ct", str(run / CT_FILE), "--out", str(out), "--method", method, "--device", device]
+        if weights_dir:
+            args += ["--weights-dir", str(weights_dir)]
+        name = f"{ct_node.GetName()} anatomy"
+
+        def load() -> object:
+            node = self.anatomy_from_labels(read_volume(out), name)
+            node.SetReferenceImageGeometryParameterFromVolumeNode(ct_node)
+            (run / CT_FILE).unlink(missing_ok=True)
+            return node
+
+        label = "TotalSegmentator" if method == "totalseg" else "Coarse anatomy"
+        return self.chain([Step(label, args)], run, on_success=load)
+
+    # ------------------------------------------------------------------ lymph nodes
+    def lymph_node_segmentation(self, ct_node: object, node: object | None = None) -> tuple[object, str]:
+        """Given or new segmentation with a `lymph node` segment (standard terminology); returns (node, id)."""
+        if node is None:
+            node = mb.new_segmentation_node(self.scene, f"{ct_node.GetName()} lymph nodes")
+            node.SetReferenceImageGeometryParameterFromVolumeNode(ct_node)
+        segmentation = node.GetSegmentation()
+        segment_id = segmentation.GetSegmentIdBySegmentName(LYMPH_NODE_SEGMENT_NAME)
+        if not segment_id:
+            ct = mb.node_to_volume(ct_node)
+            segment_id = mb.set_segment_mask(node, LYMPH_NODE_SEGMENT_NAME,
+                                             Volume(np.zeros(ct.shape, np.uint8), ct.geometry),
+                                             mb.LYMPH_NODE_TERMINOLOGY, color=(0.9, 0.8, 0.1))
+        return node, segment_id
+
+    def add_sphere(self, node: object, ct_node: object, center_lps: tuple[float, float, float],
+                   radius_mm: float) -> int:
+        """Paint a ball into the lymph-node segment (tests, demos); returns the voxels added."""
+        ct = mb.node_to_volume(ct_node)
+        mask = mb.segment_to_mask(node, LYMPH_NODE_SEGMENT_NAME, ct).array
+        zyx = np.stack(np.meshgrid(*[np.arange(n) for n in ct.shape], indexing="ij"), axis=-1)
+        points = ct.geometry.index_to_physical(zyx[..., ::-1].reshape(-1, 3)).reshape(*ct.shape, 3)
+        ball = np.linalg.norm(points - np.asarray(center_lps), axis=-1) <= radius_mm
+        added = int((ball & (mask == 0)).sum())
+        mb.set_segment_mask(node, LYMPH_NODE_SEGMENT_NAME, Volume((mask > 0) | ball, ct.geometry),
+                            mb.LYMPH_NODE_TERMINOLOGY, color=(0.9, 0.8, 0.1))
+        return added
+
+    # ------------------------------------------------------------------ synthesis
+    def export_inputs(self, ct_node: object, anatomy_node: object, ln_node: object, folder: Path) -> dict:
+        """Write the CT, its 14-label anatomy and LN mask (all on the CT grid) for `lnsynth prepare`."""
+        ct = mb.node_to_volume(ct_node)
+        anatomy = mb.segmentation_to_labels(anatomy_node, ANATOMY_NAMES, ct)
+        if not (anatomy.array > 0).any():
+            raise InputDataError(f"anatomy segmentation '{anatomy_node.GetName()}' is empty on this CT",
+                                 fix="create the anatomy first (Create anatomy)")
+        ln = mb.segment_to_mask(ln_node, LYMPH_NODE_SEGMENT_NAME, ct)
+        if not ln.array.any():
+            raise InputDataError(f"the '{LYMPH_NODE_SEGMENT_NAME}' segment of '{ln_node.GetName()}' is empty",
+                                 fix="paint at least one lymph node (Edit lymph nodes)")
+        paths = {"ct": folder / CT_FILE, "anatomy": folder / "anatomy.nii.gz", "ln": folder / LN_FILE}
+        write_volume(ct, paths["ct"])
+        write_volume(anatomy, paths["anatomy"])
+        write_volume(ln, paths["ln"])
+        return paths
+
+    def start_synthesis(self, ct_node: object, anatomy_node: object, ln_node: object,
+                        settings: SynthesisSettings) -> JobChain:
+        """prepare → sample in the background; on success the synthetic cases appear in the scene.
+
+        `chain.result` is then the list of loaded `CaseNodes` (+ pasted CT nodes).
+        """
+        checkpoint = Path(settings.checkpoint)
+        if not checkpoint.is_file():
+            raise InputDataError("LN-DDPM checkpoint not found", path=checkpoint,
+                                 fix="train one (`lnsynth train`) or pick an existing .pt file in Advanced")
+        run = self.new_run_dir("synthesis")
+        try:
+            inputs = self.export_inputs(ct_node, anatomy_node, ln_node, run / "input")
+        except Exception:
+            shutil.rmtree(run, ignore_errors=True)
+            raise
+        case_id = _safe_id(ct_node.GetName())
+        prepare = ["prepare", "--ct", str(inputs["ct"]), "--ln", str(inputs["ln"]), "--anatomy",
+                   str(inputs["anatomy"]), "--anatomy-source", "anatomy14", "--out", str(run / "cases"),
+                   "--case-id", case_id, "--margin-mm", f"{settings.margin_mm:g}"]
+        sample = ["sample", "--checkpoint", str(checkpoint), "--cases", str(run / "cases"), "--out",
+                  str(run / "synthetic"), "--n", str(settings.n_samples), "--sampler", settings.sampler,
+                  "--steps", str(settings.steps), "--seed", str(settings.seed), "--device", settings.device]
+        if not settings.transforms:
+            sample.append("--no-transforms")
+        steps = [Step("Preparing the case", prepare, weight=1.0),
+                 Step("Sampling LN-DDPM", sample, weight=4.0 * settings.n_samples)]
+        return self.chain(steps, run, on_success=lambda: self.load_synthetic(
+            run / "synthetic", ct_node, inputs["ln"] if settings.paste_into_ct else None))
+
+    def load_synthetic(self, synthetic_root: Path, ct_node: object, source_ln: Path | None = None) -> list:
+        """Load every synthetic case folder; with `source_ln`, also paste each patch into the CT."""
+        from LNSynthLib.segmentation.paste import paste_patch
+
+        folders = list_cases(synthetic_root)
+        if not folders:
+            raise InputDataError("sampling wrote no synthetic case", path=synthetic_root,
+                                 fix="see the log in the work folder")
+        loaded: list = []
+        base = ct_node.GetName()
+        ct = mb.node_to_volume(ct_node) if source_ln else None
+        ln_ct = read_volume(source_ln) if source_ln else None
+        for k, folder in enumerate(folders):
+            nodes = mb.load_case_folder(self.scene, folder, None, LYMPH_NODE_SEGMENT_NAME,
+                                        name_prefix=f"{base} synthetic {k}")
+            loaded.append(nodes)
+            if ct is not None and ln_ct is not None:
+                pasted_ct, pasted_ln = paste_patch(ct, read_volume(folder / CT_FILE), ln_ct,
+                                                   read_volume(folder / LN_FILE))
+                ct_out = mb.volume_to_node(pasted_ct, self.scene, f"{base} + synthetic {k}")
+                seg = mb.new_segmentation_node(self.scene, f"{base} + synthetic {k} segmentation")
+                mb.set_segment_mask(seg, LYMPH_NODE_SEGMENT_NAME, pasted_ln, mb.LYMPH_NODE_TERMINOLOGY,
+                                    color=(0.9, 0.8, 0.1))
+                seg.SetReferenceImageGeometryParameterFromVolumeNode(ct_out)
+                loaded.append(mb.CaseNodes(f"{folder.name}_pasted", ct_out, seg))
+        return loaded
+
+    # ------------------------------------------------------------------ nnU-Net
+    def start_command(self, label: str, args: list[str], kind: str, on_success=None) -> JobChain:
+        """Any other `lnsynth` command as one background step in its own run folder."""
+        run = self.new_run_dir(kind)
+        return self.chain([Step(label, [a.replace("{run}", str(run)) for a in args])], run,
+                          on_success=None if on_success is None else (lambda: on_success(run)))
+
+    def start_nnunet_predict(self, ct_node: object, model_dir: str | Path, device: str = "auto") -> JobChain:
+        """`lnsynth nnunet predict` on the current CT; the LN prediction appears as a segmentation."""
+        ct = mb.node_to_volume(ct_node)
+        run = self.new_run_dir("nnunet-predict")
+        write_volume(ct, run / CT_FILE)
+        out = run / "prediction.nii.gz"
+        args = ["nnunet", "predict", "--model", str(model_dir), "--ct", str(run / CT_FILE), "--out", str(out),
+                "--device", device]
+
+        def load() -> object:
+            node = mb.new_segmentation_node(self.scene, f"{ct_node.GetName()} nnU-Net lymph nodes")
+            mb.set_segment_mask(node, LYMPH_NODE_SEGMENT_NAME, _on_grid_volume(read_volume(out), ct),
+                                mb.LYMPH_NODE_TERMINOLOGY, color=(0.9, 0.3, 0.1))
+            node.SetReferenceImageGeometryParameterFromVolumeNode(ct_node)
+            return node
+
+        return self.chain([Step("nnU-Net prediction", args)], run, on_success=load)
+
+
+def _safe_id(name: str) -> str:
+    cleaned = "".join(c if c.isalnum() or c in "-_" else "_" for c in name).strip("_")
+    return cleaned or "case"
+
+
+def _on_grid(volume: Volume, reference: Volume) -> np.ndarray:
+    """Label array of `volume` on the reference grid (nearest neighbour; no copy when grids match)."""
+    if volume.shape == reference.shape and volume.geometry.isclose(reference.geometry):
+        return np.asarray(volume.array)
+    import SimpleITK as sitk
+
+    from LNSynthLib.volumes.io import to_sitk
+
+    ref = to_sitk(Volume(np.zeros(reference.shape, np.uint8), reference.geometry))
+    out = sitk.Resample(to_sitk(volume), ref, sitk.Transform(), sitk.sitkNearestNeighbor, 0)
+    return sitk.GetArrayFromImage(out)
+
+
+def _on_grid_volume(volume: Volume, reference: Volume) -> Volume:
+    return Volume(_on_grid(volume, reference), reference.geometry)

@@ -1,0 +1,116 @@
+"""Module logic on slicer-core with the real example CT: anatomy, painted node, inputs, results."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy import ndimage
+
+from LNSynthLib.anatomy.groups import LABEL_NAMES, LYMPH_NODE_SEGMENT_NAME, totalseg_to_anatomy
+from LNSynthLib.cases import Case, save_case
+from LNSynthLib.errors import InputDataError
+from LNSynthLib.volumes.geometry import Volume
+from LNSynthLib.volumes.io import read_volume
+
+pytest.importorskip("slicer")
+
+from LNSynthModuleLib.logic import LNSynthLogic  # noqa: E402
+
+from LNSynthLib import mrml_bridge as mb  # noqa: E402
+
+
+@pytest.fixture
+def scene_case(core, tmp_path, example_ct, example_totalseg):
+    """Real CT loaded through a storage node, anatomy from the TotalSegmentator file, one painted node."""
+    logic = LNSynthLogic(core.scene, tmp_path / "work")
+    ct_node = mb.load_volume_file(core.scene, example_ct, "example CT")
+    anatomy_node = logic.anatomy_from_totalseg_file(ct_node, example_totalseg)
+    ct = mb.node_to_volume(ct_node)
+    anatomy = mb.segmentation_to_labels(anatomy_node, dict(enumerate(LABEL_NAMES)), ct).array
+    # A 6 mm node deep in fat: a `body` voxel at least 4 voxels (12 mm) from any other label, fat HU.
+    fat = (anatomy == 1) & (ct.array > -150) & (ct.array < -50)
+    depth = ndimage.distance_transform_edt(anatomy == 1)
+    candidates = np.argwhere(fat & (depth >= 4))
+    center_zyx = candidates[len(candidates) // 2]
+    center_lps = tuple(ct.geometry.index_to_physical(center_zyx[::-1].astype(float)))
+    ln_node, _ = logic.lymph_node_segmentation(ct_node)
+    added = logic.add_sphere(ln_node, ct_node, center_lps, 6.0)
+    return logic, ct_node, anatomy_node, ln_node, center_zyx, added
+
+
+def test_anatomy_from_totalsegmentator_file_uses_library_grouping(scene_case, example_ct, example_totalseg):
+    logic, ct_node, anatomy_node, *_ = scene_case
+    assert mb.segment_names(anatomy_node) == LABEL_NAMES
+    ct = read_volume(example_ct)
+    expected = totalseg_to_anatomy(read_volume(example_totalseg).array.astype(np.int32), ct.array)
+    got = mb.segmentation_to_labels(anatomy_node, dict(enumerate(LABEL_NAMES)), ct_node)
+    assert np.array_equal(got.array, expected)
+    assert len(np.unique(expected)) >= 10  # a real abdomen: most groups present
+    air = anatomy_node.GetSegmentation().GetSegmentIdBySegmentName("air")
+    assert not anatomy_node.GetDisplayNode().GetSegmentVisibility(air)
+
+
+def test_painted_node_exports_on_the_ct_grid(scene_case, tmp_path):
+    logic, ct_node, anatomy_node, ln_node, center_zyx, added = scene_case
+    # 6 mm radius on a 3 mm grid: the 33 voxel centres within 2 voxels of the centre.
+    assert added == 33
+    paths = logic.export_inputs(ct_node, anatomy_node, ln_node, tmp_path / "inputs")
+    ln = read_volume(paths["ln"])
+    ct = read_volume(paths["ct"])
+    assert ln.geometry.isclose(ct.geometry) and ln.shape == ct.shape
+    assert ln.array.sum() == 33 and ln.array[tuple(center_zyx)] == 1
+    anatomy = read_volume(paths["anatomy"]).array
+    assert anatomy[tuple(center_zyx)] == 1 and anatomy.max() <= 13
+    segment = ln_node.GetSegmentation().GetSegment(
+        ln_node.GetSegmentation().GetSegmentIdBySegmentName(LYMPH_NODE_SEGMENT_NAME))
+    assert "59441001" in segment.GetTerminology()
+
+
+def test_empty_lymph_node_segment_is_refused_with_the_fix(core, tmp_path, example_ct, example_totalseg):
+    logic = LNSynthLogic(core.scene, tmp_path / "work")
+    ct_node = mb.load_volume_file(core.scene, example_ct, "ct")
+    anatomy_node = logic.anatomy_from_totalseg_file(ct_node, example_totalseg)
+    ln_node, _ = logic.lymph_node_segmentation(ct_node)
+    with pytest.raises(InputDataError, match="paint at least one lymph node"):
+        logic.export_inputs(ct_node, anatomy_node, ln_node, tmp_path / "inputs")
+
+
+def test_synthetic_results_load_at_their_place_and_paste_into_the_ct(scene_case, tmp_path):
+    """A synthetic case folder (a crop of the CT with a brighter node) loads where it was cut out."""
+    logic, ct_node, anatomy_node, ln_node, center_zyx, _ = scene_case
+    inputs = logic.export_inputs(ct_node, anatomy_node, ln_node, tmp_path / "inputs")
+    ct, ln = read_volume(inputs["ct"]), read_volume(inputs["ln"])
+    start = np.maximum(center_zyx - 6, 0)
+    crop = tuple(slice(s, s + 12) for s in start)
+    patch_geometry = ct.geometry.shifted(tuple(int(s) for s in start))
+    patch_ct = ct.array[crop].astype(np.float32)
+    patch_ln = ln.array[crop]
+    patch_ct[patch_ln > 0] = 60.0
+    root = tmp_path / "synthetic"
+    save_case(Case("example_synt_0", Volume(patch_ct, patch_geometry), Volume(np.ones_like(patch_ln),
+                                                                                 patch_geometry),
+                   Volume(patch_ln, patch_geometry), {"synthetic": True}), root)
+    loaded = logic.load_synthetic(root, ct_node, inputs["ln"])
+    assert [c.ct.GetName() for c in loaded] == ["example CT synthetic 0", "example CT + synthetic 0"]
+    synthetic, pasted = loaded
+    assert mb.node_geometry(synthetic.ct).isclose(patch_geometry)
+    ln_on_patch = mb.segment_to_mask(synthetic.segmentation, LYMPH_NODE_SEGMENT_NAME, synthetic.ct).array
+    assert np.array_equal(ln_on_patch, patch_ln)
+    # Pasted: the CT grid, the node's voxels carry the synthetic value, far away the CT is untouched.
+    pasted_ct = mb.node_to_volume(pasted.ct)
+    assert pasted_ct.geometry.isclose(ct.geometry)
+    assert np.allclose(pasted_ct.array[ln.array > 0], 60.0, atol=1.0)
+    far = np.ones(ct.shape, bool)
+    far[tuple(slice(max(s - 1, 0), s + 13) for s in start)] = False
+    assert np.array_equal(pasted_ct.array[far], ct.array[far].astype(np.float32))
+    pasted_ln = mb.segment_to_mask(pasted.segmentation, LYMPH_NODE_SEGMENT_NAME, pasted.ct).array
+    assert np.array_equal(pasted_ln, ln.array)
+
+
+def test_synthesis_needs_a_checkpoint(scene_case, tmp_path):
+    from LNSynthModuleLib.logic import SynthesisSettings
+
+    logic, ct_node, anatomy_node, ln_node, *_ = scene_case
+    with pytest.raises(InputDataError, match="checkpoint not found"):
+        logic.start_synthesis(ct_node, anatomy_node, ln_node, SynthesisSettings(tmp_path / "none.pt"))
+    assert not any((tmp_path / "work").glob("synthesis-*"))
