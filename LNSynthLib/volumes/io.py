@@ -49,6 +49,7 @@ def read_image(path: str | Path) -> sitk.Image:
             image = reader.Execute()
         else:
             image = sitk.ReadImage(str(path))
+            _check_nifti_complete(path, image)
     except RuntimeError as exc:
         raise InputDataError(f"cannot be read as an image ({str(exc).strip().splitlines()[-1]})", path=path,
                              fix="check that the file is a complete NIfTI, NRRD, MHA or DICOM file "
@@ -60,6 +61,38 @@ def read_image(path: str | Path) -> sitk.Image:
         raise InputDataError("has vector/RGB voxels, a scalar volume is needed", path=path,
                              fix="give a grey-value CT or a label map")
     return image
+
+
+def _check_nifti_complete(path: Path, image: sitk.Image) -> None:
+    """Catch truncated NIfTI files, which ITK reads without error (the missing voxels become 0)."""
+    name = path.name.lower()
+    if not (name.endswith(".nii") or name.endswith(".nii.gz")):
+        return
+    import zlib
+
+    import nibabel
+
+    try:
+        header = nibabel.load(str(path)).header
+    except Exception:  # noqa: BLE001 - ITK read it; a header nibabel cannot parse is not ours to judge
+        return
+    needed = int(header.get_data_offset()) + int(np.prod(header.get_data_shape())) * header.get_data_dtype().itemsize
+    if name.endswith(".gz"):
+        stream = zlib.decompressobj(wbits=31)
+        size = 0
+        try:
+            with open(path, "rb") as fh:
+                while chunk := fh.read(1 << 22):
+                    size += len(stream.decompress(chunk))
+        except zlib.error:
+            pass
+        complete = stream.eof and size >= needed
+    else:
+        size = path.stat().st_size
+        complete = size >= needed
+    if not complete:
+        raise InputDataError(f"is truncated ({size} of {needed} bytes of image data)", path=path,
+                             fix="the file was cut off while copying or downloading: copy or export it again")
 
 
 def read_volume(path: str | Path) -> Volume:
