@@ -239,6 +239,18 @@ class LNSynthLogic:
         return self.chain([Step(label, [a.replace("{run}", str(run)) for a in args])], run,
                           on_success=None if on_success is None else (lambda: on_success(run)))
 
+    def start_nnunet_export(self, cases_root: str | Path, dataset_dir: str | Path) -> JobChain:
+        """`lnsynth nnunet export`: real + synthetic prepared cases → an nnU-Net v2 raw dataset."""
+        args = ["nnunet", "export", "--cases", str(cases_root), "--out", str(dataset_dir)]
+        return self.start_command("Exporting the nnU-Net dataset", args, "nnunet-export")
+
+    def start_nnunet_train(self, dataset_dir: str | Path, epochs: int, device: str = "auto") -> JobChain:
+        """`lnsynth nnunet train` in the background; `chain.result` is the trained model folder."""
+        args = ["nnunet", "train", "--dataset", str(dataset_dir), "--epochs", str(epochs), "--device", device]
+        chain = self.start_command("Training nnU-Net", args, "nnunet-train")
+        chain.on_success = lambda: _model_dir_from_events(chain)
+        return chain
+
     def start_nnunet_predict(self, ct_node: object, model_dir: str | Path, device: str = "auto") -> JobChain:
         """`lnsynth nnunet predict` on the current CT; the LN prediction appears as a segmentation."""
         ct = mb.node_to_volume(ct_node)
@@ -256,6 +268,16 @@ class LNSynthLogic:
             return node
 
         return self.chain([Step("nnU-Net prediction", args)], run, on_success=load)
+
+
+def _model_dir_from_events(chain: JobChain) -> str | None:
+    """The model folder the training job announced in its `result` progress line, if any."""
+    for event in reversed(chain.state.events):
+        if event.get("stage") == "result":
+            for key in ("model_dir", "model", "path"):
+                if event.get(key):
+                    return str(event[key])
+    return None
 
 
 def _safe_id(name: str) -> str:

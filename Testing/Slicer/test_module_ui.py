@@ -1,0 +1,96 @@
+"""The panel's .ui against the module code: it parses, names match, every parameter is bound."""
+
+from __future__ import annotations
+
+import ast
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+UI_FILE = REPO / "LNSynth" / "Resources" / "UI" / "LNSynth.ui"
+MODULE_FILE = REPO / "LNSynth" / "LNSynth.py"
+
+
+def _widgets() -> dict[str, ET.Element]:
+    root = ET.parse(UI_FILE).getroot()
+    return {w.get("name"): w for w in root.iter("widget")}
+
+
+def _module_tree() -> ast.Module:
+    return ast.parse(MODULE_FILE.read_text(encoding="utf-8"))
+
+
+def _parameters() -> list[str]:
+    for node in ast.walk(_module_tree()):
+        if isinstance(node, ast.ClassDef) and any(getattr(d, "id", None) == "parameterNodeWrapper"
+                                                  for d in node.decorator_list):
+            return [s.target.id for s in node.body if isinstance(s, ast.AnnAssign)]
+    raise AssertionError("no @parameterNodeWrapper class in LNSynth.py")
+
+
+def _ui_names_used_by_code() -> set[str]:
+    names = set()
+    for node in ast.walk(_module_tree()):
+        if (isinstance(node, ast.Attribute) and isinstance(node.value, ast.Attribute)
+                and node.value.attr == "ui" and isinstance(node.value.value, ast.Name)
+                and node.value.value.id == "self"):
+            names.add(node.attr)
+        if isinstance(node, ast.Assign) and any(getattr(t, "id", None) == "ACTION_BUTTONS" for t in node.targets):
+            names.update(elt.value for elt in node.value.elts)
+    return names
+
+
+def _bound_parameters() -> dict[str, str]:
+    bound = {}
+    for name, widget in _widgets().items():
+        for prop in widget.findall("property"):
+            if prop.get("name") == "SlicerParameterName":
+                assert prop.get("stdset") == "0", f"{name}: dynamic property needs stdset=0"
+                bound[prop.findtext("string")] = name
+    return bound
+
+
+def test_ui_parses_with_a_root_widget_and_sections():
+    widgets = _widgets()
+    assert ET.parse(UI_FILE).getroot().find("widget").get("class") == "qMRMLWidget"
+    sections = [w.findtext("property/string") for w in widgets.values() if w.get("class") == "ctkCollapsibleButton"]
+    assert sections == ["Input & anatomy", "Lymph nodes", "Synthesis", "nnU-Net", "Advanced"]
+
+
+def test_every_widget_the_code_uses_exists():
+    used = _ui_names_used_by_code()
+    assert len(used) >= 10
+    missing = used - set(_widgets())
+    assert not missing, f"LNSynth.py uses widgets missing from LNSynth.ui: {sorted(missing)}"
+
+
+def test_every_parameter_is_bound_to_exactly_one_widget():
+    parameters = _parameters()
+    bound = _bound_parameters()
+    assert len(parameters) >= 15
+    assert set(parameters) == set(bound), (
+        f"unbound: {sorted(set(parameters) - set(bound))}, unknown: {sorted(set(bound) - set(parameters))}")
+
+
+def test_node_selectors_get_the_scene_and_choices_match_the_parameter_choices():
+    root = ET.parse(UI_FILE).getroot()
+    receivers = {c.findtext("receiver") for c in root.iter("connection")
+                 if c.findtext("slot") == "setMRMLScene(vtkMRMLScene*)"}
+    combos = {n for n, w in _widgets().items() if w.get("class") == "qMRMLNodeComboBox"}
+    assert combos and combos == receivers
+    source = MODULE_FILE.read_text(encoding="utf-8")
+    for name, widget in _widgets().items():
+        if widget.get("class") == "QComboBox":
+            items = [i.findtext("property/string") for i in widget.findall("item")]
+            assert f"Choice({items!r})".replace("'", '"') in source, f"{name} items {items} differ from Choice"
+
+
+def test_module_file_is_thin():
+    """The widget does no computation: no numpy, subprocess or file-format code in LNSynth.py."""
+    imported = set()
+    for node in ast.walk(_module_tree()):
+        if isinstance(node, ast.Import):
+            imported.update(a.name.split(".")[0] for a in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            imported.add(node.module.split(".")[0])
+    assert not imported & {"subprocess", "SimpleITK", "nibabel", "torch", "shutil"}
