@@ -1,0 +1,1 @@
+"""Segmentation and generation metrics of both papers."""

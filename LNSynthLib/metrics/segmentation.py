@@ -1,0 +1,140 @@
+"""Segmentation metrics of paper 000 (§4.4.2): DSC, IoU, Recall, Precision, ASSD (mm), NodeRecall.
+
+All functions take binary arrays in `(z, y, x)` order and spacing in ITK `(x, y, z)` order, as
+everywhere in LNSynthLib. Undefined values (a metric of two empty masks, a surface distance to
+an empty mask) are NaN so that dataset means (`nanmean`) skip them instead of inventing a value.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+from scipy import ndimage
+
+NODE_DSC_THRESHOLD = 0.1  # paper 000: a node is detected when a prediction overlaps it with DSC > 0.1
+METRIC_NAMES = ("DSC", "IoU", "Recall", "Precision", "ASSD", "NodeRecall")
+_CONNECTIVITY = np.ones((3, 3, 3), dtype=bool)  # 26-connected components: touching voxels form one node
+
+
+def _binary(a: np.ndarray) -> np.ndarray:
+    return np.asarray(a) > 0
+
+
+def _ratio(num: float, den: float) -> float:
+    return float(num) / float(den) if den > 0 else float("nan")
+
+
+def dice(pred: np.ndarray, gt: np.ndarray) -> float:
+    p, g = _binary(pred), _binary(gt)
+    den = p.sum() + g.sum()
+    return 1.0 if den == 0 else 2.0 * float(np.logical_and(p, g).sum()) / float(den)
+
+
+def iou(pred: np.ndarray, gt: np.ndarray) -> float:
+    p, g = _binary(pred), _binary(gt)
+    union = np.logical_or(p, g).sum()
+    return 1.0 if union == 0 else float(np.logical_and(p, g).sum()) / float(union)
+
+
+def recall(pred: np.ndarray, gt: np.ndarray) -> float:
+    """Share of ground-truth voxels that were predicted (NaN without ground truth)."""
+    p, g = _binary(pred), _binary(gt)
+    return _ratio(np.logical_and(p, g).sum(), g.sum())
+
+
+def precision(pred: np.ndarray, gt: np.ndarray) -> float:
+    """Share of predicted voxels that are ground truth (NaN without a prediction)."""
+    p, g = _binary(pred), _binary(gt)
+    return _ratio(np.logical_and(p, g).sum(), p.sum())
+
+
+def _surface(mask: np.ndarray) -> np.ndarray:
+    """Voxels of the mask that touch the background (6-neighbourhood); border of the array counts as outside."""
+    eroded = ndimage.binary_erosion(mask, structure=ndimage.generate_binary_structure(3, 1), border_value=0)
+    return mask & ~eroded
+
+
+def surface_distances_mm(a: np.ndarray, b: np.ndarray, spacing_xyz: Sequence[float]) -> np.ndarray:
+    """Distance (mm) from each surface voxel centre of `a` to the nearest surface voxel centre of `b`."""
+    sa, sb = _surface(_binary(a)), _surface(_binary(b))
+    if not sa.any() or not sb.any():
+        return np.array([], dtype=float)
+    sampling = tuple(float(s) for s in spacing_xyz)[::-1]
+    dist_to_b = ndimage.distance_transform_edt(~sb, sampling=sampling)
+    return dist_to_b[sa]
+
+
+def assd_mm(pred: np.ndarray, gt: np.ndarray, spacing_xyz: Sequence[float] = (1.0, 1.0, 1.0)) -> float:
+    """Average symmetric surface distance in millimetres (spacing-aware); NaN if one mask is empty."""
+    p, g = _binary(pred), _binary(gt)
+    if not p.any() and not g.any():
+        return 0.0
+    if not p.any() or not g.any():
+        return float("nan")
+    d_pg = surface_distances_mm(p, g, spacing_xyz)
+    d_gp = surface_distances_mm(g, p, spacing_xyz)
+    return float((d_pg.sum() + d_gp.sum()) / (d_pg.size + d_gp.size))
+
+
+def components(mask: np.ndarray) -> tuple[np.ndarray, int]:
+    """26-connected components (labels 1..n) of a binary mask."""
+    labels, n = ndimage.label(_binary(mask), structure=_CONNECTIVITY)
+    return labels, int(n)
+
+
+def node_detection(pred: np.ndarray, gt: np.ndarray, threshold: float = NODE_DSC_THRESHOLD) -> tuple[int, int]:
+    """(found, total) ground-truth nodes; a node is found when one predicted component has DSC > threshold with it."""
+    gt_labels, n_gt = components(gt)
+    if n_gt == 0:
+        return 0, 0
+    pred_labels, n_pred = components(pred)
+    if n_pred == 0:
+        return 0, n_gt
+    gt_sizes = np.bincount(gt_labels.ravel(), minlength=n_gt + 1)
+    pred_sizes = np.bincount(pred_labels.ravel(), minlength=n_pred + 1)
+    both = (gt_labels > 0) & (pred_labels > 0)
+    # Overlap table: one pass over the voxels where both masks are set.
+    pair_counts = np.zeros((n_gt + 1, n_pred + 1), dtype=np.int64)
+    np.add.at(pair_counts, (gt_labels[both], pred_labels[both]), 1)
+    found = 0
+    for node in range(1, n_gt + 1):
+        overlaps = pair_counts[node]
+        candidates = np.nonzero(overlaps)[0]
+        dsc = 2.0 * overlaps[candidates] / (gt_sizes[node] + pred_sizes[candidates])
+        if candidates.size and float(dsc.max()) > threshold:
+            found += 1
+    return found, n_gt
+
+
+def node_recall(pred: np.ndarray, gt: np.ndarray, threshold: float = NODE_DSC_THRESHOLD) -> float:
+    found, total = node_detection(pred, gt, threshold)
+    return _ratio(found, total)
+
+
+def segmentation_metrics(pred: np.ndarray, gt: np.ndarray,
+                         spacing_xyz: Sequence[float] = (1.0, 1.0, 1.0)) -> dict[str, float]:
+    """All paper-000 metrics of one case, plus the node counts needed to pool NodeRecall over a dataset."""
+    if np.shape(pred) != np.shape(gt):
+        raise ValueError(f"prediction shape {np.shape(pred)} differs from ground truth {np.shape(gt)}")
+    found, total = node_detection(pred, gt)
+    return {
+        "DSC": dice(pred, gt), "IoU": iou(pred, gt), "Recall": recall(pred, gt),
+        "Precision": precision(pred, gt), "ASSD": assd_mm(pred, gt, spacing_xyz),
+        "NodeRecall": _ratio(found, total), "nodes_found": found, "nodes_total": total,
+    }
+
+
+def summarize(per_case: dict[str, dict[str, float]]) -> dict[str, float]:
+    """Dataset figures: mean of each metric over cases (NaN skipped); NodeRecall pooled over all nodes."""
+    summary: dict[str, float] = {}
+    for name in METRIC_NAMES:
+        if name == "NodeRecall":
+            continue
+        values = np.array([m[name] for m in per_case.values()], dtype=float)
+        summary[name] = float(np.nanmean(values)) if np.isfinite(values).any() else float("nan")
+    found = sum(int(m["nodes_found"]) for m in per_case.values())
+    total = sum(int(m["nodes_total"]) for m in per_case.values())
+    summary["NodeRecall"] = _ratio(found, total)
+    summary["nodes_found"], summary["nodes_total"], summary["cases"] = found, total, len(per_case)
+    return summary

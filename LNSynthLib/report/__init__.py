@@ -1,0 +1,1 @@
+"""report.md, metrics.json and PNG figures of an evaluation."""

@@ -1,0 +1,301 @@
+"""Plan/preprocess, train and predict through nnU-Net v2's own command-line programs.
+
+Each project folder holds its own `nnUNet_raw`, `nnUNet_preprocessed` and `nnUNet_results`,
+passed to nnU-Net through the environment of the child process (never of this one), so several
+projects and the user's own nnU-Net setup do not interfere. Every step resumes: planning is
+skipped when its plans and data exist, training continues with `--c` from the last epoch
+checkpoint, prediction only runs the cases that have no output yet.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from LNSynthLib.errors import InputDataError, LNSynthError
+from LNSynthLib.jobs.progress import Progress
+from LNSynthLib.segmentation.nnunet_export import MANIFEST, write_splits
+from LNSynthLib.segmentation.nnunet_progress import EpochRecord, NnUNetLogParser
+from LNSynthLib.segmentation.nnunet_trainers.lnsynth_trainers import NAME_PATTERN, trainer_name
+
+TRAINERS_DIR = Path(__file__).with_name("nnunet_trainers")
+STANDARD_TRAINER = "nnUNetTrainer"
+STANDARD_EPOCHS = 1000
+DEFAULT_CONFIGURATION = "3d_fullres"
+
+
+class NnUNetError(LNSynthError):
+    """An nnU-Net program failed; the message holds the end of its output and the log file."""
+
+
+@dataclass(frozen=True)
+class TrainerSpec:
+    """Which nnU-Net trainer to run: the standard one, or a short one for CPU tests and demos."""
+
+    epochs: int | None = None          # None: nnU-Net's standard trainer (1000 epochs of 250 iterations)
+    iterations: int = 10
+    val_iterations: int = 2
+
+    @property
+    def name(self) -> str:
+        if self.epochs is None:
+            return STANDARD_TRAINER
+        return trainer_name(self.epochs, self.iterations, self.val_iterations)
+
+    @property
+    def total_epochs(self) -> int:
+        return STANDARD_EPOCHS if self.epochs is None else int(self.epochs)
+
+    @classmethod
+    def from_name(cls, name: str) -> TrainerSpec:
+        if name == STANDARD_TRAINER:
+            return cls()
+        match = NAME_PATTERN.match(name)
+        if match is None:
+            raise InputDataError(f"unknown trainer {name!r}",
+                                 fix=f"use {STANDARD_TRAINER} or nnUNetTrainerLNSynth_<E>ep_<I>it_<V>val")
+        epochs, iterations, val_iterations = (int(g) for g in match.groups())
+        return cls(epochs, iterations, val_iterations)
+
+
+def dataset_name(dataset_id: int, name: str) -> str:
+    return f"Dataset{int(dataset_id):03d}_{name}"
+
+
+@dataclass(frozen=True)
+class NnUNetProject:
+    """One folder with nnU-Net's three data folders."""
+
+    root: Path
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "root", Path(self.root).resolve())
+
+    @property
+    def raw(self) -> Path:
+        return self.root / "nnUNet_raw"
+
+    @property
+    def preprocessed(self) -> Path:
+        return self.root / "nnUNet_preprocessed"
+
+    @property
+    def results(self) -> Path:
+        return self.root / "nnUNet_results"
+
+    @property
+    def logs(self) -> Path:
+        return self.root / "logs"
+
+    def find_dataset(self, dataset_id: int) -> str:
+        """Folder name `DatasetXXX_Name` of an exported dataset."""
+        hits = sorted(self.raw.glob(f"Dataset{int(dataset_id):03d}_*")) if self.raw.is_dir() else []
+        if not hits:
+            raise InputDataError(f"no nnU-Net dataset with id {dataset_id}", path=self.raw,
+                                 fix="run `lnsynth nnunet export` first with this --project and --dataset-id")
+        return hits[0].name
+
+    def env(self, device: str = "cpu", workers: int | None = None) -> dict[str, str]:
+        """Environment for nnU-Net child processes."""
+        env = dict(os.environ)
+        env.update({"nnUNet_raw": str(self.raw), "nnUNet_preprocessed": str(self.preprocessed),
+                    "nnUNet_results": str(self.results), "nnUNet_extTrainer": str(TRAINERS_DIR),
+                    "PYTHONUNBUFFERED": "1"})
+        if workers is None:
+            workers = 0 if device == "cpu" else max(1, min(8, (os.cpu_count() or 2) - 1))
+        # On a small CPU, worker processes for augmentation and export cost more than they save.
+        env.setdefault("nnUNet_n_proc_DA", str(workers))
+        env.setdefault("nnUNet_def_n_proc", str(max(1, workers)))
+        return env
+
+    def training_dir(self, dataset_id: int, trainer: TrainerSpec, fold: int | str = 0,
+                     configuration: str = DEFAULT_CONFIGURATION, plans: str = "nnUNetPlans") -> Path:
+        return (self.results / self.find_dataset(dataset_id) / f"{trainer.name}__{plans}__{configuration}"
+                / f"fold_{fold}")
+
+
+def nnunet_program(name: str) -> str:
+    """Path of an nnU-Net console program of this Python environment."""
+    local = Path(sys.executable).parent / name
+    if local.exists():
+        return str(local)
+    found = shutil.which(name)
+    if found is None:
+        raise NnUNetError(f"nnU-Net program {name} not found", fix="install nnunetv2 (pinned in requirements.txt)")
+    return found
+
+
+def run_logged(cmd: Sequence[str], env: dict[str, str], log_path: Path,
+               on_line: Callable[[str], None] | None = None) -> None:
+    """Run a program, stream its output into `log_path` (and `on_line`), raise NnUNetError on failure."""
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    tail: list[str] = []
+    with open(log_path, "a", encoding="utf-8") as log:
+        log.write("$ " + " ".join(cmd) + "\n")
+        proc = subprocess.Popen(list(cmd), env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                stdin=subprocess.DEVNULL, text=True, bufsize=1)
+        try:
+            assert proc.stdout is not None
+            for line in proc.stdout:
+                log.write(line)
+                log.flush()
+                tail.append(line.rstrip("\n"))
+                del tail[:-30]
+                if on_line is not None:
+                    on_line(line)
+            code = proc.wait()
+        except BaseException:
+            # Cancelled (SIGTERM -> JobCancelled, Ctrl-C): stop nnU-Net too, then re-raise.
+            proc.terminate()
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+            raise
+    if code != 0:
+        raise NnUNetError(f"{Path(cmd[0]).name} failed with exit code {code}:\n" + "\n".join(tail[-15:]),
+                          path=log_path, fix="read the log; a common cause is too little memory or disk")
+
+
+def plan_and_preprocess(project: NnUNetProject, dataset_id: int, *, configuration: str = DEFAULT_CONFIGURATION,
+                        verify: bool = True, device: str = "cpu") -> Path:
+    """`nnUNetv2_plan_and_preprocess`; skipped when plans and preprocessed data are already there."""
+    name = project.find_dataset(dataset_id)
+    pre = project.preprocessed / name
+    plans = pre / "nnUNetPlans.json"
+    data_dir = pre / f"nnUNetPlans_{configuration}"
+    n_train = len(list((project.raw / name / "labelsTr").glob("*.nii.gz")))
+    if (plans.exists() and data_dir.is_dir() and len(list(data_dir.glob("*.pkl"))) >= n_train
+            and (pre / "splits_final.json").exists()):
+        return pre
+    cmd = [nnunet_program("nnUNetv2_plan_and_preprocess"), "-d", str(int(dataset_id)), "-c", configuration,
+           "-np", project.env(device)["nnUNet_def_n_proc"]]
+    if verify:
+        cmd.append("--verify_dataset_integrity")
+    progress = Progress("nnunet_plan", 1)
+    run_logged(cmd, project.env(device), project.logs / f"plan_{name}.log")
+    if (project.raw / name / MANIFEST).exists():
+        write_splits(project.raw / name, pre)
+    progress.update(1)
+    progress.close()
+    return pre
+
+
+def train(project: NnUNetProject, dataset_id: int, trainer: TrainerSpec, *, fold: int | str = 0,
+          configuration: str = DEFAULT_CONFIGURATION, device: str = "cpu", resume: bool = True,
+          on_epoch: Callable[[EpochRecord], None] | None = None) -> Path:
+    """`nnUNetv2_train`; returns the final checkpoint. Progress lines: stage `nnunet_train`, one per epoch."""
+    fold_dir = project.training_dir(dataset_id, trainer, fold, configuration)
+    final = fold_dir / "checkpoint_final.pth"
+    if final.exists():
+        return final
+    cmd = [nnunet_program("nnUNetv2_train"), str(int(dataset_id)), configuration, str(fold),
+           "-tr", trainer.name, "-device", device]
+    started = 0
+    if resume and (fold_dir / "checkpoint_latest.pth").exists():
+        cmd.append("--c")
+        from LNSynthLib.segmentation.nnunet_progress import parse_training_logs
+
+        started = len(parse_training_logs(fold_dir))
+    parser = NnUNetLogParser()
+    progress = Progress("nnunet_train", trainer.total_epochs, start_step=started)
+
+    def on_line(line: str) -> None:
+        record = parser.feed(line)
+        if record is None:
+            return
+        dice = record.pseudo_dice[0] if record.pseudo_dice else None
+        progress.update(record.epoch + 1, loss=record.train_loss, val_loss=record.val_loss,
+                        pseudo_dice=dice, epoch_time_s=record.epoch_time_s)
+        if on_epoch is not None:
+            on_epoch(record)
+
+    run_logged(cmd, project.env(device), project.logs / f"train_{project.find_dataset(dataset_id)}_"
+               f"{trainer.name}_fold{fold}.log", on_line)
+    progress.close(mean_validation_dice=parser.mean_validation_dice)
+    if not final.exists():
+        raise NnUNetError("training ended without checkpoint_final.pth", path=fold_dir,
+                          fix="read the training log in the project's logs folder")
+    return final
+
+
+def model_dir(project: NnUNetProject, dataset_id: int, trainer: TrainerSpec,
+              configuration: str = DEFAULT_CONFIGURATION, plans: str = "nnUNetPlans") -> Path:
+    """nnU-Net's trained-model folder `<results>/DatasetXXX/<trainer>__<plans>__<configuration>`."""
+    return project.training_dir(dataset_id, trainer, 0, configuration, plans).parent
+
+
+def _parse_model_dir(model: Path) -> tuple[str, str, str, str]:
+    """(dataset folder, trainer, plans, configuration) from a trained-model folder name."""
+    parts = model.name.split("__")
+    if len(parts) != 3 or not model.parent.name.startswith("Dataset") or not (model / "plans.json").exists():
+        raise InputDataError("not an nnU-Net trained-model folder", path=model,
+                             fix="give <nnUNet_results>/DatasetXXX_Name/<Trainer>__<Plans>__<configuration> "
+                                 "(printed by `lnsynth nnunet train` as model_dir)")
+    return model.parent.name, parts[0], parts[1], parts[2]
+
+
+def predict(model: str | Path, input_dir: str | Path, output_dir: str | Path, *, fold: int | str = 0,
+            device: str = "cpu", checkpoint: str = "checkpoint_final.pth", tta: bool | None = None) -> Path:
+    """Segment the `<id>_0000.nii.gz` files of `input_dir` that have no output in `output_dir` yet.
+
+    Runs `nnUNetv2_predict` on the trained-model folder `model`. nnU-Net writes into a temporary
+    folder; each finished label map is then moved into `output_dir`, so a cancelled run leaves no
+    half-written file there. Test-time mirroring defaults to on for the standard trainer and off
+    for the short ones (which are not trained with it in mind and run on a CPU).
+    """
+    model = Path(model).resolve()
+    dataset, trainer_cls, plans, configuration = _parse_model_dir(model)
+    if not (model / f"fold_{fold}" / checkpoint).exists():
+        raise InputDataError(f"fold {fold} has no {checkpoint}", path=model / f"fold_{fold}",
+                             fix="train this fold first (`lnsynth nnunet train`) or pick the trained fold")
+    input_dir, output_dir = Path(input_dir), Path(output_dir)
+    images = sorted(input_dir.glob("*_0000.nii.gz"))
+    if not images:
+        raise InputDataError("no `<case>_0000.nii.gz` images to segment", path=input_dir,
+                             fix="give an nnU-Net imagesTs-style folder, or one CT with `--ct`")
+    todo = [p for p in images if not (output_dir / p.name.replace("_0000.nii.gz", ".nii.gz")).exists()]
+    output_dir.mkdir(parents=True, exist_ok=True)
+    if not todo:
+        return output_dir
+    env = NnUNetProject(model.parents[2]).env(device)
+    env["nnUNet_results"] = str(model.parents[1])
+    progress = Progress("nnunet_predict", len(images), start_step=len(images) - len(todo))
+    with tempfile.TemporaryDirectory(dir=output_dir.parent, prefix=f".{output_dir.name}.") as tmp:
+        tmp_in, tmp_out = Path(tmp) / "in", Path(tmp) / "out"
+        tmp_in.mkdir()
+        for image in todo:
+            os.symlink(image.resolve(), tmp_in / image.name)
+        cmd = [nnunet_program("nnUNetv2_predict"), "-i", str(tmp_in), "-o", str(tmp_out), "-d", dataset,
+               "-c", configuration, "-p", plans, "-f", str(fold), "-tr", trainer_cls, "-chk", checkpoint,
+               "-device", device]
+        # On a CPU, nnU-Net's sequential mode (no worker processes) is faster and needs no spawn guard.
+        cmd += ["-npp", "0", "-nps", "0"] if device == "cpu" else ["-npp", "2", "-nps", "2"]
+        if tta is False or (tta is None and trainer_cls != STANDARD_TRAINER):
+            cmd.append("--disable_tta")
+        done = len(images) - len(todo)
+
+        def on_line(line: str) -> None:
+            nonlocal done
+            # Parallel mode prints `done with <file>`, sequential mode one line per case it starts.
+            if line.startswith(("done with ", "perform_everything_on_device:")):
+                done += 1
+                progress.update(min(done, len(images)))
+
+        log_dir = model.parents[2] / "logs" if (model.parents[2] / "logs").is_dir() else output_dir.parent
+        run_logged(cmd, env, log_dir / f"predict_{dataset}.log", on_line)
+        for image in todo:
+            name = image.name.replace("_0000.nii.gz", ".nii.gz")
+            produced = tmp_out / name
+            if not produced.exists():
+                raise NnUNetError(f"nnU-Net wrote no prediction for {image.name}", path=tmp_out,
+                                  fix="read the predict log next to the output folder")
+            os.replace(produced, output_dir / name)
+    progress.close()
+    return output_dir
