@@ -1,0 +1,176 @@
+"""Synthetic cases from a trained LN-DDPM: anatomy kept, LN mask transformed, CT patch sampled.
+
+For every source case a `patch_size` window is centred on its lymph-node region (clamped into
+the volume); each synthetic case `<case_id>_synt_<k>` is that window's anatomy, the
+(transformed) LN mask and the generated CT in HU, on the window's physical grid. Sample k of a
+case is seeded from (seed, case id, k) alone, so results do not depend on sharding or on
+resuming. A case folder is written under a temporary name and renamed when complete; complete
+outputs are skipped on a rerun, so an interrupted job resumes where it stopped.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import zlib
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from LNSynthLib.cases import META_FILE, Case, save_case
+from LNSynthLib.cases import list_cases as list_case_folders
+from LNSynthLib.diffusion import distributed
+from LNSynthLib.diffusion.checkpoint import config_of, load_checkpoint
+from LNSynthLib.diffusion.config import LNDDPMConfig
+from LNSynthLib.diffusion.data import CaseArrays, case_arrays, centred_start, crop_case
+from LNSynthLib.diffusion.samplers import run_sampler, spaced_timesteps
+from LNSynthLib.diffusion.schedule import Schedule
+from LNSynthLib.diffusion.training import autocast_dtype
+from LNSynthLib.errors import InputDataError
+from LNSynthLib.jobs.progress import Progress
+from LNSynthLib.volumes.geometry import Volume
+
+SYNTHETIC_TAG = "_synt_"
+
+
+def load_model(checkpoint: str | Path, device: torch.device, use_ema: bool = True) -> tuple[nn.Module, LNDDPMConfig, dict]:
+    """Denoiser with the checkpoint's EMA (default) or raw weights, in eval mode on `device`."""
+    from LNSynthLib.diffusion.network import build_denoiser
+
+    payload = load_checkpoint(checkpoint)
+    config = config_of(payload)
+    model = build_denoiser(config)
+    model.load_state_dict(payload["ema" if use_ema else "model"])
+    info = {"checkpoint": str(checkpoint), "checkpoint_step": int(payload["step"]), "ema": use_ema}
+    return model.to(device).eval(), config, info
+
+
+def sample_patch(model: nn.Module, schedule: Schedule, anatomy: torch.Tensor | np.ndarray,
+                 ln: torch.Tensor | np.ndarray, sampler: str = "ddim", steps: int = 20, eta: float = 1.0,
+                 generator: torch.Generator | None = None, *, amp_dtype: torch.dtype | None = None,
+                 callback: Callable[[int, int], None] | None = None) -> torch.Tensor:
+    """Sample CT patches in [-1, 1] for conditions (anatomy labels, LN 0/1), shape [B,1,D,H,W].
+
+    A 3D array (D,H,W) is taken as one condition. Runs on the device of `model`.
+    """
+    device = next(model.parameters()).device
+    anatomy_t = torch.as_tensor(np.asarray(anatomy) if not torch.is_tensor(anatomy) else anatomy)
+    ln_t = torch.as_tensor(np.asarray(ln) if not torch.is_tensor(ln) else ln)
+    while anatomy_t.dim() < 5:
+        anatomy_t, ln_t = anatomy_t[None], ln_t[None]
+    anatomy_t = anatomy_t.to(device=device, dtype=torch.long)
+    ln_t = (ln_t > 0).to(device=device, dtype=torch.float32)
+    generator = generator or torch.Generator().manual_seed(0)
+
+    def model_fn(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        with torch.autocast(device.type, dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None):
+            return model(x, t, anatomy_t, ln_t)
+
+    with torch.inference_mode():
+        return run_sampler(model_fn, schedule, tuple(anatomy_t.shape), sampler=sampler, steps=steps, eta=eta,
+                           generator=generator, device=device, callback=callback)
+
+
+def patch_window(case: CaseArrays, patch_size: tuple[int, ...]) -> tuple[int, ...]:
+    """Start (z, y, x) of a patch centred on the LN region's bounding box (volume centre without nodes)."""
+    if len(case.ln_voxels):
+        center = (case.ln_voxels.min(0) + case.ln_voxels.max(0) + 1) / 2.0
+    else:
+        center = np.asarray(case.shape) / 2.0
+    return centred_start(center, patch_size, case.shape)
+
+
+def sample_seed(seed: int, case_id: str, k: int) -> np.random.SeedSequence:
+    return np.random.SeedSequence([int(seed), zlib.crc32(case_id.encode("utf-8")), int(k)])
+
+
+def _shard(shard: tuple[int, int]) -> tuple[int, int]:
+    index, count = int(shard[0]), int(shard[1])
+    if count == 1 and distributed.env_world_size() > 1:   # launched by torchrun: one shard per rank
+        return int(os.environ["RANK"]), distributed.env_world_size()
+    if not 0 <= index < count:
+        raise ValueError(f"shard must be i/n with 0 <= i < n, got {index}/{count}")
+    return index, count
+
+
+def sample_cases(checkpoint: str | Path, cases_root: str | Path, out_root: str | Path, *, n_per_case: int,
+                 sampler: str = "ddim", steps: int = 20, eta: float = 1.0, seed: int = 0, transforms: bool = True,
+                 shard: tuple[int, int] = (0, 1), device: str = "auto", overwrite: bool = False,
+                 use_ema: bool = True, progress: bool = True,
+                 transform_options: dict[str, Any] | None = None) -> list[Path]:
+    """Write `n_per_case` synthetic cases per source case (this shard's cases); returns their folders."""
+    from LNSynthLib.conditions.transforms import transform_ln_mask
+    from LNSynthLib.volumes.preprocess import unit_to_hu
+
+    index, count = _shard(shard)
+    dev = distributed.pick_device(device, int(os.environ.get("LOCAL_RANK", "0")))
+    model, config, ckpt_info = load_model(checkpoint, dev, use_ema)
+    schedule = Schedule.from_config(config)
+    patch = tuple(int(s) for s in config.train.patch_size)
+    amp = autocast_dtype(config, dev)
+    folders = list_case_folders(cases_root)
+    if not folders:
+        raise InputDataError("no prepared cases found", path=cases_root, fix="run `lnsynth prepare` first")
+    mine = [f for i, f in enumerate(folders) if i % count == index and SYNTHETIC_TAG not in f.name]
+    out_root = Path(out_root)
+    out_root.mkdir(parents=True, exist_ok=True)
+    n_steps = schedule.timesteps if sampler == "ddpm" else len(spaced_timesteps(schedule.timesteps, steps))
+    todo = [(f, k) for f in mine for k in range(n_per_case)
+            if overwrite or not (out_root / f"{f.name}{SYNTHETIC_TAG}{k}" / META_FILE).exists()]
+    bar = Progress("sample", len(todo) * n_steps, mode=None if progress else "quiet")
+    written: list[Path] = []
+    done = 0
+    loaded: dict[Path, CaseArrays] = {}
+    for folder in mine:
+        for k in range(n_per_case):
+            final = out_root / f"{folder.name}{SYNTHETIC_TAG}{k}"
+            if (folder, k) not in todo:
+                written.append(final)
+                continue
+            case = loaded.setdefault(folder, case_arrays(folder, config.network.anatomy_labels))
+            start = patch_window(case, patch)
+            _, anatomy, ln = crop_case(case, start, patch)
+            rng = np.random.default_rng(sample_seed(seed, case.case_id, k))
+            transform_info = None
+            if transforms and ln.any():
+                ln, transform_info = transform_ln_mask(ln, anatomy, rng, **(transform_options or {}))
+            generator = torch.Generator().manual_seed(int(rng.integers(0, 2**63 - 1)))
+            base = done * n_steps
+            unit = sample_patch(model, schedule, anatomy, ln, sampler, steps, eta, generator, amp_dtype=amp,
+                                callback=lambda i, _n, base=base: bar.update(base + i))
+            hu = np.asarray(unit_to_hu(unit[0, 0].float().cpu().numpy()), dtype=np.float32)
+            geometry = case.geometry.shifted(start)
+            meta = {"synthetic": True, "source_case": case.case_id, "sample_index": k, "seed": seed,
+                    "sampler": sampler, "steps": n_steps, "eta": eta if sampler == "ddim" else None,
+                    "transform_applied": transform_info is not None, "transform": transform_info,
+                    "patch_start_zyx": [int(s) for s in start], "patch_size_zyx": list(patch), **ckpt_info}
+            _write_case_folder(Case(final.name, Volume(hu, geometry), Volume(anatomy, geometry),
+                                    Volume(ln.astype(np.uint8), geometry), meta), final, overwrite)
+            written.append(final)
+            done += 1
+        loaded.pop(folder, None)
+    bar.close(written=len(written))
+    return written
+
+
+def _write_case_folder(case: Case, final: Path, overwrite: bool) -> None:
+    """Write into a hidden temporary folder, then rename it onto `final` (no half-written case)."""
+    tmp_name = f".{final.name}.tmp-{os.getpid()}"
+    tmp = final.parent / tmp_name
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    try:
+        save_case(Case(tmp_name, case.ct, case.anatomy, case.ln, case.meta), final.parent)
+        if final.exists():
+            if not overwrite and (final / META_FILE).exists():
+                raise InputDataError("synthetic case appeared while it was being written", path=final,
+                                     fix="make sure only one sampling job writes to this folder")
+            shutil.rmtree(final)   # an incomplete leftover, or overwrite requested
+        os.replace(tmp, final)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp)

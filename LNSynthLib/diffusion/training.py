@@ -1,0 +1,198 @@
+"""LN-DDPM training loop: Adam + L1 on ε or v, EMA, bf16 autocast on GPU, DDP, exact resume.
+
+A run folder holds `checkpoint.pt` (rolling, atomic), `config.yaml`, `loss.csv` and `loss.png`.
+Every random number of a step comes from streams stored in the checkpoint (patch sampler,
+timestep/noise generator, global RNGs), so a run killed at any moment and resumed from its last
+checkpoint continues exactly as the uninterrupted run would have.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from LNSynthLib.atomic import write_text_atomic
+from LNSynthLib.diffusion import distributed
+from LNSynthLib.diffusion.checkpoint import (
+    CHECKPOINT_NAME,
+    capture_global_rng,
+    load_checkpoint,
+    restore_global_rng,
+    save_checkpoint,
+)
+from LNSynthLib.diffusion.config import LNDDPMConfig, save_config
+from LNSynthLib.diffusion.data import PatchSampler, load_training_cases
+from LNSynthLib.diffusion.ema import EMA
+from LNSynthLib.diffusion.loss_plot import plot_loss, write_loss_csv
+from LNSynthLib.diffusion.schedule import Schedule
+from LNSynthLib.errors import InputDataError, OutputExistsError
+from LNSynthLib.jobs.progress import Progress
+
+
+def autocast_dtype(config: LNDDPMConfig, device: torch.device) -> torch.dtype | None:
+    """bf16 autocast on GPUs (`auto`), on any device (`bf16`), or none (`off`)."""
+    amp = str(config.train.amp).lower()
+    if amp == "off":
+        return None
+    if amp == "bf16" or (amp == "auto" and device.type == "cuda"):
+        return torch.bfloat16
+    if amp != "auto":
+        raise ValueError(f"train.amp must be auto, bf16 or off, got {config.train.amp!r}")
+    return None
+
+
+def diffusion_loss(output: torch.Tensor, target: torch.Tensor, kind: str) -> torch.Tensor:
+    if kind == "l1":
+        return F.l1_loss(output.float(), target)
+    if kind in ("l2", "mse"):
+        return F.mse_loss(output.float(), target)
+    raise ValueError(f"diffusion.loss must be l1 or l2, got {kind!r}")
+
+
+def _model_signature(config: LNDDPMConfig) -> dict[str, Any]:
+    """Config parts a checkpoint's weights depend on; resuming with other values is refused."""
+    d = config.to_dict()
+    return {"network": d["network"], "diffusion": d["diffusion"], "patch_size": list(config.train.patch_size)}
+
+
+def _check_resumable(payload: dict[str, Any], config: LNDDPMConfig, path: Path) -> None:
+    from LNSynthLib.diffusion.checkpoint import config_of
+
+    stored = config_of(payload)
+    if _model_signature(stored) != _model_signature(config):
+        raise InputDataError("the run folder holds a checkpoint of a different model configuration", path=path,
+                             fix="train with the same --config/--set values, or choose a new --run-dir")
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def _unwrap(model: nn.Module) -> nn.Module:
+    model = getattr(model, "_orig_mod", model)
+    return getattr(model, "module", model)
+
+
+def train(config: LNDDPMConfig, cases_root: str | Path, run_dir: str | Path, *, resume: bool = True,
+          device: str = "auto", max_steps: int | None = None, progress: bool = True) -> Path:
+    """Train (or continue training) LN-DDPM on the prepared cases; returns the checkpoint path.
+
+    `max_steps` stops this call once the global step reaches it (a checkpoint is written), which
+    lets a caller train in portions; `config.train.iterations` stays the total.
+    """
+    from LNSynthLib.diffusion.network import build_denoiser
+
+    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    dev = distributed.pick_device(device, local_rank)
+    ctx = distributed.setup(dev)
+    run_dir = Path(run_dir)
+    ckpt_path = run_dir / CHECKPOINT_NAME
+    if ckpt_path.exists() and not resume:
+        raise OutputExistsError("run folder already holds a checkpoint", path=ckpt_path,
+                                fix="resume it (drop --no-resume), delete the folder, or choose a new --run-dir")
+    tc = config.train
+    slice_ = ctx.batch_slice(tc.batch_size)
+    seed_everything(tc.seed)
+    model = build_denoiser(config).to(dev)
+    ema = EMA(model, tc.ema_decay)
+    optimizer = torch.optim.Adam(model.parameters(), lr=tc.lr, betas=tuple(tc.betas))
+    schedule = Schedule.from_config(config)
+    sampler = PatchSampler(load_training_cases(cases_root, config.network.anatomy_labels), tc.patch_size,
+                           tc.ln_patch_fraction, tc.seed)
+    noise_gen = torch.Generator().manual_seed(tc.seed + 1)
+    step, history = 0, []
+    if ckpt_path.exists():
+        payload = load_checkpoint(ckpt_path, map_location=dev)
+        _check_resumable(payload, config, ckpt_path)
+        model.load_state_dict(payload["model"])
+        ema.load_state_dict(payload["ema"])
+        optimizer.load_state_dict(payload["optimizer"])
+        sampler.load_state(payload["data_rng"])
+        noise_gen.set_state(payload["noise_rng"])
+        restore_global_rng(payload["rng"])
+        step = int(payload["step"])
+        history = [(int(s), float(v)) for s, v in payload["loss_history"]]
+        del payload
+    if ctx.is_main:
+        write_text_atomic(run_dir / "config.yaml", save_config(config), overwrite=True)
+
+    net: nn.Module = model
+    if ctx.enabled:
+        net = nn.parallel.DistributedDataParallel(model, device_ids=[dev.index] if dev.type == "cuda" else None)
+    if tc.compile:
+        net = torch.compile(net)
+    amp_dtype = autocast_dtype(config, dev)
+    total = int(tc.iterations)
+    stop = total if max_steps is None else min(total, int(max_steps))
+    pending: list[torch.Tensor] = []
+
+    def save() -> None:
+        if ctx.is_main:
+            history.extend(_flush(pending, step - len(pending) + 1, ctx))
+            save_checkpoint(ckpt_path, {
+                "step": step, "config_yaml": save_config(config), "model": _unwrap(model).state_dict(),
+                "ema": ema.state_dict(), "optimizer": optimizer.state_dict(), "data_rng": sampler.state(),
+                "noise_rng": noise_gen.get_state(), "rng": capture_global_rng(),
+                "loss_history": [[s, v] for s, v in history]})
+            write_loss_csv(history, run_dir / "loss.csv")
+            plot_loss(history, run_dir / "loss.png")
+        else:
+            _flush(pending, 0, ctx)
+        distributed.barrier(ctx)
+
+    mode = None if progress and ctx.is_main else "quiet"
+    bar = Progress("train", total, start_step=step, mode=mode)
+    try:
+        model.train()
+        while step < stop:
+            batch = sampler.next_batch(tc.batch_size)
+            t = torch.randint(0, schedule.timesteps, (tc.batch_size,), generator=noise_gen)
+            noise = torch.randn(batch["x0"].shape, generator=noise_gen)
+            x0, anatomy, ln = (batch[k][slice_].to(dev, non_blocking=True) for k in ("x0", "anatomy", "ln"))
+            t, noise = t[slice_].to(dev), noise[slice_].to(dev)
+            x_t = schedule.q_sample(x0, t, noise)
+            target = schedule.training_target(x0, noise, t)
+            with torch.autocast(dev.type, dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None):
+                output = net(x_t, t, anatomy, ln)
+            loss = diffusion_loss(output, target, config.diffusion.loss)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            step += 1
+            ema.update(model, step)
+            pending.append(loss.detach())
+            if step % max(1, tc.log_every) == 0 or step == stop:
+                if ctx.is_main:
+                    history.extend(_flush(pending, step - len(pending) + 1, ctx))
+                    bar.update(step, loss=history[-1][1])
+                else:
+                    _flush(pending, 0, ctx)
+            if step % max(1, tc.checkpoint_every) == 0 or step == stop:
+                save()
+        if step >= stop and not ckpt_path.exists():
+            save()
+        bar.close(checkpoint=str(ckpt_path))
+    finally:
+        distributed.cleanup(ctx)
+    return ckpt_path
+
+
+def _flush(pending: list[torch.Tensor], first_step: int, ctx: distributed.DistContext) -> list[tuple[int, float]]:
+    """Turn the losses of the last steps into (step, loss) rows, averaged over ranks."""
+    if not pending:
+        return []
+    values = torch.stack(pending).float()
+    pending.clear()
+    if ctx.enabled:
+        torch.distributed.all_reduce(values)
+        values /= ctx.world_size
+    return [(first_step + i, float(v)) for i, v in enumerate(values.cpu().tolist())]
