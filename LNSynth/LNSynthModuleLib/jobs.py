@@ -8,6 +8,7 @@ The log goes to a separate file that survives, so a failure can still be diagnos
 from __future__ import annotations
 
 import shutil
+import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -55,6 +56,11 @@ class ChainState:
         eta = "" if self.eta_s is None else f", about {format_seconds(self.eta_s)} left in this step"
         stage = f" ({self.stage})" if self.stage and self.stage != self.label else ""
         return f"{self.label}{stage}{eta}"
+
+
+def python_executable() -> str:
+    """Python that runs `lnsynth` jobs: Slicer's own (PythonSlicer) inside Slicer, else this one."""
+    return shutil.which("PythonSlicer") or sys.executable
 
 
 def format_seconds(seconds: float) -> str:

@@ -9,7 +9,6 @@ script and the tests (`wait()`), and works on slicer-core without the Slicer app
 from __future__ import annotations
 
 import shutil
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,7 +22,7 @@ from LNSynthLib.errors import InputDataError
 from LNSynthLib.volumes.geometry import Volume
 from LNSynthLib.volumes.io import read_volume, write_volume
 
-from .jobs import JobChain, Step
+from .jobs import JobChain, Step, python_executable
 
 ANATOMY_NAMES: dict[int, str] = dict(enumerate(LABEL_NAMES))
 HIDDEN_ANATOMY = ("air",)  # shown would hide the whole view
@@ -36,11 +35,6 @@ def _anatomy_colors() -> dict[int, tuple[float, float, float]]:
                (0.40, 0.40, 0.85), (0.95, 0.95, 0.85), (0.70, 0.50, 0.30), (0.35, 0.75, 0.75),
                (0.75, 0.75, 0.30), (0.60, 0.80, 0.95)]
     return {v: palette[v % len(palette)] for v in ANATOMY_NAMES}
-
-
-def python_executable() -> str:
-    """Python that runs `lnsynth` jobs: Slicer's own (PythonSlicer) inside Slicer, else this one."""
-    return shutil.which("PythonSlicer") or sys.executable
 
 
 @dataclass

@@ -1,0 +1,53 @@
+"""The headless script under plain Python (as CI has no Slicer): one command, errors, the pipeline plan."""
+
+from __future__ import annotations
+
+import importlib.util
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+SCRIPT = REPO / "LNSynth" / "Scripts" / "lnsynth_headless.py"
+
+
+def _run(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, str(SCRIPT), *args], capture_output=True, text=True, timeout=120,
+                          cwd=cwd)
+
+
+def test_one_command_runs_through_the_job_runner(tmp_path: Path):
+    done = _run("--work", str(tmp_path), "--run", "--", "bench", "--help", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert "[100.0%] done" in done.stdout
+    logs = list((tmp_path / ".lnsynth_headless").glob("run-*.log"))
+    assert len(logs) == 1 and "usage: lnsynth bench" in logs[0].read_text()
+
+
+def test_failing_command_reports_the_cli_error(tmp_path: Path):
+    done = _run("--work", str(tmp_path), "--run", "--", "no-such-command", cwd=tmp_path)
+    assert done.returncode == 1
+    assert "no-such-command failed (exit code 2)" in done.stderr and "invalid choice" in done.stderr
+
+
+def test_missing_arguments_are_explained(tmp_path: Path):
+    done = _run(cwd=tmp_path)
+    assert done.returncode == 2 and "give --cases and --work" in done.stderr
+
+
+def test_pipeline_plan_follows_the_cli_contract(tmp_path: Path):
+    spec = importlib.util.spec_from_file_location("lnsynth_headless", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    args = module.build_parser().parse_args(["--cases", "C", "--work", str(tmp_path), "--set",
+                                             "train.iterations=2", "--n", "3", "--no-transforms"])
+    steps = module.plan(args)
+    assert [s.args[:2] for s in steps] == [["train", "--config"], ["sample", "--checkpoint"],
+                                          ["nnunet", "export"], ["nnunet", "train"]]
+    assert steps[0].args[steps[0].args.index("--set") + 1] == "train.iterations=2"
+    sample = steps[1].args
+    assert sample[sample.index("--checkpoint") + 1] == str(tmp_path / "ln_ddpm" / "checkpoint.pt")
+    assert sample[sample.index("--n") + 1] == "3" and "--no-transforms" in sample
+    skip = module.plan(module.build_parser().parse_args(["--cases", "C", "--work", "W", "--checkpoint", "x.pt",
+                                                         "--skip-nnunet"]))
+    assert [s.args[0] for s in skip] == ["sample"]
