@@ -183,6 +183,9 @@ def _solid_organs(c: Canvas, f: _Frame, ids: dict[str, int], spine_y: float, ves
                     ids["gallbladder"], where=_fat)
     paint_ellipsoid(c, f.p(-0.45, -0.05, 0.95), (0.5 * f.a * f.j(), 0.75 * f.b, 0.38 * f.fz * f.j()), T.LIVER,
                     ids["liver"], angle=0.2, where=_fat)
+    # Left lobe reaching across the midline in front of the stomach.
+    paint_ellipsoid(c, f.p(0.0, -0.42, 0.9), (0.32 * f.a, 0.2 * f.b, 0.14 * f.fz * f.j()), T.LIVER,
+                    ids["liver"], angle=-0.25, where=_fat)
     paint_ellipsoid(c, f.p(0.62, 0.25, 0.86), (f.r(0.15), f.r(0.32), 0.2 * f.fz * f.j()), T.SPLEEN,
                     ids["spleen"], angle=0.6, where=_fat)
     splenic = next(v for v in vessels if v.name == "portal_vein_and_splenic_vein" and len(v.points) == 3)
@@ -217,11 +220,15 @@ def _hollow_organs(c: Canvas, f: _Frame, ids: dict[str, int], spine_y: float) ->
              f.p(0.55, -0.3, 0.66), f.p(0.68, 0.05, 0.45), f.p(0.64, 0.0, 0.15), f.p(0.3, -0.25, 0.03)]
     _hollow(c, colon, f.r(0.11, 2), wall, ids["colon"], T.STOOL)
     _gas_pockets(c, f, ids["colon"], 0.45)
-    for _ in range(6):
-        start = f.p(f.rng.uniform(-0.4, 0.4), f.rng.uniform(-0.6, -0.1), f.rng.uniform(0.1, 0.5))
-        steps = f.rng.normal(0.0, 1.0, (6, 3)) * np.array([0.2 * f.s, 0.2 * f.s, 0.06 * f.fz])
-        loop = start + np.vstack([np.zeros(3), np.cumsum(steps, axis=0)])
-        _hollow(c, loop, f.r(0.065, 1.5), wall, ids["small_bowel"], T.GI_FLUID)
+    # Small-bowel loops: random walks kept inside the anterior mid-abdomen (the mesenteric space).
+    lo, hi = np.array([-0.5, -0.7, 0.04]), np.array([0.5, 0.0, 0.6])
+    for _ in range(12):
+        uvw = f.rng.uniform(lo, hi)
+        loop = [f.p(*uvw)]
+        for _ in range(7):
+            uvw = np.clip(uvw + f.rng.normal(0.0, 1.0, 3) * np.array([0.18, 0.15, 0.05]), lo, hi)
+            loop.append(f.p(*uvw))
+        _hollow(c, loop, f.r(0.07, 1.5), wall, ids["small_bowel"], T.GI_FLUID)
     _gas_pockets(c, f, ids["small_bowel"], 0.12)
     paint_ellipsoid(c, f.p(0.0, -0.3, 0.0), (f.r(0.25), f.r(0.2), 0.08 * f.fz), T.BLADDER,
                     ids["urinary_bladder"], where=_fat)

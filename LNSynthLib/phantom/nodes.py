@@ -55,7 +55,7 @@ def _candidate(vessel: Vessel, semi: np.ndarray, gap: float, rng: np.random.Gene
     seg = rng.integers(len(vessel.points) - 1)
     p = vessel.points[seg] + rng.uniform(0, 1) * (vessel.points[seg + 1] - vessel.points[seg])
     theta = rng.uniform(0, 2 * np.pi)
-    dist = vessel.radius + semi[1] + gap + rng.uniform(0.0, 2.0 * semi[1])
+    dist = vessel.radius + semi[1] + gap + rng.uniform(0.0, semi[1])
     return p + np.array([dist * np.cos(theta), dist * np.sin(theta), rng.uniform(-1, 1) * semi[2]])
 
 

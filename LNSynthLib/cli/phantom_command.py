@@ -1,0 +1,58 @@
+"""`lnsynth phantom`: write prepared phantom cases (the embedded demo data) and/or the phantom-vs-real figure."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+
+from LNSynthLib.jobs.progress import emit_event
+
+DEFAULT_REAL_DIR = Path(os.environ.get("LNSYNTH_SHARED_DATA", Path(__file__).resolve().parents[3] / "shared" / "data")
+                        ) / "totalseg_example"
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("phantom", help="write seeded phantom CT cases, already prepared (1 mm, LN-region crop)")
+    p.add_argument("--out", help="folder to write phantom_000, phantom_001, ... into")
+    p.add_argument("--cases", type=int, default=4, help="number of cases (default 4)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the first case; case i uses seed+i")
+    p.add_argument("--shape", type=int, nargs=3, metavar=("Z", "Y", "X"), default=(96, 128, 128),
+                   help="phantom size in voxels before preparation (default 96 128 128)")
+    p.add_argument("--spacing", type=float, nargs="+", default=[1.0], metavar="MM",
+                   help="phantom voxel spacing in mm: one value, or three (x y z); default 1.0")
+    p.add_argument("--margin-mm", type=float, default=100.0, help="LN-region crop margin (default 100 = training)")
+    p.add_argument("--overwrite", action="store_true", help="replace existing phantom cases")
+    p.add_argument("--figure", metavar="PNG", help="also write the phantom-vs-real anatomy figure to PNG")
+    p.add_argument("--real-ct", default=str(DEFAULT_REAL_DIR / "example_ct.nii.gz"),
+                   help="real CT for the figure (default: the shared TotalSegmentator example)")
+    p.add_argument("--real-labels", default=str(DEFAULT_REAL_DIR / "example_seg_total.nii.gz"),
+                   help="its TotalSegmentator 'total' labels or 14-label anatomy map")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from LNSynthLib.errors import InputDataError
+    from LNSynthLib.phantom import write_phantom_cases
+    from LNSynthLib.volumes.preprocess import PreprocessSettings
+
+    if not args.out and not args.figure:
+        raise InputDataError("nothing to do", fix="give --out FOLDER to write cases and/or --figure PNG")
+    if len(args.spacing) not in (1, 3):
+        raise InputDataError(f"--spacing takes 1 or 3 values, got {len(args.spacing)}",
+                             fix="e.g. --spacing 1.0 or --spacing 0.8 0.8 2.5")
+    spacing = tuple(args.spacing * 3) if len(args.spacing) == 1 else tuple(args.spacing)
+    if args.out:
+        folders = write_phantom_cases(args.out, args.cases, seed=args.seed, shape_zyx=tuple(args.shape),
+                                      spacing_xyz=spacing, overwrite=args.overwrite,
+                                      settings=PreprocessSettings.train(margin_mm=args.margin_mm))
+        emit_event("phantom_cases", root=str(Path(args.out).resolve()), cases=[f.name for f in folders])
+        print(f"wrote {len(folders)} phantom case(s) to {args.out}")
+    if args.figure:
+        from LNSynthLib.phantom.figure import make_readme_figure
+
+        png = make_readme_figure(args.figure, args.real_ct, args.real_labels, seed=args.seed,
+                                 overwrite=args.overwrite)
+        emit_event("figure", path=str(png))
+        print(f"figure: {png}")
+    return 0

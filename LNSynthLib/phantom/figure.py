@@ -1,0 +1,102 @@
+"""Figure for the README: phantom vs. real CT, axial slices with the 14-label anatomy and LN contours."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from LNSynthLib.anatomy.groups import LABEL_NAMES, NUM_LABELS
+from LNSynthLib.atomic import atomic_path
+from LNSynthLib.volumes.geometry import Volume
+
+SOFT_TISSUE_WINDOW = (-160.0, 240.0)   # W 400 / L 40
+# One colour per label; air is left transparent and body nearly so, so the CT stays readable.
+LABEL_COLORS = ["#000000", "#f2d7a6", "#b5542e", "#7b3294", "#e7298a", "#e6ab02", "#66a61e", "#a6d854",
+                "#1b9e77", "#e31a1c", "#1f78b4", "#f7f7f7", "#d95f02", "#8da0cb"]
+LABEL_ALPHA = [0.0, 0.12] + [0.45] * (NUM_LABELS - 2)
+
+
+def _display_slice(vol: Volume, z: int) -> np.ndarray:
+    """Axial slice in radiological display (patient right on the left, anterior at the top)."""
+    img = vol.array[z]
+    d = vol.geometry.direction
+    if d[0] < 0:
+        img = img[:, ::-1]
+    if d[4] < 0:
+        img = img[::-1, :]
+    return img
+
+
+def _node_slice(ln: Volume) -> int:
+    """Axial slice through the largest LN cross-section."""
+    area = (ln.array > 0).sum(axis=(1, 2))
+    return int(np.argmax(area)) if area.any() else ln.shape[0] // 2
+
+
+def _panel(ax, ct: Volume, anatomy: Volume, ln: Volume, title: str) -> None:  # noqa: ANN001
+    from matplotlib.colors import to_rgba
+
+    z = _node_slice(ln)
+    hu = _display_slice(ct, z)
+    labels = _display_slice(anatomy, z)
+    nodes = _display_slice(ln, z)
+    sx, sy, _ = ct.geometry.spacing
+    extent = (0, hu.shape[1] * sx, hu.shape[0] * sy, 0)
+    ax.imshow(np.clip(hu, *SOFT_TISSUE_WINDOW), cmap="gray", vmin=SOFT_TISSUE_WINDOW[0],
+              vmax=SOFT_TISSUE_WINDOW[1], extent=extent, interpolation="nearest")
+    rgba = np.zeros(labels.shape + (4,), dtype=float)
+    for value in range(NUM_LABELS):
+        r, g, b, _ = to_rgba(LABEL_COLORS[value])
+        rgba[labels == value] = (r, g, b, LABEL_ALPHA[value])
+    ax.imshow(rgba, extent=extent, interpolation="nearest")
+    if nodes.any():
+        # Voxel-centre coordinates in the same frame as the image (row 0 at the top).
+        xs = (np.arange(hu.shape[1]) + 0.5) * sx
+        ys = (np.arange(hu.shape[0]) + 0.5) * sy
+        ax.contour(xs, ys, (nodes > 0).astype(float), levels=[0.5], colors=["yellow"], linewidths=1.6)
+    ax.set_title(title, fontsize=11)
+    ax.set_xticks([])
+    ax.set_yticks([])
+
+
+def comparison_figure(phantom: tuple[Volume, Volume, Volume], real: tuple[Volume, Volume, Volume],
+                      out_png: str | Path, overwrite: bool = False,
+                      titles: tuple[str, str] = ("Phantom (procedural)", "Real CT (TotalSegmentator labels)")) -> Path:
+    """Write the side-by-side PNG; each tuple is (CT in HU, 14-label anatomy, LN mask)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.patches import Patch
+
+    fig, axes = plt.subplots(1, 2, figsize=(12.5, 5.8), constrained_layout=True)
+    _panel(axes[0], *phantom, titles[0])
+    _panel(axes[1], *real, titles[1])
+    handles = [Patch(facecolor=LABEL_COLORS[v], edgecolor="0.3", label=f"{v} {LABEL_NAMES[v]}")
+               for v in range(NUM_LABELS)]
+    handles.append(Patch(facecolor="none", edgecolor="yellow", linewidth=1.6, label="lymph node"))
+    fig.legend(handles=handles, loc="outside right center", fontsize=9, frameon=False)
+    fig.suptitle(f"14-label anatomy condition, CT window {SOFT_TISSUE_WINDOW[0]:g}..{SOFT_TISSUE_WINDOW[1]:g} HU",
+                 fontsize=11)
+    out_png = Path(out_png)
+    with atomic_path(out_png, overwrite) as tmp:
+        fig.savefig(tmp, dpi=110, format="png")
+    plt.close(fig)
+    return out_png
+
+
+def make_readme_figure(out_png: str | Path, real_ct: str | Path, real_labels: str | Path, seed: int = 0,
+                       overwrite: bool = False) -> Path:
+    """Phantom (seed `seed`) next to the real example CT with nodes painted near the aorta."""
+    from LNSynthLib.anatomy.build import anatomy_from_labels, guess_source
+    from LNSynthLib.phantom.generate import generate_phantom
+    from LNSynthLib.phantom.painted import paint_nodes_near_vessels
+    from LNSynthLib.volumes.io import read_volume
+
+    p = generate_phantom(seed=seed, shape_zyx=(96, 256, 256), spacing_xyz=(1.4, 1.4, 3.0))
+    ct = read_volume(real_ct)
+    labels = read_volume(real_labels)
+    anatomy = anatomy_from_labels(labels, ct, guess_source(labels), path=real_labels, ct_path=real_ct)
+    ct_nodes, ln = paint_nodes_near_vessels(ct, anatomy, n_nodes=3, radius_mm=7.0, seed=seed)
+    return comparison_figure((p.ct, p.anatomy, p.ln), (ct_nodes, anatomy, ln), out_png, overwrite)

@@ -1,0 +1,67 @@
+"""The data commands as a user runs them: real subprocesses, real files, exit codes and messages."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from LNSynthLib.cases import load_case
+from LNSynthLib.volumes.io import read_volume
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _run(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    env = {**os.environ, "LNSYNTH_PROGRESS": "json"}
+    return subprocess.run([sys.executable, "-m", "LNSynthLib", *args], cwd=cwd, env=env, capture_output=True,
+                          text=True, timeout=300)
+
+
+def _events(stdout: str) -> list[dict]:
+    return [json.loads(line) for line in stdout.splitlines() if line.startswith("{")]
+
+
+def test_phantom_command_writes_prepared_cases(tmp_path):
+    res = _run("phantom", "--out", "cases", "--cases", "2", "--seed", "5", "--shape", "40", "48", "48",
+               "--spacing", "1.5", cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
+    event = [e for e in _events(res.stdout) if e["stage"] == "phantom_cases"][0]
+    assert event["cases"] == ["phantom_000", "phantom_001"]
+    case = load_case(tmp_path / "cases" / "phantom_001")
+    assert case.meta["phantom_seed"] == 6 and case.ct.geometry.spacing == (1.0, 1.0, 1.0)
+    again = _run("phantom", "--out", "cases", "--cases", "1", cwd=tmp_path)
+    assert again.returncode == 2 and "phantom_000" in again.stderr and "--overwrite" in again.stderr
+    assert "Traceback" not in again.stderr
+
+
+def test_prepare_and_anatomy_commands_on_real_ct(tmp_path, painted_example, example_totalseg):
+    res = _run("prepare", "--ct", str(painted_example["ct"]), "--ln", str(painted_example["ln"]), "--anatomy",
+               str(example_totalseg), "--out", "prep", "--case-id", "real_a", "--margin-mm", "50", cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
+    assert any(e.get("stage") == "prepare" and e.get("done") for e in _events(res.stdout))
+    case = load_case(tmp_path / "prep" / "real_a")
+    assert case.meta["anatomy_source"] == "totalseg" and case.meta["settings"]["margin_mm"] == 50.0
+
+    res = _run("anatomy", "--ct", str(painted_example["ct"]), "--out", "coarse.nii.gz", "--method", "coarse",
+               cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
+    assert "coarse" in res.stderr
+    coarse = read_volume(tmp_path / "coarse.nii.gz")
+    assert set(np.unique(coarse.array)) <= {0, 1, 11, 13}
+
+    res = _run("anatomy", "--ct", str(painted_example["ct"]), "--out", "ts.nii.gz", "--method", "totalseg",
+               "--weights-dir", str(tmp_path / "no_weights"), "--device", "cpu", cwd=tmp_path)
+    assert res.returncode == 2 and "Dataset297_TotalSegmentator_total_3mm_1559subj" in res.stderr
+    assert "totalseg_import_weights" in res.stderr and not (tmp_path / "ts.nii.gz").exists()
+
+
+def test_prepare_command_reports_bad_input_without_traceback(tmp_path, painted_example):
+    res = _run("prepare", "--ct", str(painted_example["ln"]), "--ln", str(painted_example["ln"]), "--out", "p",
+               "--case-id", "bad", "--anatomy-source", "coarse", cwd=tmp_path)
+    assert res.returncode == 2
+    assert str(painted_example["ln"]) in res.stderr and "Fix:" in res.stderr and "Traceback" not in res.stderr
