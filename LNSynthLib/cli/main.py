@@ -16,6 +16,11 @@ from LNSynthLib.errors import JobCancelled, LNSynthError
 
 # Sub-command modules, in the order `lnsynth --help` lists them.
 COMMAND_MODULES = [
+    "LNSynthLib.cli.train_command",
+    "LNSynthLib.cli.sample_command",
+    "LNSynthLib.cli.phantom_command",
+    "LNSynthLib.cli.anatomy_command",
+    "LNSynthLib.cli.prepare_command",
     "LNSynthLib.cli.bench_command",
 ]
 

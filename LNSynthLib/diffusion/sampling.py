@@ -98,17 +98,24 @@ def _shard(shard: tuple[int, int]) -> tuple[int, int]:
 
 
 def sample_cases(checkpoint: str | Path, cases_root: str | Path, out_root: str | Path, *, n_per_case: int,
-                 sampler: str = "ddim", steps: int = 20, eta: float = 1.0, seed: int = 0, transforms: bool = True,
+                 sampler: str | None = "ddim", steps: int | None = 20, eta: float | None = 1.0, seed: int = 0,
+                 transforms: bool = True,
                  shard: tuple[int, int] = (0, 1), device: str = "auto", overwrite: bool = False,
                  use_ema: bool = True, progress: bool = True,
                  transform_options: dict[str, Any] | None = None) -> list[Path]:
-    """Write `n_per_case` synthetic cases per source case (this shard's cases); returns their folders."""
+    """Write `n_per_case` synthetic cases per source case (this shard's cases); returns their folders.
+
+    `sampler`, `steps` or `eta` given as None take the checkpoint config's `sample` values.
+    """
     from LNSynthLib.conditions.transforms import transform_ln_mask
     from LNSynthLib.volumes.preprocess import unit_to_hu
 
     index, count = _shard(shard)
     dev = distributed.pick_device(device, int(os.environ.get("LOCAL_RANK", "0")))
     model, config, ckpt_info = load_model(checkpoint, dev, use_ema)
+    sampler = sampler or config.sample.sampler
+    steps = int(steps if steps is not None else config.sample.steps)
+    eta = float(eta if eta is not None else config.sample.eta)
     schedule = Schedule.from_config(config)
     patch = tuple(int(s) for s in config.train.patch_size)
     amp = autocast_dtype(config, dev)

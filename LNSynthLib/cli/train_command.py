@@ -1,0 +1,50 @@
+"""`lnsynth train`: train LN-DDPM on prepared cases (resumes its run folder; torchrun for DDP)."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+import yaml
+
+from LNSynthLib.errors import InputDataError
+
+
+def parse_overrides(items: list[str]) -> dict[str, Any]:
+    """`key=value` pairs; values are read as YAML (`train.patch_size=[32,32,32]`, `train.amp=off`)."""
+    overrides = {}
+    for item in items or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise InputDataError(f"--set {item!r} is not key=value", fix="write e.g. --set train.iterations=100")
+        overrides[key.strip()] = yaml.safe_load(value)
+    return overrides
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("train", help="train LN-DDPM on prepared cases (resumable; torchrun for several GPUs)")
+    p.add_argument("--config", default="tiny", help="bundled config (tiny, paper) or a YAML file")
+    p.add_argument("--cases", required=True, help="folder of prepared cases")
+    p.add_argument("--run-dir", required=True, help="folder for checkpoint.pt, config.yaml, loss.csv, loss.png")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override one config value, e.g. --set train.iterations=200 (repeatable)")
+    p.add_argument("--device", default="auto", help="auto (GPU when present), cpu, cuda, cuda:1")
+    p.add_argument("--no-resume", action="store_true", help="refuse to continue an existing run folder")
+    p.add_argument("--max-steps", type=int, default=None, help="stop (with a checkpoint) at this global step")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from LNSynthLib.diffusion.config import load_config
+    from LNSynthLib.diffusion.training import train
+    from LNSynthLib.jobs.progress import emit_event
+
+    try:
+        config = load_config(args.config, parse_overrides(args.overrides))
+    except ValueError as exc:
+        raise InputDataError(f"invalid config: {exc}", path=args.config,
+                             fix="check the --config file and the --set values") from exc
+    checkpoint = train(config, args.cases, args.run_dir, resume=not args.no_resume, device=args.device,
+                       max_steps=args.max_steps)
+    emit_event("train", result="checkpoint", path=str(checkpoint))
+    return 0
