@@ -35,8 +35,9 @@ def body_mask(ct_hu: np.ndarray, threshold_hu: float = BODY_THRESHOLD_HU) -> np.
     background, _ = ndimage.label(~tissue, structure=_IN_PLANE)
     border = np.unique(np.concatenate([background[:, 0, :].ravel(), background[:, -1, :].ravel(),
                                        background[:, :, 0].ravel(), background[:, :, -1].ravel()]))
-    outside = np.isin(background, border[border > 0])
-    return ~outside
+    is_outside = np.zeros(int(background.max()) + 1, dtype=bool)
+    is_outside[border[border > 0]] = True
+    return ~is_outside[background]
 
 
 def air_mask(ct_hu: np.ndarray, body: np.ndarray, threshold_hu: float = AIR_THRESHOLD_HU) -> np.ndarray:

@@ -89,9 +89,10 @@ def totalseg_to_anatomy(ts_labels: np.ndarray, ct_hu: np.ndarray) -> np.ndarray:
         raise ValueError(f"label value {int(ts_labels.max())} is not a TotalSegmentator 'total' class id")
     if ts_labels.size and int(ts_labels.min()) < 0:
         raise ValueError("label map holds negative values")
-    grouped = table[ts_labels.astype(np.intp, copy=False)]
+    if not np.issubdtype(ts_labels.dtype, np.unsignedinteger):
+        ts_labels = ts_labels.astype(np.uint16)   # small index type: no 8-byte copy of a large volume
+    grouped = table[ts_labels]
     body = body_mask(ct_hu)
-    free = grouped == 255
-    out = np.where(air_mask(ct_hu, body), AIR, BODY).astype(np.uint8)
-    np.copyto(out, grouped, where=~free)
+    out = np.where(air_mask(ct_hu, body), np.uint8(AIR), np.uint8(BODY))
+    np.copyto(out, grouped, where=grouped != 255)
     return out

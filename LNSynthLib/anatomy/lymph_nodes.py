@@ -59,7 +59,13 @@ def _axial_axes(ys: np.ndarray, xs: np.ndarray, sy: float, sx: float) -> tuple[f
 
 def lymph_node_components(ln: Volume) -> list[NodeStats]:
     """Statistics of every connected lymph node in a 0/1 mask, ordered by component label."""
-    labels, count = label_components(ln.array)
+    mask = np.asarray(ln.array) > 0
+    # Label only inside the bounding box of the mask: nodes are small, CT volumes are not.
+    bounds = [np.flatnonzero(mask.any(axis=tuple(a for a in range(3) if a != axis))) for axis in range(3)]
+    if any(len(b) == 0 for b in bounds):
+        return []
+    outer = tuple(slice(int(b[0]), int(b[-1]) + 1) for b in bounds)
+    labels, _ = label_components(mask[outer])
     sx, sy, _ = ln.geometry.spacing
     voxel_mm3 = ln.voxel_volume_mm3
     stats: list[NodeStats] = []
@@ -73,7 +79,7 @@ def lymph_node_components(ln: Volume) -> list[NodeStats]:
             sel = zz == z
             lo, sh = _axial_axes(yy[sel], xx[sel], sy, sx)
             long_mm, short_mm = max(long_mm, lo), max(short_mm, sh)
-        offset = np.array([s.start for s in box], dtype=float)
+        offset = np.array([s.start + o.start for s, o in zip(box, outer, strict=True)], dtype=float)
         centroid_zyx = np.array([zz.mean(), yy.mean(), xx.mean()]) + offset
         centroid_lps = ln.geometry.index_to_physical(centroid_zyx[::-1])
         stats.append(NodeStats(idx, int(comp.sum()), float(comp.sum() * voxel_mm3), round(short_mm, 3),

@@ -55,23 +55,34 @@ def generate_phantom(seed: int = 0, shape_zyx: tuple[int, int, int] = (96, 128, 
 def _render_hu(canvas: Canvas, rng: np.random.Generator) -> np.ndarray:
     """Tissue HU + smooth per-tissue texture + slight partial-volume blur + white noise."""
     mean, amp = T.hu_tables()
-    ct = mean[canvas.tissue]
     texture = _smooth_noise(canvas.shape, rng, cell_mm=6.0, spacing=canvas.spacing)
-    ct += amp[canvas.tissue] * texture
-    ndimage.gaussian_filter(ct, sigma=0.6, truncate=2.0, output=ct)
-    ct += rng.standard_normal(ct.shape, dtype=np.float32) * np.float32(NOISE_HU)
+    texture *= amp[canvas.tissue]
+    texture += mean[canvas.tissue]
+    ct = ndimage.gaussian_filter(texture, sigma=0.6, truncate=2.0)
+    del texture
+    noise = rng.standard_normal(ct.shape, dtype=np.float32)
+    noise *= np.float32(NOISE_HU)
+    ct += noise
     return ct
 
 
 def _smooth_noise(shape: tuple[int, ...], rng: np.random.Generator, cell_mm: float,
                   spacing: tuple[float, float, float]) -> np.ndarray:
-    """Unit-variance noise smooth over ~`cell_mm`, made on a coarse grid and interpolated up (cheap)."""
-    spacing_zyx = np.asarray(spacing[::-1])
+    """Unit-variance noise smooth over ~`cell_mm`: coarse random grid, linearly interpolated up.
+
+    Interpolation is separable (two gathers and a blend per axis), far cheaper than
+    `ndimage.zoom` on a 512×512×300 volume.
+    """
+    spacing_zyx = spacing[::-1]
     coarse_shape = tuple(int(max(2, np.ceil(n * s / cell_mm)) + 1) for n, s in zip(shape, spacing_zyx, strict=True))
-    coarse = rng.standard_normal(coarse_shape).astype(np.float32)
-    zoom = [(n - 1) / (c - 1) if c > 1 else 1.0 for n, c in zip(shape, coarse_shape, strict=True)]
-    fine = ndimage.zoom(coarse, zoom, order=1, output=np.float32, grid_mode=False)
-    fine = fine[: shape[0], : shape[1], : shape[2]]
-    if fine.shape != tuple(shape):
-        fine = np.pad(fine, [(0, n - m) for n, m in zip(shape, fine.shape, strict=True)], mode="edge")
-    return fine / max(float(fine.std()), 1e-6)
+    out = rng.standard_normal(coarse_shape).astype(np.float32)
+    for axis, (n, c) in enumerate(zip(shape, coarse_shape, strict=True)):
+        pos = np.linspace(0.0, c - 1.0, n)
+        lo = np.minimum(np.floor(pos).astype(np.intp), c - 2)
+        frac = (pos - lo).astype(np.float32).reshape([-1 if a == axis else 1 for a in range(3)])
+        a, b = np.take(out, lo, axis=axis), np.take(out, lo + 1, axis=axis)
+        b -= a
+        b *= frac
+        a += b
+        out = a
+    return out / max(float(out[::4, ::4, ::4].std()), 1e-6)
