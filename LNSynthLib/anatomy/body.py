@@ -31,8 +31,16 @@ def body_mask(ct_hu: np.ndarray, threshold_hu: float = BODY_THRESHOLD_HU) -> np.
         sizes[0] = 0
         tissue = labels == int(np.argmax(sizes))
     del labels
-    # Background components that touch the in-plane border of their slice are outside the body.
-    background, _ = ndimage.label(~tissue, structure=_IN_PLANE)
+    return fill_holes_in_plane(tissue)
+
+
+def fill_holes_in_plane(mask: np.ndarray) -> np.ndarray:
+    """Fill holes slice by slice: background regions not connected to their slice's border.
+
+    One labelling pass with an in-plane structure; scipy's `binary_fill_holes` iterates
+    dilations and is far slower on whole CT volumes.
+    """
+    background, _ = ndimage.label(~mask, structure=_IN_PLANE)
     border = np.unique(np.concatenate([background[:, 0, :].ravel(), background[:, -1, :].ravel(),
                                        background[:, :, 0].ravel(), background[:, :, -1].ravel()]))
     is_outside = np.zeros(int(background.max()) + 1, dtype=bool)

@@ -13,7 +13,7 @@ import logging
 import numpy as np
 from scipy import ndimage
 
-from LNSynthLib.anatomy.body import air_mask, body_mask
+from LNSynthLib.anatomy.body import air_mask, body_mask, fill_holes_in_plane
 from LNSynthLib.anatomy.groups import LABEL_NAMES
 from LNSynthLib.volumes.geometry import Volume
 
@@ -51,13 +51,11 @@ def _bone(hu: np.ndarray, body: np.ndarray, voxel_mm3: float) -> np.ndarray:
     if count == 0:
         return candidate
     sizes = np.bincount(labels.ravel()) * voxel_mm3
-    peak = ndimage.maximum(hu, labels, index=np.arange(count + 1))
-    keep = (sizes >= BONE_MIN_VOLUME_MM3) & (np.asarray(peak) >= CORTEX_HU)
+    has_cortex = np.zeros(count + 1, dtype=bool)
+    has_cortex[np.unique(labels[candidate & (hu >= CORTEX_HU)])] = True
+    keep = (sizes >= BONE_MIN_VOLUME_MM3) & has_cortex
     keep[0] = False
-    bone = keep[labels]
-    in_plane = np.zeros((3, 3, 3), dtype=bool)
-    in_plane[1] = ndimage.generate_binary_structure(2, 1)
-    return ndimage.binary_fill_holes(bone, structure=in_plane) & body
+    return fill_holes_in_plane(keep[labels]) & body
 
 
 def _open_on_coarse_grid(mask: np.ndarray, spacing_xyz: tuple[float, float, float], radius_mm: float) -> np.ndarray:

@@ -73,11 +73,18 @@ def _check_nifti_complete(path: Path, image: sitk.Image) -> None:
     import nibabel
 
     try:
-        header = nibabel.load(str(path)).header
+        nifti = nibabel.load(str(path))
+        offset = int(getattr(nifti.dataobj, "offset", 0) or nifti.header.get_data_offset())
     except Exception:  # noqa: BLE001 - ITK read it; a header nibabel cannot parse is not ours to judge
         return
-    needed = int(header.get_data_offset()) + int(np.prod(header.get_data_shape())) * header.get_data_dtype().itemsize
+    header = nifti.header
+    needed = offset + int(np.prod(header.get_data_shape())) * header.get_data_dtype().itemsize
     if name.endswith(".gz"):
+        # Fast path: a complete single-member gzip ends with the uncompressed size (mod 2**32).
+        with open(path, "rb") as fh:
+            fh.seek(-4, 2)
+            if int.from_bytes(fh.read(4), "little") == needed % 2**32:
+                return
         stream = zlib.decompressobj(wbits=31)
         size = 0
         try:

@@ -1,0 +1,191 @@
+"""`lnsynth bench prepare`: time and peak memory of case preparation on a real CT and a full-size phantom.
+
+Stages follow `prepare_case`: read (CT, labels, LN mask), checks, anatomy grouping
+(TotalSegmentator labels -> 14 labels), LN-region crop, resampling to 1 mm, writing the case.
+Each workload runs in its own forked process so its peak resident memory is its own.
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing as mp
+import os
+import statistics
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from LNSynthLib.bench.results import markdown_table, write_results
+
+DESCRIPTION = "time + peak memory of preparation (read, checks, grouping, crop, resample, write)"
+SHARED = Path(os.environ.get("LNSYNTH_SHARED_DATA", Path(__file__).resolve().parents[3] / "shared" / "data"))
+STAGES = ["read", "checks", "grouping", "crop", "resample", "write"]
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--repeats", type=int, default=3, help="runs of the real-CT workload (median reported)")
+    parser.add_argument("--phantom-shape", type=int, nargs=3, default=(300, 512, 512), metavar=("Z", "Y", "X"))
+    parser.add_argument("--phantom-spacing", type=float, nargs=3, default=(0.8, 0.8, 1.5), metavar=("X", "Y", "Z"),
+                        help="phantom spacing in mm (a typical clinical grid, so resampling to 1 mm does work)")
+    parser.add_argument("--skip-phantom", action="store_true", help="only the real example CT")
+    parser.add_argument("--real-ct", default=str(SHARED / "totalseg_example" / "example_ct.nii.gz"))
+    parser.add_argument("--real-labels", default=str(SHARED / "totalseg_example" / "example_seg_total.nii.gz"))
+
+
+def _rss_mib(field: str) -> float | None:
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith(field + ":"):
+                return round(int(line.split()[1]) / 1024, 1)
+    except OSError:
+        pass
+    return None
+
+
+def _reset_peak_rss() -> bool:
+    """Reset the kernel's peak-RSS counter (VmHWM) so the next peak belongs to the timed pipeline."""
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+        return True
+    except OSError:
+        return False
+
+
+def _pipeline(ct_path: Path, labels_path: Path, ln_path: Path, out_root: Path) -> tuple[dict[str, float], dict]:
+    from LNSynthLib.anatomy.build import anatomy_from_labels
+    from LNSynthLib.cases import Case, save_case
+    from LNSynthLib.volumes.checks import check_ct, check_ln_mask, check_same_geometry
+    from LNSynthLib.volumes.io import read_volume
+    from LNSynthLib.volumes.preprocess import PreprocessSettings, crop, ln_region_box, resample
+
+    settings = PreprocessSettings.train()
+    t: dict[str, float] = {}
+    t0 = time.perf_counter()
+    ct, labels, ln = read_volume(ct_path), read_volume(labels_path), read_volume(ln_path)
+    t["read"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    check_ct(ct, ct_path)
+    check_same_geometry(ln, ct, ln_path, ct_path)
+    t["checks"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    anatomy = anatomy_from_labels(labels, ct, "totalseg", path=labels_path, ct_path=ct_path)
+    t["grouping"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    check_ln_mask(ln, anatomy, ln_path)
+    t["checks"] += time.perf_counter() - t0
+    t0 = time.perf_counter()
+    box = ln_region_box(ln, settings.margin_mm)
+    cropped = [crop(v, box) for v in (ct, anatomy, ln)]
+    t["crop"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    iso = (settings.spacing,) * 3
+    ct_p = resample(cropped[0], iso, "linear")
+    anatomy_p = resample(cropped[1], iso, "nearest", default_value=0)
+    ln_p = resample(cropped[2], iso, "nearest", default_value=0)
+    t["resample"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    save_case(Case("bench", ct_p, anatomy_p, ln_p, {"benchmark": True}), out_root, overwrite=True)
+    t["write"] = time.perf_counter() - t0
+    info = {"input_shape_zyx": list(ct.shape), "input_spacing_xyz": list(ct.geometry.spacing),
+            "input_voxels": int(ct.array.size), "crop_shape_zyx": list(cropped[0].shape),
+            "output_shape_zyx": list(ct_p.shape)}
+    return t, info
+
+
+def _real_inputs(args: argparse.Namespace, folder: Path) -> tuple[Path, Path, Path, dict[str, float]]:
+    from LNSynthLib.anatomy.build import anatomy_from_labels
+    from LNSynthLib.phantom.painted import paint_nodes_near_vessels
+    from LNSynthLib.volumes.io import read_volume, write_volume
+
+    ct = read_volume(args.real_ct)
+    anatomy = anatomy_from_labels(read_volume(args.real_labels), ct, "totalseg")
+    ct_nodes, ln = paint_nodes_near_vessels(ct, anatomy, n_nodes=3, radius_mm=7.0, seed=0)
+    return (write_volume(ct_nodes, folder / "ct.nii.gz"), Path(args.real_labels),
+            write_volume(ln, folder / "ln.nii.gz"), {})
+
+
+def _phantom_inputs(args: argparse.Namespace, folder: Path) -> tuple[Path, Path, Path, dict[str, float]]:
+    from LNSynthLib.phantom import generate_phantom
+    from LNSynthLib.volumes.io import write_volume
+
+    t0 = time.perf_counter()
+    p = generate_phantom(seed=0, shape_zyx=tuple(args.phantom_shape), spacing_xyz=tuple(args.phantom_spacing))
+    extra = {"phantom_generation": time.perf_counter() - t0}
+    t0 = time.perf_counter()
+    paths = (write_volume(p.ct, folder / "ct.nii.gz"), write_volume(p.totalseg, folder / "ts.nii.gz"),
+             write_volume(p.ln, folder / "ln.nii.gz"))
+    extra["write_inputs"] = time.perf_counter() - t0
+    return (*paths, extra)
+
+
+def _worker(kind: str, args: argparse.Namespace, repeats: int, queue: mp.Queue) -> None:
+    try:
+        with tempfile.TemporaryDirectory(prefix="lnsynth_bench_") as tmp:
+            folder = Path(tmp)
+            make = _real_inputs if kind == "real" else _phantom_inputs
+            ct_path, labels_path, ln_path, extra = make(args, folder)
+            baseline = _rss_mib("VmRSS")
+            reset = _reset_peak_rss()
+            runs, info = [], {}
+            for _ in range(repeats):
+                t, info = _pipeline(ct_path, labels_path, ln_path, folder / "out")
+                runs.append(t)
+            peak = _rss_mib("VmHWM") if reset else None
+            stages = {s: statistics.median(r[s] for r in runs) for s in STAGES}
+            coarse_t0 = time.perf_counter()
+            from LNSynthLib.anatomy.fallback import coarse_anatomy
+            from LNSynthLib.volumes.io import read_volume
+
+            coarse_anatomy(read_volume(ct_path))
+            extra["coarse_fallback_incl_read"] = time.perf_counter() - coarse_t0
+            queue.put({"kind": kind, "stages_s": stages, "total_s": sum(stages.values()), "repeats": repeats,
+                       "extra_s": extra, "rss_baseline_mib": baseline, "rss_peak_pipeline_mib": peak,
+                       "peak_reset_ok": reset, **info})
+    except Exception as exc:  # noqa: BLE001 - reported in the parent
+        queue.put({"kind": kind, "error": f"{type(exc).__name__}: {exc}"})
+
+
+def _run_workload(kind: str, args: argparse.Namespace, repeats: int) -> dict[str, Any]:
+    ctx = mp.get_context("fork")
+    queue = ctx.Queue()
+    proc = ctx.Process(target=_worker, args=(kind, args, repeats, queue))
+    proc.start()
+    result = queue.get()
+    proc.join()
+    if "error" in result:
+        raise RuntimeError(f"benchmark workload {kind!r} failed: {result['error']}")
+    return result
+
+
+def run(args: argparse.Namespace) -> tuple[Path, Path]:
+    load_before = os.getloadavg()
+    workloads: dict[str, dict[str, Any]] = {}
+    if Path(args.real_ct).exists() and Path(args.real_labels).exists():
+        workloads["real example CT"] = _run_workload("real", args, args.repeats)
+    if not args.skip_phantom:
+        workloads["phantom"] = _run_workload("phantom", args, 1)
+    if not workloads:
+        from LNSynthLib.errors import InputDataError
+
+        raise InputDataError("no workload to run: real example CT not found and --skip-phantom given",
+                             path=args.real_ct, fix="set LNSYNTH_SHARED_DATA or drop --skip-phantom")
+    load_after = os.getloadavg()
+    names = list(workloads)
+    rows = [[stage] + [round(workloads[n]["stages_s"][stage], 3) for n in names] for stage in STAGES]
+    rows.append(["**total pipeline**"] + [round(workloads[n]["total_s"], 3) for n in names])
+    rows.append(["peak RSS of pipeline (MiB)"] + [workloads[n]["rss_peak_pipeline_mib"] for n in names])
+    rows.append(["RSS before pipeline (MiB)"] + [workloads[n]["rss_baseline_mib"] for n in names])
+    for key in ("phantom_generation", "write_inputs", "coarse_fallback_incl_read"):
+        rows.append([key.replace("_", " ") + " (s)"] + [round(workloads[n]["extra_s"][key], 3)
+                                                        if key in workloads[n]["extra_s"] else "-" for n in names])
+    shapes = "\n".join(f"- {n}: input {w['input_shape_zyx']} (z,y,x) at {w['input_spacing_xyz']} mm, "
+                       f"LN crop {w['crop_shape_zyx']}, prepared 1 mm grid {w['output_shape_zyx']}, "
+                       f"median of {w['repeats']} run(s)" for n, w in workloads.items())
+    body = (f"Times in seconds per stage (read = CT + labels + LN mask; grouping = TotalSegmentator labels to "
+            f"the 14-label map incl. body/air thresholding; crop margin 100 mm; write = compressed NIfTI case).\n\n"
+            f"{markdown_table(['stage'] + names, rows)}\n\n{shapes}\n\n"
+            f"Load average before/after: {load_before[0]:.2f} / {load_after[0]:.2f} "
+            f"(values well above the core count mean the CPU was shared with other jobs).\n")
+    results = {"workloads": workloads, "loadavg_before": load_before, "loadavg_after": load_after}
+    return write_results("prepare", results, body, args.results_dir)
