@@ -28,16 +28,19 @@ def _display_slice(vol: Volume, z: int) -> np.ndarray:
     return img
 
 
-def _node_slice(ln: Volume) -> int:
-    """Axial slice through the largest LN cross-section."""
+def _node_slice(ln: Volume, anatomy: Volume) -> int:
+    """Axial slice through a node that shows the most anatomy labels (ties: larger node cross-section)."""
     area = (ln.array > 0).sum(axis=(1, 2))
-    return int(np.argmax(area)) if area.any() else ln.shape[0] // 2
+    if not area.any():
+        return ln.shape[0] // 2
+    score = [(len(np.unique(anatomy.array[z])), area[z]) if area[z] else (0, 0) for z in range(ln.shape[0])]
+    return int(max(range(ln.shape[0]), key=lambda z: score[z]))
 
 
 def _panel(ax, ct: Volume, anatomy: Volume, ln: Volume, title: str) -> None:  # noqa: ANN001
     from matplotlib.colors import to_rgba
 
-    z = _node_slice(ln)
+    z = _node_slice(ln, anatomy)
     hu = _display_slice(ct, z)
     labels = _display_slice(anatomy, z)
     nodes = _display_slice(ln, z)
