@@ -76,12 +76,21 @@ def sample_patch(model: nn.Module, schedule: Schedule, anatomy: torch.Tensor | n
 
 
 def patch_window(case: CaseArrays, patch_size: tuple[int, ...]) -> tuple[int, ...]:
-    """Start (z, y, x) of a patch centred on the LN region's bounding box (volume centre without nodes)."""
-    if len(case.ln_voxels):
-        center = (case.ln_voxels.min(0) + case.ln_voxels.max(0) + 1) / 2.0
-    else:
-        center = np.asarray(case.shape) / 2.0
-    return centred_start(center, patch_size, case.shape)
+    """Start (z, y, x) of a patch centred on the LN region's bounding box, clamped into the volume.
+
+    When the LN region is larger than the patch and its centre holds no node, the patch is
+    centred on the largest node instead; without nodes, on the volume centre.
+    """
+    if not len(case.ln_voxels):
+        return centred_start(np.asarray(case.shape) / 2.0, patch_size, case.shape)
+    start = centred_start((case.ln_voxels.min(0) + case.ln_voxels.max(0) + 1) / 2.0, patch_size, case.shape)
+    if crop_case(case, start, patch_size)[2].any():
+        return start
+    from LNSynthLib.anatomy.lymph_nodes import label_components
+
+    labels, _ = label_components(case.ln)
+    largest = int(np.argmax(np.bincount(labels.ravel())[1:])) + 1
+    return centred_start(np.argwhere(labels == largest).mean(0) + 0.5, patch_size, case.shape)
 
 
 def sample_seed(seed: int, case_id: str, k: int) -> np.random.SeedSequence:

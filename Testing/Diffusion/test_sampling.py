@@ -1,0 +1,112 @@
+"""Sampling to files: layout, geometry, seeds, resume (skip complete outputs), shards, CLI."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from LNSynthLib.cases import list_cases, load_case
+from LNSynthLib.conditions.transforms import organ_mask
+from LNSynthLib.diffusion.data import case_arrays, crop_case
+from LNSynthLib.diffusion.sampling import load_model, patch_window, sample_cases, sample_patch
+from LNSynthLib.diffusion.schedule import Schedule
+
+REPO = Path(__file__).resolve().parents[2]
+PATCH = (16, 16, 16)
+
+
+@pytest.fixture(scope="module")
+def sampled(straight_run: Path, phantom_cases: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("synthetic")
+    sample_cases(straight_run, phantom_cases, out, n_per_case=2, sampler="ddim", steps=3, eta=1.0, seed=4,
+                 transforms=False, device="cpu", progress=False)
+    return out
+
+
+def test_layout_meta_and_geometry(sampled: Path, phantom_cases: Path) -> None:
+    folders = list_cases(sampled)
+    assert [f.name for f in folders] == [f"phantom_00{i}_synt_{k}" for i in range(3) for k in range(2)]
+    assert not [p for p in sampled.iterdir() if p.name.startswith(".")], "temporary folders left behind"
+    synt = load_case(sampled / "phantom_001_synt_1")
+    meta = synt.meta
+    assert meta["synthetic"] is True and meta["source_case"] == "phantom_001" and meta["sample_index"] == 1
+    assert (meta["sampler"], meta["steps"], meta["seed"], meta["transform_applied"]) == ("ddim", 3, 4, False)
+    source = case_arrays(phantom_cases / "phantom_001")
+    start = patch_window(source, PATCH)
+    assert meta["patch_start_zyx"] == list(start)
+    _, anatomy, ln = crop_case(source, start, PATCH)
+    assert synt.ct.shape == PATCH
+    assert np.array_equal(synt.anatomy.array, anatomy) and np.array_equal(synt.ln.array, ln)
+    assert ln.any(), "the patch is centred on the lymph-node region"
+    # the patch sits at its physical place inside the source case
+    corner = source.geometry.index_to_physical(np.array(start[::-1], dtype=float))
+    assert np.allclose(synt.ct.geometry.origin, corner)
+    assert synt.ct.geometry.isclose(synt.ln.geometry)
+    hu = synt.ct.array
+    assert hu.dtype == np.float32 and -120.0 - 1e-3 <= hu.min() and hu.max() <= 240.0 + 1e-3
+
+
+def test_rerun_skips_complete_outputs(sampled: Path, straight_run: Path, phantom_cases: Path) -> None:
+    before = {p: p.stat().st_mtime_ns for p in sampled.rglob("ct.nii.gz")}
+    again = sample_cases(straight_run, phantom_cases, sampled, n_per_case=2, sampler="ddim", steps=3, seed=4,
+                         transforms=False, device="cpu", progress=False)
+    assert sorted(again) == sorted(list_cases(sampled))
+    assert {p: p.stat().st_mtime_ns for p in sampled.rglob("ct.nii.gz")} == before
+
+
+def test_shards_through_the_cli_reproduce_the_single_run(sampled: Path, straight_run: Path, phantom_cases: Path,
+                                                          tmp_path: Path) -> None:
+    """Samples are seeded per (seed, case, k): shard 1/2 run by the CLI gives the same CT arrays."""
+    cmd = [sys.executable, "-m", "LNSynthLib", "sample", "--checkpoint", str(straight_run), "--cases",
+           str(phantom_cases), "--out", str(tmp_path), "--n", "2", "--sampler", "ddim", "--steps", "3",
+           "--eta", "1", "--seed", "4", "--no-transforms", "--shard", "1/2", "--device", "cpu"]
+    out = subprocess.run(cmd, cwd=REPO, env={**os.environ, "LNSYNTH_PROGRESS": "json"}, capture_output=True,
+                         text=True, timeout=180)
+    assert out.returncode == 0, out.stderr
+    last = json.loads(out.stdout.strip().splitlines()[-1])
+    assert last == {"stage": "sample", "result": "cases", "count": 2, "path": str(tmp_path)}
+    names = [f.name for f in list_cases(tmp_path)]
+    assert names == ["phantom_001_synt_0", "phantom_001_synt_1"]
+    for name in names:
+        assert np.array_equal(load_case(tmp_path / name).ct.array, load_case(sampled / name).ct.array)
+    bad = subprocess.run([*cmd[:-4], "--shard", "2/2"], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert bad.returncode == 2 and "--shard" in bad.stderr
+
+
+def test_transformed_conditions_keep_anatomy_and_avoid_organs(straight_run: Path, phantom_cases: Path,
+                                                               tmp_path: Path) -> None:
+    folders = sample_cases(straight_run, phantom_cases, tmp_path, n_per_case=1, sampler="ddim", steps=2,
+                           seed=1, transforms=True, device="cpu", progress=False)
+    changed = 0
+    for folder in folders:
+        synt = load_case(folder)
+        assert synt.meta["transform_applied"] is True and synt.meta["transform"]["nodes_in"] >= 1
+        source = case_arrays(phantom_cases / synt.meta["source_case"])
+        _, anatomy, ln = crop_case(source, synt.meta["patch_start_zyx"], PATCH)
+        assert np.array_equal(synt.anatomy.array, anatomy)
+        new_ln = synt.ln.array > 0
+        assert (new_ln & organ_mask(anatomy)).sum() <= (ln.astype(bool) & organ_mask(anatomy)).sum()
+        changed += int(not np.array_equal(new_ln, ln > 0))
+    assert changed >= 1
+
+
+def test_sample_patch_is_seeded(straight_run: Path, phantom_cases: Path) -> None:
+    model, config, info = load_model(straight_run, torch.device("cpu"))
+    assert info["checkpoint_step"] == 4 and info["ema"] is True
+    source = case_arrays(phantom_cases / "phantom_000")
+    _, anatomy, ln = crop_case(source, patch_window(source, PATCH), PATCH)
+    schedule = Schedule.from_config(config)
+
+    def draw(seed: int) -> torch.Tensor:
+        return sample_patch(model, schedule, anatomy, ln, "ddim", 3, 1.0, torch.Generator().manual_seed(seed))
+
+    a = draw(0)
+    assert a.shape == (1, 1, *PATCH) and float(a.abs().max()) <= 1.0
+    assert torch.equal(a, draw(0)) and not torch.equal(a, draw(1))
