@@ -107,8 +107,9 @@ def test_gradient_checkpointing_gives_same_gradients() -> None:
 
 def test_channels_last_matches() -> None:
     torch.manual_seed(0)
-    plain = wake_zero_init(build_denoiser(load_config("tiny"))).eval()
+    plain = wake_zero_init(build_denoiser(load_config("tiny", {"network.channels_last": False}))).eval()
     cl = build_denoiser(load_config("tiny", {"network.channels_last": True})).eval()
+    assert cl.conv_in.weight.is_contiguous(memory_format=torch.channels_last_3d)
     cl.load_state_dict(plain.state_dict())
     x, t, anatomy, ln = batch()
     with torch.no_grad():
