@@ -21,6 +21,7 @@ COMMAND_MODULES = [
     "LNSynthLib.cli.phantom_command",
     "LNSynthLib.cli.anatomy_command",
     "LNSynthLib.cli.prepare_command",
+    "LNSynthLib.cli.nnunet_command",
     "LNSynthLib.cli.bench_command",
 ]
 

@@ -110,8 +110,9 @@ class NnUNetProject:
         if workers is None:
             workers = 0 if device == "cpu" else max(1, min(8, (os.cpu_count() or 2) - 1))
         # On a small CPU, worker processes for augmentation and export cost more than they save.
-        env.setdefault("nnUNet_n_proc_DA", str(workers))
+        # (Planning needs nnUNet_n_proc_DA >= 1, so 0 is set only for training: see `train`.)
         env.setdefault("nnUNet_def_n_proc", str(max(1, workers)))
+        env["LNSYNTH_NNUNET_DA_WORKERS"] = str(workers)
         return env
 
     def training_dir(self, dataset_id: int, trainer: TrainerSpec, fold: int | str = 0,
@@ -216,7 +217,9 @@ def train(project: NnUNetProject, dataset_id: int, trainer: TrainerSpec, *, fold
         if on_epoch is not None:
             on_epoch(record)
 
-    run_logged(cmd, project.env(device), project.logs / f"train_{project.find_dataset(dataset_id)}_"
+    env = project.env(device)
+    env.setdefault("nnUNet_n_proc_DA", env["LNSYNTH_NNUNET_DA_WORKERS"])
+    run_logged(cmd, env, project.logs / f"train_{project.find_dataset(dataset_id)}_"
                f"{trainer.name}_fold{fold}.log", on_line)
     progress.close(mean_validation_dice=parser.mean_validation_dice)
     if not final.exists():

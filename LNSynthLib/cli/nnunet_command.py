@@ -1,0 +1,125 @@
+"""`lnsynth nnunet export|train|predict`: nnU-Net v2 datasets, training and prediction for LN segmentation."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from LNSynthLib.jobs.progress import emit_event
+
+
+def resolve_device(device: str) -> str:
+    if device != "auto":
+        return device
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    parser = sub.add_parser("nnunet", help="nnU-Net v2: export datasets, train, predict")
+    steps = parser.add_subparsers(dest="nnunet_step", required=True, metavar="STEP")
+
+    exp = steps.add_parser("export", help="prepared real (+ synthetic) cases -> an nnU-Net raw dataset")
+    exp.add_argument("--cases", required=True, help="folder of prepared real training cases")
+    exp.add_argument("--synthetic", help="folder of synthetic cases written by `lnsynth sample`")
+    exp.add_argument("--test-cases", help="folder of prepared real test cases (imagesTs/labelsTs)")
+    exp.add_argument("--out", required=True, help="nnU-Net project folder (gets nnUNet_raw/...)")
+    exp.add_argument("--dataset-id", type=int, default=501)
+    exp.add_argument("--name", default=None, help="dataset name (default from the strategy)")
+    exp.add_argument("--strategy", choices=["real", "synt", "real+synt"], default=None,
+                     help="default: real+synt with --synthetic, else real")
+    exp.add_argument("--synt-per-case", type=int, default=10, help="synthetic cases per real case (5, 10, 20)")
+    exp.add_argument("--paste", action="store_true", help="paste synthetic patches into their source CT")
+    exp.add_argument("--blend-mm", type=float, default=4.0)
+    exp.add_argument("--train-margin-mm", type=float, default=100.0)
+    exp.add_argument("--test-margin-mm", type=float, default=50.0)
+    exp.add_argument("--overwrite", action="store_true")
+    exp.set_defaults(func=run_export)
+
+    tr = steps.add_parser("train", help="plan/preprocess and train nnU-Net (resumes)")
+    tr.add_argument("--dataset", "--project", dest="project", required=True, help="nnU-Net project folder")
+    tr.add_argument("--dataset-id", type=int, default=None, help="default: the only dataset in the project")
+    tr.add_argument("--epochs", type=int, default=None,
+                    help="short trainer with this many epochs (default: nnU-Net's standard trainer)")
+    tr.add_argument("--iterations", type=int, default=10, help="iterations per epoch of the short trainer")
+    tr.add_argument("--val-iterations", type=int, default=2)
+    tr.add_argument("--fold", default="0", help="0-4 or `all`")
+    tr.add_argument("--configuration", default="3d_fullres")
+    tr.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
+    tr.add_argument("--no-resume", action="store_true", help="start again instead of continuing (--c)")
+    tr.set_defaults(func=run_train)
+
+    pr = steps.add_parser("predict", help="segment CTs with a trained model")
+    pr.add_argument("--model", required=True, help="trained-model folder (model_dir printed by train)")
+    src = pr.add_mutually_exclusive_group(required=True)
+    src.add_argument("--ct", help="one CT file; --out is then the label-map file")
+    src.add_argument("--input", help="folder of <case>_0000.nii.gz files; --out is then a folder")
+    pr.add_argument("--out", required=True)
+    pr.add_argument("--region", help="mask on the CT grid: segment only its region + --margin-mm (paper)")
+    pr.add_argument("--margin-mm", type=float, default=50.0)
+    pr.add_argument("--fold", default="0")
+    pr.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
+    pr.add_argument("--overwrite", action="store_true")
+    pr.set_defaults(func=run_predict)
+
+
+def _fold(value: str) -> int | str:
+    return value if value == "all" else int(value)
+
+
+def run_export(args: argparse.Namespace) -> int:
+    from LNSynthLib.segmentation.nnunet_export import ExportSettings, export_dataset
+    from LNSynthLib.segmentation.nnunet_runner import NnUNetProject, dataset_name
+
+    strategy = args.strategy or ("real+synt" if args.synthetic else "real")
+    settings = ExportSettings(strategy=strategy, synt_per_case=args.synt_per_case, paste_into_ct=args.paste,
+                              blend_mm=args.blend_mm, train_margin_mm=args.train_margin_mm,
+                              test_margin_mm=args.test_margin_mm)
+    name = args.name or {"real": "Real", "synt": "Synt", "real+synt": "RealSynt"}[strategy] + (
+        "Pasted" if args.paste and strategy != "real" else "")
+    project = NnUNetProject(Path(args.out))
+    out = export_dataset(args.cases, project.raw / dataset_name(args.dataset_id, name),
+                         synthetic_root=args.synthetic, test_root=args.test_cases, settings=settings,
+                         overwrite=args.overwrite)
+    emit_event("result", dataset_dir=str(out), project=str(project.root), dataset_id=args.dataset_id)
+    print(f"nnU-Net dataset: {out}")
+    return 0
+
+
+def run_train(args: argparse.Namespace) -> int:
+    from LNSynthLib.errors import InputDataError
+    from LNSynthLib.segmentation import nnunet_runner as nr
+
+    project = nr.NnUNetProject(Path(args.project))
+    dataset_id = args.dataset_id
+    if dataset_id is None:
+        found = sorted(project.raw.glob("Dataset*_*")) if project.raw.is_dir() else []
+        if len(found) != 1:
+            raise InputDataError(f"{len(found)} datasets in the project, cannot choose", path=project.raw,
+                                 fix="pass --dataset-id (or export first with `lnsynth nnunet export`)")
+        dataset_id = int(found[0].name[len("Dataset"):].split("_")[0])
+    device = resolve_device(args.device)
+    trainer = nr.TrainerSpec(args.epochs, args.iterations, args.val_iterations)
+    nr.plan_and_preprocess(project, dataset_id, configuration=args.configuration, device=device)
+    checkpoint = nr.train(project, dataset_id, trainer, fold=_fold(args.fold), configuration=args.configuration,
+                          device=device, resume=not args.no_resume)
+    model = checkpoint.parents[1]
+    emit_event("result", model_dir=str(model), checkpoint=str(checkpoint))
+    print(f"model_dir: {model}")
+    return 0
+
+
+def run_predict(args: argparse.Namespace) -> int:
+    from LNSynthLib.segmentation.apply import segment_ct
+    from LNSynthLib.segmentation.nnunet_runner import predict
+
+    device = resolve_device(args.device)
+    if args.ct:
+        out = segment_ct(args.model, args.ct, args.out, fold=_fold(args.fold), device=device, region=args.region,
+                         margin_mm=args.margin_mm, overwrite=args.overwrite)
+    else:
+        out = predict(args.model, args.input, args.out, fold=_fold(args.fold), device=device)
+    emit_event("result", path=str(out))
+    print(f"prediction: {out}")
+    return 0

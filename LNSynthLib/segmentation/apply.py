@@ -1,0 +1,52 @@
+"""Segment lymph nodes in new CTs with a trained nnU-Net model, writing label maps on the input grid.
+
+The model can see the whole CT, or (as in paper 000 at test time) only the LN region: give a
+`region` mask (e.g. a rough LN region or known nodes) and the CT is cropped to it with a 5 cm
+margin, segmented, and the result placed back into a label map of the full input geometry.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from LNSynthLib.atomic import check_writable
+from LNSynthLib.errors import InputDataError
+from LNSynthLib.segmentation.nnunet_runner import predict
+from LNSynthLib.volumes.geometry import Volume
+from LNSynthLib.volumes.io import read_volume, write_volume
+
+TEST_MARGIN_MM = 50.0
+
+
+def segment_ct(model: str | Path, ct_path: str | Path, out_path: str | Path, *, fold: int | str = 0,
+               device: str = "cpu", region: str | Path | None = None, margin_mm: float = TEST_MARGIN_MM,
+               overwrite: bool = False) -> Path:
+    """Write the LN label map (uint8 0/1) of one CT to `out_path`, on the CT's own grid."""
+    out_path = check_writable(out_path, overwrite)
+    ct = read_volume(ct_path)
+    box = None
+    if region is not None:
+        from LNSynthLib.volumes.preprocess import crop, ln_region_box
+
+        mask = read_volume(region)
+        if mask.shape != ct.shape or not mask.geometry.isclose(ct.geometry):
+            raise InputDataError("region mask is not on the CT's grid", path=region,
+                                 fix="give a mask with the same size, spacing, origin and direction as the CT")
+        box = ln_region_box(mask, margin_mm)
+        ct_in = crop(ct, box)
+    else:
+        ct_in = ct
+    with tempfile.TemporaryDirectory(prefix=".lnsynth_apply_", dir=out_path.parent) as tmp:
+        tmp_in, tmp_out = Path(tmp) / "in", Path(tmp) / "out"
+        write_volume(Volume(ct_in.array.astype(np.float32), ct_in.geometry), tmp_in / "case_0000.nii.gz")
+        predict(model, tmp_in, tmp_out, fold=fold, device=device)
+        pred = read_volume(tmp_out / "case.nii.gz")
+    full = np.zeros(ct.shape, np.uint8)
+    if box is None:
+        full[...] = pred.array > 0
+    else:
+        full[box] = pred.array > 0
+    return write_volume(Volume(full, ct.geometry), out_path, overwrite=overwrite)

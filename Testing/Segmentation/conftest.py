@@ -1,0 +1,83 @@
+"""Small real data for the segmentation suite: phantom cases, synthetic-style patches, one real nnU-Net run."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from LNSynthLib.cases import Case, list_cases, load_case, save_case
+from LNSynthLib.volumes.geometry import Volume
+
+PHANTOM_SHAPE = (64, 64, 64)
+
+
+@pytest.fixture(scope="session")
+def phantom_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Four prepared phantom cases (training) on a 1 mm grid."""
+    from LNSynthLib.phantom import write_phantom_cases
+
+    root = tmp_path_factory.mktemp("phantom_train")
+    write_phantom_cases(root, 4, seed=0, shape_zyx=PHANTOM_SHAPE)
+    return root
+
+
+@pytest.fixture(scope="session")
+def phantom_test_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Two held-out phantom cases (other seeds)."""
+    from LNSynthLib.phantom import write_phantom_cases
+
+    root = tmp_path_factory.mktemp("phantom_test")
+    write_phantom_cases(root, 2, seed=100, shape_zyx=PHANTOM_SHAPE)
+    return root
+
+
+def make_patch_cases(real_root: Path, out_root: Path, per_case: int, size: int = 24, seed: int = 0) -> Path:
+    """Synthetic-layout cases: a `size`³ crop around the nodes of each real case with changed HU texture.
+
+    They stand in for LN-DDPM output where only the layout and geometry matter (export, paste);
+    the end-to-end demo test uses the real sampler.
+    """
+    rng = np.random.default_rng(seed)
+    for folder in list_cases(real_root):
+        case = load_case(folder)
+        zyx = np.argwhere(case.ln.array > 0).mean(axis=0).round().astype(int)
+        start = [int(np.clip(c - size // 2, 0, n - size)) for c, n in zip(zyx, case.ct.shape, strict=True)]
+        box = tuple(slice(s, s + size) for s in start)
+        geometry = case.ct.geometry.shifted(tuple(start))
+        for k in range(per_case):
+            ct = case.ct.array[box] + rng.normal(0, 10, (size,) * 3).astype(np.float32)
+            meta = {"case_id": f"{folder.name}_synt_{k}", "synthetic": True, "source_case": folder.name}
+            save_case(Case(meta["case_id"], Volume(ct, geometry), Volume(case.anatomy.array[box], geometry),
+                           Volume(case.ln.array[box], geometry), meta), out_root)
+    return out_root
+
+
+@pytest.fixture(scope="session")
+def synthetic_root(phantom_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return make_patch_cases(phantom_root, tmp_path_factory.mktemp("synthetic"), per_case=2)
+
+
+@pytest.fixture(scope="module")
+def nnunet_run(phantom_root: Path, phantom_test_root: Path, synthetic_root: Path,
+               tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """Export Real+Synt, plan, train 1 epoch of 2 iterations on the CPU, predict the test cases (one real run)."""
+    from LNSynthLib.segmentation import nnunet_export as ex
+    from LNSynthLib.segmentation import nnunet_runner as nr
+
+    project = nr.NnUNetProject(tmp_path_factory.mktemp("nnunet_project"))
+    dataset_dir = project.raw / nr.dataset_name(901, "PhantomRealSynt")
+    # Small LN-region margins keep nnU-Net's patch small (the paper's 10/5 cm are the defaults).
+    settings = ex.ExportSettings(strategy="real+synt", synt_per_case=1, train_margin_mm=8, test_margin_mm=8)
+    ex.export_dataset(phantom_root, dataset_dir, synthetic_root=synthetic_root, test_root=phantom_test_root,
+                      settings=settings)
+    nr.plan_and_preprocess(project, 901, verify=False)  # export tests run the integrity check
+    trainer = nr.TrainerSpec(epochs=1, iterations=2, val_iterations=1)
+    checkpoint = nr.train(project, 901, trainer, fold=0, device="cpu")
+    model = nr.model_dir(project, 901, trainer)
+    predictions = nr.predict(model, dataset_dir / "imagesTs", project.root / "predictions", device="cpu")
+    return {"project": project, "dataset_dir": dataset_dir, "trainer": trainer, "checkpoint": checkpoint,
+            "model": model, "predictions": predictions,
+            "splits": json.loads((project.preprocessed / dataset_dir.name / "splits_final.json").read_text())}
