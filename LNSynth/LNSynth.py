@@ -311,8 +311,8 @@ class LNSynthWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             return
         p = self._parameterNode
         with slicer.util.tryWithErrorDisplay("Could not export the nnU-Net dataset."):
-            cases = _path(p.casesFolder) or self.engine().work_root
-            chain = self.engine().start_nnunet_export(cases, _path(p.nnunetDatasetFolder))
+            chain = self.engine().start_nnunet_export(_path(p.nnunetDatasetFolder), _path(p.casesFolder),
+                                                      paste=p.pasteIntoCT)
             self.startJob(chain, self.ui.exportDatasetButton)
 
     def onTrainNnunet(self) -> None:

@@ -109,7 +109,8 @@ class LNSynthLogic:
         run = self.new_run_dir("anatomy")
         write_volume(ct, run / CT_FILE)
         out = run / "anatomy.nii.gz"
-        args = ["anatomy", "--ct", str(run / CT_FILE), "--out", str(out), "--method", method, "--device", device]
+        args = ["anatomy", "--ct", str(run / CT_FILE), "--out", str(out), "--method", method, "--device",
+                {"cuda": "gpu"}.get(device, device)]
         if weights_dir:
             args += ["--weights-dir", str(weights_dir)]
         name = f"{ct_node.GetName()} anatomy"
@@ -233,10 +234,38 @@ class LNSynthLogic:
         return self.chain([Step(label, [a.replace("{run}", str(run)) for a in args])], run,
                           on_success=None if on_success is None else (lambda: on_success(run)))
 
-    def start_nnunet_export(self, cases_root: str | Path, dataset_dir: str | Path) -> JobChain:
-        """`lnsynth nnunet export`: real + synthetic prepared cases → an nnU-Net v2 raw dataset."""
-        args = ["nnunet", "export", "--cases", str(cases_root), "--out", str(dataset_dir)]
-        return self.start_command("Exporting the nnU-Net dataset", args, "nnunet-export")
+    def start_nnunet_export(self, project_dir: str | Path, cases_root: str | Path | None = None,
+                            synthetic_root: str | Path | None = None, paste: bool = False) -> JobChain:
+        """`lnsynth nnunet export`: real + synthetic prepared cases → an nnU-Net v2 project folder.
+
+        Without `cases_root`, the cases made by this session's synthesis runs (in the work
+        folder) are gathered into the export's run folder first.
+        """
+        run = self.new_run_dir("nnunet-export")
+        if cases_root is None:
+            cases_root, synthetic_root = self.gather_session_cases(run)
+        args = ["nnunet", "export", "--cases", str(cases_root), "--out", str(project_dir)]
+        if synthetic_root is not None:
+            args += ["--synthetic", str(synthetic_root)]
+        if paste:
+            args.append("--paste")
+        return self.chain([Step("Exporting the nnU-Net dataset", args)], run)
+
+    def gather_session_cases(self, run: Path) -> tuple[Path, Path | None]:
+        """Copy the prepared real and synthetic case folders of finished synthesis runs into `run`."""
+        real, synthetic = run / "cases", run / "synthetic"
+        for source in sorted(self.work_root.glob("synthesis-*")):
+            for kind, target in (("cases", real), ("synthetic", synthetic)):
+                if not (source / kind).is_dir():
+                    continue
+                for folder in list_cases(source / kind):
+                    if not (target / folder.name).exists():
+                        shutil.copytree(folder, target / folder.name)
+        if not real.is_dir():
+            shutil.rmtree(run, ignore_errors=True)
+            raise InputDataError("no prepared cases in this session's work folder", path=self.work_root,
+                                 fix="run Synthesize first or choose a folder of prepared cases")
+        return real, synthetic if synthetic.is_dir() else None
 
     def start_nnunet_train(self, dataset_dir: str | Path, epochs: int, device: str = "auto") -> JobChain:
         """`lnsynth nnunet train` in the background; `chain.result` is the trained model folder."""

@@ -10,7 +10,9 @@ import os
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
+from scipy import ndimage
 
 MODULE_DIR = Path(__file__).resolve().parents[2] / "LNSynth"
 if str(MODULE_DIR) not in sys.path:
@@ -26,6 +28,38 @@ def core():
     core = create_core_scene()
     yield core
     core.scene.Clear(1)
+
+
+def fat_center(anatomy: np.ndarray, ct_hu: np.ndarray, min_depth_voxels: float = 4) -> np.ndarray:
+    """(z, y, x) of a fat voxel deep inside the `body` label (1), where a new node can be painted."""
+    fat = (anatomy == 1) & (ct_hu > -150) & (ct_hu < -50)
+    depth = ndimage.distance_transform_edt(anatomy == 1)
+    candidates = np.argwhere(fat & (depth >= min_depth_voxels))
+    assert len(candidates), "no deep fat voxel in this CT"
+    return candidates[len(candidates) // 2]
+
+
+@pytest.fixture
+def scene_case(core, tmp_path, example_ct, example_totalseg):
+    """Real CT loaded through a storage node, anatomy from the TotalSegmentator file, one 6 mm node in fat.
+
+    Returns (logic, ct_node, anatomy_node, ln_node, center_zyx, voxels_added).
+    """
+    from LNSynthModuleLib.logic import LNSynthLogic
+
+    from LNSynthLib import mrml_bridge as mb
+    from LNSynthLib.anatomy.groups import LABEL_NAMES
+
+    logic = LNSynthLogic(core.scene, tmp_path / "work")
+    ct_node = mb.load_volume_file(core.scene, example_ct, "example CT")
+    anatomy_node = logic.anatomy_from_totalseg_file(ct_node, example_totalseg)
+    ct = mb.node_to_volume(ct_node)
+    anatomy = mb.segmentation_to_labels(anatomy_node, dict(enumerate(LABEL_NAMES)), ct).array
+    center_zyx = fat_center(anatomy, ct.array)
+    center_lps = tuple(ct.geometry.index_to_physical(center_zyx[::-1].astype(float)))
+    ln_node, _ = logic.lymph_node_segmentation(ct_node)
+    added = logic.add_sphere(ln_node, ct_node, center_lps, 6.0)
+    return logic, ct_node, anatomy_node, ln_node, center_zyx, added
 
 
 def _process_alive(pid: int) -> bool:

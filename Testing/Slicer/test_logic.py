@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from scipy import ndimage
 
 from LNSynthLib.anatomy.groups import LABEL_NAMES, LYMPH_NODE_SEGMENT_NAME, totalseg_to_anatomy
 from LNSynthLib.cases import Case, save_case
@@ -17,25 +16,6 @@ pytest.importorskip("slicer")
 from LNSynthModuleLib.logic import LNSynthLogic  # noqa: E402
 
 from LNSynthLib import mrml_bridge as mb  # noqa: E402
-
-
-@pytest.fixture
-def scene_case(core, tmp_path, example_ct, example_totalseg):
-    """Real CT loaded through a storage node, anatomy from the TotalSegmentator file, one painted node."""
-    logic = LNSynthLogic(core.scene, tmp_path / "work")
-    ct_node = mb.load_volume_file(core.scene, example_ct, "example CT")
-    anatomy_node = logic.anatomy_from_totalseg_file(ct_node, example_totalseg)
-    ct = mb.node_to_volume(ct_node)
-    anatomy = mb.segmentation_to_labels(anatomy_node, dict(enumerate(LABEL_NAMES)), ct).array
-    # A 6 mm node deep in fat: a `body` voxel at least 4 voxels (12 mm) from any other label, fat HU.
-    fat = (anatomy == 1) & (ct.array > -150) & (ct.array < -50)
-    depth = ndimage.distance_transform_edt(anatomy == 1)
-    candidates = np.argwhere(fat & (depth >= 4))
-    center_zyx = candidates[len(candidates) // 2]
-    center_lps = tuple(ct.geometry.index_to_physical(center_zyx[::-1].astype(float)))
-    ln_node, _ = logic.lymph_node_segmentation(ct_node)
-    added = logic.add_sphere(ln_node, ct_node, center_lps, 6.0)
-    return logic, ct_node, anatomy_node, ln_node, center_zyx, added
 
 
 def test_anatomy_from_totalsegmentator_file_uses_library_grouping(scene_case, example_ct, example_totalseg):

@@ -1,0 +1,110 @@
+"""Synthesis from the panel's logic with a real tiny LN-DDPM: results aligned, cancel leaves nothing.
+
+Slow (about 3-6 minutes on a shared 2-core machine: prepare, train, sample each start torch);
+the default suite covers the same chain with real subprocesses (test_job_chain.py) and the
+loading of results (test_logic.py).
+
+A tiny checkpoint is trained in a fixture (`lnsynth train --config tiny`, 2 iterations) on the
+real example CT with a node painted in fat; the test then runs the same prepare → sample chain
+the Synthesize button starts, on a slicer-core scene.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from LNSynthLib.anatomy.groups import LYMPH_NODE_SEGMENT_NAME, totalseg_to_anatomy
+from LNSynthLib.volumes.geometry import Volume
+from LNSynthLib.volumes.io import read_volume, write_volume
+
+pytest.importorskip("slicer")
+
+from LNSynthModuleLib.logic import SynthesisSettings  # noqa: E402
+
+from LNSynthLib import mrml_bridge as mb  # noqa: E402
+
+
+def _cli_commands() -> set[str]:
+    from LNSynthLib.cli.main import build_parser
+
+    sub = next(a for a in build_parser()._actions if a.dest == "command")
+    return set(sub.choices)
+
+
+def _lnsynth(*args: object, timeout: float = 600) -> None:
+    done = subprocess.run([sys.executable, "-m", "LNSynthLib", *map(str, args)], capture_output=True, text=True,
+                          timeout=timeout, env={"LNSYNTH_PROGRESS": "quiet", **__import__("os").environ})
+    assert done.returncode == 0, f"lnsynth {args[0]} failed:\n{done.stdout[-2000:]}\n{done.stderr[-3000:]}"
+
+
+@pytest.fixture(scope="module")
+def tiny_checkpoint(tmp_path_factory, example_ct, example_totalseg) -> Path:
+    missing = {"prepare", "train", "sample"} - _cli_commands()
+    if missing:
+        pytest.skip(f"lnsynth commands not available yet: {sorted(missing)}")
+    from scipy import ndimage
+
+    root = tmp_path_factory.mktemp("tiny_ckpt")
+    ct = read_volume(example_ct)
+    anatomy = totalseg_to_anatomy(read_volume(example_totalseg).array.astype(np.int32), ct.array)
+    depth = ndimage.distance_transform_edt(anatomy == 1)
+    center = np.argwhere((depth >= 4) & (ct.array > -150) & (ct.array < -50))[0]
+    zz, yy, xx = np.indices(ct.shape)
+    ln = ((zz - center[0]) ** 2 + (yy - center[1]) ** 2 + (xx - center[2]) ** 2 <= 4).astype(np.uint8)
+    write_volume(Volume(anatomy, ct.geometry), root / "anatomy.nii.gz")
+    write_volume(Volume(ln, ct.geometry), root / "ln.nii.gz")
+    _lnsynth("prepare", "--ct", example_ct, "--ln", root / "ln.nii.gz", "--anatomy", root / "anatomy.nii.gz",
+             "--anatomy-source", "anatomy14", "--out", root / "cases", "--case-id", "train0", "--margin-mm", 50)
+    _lnsynth("train", "--config", "tiny", "--cases", root / "cases", "--run-dir", root / "run", "--set",
+             "train.iterations=2", "--set", "train.batch_size=1", "--device", "cpu")
+    checkpoint = root / "run" / "checkpoint.pt"
+    assert checkpoint.is_file()
+    return checkpoint
+
+
+@pytest.mark.slow
+def test_synthesis_results_are_aligned_with_the_painted_node(scene_case, tiny_checkpoint):
+    logic, ct_node, anatomy_node, ln_node, *_ = scene_case
+    settings = SynthesisSettings(tiny_checkpoint, n_samples=1, steps=3, transforms=False, device="cpu")
+    chain = logic.start_synthesis(ct_node, anatomy_node, ln_node, settings)
+    state = chain.wait(timeout_s=300)
+    assert state.succeeded, state.error
+    synthetic, pasted = chain.result
+    patch = mb.node_to_volume(synthetic.ct)
+    assert patch.shape == (32, 32, 32) and patch.geometry.spacing == (1.0, 1.0, 1.0)
+    assert -1100 <= patch.array.min() and patch.array.max() <= 400  # HU range of the model's window
+    # Transforms off: the synthetic LN mask is the painted node, at the same physical place.
+    synthetic_ln = mb.segment_to_mask(synthetic.segmentation, LYMPH_NODE_SEGMENT_NAME, synthetic.ct).array
+    painted_on_patch = mb.segment_to_mask(ln_node, LYMPH_NODE_SEGMENT_NAME, synthetic.ct).array
+    dice = 2 * (synthetic_ln & painted_on_patch).sum() / (synthetic_ln.sum() + painted_on_patch.sum())
+    assert synthetic_ln.sum() > 0 and dice > 0.8
+    # The pasted CT keeps the CT grid and the node where it was painted.
+    assert mb.node_geometry(pasted.ct).isclose(mb.node_geometry(ct_node))
+    pasted_ln = mb.segment_to_mask(pasted.segmentation, LYMPH_NODE_SEGMENT_NAME, ct_node).array
+    painted = mb.segment_to_mask(ln_node, LYMPH_NODE_SEGMENT_NAME, ct_node).array
+    assert (pasted_ln & painted).sum() >= 0.8 * painted.sum()
+    log = chain.log_path.read_text()
+    assert "$ lnsynth prepare" in log and "$ lnsynth sample" in log
+
+
+@pytest.mark.slow
+def test_cancel_during_sampling_kills_the_job_and_leaves_no_files(scene_case, tiny_checkpoint, process_alive):
+    logic, ct_node, anatomy_node, ln_node, *_ = scene_case
+    settings = SynthesisSettings(tiny_checkpoint, n_samples=20, sampler="ddpm", transforms=False, device="cpu")
+    chain = logic.start_synthesis(ct_node, anatomy_node, ln_node, settings)
+    deadline = time.monotonic() + 240
+    while chain.poll().running and not (chain.state.stage == "sample" and chain.process.state.step > 0):
+        assert time.monotonic() < deadline, "sampling did not start"
+        time.sleep(0.2)
+    assert chain.state.running, chain.state.error
+    pid = chain.process.process.pid
+    chain.cancel()
+    assert chain.state.cancelled and not process_alive(pid)
+    assert not chain.run_dir.exists()
+    assert len(mb.segment_names(ln_node)) == 1  # the scene is as before: nothing half-loaded
