@@ -22,6 +22,8 @@ COMMAND_MODULES = [
     "LNSynthLib.cli.anatomy_command",
     "LNSynthLib.cli.prepare_command",
     "LNSynthLib.cli.nnunet_command",
+    "LNSynthLib.cli.evaluate_command",
+    "LNSynthLib.cli.demo_command",
     "LNSynthLib.cli.bench_command",
 ]
 

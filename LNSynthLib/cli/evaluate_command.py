@@ -1,0 +1,81 @@
+"""`lnsynth evaluate`: segmentation table (paper 000 Table 2), generation metrics and figures → report.md."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from LNSynthLib.errors import InputDataError
+from LNSynthLib.jobs.progress import emit_event
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("evaluate", help="metrics of both papers + figures -> report.md, metrics.json")
+    p.add_argument("--out", required=True, help="report folder")
+    p.add_argument("--work", help="a work folder of `lnsynth demo`/`run`: evaluate everything it holds")
+    p.add_argument("--labels", help="ground-truth label folder (nnU-Net labelsTs)")
+    p.add_argument("--images", help="test image folder (imagesTs) for the segmentation figure")
+    p.add_argument("--pred", action="append", default=[], metavar="STRATEGY|METHOD=DIR",
+                   help="predictions of one strategy, e.g. 'Real|-=preds/real' (repeat)")
+    p.add_argument("--real", help="prepared real cases (for generation metrics and the mosaic)")
+    p.add_argument("--synthetic", help="synthetic cases written by `lnsynth sample`")
+    p.add_argument("--ddpm-run", help="LN-DDPM run folder (loss.csv)")
+    p.add_argument("--real-model", help="nnU-Net model trained on real data only (NodeRecall_synt)")
+    p.add_argument("--lpips-weights", help="MedicalNet resnet_10_23dataset.pth (file or folder)")
+    p.add_argument("--device", default="auto")
+    p.set_defaults(func=run_evaluate)
+
+
+def _prediction_sets(args: argparse.Namespace) -> list:
+    from LNSynthLib.report.report import PredictionSet
+
+    sets = []
+    for spec in args.pred:
+        label, _, folder = spec.partition("=")
+        strategy, _, method = label.partition("|")
+        if not folder or not strategy:
+            raise InputDataError(f"--pred {spec!r} is not STRATEGY|METHOD=DIR", fix="e.g. --pred 'Real|-=preds/real'")
+        sets.append(PredictionSet(strategy, method or "-", Path(folder)))
+    return sets
+
+
+def run_evaluate(args: argparse.Namespace) -> int:
+    from LNSynthLib.cli.nnunet_command import resolve_device
+    from LNSynthLib.report.generation_eval import evaluate_generation
+    from LNSynthLib.report.report import EvaluationInputs, PredictionSet, write_report
+
+    device = resolve_device(args.device)
+    sets = _prediction_sets(args)
+    labels, images = args.labels, args.images
+    real, synthetic, ddpm_run, real_model = args.real, args.synthetic, args.ddpm_run, args.real_model
+    if args.work:
+        from LNSynthLib.pipeline import DATASETS, Layout
+
+        layout = Layout(Path(args.work).resolve())
+        raw = layout.nnunet / "nnUNet_raw"
+        for dataset_id, name, strategy, method, _, _ in DATASETS:
+            pred = layout.predictions / name
+            if pred.is_dir():
+                fold = next((layout.nnunet / "nnUNet_results" / f"Dataset{dataset_id:03d}_{name}").glob("*/fold_0"),
+                            None)
+                sets.append(PredictionSet(strategy, method, pred, fold))
+                if strategy == "Real" and fold is not None:
+                    real_model = real_model or str(fold.parent)
+        labels = labels or str(raw / "Dataset101_Real" / "labelsTs")
+        images = images or str(raw / "Dataset101_Real" / "imagesTs")
+        real, synthetic = real or str(layout.train_cases), synthetic or str(layout.synthetic)
+        ddpm_run = ddpm_run or str(layout.ddpm_run)
+    if not labels or not sets:
+        raise InputDataError("nothing to evaluate", fix="pass --work DIR, or --labels DIR and at least one --pred")
+    generation = None
+    if real and synthetic and Path(synthetic).is_dir():
+        generation = evaluate_generation(real, synthetic, work_dir=Path(args.out) / "work",
+                                         lpips_weights=args.lpips_weights, real_model=real_model, device=device)
+    inputs = EvaluationInputs(Path(args.out), Path(labels), sets, images_dir=Path(images) if images else None,
+                              real_root=Path(real) if real else None,
+                              synthetic_root=Path(synthetic) if synthetic else None,
+                              ddpm_run=Path(ddpm_run) if ddpm_run else None, generation=generation)
+    report, metrics = write_report(inputs)
+    emit_event("result", report=str(report), metrics=str(metrics))
+    print(f"report: {report}")
+    return 0

@@ -1,0 +1,227 @@
+"""The whole LNSynth job: cases → LN-DDPM → synthetic pairs → nnU-Net Real vs Real+Synt → report.
+
+`run_pipeline` is what `lnsynth demo` (embedded phantom data, CPU-sized) and `lnsynth run`
+(the user's data, `--config paper` on a GPU server) execute. Every stage checks what a
+previous, interrupted run already finished and continues from there; the stages report
+Progress lines so the job runner and the Slicer module can show them.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from LNSynthLib.atomic import write_text_atomic
+from LNSynthLib.cases import list_cases
+from LNSynthLib.errors import InputDataError
+from LNSynthLib.jobs.progress import Progress, emit_event
+
+
+@dataclass(frozen=True)
+class PipelineSettings:
+    """Sizes of every stage; `demo()` fits a 2-core CPU in minutes, `paper()` is paper 000's setup."""
+
+    ddpm_config: str = "tiny"
+    ddpm_overrides: dict[str, Any] = field(default_factory=dict)
+    n_train_cases: int = 6               # phantom cases (demo only)
+    n_test_cases: int = 2
+    phantom_shape_zyx: tuple[int, int, int] = (64, 64, 64)
+    seed: int = 0
+    samples_per_case: int = 2
+    sampler: str = "ddim"
+    sampler_steps: int = 20
+    synt_per_case: int = 2               # synthetic cases per real case in Real+Synt (paper: 10)
+    paste_variant: bool = False          # also train Real+Synt with patches pasted into their CT
+    nnunet_epochs: int | None = 3        # None: nnU-Net's standard trainer
+    nnunet_iterations: int = 10
+    nnunet_val_iterations: int = 2
+    train_margin_mm: float = 100.0
+    test_margin_mm: float = 50.0
+    device: str = "auto"
+    lpips_weights: str | None = None
+
+    @classmethod
+    def demo(cls, **overrides: Any) -> PipelineSettings:
+        return cls(**{"ddpm_overrides": {"train.iterations": 300, "train.checkpoint_every": 50}, **overrides})
+
+    @classmethod
+    def paper(cls, **overrides: Any) -> PipelineSettings:
+        return cls(**{"ddpm_config": "paper", "samples_per_case": 10, "sampler": "ddpm", "sampler_steps": 300,
+                      "synt_per_case": 10, "nnunet_epochs": None, "paste_variant": True, **overrides})
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Where each stage writes inside the work folder."""
+
+    root: Path
+
+    train_cases = property(lambda self: self.root / "cases" / "train")
+    test_cases = property(lambda self: self.root / "cases" / "test")
+    ddpm_run = property(lambda self: self.root / "ln_ddpm")
+    synthetic = property(lambda self: self.root / "synthetic")
+    nnunet = property(lambda self: self.root / "nnunet")
+    predictions = property(lambda self: self.root / "predictions")
+    report = property(lambda self: self.root / "report")
+
+
+# (dataset id, name, strategy label, method label, export strategy, paste)
+DATASETS = [
+    (101, "Real", "Real", "-", "real", False),
+    (102, "RealSynt", "Real + Synt", "LN-DDPM", "real+synt", False),
+    (103, "RealSyntPasted", "Real + Synt", "LN-DDPM (pasted)", "real+synt", True),
+]
+
+
+def _device(device: str) -> str:
+    from LNSynthLib.cli.nnunet_command import resolve_device
+
+    return resolve_device(device)
+
+
+def make_phantom_cases(layout: Layout, s: PipelineSettings) -> None:
+    from LNSynthLib.phantom import write_phantom_cases
+
+    for root, n, seed in ((layout.train_cases, s.n_train_cases, s.seed),
+                          (layout.test_cases, s.n_test_cases, s.seed + 10_000)):
+        if root.is_dir() and len(list_cases(root)) >= n:
+            continue
+        write_phantom_cases(root, n, seed=seed, shape_zyx=s.phantom_shape_zyx, overwrite=True)
+
+
+def train_ln_ddpm(layout: Layout, s: PipelineSettings) -> Path:
+    from LNSynthLib.diffusion.config import load_config
+    from LNSynthLib.diffusion.training import train
+
+    done = layout.ddpm_run / "done.json"
+    if done.exists():
+        return Path(json.loads(done.read_text())["checkpoint"])
+    config = load_config(s.ddpm_config, dict(s.ddpm_overrides))
+    checkpoint = train(config, layout.train_cases, layout.ddpm_run, resume=True, device=s.device)
+    write_text_atomic(done, json.dumps({"checkpoint": str(checkpoint)}), overwrite=True)
+    return Path(checkpoint)
+
+
+def sample_synthetic(layout: Layout, s: PipelineSettings, checkpoint: Path) -> None:
+    from LNSynthLib.diffusion.sampling import sample_cases
+
+    expected = len(list_cases(layout.train_cases)) * s.samples_per_case
+    if layout.synthetic.is_dir() and len(list_cases(layout.synthetic)) >= expected:
+        return
+    sample_cases(checkpoint, layout.train_cases, layout.synthetic, n_per_case=s.samples_per_case,
+                 sampler=s.sampler, steps=s.sampler_steps, seed=s.seed, transforms=True, device=s.device)
+
+
+def train_and_predict(layout: Layout, s: PipelineSettings, device: str) -> list:
+    """Export, plan, train and predict each strategy; returns the report's PredictionSets."""
+    from LNSynthLib.report.report import PredictionSet
+    from LNSynthLib.segmentation import nnunet_runner as nr
+    from LNSynthLib.segmentation.nnunet_export import ExportSettings, export_dataset
+
+    project = nr.NnUNetProject(layout.nnunet)
+    trainer = nr.TrainerSpec(s.nnunet_epochs, s.nnunet_iterations, s.nnunet_val_iterations)
+    sets = []
+    for dataset_id, name, strategy, method, export_strategy, paste in DATASETS:
+        if paste and not s.paste_variant:
+            continue
+        settings = ExportSettings(strategy=export_strategy, synt_per_case=s.synt_per_case, paste_into_ct=paste,
+                                  train_margin_mm=s.train_margin_mm, test_margin_mm=s.test_margin_mm)
+        dataset_dir = project.raw / nr.dataset_name(dataset_id, name)
+        export_dataset(layout.train_cases, dataset_dir,
+                       synthetic_root=layout.synthetic if export_strategy != "real" else None,
+                       test_root=layout.test_cases, settings=settings)
+        nr.plan_and_preprocess(project, dataset_id, device=device)
+        checkpoint = nr.train(project, dataset_id, trainer, device=device)
+        pred_dir = layout.predictions / name
+        nr.predict(checkpoint.parents[1], dataset_dir / "imagesTs", pred_dir, device=device)
+        sets.append(PredictionSet(strategy, method, pred_dir, checkpoint.parent))
+    return sets
+
+
+def run_pipeline(work_dir: str | Path, settings: PipelineSettings | None = None, *,
+                 cases: str | Path | None = None, test_cases: str | Path | None = None) -> Path:
+    """Run (or continue) the whole job in `work_dir`; returns the path of report.md.
+
+    Without `cases` the embedded phantom makes the data (the demo); with `cases`/`test_cases`
+    (prepared-case folders, see `lnsynth prepare`) the user's data is used instead.
+    """
+    s = settings or PipelineSettings.demo()
+    layout = Layout(Path(work_dir).resolve())
+    layout.root.mkdir(parents=True, exist_ok=True)
+    if cases is not None:
+        if test_cases is None:
+            raise InputDataError("user data needs held-out test cases too", path=cases,
+                                 fix="pass --test-cases with prepared cases that are not in --cases")
+        layout = _with_user_cases(layout, Path(cases), Path(test_cases))
+    device = _device(s.device)
+    t0 = time.monotonic()
+    timings: dict[str, float] = {}
+    stages = ["cases", "ln_ddpm", "sampling", "nnunet", "evaluate"]
+    with Progress("pipeline", len(stages)) as progress:
+        def stage(name: str) -> None:
+            timings[name] = round(time.monotonic() - t0 - sum(timings.values()), 1)
+            progress.update(message=f"{name} done")
+
+        if cases is None:
+            make_phantom_cases(layout, s)
+        stage("cases")
+        checkpoint = train_ln_ddpm(layout, s)
+        stage("ln_ddpm")
+        sample_synthetic(layout, s, checkpoint)
+        stage("sampling")
+        sets = train_and_predict(layout, s, device)
+        stage("nnunet")
+        report = _evaluate(layout, s, sets, device)
+        stage("evaluate")
+    timings_path = layout.root / "timings.json"
+    write_text_atomic(timings_path, json.dumps({"stages_s": timings, "settings": _plain(asdict(s)),
+                                                "device": device}, indent=2), overwrite=True)
+    emit_event("result", report=str(report), work_dir=str(layout.root))
+    return report
+
+
+def _evaluate(layout: Layout, s: PipelineSettings, sets: list, device: str) -> Path:
+    from LNSynthLib.report.generation_eval import evaluate_generation
+    from LNSynthLib.report.report import EvaluationInputs, write_report
+
+    real_model = next((p.training_dir.parent for p in sets if p.strategy == "Real"), None)
+    generation = evaluate_generation(layout.train_cases, layout.synthetic, work_dir=layout.report / "work",
+                                     lpips_weights=s.lpips_weights, real_model=real_model, device=device)
+    dataset_dir = layout.nnunet / "nnUNet_raw" / "Dataset101_Real"
+    notes = [f"nnU-Net trainer: {'standard (1000 epochs)' if s.nnunet_epochs is None else f'{s.nnunet_epochs} epochs x {s.nnunet_iterations} iterations (short CPU run; numbers show the pipeline works, not the paper-level quality)'}",
+             f"LN-DDPM config {s.ddpm_config} {s.ddpm_overrides}; {s.samples_per_case} samples per case "
+             f"({s.sampler}, {s.sampler_steps} steps); Real+Synt uses {s.synt_per_case} per real case."]
+    inputs = EvaluationInputs(layout.report, dataset_dir / "labelsTs", sets, images_dir=dataset_dir / "imagesTs",
+                              real_root=layout.train_cases, synthetic_root=layout.synthetic,
+                              ddpm_run=layout.ddpm_run, generation=generation, notes=notes)
+    report, _ = write_report(inputs)
+    return report
+
+
+def _with_user_cases(layout: Layout, cases: Path, test_cases: Path) -> Layout:
+    """Use the user's prepared cases in place of the phantom (through symlinks, nothing is copied)."""
+    for src, dst in ((cases, layout.train_cases), (test_cases, layout.test_cases)):
+        if not list_cases(src):
+            raise InputDataError("no prepared cases in this folder", path=src,
+                                 fix="prepare them first with `lnsynth prepare` (one folder per case)")
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        if dst.is_symlink() and dst.resolve() != src.resolve():
+            raise InputDataError("this work folder was started with other cases", path=dst,
+                                 fix="use a new --out folder for other data")
+        if not dst.exists():
+            dst.symlink_to(src.resolve(), target_is_directory=True)
+    return layout
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value
+
+
+__all__ = ["DATASETS", "Layout", "PipelineSettings", "run_pipeline"]

@@ -1,0 +1,43 @@
+"""Markdown tables shaped like the papers' (Table 2 of paper 000: strategy × method × metrics)."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+from LNSynthLib.metrics.segmentation import METRIC_NAMES
+
+PAPER_000_TABLE2 = [  # nnU-Net, 88 real training cases; Real+Synt at 10x (paper 000 Table 2)
+    {"strategy": "Real", "method": "-", "DSC": 0.5273, "IoU": 0.3960, "Recall": 0.4936, "Precision": 0.6447,
+     "ASSD": 9.0027, "NodeRecall": 0.6405},
+    {"strategy": "Synt", "method": "LN-DDPM", "DSC": 0.5376, "IoU": 0.3958, "Recall": 0.5830, "Precision": 0.5547,
+     "ASSD": 8.8986, "NodeRecall": 0.7486},
+    {"strategy": "Real + Synt", "method": "LN-DDPM", "DSC": 0.5655, "IoU": 0.4200, "Recall": 0.5591,
+     "Precision": 0.6451, "ASSD": 7.1851, "NodeRecall": 0.7054},
+]
+
+
+def fmt(value: Any, digits: int = 4) -> str:
+    if isinstance(value, float):
+        return "n/a" if math.isnan(value) else f"{value:.{digits}f}"
+    return str(value)
+
+
+def markdown(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
+    lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
+    lines += ["| " + " | ".join(fmt(v) for v in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def table2(rows: Sequence[dict[str, Any]]) -> str:
+    """Rows with `strategy`, `method` and the six metrics; ASSD in mm."""
+    headers = ["Strategy", "Method", "DSC ↑", "IoU ↑", "Recall ↑", "Precision ↑", "ASSD (mm) ↓", "NodeRecall ↑"]
+    body = [[r["strategy"], r["method"], *[r.get(m, float("nan")) for m in METRIC_NAMES]] for r in rows]
+    return markdown(headers, body)
+
+
+def generation_table(rows: Sequence[dict[str, Any]]) -> str:
+    headers = ["Method", "MSE ↓", "PSNR ↑", "MS-SSIM ↑", "LPIPS ↓", "NodeRecall_synt ↑", "pairs"]
+    keys = ["MSE", "PSNR", "MS-SSIM", "LPIPS", "NodeRecall_synt", "pairs"]
+    return markdown(headers, [[r.get("method", "LN-DDPM"), *[r.get(k, float("nan")) for k in keys]] for r in rows])
