@@ -246,7 +246,8 @@ class LNSynthLogic:
             cases_root, synthetic_root = self.gather_session_cases(run)
         args = ["nnunet", "export", "--cases", str(cases_root), "--out", str(project_dir)]
         if synthetic_root is not None:
-            args += ["--synthetic", str(synthetic_root)]
+            per_source = _synthetic_per_source(Path(synthetic_root))
+            args += ["--synthetic", str(synthetic_root), "--synt-per-case", str(min(per_source.values(), default=1))]
         if paste:
             args.append("--paste")
         return self.chain([Step("Exporting the nnU-Net dataset", args)], run)
@@ -291,6 +292,17 @@ class LNSynthLogic:
             return node
 
         return self.chain([Step("nnU-Net prediction", args)], run, on_success=load)
+
+
+def _synthetic_per_source(synthetic_root: Path) -> dict[str, int]:
+    """How many synthetic cases each source case has (from their case.json)."""
+    import json
+
+    counts: dict[str, int] = {}
+    for folder in list_cases(synthetic_root):
+        source = json.loads((folder / "case.json").read_text(encoding="utf-8")).get("source_case", "")
+        counts[source] = counts.get(source, 0) + 1
+    return counts
 
 
 def _model_dir_from_events(chain: JobChain) -> str | None:

@@ -1,0 +1,58 @@
+"""nnU-Net export from the panel's logic: this session's real + synthetic cases become a real nnU-Net dataset."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from LNSynthLib.cases import Case, save_case
+from LNSynthLib.errors import InputDataError
+from LNSynthLib.volumes.geometry import Volume
+from LNSynthLib.volumes.io import read_volume
+
+pytest.importorskip("slicer")
+
+from LNSynthModuleLib.logic import LNSynthLogic  # noqa: E402
+
+
+def _session_with_one_synthesis_run(work: Path, example_ct: Path) -> None:
+    """What a finished Synthesize leaves in the work folder: the prepared case and two synthetic ones."""
+    ct = read_volume(example_ct)
+    crop = (slice(40, 72), slice(30, 62), slice(40, 72))
+    geometry = ct.geometry.shifted((40, 30, 40))
+    hu = ct.array[crop].astype(np.float32)
+    anatomy = np.ones(hu.shape, np.uint8)
+    ln = np.zeros(hu.shape, np.uint8)
+    ln[14:18, 14:18, 14:18] = 1
+    run = work / "synthesis-20260101-000000"
+    save_case(Case("example", Volume(hu, geometry), Volume(anatomy, geometry), Volume(ln, geometry),
+                   {"synthetic": False}), run / "cases")
+    for k in range(2):
+        save_case(Case(f"example_synt_{k}", Volume(hu + k, geometry), Volume(anatomy, geometry),
+                       Volume(ln, geometry), {"synthetic": True, "source_case": "example", "sample_index": k}),
+                  run / "synthetic")
+
+
+def test_export_gathers_the_session_cases_into_an_nnunet_dataset(core, tmp_path, example_ct):
+    work = tmp_path / "work"
+    _session_with_one_synthesis_run(work, example_ct)
+    logic = LNSynthLogic(core.scene, work)
+    chain = logic.start_nnunet_export(tmp_path / "project")
+    assert "--synt-per-case" in chain.steps[0].args
+    state = chain.wait(timeout_s=300)
+    assert state.succeeded, state.error
+    datasets = list((tmp_path / "project").rglob("dataset.json"))
+    assert len(datasets) == 1
+    dataset = json.loads(datasets[0].read_text())
+    assert dataset["numTraining"] == 3  # 1 real + 2 synthetic
+    assert len(list((datasets[0].parent / "labelsTr").glob("*.nii.gz"))) == 3
+
+
+def test_export_without_any_session_case_says_what_to_do(core, tmp_path):
+    logic = LNSynthLogic(core.scene, tmp_path / "work")
+    with pytest.raises(InputDataError, match="run Synthesize first"):
+        logic.start_nnunet_export(tmp_path / "project")
+    assert not list((tmp_path / "work").glob("nnunet-export-*"))
