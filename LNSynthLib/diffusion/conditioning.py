@@ -16,8 +16,9 @@ from LNSynthLib.anatomy.groups import AIR
 def one_hot_anatomy(anatomy: torch.Tensor, num_labels: int, dtype: torch.dtype = torch.float32) -> torch.Tensor:
     """[B,1,D,H,W] integer labels 0..num_labels-1 -> [B,num_labels,D,H,W] one-hot (paper 000 eq. 6)."""
     labels = _labels(anatomy)
-    # Meta tensors (FLOP counting without computation) carry no values to check.
-    checkable = labels.numel() and labels.device.type != "meta"
+    # Meta tensors (FLOP counting without computation) carry no values to check, and a
+    # compiled graph should not break on a host sync.
+    checkable = labels.numel() and labels.device.type != "meta" and not torch.compiler.is_compiling()
     low, high = (int(v) for v in torch.aminmax(labels)) if checkable else (0, 0)
     if low < 0 or high >= num_labels:
         raise ValueError(f"anatomy labels must lie in 0..{num_labels - 1}, got {low}..{high}; "
