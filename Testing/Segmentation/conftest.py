@@ -60,7 +60,7 @@ def synthetic_root(phantom_root: Path, tmp_path_factory: pytest.TempPathFactory)
     return make_patch_cases(phantom_root, tmp_path_factory.mktemp("synthetic"), per_case=2)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def nnunet_run(phantom_root: Path, phantom_test_root: Path, synthetic_root: Path,
                tmp_path_factory: pytest.TempPathFactory) -> dict:
     """Export Real+Synt, plan, train 1 epoch of 2 iterations on the CPU, predict the test cases (one real run)."""
@@ -75,9 +75,11 @@ def nnunet_run(phantom_root: Path, phantom_test_root: Path, synthetic_root: Path
                       settings=settings)
     nr.plan_and_preprocess(project, 901, verify=False)  # export tests run the integrity check
     trainer = nr.TrainerSpec(epochs=1, iterations=2, val_iterations=1)
-    checkpoint = nr.train(project, 901, trainer, fold=0, device="cpu")
+    epochs: list = []
+    checkpoint = nr.train(project, 901, trainer, fold=0, device="cpu", on_epoch=epochs.append)
     model = nr.model_dir(project, 901, trainer)
     predictions = nr.predict(model, dataset_dir / "imagesTs", project.root / "predictions", device="cpu")
     return {"project": project, "dataset_dir": dataset_dir, "trainer": trainer, "checkpoint": checkpoint,
+            "epochs_seen": epochs,
             "model": model, "predictions": predictions,
             "splits": json.loads((project.preprocessed / dataset_dir.name / "splits_final.json").read_text())}

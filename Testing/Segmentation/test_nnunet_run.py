@@ -32,6 +32,8 @@ def test_progress_parsed_from_the_real_training_log(nnunet_run):
     assert r.epoch_time_s and r.epoch_time_s > 0
     log = next((nnunet_run["project"].logs).glob("train_*.log")).read_text()
     assert "Epoch time:" in log
+    # The same records reached the runner live, while nnU-Net was training.
+    assert [e.to_dict() for e in nnunet_run["epochs_seen"]] == [r.to_dict() for r in records]
 
 
 def test_predictions_keep_the_test_geometry_and_score(nnunet_run):

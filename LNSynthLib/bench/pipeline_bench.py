@@ -1,0 +1,75 @@
+"""`lnsynth bench pipeline`: the demo comparison (Real vs Real+Synt) over several seeds, mean ± sd.
+
+One demo run per seed (phantom data, LN-DDPM, sampling, nnU-Net per strategy, evaluation) in
+its own work folder, so an interrupted benchmark continues where it stopped. On demand only:
+it takes several demo runs' time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+
+from LNSynthLib.bench.results import markdown_table, write_results
+from LNSynthLib.metrics.segmentation import METRIC_NAMES
+
+DESCRIPTION = "demo pipeline over several seeds: Real vs Real+Synt segmentation, mean ± sd"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--work", default="bench_pipeline", help="folder for the per-seed runs")
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--paste", action="store_true", help="include the pasted Real+Synt variant")
+    parser.add_argument("--nnunet-epochs", type=int, default=None)
+    parser.add_argument("--ddpm-iterations", type=int, default=None)
+
+
+def run(args: argparse.Namespace) -> tuple[Path, Path]:
+    from LNSynthLib.pipeline import PipelineSettings, run_pipeline
+
+    per_seed: dict[int, dict] = {}
+    for seed in args.seeds:
+        settings = PipelineSettings.demo(seed=seed, device=args.device, paste_variant=args.paste)
+        if args.nnunet_epochs is not None:
+            settings = replace(settings, nnunet_epochs=args.nnunet_epochs)
+        if args.ddpm_iterations is not None:
+            settings = replace(settings, ddpm_overrides={**settings.ddpm_overrides,
+                                                         "train.iterations": args.ddpm_iterations})
+        work = Path(args.work) / f"seed_{seed}"
+        report = run_pipeline(work, settings)
+        metrics = json.loads((report.parent / "metrics.json").read_text())
+        timings = json.loads((work / "timings.json").read_text())
+        per_seed[seed] = {"segmentation": metrics["segmentation"], "generation": metrics["generation"],
+                          "stages_s": timings["stages_s"]}
+    summary = summarize_runs(per_seed)
+    rows = [[key, *[_pm(stats.get(m)) for m in METRIC_NAMES]] for key, stats in summary.items()]
+    body = (f"Demo pipeline (phantom data) over seeds {args.seeds}; the machine may have been shared with "
+            "other jobs, so stage times are upper bounds.\n\n"
+            + markdown_table(["Strategy / method", *METRIC_NAMES], rows) + "\n\nStage times per seed (s):\n\n"
+            + markdown_table(["seed", *next(iter(per_seed.values()))["stages_s"].keys()],
+                             [[s, *v["stages_s"].values()] for s, v in per_seed.items()]))
+    return write_results("pipeline", {"seeds": args.seeds, "summary": summary, "per_seed": per_seed}, body,
+                         args.results_dir)
+
+
+def summarize_runs(per_seed: dict[int, dict]) -> dict[str, dict[str, tuple[float, float]]]:
+    """(mean, sd) of each metric per strategy/method over seeds (NaN runs skipped)."""
+    values: dict[str, dict[str, list[float]]] = {}
+    for run in per_seed.values():
+        for row in run["segmentation"]:
+            key = f"{row['strategy']} | {row['method']}"
+            for m in METRIC_NAMES:
+                v = row.get(m)
+                if v is not None and np.isfinite(v):
+                    values.setdefault(key, {}).setdefault(m, []).append(float(v))
+    return {key: {m: (float(np.mean(v)), float(np.std(v, ddof=1)) if len(v) > 1 else 0.0)
+                  for m, v in metrics.items()} for key, metrics in values.items()}
+
+
+def _pm(stat: tuple[float, float] | None) -> str:
+    return "n/a" if stat is None else f"{stat[0]:.4f} ± {stat[1]:.4f}"

@@ -1,0 +1,46 @@
+"""The whole demo job end to end (`lnsynth demo`), on demand: pytest -m slow."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+
+@pytest.mark.slow
+def test_demo_runs_end_to_end_and_resumes(tmp_path):
+    out = tmp_path / "demo"
+    env = dict(os.environ, LNSYNTH_PROGRESS="json")
+    cmd = [sys.executable, "-m", "LNSynthLib", "demo", "--out", str(out), "--device", "cpu",
+           "--ddpm-iterations", "100", "--nnunet-epochs", "1", "--nnunet-iterations", "3",
+           "--train-cases", "4", "--test-cases", "2"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=3600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    events = [json.loads(line) for line in proc.stdout.splitlines() if line.startswith("{")]
+    stages = {e["stage"] for e in events}
+    assert {"pipeline", "train", "nnunet_train", "nnunet_predict", "evaluate"} <= stages
+    report = out / "report" / "report.md"
+    assert f"report: {report}" in proc.stdout and report.exists()
+    metrics = json.loads((out / "report" / "metrics.json").read_text())
+    strategies = [(r["strategy"], r["method"]) for r in metrics["segmentation"]]
+    assert strategies == [("Real", "-"), ("Real + Synt", "LN-DDPM")]
+    assert metrics["generation"]["pairs"] == 8 and metrics["generation"]["NodeRecall_synt"] is not None
+    # A second run finds every stage complete and only re-evaluates.
+    again = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=1800)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert not any(json.loads(line)["stage"] == "nnunet_train" for line in again.stdout.splitlines()
+                   if line.startswith("{"))
+
+
+def test_pipeline_bench_summary_is_mean_and_sd():
+    from LNSynthLib.bench.pipeline_bench import summarize_runs
+
+    runs = {s: {"segmentation": [{"strategy": "Real", "method": "-", "DSC": d, "IoU": 0.1, "Recall": 0.2,
+                                  "Precision": None, "ASSD": 3.0, "NodeRecall": 0.5}]}
+            for s, d in enumerate([0.2, 0.4])}
+    summary = summarize_runs(runs)["Real | -"]
+    assert summary["DSC"] == pytest.approx((0.3, 0.1414213562), rel=1e-6)
+    assert "Precision" not in summary and summary["ASSD"] == (3.0, 0.0)

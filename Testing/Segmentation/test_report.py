@@ -1,0 +1,55 @@
+"""Report generation on real small data: predictions of the real nnU-Net run, phantom and patch cases."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+
+from LNSynthLib.report.generation_eval import evaluate_generation
+from LNSynthLib.report.report import EvaluationInputs, PredictionSet, write_report
+
+
+def _strict_json(text: str) -> dict:
+    def refuse(name: str) -> None:
+        raise ValueError(f"non-standard JSON constant {name}")
+
+    return json.loads(text, parse_constant=refuse)
+
+
+def test_generation_metrics_of_patch_cases(phantom_root, synthetic_root, tmp_path):
+    result = evaluate_generation(phantom_root, synthetic_root, work_dir=tmp_path)
+    assert result["pairs"] == 8                                # every synthetic case found its source crop
+    assert 0 < result["MSE"] < 0.05 and result["PSNR"] > 13    # the patches are the real crop plus noise
+    assert 0.3 < result["MS-SSIM"] < 1.0
+    assert math.isnan(result["LPIPS"]) and "lpips-weights" in result["note"]
+    assert "reduced" in result["note"]                         # 24³ patches: fewer MS-SSIM scales, said so
+
+
+def test_report_files_from_a_real_run(nnunet_run, phantom_root, synthetic_root, tmp_path):
+    from LNSynthLib.diffusion.loss_plot import write_loss_csv
+
+    run = tmp_path / "ddpm"
+    run.mkdir()
+    write_loss_csv([(i, 1.0 / (1 + i)) for i in range(1, 60)], run / "loss.csv")
+    dataset = nnunet_run["dataset_dir"]
+    sets = [PredictionSet("Real + Synt", "LN-DDPM", nnunet_run["predictions"], nnunet_run["checkpoint"].parent)]
+    inputs = EvaluationInputs(tmp_path / "report", dataset / "labelsTs", sets, images_dir=dataset / "imagesTs",
+                              real_root=phantom_root, synthetic_root=synthetic_root, ddpm_run=run,
+                              generation={"method": "LN-DDPM", "MSE": 0.01, "PSNR": 20.0, "MS-SSIM": 0.9,
+                                          "LPIPS": float("nan"), "pairs": 8})
+    report, metrics_path = write_report(inputs)
+    text = report.read_text()
+    assert "| Real + Synt | LN-DDPM |" in text and "NodeRecall" in text and "0.5655" in text  # ours + paper row
+    metrics = _strict_json(metrics_path.read_text())
+    row = metrics["segmentation"][0]
+    assert set(row) >= {"DSC", "IoU", "Recall", "Precision", "ASSD", "NodeRecall"}
+    assert metrics["generation"]["LPIPS"] is None                # NaN written as null
+    assert len(metrics["nnunet_epochs"]["Real + Synt LN-DDPM"]) == 1
+    import matplotlib.image as mpimg
+
+    for name in ("real_vs_synthetic.png", "training_curves.png", "segmentations.png"):
+        assert f"]({name})" in text
+        image = mpimg.imread(report.parent / name)
+        assert image.shape[0] > 100 and image.shape[1] > 200 and float(np.std(image[..., :3])) > 0.05
