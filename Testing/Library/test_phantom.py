@@ -78,5 +78,5 @@ def test_small_phantom_is_fast_and_has_several_nodes():
     generate_phantom(seed=0, shape_zyx=(64, 64, 64))  # warm imports
     t0 = time.perf_counter()
     p = generate_phantom(seed=5, shape_zyx=(64, 64, 64))
-    assert time.perf_counter() - t0 < 2.0   # well under 1 s idle; the shared CI machine is slower
+    assert time.perf_counter() - t0 < 3.0   # ~0.15 s idle; generous for a loaded shared CI machine
     assert len(p.nodes) >= 3
