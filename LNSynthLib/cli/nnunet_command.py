@@ -29,7 +29,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     exp.add_argument("--name", default=None, help="dataset name (default from the strategy)")
     exp.add_argument("--strategy", choices=["real", "synt", "real+synt"], default=None,
                      help="default: real+synt with --synthetic, else real")
-    exp.add_argument("--synt-per-case", type=int, default=10, help="synthetic cases per real case (5, 10, 20)")
+    exp.add_argument("--synt-per-case", type=int, default=None,
+                     help="synthetic cases per real case (paper: 5, 10, 20; default: all there are)")
     exp.add_argument("--paste", action="store_true", help="paste synthetic patches into their source CT")
     exp.add_argument("--blend-mm", type=float, default=4.0)
     exp.add_argument("--train-margin-mm", type=float, default=100.0)

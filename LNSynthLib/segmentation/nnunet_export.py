@@ -37,7 +37,7 @@ TEST_MARGIN_MM = 50.0
 @dataclass(frozen=True)
 class ExportSettings:
     strategy: str = "real+synt"
-    synt_per_case: int = 10
+    synt_per_case: int | None = 10   # None: every synthetic case of each source case
     paste_into_ct: bool = False
     blend_mm: float = DEFAULT_BLEND_MM
     train_margin_mm: float | None = TRAIN_MARGIN_MM  # None: use the prepared case as it is
@@ -46,7 +46,7 @@ class ExportSettings:
     def __post_init__(self) -> None:
         if self.strategy not in STRATEGIES:
             raise InputDataError(f"unknown strategy {self.strategy!r}", fix=f"use one of {', '.join(STRATEGIES)}")
-        if self.strategy != "real" and self.synt_per_case < 1:
+        if self.strategy != "real" and self.synt_per_case is not None and self.synt_per_case < 1:
             raise InputDataError("synt_per_case must be at least 1 for a strategy with synthetic data",
                                  fix="pass --synt-per-case 5, 10 or 20 (paper 000)")
 
@@ -68,9 +68,11 @@ def synthetic_by_source(synthetic_root: str | Path) -> dict[str, list[Path]]:
     groups: dict[str, list[Path]] = {}
     for folder in list_cases(synthetic_root):
         meta = _meta(folder)
+        if not meta.get("synthetic"):
+            continue  # a real case next to the synthetic ones
         source = meta.get("source_case")
-        if not meta.get("synthetic") or not source:
-            raise InputDataError("case.json lacks `synthetic: true` / `source_case`", path=folder / META_FILE,
+        if not source:
+            raise InputDataError("synthetic case.json lacks `source_case`", path=folder / META_FILE,
                                  fix="give the folder written by `lnsynth sample` as the synthetic cases")
         groups.setdefault(str(source), []).append(folder)
     return groups
@@ -79,9 +81,13 @@ def synthetic_by_source(synthetic_root: str | Path) -> dict[str, list[Path]]:
 def select_training_items(real_root: str | Path, synthetic_root: str | Path | None,
                           settings: ExportSettings) -> list[TrainingItem]:
     """The training cases of a strategy: real cases and/or `synt_per_case` synthetic cases per real case."""
-    real = list_cases(real_root)
+    # A folder may hold real and synthetic cases side by side (e.g. a Slicer session); split them.
+    listed = list_cases(real_root)
+    real = [f for f in listed if not _meta(f).get("synthetic")]
+    if synthetic_root is None and len(real) < len(listed):
+        synthetic_root = real_root
     if not real:
-        raise InputDataError("no prepared cases found", path=real_root, fix="run `lnsynth prepare` first")
+        raise InputDataError("no prepared real cases found", path=real_root, fix="run `lnsynth prepare` first")
     items: list[TrainingItem] = []
     if settings.strategy in ("real", "real+synt"):
         items += [TrainingItem(f.name, f, "real", f.name) for f in real]
@@ -91,14 +97,21 @@ def select_training_items(real_root: str | Path, synthetic_root: str | Path | No
                                  fix="pass --synthetic with the folder written by `lnsynth sample`")
         groups = synthetic_by_source(synthetic_root)
         kind = "pasted" if settings.paste_into_ct else "synt"
+        wanted = settings.synt_per_case
         for source in real:
             found = groups.get(source.name, [])
-            if len(found) < settings.synt_per_case:
+            if wanted is None:
+                items += [TrainingItem(f.name, f, kind, source.name) for f in found]
+                continue
+            if len(found) < wanted:
                 raise InputDataError(f"only {len(found)} synthetic case(s) for {source.name}, "
                                      f"{settings.synt_per_case} requested", path=synthetic_root,
                                      fix=f"sample more (`lnsynth sample --n {settings.synt_per_case}`) "
                                          "or lower --synt-per-case")
-            items += [TrainingItem(f.name, f, kind, source.name) for f in found[:settings.synt_per_case]]
+            items += [TrainingItem(f.name, f, kind, source.name) for f in found[:wanted]]
+        if not any(i.kind != "real" for i in items):
+            raise InputDataError("no synthetic case belongs to these real cases", path=synthetic_root,
+                                 fix="sample from these cases first (`lnsynth sample --cases` with the same folder)")
     return items
 
 

@@ -130,3 +130,14 @@ def test_pasted_export_puts_patch_into_full_context(phantom_root, synthetic_root
     patch = read_volume(synthetic_root / synt.name.replace("_0000.nii.gz", "") / "ct.nii.gz")
     assert np.prod(pasted.shape) > np.prod(patch.shape)       # full abdominal context around the patch
     _verify_with_nnunet(out)
+
+
+def test_one_folder_with_real_and_synthetic_cases(phantom_root, synthetic_root, tmp_path):
+    mixed = tmp_path / "session_cases"
+    mixed.mkdir()
+    for folder in [*list_cases(phantom_root), *list_cases(synthetic_root)]:
+        (mixed / folder.name).symlink_to(folder, target_is_directory=True)
+    out = ex.export_dataset(mixed, tmp_path / "Dataset006_T",
+                            settings=ex.ExportSettings(strategy="real+synt", synt_per_case=None))
+    training = json.loads((out / ex.MANIFEST).read_text())["training"]
+    assert sum(i["kind"] == "real" for i in training) == 4 and sum(i["kind"] == "synt" for i in training) == 8
