@@ -42,6 +42,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--no-transforms", action="store_true")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--nnunet-epochs", type=int, default=5)
+    parser.add_argument("--nnunet-iterations", type=int, help="iterations per nnU-Net epoch (short trainer)")
     parser.add_argument("--skip-nnunet", action="store_true", help="stop after sampling")
     parser.add_argument("--run", action="store_true", help="run the one lnsynth command given after -- and exit")
     return parser
@@ -68,9 +69,11 @@ def plan(args: argparse.Namespace) -> list[Step]:
         steps.append(Step("Exporting the nnU-Net dataset", ["nnunet", "export", "--cases", str(args.cases),
                                                             "--synthetic", str(work / "synthetic"), "--out",
                                                             str(work / "nnunet_dataset")]))
-        steps.append(Step("Training nnU-Net", ["nnunet", "train", "--dataset", str(work / "nnunet_dataset"),
-                                               "--epochs", str(args.nnunet_epochs), "--device", args.device],
-                          weight=10.0))
+        nnunet_train = ["nnunet", "train", "--dataset", str(work / "nnunet_dataset"), "--epochs",
+                        str(args.nnunet_epochs), "--device", args.device]
+        if args.nnunet_iterations:
+            nnunet_train += ["--iterations", str(args.nnunet_iterations)]
+        steps.append(Step("Training nnU-Net", nnunet_train, weight=10.0))
     return steps
 
 

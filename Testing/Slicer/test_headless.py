@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 REPO = Path(__file__).resolve().parents[2]
 SCRIPT = REPO / "LNSynth" / "Scripts" / "lnsynth_headless.py"
 
@@ -51,3 +53,25 @@ def test_pipeline_plan_follows_the_cli_contract(tmp_path: Path):
     skip = module.plan(module.build_parser().parse_args(["--cases", "C", "--work", "W", "--checkpoint", "x.pt",
                                                          "--skip-nnunet"]))
     assert [s.args[0] for s in skip] == ["sample"]
+
+
+@pytest.mark.slow
+def test_headless_pipeline_on_phantom_cases(tmp_path: Path):
+    """Slow (minutes): phantom cases → tiny LN-DDPM → synthetic cases → nnU-Net dataset → short nnU-Net."""
+    cases = tmp_path / "cases"
+    done = subprocess.run([sys.executable, "-m", "LNSynthLib", "phantom", "--out", str(cases), "--cases", "2",
+                           "--shape", "64", "80", "80"], capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr
+    work = tmp_path / "work"
+    done = subprocess.run([sys.executable, str(SCRIPT), "--cases", str(cases), "--work", str(work), "--set",
+                           "train.iterations=2", "--set", "train.batch_size=1", "--n", "1", "--steps", "3",
+                           "--device", "cpu", "--nnunet-epochs", "1", "--nnunet-iterations", "2"],
+                          capture_output=True, text=True, timeout=1800, cwd=tmp_path)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert (work / "ln_ddpm" / "checkpoint.pt").is_file()
+    assert len(list((work / "synthetic").glob("*_synt_0/case.json"))) == 2
+    assert len(list((work / "nnunet_dataset").rglob("dataset.json"))) == 1
+    assert list((work / "nnunet_dataset").rglob("checkpoint_final.pth"))
+    for label in ("Training LN-DDPM", "Sampling synthetic cases", "Exporting the nnU-Net dataset",
+                  "Training nnU-Net"):
+        assert f"== {label}" in done.stdout
