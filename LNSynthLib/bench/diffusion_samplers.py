@@ -31,7 +31,8 @@ QUICK_SAMPLERS = [("ddpm", None, 1.0), ("ddim", 10, 1.0), ("dpmpp", 10, 0.0)]
 
 
 def compare_samplers(checkpoint: str | Path, cases_root: str | Path, n_cases: int = 4, quick: bool = False,
-                     seed: int = 0) -> dict[str, Any]:
+                     seed: int = 0, samplers: list[tuple[str, int | None, float]] | None = None) -> dict[str, Any]:
+    """One row per (sampler, steps, eta): wall time for all conditions at once and condition fidelity."""
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     model, config, info = load_model(checkpoint, device)
     schedule = Schedule.from_config(config)
@@ -49,7 +50,7 @@ def compare_samplers(checkpoint: str | Path, cases_root: str | Path, n_cases: in
     ln = torch.as_tensor(np.stack([t[2] for t in targets])[:, None].astype(np.float32))
 
     rows = []
-    for sampler, steps, eta in (QUICK_SAMPLERS if quick else SAMPLERS):
+    for sampler, steps, eta in samplers or (QUICK_SAMPLERS if quick else SAMPLERS):
         generator = torch.Generator().manual_seed(seed)
         t0 = time.perf_counter()
         unit = sample_patch(model, schedule, anatomy, ln, sampler, steps or schedule.timesteps, eta, generator,

@@ -69,3 +69,28 @@ def test_matmul_and_rss_helpers() -> None:
         block = torch.ones(64, 2**20)   # 256 MiB
         block += 1
     assert rss.peak - rss.start > 128 * 2**20
+
+
+@pytest.fixture()
+def one_thread():
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.mark.parametrize("quick", [
+    False, pytest.param(True, marks=pytest.mark.slow, id="with-ddpm-300")])
+def test_sampler_comparison_on_a_checkpoint(straight_run: Path, phantom_cases: Path, quick: bool,
+                                            one_thread: None) -> None:
+    """Part (b) on the short run of the process tests: every sampler row has time and fidelity."""
+    from LNSynthLib.bench.diffusion_samplers import QUICK_SAMPLERS, compare_samplers
+
+    chosen = QUICK_SAMPLERS if quick else [("ddim", 4, 1.0), ("dpmpp", 4, 0.0)]
+    res = compare_samplers(straight_run, phantom_cases, n_cases=1, samplers=None if quick else chosen,
+                           quick=quick)
+    assert res["status"] == "run" and res["n_samples"] == 1
+    assert [(r["sampler"], r["steps"]) for r in res["samplers"]] == [(s, n or 300) for s, n, _ in chosen]
+    for row in res["samplers"]:
+        assert row["wall_s"] > 0 and row["n_regions"] > 0
+        assert -1.0 <= row["pearson_r"] <= 1.0
