@@ -110,3 +110,31 @@ def test_sample_patch_is_seeded(straight_run: Path, phantom_cases: Path) -> None
     a = draw(0)
     assert a.shape == (1, 1, *PATCH) and float(a.abs().max()) <= 1.0
     assert torch.equal(a, draw(0)) and not torch.equal(a, draw(1))
+
+
+def test_cancel_through_the_job_runner_then_resume(straight_run: Path, phantom_cases: Path, tmp_path: Path) -> None:
+    """SIGTERM from JobProcess.cancel mid-run: complete cases stay, nothing half-written; a rerun finishes."""
+    import time
+
+    from LNSynthLib.jobs.runner import JobProcess
+
+    args = ["sample", "--checkpoint", str(straight_run), "--cases", str(phantom_cases), "--out", str(tmp_path),
+            "--n", "1", "--sampler", "ddim", "--steps", "20", "--device", "cpu", "--no-transforms"]
+    job = JobProcess(args, cwd=REPO)
+    deadline = time.monotonic() + 240
+    while not list_cases(tmp_path):
+        assert job.poll().running, job.state.log_tail
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    job.cancel()
+    state = job.wait(timeout_s=60)
+    assert state.cancelled and state.returncode == 130, state.log_tail
+    assert state.stage == "sample" and state.total == 3 * 20
+    first = list_cases(tmp_path)
+    assert 1 <= len(first) < 3
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")], "half-written folder left behind"
+    stamp = (first[0] / "ct.nii.gz").stat().st_mtime_ns
+    done = JobProcess(args, cwd=REPO).wait(timeout_s=240)
+    assert done.returncode == 0, done.log_tail
+    assert len(list_cases(tmp_path)) == 3
+    assert (first[0] / "ct.nii.gz").stat().st_mtime_ns == stamp
