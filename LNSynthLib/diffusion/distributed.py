@@ -32,8 +32,10 @@ class DistContext:
     def batch_slice(self, global_batch: int) -> slice:
         """This rank's part of a global batch (which must split evenly)."""
         if global_batch % self.world_size:
-            raise ValueError(f"train.batch_size {global_batch} must be divisible by the number of processes "
-                             f"{self.world_size}")
+            from LNSynthLib.errors import InputDataError
+
+            raise InputDataError(f"train.batch_size {global_batch} does not split over {self.world_size} processes",
+                                 fix="use --set train.batch_size=<a multiple of the process count>")
         per = global_batch // self.world_size
         return slice(self.rank * per, (self.rank + 1) * per)
 
