@@ -49,6 +49,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     tr.add_argument("--configuration", default="3d_fullres")
     tr.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
     tr.add_argument("--no-resume", action="store_true", help="start again instead of continuing (--c)")
+    tr.add_argument("--skip-verify", action="store_true", help="skip nnU-Net's dataset integrity check")
     tr.set_defaults(func=run_train)
 
     pr = steps.add_parser("predict", help="segment CTs with a trained model")
@@ -102,7 +103,8 @@ def run_train(args: argparse.Namespace) -> int:
         dataset_id = int(found[0].name[len("Dataset"):].split("_")[0])
     device = resolve_device(args.device)
     trainer = nr.TrainerSpec(args.epochs, args.iterations, args.val_iterations)
-    nr.plan_and_preprocess(project, dataset_id, configuration=args.configuration, device=device)
+    nr.plan_and_preprocess(project, dataset_id, configuration=args.configuration, device=device,
+                           verify=not args.skip_verify)
     checkpoint = nr.train(project, dataset_id, trainer, fold=_fold(args.fold), configuration=args.configuration,
                           device=device, resume=not args.no_resume)
     model = checkpoint.parents[1]

@@ -47,7 +47,7 @@ def mosaic(pairs: Sequence[tuple[str, Volume, Volume, Volume, Volume]], png: str
     fig, axes = plt.subplots(rows, 4, figsize=(8, 2.1 * rows), squeeze=False)
     for r, (name, rct, rln, sct, sln) in enumerate(pairs):
         (ra, rc, r_aspect), (sa, sc, s_aspect) = _slices(rct, rln), _slices(sct, sln)
-        _show(axes[r, 0], *ra, f"real {name} axial")
+        _show(axes[r, 0], *ra, f"{name}: real axial")
         _show(axes[r, 1], *rc, "real coronal", r_aspect)
         _show(axes[r, 2], *sa, "synthetic axial")
         _show(axes[r, 3], *sc, "synthetic coronal", s_aspect)

@@ -26,6 +26,7 @@ def segment_ct(model: str | Path, ct_path: str | Path, out_path: str | Path, *, 
                overwrite: bool = False) -> Path:
     """Write the LN label map (uint8 0/1) of one CT to `out_path`, on the CT's own grid."""
     out_path = check_writable(out_path, overwrite)
+    out_path.parent.mkdir(parents=True, exist_ok=True)
     ct = read_volume(ct_path)
     box = None
     if region is not None:

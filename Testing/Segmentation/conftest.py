@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -73,13 +76,19 @@ def nnunet_run(phantom_root: Path, phantom_test_root: Path, synthetic_root: Path
     settings = ex.ExportSettings(strategy="real+synt", synt_per_case=1, train_margin_mm=8, test_margin_mm=8)
     ex.export_dataset(phantom_root, dataset_dir, synthetic_root=synthetic_root, test_root=phantom_test_root,
                       settings=settings)
-    nr.plan_and_preprocess(project, 901, verify=False)  # export tests run the integrity check
+    # Plan + train through the CLI, as the Slicer module and scripts run it: JSON progress on stdout.
+    env = dict(os.environ, LNSYNTH_PROGRESS="json")
+    proc = subprocess.run([sys.executable, "-m", "LNSynthLib", "nnunet", "train", "--dataset", str(project.root),
+                           "--dataset-id", "901", "--epochs", "1", "--iterations", "2", "--val-iterations", "1",
+                           "--device", "cpu", "--skip-verify"],  # export tests run the integrity check
+                          capture_output=True, text=True, env=env, timeout=1500)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    events = [json.loads(line) for line in proc.stdout.splitlines() if line.startswith("{")]
     trainer = nr.TrainerSpec(epochs=1, iterations=2, val_iterations=1)
-    epochs: list = []
-    checkpoint = nr.train(project, 901, trainer, fold=0, device="cpu", on_epoch=epochs.append)
+    checkpoint = project.training_dir(901, trainer) / "checkpoint_final.pth"
     model = nr.model_dir(project, 901, trainer)
     predictions = nr.predict(model, dataset_dir / "imagesTs", project.root / "predictions", device="cpu")
     return {"project": project, "dataset_dir": dataset_dir, "trainer": trainer, "checkpoint": checkpoint,
-            "epochs_seen": epochs,
+            "events": events,
             "model": model, "predictions": predictions,
             "splits": json.loads((project.preprocessed / dataset_dir.name / "splits_final.json").read_text())}
