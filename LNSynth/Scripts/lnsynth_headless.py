@@ -101,6 +101,9 @@ def run_steps(steps: list[Step], run_dir: Path, log_path: Path | None = None) ->
     if state.error:
         print(state.error, file=sys.stderr)
         return 1
+    for event in state.events:  # what the command announced (dataset folder, model_dir, ...)
+        if event.get("stage") == "result" or "result" in event:
+            print("result: " + ", ".join(f"{k}={v}" for k, v in event.items() if k != "stage"), flush=True)
     print("[100.0%] done", flush=True)
     return 0
 

@@ -70,8 +70,28 @@ def test_headless_pipeline_on_phantom_cases(tmp_path: Path):
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     assert (work / "ln_ddpm" / "checkpoint.pt").is_file()
     assert len(list((work / "synthetic").glob("*_synt_0/case.json"))) == 2
-    assert len(list((work / "nnunet_dataset").rglob("dataset.json"))) == 1
+    assert len(list((work / "nnunet_dataset" / "nnUNet_raw").glob("*/dataset.json"))) == 1
     assert list((work / "nnunet_dataset").rglob("checkpoint_final.pth"))
     for label in ("Training LN-DDPM", "Sampling synthetic cases", "Exporting the nnU-Net dataset",
                   "Training nnU-Net"):
         assert f"== {label}" in done.stdout
+    model_dir = [line.split("model_dir=")[1].split(",")[0] for line in done.stdout.splitlines()
+                 if line.startswith("result:") and "model_dir=" in line]
+    assert len(model_dir) == 1
+    _predict_through_the_panel_logic(Path(model_dir[0]), cases, tmp_path)
+
+
+def _predict_through_the_panel_logic(model_dir: Path, cases: Path, tmp_path: Path) -> None:
+    """The trained model segments a CT in a slicer-core scene; the result lands on the CT grid."""
+    pytest.importorskip("slicer")
+    from LNSynthModuleLib.logic import LNSynthLogic
+
+    from LNSynthLib import mrml_bridge as mb
+
+    core = mb.create_core_scene()
+    ct_node = mb.load_volume_file(core.scene, sorted(cases.glob("*/ct.nii.gz"))[0], "phantom CT")
+    chain = LNSynthLogic(core.scene, tmp_path / "panel").start_nnunet_predict(ct_node, model_dir, "cpu")
+    state = chain.wait(timeout_s=900)
+    assert state.succeeded, state.error
+    mask = mb.segment_to_mask(chain.result, "lymph node", ct_node)
+    assert mask.shape == mb.node_to_volume(ct_node).shape
