@@ -57,9 +57,10 @@ def test_failed_step_reports_its_error_and_removes_the_run_folder(tmp_path: Path
     run = tmp_path / "run"
     run.mkdir()
     (run / "input.nii.gz").write_text("x")
-    chain = JobChain([Step("Preparing the case", ["no-such-command"])], run).wait(timeout_s=60)
+    fail = "import sys; print('lnsynth: error: ct.nii.gz: not a CT', file=sys.stderr); sys.exit(2)"
+    chain = JobChain([Step("Preparing the case", [], command=_py(fail))], run).wait(timeout_s=60)
     assert not chain.succeeded and "Preparing the case failed (exit code 2)" in chain.error
-    assert "invalid choice" in chain.error  # argparse's message reached the user
+    assert "ct.nii.gz: not a CT" in chain.error  # the CLI's message reaches the user
     assert not run.exists()
 
 
