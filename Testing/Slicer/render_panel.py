@@ -135,7 +135,7 @@ def render_panel(out: Path, width: int = 440, scale: float = 2.0) -> Path:
     fill_example(panel)
     panel.resize(width, 100)
     panel.adjustSize()
-    panel.resize(width, panel.sizeHint().height())
+    panel.resize(width, panel.minimumSizeHint().height() + 8)
     image = QImage(int(width * scale), int(panel.height() * scale), QImage.Format_ARGB32)
     image.setDevicePixelRatio(scale)
     image.fill(QColor("white"))
