@@ -201,6 +201,44 @@ def _evaluate(layout: Layout, s: PipelineSettings, sets: list, device: str) -> P
     return report
 
 
+RAW_NAMES = {"ct": ("ct",), "ln": ("ln", "lymph_nodes", "ln_mask"), "anatomy": ("anatomy", "totalseg", "seg_total")}
+RAW_SUFFIXES = (".nii.gz", ".nii", ".nrrd", ".mha", ".mhd")
+
+
+def _find_raw(folder: Path, kind: str) -> Path | None:
+    for stem in RAW_NAMES[kind]:
+        for suffix in RAW_SUFFIXES:
+            if (folder / f"{stem}{suffix}").exists():
+                return folder / f"{stem}{suffix}"
+    return None
+
+
+def prepare_raw_cases(raw_root: str | Path, out_root: str | Path, *, device: str = "auto",
+                      anatomy_source: str = "auto") -> Path:
+    """Prepare `<raw_root>/<case>/{ct, ln[, anatomy|totalseg]}.<nii.gz|nrrd|...>` into prepared cases.
+
+    Without an anatomy file, `prepare_case` makes one (TotalSegmentator when its weights are
+    there, else the labelled coarse fallback). Cases already prepared are kept (resume).
+    """
+    from LNSynthLib.prepare import prepare_case
+
+    raw_root, out_root = Path(raw_root), Path(out_root)
+    folders = sorted(p for p in raw_root.iterdir() if p.is_dir()) if raw_root.is_dir() else []
+    if not folders:
+        raise InputDataError("no case folders found", path=raw_root,
+                             fix="give one folder per case holding ct.nii.gz and ln.nii.gz (anatomy optional)")
+    for folder in folders:
+        if (out_root / folder.name / "case.json").exists():
+            continue
+        ct, ln = _find_raw(folder, "ct"), _find_raw(folder, "ln")
+        if ct is None or ln is None:
+            raise InputDataError("case folder needs a CT and a lymph-node mask", path=folder,
+                                 fix="name them ct.nii.gz and ln.nii.gz (or .nrrd/.mha)")
+        prepare_case(ct, ln, out_root, folder.name, anatomy_path=_find_raw(folder, "anatomy"),
+                     anatomy_source=anatomy_source, device=device)
+    return out_root
+
+
 def _with_user_cases(layout: Layout, cases: Path, test_cases: Path) -> Layout:
     """Use the user's prepared cases in place of the phantom (through symlinks, nothing is copied)."""
     for src, dst in ((cases, layout.train_cases), (test_cases, layout.test_cases)):

@@ -30,8 +30,10 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     run = sub.add_parser("run", help="the whole pipeline on your prepared cases")
     _common(run)
-    run.add_argument("--cases", required=True, help="prepared training cases (`lnsynth prepare`)")
-    run.add_argument("--test-cases", required=True, help="prepared held-out test cases")
+    run.add_argument("--cases", help="prepared training cases (`lnsynth prepare`)")
+    run.add_argument("--test-cases", help="prepared held-out test cases")
+    run.add_argument("--raw-cases", help="unprepared training cases: <case>/{ct,ln[,anatomy|totalseg]}.nii.gz")
+    run.add_argument("--raw-test-cases", help="unprepared held-out test cases, same layout")
     run.add_argument("--config", default="tiny", help="tiny (CPU) or paper (GPU server, paper 000 settings)")
     run.set_defaults(func=run_user)
 
@@ -63,6 +65,20 @@ def run_user(args: argparse.Namespace) -> int:
         base = PipelineSettings.demo()
     else:  # the user's own LN-DDPM YAML, used as written
         base = PipelineSettings(ddpm_config=args.config)
-    report = run_pipeline(args.out, _apply(base, args), cases=args.cases, test_cases=args.test_cases)
+    from pathlib import Path
+
+    from LNSynthLib.errors import InputDataError
+    from LNSynthLib.pipeline import prepare_raw_cases
+
+    cases, test_cases = args.cases, args.test_cases
+    if args.raw_cases:
+        cases = prepare_raw_cases(args.raw_cases, Path(args.out) / "prepared" / "train", device=args.device)
+    if args.raw_test_cases:
+        test_cases = prepare_raw_cases(args.raw_test_cases, Path(args.out) / "prepared" / "test",
+                                       device=args.device)
+    if cases is None or test_cases is None:
+        raise InputDataError("no training or test cases given",
+                             fix="pass --cases and --test-cases (prepared) or --raw-cases and --raw-test-cases")
+    report = run_pipeline(args.out, _apply(base, args), cases=cases, test_cases=test_cases)
     print(f"report: {report}")
     return 0
