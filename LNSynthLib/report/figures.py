@@ -99,6 +99,9 @@ def training_curves(ddpm_loss: Sequence[tuple[int, float]], nnunet: dict[str, Se
         right.plot(x, [e["train_loss"] for e in epochs], color=color, marker="o", ms=3, label=f"{name} train")
         right.plot(x, [e["val_loss"] for e in epochs], color=color, ls="--", marker="o", ms=3, label=f"{name} val")
     right.set(title="nnU-Net loss per epoch (Dice+CE)", xlabel="epoch")
+    from matplotlib.ticker import MaxNLocator
+
+    right.xaxis.set_major_locator(MaxNLocator(integer=True))
     if nnunet:
         right.legend(fontsize=7)
     fig.tight_layout()
