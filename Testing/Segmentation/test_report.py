@@ -53,3 +53,22 @@ def test_report_files_from_a_real_run(nnunet_run, phantom_root, synthetic_root, 
         assert f"]({name})" in text
         image = mpimg.imread(report.parent / name)
         assert image.shape[0] > 100 and image.shape[1] > 200 and float(np.std(image[..., :3])) > 0.05
+
+
+def test_evaluate_cli_scores_perfect_predictions_as_one(phantom_root, phantom_test_root, tmp_path, capsys):
+    import shutil
+
+    from LNSynthLib.cli.main import main
+    from LNSynthLib.segmentation.nnunet_export import ExportSettings, export_dataset
+
+    dataset = export_dataset(phantom_root, tmp_path / "Dataset007_T", test_root=phantom_test_root,
+                             settings=ExportSettings(strategy="real"))
+    perfect = tmp_path / "perfect"
+    shutil.copytree(dataset / "labelsTs", perfect)
+    code = main(["evaluate", "--out", str(tmp_path / "report"), "--labels", str(dataset / "labelsTs"),
+                 "--images", str(dataset / "imagesTs"), "--pred", f"Real|-={perfect}", "--device", "cpu"])
+    assert code == 0 and "report:" in capsys.readouterr().out
+    row = _strict_json((tmp_path / "report" / "metrics.json").read_text())["segmentation"][0]
+    assert row["DSC"] == 1.0 and row["ASSD"] == 0.0 and row["NodeRecall"] == 1.0 and row["nodes_total"] >= 2
+    assert main(["evaluate", "--out", str(tmp_path / "r2"), "--labels", str(dataset / "labelsTs"),
+                 "--pred", "no-folder-given"]) == 2
