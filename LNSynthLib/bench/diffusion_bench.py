@@ -53,6 +53,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--checkpoint", default=None, help="trained checkpoint for the sampler comparison")
     parser.add_argument("--cases", default=None, help="prepared cases whose conditions the samplers follow")
     parser.add_argument("--sample-cases", type=int, default=4, help="conditions per sampler in the comparison")
+    parser.add_argument("--skip-samplers", action="store_true",
+                        help="leave out part (b) (it trains a tiny model first when no --checkpoint is given)")
     parser.add_argument("--note", default="", help="free text stored with the results (e.g. machine load)")
     parser.add_argument("--quick", action="store_true", help="small sizes and one repeat (for tests)")
 
@@ -265,6 +267,8 @@ def sampler_comparison(args: argparse.Namespace) -> dict[str, Any]:
     """
     from LNSynthLib.bench.diffusion_samplers import compare_samplers
 
+    if args.skip_samplers:
+        return {"status": "not run", "reason": "skipped with --skip-samplers"}
     if args.checkpoint and args.cases:
         return compare_samplers(args.checkpoint, args.cases, n_cases=args.sample_cases, quick=args.quick)
     import tempfile

@@ -19,7 +19,7 @@ REPO = Path(__file__).resolve().parents[2]
 def test_bench_quick_writes_json_and_markdown(tmp_path: Path) -> None:
     cmd = [sys.executable, "-m", "LNSynthLib", "bench", "diffusion", "--quick", "--config", "tiny",
            "--sizes", "8", "16", "--forward-only", "8", "--estimate-size", "32", "--threads", "1",
-           "--results-dir", str(tmp_path), "--note", "test run"]
+           "--skip-samplers", "--results-dir", str(tmp_path), "--note", "test run"]
     done = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
     payload = json.loads((tmp_path / "diffusion.json").read_text())
@@ -38,9 +38,9 @@ def test_bench_quick_writes_json_and_markdown(tmp_path: Path) -> None:
     est = res["gpu_estimate"]
     assert est["size"] == 32 and est["assumed_sustained_tflops"] == pytest.approx(989 * 0.4)
     assert est["forward_s"] == pytest.approx(est["flops"]["forward"] / 395.6e12)
-    assert res["sampler_comparison"]["status"] == "not run"
+    assert res["sampler_comparison"] == {"status": "not run", "reason": "skipped with --skip-samplers"}
     md = (tmp_path / "diffusion.md").read_text()
-    for part in ("(a, c) Step time", "(d) Growth", "Estimate for an H100", "(b) Samplers", "test run"):
+    for part in ("(a, c) Step time", "(d) Growth", "Estimate for an H100", "(b) Samplers", "skipped with --skip-samplers", "test run"):
         assert part in md
 
 
@@ -94,3 +94,17 @@ def test_sampler_comparison_on_a_checkpoint(straight_run: Path, phantom_cases: P
     for row in res["samplers"]:
         assert row["wall_s"] > 0 and row["n_regions"] > 0
         assert -1.0 <= row["pearson_r"] <= 1.0
+
+
+@pytest.mark.slow
+def test_bench_quick_trains_its_own_sampler_model(tmp_path: Path) -> None:
+    """Without --checkpoint, part (b) trains a tiny model in the run and compares the samplers on it."""
+    cmd = [sys.executable, "-m", "LNSynthLib", "bench", "diffusion", "--quick", "--config", "tiny",
+           "--sizes", "8", "--estimate-size", "32", "--threads", "1", "--results-dir", str(tmp_path)]
+    done = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, done.stderr[-2000:]
+    sc = json.loads((tmp_path / "diffusion.json").read_text())["results"]["sampler_comparison"]
+    assert sc["status"] == "run" and sc["trained_here"]["steps"] == 100
+    ddpm = sc["samplers"][0]
+    assert ddpm["sampler"] == "ddpm" and ddpm["pearson_r"] > 0.5   # a model that learned the condition
+    assert "| ddpm | 300 |" in (tmp_path / "diffusion.md").read_text()
