@@ -76,8 +76,16 @@ def test_shards_through_the_cli_reproduce_the_single_run(sampled: Path, straight
     assert names == ["phantom_001_synt_0", "phantom_001_synt_1"]
     for name in names:
         assert np.array_equal(load_case(tmp_path / name).ct.array, load_case(sampled / name).ct.array)
-    bad = subprocess.run([*cmd[:-4], "--shard", "2/2"], cwd=REPO, capture_output=True, text=True, timeout=120)
-    assert bad.returncode == 2 and "--shard" in bad.stderr
+
+
+
+def test_cli_rejects_a_bad_shard(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    from LNSynthLib.cli.main import main
+
+    code = main(["sample", "--checkpoint", str(tmp_path / "c.pt"), "--cases", str(tmp_path), "--out",
+                 str(tmp_path / "out"), "--shard", "2/2"])
+    assert code == 2 and "--shard" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
 
 
 def test_transformed_conditions_keep_anatomy_and_avoid_organs(straight_run: Path, phantom_cases: Path,
