@@ -1,4 +1,8 @@
-"""`lnsynth bench <name>`: run one benchmark and write its JSON + Markdown result."""
+"""`lnsynth bench <name>`: run one benchmark and write its JSON + Markdown result.
+
+Benchmark modules import torch, MONAI or nnU-Net at module level; importing them only when
+their benchmark is chosen keeps every other `lnsynth` command (and `lnsynth --help`) fast.
+"""
 
 from __future__ import annotations
 
@@ -7,35 +11,37 @@ import importlib
 
 from LNSynthLib.bench.results import DEFAULT_RESULTS_DIR
 
-# Each module exposes `DESCRIPTION`, `add_arguments(parser)` and `run(args) -> (json_path, md_path)`.
+# name -> (module exposing DESCRIPTION, add_arguments(parser), run(args) -> (json_path, md_path), one-line help)
 BENCHMARKS = {
-    "prepare": "LNSynthLib.bench.prepare_bench",
-    "diffusion": "LNSynthLib.bench.diffusion_bench",
-    "pipeline": "LNSynthLib.bench.pipeline_bench",
+    "prepare": ("LNSynthLib.bench.prepare_bench", "preprocessing of the real example CT and a 512x512x300 phantom"),
+    "diffusion": ("LNSynthLib.bench.diffusion_bench",
+                  "LN-DDPM denoiser step time, GFLOP/s, memory, GPU estimate, samplers"),
+    "pipeline": ("LNSynthLib.bench.pipeline_bench", "Real vs Real+Synt nnU-Net over several seeds (mean ± sd)"),
 }
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     parser = sub.add_parser("bench", help="measure speed/memory/quality on this machine")
     names = parser.add_subparsers(dest="benchmark", required=True, metavar="BENCHMARK")
-    for name, module_name in BENCHMARKS.items():
-        try:
-            module = importlib.import_module(module_name)
-        except ModuleNotFoundError as exc:
-            if exc.name != module_name:
-                raise
-            continue
-        bench_parser = names.add_parser(name, help=module.DESCRIPTION)
-        bench_parser.add_argument("--results-dir", default=str(DEFAULT_RESULTS_DIR),
-                                  help="where to write <name>.json and <name>.md")
-        module.add_arguments(bench_parser)
-        bench_parser.set_defaults(func=_runner(module))
+    for name, (module_name, help_text) in BENCHMARKS.items():
+        # add_help=False: `--help` and the benchmark's options stay unparsed here (main() hands
+        # them over as `extra_args`) and go to the benchmark's own parser built in _run.
+        bench_parser = names.add_parser(name, help=help_text, add_help=False)
+        bench_parser.set_defaults(func=_run, bench_name=name, bench_module=module_name, takes_extra_args=True)
 
 
-def _runner(module):  # noqa: ANN001, ANN202
-    def run(args: argparse.Namespace) -> int:
-        json_path, md_path = module.run(args)
-        print(f"results: {json_path}\n         {md_path}")
-        return 0
+def benchmark_parser(name: str, module_name: str) -> tuple[argparse.ArgumentParser, object]:
+    module = importlib.import_module(module_name)
+    parser = argparse.ArgumentParser(prog=f"lnsynth bench {name}", description=module.DESCRIPTION)
+    parser.add_argument("--results-dir", default=str(DEFAULT_RESULTS_DIR),
+                        help="where to write <name>.json and <name>.md")
+    module.add_arguments(parser)
+    return parser, module
 
-    return run
+
+def _run(args: argparse.Namespace) -> int:
+    parser, module = benchmark_parser(args.bench_name, args.bench_module)
+    bench_args = parser.parse_args(args.extra_args)
+    json_path, md_path = module.run(bench_args)
+    print(f"results: {json_path}\n         {md_path}")
+    return 0

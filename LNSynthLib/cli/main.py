@@ -50,7 +50,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     # A cancel from the job runner arrives as SIGTERM; turning it into an exception lets
     # `finally` blocks remove temporary files so no half-written output is left behind.
     signal.signal(signal.SIGTERM, _raise_cancelled)
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    if extra and not getattr(args, "takes_extra_args", False):
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    args.extra_args = extra
     try:
         return int(args.func(args) or 0)
     except JobCancelled as exc:
