@@ -111,8 +111,11 @@ def _totalseg_environment(weights_dir: str | Path | None) -> Iterator[Path]:
 
 
 def resolve_device(device: str) -> str:
+    """TotalSegmentator's device name; `cuda` (the name every other lnsynth command uses) means `gpu`."""
+    if device == "cuda":
+        device = "gpu"
     if device not in ("cpu", "gpu", "auto"):
-        raise ValueError(f"device must be 'cpu', 'gpu' or 'auto', got {device!r}")
+        raise ValueError(f"device must be 'cpu', 'cuda' (or 'gpu') or 'auto', got {device!r}")
     if device == "auto":
         import torch
 
