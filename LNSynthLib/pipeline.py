@@ -16,6 +16,7 @@ from typing import Any
 
 from LNSynthLib.atomic import write_text_atomic
 from LNSynthLib.cases import list_cases
+from LNSynthLib.diffusion.config import plain_data
 from LNSynthLib.errors import InputDataError
 from LNSynthLib.jobs.progress import Progress, emit_event
 
@@ -177,7 +178,7 @@ def run_pipeline(work_dir: str | Path, settings: PipelineSettings | None = None,
         report = _evaluate(layout, s, sets, device)
         stage("evaluate")
     timings_path = layout.root / "timings.json"
-    write_text_atomic(timings_path, json.dumps({"stages_s": timings, "settings": _plain(asdict(s)),
+    write_text_atomic(timings_path, json.dumps({"stages_s": timings, "settings": plain_data(asdict(s)),
                                                 "device": device}, indent=2), overwrite=True)
     emit_event("result", report=str(report), work_dir=str(layout.root))
     return report
@@ -252,14 +253,6 @@ def _with_user_cases(layout: Layout, cases: Path, test_cases: Path) -> Layout:
         if not dst.exists():
             dst.symlink_to(src.resolve(), target_is_directory=True)
     return layout
-
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    return value
 
 
 __all__ = ["DATASETS", "Layout", "PipelineSettings", "run_pipeline"]

@@ -1,4 +1,4 @@
-"""Fixtures shared by all suites: the real example data in ../shared/data and CPU thread limits."""
+"""Fixtures shared by all suites: the real example data in ../shared/data (skipped when absent)."""
 
 from __future__ import annotations
 
@@ -19,17 +19,18 @@ def shared_data() -> Path:
     return SHARED_DATA
 
 
-@pytest.fixture(scope="session")
-def example_ct(shared_data: Path) -> Path:
-    path = shared_data / "totalseg_example" / "example_ct.nii.gz"
+def _shared_file(folder: Path, relative: str) -> Path:
+    path = folder / relative
     if not path.exists():
         pytest.skip(f"{path} not found")
     return path
+
+
+@pytest.fixture(scope="session")
+def example_ct(shared_data: Path) -> Path:
+    return _shared_file(shared_data, "totalseg_example/example_ct.nii.gz")
 
 
 @pytest.fixture(scope="session")
 def example_totalseg(shared_data: Path) -> Path:
-    path = shared_data / "totalseg_example" / "example_seg_total.nii.gz"
-    if not path.exists():
-        pytest.skip(f"{path} not found")
-    return path
+    return _shared_file(shared_data, "totalseg_example/example_seg_total.nii.gz")

@@ -138,12 +138,13 @@ def load_config(name_or_path: str | Path, overrides: dict[str, Any] | None = Non
 
 def save_config(config: LNDDPMConfig) -> str:
     """YAML text of a config (stored inside checkpoints and run folders)."""
-    return yaml.safe_dump(_plain(config.to_dict()), sort_keys=False)
+    return yaml.safe_dump(plain_data(config.to_dict()), sort_keys=False)
 
 
-def _plain(value: Any) -> Any:
+def plain_data(value: Any) -> Any:
+    """Dicts/lists/tuples of a dataclass `asdict()` as plain YAML/JSON data (tuples become lists)."""
     if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
+        return {k: plain_data(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
+        return [plain_data(v) for v in value]
     return value

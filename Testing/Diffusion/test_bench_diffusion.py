@@ -71,13 +71,6 @@ def test_matmul_and_rss_helpers() -> None:
     assert rss.peak - rss.start > 128 * 2**20
 
 
-@pytest.fixture()
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
 
 @pytest.mark.parametrize("quick", [
     False, pytest.param(True, marks=pytest.mark.slow, id="with-ddpm-300")])

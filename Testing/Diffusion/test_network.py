@@ -9,14 +9,7 @@ from LNSynthLib.diffusion.config import VARIANTS, load_config
 from LNSynthLib.diffusion.network import build_denoiser, describe_denoiser
 from LNSynthLib.diffusion.variants import VARIANT_SPECS
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Small convolutions run fastest on one thread, and far faster when the cores are shared."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def batch(size: int = 16, b: int = 2, seed: int = 0) -> tuple[torch.Tensor, ...]:

@@ -9,13 +9,7 @@ from LNSynthLib.diffusion.config import load_config
 from LNSynthLib.diffusion.local_detail import LDCondTransformer, ln_gate, local_attention_mask
 from LNSynthLib.diffusion.network import build_denoiser
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def inputs(size: int = 32) -> tuple[torch.Tensor, ...]:
