@@ -177,9 +177,7 @@ def run_pipeline(work_dir: str | Path, settings: PipelineSettings | None = None,
         stage("nnunet")
         report = _evaluate(layout, s, sets, device)
         stage("evaluate")
-    timings_path = layout.root / "timings.json"
-    write_text_atomic(timings_path, json.dumps({"stages_s": timings, "settings": plain_data(asdict(s)),
-                                                "device": device}, indent=2), overwrite=True)
+    _record_timings(layout.root / "timings.json", timings, plain_data(asdict(s)), device)
     emit_event("result", report=str(report), work_dir=str(layout.root))
     return report
 
@@ -253,6 +251,15 @@ def _with_user_cases(layout: Layout, cases: Path, test_cases: Path) -> Layout:
         if not dst.exists():
             dst.symlink_to(src.resolve(), target_is_directory=True)
     return layout
+
+
+def _record_timings(path: Path, timings: dict[str, float], settings: dict[str, Any], device: str) -> None:
+    """Add this run's stage times to earlier runs' (a resumed run must not hide the work done before)."""
+    runs = json.loads(path.read_text(encoding="utf-8")).get("runs", []) if path.exists() else []
+    runs.append(timings)
+    totals = {name: round(sum(run.get(name, 0.0) for run in runs), 1) for name in timings}
+    write_text_atomic(path, json.dumps({"stages_s": totals, "runs": runs, "settings": settings, "device": device},
+                                       indent=2), overwrite=True)
 
 
 __all__ = ["DATASETS", "Layout", "PipelineSettings", "run_pipeline"]

@@ -47,14 +47,19 @@ def run(args: argparse.Namespace) -> tuple[Path, Path]:
         per_seed[seed] = {"segmentation": metrics["segmentation"], "generation": metrics["generation"],
                           "stages_s": timings["stages_s"]}
     summary = summarize_runs(per_seed)
-    rows = [[key, *[_pm(stats.get(m)) for m in METRIC_NAMES]] for key, stats in summary.items()]
-    body = (f"Demo pipeline (phantom data) over seeds {args.seeds}; the machine may have been shared with "
-            "other jobs, so stage times are upper bounds.\n\n"
-            + markdown_table(["Strategy / method", *METRIC_NAMES], rows) + "\n\nStage times per seed (s):\n\n"
-            + markdown_table(["seed", *next(iter(per_seed.values()))["stages_s"].keys()],
-                             [[s, *v["stages_s"].values()] for s, v in per_seed.items()]))
-    return write_results("pipeline", {"seeds": args.seeds, "summary": summary, "per_seed": per_seed}, body,
-                         args.results_dir)
+    return write_results("pipeline", {"seeds": args.seeds, "summary": summary, "per_seed": per_seed},
+                         render_markdown(args.seeds, per_seed, summary), args.results_dir)
+
+
+def render_markdown(seeds: list[int], per_seed: dict, summary: dict[str, dict[str, tuple[float, float]]]) -> str:
+    """Mean ± sd table (strategy, method, metrics) and the stage times of each seed."""
+    rows = [[*key.split(" | "), *[_pm(stats.get(m)) for m in METRIC_NAMES]] for key, stats in summary.items()]
+    stage_names = list(next(iter(per_seed.values()))["stages_s"].keys())
+    return (f"Demo pipeline (phantom data) over seeds {seeds}; the machine may have been shared with "
+            "other jobs, so stage times are upper bounds. Stage times are summed over every run of a seed's "
+            "work folder (a resumed run adds only what it redid).\n\n"
+            + markdown_table(["Strategy", "Method", *METRIC_NAMES], rows) + "\n\nStage times per seed (s):\n\n"
+            + markdown_table(["seed", *stage_names], [[s, *v["stages_s"].values()] for s, v in per_seed.items()]))
 
 
 def summarize_runs(per_seed: dict[int, dict]) -> dict[str, dict[str, tuple[float, float]]]:
