@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from LNSynthLib.atomic import write_text_atomic
-from LNSynthLib.cases import list_cases
+from LNSynthLib.cases import META_FILE, list_cases
 from LNSynthLib.diffusion.config import plain_data
 from LNSynthLib.errors import InputDataError
 from LNSynthLib.jobs.progress import Progress, emit_event
@@ -227,7 +227,7 @@ def prepare_raw_cases(raw_root: str | Path, out_root: str | Path, *, device: str
         raise InputDataError("no case folders found", path=raw_root,
                              fix="give one folder per case holding ct.nii.gz and ln.nii.gz (anatomy optional)")
     for folder in folders:
-        if (out_root / folder.name / "case.json").exists():
+        if (out_root / folder.name / META_FILE).exists():
             continue
         ct, ln = _find_raw(folder, "ct"), _find_raw(folder, "ln")
         if ct is None or ln is None:

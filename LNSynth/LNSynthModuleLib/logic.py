@@ -17,7 +17,7 @@ import numpy as np
 
 from LNSynthLib import mrml_bridge as mb
 from LNSynthLib.anatomy.groups import LABEL_NAMES, LYMPH_NODE_SEGMENT_NAME
-from LNSynthLib.cases import CT_FILE, LN_FILE, list_cases
+from LNSynthLib.cases import ANATOMY_FILE, CT_FILE, LN_FILE, META_FILE, list_cases
 from LNSynthLib.errors import InputDataError
 from LNSynthLib.volumes.geometry import Volume
 from LNSynthLib.volumes.io import read_volume, write_volume
@@ -164,7 +164,7 @@ class LNSynthLogic:
         if not ln.array.any():
             raise InputDataError(f"the '{LYMPH_NODE_SEGMENT_NAME}' segment of '{ln_node.GetName()}' is empty",
                                  fix="paint at least one lymph node (Edit lymph nodes)")
-        paths = {"ct": folder / CT_FILE, "anatomy": folder / "anatomy.nii.gz", "ln": folder / LN_FILE}
+        paths = {"ct": folder / CT_FILE, "anatomy": folder / ANATOMY_FILE, "ln": folder / LN_FILE}
         write_volume(ct, paths["ct"])
         write_volume(anatomy, paths["anatomy"])
         write_volume(ln, paths["ln"])
@@ -300,7 +300,7 @@ def _synthetic_per_source(synthetic_root: Path) -> dict[str, int]:
 
     counts: dict[str, int] = {}
     for folder in list_cases(synthetic_root):
-        source = json.loads((folder / "case.json").read_text(encoding="utf-8")).get("source_case", "")
+        source = json.loads((folder / META_FILE).read_text(encoding="utf-8")).get("source_case", "")
         counts[source] = counts.get(source, 0) + 1
     return counts
 

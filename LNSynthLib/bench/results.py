@@ -19,7 +19,6 @@ def describe_machine() -> dict[str, Any]:
     import torch
 
     info: dict[str, Any] = {
-        "hostname_hash": abs(hash(platform.node())) % 10_000,
         "platform": platform.platform(),
         "processor": _cpu_model(),
         "logical_cores": os.cpu_count(),

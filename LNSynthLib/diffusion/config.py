@@ -59,7 +59,6 @@ class TrainConfig:
     amp: str = "auto"                        # auto (bf16 on GPU), bf16, off
     compile: bool = False
     seed: int = 0
-    num_workers: int = 0
 
 
 @dataclass

@@ -19,7 +19,6 @@ import time
 from typing import Any, TextIO
 
 PROGRESS_ENV = "LNSYNTH_PROGRESS"
-PROGRESS_PREFIX = ""  # JSON lines are plain; the runner ignores lines that are not JSON objects
 
 
 def progress_mode() -> str:

@@ -122,14 +122,15 @@ def real_crop_for(synthetic_folder: Path, real_root: Path) -> tuple[np.ndarray, 
     """(real CT, synthetic CT) on the synthetic patch's grid, taken from its source case; None if unknown."""
     import json
 
+    from LNSynthLib.cases import CT_FILE, META_FILE
     from LNSynthLib.volumes.io import read_volume
 
-    meta = json.loads((synthetic_folder / "case.json").read_text(encoding="utf-8"))
+    meta = json.loads((synthetic_folder / META_FILE).read_text(encoding="utf-8"))
     source = real_root / str(meta.get("source_case", ""))
-    if not (source / "ct.nii.gz").exists():
+    if not (source / CT_FILE).exists():
         return None
-    synt = read_volume(synthetic_folder / "ct.nii.gz")
-    real = read_volume(source / "ct.nii.gz")
+    synt = read_volume(synthetic_folder / CT_FILE)
+    real = read_volume(source / CT_FILE)
     start = np.round(real.geometry.physical_to_index(np.asarray(synt.geometry.origin))).astype(int)[::-1]
     box = tuple(slice(int(s), int(s) + n) for s, n in zip(start, synt.shape, strict=True))
     if any(s.start < 0 or s.stop > n for s, n in zip(box, real.shape, strict=True)):

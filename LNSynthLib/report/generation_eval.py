@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from LNSynthLib.cases import list_cases
+from LNSynthLib.cases import CT_FILE, LN_FILE, list_cases
 from LNSynthLib.jobs.progress import Progress
 from LNSynthLib.metrics import generation as gm
 from LNSynthLib.volumes.geometry import Volume
@@ -57,11 +57,11 @@ def evaluate_generation(real_root: str | Path, synthetic_root: str | Path, *, wo
         for folder in folders:
             target = images / f"{folder.name}_0000.nii.gz"
             if not target.exists():
-                ct = read_volume(folder / "ct.nii.gz")
+                ct = read_volume(folder / CT_FILE)
                 write_volume(Volume(ct.array.astype(np.float32), ct.geometry), target)
         predict(real_model, images, preds, device=device)
         result["NodeRecall_synt"] = gm.node_recall_synt(
             [read_volume(preds / f"{f.name}.nii.gz").array for f in folders],
-            [read_volume(f / "ln.nii.gz").array for f in folders])
+            [read_volume(f / LN_FILE).array for f in folders])
     result["note"] = "; ".join(notes)
     return result
