@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -13,18 +12,44 @@ from LNSynthLib.errors import InputDataError, OutputExistsError
 from LNSynthLib.segmentation import nnunet_export as ex
 from LNSynthLib.segmentation.paste import border_weight, paste_patch
 from LNSynthLib.volumes.geometry import Geometry, Volume
-from LNSynthLib.volumes.io import read_volume
+from LNSynthLib.volumes.io import read_volume, write_volume
 
 
-def _verify_with_nnunet(dataset_dir: Path) -> None:
-    from nnunetv2.experiment_planning.verify_dataset_integrity import verify_dataset_integrity
+class _InProcessPool:
+    """Stands in for nnU-Net's spawn pool so its checks run in this process.
 
-    verify_dataset_integrity(str(dataset_dir), num_processes=1)
+    A spawned worker that dies while holding a task leaves `Pool.starmap` waiting forever;
+    in this process a failing check raises where the test can report it.
+    """
+
+    def __init__(self, processes: int | None = None) -> None:
+        pass
+
+    def __enter__(self) -> _InProcessPool:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+    def starmap(self, function, arguments):  # noqa: ANN001, ANN201
+        return [function(*args) for args in arguments]
+
+
+@pytest.fixture
+def verify_with_nnunet(monkeypatch: pytest.MonkeyPatch):  # noqa: ANN201
+    """nnU-Net's own `verify_dataset_integrity` (every check it makes), run without worker processes."""
+    from types import SimpleNamespace
+
+    import nnunetv2.experiment_planning.verify_dataset_integrity as integrity
+
+    monkeypatch.setattr(integrity, "multiprocessing",
+                        SimpleNamespace(get_context=lambda method: SimpleNamespace(Pool=_InProcessPool)))
+    return lambda dataset_dir: integrity.verify_dataset_integrity(str(dataset_dir), num_processes=1)
 
 
 @pytest.mark.parametrize("strategy,per_case,expected", [("real", 1, 4), ("synt", 2, 8), ("real+synt", 1, 8)])
 def test_export_strategies_pass_nnunet_integrity_check(phantom_root, phantom_test_root, synthetic_root, tmp_path,
-                                                       strategy, per_case, expected):
+                                                       verify_with_nnunet, strategy, per_case, expected):
     out = tmp_path / "Dataset001_T"
     ex.export_dataset(phantom_root, out, synthetic_root=synthetic_root, test_root=phantom_test_root,
                       settings=ex.ExportSettings(strategy=strategy, synt_per_case=per_case))
@@ -33,9 +58,20 @@ def test_export_strategies_pass_nnunet_integrity_check(phantom_root, phantom_tes
     assert meta["numTraining"] == expected and meta["file_ending"] == ".nii.gz"
     assert len(list((out / "imagesTr").glob("*_0000.nii.gz"))) == expected
     assert len(list((out / "labelsTs").glob("*.nii.gz"))) == 2
-    _verify_with_nnunet(out)
+    verify_with_nnunet(out)
     kinds = {i["kind"] for i in json.loads((out / ex.MANIFEST).read_text())["training"]}
     assert kinds == {"real": {"real"}, "synt": {"synt"}, "real+synt": {"real", "synt"}}[strategy]
+
+
+def test_integrity_check_catches_a_bad_label(phantom_root, tmp_path, verify_with_nnunet):
+    out = ex.export_dataset(phantom_root, tmp_path / "Dataset007_T", settings=ex.ExportSettings(strategy="real"))
+    label = sorted((out / "labelsTr").glob("*.nii.gz"))[0]
+    bad = read_volume(label)
+    bad.array[bad.array > 0] = 2                               # a label dataset.json does not declare
+    label.unlink()
+    write_volume(bad, label)
+    with pytest.raises(RuntimeError, match="unexpected labels"):
+        verify_with_nnunet(out)
 
 
 def test_test_crop_uses_the_smaller_margin(phantom_root, phantom_test_root, tmp_path):
@@ -122,14 +158,14 @@ def test_border_weight_respects_anisotropic_spacing():
     assert w[3, 10, 10] == 1.0
 
 
-def test_pasted_export_puts_patch_into_full_context(phantom_root, synthetic_root, tmp_path):
+def test_pasted_export_puts_patch_into_full_context(phantom_root, synthetic_root, tmp_path, verify_with_nnunet):
     out = ex.export_dataset(phantom_root, tmp_path / "Dataset005_T", synthetic_root=synthetic_root,
                             settings=ex.ExportSettings(strategy="synt", synt_per_case=1, paste_into_ct=True))
     synt = sorted((out / "imagesTr").glob("*_0000.nii.gz"))[0]
     pasted = read_volume(synt)
     patch = read_volume(synthetic_root / synt.name.replace("_0000.nii.gz", "") / "ct.nii.gz")
     assert np.prod(pasted.shape) > np.prod(patch.shape)       # full abdominal context around the patch
-    _verify_with_nnunet(out)
+    verify_with_nnunet(out)
 
 
 def test_one_folder_with_real_and_synthetic_cases(phantom_root, synthetic_root, tmp_path):
