@@ -14,6 +14,8 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--paste", action="store_true", help="also train Real+Synt with patches pasted into the CT")
     p.add_argument("--nnunet-epochs", type=int, default=None, help="short nnU-Net trainer epochs")
     p.add_argument("--nnunet-iterations", type=int, default=None, help="iterations per nnU-Net epoch")
+    p.add_argument("--nnunet-patch-size", type=int, nargs=3, metavar=("Z", "Y", "X"), default=None,
+                   help="nnU-Net training patch (demo: 32 32 32); 0 0 0 keeps nnU-Net's planned patch")
     p.add_argument("--ddpm-iterations", type=int, default=None, help="LN-DDPM training iterations")
     p.add_argument("--samples-per-case", type=int, default=None)
     p.add_argument("--synt-per-case", type=int, default=None, help="synthetic cases per real case (Real+Synt)")
@@ -46,6 +48,8 @@ def _apply(settings: PipelineSettings, args: argparse.Namespace) -> PipelineSett
                      ("samples_per_case", "samples_per_case"), ("synt_per_case", "synt_per_case")):
         if getattr(args, arg) is not None:
             changes[key] = getattr(args, arg)
+    if args.nnunet_patch_size is not None:
+        changes["nnunet_patch_size"] = tuple(args.nnunet_patch_size) if any(args.nnunet_patch_size) else None
     if args.ddpm_iterations is not None:
         changes["ddpm_overrides"] = {**settings.ddpm_overrides, "train.iterations": args.ddpm_iterations}
     return replace(settings, **changes)

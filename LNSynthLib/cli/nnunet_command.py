@@ -47,6 +47,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     tr.add_argument("--val-iterations", type=int, default=2)
     tr.add_argument("--fold", default="0", help="0-4 or `all`")
     tr.add_argument("--configuration", default="3d_fullres")
+    tr.add_argument("--patch-size", type=int, nargs=3, metavar=("Z", "Y", "X"), default=None,
+                    help="train on this patch size instead of the planned one (32 32 32 makes CPU runs fast)")
     tr.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
     tr.add_argument("--no-resume", action="store_true", help="start again instead of continuing (--c)")
     tr.add_argument("--skip-verify", action="store_true", help="skip nnU-Net's dataset integrity check")
@@ -105,7 +107,10 @@ def run_train(args: argparse.Namespace) -> int:
     trainer = nr.TrainerSpec(args.epochs, args.iterations, args.val_iterations)
     nr.plan_and_preprocess(project, dataset_id, configuration=args.configuration, device=device,
                            verify=not args.skip_verify)
-    checkpoint = nr.train(project, dataset_id, trainer, fold=_fold(args.fold), configuration=args.configuration,
+    configuration = args.configuration
+    if args.patch_size:
+        configuration = nr.patch_configuration(project, dataset_id, args.patch_size, base=configuration)
+    checkpoint = nr.train(project, dataset_id, trainer, fold=_fold(args.fold), configuration=configuration,
                           device=device, resume=not args.no_resume)
     model = checkpoint.parents[1]
     emit_event("result", model_dir=str(model), checkpoint=str(checkpoint))

@@ -9,6 +9,7 @@ checkpoint, prediction only runs the cases that have no output yet.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -18,6 +19,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from LNSynthLib.atomic import write_text_atomic
 from LNSynthLib.errors import InputDataError, LNSynthError
 from LNSynthLib.jobs.progress import Progress
 from LNSynthLib.segmentation.nnunet_export import MANIFEST, write_splits
@@ -186,6 +188,39 @@ def plan_and_preprocess(project: NnUNetProject, dataset_id: int, *, configuratio
     progress.update(1)
     progress.close()
     return pre
+
+
+def patch_configuration(project: NnUNetProject, dataset_id: int, patch_size: Sequence[int], *,
+                        base: str = DEFAULT_CONFIGURATION) -> str:
+    """Add a plans configuration that is `base` with another patch size; returns its name.
+
+    Uses nnU-Net's `inherits_from`, so the network, spacing and preprocessed data stay those of
+    `base`. On a CPU a 32³ patch makes an iteration about ten times cheaper than nnU-Net's 64³ plan
+    for the demo's phantom, which is what lets a few hundred iterations fit into the demo. Run
+    after `plan_and_preprocess` (re-planning rewrites the plans file; this call is idempotent).
+    """
+    plans_path = project.preprocessed / project.find_dataset(dataset_id) / "nnUNetPlans.json"
+    if not plans_path.exists():
+        raise InputDataError("no nnU-Net plans yet", path=plans_path, fix="plan and preprocess the dataset first")
+    plans = json.loads(plans_path.read_text(encoding="utf-8"))
+    parent = plans["configurations"].get(base)
+    if parent is None:
+        raise InputDataError(f"the plans have no configuration {base!r}", path=plans_path,
+                             fix=f"use one of {', '.join(plans['configurations'])}")
+    patch = [int(v) for v in patch_size]
+    strides = parent["architecture"]["arch_kwargs"]["strides"]
+    downsampling = [1] * len(patch)
+    for stride in strides:
+        downsampling = [d * int(s) for d, s in zip(downsampling, stride, strict=True)]
+    if len(patch) != len(parent["patch_size"]) or any(p % d for p, d in zip(patch, downsampling, strict=True)):
+        raise InputDataError(f"patch size {patch} does not fit the planned network", path=plans_path,
+                             fix=f"give {len(parent['patch_size'])} sizes, each a multiple of {downsampling}")
+    name = f"{base}_patch{'x'.join(str(v) for v in patch)}"
+    wanted = {"inherits_from": base, "patch_size": patch}
+    if plans["configurations"].get(name) != wanted:
+        plans["configurations"][name] = wanted
+        write_text_atomic(plans_path, json.dumps(plans, indent=4), overwrite=True)
+    return name
 
 
 def train(project: NnUNetProject, dataset_id: int, trainer: TrainerSpec, *, fold: int | str = 0,

@@ -23,6 +23,37 @@ def test_training_writes_final_checkpoint_and_grouped_splits(nnunet_run):
     assert nnunet_run["model"].name.startswith("nnUNetTrainerLNSynth_1ep_2it_1val__")
 
 
+def test_training_used_the_patch_configuration(nnunet_run):
+    """`--patch-size` trained through nnU-Net's `inherits_from`: same network and data, other patch."""
+    from nnunetv2.utilities.plans_handling.plans_handler import PlansManager
+
+    plans = PlansManager(json.loads((nnunet_run["model"] / "plans.json").read_text()))
+    chosen = plans.get_configuration(nnunet_run["configuration"])
+    base = plans.get_configuration("3d_fullres")
+    assert chosen.patch_size == [16, 16, 16] and base.patch_size != chosen.patch_size
+    assert chosen.data_identifier == base.data_identifier and chosen.network_arch_init_kwargs == \
+        base.network_arch_init_kwargs
+    assert nnunet_run["model"].name.endswith("__3d_fullres_patch16x16x16")
+    checkpoint = __import__("torch").load(nnunet_run["checkpoint"], map_location="cpu", weights_only=False)
+    assert checkpoint["init_args"]["configuration"] == nnunet_run["configuration"]
+
+
+def test_patch_configuration_is_idempotent_and_checks_the_network(nnunet_run):
+    import pytest
+
+    from LNSynthLib.errors import InputDataError
+
+    project = nnunet_run["project"]
+    plans = project.preprocessed / nnunet_run["dataset_dir"].name / "nnUNetPlans.json"
+    before = plans.read_bytes()
+    assert nr.patch_configuration(project, 901, (16, 16, 16)) == nnunet_run["configuration"]
+    assert plans.read_bytes() == before
+    with pytest.raises(InputDataError, match="multiple of"):
+        nr.patch_configuration(project, 901, (18, 16, 16))        # the planned net halves twice: multiples of 4
+    with pytest.raises(InputDataError, match="no configuration"):
+        nr.patch_configuration(project, 901, (16, 16, 16), base="2d_missing")
+
+
 def test_progress_parsed_from_the_real_training_log(nnunet_run):
     records = parse_training_logs(nnunet_run["checkpoint"].parent)
     assert [r.epoch for r in records] == [0]
@@ -55,7 +86,8 @@ def test_predictions_keep_the_test_geometry_and_score(nnunet_run):
 def test_steps_resume_without_rerunning(nnunet_run):
     project, trainer = nnunet_run["project"], nnunet_run["trainer"]
     stamp = nnunet_run["checkpoint"].stat().st_mtime_ns
-    assert nr.train(project, 901, trainer) == nnunet_run["checkpoint"]          # no second training
+    configuration = nnunet_run["configuration"]
+    assert nr.train(project, 901, trainer, configuration=configuration) == nnunet_run["checkpoint"]  # not rerun
     assert nnunet_run["checkpoint"].stat().st_mtime_ns == stamp
     before = {p.name: p.stat().st_mtime_ns for p in nnunet_run["predictions"].glob("*.nii.gz")}
     nr.predict(nnunet_run["model"], nnunet_run["dataset_dir"] / "imagesTs", nnunet_run["predictions"])
