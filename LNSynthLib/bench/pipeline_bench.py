@@ -45,21 +45,50 @@ def run(args: argparse.Namespace) -> tuple[Path, Path]:
         metrics = json.loads((report.parent / "metrics.json").read_text())
         timings = json.loads((work / "timings.json").read_text())
         per_seed[seed] = {"segmentation": metrics["segmentation"], "generation": metrics["generation"],
-                          "stages_s": timings["stages_s"]}
+                          "stages_s": timings["stages_s"], "settings": timings.get("settings", {})}
     summary = summarize_runs(per_seed)
     return write_results("pipeline", {"seeds": args.seeds, "summary": summary, "per_seed": per_seed},
                          render_markdown(args.seeds, per_seed, summary), args.results_dir)
 
 
 def render_markdown(seeds: list[int], per_seed: dict, summary: dict[str, dict[str, tuple[float, float]]]) -> str:
-    """Mean ± sd table (strategy, method, metrics) and the stage times of each seed."""
+    """Settings, the mean ± sd table (strategy, method, metrics), DSC per seed and stage times per seed."""
     rows = [[*key.split(" | "), *[_pm(stats.get(m)) for m in METRIC_NAMES]] for key, stats in summary.items()]
     stage_names = list(next(iter(per_seed.values()))["stages_s"].keys())
-    return (f"Demo pipeline (phantom data) over seeds {seeds}; the machine may have been shared with "
-            "other jobs, so stage times are upper bounds. Stage times are summed over every run of a seed's "
-            "work folder (a resumed run adds only what it redid).\n\n"
-            + markdown_table(["Strategy", "Method", *METRIC_NAMES], rows) + "\n\nStage times per seed (s):\n\n"
+    keys = list(summary)
+    dsc_rows = [[seed, *[_value(run, key, "DSC") for key in keys], *[_value(run, key, "NodeRecall") for key in keys]]
+                for seed, run in per_seed.items()]
+    return (f"Demo pipeline (phantom data) over seeds {seeds}; {describe_settings(per_seed)}. The machine "
+            "may have been shared with other jobs, so stage times are upper bounds. Stage times are summed "
+            "over every run of a seed's work folder (a resumed run adds only what it redid).\n\n"
+            + markdown_table(["Strategy", "Method", *METRIC_NAMES], rows) + "\n\nDSC and NodeRecall per seed:\n\n"
+            + markdown_table(["seed", *[f"DSC {k}" for k in keys], *[f"NodeRecall {k}" for k in keys]], dsc_rows)
+            + "\n\nStage times per seed (s):\n\n"
             + markdown_table(["seed", *stage_names], [[s, *v["stages_s"].values()] for s, v in per_seed.items()]))
+
+
+def describe_settings(per_seed: dict) -> str:
+    """The sizes that decide what the numbers can show, from the first seed's recorded settings."""
+    s = next(iter(per_seed.values())).get("settings") or {}
+    if not s:
+        return "settings not recorded"
+    epochs = s.get("nnunet_epochs")
+    trainer = "nnU-Net's standard trainer" if epochs is None else \
+        f"nnU-Net {epochs} epochs x {s.get('nnunet_iterations')} iterations"
+    patch = s.get("nnunet_patch_size")
+    patch_text = "planned patch" if not patch else f"patch {'x'.join(str(v) for v in patch)}"
+    ddpm = s.get("ddpm_overrides", {}).get("train.iterations", "config")
+    return (f"{s.get('n_train_cases')} training and {s.get('n_test_cases')} test cases, LN-DDPM "
+            f"{s.get('ddpm_config')} ({ddpm} iterations), {trainer}, {patch_text}, "
+            f"{s.get('synt_per_case')} synthetic cases per real case")
+
+
+def _value(run: dict, key: str, metric: str) -> str:
+    for row in run["segmentation"]:
+        if f"{row['strategy']} | {row['method']}" == key:
+            v = row.get(metric)
+            return "n/a" if v is None or not np.isfinite(v) else f"{v:.4f}"
+    return "n/a"
 
 
 def summarize_runs(per_seed: dict[int, dict]) -> dict[str, dict[str, tuple[float, float]]]:

@@ -44,3 +44,17 @@ def test_pipeline_bench_summary_is_mean_and_sd():
     summary = summarize_runs(runs)["Real | -"]
     assert summary["DSC"] == pytest.approx((0.3, 0.1414213562), rel=1e-6)
     assert "Precision" not in summary and summary["ASSD"] == (3.0, 0.0)
+
+
+def test_pipeline_bench_markdown_names_the_settings_and_each_seed():
+    from LNSynthLib.bench.pipeline_bench import render_markdown, summarize_runs
+
+    settings = {"n_train_cases": 6, "n_test_cases": 2, "ddpm_config": "tiny",
+                "ddpm_overrides": {"train.iterations": 300}, "nnunet_epochs": 10, "nnunet_iterations": 30,
+                "nnunet_patch_size": [32, 32, 32], "synt_per_case": 2}
+    runs = {s: {"segmentation": [{"strategy": "Real", "method": "-", "DSC": d, "NodeRecall": 0.5}],
+                "stages_s": {"nnunet": 10.0}, "settings": settings} for s, d in ((0, 0.25), (1, 0.75))}
+    text = render_markdown([0, 1], runs, summarize_runs(runs))
+    assert "nnU-Net 10 epochs x 30 iterations, patch 32x32x32" in text and "(300 iterations)" in text
+    assert "| 0 | 0.2500 | 0.5000 |" in text and "| 1 | 0.7500 | 0.5000 |" in text
+    assert "0.5000 ± 0.3536" in text
