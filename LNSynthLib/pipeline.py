@@ -47,8 +47,9 @@ class PipelineSettings:
 
     @classmethod
     def demo(cls, **overrides: Any) -> PipelineSettings:
-        # nnU-Net: 32³ patches and 300 iterations take about 4 min per strategy on 2 CPU cores and
-        # segment the phantom's nodes; nnU-Net's own 64³ plan with 30 iterations took as long and found none.
+        # nnU-Net on 2 CPU cores: 32³ patches and 10 x 30 iterations train in about 4 min per strategy
+        # and segment the phantom's test nodes (Real: DSC 0.92); nnU-Net's own 64³ plan took 3.7 min
+        # for 3 x 10 iterations and found no node.
         return cls(**{"ddpm_overrides": {"train.iterations": 300, "train.checkpoint_every": 50},
                       "nnunet_epochs": 10, "nnunet_iterations": 30, "nnunet_patch_size": (32, 32, 32),
                       **overrides})

@@ -35,6 +35,34 @@ def test_demo_runs_end_to_end_and_resumes(tmp_path):
                    if line.startswith("{"))
 
 
+@pytest.mark.slow
+def test_demo_nnunet_settings_segment_the_phantom_nodes(phantom_root, phantom_test_root, tmp_path):
+    """The demo's short nnU-Net run (its epochs, iterations and patch) learns: about 5 min on 2 cores."""
+    import numpy as np
+
+    from LNSynthLib.metrics.segmentation import segmentation_metrics
+    from LNSynthLib.pipeline import PipelineSettings
+    from LNSynthLib.segmentation import nnunet_runner as nr
+    from LNSynthLib.segmentation.nnunet_export import ExportSettings, export_dataset
+    from LNSynthLib.volumes.io import read_volume
+
+    demo = PipelineSettings.demo()
+    project = nr.NnUNetProject(tmp_path / "nnunet")
+    dataset = export_dataset(phantom_root, project.raw / nr.dataset_name(111, "Real"), test_root=phantom_test_root,
+                             settings=ExportSettings(strategy="real"))
+    nr.plan_and_preprocess(project, 111, verify=False)
+    configuration = nr.patch_configuration(project, 111, demo.nnunet_patch_size)
+    trainer = nr.TrainerSpec(demo.nnunet_epochs, demo.nnunet_iterations, demo.nnunet_val_iterations)
+    checkpoint = nr.train(project, 111, trainer, configuration=configuration)
+    predictions = nr.predict(checkpoint.parents[1], dataset / "imagesTs", tmp_path / "pred")
+    dsc = []
+    for label in sorted((dataset / "labelsTs").glob("*.nii.gz")):
+        gt = read_volume(label)
+        dsc.append(segmentation_metrics(read_volume(predictions / label.name).array, gt.array,
+                                        gt.geometry.spacing)["DSC"])
+    assert np.mean(dsc) > 0.5, dsc
+
+
 def test_pipeline_bench_summary_is_mean_and_sd():
     from LNSynthLib.bench.pipeline_bench import summarize_runs
 
