@@ -62,7 +62,8 @@ def render_markdown(seeds: list[int], per_seed: dict, summary: dict[str, dict[st
             "may have been shared with other jobs, so stage times are upper bounds. Stage times are summed "
             "over every run of a seed's work folder (a resumed run adds only what it redid).\n\n"
             + markdown_table(["Strategy", "Method", *METRIC_NAMES], rows) + "\n\nDSC and NodeRecall per seed:\n\n"
-            + markdown_table(["seed", *[f"DSC {k}" for k in keys], *[f"NodeRecall {k}" for k in keys]], dsc_rows)
+            + markdown_table(["seed", *[f"DSC {_label(k)}" for k in keys],
+                              *[f"NodeRecall {_label(k)}" for k in keys]], dsc_rows)
             + "\n\nStage times per seed (s):\n\n"
             + markdown_table(["seed", *stage_names], [[s, *v["stages_s"].values()] for s, v in per_seed.items()]))
 
@@ -81,6 +82,12 @@ def describe_settings(per_seed: dict) -> str:
     return (f"{s.get('n_train_cases')} training and {s.get('n_test_cases')} test cases, LN-DDPM "
             f"{s.get('ddpm_config')} ({ddpm} iterations), {trainer}, {patch_text}, "
             f"{s.get('synt_per_case')} synthetic cases per real case")
+
+
+def _label(key: str) -> str:
+    """`Real | -` → `Real`, `Real + Synt | LN-DDPM` → `Real + Synt (LN-DDPM)`: no `|` inside a table cell."""
+    strategy, method = key.split(" | ")
+    return strategy if method == "-" else f"{strategy} ({method})"
 
 
 def _value(run: dict, key: str, metric: str) -> str:

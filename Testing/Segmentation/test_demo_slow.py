@@ -84,5 +84,6 @@ def test_pipeline_bench_markdown_names_the_settings_and_each_seed():
                 "stages_s": {"nnunet": 10.0}, "settings": settings} for s, d in ((0, 0.25), (1, 0.75))}
     text = render_markdown([0, 1], runs, summarize_runs(runs))
     assert "nnU-Net 10 epochs x 30 iterations, patch 32x32x32" in text and "(300 iterations)" in text
+    assert "| seed | DSC Real | NodeRecall Real |" in text
     assert "| 0 | 0.2500 | 0.5000 |" in text and "| 1 | 0.7500 | 0.5000 |" in text
     assert "0.5000 ± 0.3536" in text
