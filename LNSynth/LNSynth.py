@@ -79,6 +79,7 @@ class LNSynthParameterNode:
     casesFolder: Path
     nnunetDatasetFolder: Path
     nnunetEpochs: Annotated[int, WithinRange(1, 1000)] = 5
+    nnunetIterations: Annotated[int, WithinRange(1, 250)] = 30
     nnunetModelFolder: Path
     device: Annotated[str, Choice(["auto", "cpu", "cuda"])] = "auto"
     workFolder: Path
@@ -320,7 +321,8 @@ class LNSynthWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             return
         p = self._parameterNode
         with slicer.util.tryWithErrorDisplay("Could not start nnU-Net training."):
-            chain = self.engine().start_nnunet_train(_path(p.nnunetDatasetFolder), p.nnunetEpochs, p.device)
+            chain = self.engine().start_nnunet_train(_path(p.nnunetDatasetFolder), p.nnunetEpochs, p.device,
+                                                     iterations=p.nnunetIterations)
             self.startJob(chain, self.ui.trainNnunetButton, self._setModel)
 
     def _setModel(self, model_dir) -> None:

@@ -268,9 +268,10 @@ class LNSynthLogic:
                                  fix="run Synthesize first or choose a folder of prepared cases")
         return real, synthetic if synthetic.is_dir() else None
 
-    def start_nnunet_train(self, dataset_dir: str | Path, epochs: int, device: str = "auto") -> JobChain:
+    def start_nnunet_train(self, dataset_dir: str | Path, epochs: int, device: str = "auto", *,
+                           iterations: int = 30) -> JobChain:
         """`lnsynth nnunet train` in the background; `chain.result` is the trained model folder."""
-        args = ["nnunet", "train", "--dataset", str(dataset_dir), "--epochs", str(epochs), "--device", device]
+        args = nnunet_train_args(dataset_dir, epochs, iterations, device)
         chain = self.start_command("Training nnU-Net", args, "nnunet-train")
         chain.on_success = lambda: _model_dir_from_events(chain)
         return chain
@@ -335,3 +336,13 @@ def _on_grid(volume: Volume, reference: Volume) -> np.ndarray:
 
 def _on_grid_volume(volume: Volume, reference: Volume) -> Volume:
     return Volume(_on_grid(volume, reference), reference.geometry)
+
+
+def nnunet_train_args(dataset_dir: str | Path, epochs: int, iterations: int, device: str) -> list[str]:
+    """CLI arguments: nnU-Net's standard trainer at its 1000 epochs, else the short trainer."""
+    from LNSynthLib.segmentation.nnunet_runner import STANDARD_EPOCHS
+
+    args = ["nnunet", "train", "--dataset", str(dataset_dir), "--device", device]
+    if epochs < STANDARD_EPOCHS:
+        args += ["--epochs", str(int(epochs)), "--iterations", str(int(iterations))]
+    return args

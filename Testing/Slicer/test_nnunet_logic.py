@@ -56,3 +56,12 @@ def test_export_without_any_session_case_says_what_to_do(core, tmp_path):
     with pytest.raises(InputDataError, match="run Synthesize first"):
         logic.start_nnunet_export(tmp_path / "project")
     assert not list((tmp_path / "work").glob("nnunet-export-*"))
+
+
+def test_train_button_runs_the_standard_trainer_at_1000_epochs_else_the_short_one(tmp_path):
+    from LNSynthModuleLib.logic import nnunet_train_args
+
+    short = nnunet_train_args(tmp_path, 5, 30, "cpu")
+    assert short[short.index("--epochs") + 1] == "5" and short[short.index("--iterations") + 1] == "30"
+    standard = nnunet_train_args(tmp_path, 1000, 30, "cuda")
+    assert "--epochs" not in standard and "--iterations" not in standard and "cuda" in standard
