@@ -141,8 +141,7 @@ def train_and_predict(layout: Layout, s: PipelineSettings, device: str) -> list:
                        synthetic_root=layout.synthetic if export_strategy != "real" else None,
                        test_root=layout.test_cases, settings=settings)
         nr.plan_and_preprocess(project, dataset_id, device=device)
-        configuration = (nr.patch_configuration(project, dataset_id, s.nnunet_patch_size)
-                         if s.nnunet_patch_size else nr.DEFAULT_CONFIGURATION)
+        configuration = nr.patch_configuration(project, dataset_id, s.nnunet_patch_size)
         checkpoint = nr.train(project, dataset_id, trainer, configuration=configuration, device=device)
         pred_dir = layout.predictions / name
         nr.predict(checkpoint.parents[1], dataset_dir / "imagesTs", pred_dir, device=device)
@@ -193,6 +192,7 @@ def run_pipeline(work_dir: str | Path, settings: PipelineSettings | None = None,
 def _evaluate(layout: Layout, s: PipelineSettings, sets: list, device: str) -> Path:
     from LNSynthLib.report.generation_eval import evaluate_generation
     from LNSynthLib.report.report import EvaluationInputs, write_report
+    from LNSynthLib.segmentation.nnunet_runner import patch_label
 
     real_model = next((p.training_dir.parent for p in sets if p.strategy == "Real"), None)
     generation = evaluate_generation(layout.train_cases, layout.synthetic, work_dir=layout.report / "work",
@@ -201,8 +201,7 @@ def _evaluate(layout: Layout, s: PipelineSettings, sets: list, device: str) -> P
     trainer = ("standard (1000 epochs)" if s.nnunet_epochs is None else
                f"{s.nnunet_epochs} epochs x {s.nnunet_iterations} iterations (a short CPU run on small phantom "
                "data: it shows the pipeline working end to end, not paper-level quality)")
-    patch = "nnU-Net's planned patch" if not s.nnunet_patch_size else \
-        f"patch {'x'.join(str(v) for v in s.nnunet_patch_size)} voxels"
+    patch = f"patch {patch_label(s.nnunet_patch_size)} voxels" if s.nnunet_patch_size else "nnU-Net's planned patch"
     notes = [f"nnU-Net trainer: {trainer}; {patch}",
              f"LN-DDPM config {s.ddpm_config} {s.ddpm_overrides}; {s.samples_per_case} samples per case "
              f"({s.sampler}, {s.sampler_steps} steps); Real+Synt uses {s.synt_per_case} per real case."]

@@ -70,6 +70,8 @@ def render_markdown(seeds: list[int], per_seed: dict, summary: dict[str, dict[st
 
 def describe_settings(per_seed: dict) -> str:
     """The sizes that decide what the numbers can show, from the first seed's recorded settings."""
+    from LNSynthLib.segmentation.nnunet_runner import patch_label
+
     s = next(iter(per_seed.values())).get("settings") or {}
     if not s:
         return "settings not recorded"
@@ -77,7 +79,7 @@ def describe_settings(per_seed: dict) -> str:
     trainer = "nnU-Net's standard trainer" if epochs is None else \
         f"nnU-Net {epochs} epochs x {s.get('nnunet_iterations')} iterations"
     patch = s.get("nnunet_patch_size")
-    patch_text = "planned patch" if not patch else f"patch {'x'.join(str(v) for v in patch)}"
+    patch_text = f"patch {patch_label(patch)}" if patch else "planned patch"
     ddpm = s.get("ddpm_overrides", {}).get("train.iterations", "config")
     return (f"{s.get('n_train_cases')} training and {s.get('n_test_cases')} test cases, LN-DDPM "
             f"{s.get('ddpm_config')} ({ddpm} iterations), {trainer}, {patch_text}, "
@@ -90,9 +92,13 @@ def _label(key: str) -> str:
     return strategy if method == "-" else f"{strategy} ({method})"
 
 
+def _row_key(row: dict) -> str:
+    return f"{row['strategy']} | {row['method']}"
+
+
 def _value(run: dict, key: str, metric: str) -> str:
     for row in run["segmentation"]:
-        if f"{row['strategy']} | {row['method']}" == key:
+        if _row_key(row) == key:
             v = row.get(metric)
             return "n/a" if v is None or not np.isfinite(v) else f"{v:.4f}"
     return "n/a"
@@ -103,7 +109,7 @@ def summarize_runs(per_seed: dict[int, dict]) -> dict[str, dict[str, tuple[float
     values: dict[str, dict[str, list[float]]] = {}
     for run in per_seed.values():
         for row in run["segmentation"]:
-            key = f"{row['strategy']} | {row['method']}"
+            key = _row_key(row)
             for m in METRIC_NAMES:
                 v = row.get(m)
                 if v is not None and np.isfinite(v):

@@ -107,9 +107,7 @@ def run_train(args: argparse.Namespace) -> int:
     trainer = nr.TrainerSpec(args.epochs, args.iterations, args.val_iterations)
     nr.plan_and_preprocess(project, dataset_id, configuration=args.configuration, device=device,
                            verify=not args.skip_verify)
-    configuration = args.configuration
-    if args.patch_size:
-        configuration = nr.patch_configuration(project, dataset_id, args.patch_size, base=configuration)
+    configuration = nr.patch_configuration(project, dataset_id, args.patch_size, base=args.configuration)
     checkpoint = nr.train(project, dataset_id, trainer, fold=_fold(args.fold), configuration=configuration,
                           device=device, resume=not args.no_resume)
     model = checkpoint.parents[1]

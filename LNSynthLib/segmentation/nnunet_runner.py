@@ -190,15 +190,22 @@ def plan_and_preprocess(project: NnUNetProject, dataset_id: int, *, configuratio
     return pre
 
 
-def patch_configuration(project: NnUNetProject, dataset_id: int, patch_size: Sequence[int], *,
+def patch_label(patch_size: Sequence[int]) -> str:
+    """`32x32x32`: how a patch size appears in configuration names, reports and benchmarks."""
+    return "x".join(str(int(v)) for v in patch_size)
+
+
+def patch_configuration(project: NnUNetProject, dataset_id: int, patch_size: Sequence[int] | None, *,
                         base: str = DEFAULT_CONFIGURATION) -> str:
-    """Add a plans configuration that is `base` with another patch size; returns its name.
+    """Add a plans configuration that is `base` with another patch size; returns its name (`base` for None).
 
     Uses nnU-Net's `inherits_from`, so the network, spacing and preprocessed data stay those of
     `base`. On a CPU a 32³ patch makes an iteration about ten times cheaper than nnU-Net's 64³ plan
     for the demo's phantom, which is what lets a few hundred iterations fit into the demo. Run
     after `plan_and_preprocess` (re-planning rewrites the plans file; this call is idempotent).
     """
+    if not patch_size:
+        return base
     plans_path = project.preprocessed / project.find_dataset(dataset_id) / "nnUNetPlans.json"
     if not plans_path.exists():
         raise InputDataError("no nnU-Net plans yet", path=plans_path, fix="plan and preprocess the dataset first")
@@ -215,7 +222,7 @@ def patch_configuration(project: NnUNetProject, dataset_id: int, patch_size: Seq
     if len(patch) != len(parent["patch_size"]) or any(p % d for p, d in zip(patch, downsampling, strict=True)):
         raise InputDataError(f"patch size {patch} does not fit the planned network", path=plans_path,
                              fix=f"give {len(parent['patch_size'])} sizes, each a multiple of {downsampling}")
-    name = f"{base}_patch{'x'.join(str(v) for v in patch)}"
+    name = f"{base}_patch{patch_label(patch)}"
     wanted = {"inherits_from": base, "patch_size": patch}
     if plans["configurations"].get(name) != wanted:
         plans["configurations"][name] = wanted

@@ -48,6 +48,7 @@ def test_patch_configuration_is_idempotent_and_checks_the_network(nnunet_run):
     before = plans.read_bytes()
     assert nr.patch_configuration(project, 901, (16, 16, 16)) == nnunet_run["configuration"]
     assert plans.read_bytes() == before
+    assert nr.patch_configuration(project, 901, None) == "3d_fullres"     # no patch: the planned one
     with pytest.raises(InputDataError, match="multiple of"):
         nr.patch_configuration(project, 901, (18, 16, 16))        # the planned net halves twice: multiples of 4
     with pytest.raises(InputDataError, match="no configuration"):
