@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from LNSynthLib.errors import JobCancelled, LNSynthError
 
@@ -42,14 +43,37 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _raise_cancelled(signum: int, frame: object) -> None:
-    raise JobCancelled(f"stopped by signal {signum}")
+def cancel_on_sigterm() -> Callable[[int, object], None]:
+    """A SIGTERM handler that raises JobCancelled in this process only.
+
+    A cancel from the job runner arrives as SIGTERM; turning it into an exception lets `finally`
+    blocks remove temporary files so no half-written output is left behind. Forked children
+    (multiprocessing pool workers, e.g. nnU-Net's) inherit the handler; `Pool.terminate` stops
+    them with SIGTERM, so in them it must end the process as SIGTERM normally does, or the pool
+    waits for a worker that is busy unwinding an exception.
+    """
+    owner = os.getpid()
+
+    def handler(signum: int, frame: object) -> None:
+        if os.getpid() != owner:
+            signal.signal(signum, signal.SIG_DFL)
+            os.kill(os.getpid(), signum)
+            return
+        raise JobCancelled(f"stopped by signal {signum}")
+
+    return handler
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    # A cancel from the job runner arrives as SIGTERM; turning it into an exception lets
-    # `finally` blocks remove temporary files so no half-written output is left behind.
-    signal.signal(signal.SIGTERM, _raise_cancelled)
+    # Installed only while the command runs: `main` is also called in-process (tests, scripts).
+    previous = signal.signal(signal.SIGTERM, cancel_on_sigterm())
+    try:
+        return _run(argv)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _run(argv: Sequence[str] | None) -> int:
     parser = build_parser()
     args, extra = parser.parse_known_args(argv)
     if extra and not getattr(args, "takes_extra_args", False):
