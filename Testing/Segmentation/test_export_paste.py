@@ -15,36 +15,12 @@ from LNSynthLib.volumes.geometry import Geometry, Volume
 from LNSynthLib.volumes.io import read_volume, write_volume
 
 
-class _InProcessPool:
-    """Stands in for nnU-Net's spawn pool so its checks run in this process.
-
-    A spawned worker that dies while holding a task leaves `Pool.starmap` waiting forever;
-    in this process a failing check raises where the test can report it.
-    """
-
-    def __init__(self, processes: int | None = None) -> None:
-        pass
-
-    def __enter__(self) -> _InProcessPool:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        return None
-
-    def starmap(self, function, arguments):  # noqa: ANN001, ANN201
-        return [function(*args) for args in arguments]
-
-
 @pytest.fixture
-def verify_with_nnunet(monkeypatch: pytest.MonkeyPatch):  # noqa: ANN201
-    """nnU-Net's own `verify_dataset_integrity` (every check it makes), run without worker processes."""
-    from types import SimpleNamespace
+def verify_with_nnunet():  # noqa: ANN201
+    """nnU-Net's own `verify_dataset_integrity`, with its worker pools."""
+    from nnunetv2.experiment_planning.verify_dataset_integrity import verify_dataset_integrity
 
-    import nnunetv2.experiment_planning.verify_dataset_integrity as integrity
-
-    monkeypatch.setattr(integrity, "multiprocessing",
-                        SimpleNamespace(get_context=lambda method: SimpleNamespace(Pool=_InProcessPool)))
-    return lambda dataset_dir: integrity.verify_dataset_integrity(str(dataset_dir), num_processes=1)
+    return lambda dataset_dir: verify_dataset_integrity(str(dataset_dir), num_processes=1)
 
 
 @pytest.mark.parametrize("strategy,per_case,expected", [("real", 1, 4), ("synt", 2, 8), ("real+synt", 1, 8)])
