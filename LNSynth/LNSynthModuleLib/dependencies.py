@@ -1,16 +1,24 @@
-"""Python packages LNSynth needs inside Slicer: checked on first use, installed only after asking.
+"""Python packages LNSynth's background jobs need inside Slicer, installed without touching Slicer's own.
 
-Pins come from `LNSynthLib/requirements.txt` (the project's one pin file, installed next to the
-module). torch goes through the PyTorch extension's `PyTorchUtils` when it is present (it picks
-the CUDA build that fits the GPU), else the pinned wheel; the rest through
-`slicer.packaging.pip_ensure` (Slicer ≥ 5.12) or `slicer.util.pip_install`. This module never
-imports the heavy packages itself, so it is safe to import at module load.
+Only the job processes (`PythonSlicer -m LNSynthLib ...`) use the heavy stack (torch, MONAI, nnU-Net,
+TotalSegmentator, ...); the code that runs in Slicer's process uses only what Slicer bundles. The
+stack goes into Slicer's Python with lower bounds (`>=` the versions of the one pin file,
+`LNSynthLib/requirements.txt`) and a constraints file that freezes every distribution already
+installed there. So a package Slicer bundles (numpy, scipy, SimpleITK, pydicom, ...) and a torch
+the PyTorch extension installed are never upgraded, downgraded or reinstalled: a distribution that
+is installed, at any version (CUDA builds `2.14.1+cu126` included), counts as present.
+
+torch and torchvision go through the PyTorch extension (`PyTorchUtils`) when it is there, which
+picks the CUDA build for the GPU; the rest through `slicer.packaging.pip_ensure` (Slicer >= 5.12,
+which asks and offers the restart itself) or, on 5.10, a confirmation and `slicer.util.pip_install`.
+This module imports nothing heavy, so it is safe to import at module load.
 """
 
 from __future__ import annotations
 
 import importlib.metadata
 import re
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -18,7 +26,17 @@ REQUIREMENTS_FILE = Path(__file__).resolve().parents[1] / "LNSynthLib" / "requir
 if not REQUIREMENTS_FILE.exists():  # source tree: LNSynthLib sits next to the module folder
     REQUIREMENTS_FILE = Path(__file__).resolve().parents[2] / "LNSynthLib" / "requirements.txt"
 TORCH_PACKAGES = ("torch", "torchvision")
+# Never installed: TotalSegmentator's preview renderer `fury` pulls a PyPI `vtk` that would shadow Slicer's
+# own VTK (which has no pip metadata, so constraints cannot hold it). The jobs never render previews.
+SKIPPED_PACKAGES = ("fury", "vtk")
+# Oldest Slicer whose Python (3.12) the library supports; 5.8 ships Python 3.9.
+MINIMUM_SLICER = (5, 10)
 _PIN = re.compile(r"^\s*([A-Za-z0-9_.\-\[\]]+)\s*==\s*([^\s;#]+)")
+
+
+def canonical(name: str) -> str:
+    """Distribution name as pip compares them (PEP 503)."""
+    return re.sub(r"[-_.]+", "-", name).lower()
 
 
 def read_pins(path: Path = REQUIREMENTS_FILE) -> dict[str, str]:
@@ -31,74 +49,185 @@ def read_pins(path: Path = REQUIREMENTS_FILE) -> dict[str, str]:
     return pins
 
 
-def missing(pins: dict[str, str]) -> list[str]:
-    """Requirement strings (`name==version`) not installed at exactly the pinned version."""
+def installed_versions() -> dict[str, str]:
+    """`{canonical name: version}` of every distribution in this Python."""
+    versions: dict[str, str] = {}
+    for dist in importlib.metadata.distributions():
+        name = dist.metadata.get("Name")
+        if name:
+            versions.setdefault(canonical(name), dist.version)
+    return versions
+
+
+def release(version: str) -> str:
+    """The version without its local label: `2.14.1+cu126` → `2.14.1`."""
+    return version.split("+", 1)[0]
+
+
+def missing(pins: dict[str, str], installed: dict[str, str] | None = None) -> list[str]:
+    """`name>=version` for each pinned distribution that is not installed at all.
+
+    One that is installed at any version is left alone: it may be Slicer's own (numpy, scipy,
+    SimpleITK) or the PyTorch extension's torch build, and replacing it would change the user's Slicer.
+    """
+    installed = installed_versions() if installed is None else installed
+    return [f"{name}>={version}" for name, version in pins.items() if canonical(name) not in installed]
+
+
+def older_than_tested(pins: dict[str, str], installed: dict[str, str] | None = None) -> list[str]:
+    """`name: installed < tested` for installed distributions older than the pin (shown, never changed)."""
+    installed = installed_versions() if installed is None else installed
     out = []
     for name, version in pins.items():
-        try:
-            if importlib.metadata.version(name) == version:
-                continue
-        except importlib.metadata.PackageNotFoundError:
-            pass
-        out.append(f"{name}=={version}")
+        have = installed.get(canonical(name))
+        if have is not None and _as_tuple(release(have)) < _as_tuple(version):
+            out.append(f"{name}: {have} < {version}")
     return out
+
+
+def _as_tuple(version: str) -> tuple[int, ...]:
+    parts = []
+    for piece in version.split("."):
+        digits = re.match(r"\d+", piece)
+        parts.append(int(digits.group(0)) if digits else 0)
+    return tuple(parts)
+
+
+def constraints_text(installed: dict[str, str] | None = None) -> str:
+    """A pip constraints file that holds every installed distribution at its current version."""
+    installed = installed_versions() if installed is None else installed
+    lines = ["# Every distribution already in Slicer's Python stays exactly as it is."]
+    lines += [f"{name}=={version}" for name, version in sorted(installed.items())]
+    return "\n".join(lines) + "\n"
+
+
+def write_constraints(folder: Path, installed: dict[str, str] | None = None) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "lnsynth-constraints.txt"
+    path.write_text(constraints_text(installed), encoding="utf-8")
+    return path
 
 
 def split_torch(requirements: list[str]) -> tuple[list[str], list[str]]:
     """(torch requirements, the others): torch is installed first and by its own route."""
-    torch = [r for r in requirements if r.split("==")[0] in TORCH_PACKAGES]
+    torch = [r for r in requirements if re.split(r"[<>=!~]", r, maxsplit=1)[0] in TORCH_PACKAGES]
     return torch, [r for r in requirements if r not in torch]
 
 
-def install_torch(requirements: list[str], confirm: Callable[[str], bool]) -> bool:
-    """torch through PyTorchUtils when the extension is installed, else the pinned wheels."""
+def slicer_version_problem(major: int, minor: int, python: tuple[int, int] | None = None) -> str | None:
+    """Why this Slicer cannot run LNSynth, or None when it can."""
+    python = python or sys.version_info[:2]
+    if (major, minor) < MINIMUM_SLICER or python < (3, 10):
+        return (f"LNSynth needs 3D Slicer {MINIMUM_SLICER[0]}.{MINIMUM_SLICER[1]} or newer (Python 3.10+); "
+                f"this is Slicer {major}.{minor} with Python {python[0]}.{python[1]}. Install a current Slicer.")
+    return None
+
+
+def updated_imported(before: dict[str, str], after: dict[str, str]) -> list[str]:
+    """Distributions whose version changed and whose top-level module is already imported (restart)."""
+    changed = []
+    for name, version in after.items():
+        if before.get(name) not in (None, version) and name.replace("-", "_") in sys.modules:
+            changed.append(f"{name}: {before[name]} -> {version}")
+    return changed
+
+
+def _slicer_packaging():
+    """`slicer.packaging` (Slicer >= 5.12); a submodule nothing imports at start-up, hence the import."""
+    try:
+        import slicer.packaging as packaging
+    except ImportError:
+        return None
+    return packaging if hasattr(packaging, "pip_ensure") else None
+
+
+def install_torch(requirements: list[str], pins: dict[str, str], confirm: Callable[[str], bool],
+                  constraints: Path) -> bool:
+    """torch and torchvision through PyTorchUtils when the extension is installed, else pip."""
     import slicer
 
     if not requirements:
         return True
-    torch_pin = next((r for r in requirements if r.startswith("torch==")), None)
     try:
         import PyTorchUtils  # the PyTorch extension's module
     except ImportError:
         PyTorchUtils = None
-    if PyTorchUtils is not None and torch_pin:
+    if PyTorchUtils is not None:
         logic = PyTorchUtils.PyTorchUtilsLogic()
-        if logic.torchInstalled():
-            return True
-        return logic.installTorch(askConfirmation=True, torchVersionRequirement=torch_pin[len("torch"):]) is not None
-    if not confirm("LNSynth needs PyTorch (" + ", ".join(requirements) + "). Install it now? This can take several "
-                   "minutes; install the PyTorch extension first to get the build that fits your GPU."):
+        return logic.installTorch(askConfirmation=True, torchVersionRequirement=f"=={pins['torch']}",
+                                  torchvisionVersionRequirement=f"=={pins['torchvision']}") is not None
+    if not confirm("LNSynth's background jobs need PyTorch (" + ", ".join(requirements) + "). Install it now? "
+                   "This can take several minutes; installing the PyTorch extension first gets the build "
+                   "that fits your GPU."):
         return False
-    slicer.util.pip_install(requirements)
+    slicer.util.pip_install(["-c", str(constraints), *requirements])
     return True
 
 
-def install_others(requirements: list[str], confirm: Callable[[str], bool]) -> bool:
-    """Everything else: pip_ensure asks and shows progress itself; older Slicer: ask, then pip_install."""
+def install_others(requirements: list[str], confirm: Callable[[str], bool], constraints: Path) -> bool:
+    """Everything else, held to the constraints; a restart is offered if an imported package changed."""
     import slicer
 
     if not requirements:
         return True
-    packaging = getattr(slicer, "packaging", None)
-    if packaging is not None and hasattr(packaging, "pip_ensure"):
-        packaging.pip_ensure(requirements, requester="LNSynth")
-        return not missing(dict(r.split("==", 1) for r in requirements))
-    if not confirm("LNSynth needs these Python packages:\n" + "\n".join(requirements) + "\n\nInstall them now? "
-                   "Slicer may be unresponsive for a few minutes."):
+    packaging = _slicer_packaging()
+    if packaging is not None:  # asks, shows progress, offers the restart
+        packaging.pip_ensure(requirements, constraints=str(constraints), skip_packages=list(SKIPPED_PACKAGES),
+                             requester="LNSynth")
+        return not missing(dict(r.split(">=", 1) for r in requirements))
+    if not confirm("LNSynth's background jobs need these Python packages:\n" + "\n".join(requirements)
+                   + "\n\nPackages Slicer already has are kept as they are. Install now? Slicer may be "
+                   "unresponsive for a few minutes."):
         return False
-    slicer.util.pip_install(requirements)
+    before = installed_versions()
+    for step in install_steps(requirements, constraints):
+        slicer.util.pip_install(step() if callable(step) else step)
+    changed = updated_imported(before, installed_versions())
+    if changed and slicer.util.confirmYesNoDisplay(
+            "Restart Slicer to use the new packages?\n" + "\n".join(changed), "LNSynth"):
+        slicer.util.restart()
     return True
 
 
-def ensure(confirm: Callable[[str], bool], pins: dict[str, str] | None = None) -> bool:
-    """Install whatever is missing (after `confirm`); True when everything is there afterwards.
+def install_steps(requirements: list[str], constraints: Path) -> list:
+    """pip argument lists for Slicer 5.10 (no `skip_packages` there): packages that depend on a skipped one
+    go in with `--no-deps`, then their own dependencies without the skipped ones (read after the install)."""
+    direct = [r for r in requirements if _name(r) not in ("totalsegmentator",)]
+    held = [r for r in requirements if r not in direct]
+    steps: list = [["-c", str(constraints), *direct]] if direct else []
+    for requirement in held:
+        steps.append(["--no-deps", "-c", str(constraints), requirement])
+        steps.append(lambda r=requirement: ["-c", str(constraints), *dependencies_without_skipped(_name(r))])
+    return steps
 
-    Failures raise with the requirement that failed, so the panel can tell the user to run
-    `PythonSlicer -m pip install <requirement>` by hand.
+
+def dependencies_without_skipped(distribution: str) -> list[str]:
+    """The unconditional requirements of an installed distribution, minus `SKIPPED_PACKAGES`."""
+    out = []
+    for requirement in importlib.metadata.requires(distribution) or []:
+        spec, _, marker = requirement.partition(";")
+        if "extra" in marker or _name(spec) in SKIPPED_PACKAGES:
+            continue
+        out.append(spec.strip().replace(" ", ""))
+    return out
+
+
+def _name(requirement: str) -> str:
+    return canonical(re.split(r"[<>=!~\[ (]", requirement.strip(), maxsplit=1)[0])
+
+
+def ensure(confirm: Callable[[str], bool], scratch: Path, pins: dict[str, str] | None = None) -> bool:
+    """Install whatever the job processes miss (after `confirm`); True when all is there afterwards.
+
+    `scratch` receives the constraints file. Failures raise with pip's message, so the panel can tell
+    the user which requirement to install by hand (`PythonSlicer -m pip install ...`).
     """
     pins = pins if pins is not None else read_pins()
     todo = missing(pins)
     if not todo:
         return True
     torch, others = split_torch(todo)
-    return install_torch(torch, confirm) and install_others(others, confirm)
+    if not install_torch(torch, pins, confirm, write_constraints(scratch)):
+        return False
+    # Written again after torch is in, so pip cannot swap the build PyTorchUtils chose.
+    return install_others(others, confirm, write_constraints(scratch))
