@@ -11,7 +11,8 @@ negated component-wise (exact in floating point, no matrix products), and spacin
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,14 +24,12 @@ from vtk.util import numpy_support
 from LNSynthLib.errors import InputDataError
 from LNSynthLib.volumes.geometry import Geometry, Volume
 
+from . import terminology
+
 _FLIP = np.array([-1.0, -1.0, 1.0])  # LPS <-> RAS, its own inverse
 LABELMAP = "Binary labelmap"
 
-# Standard terminology for the lymph-node segment (SNOMED CT, DICOM master list).
-LYMPH_NODE_TERMINOLOGY = (
-    "Segmentation category and type - DICOM master list"
-    "~SCT^91723000^Anatomical Structure~SCT^59441001^Lymph node~^^~~^^~^^"
-)
+LYMPH_NODE_TERMINOLOGY = terminology.LYMPH_NODE
 
 
 @dataclass
@@ -295,21 +294,17 @@ def segmentation_to_labels(node: object, names: Mapping[int, str], reference: Ge
     out = np.zeros(shape, np.uint8)
     if not order:
         return Volume(out, geometry)
-    reference_node = volume_to_node(Volume(out, geometry), scene, "__lnsynth_reference__")
-    labelmap_node = scene.AddNewNodeByClass("vtkMRMLLabelMapVolumeNode", "__lnsynth_export__")
-    try:
+    # The export adds a labelmap, its display node and a visible `<name>_ColorTable` node
+    # (vtkSlicerSegmentationsModuleLogic::AddColorTableNodeForSegmentation): all of them go again.
+    with temporary_nodes(scene):
+        reference_node = volume_to_node(Volume(out, geometry), scene, "__lnsynth_reference__")
+        labelmap_node = scene.AddNewNodeByClass("vtkMRMLLabelMapVolumeNode", "__lnsynth_export__")
         ok = slicer.vtkSlicerSegmentationsModuleLogic.ExportSegmentsToLabelmapNode(
             node, ids, labelmap_node, reference_node)
         if not ok:
             raise InputDataError(f"segments of '{node.GetName()}' could not be exported",
                                  fix="check that the segmentation has a binary labelmap representation")
         exported = _array_from_image(labelmap_node.GetImageData())
-    finally:
-        for temp in (labelmap_node, reference_node):
-            display = temp.GetDisplayNode()
-            if display is not None:
-                scene.RemoveNode(display)
-            scene.RemoveNode(temp)
     lookup = np.zeros(256, np.uint8)
     lookup[1:len(order) + 1] = order
     return Volume(lookup[exported], geometry)
@@ -377,16 +372,20 @@ def load_case_folder(scene: object, folder: str | Path, anatomy_names: Mapping[i
     return CaseNodes(folder.name, ct_node, segmentation)
 
 
-def remove_nodes(scene: object, nodes: Iterable[object]) -> None:
-    """Remove nodes with their display and storage nodes (no orphans left in the scene)."""
-    for node in nodes:
-        if node is None or node.GetScene() is None:
-            continue
-        for i in range(node.GetNumberOfDisplayNodes() if hasattr(node, "GetNumberOfDisplayNodes") else 0):
-            display = node.GetNthDisplayNode(i)
-            if display is not None:
-                scene.RemoveNode(display)
-        storage = node.GetStorageNode() if hasattr(node, "GetStorageNode") else None
-        if storage is not None:
-            scene.RemoveNode(storage)
-        scene.RemoveNode(node)
+def node_ids(scene: object) -> set[str]:
+    """IDs of every node in the scene."""
+    return {scene.GetNthNode(i).GetID() for i in range(scene.GetNumberOfNodes())}
+
+
+@contextmanager
+def temporary_nodes(scene: object) -> Iterator[None]:
+    """Every node added to the scene inside the block is removed when it ends, also on error."""
+    before = node_ids(scene)
+    try:
+        yield
+    finally:
+        added = [scene.GetNodeByID(i) for i in node_ids(scene) - before]
+        for node in sorted((n for n in added if n is not None), key=lambda n: n.IsA("vtkMRMLDisplayNode"),
+                           reverse=True):  # display nodes first, then what they showed
+            if node.GetScene() is not None:
+                scene.RemoveNode(node)
