@@ -55,11 +55,17 @@ def load_label_groups() -> list[LabelGroup]:
 LABEL_NAMES: list[str] = [g.name for g in load_label_groups()]
 
 
-def totalseg_class_ids() -> dict[str, int]:
-    """TotalSegmentator `total` class name -> id, from the installed package."""
-    from totalsegmentator.map_to_binary import class_map
+TOTALSEG_CLASSES_FILE = Path(__file__).with_name("totalseg_classes.json")
 
-    return {name: int(idx) for idx, name in class_map["total"].items()}
+
+def totalseg_class_ids() -> dict[str, int]:
+    """TotalSegmentator `total` class name -> id, as the pinned TotalSegmentator defines them.
+
+    Read from data, not from the package, so grouping also runs where TotalSegmentator is not
+    installed (inside Slicer's process).
+    """
+    classes = json.loads(TOTALSEG_CLASSES_FILE.read_text(encoding="utf-8"))["total"]
+    return {name: int(idx) for idx, name in classes.items()}
 
 
 @lru_cache(maxsize=1)

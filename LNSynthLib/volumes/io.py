@@ -70,15 +70,11 @@ def _check_nifti_complete(path: Path, image: sitk.Image) -> None:
         return
     import zlib
 
-    import nibabel
+    from LNSynthLib.volumes.nifti_header import nifti_data_end
 
-    try:
-        nifti = nibabel.load(str(path))
-        offset = int(getattr(nifti.dataobj, "offset", 0) or nifti.header.get_data_offset())
-    except Exception:  # noqa: BLE001 - ITK read it; a header nibabel cannot parse is not ours to judge
+    needed = nifti_data_end(path)
+    if needed is None:  # ITK read it; a header we cannot parse is not ours to judge
         return
-    header = nifti.header
-    needed = offset + int(np.prod(header.get_data_shape())) * header.get_data_dtype().itemsize
     if name.endswith(".gz"):
         # Fast path: a complete single-member gzip ends with the uncompressed size (mod 2**32).
         with open(path, "rb") as fh:

@@ -122,3 +122,17 @@ def test_node_sizes_on_spheres_and_ellipsoids_of_known_size(spacing):
     assert sph.voxel_count * sx * sy * sz == pytest.approx(sph.volume_mm3)
     assert np.allclose(sph.centroid_lps, (-3.0 + 20, 7.0 + 20, 11.0 + 30), atol=0.3)
     assert ell.long_axis_mm == pytest.approx(18.0, abs=tol) and ell.short_axis_mm == pytest.approx(8.0, abs=tol)
+
+
+def test_stored_totalsegmentator_classes_are_the_installed_packages():
+    """The class ids kept as data (so grouping needs no TotalSegmentator import) match the pinned package."""
+    import json
+    from importlib.metadata import version
+
+    from totalsegmentator.map_to_binary import class_map
+
+    from LNSynthLib.anatomy.groups import TOTALSEG_CLASSES_FILE, totalseg_class_ids
+
+    stored = json.loads(TOTALSEG_CLASSES_FILE.read_text(encoding="utf-8"))
+    assert stored["totalsegmentator"] == version("totalsegmentator")
+    assert totalseg_class_ids() == {name: int(i) for i, name in class_map["total"].items()}
