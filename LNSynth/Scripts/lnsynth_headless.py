@@ -1,18 +1,23 @@
-"""Headless LNSynth on a whole dataset: train LN-DDPM → sample → nnU-Net export → nnU-Net train.
+"""Run an `lnsynth` command as a background job with Slicer's Python: progress, Ctrl+C, exit status.
 
-    Slicer --no-main-window --python-script LNSynth/Scripts/lnsynth_headless.py --cases ROOT --work DIR
-    python LNSynth/Scripts/lnsynth_headless.py --cases ROOT --work DIR          (same, without Slicer)
-    python LNSynth/Scripts/lnsynth_headless.py --run -- sample --checkpoint ...  (any one lnsynth command)
+    PythonSlicer <scripts>/lnsynth_headless.py run --cases C --test-cases T --out W --config paper
+    Slicer --no-main-window --python-script <scripts>/lnsynth_headless.py run --cases C --test-cases T --out W
+    python LNSynth/Scripts/lnsynth_headless.py demo --out demo          (source tree, any Python)
 
-Every step is a background `lnsynth` process through the same job chain as the Slicer panel
-(progress lines, Ctrl+C / SIGTERM cancels the whole process tree and removes the step's
-partial output). The lnsynth commands resume on their own (training from its rolling
-checkpoint, sampling skips complete case folders), so rerunning the same line resumes.
+`<scripts>` is `LNSynth/Scripts` in the source tree and
+`<extension>/lib/Slicer-X.Y/qt-scripted-modules/Scripts` in an installed extension. The whole
+pipeline is `lnsynth run` (the same code as the command line); any other command works too
+(`sample ...`, `nnunet train ...`). `--run` before the command and a `--` separator are accepted and
+dropped: Slicer consumes `--` itself ("ignore the rest") and hands the script what follows it, which
+is also how to pass an option Slicer would otherwise take (`Slicer --python-script ... -- sample --help`).
+
+The command runs in its own process group through the panel's job chain: Ctrl+C and SIGTERM stop
+the whole process tree (also under Slicer, which resets SIGINT to its default), the exit status is
+the command's, and under Slicer the application exits with it, also when this script fails.
 """
 
 from __future__ import annotations
 
-import argparse
 import signal
 import sys
 import time
@@ -22,66 +27,39 @@ HERE = Path(__file__).resolve()
 for root in (HERE.parents[1], HERE.parents[2]):  # installed: next to the module; source tree: repo root
     if (root / "LNSynthLib").is_dir() and str(root) not in sys.path:
         sys.path.insert(0, str(root))
-if str(HERE.parents[1]) not in sys.path:
-    sys.path.insert(0, str(HERE.parents[1]))  # LNSynthModuleLib
 
-from LNSynthModuleLib.jobs import JobChain, Step, python_executable  # noqa: E402
+from LNSynthLib.jobs.chain import JobChain, Step, python_executable  # noqa: E402
 
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="lnsynth_headless", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--cases", type=Path, help="folder of prepared real cases (lnsynth prepare)")
-    parser.add_argument("--work", type=Path, help="output folder: LN-DDPM run, synthetic cases, nnU-Net dataset")
-    parser.add_argument("--config", default="tiny", help="LN-DDPM config: tiny, paper or a YAML file")
-    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="config override")
-    parser.add_argument("--checkpoint", type=Path, help="use this LN-DDPM checkpoint instead of training one")
-    parser.add_argument("--n", type=int, default=5, help="synthetic samples per real case")
-    parser.add_argument("--sampler", default="ddim")
-    parser.add_argument("--steps", type=int, default=20)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--no-transforms", action="store_true")
-    parser.add_argument("--device", default="auto")
-    parser.add_argument("--nnunet-epochs", type=int, default=5)
-    parser.add_argument("--nnunet-iterations", type=int, help="iterations per nnU-Net epoch (short trainer)")
-    parser.add_argument("--skip-nnunet", action="store_true", help="stop after sampling")
-    parser.add_argument("--run", action="store_true", help="run the one lnsynth command given after -- and exit")
-    return parser
+USAGE = "usage: lnsynth_headless.py [--run] [--] <lnsynth command> [arguments]   (e.g. run --cases C ...)"
 
 
-def plan(args: argparse.Namespace) -> list[Step]:
-    """The whole dataset pipeline as lnsynth steps."""
-    work = args.work
-    steps: list[Step] = []
-    checkpoint = args.checkpoint or work / "ln_ddpm" / "checkpoint.pt"  # `lnsynth train` writes it there
-    if args.checkpoint is None:
-        train = ["train", "--config", args.config, "--cases", str(args.cases), "--run-dir", str(work / "ln_ddpm"),
-                 "--device", args.device]
-        for override in args.set:
-            train += ["--set", override]
-        steps.append(Step("Training LN-DDPM", train, weight=10.0))
-    sample = ["sample", "--checkpoint", str(checkpoint), "--cases", str(args.cases), "--out",
-              str(work / "synthetic"), "--n", str(args.n), "--sampler", args.sampler, "--steps", str(args.steps),
-              "--seed", str(args.seed), "--device", args.device]
-    if args.no_transforms:
-        sample.append("--no-transforms")
-    steps.append(Step("Sampling synthetic cases", sample, weight=5.0))
-    if not args.skip_nnunet:
-        steps.append(Step("Exporting the nnU-Net dataset", ["nnunet", "export", "--cases", str(args.cases),
-                                                            "--synthetic", str(work / "synthetic"), "--out",
-                                                            str(work / "nnunet_dataset")]))
-        nnunet_train = ["nnunet", "train", "--dataset", str(work / "nnunet_dataset"), "--epochs",
-                        str(args.nnunet_epochs), "--device", args.device]
-        if args.nnunet_iterations:
-            nnunet_train += ["--iterations", str(args.nnunet_iterations)]
-        steps.append(Step("Training nnU-Net", nnunet_train, weight=10.0))
-    return steps
+def command_of(argv: list[str]) -> list[str]:
+    """The lnsynth command line in `argv`, without the optional `--run` and `--`."""
+    rest = list(argv)
+    while rest and rest[0] in ("--run", "--"):
+        rest.pop(0)
+    return rest
 
 
-def run_steps(steps: list[Step], run_dir: Path, log_path: Path | None = None) -> int:
-    """Run the steps with a one-line progress display; Ctrl+C / SIGTERM cancel the whole tree."""
-    chain = JobChain(steps, run_dir, log_path=log_path, python=python_executable())
-    previous = signal.getsignal(signal.SIGTERM)
-    signal.signal(signal.SIGTERM, lambda *_: chain.cancel())
+def work_folder(command: list[str]) -> Path:
+    """Where logs go: the command's own output folder when it names one, else the current folder."""
+    for flag in ("--out", "--run-dir", "--work"):
+        if flag in command[:-1]:
+            return Path(command[command.index(flag) + 1])
+    return Path.cwd()
+
+
+def run_command(command: list[str]) -> int:
+    """Run one lnsynth command with a one-line progress display; Ctrl+C / SIGTERM cancel the tree."""
+    logs = work_folder(command) / "logs"
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    # The command writes its own outputs atomically and resumes on its own; the chain's run folder
+    # is only a name here (never created), so cancelling removes nothing of the command's.
+    chain = JobChain([Step(command[0], command)], logs / f".headless-{stamp}",
+                     log_path=logs / f"{command[0]}-{stamp}.log", python=python_executable())
+    handlers = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    for sig in handlers:  # Python handlers: Slicer leaves SIGINT at SIG_DFL, which would orphan the job
+        signal.signal(sig, lambda *_: chain.cancel())
     last = ""
     try:
         while chain.poll().running:
@@ -90,11 +68,11 @@ def run_steps(steps: list[Step], run_dir: Path, log_path: Path | None = None) ->
                 print(line, flush=True)
                 last = line
             time.sleep(0.5)
-    except KeyboardInterrupt:
-        chain.cancel()
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for sig, handler in handlers.items():
+            signal.signal(sig, handler)
     state = chain.state
+    print(f"log: {chain.log_path}", flush=True)
     if state.cancelled:
         print("cancelled", file=sys.stderr)
         return 130
@@ -109,42 +87,34 @@ def run_steps(steps: list[Step], run_dir: Path, log_path: Path | None = None) ->
 
 
 def main(argv: list[str] | None = None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
-    command = argv[argv.index("--") + 1:] if "--" in argv else []
-    args = build_parser().parse_args(argv[:argv.index("--")] if "--" in argv else argv)
-    if args.run:
-        if not command:
-            print("--run needs an lnsynth command after --", file=sys.stderr)
-            return 2
-        scratch = (args.work or Path.cwd()) / ".lnsynth_headless"
-        scratch.mkdir(parents=True, exist_ok=True)
-        stamp = time.strftime("%Y%m%d-%H%M%S")
-        return run_steps([Step(command[0], command)], scratch / f"run-{stamp}", scratch / f"run-{stamp}.log")
-    if args.cases is None or args.work is None:
-        print("give --cases and --work (or --run -- <lnsynth command>)", file=sys.stderr)
+    command = command_of(sys.argv[1:] if argv is None else argv)
+    if not command or command[0].startswith("-"):
+        print(USAGE, file=sys.stderr)
         return 2
-    args.work.mkdir(parents=True, exist_ok=True)
-    for step in plan(args):
-        print(f"== {step.label}: lnsynth {' '.join(step.args)}", flush=True)
-        # Each step's run folder is a scratch folder: the lnsynth commands write their real
-        # outputs atomically under --work and resume on their own.
-        code = run_steps([step], args.work / ".scratch" / step.args[0], args.work / "logs" / f"{step.args[0]}.log")
-        if code != 0:
-            return code
-    return 0
+    return run_command(command)
 
 
 def _exit(code: int) -> None:
+    """Leave with `code`: under Slicer through the application (--python-script does not exit by itself)."""
     try:
         import slicer
-
-        if hasattr(slicer, "app"):  # inside Slicer: leave the application with the job's status
-            slicer.util.exit(code)
-            return
     except ImportError:
-        pass
+        slicer = None
+    if slicer is not None and getattr(slicer, "app", None) is not None:
+        slicer.util.exit(code)
+        return
     sys.exit(code)
 
 
 if __name__ == "__main__":
-    _exit(main(sys.argv[1:]))
+    status = 1
+    try:
+        status = main(sys.argv[1:])
+    except SystemExit as exc:  # argparse and friends
+        status = exc.code if isinstance(exc.code, int) else 1
+    except BaseException:
+        import traceback
+
+        traceback.print_exc()
+    finally:
+        _exit(status)

@@ -68,6 +68,8 @@ class JobProcess:
         self.process = subprocess.Popen(
             command, cwd=cwd, env=child_env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL, text=True, bufsize=1, start_new_session=(os.name != "nt"),
+            # Windows: no console window per job (Slicer's own launchConsoleProcess hides it too).
+            creationflags=getattr(subprocess, "CREATE_NO_WINDOW", 0),
         )
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()

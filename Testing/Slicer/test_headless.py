@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-import importlib.util
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -18,41 +19,75 @@ def _run(*args: str, cwd: Path) -> subprocess.CompletedProcess:
                           cwd=cwd)
 
 
-def test_one_command_runs_through_the_job_runner(tmp_path: Path):
-    done = _run("--work", str(tmp_path), "--run", "--", "bench", "--help", cwd=tmp_path)
+def slicer_script_argv(script: Path, slicer_args: list[str]) -> list[str]:
+    """`sys.argv` of a `Slicer --python-script SCRIPT ...` run, as Slicer builds it.
+
+    Unknown options pass through in order (ctkCommandLineParser non-strict mode, ctkCommandLineParser.cpp
+    :572-582); `--` is Slicer's ignore-rest flag (qSlicerCoreCommandOptions.cxx "ignore-rest", short name
+    "-"): it is consumed and every later argument passes through (ctkCommandLineParser.cpp:406-413); argv is
+    `[script, *unparsed]` (qSlicerCoreApplication.cxx, "Set 'argv' so that python script ...").
+    """
+    rest = list(slicer_args)
+    if "--" in rest:
+        i = rest.index("--")
+        rest = rest[:i] + rest[i + 1:]
+    return [str(script), *rest]
+
+
+def _run_as_slicer_would(slicer_args: list[str], cwd: Path, **kwargs) -> subprocess.CompletedProcess:
+    argv = slicer_script_argv(SCRIPT, slicer_args)
+    return subprocess.run([sys.executable, *argv], capture_output=True, text=True, timeout=120, cwd=cwd, **kwargs)
+
+
+@pytest.mark.parametrize("args", [["--run", "--", "bench", "--help"], ["bench", "--help"], ["--", "bench", "--help"]])
+def test_one_command_with_the_argv_slicer_passes(tmp_path: Path, args: list[str]):
+    done = _run_as_slicer_would(args, tmp_path)
     assert done.returncode == 0, done.stderr
     assert "[100.0%] done" in done.stdout
-    logs = list((tmp_path / ".lnsynth_headless").glob("run-*.log"))
+    logs = list((tmp_path / "logs").glob("bench-*.log"))
     assert len(logs) == 1 and "usage: lnsynth bench" in logs[0].read_text()
 
 
 def test_failing_command_reports_the_cli_error(tmp_path: Path):
-    done = _run("--work", str(tmp_path), "--run", "--", "no-such-command", cwd=tmp_path)
+    done = _run_as_slicer_would(["--run", "--", "no-such-command"], tmp_path)
     assert done.returncode == 1
     assert "no-such-command failed (exit code 2)" in done.stderr and "invalid choice" in done.stderr
 
 
-def test_missing_arguments_are_explained(tmp_path: Path):
-    done = _run(cwd=tmp_path)
-    assert done.returncode == 2 and "give --cases and --work" in done.stderr
+def test_missing_command_is_explained(tmp_path: Path):
+    done = _run_as_slicer_would([], tmp_path)
+    assert done.returncode == 2 and "usage: lnsynth_headless.py" in done.stderr
 
 
-def test_pipeline_plan_follows_the_cli_contract(tmp_path: Path):
-    spec = importlib.util.spec_from_file_location("lnsynth_headless", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    args = module.build_parser().parse_args(["--cases", "C", "--work", str(tmp_path), "--set",
-                                             "train.iterations=2", "--n", "3", "--no-transforms"])
-    steps = module.plan(args)
-    assert [s.args[:2] for s in steps] == [["train", "--config"], ["sample", "--checkpoint"],
-                                          ["nnunet", "export"], ["nnunet", "train"]]
-    assert steps[0].args[steps[0].args.index("--set") + 1] == "train.iterations=2"
-    sample = steps[1].args
-    assert sample[sample.index("--checkpoint") + 1] == str(tmp_path / "ln_ddpm" / "checkpoint.pt")
-    assert sample[sample.index("--n") + 1] == "3" and "--no-transforms" in sample
-    skip = module.plan(module.build_parser().parse_args(["--cases", "C", "--work", "W", "--checkpoint", "x.pt",
-                                                         "--skip-nnunet"]))
-    assert [s.args[0] for s in skip] == ["sample"]
+def test_an_exception_in_the_script_still_exits_non_zero(tmp_path: Path):
+    """Slicer's --python-script does not exit by itself: the script must, also when it fails."""
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    done = _run_as_slicer_would(["phantom", "--out", str(blocker / "x")], tmp_path)
+    assert done.returncode == 1
+    assert "Traceback" in done.stderr and "NotADirectoryError" in done.stderr
+
+
+def test_ctrl_c_stops_the_job_even_with_sigint_at_its_default(tmp_path: Path, process_alive):
+    """Slicer resets SIGINT to SIG_DFL; the script installs its own handler and cancels the job's group."""
+    wrapper = ("import runpy, signal, sys; signal.signal(signal.SIGINT, signal.SIG_DFL); "
+               f"sys.argv = {slicer_script_argv(SCRIPT, ['phantom', '--out', str(tmp_path / 'out'), '--cases', '40'])!r}; "
+               "runpy.run_path(sys.argv[0], run_name='__main__')")
+    proc = subprocess.Popen([sys.executable, "-c", wrapper], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, cwd=tmp_path)
+    children: list[int] = []
+    deadline = time.monotonic() + 60
+    while not children and time.monotonic() < deadline:
+        time.sleep(0.5)
+        children = [int(p) for p in subprocess.run(["pgrep", "-P", str(proc.pid)], capture_output=True,
+                                                     text=True).stdout.split()]
+    assert children, "the job process did not start"
+    time.sleep(2)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    time.sleep(1)
+    assert not any(process_alive(pid) for pid in children)
 
 
 @pytest.mark.slow
@@ -63,34 +98,27 @@ def test_headless_pipeline_on_phantom_cases(tmp_path: Path):
                            "--shape", "64", "80", "80"], capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr
     work = tmp_path / "work"
-    done = subprocess.run([sys.executable, str(SCRIPT), "--cases", str(cases), "--work", str(work), "--set",
-                           "train.iterations=2", "--set", "train.batch_size=1", "--n", "1", "--steps", "3",
+    done = subprocess.run([sys.executable, str(SCRIPT), "run", "--cases", str(cases), "--test-cases", str(cases),
+                           "--out", str(work), "--config", "tiny", "--ddpm-iterations", "2", "--samples-per-case", "1",
                            "--device", "cpu", "--nnunet-epochs", "1", "--nnunet-iterations", "2"],
                           capture_output=True, text=True, timeout=1800, cwd=tmp_path)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    assert (work / "ln_ddpm" / "checkpoint.pt").is_file()
-    assert len(list((work / "synthetic").glob("*_synt_0/case.json"))) == 2
-    assert len(list((work / "nnunet_dataset" / "nnUNet_raw").glob("*/dataset.json"))) == 1
-    assert list((work / "nnunet_dataset").rglob("checkpoint_final.pth"))
-    for label in ("Training LN-DDPM", "Sampling synthetic cases", "Exporting the nnU-Net dataset",
-                  "Training nnU-Net"):
-        assert f"== {label}" in done.stdout
-    model_dir = [line.split("model_dir=")[1].split(",")[0] for line in done.stdout.splitlines()
-                 if line.startswith("result:") and "model_dir=" in line]
-    assert len(model_dir) == 1
+    assert "[100.0%] done" in done.stdout and list(work.rglob("checkpoint.pt"))
+    finals = sorted(work.rglob("checkpoint_final.pth"))
+    assert finals, "no nnU-Net model was trained"
+    model_dir = [str(finals[0].parent.parent)]  # <model_dir>/fold_0/checkpoint_final.pth
     _predict_through_the_panel_logic(Path(model_dir[0]), cases, tmp_path)
 
 
 def _predict_through_the_panel_logic(model_dir: Path, cases: Path, tmp_path: Path) -> None:
     """The trained model segments a CT in a slicer-core scene; the result lands on the CT grid."""
     pytest.importorskip("slicer")
-    from LNSynthModuleLib.logic import LNSynthLogic
-
-    from LNSynthLib import mrml_bridge as mb
+    from LNSynthModuleLib import mrml_bridge as mb
+    from LNSynthModuleLib.logic import SceneLogic
 
     core = mb.create_core_scene()
     ct_node = mb.load_volume_file(core.scene, sorted(cases.glob("*/ct.nii.gz"))[0], "phantom CT")
-    chain = LNSynthLogic(core.scene, tmp_path / "panel").start_nnunet_predict(ct_node, model_dir, "cpu")
+    chain = SceneLogic(core.scene, tmp_path / "panel").start_nnunet_predict(ct_node, model_dir, "cpu")
     state = chain.wait(timeout_s=900)
     assert state.succeeded, state.error
     mask = mb.segment_to_mask(chain.result, "lymph node", ct_node)
