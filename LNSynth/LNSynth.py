@@ -16,6 +16,7 @@ import slicer
 import vtk
 from LNSynthModuleLib import dependencies
 from slicer import vtkMRMLScalarVolumeNode, vtkMRMLSegmentationNode
+from slicer.i18n import translate
 from slicer.parameterNodeWrapper import Choice, WithinRange, parameterNodeWrapper
 from slicer.ScriptedLoadableModule import (
     ScriptedLoadableModule,
@@ -25,16 +26,17 @@ from slicer.ScriptedLoadableModule import (
 )
 from slicer.util import VTKObservationMixin
 
-ACTION_BUTTONS = ("createAnatomyButton", "groupTotalSegButton", "synthesizeButton", "exportDatasetButton",
-                  "trainNnunetButton", "predictButton", "installDependenciesButton")
+ACTION_BUTTONS = ("createAnatomyButton", "groupTotalSegButton", "addTrainingCaseButton", "trainDdpmButton",
+                  "synthesizeButton", "exportDatasetButton", "trainNnunetButton", "predictButton",
+                  "installDependenciesButton")
 
 
 class LNSynth(ScriptedLoadableModule):
     def __init__(self, parent):
         ScriptedLoadableModule.__init__(self, parent)
         self.parent.title = "LNSynth"
-        self.parent.categories = ["Segmentation"]
-        self.parent.dependencies = []
+        self.parent.categories = [translate("qSlicerAbstractCoreModule", "Segmentation")]
+        self.parent.dependencies = ["Segmentations", "SegmentEditor"]
         self.parent.contributors = ["LNSynth developers"]
         self.parent.helpText = """
 Synthesize realistic abdominal CT patches with lymph nodes (LN-DDPM) and use them to train nnU-Net.
@@ -44,14 +46,18 @@ weights-free coarse fallback), or group an existing TotalSegmentator file. The 1
 segmentation.</li>
 <li><b>Lymph nodes</b>: create or pick a segmentation with a <i>lymph node</i> segment and paint existing or new
 nodes in the Segment Editor.</li>
-<li><b>Synthesis</b>: choose the LN-DDPM checkpoint, sampler, steps and number of samples, then
-<i>Synthesize</i>. The job runs in its own process (Cancel stops it and leaves no partial files); synthetic patches
+<li><b>LN-DDPM training</b>: <i>Add current case</i> prepares the CT, anatomy and lymph nodes as a training
+case (10 cm around the nodes, 1 mm) in the cases folder; <i>Train LN-DDPM</i> trains the <i>tiny</i> (CPU) or
+<i>paper</i> (GPU) model in the background and resumes on the next click.</li>
+<li><b>Synthesis</b>: choose the LN-DDPM checkpoint and the number of samples (sampler and steps default to the
+checkpoint's own), then <i>Synthesize</i>. The job runs in its own process (Cancel stops it and leaves no partial files); synthetic patches
 appear at their physical place with their lymph-node segmentation, optionally pasted into the CT.</li>
 <li><b>nnU-Net</b>: export a dataset from real + synthetic cases, train in the background and segment lymph nodes
 in the current CT.</li>
 </ol>
-The same steps run headless: <code>Slicer --no-main-window --python-script lnsynth_headless.py</code> or the
-<code>lnsynth</code> command line.
+The same steps run headless: <code>PythonSlicer &lt;extension&gt;/lib/Slicer-X.Y/qt-scripted-modules/Scripts/lnsynth_headless.py run --cases ... --out ...</code> or the <code>lnsynth</code> command line.
+Needs Slicer 5.10 or newer. The background jobs need PyTorch, MONAI, nnU-Net and TotalSegmentator, installed on
+first use after asking; packages Slicer already has are never changed.
 """
         self.parent.acknowledgementText = """
 Implements LN-DDPM from Yongrui Yu, Hanyu Chen, Zitian Zhang, Qiong Xiao, Wenhui Lei, Linrui Dai, Yu Fu, Hui Tan,
@@ -60,6 +66,22 @@ Segmentation". The comparison variants (conditional, mask-guided and edge-guided
 Hou, Tejas Sudharshan Mathai, Pritam Mukherjee, Boah Kim, Ronald M. Summers: "Semantic Image Synthesis for Abdominal
 CT". Uses TotalSegmentator, MONAI and nnU-Net v2.
 """
+        slicer.app.connect("startupCompleted()", registerSampleData)
+
+
+def registerSampleData() -> None:
+    """An abdominal CT in Sample Data (LNSynth category), so the panel can be tried at once.
+
+    The same file and checksum as Slicer's own `CTAAbdomenPanoramix` sample.
+    """
+    import SampleData
+    from slicer.util import TESTING_DATA_URL
+
+    digest = "146af87511520c500a3706b7b2bfb545f40d5d04dd180be3a7a2c6940e447433"
+    SampleData.SampleDataLogic.registerCustomSampleDataSource(
+        category="LNSynth", sampleName="CTAAbdomenPanoramix", uris=TESTING_DATA_URL + "SHA256/" + digest,
+        fileNames="Panoramix-cropped.nrrd", nodeNames="Panoramix-cropped", checksums="SHA256:" + digest,
+        thumbnailFileName=os.path.join(os.path.dirname(__file__), "Resources", "Icons", "LNSynth.png"))
 
 
 @parameterNodeWrapper
@@ -69,14 +91,18 @@ class LNSynthParameterNode:
     totalSegFile: Path
     anatomySegmentation: vtkMRMLSegmentationNode
     lymphNodeSegmentation: vtkMRMLSegmentationNode
+    casesFolder: Path
+    ddpmConfig: Annotated[str, Choice(["tiny", "paper", "file"])] = "tiny"
+    ddpmConfigFile: Path
+    ddpmIterations: Annotated[int, WithinRange(0, 1000000)] = 0
+    ddpmRunFolder: Path
     checkpointPath: Path
-    sampler: Annotated[str, Choice(["ddim", "ddpm", "dpmpp"])] = "ddim"
-    steps: Annotated[int, WithinRange(1, 1000)] = 20
+    sampler: Annotated[str, Choice(["checkpoint", "ddim", "ddpm", "dpmpp"])] = "checkpoint"
+    steps: Annotated[int, WithinRange(0, 1000)] = 0
     numberOfSamples: Annotated[int, WithinRange(1, 100)] = 4
     seed: Annotated[int, WithinRange(0, 999999)] = 0
     useTransforms: bool = True
     pasteIntoCT: bool = True
-    casesFolder: Path
     nnunetDatasetFolder: Path
     nnunetEpochs: Annotated[int, WithinRange(1, 1000)] = 5
     nnunetIterations: Annotated[int, WithinRange(1, 250)] = 30
@@ -91,28 +117,43 @@ def _path(value) -> Path | None:
     return None if value is None or str(value) in ("", ".") else Path(value)
 
 
-class LNSynthParameterLogic(ScriptedLoadableModuleLogic):
-    """Only the parameter node lives here; the work is in `LNSynthModuleLib.logic`."""
+class LNSynthLogic(ScriptedLoadableModuleLogic):
+    """The module logic (`slicer.util.getModuleLogic("LNSynth")`): the parameter node and the scene logic.
+
+    The work itself is in `LNSynthModuleLib.logic.SceneLogic`, which needs no Qt and is tested on slicer-core.
+    """
 
     def __init__(self):
         ScriptedLoadableModuleLogic.__init__(self)
-        self.moduleName = "LNSynth"
+        self._scene_logic = None
 
     def getParameterNode(self):
         return LNSynthParameterNode(super().getParameterNode())
+
+    def sceneLogic(self, work_folder: Path | None = None):
+        """Scene operations and background jobs on `slicer.mrmlScene` (work folder: the panel's)."""
+        from LNSynthModuleLib.logic import SceneLogic
+
+        work = work_folder or Path(slicer.app.temporaryPath) / "LNSynth"
+        if self._scene_logic is None:
+            self._scene_logic = SceneLogic(slicer.mrmlScene, work)
+        self._scene_logic.work_root = Path(work)
+        return self._scene_logic
 
 
 class LNSynthWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
     def __init__(self, parent=None) -> None:
         ScriptedLoadableModuleWidget.__init__(self, parent)
         VTKObservationMixin.__init__(self)
+        self.logic = None
         self._parameterNode = None
         self._parameterNodeGuiTag = None
-        self._engine = None
+        self._pathEdits = {}
         self._job = None
         self._jobButton = None
         self._jobButtonText = ""
         self._jobDone = None
+        self._lastLog = None
         self._timer = qt.QTimer()
         self._timer.setInterval(500)
         self._timer.connect("timeout()", self.onPollJob)
@@ -125,17 +166,30 @@ class LNSynthWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.ui = slicer.util.childWidgetVariables(uiWidget)
         uiWidget.setMRMLScene(slicer.mrmlScene)
         self.ui.progressBar.setVisible(False)
-        self.parameterLogic = LNSynthParameterLogic()
+        self.logic = LNSynthLogic()
+        problem = dependencies.slicer_version_problem(slicer.app.majorVersion, slicer.app.minorVersion)
+        if problem:
+            self.ui.statusLabel.text = problem
+            uiWidget.enabled = False
+            return
         self.addObserver(slicer.mrmlScene, slicer.mrmlScene.StartCloseEvent, self.onSceneStartClose)
         self.addObserver(slicer.mrmlScene, slicer.mrmlScene.EndCloseEvent, self.onSceneEndClose)
-        self.ui.createAnatomyButton.connect("clicked(bool)", self.onCreateAnatomy)
-        self.ui.groupTotalSegButton.connect("clicked(bool)", self.onGroupTotalSeg)
-        self.ui.editLymphNodesButton.connect("clicked(bool)", self.onEditLymphNodes)
-        self.ui.synthesizeButton.connect("clicked(bool)", self.onSynthesize)
-        self.ui.exportDatasetButton.connect("clicked(bool)", self.onExportDataset)
-        self.ui.trainNnunetButton.connect("clicked(bool)", self.onTrainNnunet)
-        self.ui.predictButton.connect("clicked(bool)", self.onPredict)
-        self.ui.installDependenciesButton.connect("clicked(bool)", self.onInstallDependencies)
+        for button, handler in (("createAnatomyButton", self.onCreateAnatomy), ("groupTotalSegButton", self.onGroupTotalSeg),
+                                ("editLymphNodesButton", self.onEditLymphNodes),
+                                ("addTrainingCaseButton", self.onAddTrainingCase), ("trainDdpmButton", self.onTrainDdpm),
+                                ("synthesizeButton", self.onSynthesize), ("exportDatasetButton", self.onExportDataset),
+                                ("trainNnunetButton", self.onTrainNnunet), ("predictButton", self.onPredict),
+                                ("installDependenciesButton", self.onInstallDependencies),
+                                ("showLogButton", self.onShowLog)):
+            getattr(self.ui, button).connect("clicked(bool)", handler)
+        # ctkPathLineEdit emits currentPathChanged only for acceptable (non-empty) text, so clearing a field
+        # would keep the old path: watch the line edit's text as well.
+        for edit in slicer.util.findChildren(uiWidget, className="ctkPathLineEdit"):
+            name = edit.property("SlicerParameterName")
+            if name:
+                self._pathEdits[name] = edit
+                line = slicer.util.findChildren(edit, className="QLineEdit")[0]
+                line.connect("textChanged(QString)", lambda text, n=name: self._onPathText(n, text))
         self.initializeParameterNode()
 
     def cleanup(self) -> None:
@@ -149,6 +203,7 @@ class LNSynthWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         if self._parameterNode:
             self._parameterNode.disconnectGui(self._parameterNodeGuiTag)
             self._parameterNodeGuiTag = None
+            self.removeObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent, self._updateButtons)
 
     def onSceneStartClose(self, caller, event) -> None:
         self.cancelJob()
@@ -159,10 +214,12 @@ class LNSynthWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             self.initializeParameterNode()
 
     def initializeParameterNode(self) -> None:
-        self.setParameterNode(self.parameterLogic.getParameterNode())
+        self.setParameterNode(self.logic.getParameterNode())
         p = self._parameterNode
         if not p.inputVolume:
-            p.inputVolume = slicer.mrmlScene.GetFirstNodeByClass("vtkMRMLScalarVolumeNode")
+            first = slicer.mrmlScene.GetFirstNodeByClass("vtkMRMLScalarVolumeNode")
+            if first and not first.IsA("vtkMRMLLabelMapVolumeNode"):
+                p.inputVolume = first
         if _path(p.workFolder) is None:
             p.workFolder = Path(slicer.app.temporaryPath) / "LNSynth"
 
@@ -176,42 +233,75 @@ class LNSynthWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             self.addObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent, self._updateButtons)
             self._updateButtons()
 
+    def _onPathText(self, name: str, text: str) -> None:
+        """An emptied path field unsets its parameter."""
+        p = self._parameterNode
+        if p and not text.strip() and _path(getattr(p, name)) is not None:
+            setattr(p, name, Path())
+
+    def _blankUnsetPaths(self) -> None:
+        """Unset Path parameters are written to the field as '.'; show them empty."""
+        p = self._parameterNode
+        for name, edit in self._pathEdits.items():
+            if p and _path(getattr(p, name)) is None and edit.currentPath not in ("",):
+                edit.currentPath = ""
+
     def _updateButtons(self, caller=None, event=None) -> None:
+        qt.QTimer.singleShot(0, self._blankUnsetPaths)  # after the GUI connectors wrote the values
         if self._job is not None:
             return
         p = self._parameterNode
         has_ct = bool(p and p.inputVolume)
+        has_case = bool(has_ct and p.anatomySegmentation and p.lymphNodeSegmentation)
         self.ui.createAnatomyButton.enabled = has_ct
         self.ui.groupTotalSegButton.enabled = has_ct and _path(p.totalSegFile) is not None
         self.ui.editLymphNodesButton.enabled = has_ct
-        self.ui.synthesizeButton.enabled = bool(has_ct and p.anatomySegmentation and p.lymphNodeSegmentation
-                                                and _path(p.checkpointPath))
+        self.ui.addTrainingCaseButton.enabled = has_case
+        self.ui.trainDdpmButton.enabled = bool(p and self._trainingCases())
+        self.ui.synthesizeButton.enabled = bool(has_case and _path(p.checkpointPath))
         self.ui.exportDatasetButton.enabled = bool(p and _path(p.nnunetDatasetFolder))
         self.ui.trainNnunetButton.enabled = bool(p and _path(p.nnunetDatasetFolder))
         self.ui.predictButton.enabled = bool(has_ct and _path(p.nnunetModelFolder))
+        cases = self._trainingCases() if p else []
+        self.ui.trainingCasesLabel.text = (f"{len(cases)} case(s): " + ", ".join(cases[:6])
+                                           + (" ..." if len(cases) > 6 else "")) if cases else "no training cases yet"
 
-    # ------------------------------------------------------------------ engine and dependencies
+    # ------------------------------------------------------------------ logic and dependencies
+    def _workFolder(self) -> Path:
+        return _path(self._parameterNode.workFolder) or Path(slicer.app.temporaryPath) / "LNSynth"
+
+    def _casesFolder(self) -> Path:
+        return _path(self._parameterNode.casesFolder) or self._workFolder() / "cases"
+
+    def _trainingCases(self) -> list[str]:
+        from LNSynthLib.cases import list_cases
+
+        return [c.name for c in list_cases(self._casesFolder())] if self._casesFolder().is_dir() else []
+
     def engine(self):
-        """The scene logic, created on first use after the Python dependencies are there."""
-        if self._engine is None:
-            if not dependencies.ensure(lambda text: slicer.util.confirmOkCancelDisplay(text, "LNSynth")):
-                raise RuntimeError("LNSynth's Python dependencies are not installed (Advanced > Install Python "
-                                   "dependencies, or `PythonSlicer -m pip install -r LNSynthLib/requirements.txt`).")
-            from LNSynthModuleLib.logic import LNSynthLogic
+        """Scene logic for what runs inside Slicer (needs only what Slicer bundles)."""
+        return self.logic.sceneLogic(self._workFolder())
 
-            self._engine = LNSynthLogic(slicer.mrmlScene, _path(self._parameterNode.workFolder)
-                                        or Path(slicer.app.temporaryPath) / "LNSynth")
-        self._engine.work_root = _path(self._parameterNode.workFolder) or self._engine.work_root
-        return self._engine
+    def jobEngine(self):
+        """Scene logic for actions that start background jobs: their Python packages first (after asking)."""
+        if not dependencies.ensure(lambda text: slicer.util.confirmOkCancelDisplay(text, "LNSynth"),
+                                   self._workFolder()):
+            raise RuntimeError("The background jobs' Python packages are not installed (Advanced > Install "
+                               "Python dependencies).")
+        return self.engine()
 
     def onInstallDependencies(self) -> None:
         with slicer.util.tryWithErrorDisplay("Installing Python dependencies failed.", waitCursor=True):
-            ok = dependencies.ensure(lambda text: slicer.util.confirmOkCancelDisplay(text, "LNSynth"))
-            self.ui.statusLabel.text = "All Python dependencies are installed." if ok else "Not installed."
+            ok = dependencies.ensure(lambda text: slicer.util.confirmOkCancelDisplay(text, "LNSynth"),
+                                     self._workFolder())
+            older = dependencies.older_than_tested(dependencies.read_pins())
+            self.ui.statusLabel.text = ("All Python dependencies are installed." if ok else "Not installed.") + (
+                "\nOlder than tested (kept): " + "; ".join(older) if older else "")
 
     # ------------------------------------------------------------------ background jobs
     def startJob(self, chain, button, onDone=None) -> None:
         self._job, self._jobButton, self._jobDone = chain, button, onDone
+        self._lastLog = chain.log_path
         self._jobButtonText = button.text
         for name in ACTION_BUTTONS:
             getattr(self.ui, name).enabled = False
@@ -220,6 +310,7 @@ class LNSynthWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.ui.progressBar.setVisible(True)
         self.ui.progressBar.value = 0
         self.ui.statusLabel.text = chain.state.text
+        self.ui.logTextEdit.setPlainText("")
         self._timer.start()
 
     def _toggleOrCancel(self, button) -> bool:
@@ -243,6 +334,7 @@ class LNSynthWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         state = job.poll()
         self.ui.progressBar.value = int(round(100 * state.fraction))
         self.ui.statusLabel.text = state.text
+        self.ui.logTextEdit.setPlainText("\n".join(state.log_tail[-40:]))
         if state.running:
             return
         self._timer.stop()
@@ -251,10 +343,16 @@ class LNSynthWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.ui.progressBar.setVisible(False)
         self._updateButtons()
         if state.error:
-            self.ui.statusLabel.text = "Failed: see the log in " + str(job.log_path or job.run_dir)
+            self.ui.statusLabel.text = "Failed: see the log (Show log)."
             slicer.util.errorDisplay(state.error, windowTitle="LNSynth")
         elif state.succeeded and self._jobDone is not None:
             self._jobDone(job.result)
+
+    def onShowLog(self) -> None:
+        if self._lastLog and Path(self._lastLog).is_file():
+            qt.QDesktopServices.openUrl(qt.QUrl.fromLocalFile(str(self._lastLog)))
+        else:
+            self.ui.statusLabel.text = f"No job log yet (logs go to {self._workFolder() / 'logs'})."
 
     # ------------------------------------------------------------------ 1) anatomy
     def onCreateAnatomy(self) -> None:
@@ -262,7 +360,8 @@ class LNSynthWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             return
         p = self._parameterNode
         with slicer.util.tryWithErrorDisplay("Could not start the anatomy segmentation."):
-            chain = self.engine().start_anatomy(p.inputVolume, p.anatomyMethod, p.device, _path(p.weightsFolder))
+            chain = self.jobEngine().start_anatomy(p.inputVolume, p.anatomyMethod, p.device,
+                                                   _path(p.weightsFolder))
             self.startJob(chain, self.ui.createAnatomyButton, self._setAnatomy)
 
     def onGroupTotalSeg(self) -> None:
@@ -281,12 +380,42 @@ class LNSynthWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             node, segment_id = self.engine().lymph_node_segmentation(p.inputVolume, p.lymphNodeSegmentation)
             p.lymphNodeSegmentation = node
             slicer.util.selectModule("SegmentEditor")
-            editor = slicer.modules.SegmentEditorWidget.editor
+            editor = slicer.util.getModuleWidget("SegmentEditor").editor
             editor.setSegmentationNode(node)
             editor.setSourceVolumeNode(p.inputVolume)
             editor.setCurrentSegmentID(segment_id)
+            editor.setActiveEffectByName("Paint")
 
-    # ------------------------------------------------------------------ 3) synthesis
+    # ------------------------------------------------------------------ 3) LN-DDPM training
+    def onAddTrainingCase(self) -> None:
+        if self._toggleOrCancel(self.ui.addTrainingCaseButton):
+            return
+        p = self._parameterNode
+        with slicer.util.tryWithErrorDisplay("Could not add the training case."):
+            p.casesFolder = self._casesFolder()
+            chain = self.jobEngine().start_training_case(p.inputVolume, p.anatomySegmentation,
+                                                         p.lymphNodeSegmentation, self._casesFolder())
+            self.startJob(chain, self.ui.addTrainingCaseButton,
+                          lambda case: setattr(self.ui.statusLabel, "text", f"Training case added: {case}"))
+
+    def onTrainDdpm(self) -> None:
+        if self._toggleOrCancel(self.ui.trainDdpmButton):
+            return
+        p = self._parameterNode
+        with slicer.util.tryWithErrorDisplay("Could not start LN-DDPM training."):
+            config = str(_path(p.ddpmConfigFile) or "") if p.ddpmConfig == "file" else p.ddpmConfig
+            run_dir = _path(p.ddpmRunFolder) or self._workFolder() / f"ln_ddpm_{Path(config).stem or 'config'}"
+            p.ddpmRunFolder = run_dir
+            chain = self.jobEngine().start_ddpm_training(self._casesFolder(), run_dir, config,
+                                                         iterations=p.ddpmIterations or None, device=p.device)
+            self.startJob(chain, self.ui.trainDdpmButton, self._setCheckpoint)
+
+    def _setCheckpoint(self, checkpoint) -> None:
+        if checkpoint:
+            self._parameterNode.checkpointPath = Path(checkpoint)
+            self.ui.statusLabel.text = f"LN-DDPM checkpoint: {checkpoint}"
+
+    # ------------------------------------------------------------------ 4) synthesis
     def onSynthesize(self) -> None:
         if self._toggleOrCancel(self.ui.synthesizeButton):
             return
@@ -295,10 +424,11 @@ class LNSynthWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         p = self._parameterNode
         with slicer.util.tryWithErrorDisplay("Could not start the synthesis."):
             settings = SynthesisSettings(checkpoint=_path(p.checkpointPath), n_samples=p.numberOfSamples,
-                                         sampler=p.sampler, steps=p.steps, seed=p.seed,
-                                         transforms=p.useTransforms, device=p.device, paste_into_ct=p.pasteIntoCT)
-            chain = self.engine().start_synthesis(p.inputVolume, p.anatomySegmentation, p.lymphNodeSegmentation,
-                                                  settings)
+                                         sampler=None if p.sampler == "checkpoint" else p.sampler,
+                                         steps=p.steps or None, seed=p.seed, transforms=p.useTransforms,
+                                         device=p.device, paste_into_ct=p.pasteIntoCT)
+            chain = self.jobEngine().start_synthesis(p.inputVolume, p.anatomySegmentation,
+                                                     p.lymphNodeSegmentation, settings)
             self.startJob(chain, self.ui.synthesizeButton, self._showSynthetic)
 
     def _showSynthetic(self, loaded) -> None:
@@ -306,14 +436,14 @@ class LNSynthWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             slicer.util.setSliceViewerLayers(background=loaded[0].ct, fit=True)
         self.ui.statusLabel.text = f"{len(loaded)} synthetic volume(s) added to the scene."
 
-    # ------------------------------------------------------------------ 4) nnU-Net
+    # ------------------------------------------------------------------ 5) nnU-Net
     def onExportDataset(self) -> None:
         if self._toggleOrCancel(self.ui.exportDatasetButton):
             return
         p = self._parameterNode
         with slicer.util.tryWithErrorDisplay("Could not export the nnU-Net dataset."):
-            chain = self.engine().start_nnunet_export(_path(p.nnunetDatasetFolder), _path(p.casesFolder),
-                                                      paste=p.pasteIntoCT)
+            chain = self.jobEngine().start_nnunet_export(_path(p.nnunetDatasetFolder), _path(p.casesFolder),
+                                                         paste=p.pasteIntoCT)
             self.startJob(chain, self.ui.exportDatasetButton)
 
     def onTrainNnunet(self) -> None:
@@ -321,8 +451,8 @@ class LNSynthWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             return
         p = self._parameterNode
         with slicer.util.tryWithErrorDisplay("Could not start nnU-Net training."):
-            chain = self.engine().start_nnunet_train(_path(p.nnunetDatasetFolder), p.nnunetEpochs, p.device,
-                                                     iterations=p.nnunetIterations)
+            chain = self.jobEngine().start_nnunet_train(_path(p.nnunetDatasetFolder), p.nnunetEpochs, p.device,
+                                                        iterations=p.nnunetIterations)
             self.startJob(chain, self.ui.trainNnunetButton, self._setModel)
 
     def _setModel(self, model_dir) -> None:
@@ -334,15 +464,16 @@ class LNSynthWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             return
         p = self._parameterNode
         with slicer.util.tryWithErrorDisplay("Could not start nnU-Net prediction."):
-            chain = self.engine().start_nnunet_predict(p.inputVolume, _path(p.nnunetModelFolder), p.device)
+            chain = self.jobEngine().start_nnunet_predict(p.inputVolume, _path(p.nnunetModelFolder), p.device)
             self.startJob(chain, self.ui.predictButton)
 
 
 class LNSynthTest(ScriptedLoadableModuleTest):
-    """Runs inside a real Slicer: the same flow as the slicer-core tests, through the module's logic.
+    """The panel's whole flow on a phantom CT it makes: coarse anatomy, a painted node, a short tiny
+    LN-DDPM training in the background, synthesis, and the painted node found in the result.
 
-    Set LNSYNTH_TEST_CT / LNSYNTH_TEST_TOTALSEG to the example CT and its TotalSegmentator labels
-    and LNSYNTH_TEST_CHECKPOINT to a trained checkpoint to also run a synthesis.
+    The same flow (`LNSynthModuleLib.selftest.run_flow`) runs in the test suite on slicer-core. A few
+    minutes on a CPU; the background jobs need the job packages (Advanced > Install Python dependencies).
     """
 
     def setUp(self):
@@ -353,38 +484,18 @@ class LNSynthTest(ScriptedLoadableModuleTest):
         self.test_LNSynth_flow()
 
     def test_LNSynth_flow(self):
-        import numpy as np
-        from LNSynthModuleLib.logic import LNSynthLogic, SynthesisSettings
-        from scipy import ndimage
+        import tempfile
 
-        from LNSynthLib import mrml_bridge as mb
-        from LNSynthLib.anatomy.groups import LABEL_NAMES
+        from LNSynthModuleLib.selftest import run_flow
 
-        ct_path, ts_path = os.environ.get("LNSYNTH_TEST_CT"), os.environ.get("LNSYNTH_TEST_TOTALSEG")
-        if not (ct_path and ts_path):
-            self.delayDisplay("LNSYNTH_TEST_CT / LNSYNTH_TEST_TOTALSEG not set: flow test skipped")
-            return
-        logic = LNSynthLogic(slicer.mrmlScene, Path(slicer.app.temporaryPath) / "LNSynthTest")
-        ct_node = mb.load_volume_file(slicer.mrmlScene, ct_path, "example CT")
-        anatomy = logic.anatomy_from_totalseg_file(ct_node, ts_path)
-        self.assertEqual(mb.segment_names(anatomy), LABEL_NAMES)
-        ct = mb.node_to_volume(ct_node)
-        labels = mb.segmentation_to_labels(anatomy, dict(enumerate(LABEL_NAMES)), ct).array
-        depth = ndimage.distance_transform_edt(labels == 1)
-        center = np.argwhere(depth >= 4)[0]
-        ln_node, _ = logic.lymph_node_segmentation(ct_node)
-        self.assertGreater(logic.add_sphere(ln_node, ct_node, tuple(ct.geometry.index_to_physical(
-            center[::-1].astype(float))), 6.0), 0)
-        checkpoint = os.environ.get("LNSYNTH_TEST_CHECKPOINT")
-        if not checkpoint:
-            self.delayDisplay("LNSYNTH_TEST_CHECKPOINT not set: synthesis skipped")
-            return
-        chain = logic.start_synthesis(ct_node, anatomy, ln_node, SynthesisSettings(Path(checkpoint), n_samples=1,
-                                                                                   steps=5))
-        while chain.poll().running:
-            slicer.app.processEvents()
-            qt.QThread.msleep(200)
-        self.assertTrue(chain.state.succeeded, chain.state.error)
-        self.assertGreaterEqual(len(chain.result), 1)
-        logging.info("LNSynth flow test passed")
+        def wait(chain):
+            while chain.poll().running:
+                slicer.app.processEvents()
+                qt.QThread.msleep(200)
+            return chain.state
+
+        with tempfile.TemporaryDirectory(dir=slicer.app.temporaryPath) as work:
+            report = run_flow(slicer.mrmlScene, Path(work), wait=wait, progress=self.delayDisplay)
+        logging.info(f"LNSynth self-test: {report}")
+        self.assertGreater(report.dice, 0.8)
         self.delayDisplay("Test passed")

@@ -15,16 +15,19 @@ from pathlib import Path
 
 import numpy as np
 
-from LNSynthLib import mrml_bridge as mb
 from LNSynthLib.anatomy.groups import LABEL_NAMES, LYMPH_NODE_SEGMENT_NAME
 from LNSynthLib.cases import ANATOMY_FILE, CT_FILE, LN_FILE, META_FILE, list_cases
 from LNSynthLib.errors import InputDataError
+from LNSynthLib.jobs.chain import JobChain, Step, python_executable
 from LNSynthLib.volumes.geometry import Volume
 from LNSynthLib.volumes.io import read_volume, write_volume
+from LNSynthLib.volumes.preprocess import PreprocessSettings
 
-from .jobs import JobChain, Step, python_executable
+from . import mrml_bridge as mb
+from . import terminology
 
 ANATOMY_NAMES: dict[int, str] = dict(enumerate(LABEL_NAMES))
+ANATOMY_TERMINOLOGY: dict[str, str] = {name: terminology.entry(name) for name in LABEL_NAMES}
 HIDDEN_ANATOMY = ("air",)  # shown would hide the whole view
 
 
@@ -39,18 +42,20 @@ def _anatomy_colors() -> dict[int, tuple[float, float, float]]:
 
 @dataclass
 class SynthesisSettings:
+    """What *Synthesize* passes to `lnsynth sample`; sampler and steps `None`: the checkpoint's own."""
+
     checkpoint: Path
     n_samples: int = 4
-    sampler: str = "ddim"
-    steps: int = 20
+    sampler: str | None = None
+    steps: int | None = None
     seed: int = 0
     transforms: bool = True
     device: str = "auto"
-    margin_mm: float = 50.0
+    margin_mm: float = PreprocessSettings.test().margin_mm
     paste_into_ct: bool = True
 
 
-class LNSynthLogic:
+class SceneLogic:
     """Scene-side operations of the module; `scene` is Slicer's scene or a slicer-core one."""
 
     def __init__(self, scene: object, work_root: str | Path, python: str | None = None) -> None:
@@ -81,7 +86,7 @@ class LNSynthLogic:
     def anatomy_from_labels(self, labels: Volume, name: str, node: object | None = None) -> object:
         """Show a 14-label anatomy map as a segmentation (air hidden)."""
         node = mb.labels_to_segmentation(labels, ANATOMY_NAMES, self.scene, name, node=node,
-                                         colors=_anatomy_colors())
+                                         colors=_anatomy_colors(), terminologies=ANATOMY_TERMINOLOGY)
         display = node.GetDisplayNode()
         for hidden in HIDDEN_ANATOMY:
             segment_id = node.GetSegmentation().GetSegmentIdBySegmentName(hidden)
@@ -170,6 +175,53 @@ class LNSynthLogic:
         write_volume(ln, paths["ln"])
         return paths
 
+    def prepare_args(self, inputs: dict, out: Path, case_id: str, margin_mm: float) -> list[str]:
+        """`lnsynth prepare` on files written by `export_inputs` (the CLI's own preparation)."""
+        return ["prepare", "--ct", str(inputs["ct"]), "--ln", str(inputs["ln"]), "--anatomy", str(inputs["anatomy"]),
+                "--anatomy-source", "anatomy14", "--out", str(out), "--case-id", case_id,
+                "--margin-mm", f"{margin_mm:g}"]
+
+    # ------------------------------------------------------------------ LN-DDPM training
+    def start_training_case(self, ct_node: object, anatomy_node: object, ln_node: object,
+                            cases_root: str | Path) -> JobChain:
+        """Prepare the current CT, anatomy and nodes as a training case (paper margins) in `cases_root`.
+
+        `chain.result` is the new case id (the CT's name, made unique in the folder).
+        """
+        cases_root = Path(cases_root)
+        run = self.new_run_dir("training-case")
+        try:
+            inputs = self.export_inputs(ct_node, anatomy_node, ln_node, run / "input")
+        except Exception:
+            shutil.rmtree(run, ignore_errors=True)
+            raise
+        base = _safe_id(ct_node.GetName())
+        case_id = next(name for name in (f"{base}_{i}" if i else base for i in range(10000))
+                       if not (cases_root / name).exists())
+        args = self.prepare_args(inputs, cases_root, case_id, PreprocessSettings.train().margin_mm)
+
+        def done() -> str:
+            shutil.rmtree(run / "input", ignore_errors=True)
+            return case_id
+
+        return self.chain([Step("Preparing the training case", args)], run, on_success=done)
+
+    def start_ddpm_training(self, cases_root: str | Path, run_dir: str | Path, config: str,
+                            iterations: int | None = None, device: str = "auto") -> JobChain:
+        """`lnsynth train` in the background; clicking again resumes `run_dir`. Result: the checkpoint path."""
+        if not list_cases(Path(cases_root)):
+            raise InputDataError("no prepared training cases", path=cases_root,
+                                 fix="add the current case first (Add current case)")
+        if not config:
+            raise InputDataError("no LN-DDPM config chosen", fix="pick tiny, paper, or a YAML config file")
+        args = ["train", "--config", str(config), "--cases", str(cases_root), "--run-dir", str(run_dir),
+                "--device", device]
+        if iterations:
+            args += ["--set", f"train.iterations={int(iterations)}"]
+        chain = self.start_command("Training LN-DDPM", args, "ln-ddpm-train")
+        chain.on_success = lambda: announced_path(chain, "checkpoint")
+        return chain
+
     def start_synthesis(self, ct_node: object, anatomy_node: object, ln_node: object,
                         settings: SynthesisSettings) -> JobChain:
         """prepare → sample in the background; on success the synthetic cases appear in the scene.
@@ -187,12 +239,14 @@ class LNSynthLogic:
             shutil.rmtree(run, ignore_errors=True)
             raise
         case_id = _safe_id(ct_node.GetName())
-        prepare = ["prepare", "--ct", str(inputs["ct"]), "--ln", str(inputs["ln"]), "--anatomy",
-                   str(inputs["anatomy"]), "--anatomy-source", "anatomy14", "--out", str(run / "cases"),
-                   "--case-id", case_id, "--margin-mm", f"{settings.margin_mm:g}"]
+        prepare = self.prepare_args(inputs, run / "cases", case_id, settings.margin_mm)
         sample = ["sample", "--checkpoint", str(checkpoint), "--cases", str(run / "cases"), "--out",
-                  str(run / "synthetic"), "--n", str(settings.n_samples), "--sampler", settings.sampler,
-                  "--steps", str(settings.steps), "--seed", str(settings.seed), "--device", settings.device]
+                  str(run / "synthetic"), "--n", str(settings.n_samples), "--seed", str(settings.seed),
+                  "--device", settings.device]
+        if settings.sampler:
+            sample += ["--sampler", settings.sampler]
+        if settings.steps:
+            sample += ["--steps", str(settings.steps)]
         if not settings.transforms:
             sample.append("--no-transforms")
         steps = [Step("Preparing the case", prepare, weight=1.0),
@@ -273,7 +327,7 @@ class LNSynthLogic:
         """`lnsynth nnunet train` in the background; `chain.result` is the trained model folder."""
         args = nnunet_train_args(dataset_dir, epochs, iterations, device)
         chain = self.start_command("Training nnU-Net", args, "nnunet-train")
-        chain.on_success = lambda: _model_dir_from_events(chain)
+        chain.on_success = lambda: announced_path(chain, "model_dir")
         return chain
 
     def start_nnunet_predict(self, ct_node: object, model_dir: str | Path, device: str = "auto") -> JobChain:
@@ -306,13 +360,13 @@ def _synthetic_per_source(synthetic_root: Path) -> dict[str, int]:
     return counts
 
 
-def _model_dir_from_events(chain: JobChain) -> str | None:
-    """The model folder the training job announced in its `result` progress line, if any."""
+def announced_path(chain: JobChain, kind: str) -> str | None:
+    """The path a finished command announced in its result progress line (`kind`: checkpoint, model_dir)."""
     for event in reversed(chain.state.events):
-        if event.get("stage") == "result":
-            for key in ("model_dir", "model", "path"):
-                if event.get(key):
-                    return str(event[key])
+        if event.get("stage") == "result" and event.get(kind):
+            return str(event[kind])
+        if event.get("result") == kind and event.get("path"):
+            return str(event["path"])
     return None
 
 

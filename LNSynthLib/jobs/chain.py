@@ -43,6 +43,7 @@ class ChainState:
     error: str = ""
     step_index: int = 0
     events: list[dict[str, Any]] = field(default_factory=list)
+    log_tail: list[str] = field(default_factory=list)
 
     @property
     def text(self) -> str:
@@ -116,6 +117,7 @@ class JobChain:
         self.state.stage = job.stage
         self.state.eta_s = job.eta_s
         self.state.events = job.events
+        self.state.log_tail = job.log_tail
         self.state.fraction = (self._done_weight + step.weight * job.fraction) / self._total_weight
         if job.running:
             return self.state

@@ -10,9 +10,7 @@ import os
 import sys
 from pathlib import Path
 
-import numpy as np
 import pytest
-from scipy import ndimage
 
 MODULE_DIR = Path(__file__).resolve().parents[2] / "LNSynth"
 if str(MODULE_DIR) not in sys.path:
@@ -23,20 +21,11 @@ if str(MODULE_DIR) not in sys.path:
 def core():
     """Fresh scene with the Colors and Segmentations logics registered."""
     pytest.importorskip("slicer", reason="slicer-core is not installed (pip install slicer-core)")
-    from LNSynthLib.mrml_bridge import create_core_scene
+    from LNSynthModuleLib.mrml_bridge import create_core_scene
 
     core = create_core_scene()
     yield core
     core.scene.Clear(1)
-
-
-def fat_center(anatomy: np.ndarray, ct_hu: np.ndarray, min_depth_voxels: float = 4) -> np.ndarray:
-    """(z, y, x) of a fat voxel deep inside the `body` label (1), where a new node can be painted."""
-    fat = (anatomy == 1) & (ct_hu > -150) & (ct_hu < -50)
-    depth = ndimage.distance_transform_edt(anatomy == 1)
-    candidates = np.argwhere(fat & (depth >= min_depth_voxels))
-    assert len(candidates), "no deep fat voxel in this CT"
-    return candidates[len(candidates) // 2]
 
 
 @pytest.fixture
@@ -45,12 +34,13 @@ def scene_case(core, tmp_path, example_ct, example_totalseg):
 
     Returns (logic, ct_node, anatomy_node, ln_node, center_zyx, voxels_added).
     """
-    from LNSynthModuleLib.logic import LNSynthLogic
+    from LNSynthModuleLib import mrml_bridge as mb
+    from LNSynthModuleLib.logic import SceneLogic
+    from LNSynthModuleLib.selftest import fat_center
 
-    from LNSynthLib import mrml_bridge as mb
     from LNSynthLib.anatomy.groups import LABEL_NAMES
 
-    logic = LNSynthLogic(core.scene, tmp_path / "work")
+    logic = SceneLogic(core.scene, tmp_path / "work")
     ct_node = mb.load_volume_file(core.scene, example_ct, "example CT")
     anatomy_node = logic.anatomy_from_totalseg_file(ct_node, example_totalseg)
     ct = mb.node_to_volume(ct_node)

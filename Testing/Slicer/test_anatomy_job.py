@@ -9,15 +9,14 @@ from LNSynthLib.anatomy.groups import LABEL_NAMES
 
 pytest.importorskip("slicer")
 
-from LNSynthModuleLib.logic import LNSynthLogic  # noqa: E402
-
-from LNSynthLib import mrml_bridge as mb  # noqa: E402
+from LNSynthModuleLib import mrml_bridge as mb  # noqa: E402
+from LNSynthModuleLib.logic import SceneLogic  # noqa: E402
 
 
 @pytest.mark.slow
 def test_coarse_anatomy_job_adds_the_anatomy_segmentation(core, tmp_path, example_ct):
     """Slow: the job starts torch-free but still a fresh Python (~10 s idle, ~30 s on a busy 2-core machine)."""
-    logic = LNSynthLogic(core.scene, tmp_path / "work")
+    logic = SceneLogic(core.scene, tmp_path / "work")
     ct_node = mb.load_volume_file(core.scene, example_ct, "example CT")
     chain = logic.start_anatomy(ct_node, method="coarse", device="cuda")
     assert chain.steps[0].args[chain.steps[0].args.index("--device") + 1] == "gpu"  # the anatomy CLI's name

@@ -29,8 +29,11 @@ macro(slicerMacroBuildScriptedModule)
     endif()
     get_filename_component(d ${f} DIRECTORY)
     file(COPY ${CMAKE_CURRENT_SOURCE_DIR}/${f} DESTINATION ${CMAKE_BINARY_DIR}/${Slicer_QTSCRIPTEDMODULES_LIB_DIR}/${d})
-    install(FILES ${CMAKE_CURRENT_SOURCE_DIR}/${f} DESTINATION ${Slicer_INSTALL_QTSCRIPTEDMODULES_LIB_DIR}/${d})
   endforeach()
+  # ctkMacroCompilePythonScript (CTK 868d56c7, CMake/ctkMacroCompilePythonScript.cmake:104-106) installs the
+  # whole build folder of the scripted modules, with everything copied into it.
+  install(DIRECTORY ${CMAKE_BINARY_DIR}/${Slicer_QTSCRIPTEDMODULES_LIB_DIR}/
+          DESTINATION ${Slicer_INSTALL_QTSCRIPTEDMODULES_LIB_DIR} USE_SOURCE_PERMISSIONS)
 endmacro()
 add_subdirectory(@MODULE_DIR@ LNSynth)
 """
@@ -50,9 +53,11 @@ def test_module_and_library_install_side_by_side(tmp_path: Path):
         modules = root / "lib" / "Slicer" / "qt-scripted-modules"
         assert (modules / "LNSynth.py").is_file()
         assert (modules / "LNSynthModuleLib" / "logic.py").is_file()
+        for name in ("mrml_bridge.py", "selftest.py", "terminology.py", "dependencies.py"):
+            assert (modules / "LNSynthModuleLib" / name).is_file()
         assert (modules / "Resources" / "UI" / "LNSynth.ui").is_file()
-        for name in ("__init__.py", "mrml_bridge.py", "requirements.txt", "jobs/runner.py", "cli/main.py",
-                     "anatomy/label_groups.json", "diffusion/configs/tiny.yaml"):
+        for name in ("__init__.py", "requirements.txt", "jobs/runner.py", "jobs/chain.py", "cli/main.py",
+                     "anatomy/label_groups.json", "anatomy/totalseg_classes.json", "diffusion/configs/tiny.yaml"):
             assert (modules / "LNSynthLib" / name).is_file(), f"{root.name}: LNSynthLib/{name} missing"
     # The job runner puts the folder above LNSynthLib on PYTHONPATH: next to the module, as in the source tree.
     installed = prefix / "lib" / "Slicer" / "qt-scripted-modules"

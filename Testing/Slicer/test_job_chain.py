@@ -7,7 +7,7 @@ import sys
 import time
 from pathlib import Path
 
-from LNSynthModuleLib.jobs import JobChain, Step, format_seconds
+from LNSynthLib.jobs.chain import JobChain, Step, format_seconds
 
 STEP_SCRIPT = r"""
 import json, sys, time, pathlib

@@ -13,9 +13,8 @@ from LNSynthLib.volumes.io import read_volume
 
 pytest.importorskip("slicer")
 
-from LNSynthModuleLib.logic import LNSynthLogic  # noqa: E402
-
-from LNSynthLib import mrml_bridge as mb  # noqa: E402
+from LNSynthModuleLib import mrml_bridge as mb  # noqa: E402
+from LNSynthModuleLib.logic import SceneLogic  # noqa: E402
 
 
 def test_anatomy_from_totalsegmentator_file_uses_library_grouping(scene_case, example_ct, example_totalseg):
@@ -47,7 +46,7 @@ def test_painted_node_exports_on_the_ct_grid(scene_case, tmp_path):
 
 
 def test_empty_lymph_node_segment_is_refused_with_the_fix(core, tmp_path, example_ct, example_totalseg):
-    logic = LNSynthLogic(core.scene, tmp_path / "work")
+    logic = SceneLogic(core.scene, tmp_path / "work")
     ct_node = mb.load_volume_file(core.scene, example_ct, "ct")
     anatomy_node = logic.anatomy_from_totalseg_file(ct_node, example_totalseg)
     ln_node, _ = logic.lymph_node_segmentation(ct_node)

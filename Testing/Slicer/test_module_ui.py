@@ -54,7 +54,7 @@ def test_ui_parses_with_a_root_widget_and_sections():
     widgets = _widgets()
     assert ET.parse(UI_FILE).getroot().find("widget").get("class") == "qMRMLWidget"
     sections = [w.findtext("property/string") for w in widgets.values() if w.get("class") == "ctkCollapsibleButton"]
-    assert sections == ["Input & anatomy", "Lymph nodes", "Synthesis", "nnU-Net", "Advanced"]
+    assert sections == ["Input & anatomy", "Lymph nodes", "LN-DDPM training", "Synthesis", "nnU-Net", "Advanced"]
 
 
 def test_every_widget_the_code_uses_exists():

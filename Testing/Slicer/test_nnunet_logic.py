@@ -15,7 +15,7 @@ from LNSynthLib.volumes.io import read_volume
 
 pytest.importorskip("slicer")
 
-from LNSynthModuleLib.logic import LNSynthLogic  # noqa: E402
+from LNSynthModuleLib.logic import SceneLogic  # noqa: E402
 
 
 def _session_with_one_synthesis_run(work: Path, example_ct: Path) -> None:
@@ -39,7 +39,7 @@ def _session_with_one_synthesis_run(work: Path, example_ct: Path) -> None:
 def test_export_gathers_the_session_cases_into_an_nnunet_dataset(core, tmp_path, example_ct):
     work = tmp_path / "work"
     _session_with_one_synthesis_run(work, example_ct)
-    logic = LNSynthLogic(core.scene, work)
+    logic = SceneLogic(core.scene, work)
     chain = logic.start_nnunet_export(tmp_path / "project")
     assert "--synt-per-case" in chain.steps[0].args
     state = chain.wait(timeout_s=300)
@@ -52,7 +52,7 @@ def test_export_gathers_the_session_cases_into_an_nnunet_dataset(core, tmp_path,
 
 
 def test_export_without_any_session_case_says_what_to_do(core, tmp_path):
-    logic = LNSynthLogic(core.scene, tmp_path / "work")
+    logic = SceneLogic(core.scene, tmp_path / "work")
     with pytest.raises(InputDataError, match="run Synthesize first"):
         logic.start_nnunet_export(tmp_path / "project")
     assert not list((tmp_path / "work").glob("nnunet-export-*"))

@@ -25,9 +25,8 @@ from LNSynthLib.volumes.io import read_volume, write_volume
 
 pytest.importorskip("slicer")
 
+from LNSynthModuleLib import mrml_bridge as mb  # noqa: E402
 from LNSynthModuleLib.logic import SynthesisSettings  # noqa: E402
-
-from LNSynthLib import mrml_bridge as mb  # noqa: E402
 
 
 def _cli_commands() -> set[str]:
