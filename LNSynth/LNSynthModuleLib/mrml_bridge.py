@@ -11,6 +11,7 @@ negated component-wise (exact in floating point, no matrix products), and spacin
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -370,6 +371,11 @@ def load_case_folder(scene: object, folder: str | Path, anatomy_names: Mapping[i
                      color=(0.9, 0.8, 0.1))
     segmentation.SetReferenceImageGeometryParameterFromVolumeNode(ct_node)
     return CaseNodes(folder.name, ct_node, segmentation)
+
+
+def node_classes(scene: object) -> Counter:
+    """How many nodes of each class the scene holds (to check that an action adds only what it should)."""
+    return Counter(scene.GetNthNode(i).GetClassName() for i in range(scene.GetNumberOfNodes()))
 
 
 def node_ids(scene: object) -> set[str]:

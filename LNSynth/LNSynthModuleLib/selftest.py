@@ -37,6 +37,7 @@ class FlowReport:
     synthetic_cases: int = 0
     checkpoint: str = ""
     seconds: dict[str, float] = field(default_factory=dict)
+    added_nodes: dict[str, dict[str, int]] = field(default_factory=dict)
 
 
 def fat_center(anatomy: np.ndarray, ct_hu: np.ndarray, min_depth_voxels: float = 4) -> np.ndarray:
@@ -69,16 +70,21 @@ def run_flow(scene: object, work: Path, wait: Callable[[JobChain], ChainState],
 
     report = FlowReport()
     logic = SceneLogic(scene, work)
-    clock = time.monotonic()
+    clock, nodes = time.monotonic(), mb.node_classes(scene)
 
     def lap(stage: str) -> None:
-        nonlocal clock
+        nonlocal clock, nodes
         report.seconds[stage] = round(time.monotonic() - clock, 1)
-        clock = time.monotonic()
+        now = mb.node_classes(scene)
+        report.added_nodes[stage] = {k: v for k, v in (now - nodes).items()}
+        if nodes - now:
+            raise AssertionError(f"{stage} removed nodes: {dict(nodes - now)}")
+        clock, nodes = time.monotonic(), now
         progress(f"LNSynth self-test: {stage} done ({report.seconds[stage]} s)")
 
     phantom = generate_phantom(seed=0, shape_zyx=PHANTOM_SHAPE_ZYX)
     ct_node = mb.volume_to_node(phantom.ct, scene, "LNSynth self-test CT")
+    lap("load CT")
     anatomy_node = _finished(logic.start_anatomy(ct_node, "coarse", device), wait, "coarse anatomy")
     lap("anatomy")
 

@@ -118,8 +118,12 @@ def _predict_through_the_panel_logic(model_dir: Path, cases: Path, tmp_path: Pat
 
     core = mb.create_core_scene()
     ct_node = mb.load_volume_file(core.scene, sorted(cases.glob("*/ct.nii.gz"))[0], "phantom CT")
+    before = mb.node_classes(core.scene)
     chain = SceneLogic(core.scene, tmp_path / "panel").start_nnunet_predict(ct_node, model_dir, "cpu")
     state = chain.wait(timeout_s=900)
     assert state.succeeded, state.error
+    added = mb.node_classes(core.scene)
+    added.subtract(before)
+    assert +added == {"vtkMRMLSegmentationNode": 1, "vtkMRMLSegmentationDisplayNode": 1}
     mask = mb.segment_to_mask(chain.result, "lymph node", ct_node)
     assert mask.shape == mb.node_to_volume(ct_node).shape

@@ -20,3 +20,10 @@ def test_self_test_flow_paints_trains_synthesizes_and_finds_the_node(core, tmp_p
     assert report.synthetic_cases == 1
     assert report.checkpoint.endswith(".pt")
     assert report.dice > 0.8
+    # Each action adds exactly the nodes it is for: no export helpers, colour tables or labelmaps left.
+    volume = {"vtkMRMLScalarVolumeNode": 1, "vtkMRMLScalarVolumeDisplayNode": 1}
+    segmentation = {"vtkMRMLSegmentationNode": 1, "vtkMRMLSegmentationDisplayNode": 1}
+    assert report.added_nodes == {
+        "load CT": volume, "anatomy": segmentation, "paint": segmentation, "training case": {},
+        "LN-DDPM training": {}, "synthesis": {**volume, **segmentation},
+    }

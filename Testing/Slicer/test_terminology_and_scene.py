@@ -35,10 +35,6 @@ def test_every_segment_name_has_a_code_from_slicers_dicom_master_list():
     assert terminology.LYMPH_NODE.split("~")[1:3] == ["SCT^123037004^Anatomical Structure", "SCT^59441001^Lymph node"]
 
 
-def _counts(scene) -> Counter:
-    return Counter(scene.GetNthNode(i).GetClassName() for i in range(scene.GetNumberOfNodes()))
-
-
 def test_segments_carry_their_terminology_and_exports_leave_no_nodes(scene_case):
     logic, ct_node, anatomy_node, ln_node, _, added = scene_case
     assert added > 0
@@ -50,22 +46,22 @@ def test_segments_carry_their_terminology_and_exports_leave_no_nodes(scene_case)
     ln_segment = ln_node.GetSegmentation().GetSegment(
         ln_node.GetSegmentation().GetSegmentIdBySegmentName(LYMPH_NODE_SEGMENT_NAME))
     assert ln_segment.GetTerminology() == terminology.LYMPH_NODE
-    before = _counts(scene)
+    before = mb.node_classes(scene)
     ct = mb.node_to_volume(ct_node)
     labels = mb.segmentation_to_labels(anatomy_node, ANATOMY_NAMES, ct)
     mask = mb.segment_to_mask(ln_node, LYMPH_NODE_SEGMENT_NAME, ct)
     assert labels.array.max() > 0 and mask.array.sum() == added
-    assert _counts(scene) == before, "an export left nodes in the scene (e.g. a _ColorTable)"
+    assert mb.node_classes(scene) == before, "an export left nodes in the scene (e.g. a _ColorTable)"
 
 
-def test_each_in_process_action_adds_only_what_it_is_for(scene_case, tmp_path):
+def test_each_in_process_action_adds_only_what_it_is_for(scene_case, tmp_path, example_totalseg):
     logic, ct_node, anatomy_node, ln_node, center, _ = scene_case
     scene = logic.scene
 
     def delta(action) -> Counter:
-        before = _counts(scene)
+        before = mb.node_classes(scene)
         action()
-        after = _counts(scene)
+        after = mb.node_classes(scene)
         after.subtract(before)
         return +after
 
@@ -77,4 +73,6 @@ def test_each_in_process_action_adds_only_what_it_is_for(scene_case, tmp_path):
                                                    "again")) == Counter(
         {"vtkMRMLSegmentationNode": 1, "vtkMRMLSegmentationDisplayNode": 1})
     assert delta(lambda: logic.lymph_node_segmentation(ct_node)) == Counter(
+        {"vtkMRMLSegmentationNode": 1, "vtkMRMLSegmentationDisplayNode": 1})
+    assert delta(lambda: logic.anatomy_from_totalseg_file(ct_node, example_totalseg)) == Counter(  # Group
         {"vtkMRMLSegmentationNode": 1, "vtkMRMLSegmentationDisplayNode": 1})
