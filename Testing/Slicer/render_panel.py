@@ -39,7 +39,9 @@ EXAMPLE_NODES = {
 }
 EXAMPLE_PATHS = {
     "totalSegFilePathLineEdit": "",
-    "checkpointPathLineEdit": "~/LNSynth/ln_ddpm/checkpoint.pt",
+    "checkpointPathLineEdit": "~/LNSynth/ln_ddpm_tiny/checkpoint.pt",
+    "ddpmConfigFilePathLineEdit": "",
+    "ddpmRunFolderPathLineEdit": "~/LNSynth/ln_ddpm_tiny",
     "casesFolderPathLineEdit": "~/LNSynth/cases",
     "datasetFolderPathLineEdit": "~/LNSynth/nnunet_dataset",
     "modelFolderPathLineEdit": "",
@@ -120,12 +122,17 @@ def fill_example(panel: QWidget) -> None:
         edit.edit.setText(EXAMPLE_PATHS.get(edit.objectName(), ""))
     synthesize = panel.findChild(QWidget, "synthesizeButton")
     synthesize.setText("Cancel")
-    for name in ("createAnatomyButton", "groupTotalSegButton", "exportDatasetButton", "trainNnunetButton",
-                 "predictButton", "installDependenciesButton"):
+    for name in ("createAnatomyButton", "groupTotalSegButton", "addTrainingCaseButton", "trainDdpmButton",
+                 "exportDatasetButton", "trainNnunetButton", "predictButton", "installDependenciesButton"):
         panel.findChild(QWidget, name).setEnabled(False)
+    panel.findChild(QWidget, "trainingCasesLabel").setText("2 case(s): abdomen_CT, abdomen_CT_1")
     panel.findChild(QWidget, "progressBar").setValue(46)
     panel.findChild(QWidget, "statusLabel").setText(
         "Sampling LN-DDPM (sample), about 1 min 10 s left in this step")
+    panel.findChild(QWidget, "logTextEdit").setPlainText(
+        "$ lnsynth prepare --ct .../input/ct.nii.gz --ln .../input/ln.nii.gz --margin-mm 50\n"
+        "$ lnsynth sample --checkpoint ~/LNSynth/ln_ddpm_tiny/checkpoint.pt --n 4 --seed 0 --device auto\n"
+        "sampling abdomen_CT: 2/4 samples (DDIM, 20 steps from the checkpoint)")
 
 
 def render_panel(out: Path, width: int = 440, scale: float = 2.0) -> Path:
