@@ -7,14 +7,13 @@ Thin Slicer module: the widget reads and writes a parameter node and calls the l
 from __future__ import annotations
 
 import logging
-import os
 from pathlib import Path
 from typing import Annotated
 
 import qt
 import slicer
 import vtk
-from LNSynthModuleLib import dependencies
+from LNSynthModuleLib import dependencies, sample_data
 from slicer import vtkMRMLScalarVolumeNode, vtkMRMLSegmentationNode
 from slicer.i18n import translate
 from slicer.parameterNodeWrapper import Choice, WithinRange, parameterNodeWrapper
@@ -66,22 +65,7 @@ Segmentation". The comparison variants (conditional, mask-guided and edge-guided
 Hou, Tejas Sudharshan Mathai, Pritam Mukherjee, Boah Kim, Ronald M. Summers: "Semantic Image Synthesis for Abdominal
 CT". Uses TotalSegmentator, MONAI and nnU-Net v2.
 """
-        slicer.app.connect("startupCompleted()", registerSampleData)
-
-
-def registerSampleData() -> None:
-    """An abdominal CT in Sample Data (LNSynth category), so the panel can be tried at once.
-
-    The same file and checksum as Slicer's own `CTAAbdomenPanoramix` sample.
-    """
-    import SampleData
-    from slicer.util import TESTING_DATA_URL
-
-    digest = "146af87511520c500a3706b7b2bfb545f40d5d04dd180be3a7a2c6940e447433"
-    SampleData.SampleDataLogic.registerCustomSampleDataSource(
-        category="LNSynth", sampleName="CTAAbdomenPanoramix", uris=TESTING_DATA_URL + "SHA256/" + digest,
-        fileNames="Panoramix-cropped.nrrd", nodeNames="Panoramix-cropped", checksums="SHA256:" + digest,
-        thumbnailFileName=os.path.join(os.path.dirname(__file__), "Resources", "Icons", "LNSynth.png"))
+        slicer.app.connect("startupCompleted()", sample_data.register)
 
 
 @parameterNodeWrapper

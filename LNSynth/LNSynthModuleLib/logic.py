@@ -175,6 +175,16 @@ class SceneLogic:
         write_volume(ln, paths["ln"])
         return paths
 
+    def run_with_inputs(self, kind: str, ct_node: object, anatomy_node: object,
+                        ln_node: object) -> tuple[Path, dict]:
+        """A fresh run folder holding the exported inputs of `lnsynth prepare` (removed again on error)."""
+        run = self.new_run_dir(kind)
+        try:
+            return run, self.export_inputs(ct_node, anatomy_node, ln_node, run / "input")
+        except Exception:
+            shutil.rmtree(run, ignore_errors=True)
+            raise
+
     def prepare_args(self, inputs: dict, out: Path, case_id: str, margin_mm: float) -> list[str]:
         """`lnsynth prepare` on files written by `export_inputs` (the CLI's own preparation)."""
         return ["prepare", "--ct", str(inputs["ct"]), "--ln", str(inputs["ln"]), "--anatomy", str(inputs["anatomy"]),
@@ -189,12 +199,7 @@ class SceneLogic:
         `chain.result` is the new case id (the CT's name, made unique in the folder).
         """
         cases_root = Path(cases_root)
-        run = self.new_run_dir("training-case")
-        try:
-            inputs = self.export_inputs(ct_node, anatomy_node, ln_node, run / "input")
-        except Exception:
-            shutil.rmtree(run, ignore_errors=True)
-            raise
+        run, inputs = self.run_with_inputs("training-case", ct_node, anatomy_node, ln_node)
         base = _safe_id(ct_node.GetName())
         case_id = next(name for name in (f"{base}_{i}" if i else base for i in range(10000))
                        if not (cases_root / name).exists())
@@ -232,12 +237,7 @@ class SceneLogic:
         if not checkpoint.is_file():
             raise InputDataError("LN-DDPM checkpoint not found", path=checkpoint,
                                  fix="train one (`lnsynth train`) or pick an existing .pt file in Advanced")
-        run = self.new_run_dir("synthesis")
-        try:
-            inputs = self.export_inputs(ct_node, anatomy_node, ln_node, run / "input")
-        except Exception:
-            shutil.rmtree(run, ignore_errors=True)
-            raise
+        run, inputs = self.run_with_inputs("synthesis", ct_node, anatomy_node, ln_node)
         case_id = _safe_id(ct_node.GetName())
         prepare = self.prepare_args(inputs, run / "cases", case_id, settings.margin_mm)
         sample = ["sample", "--checkpoint", str(checkpoint), "--cases", str(run / "cases"), "--out",
