@@ -39,11 +39,7 @@ def run(args: argparse.Namespace) -> int:
     from LNSynthLib.diffusion.training import train
     from LNSynthLib.jobs.progress import emit_event
 
-    try:
-        config = load_config(args.config, parse_overrides(args.overrides))
-    except ValueError as exc:
-        raise InputDataError(f"invalid config: {exc}", path=args.config,
-                             fix="check the --config file and the --set values") from exc
+    config = load_config(args.config, parse_overrides(args.overrides))   # ConfigError on any bad value
     checkpoint = train(config, args.cases, args.run_dir, resume=not args.no_resume, device=args.device,
                        max_steps=args.max_steps)
     emit_event("train", result="checkpoint", path=str(checkpoint))

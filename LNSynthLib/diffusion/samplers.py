@@ -15,9 +15,9 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
+from LNSynthLib.diffusion.choices import SAMPLERS
 from LNSynthLib.diffusion.schedule import Schedule
 
-SAMPLERS = ("ddpm", "ddim", "dpmpp")
 ModelFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 StepCallback = Callable[[int, int], None]
 
@@ -120,11 +120,11 @@ def dpmpp_2m_sample(model_fn: ModelFn, schedule: Schedule, shape: tuple[int, ...
 def run_sampler(model_fn: ModelFn, schedule: Schedule, shape: tuple[int, ...], *, sampler: str, steps: int,
                 eta: float, generator: torch.Generator, device: torch.device,
                 callback: StepCallback | None = None) -> torch.Tensor:
-    """Dispatch by name; `steps` is ignored by `ddpm` (always T steps, as in the paper)."""
+    """Dispatch by name (`choices.SAMPLERS`); `steps` is ignored by `ddpm` (always T steps, as in the paper)."""
     if sampler == "ddpm":
         return ddpm_sample(model_fn, schedule, shape, generator, device, callback)
     if sampler == "ddim":
         return ddim_sample(model_fn, schedule, shape, generator, device, steps, eta, callback)
     if sampler == "dpmpp":
         return dpmpp_2m_sample(model_fn, schedule, shape, generator, device, steps, callback)
-    raise ValueError(f"sampler must be one of {SAMPLERS}, got {sampler!r}")
+    raise ValueError(f"sampler must be one of {SAMPLERS}, got {sampler!r}")   # configs are checked at load

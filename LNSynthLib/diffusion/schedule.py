@@ -12,8 +12,7 @@ import math
 
 import torch
 
-SCHEDULES = ("cosine", "linear")
-PREDICTIONS = ("epsilon", "v")
+from LNSynthLib.diffusion.choices import PREDICTIONS, SCHEDULES
 
 
 def cosine_betas(timesteps: int, s: float = 0.008, max_beta: float = 0.999) -> torch.Tensor:
@@ -38,6 +37,7 @@ class Schedule:
     """
 
     def __init__(self, timesteps: int = 300, kind: str = "cosine", prediction: str = "epsilon") -> None:
+        # Configs are checked when loaded (config_checks); these guard direct calls only.
         if kind not in SCHEDULES:
             raise ValueError(f"diffusion.schedule must be one of {SCHEDULES}, got {kind!r}")
         if prediction not in PREDICTIONS:
