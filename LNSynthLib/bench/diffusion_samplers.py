@@ -18,6 +18,7 @@ import torch
 from LNSynthLib.cases import list_cases
 from LNSynthLib.diffusion.condition_fidelity import condition_fidelity
 from LNSynthLib.diffusion.data import case_arrays, crop_case
+from LNSynthLib.diffusion.samplers import eta_used, steps_used
 from LNSynthLib.diffusion.sampling import load_model, patch_window, sample_patch
 from LNSynthLib.diffusion.schedule import Schedule
 from LNSynthLib.diffusion.training import autocast_dtype
@@ -25,7 +26,7 @@ from LNSynthLib.errors import InputDataError
 from LNSynthLib.volumes.preprocess import unit_to_hu
 
 # (sampler, steps, eta); DDPM always runs all T steps.
-SAMPLERS = [("ddpm", None, 1.0), ("ddim", 50, 1.0), ("ddim", 20, 1.0), ("ddim", 10, 1.0), ("ddim", 20, 0.0),
+SAMPLER_RUNS = [("ddpm", None, 1.0), ("ddim", 50, 1.0), ("ddim", 20, 1.0), ("ddim", 10, 1.0), ("ddim", 20, 0.0),
             ("dpmpp", 20, 0.0), ("dpmpp", 10, 0.0)]
 QUICK_SAMPLERS = [("ddpm", None, 1.0), ("ddim", 10, 1.0), ("dpmpp", 10, 0.0)]
 
@@ -50,7 +51,7 @@ def compare_samplers(checkpoint: str | Path, cases_root: str | Path, n_cases: in
     ln = torch.as_tensor(np.stack([t[2] for t in targets])[:, None].astype(np.float32))
 
     rows = []
-    for sampler, steps, eta in samplers or (QUICK_SAMPLERS if quick else SAMPLERS):
+    for sampler, steps, eta in samplers or (QUICK_SAMPLERS if quick else SAMPLER_RUNS):
         generator = torch.Generator().manual_seed(seed)
         t0 = time.perf_counter()
         unit = sample_patch(model, schedule, anatomy, ln, sampler, steps or schedule.timesteps, eta, generator,
@@ -60,8 +61,8 @@ def compare_samplers(checkpoint: str | Path, cases_root: str | Path, n_cases: in
         wall = time.perf_counter() - t0
         generated = [np.asarray(unit_to_hu(u[0].float().cpu().numpy()), dtype=np.float32) for u in unit]
         fid = condition_fidelity(targets, generated)
-        rows.append({"sampler": sampler, "steps": steps or schedule.timesteps,
-                     "eta": eta if sampler == "ddim" else None, "wall_s": wall, "s_per_sample": wall / len(targets),
+        rows.append({"sampler": sampler, "steps": steps_used(sampler, steps or schedule.timesteps, schedule.timesteps),
+                     "eta": eta_used(sampler, eta), "wall_s": wall, "s_per_sample": wall / len(targets),
                      **fid})
     return {"status": "run", "checkpoint": str(checkpoint), "checkpoint_step": info["checkpoint_step"],
             "config": config.name, "prediction": config.diffusion.prediction, "patch_size": list(patch),

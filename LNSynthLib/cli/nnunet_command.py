@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from LNSynthLib.cli.options import SYNT_PER_CASE_HELP
 from LNSynthLib.jobs.progress import emit_event
 
 
@@ -29,8 +30,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     exp.add_argument("--name", default=None, help="dataset name (default from the strategy)")
     exp.add_argument("--strategy", choices=["real", "synt", "real+synt"], default=None,
                      help="default: real+synt with --synthetic, else real")
-    exp.add_argument("--synt-per-case", type=int, default=None,
-                     help="synthetic cases per real case (paper: 5, 10, 20; default: all there are)")
+    exp.add_argument("--synt-per-case", type=int, default=None, help=f"{SYNT_PER_CASE_HELP}; default: all there are")
     exp.add_argument("--paste", action="store_true", help="paste synthetic patches into their source CT")
     exp.add_argument("--blend-mm", type=float, default=4.0)
     exp.add_argument("--train-margin-mm", type=float, default=100.0)

@@ -8,7 +8,7 @@ file); `load_config("tiny")` reads a bundled one, `load_config(path)` a file, an
 from __future__ import annotations
 
 import copy
-from dataclasses import asdict, dataclass, field, fields, is_dataclass
+from dataclasses import asdict, dataclass, field, fields, is_dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -87,6 +87,18 @@ class LNDDPMConfig:
         """Check every enumerated value and numeric range; errors name `source` (the YAML file)."""
         check_config(self, source)
         return self
+
+    def sampling(self, *, sampler: str | None = None, steps: int | None = None, eta: float | None = None,
+                 samples_per_case: int | None = None) -> SampleConfig:
+        """This config's `sample` section with the given values in place of its own (None keeps the config's).
+
+        The one place where a front end's "unset" becomes the model's default; the result is
+        checked like a loaded config, so `--steps 0` fails with the same ConfigError.
+        """
+        given = {"sampler": sampler, "steps": steps, "eta": eta, "samples_per_case": samples_per_case}
+        sample = replace(self.sample, **{k: v for k, v in given.items() if v is not None})
+        replace(self, sample=sample).validate()
+        return sample
 
     def get(self, dotted: str) -> Any:  # noqa: ANN401 - any config value
         """Value of a dotted key such as `train.amp`."""

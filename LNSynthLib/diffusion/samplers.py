@@ -29,6 +29,16 @@ def spaced_timesteps(timesteps: int, steps: int) -> list[int]:
     return [int(t) for t in seq[::-1]]
 
 
+def steps_used(sampler: str, steps: int, timesteps: int) -> int:
+    """Network evaluations a sampler makes: all T for `ddpm`, else the spaced step count."""
+    return timesteps if sampler == "ddpm" else len(spaced_timesteps(timesteps, steps))
+
+
+def eta_used(sampler: str, eta: float) -> float | None:
+    """η matters only to DDIM (DDPM is η = 1 by construction, DPM-Solver++ is deterministic)."""
+    return eta if sampler == "ddim" else None
+
+
 def _noise(shape: tuple[int, ...], generator: torch.Generator, device: torch.device) -> torch.Tensor:
     return torch.randn(shape, generator=generator, dtype=torch.float32).to(device)
 

@@ -1,0 +1,38 @@
+"""Command-line options shared by several `lnsynth` commands: one spelling, one choice list, one default each.
+
+Sampling options default to None, meaning "the LN-DDPM config decides" (the checkpoint's
+config for `lnsynth sample`, the chosen config for `demo`/`run`): the config is the single
+home of sampling defaults (`LNDDPMConfig.sampling`).
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from LNSynthLib.diffusion.choices import SAMPLERS
+
+SAMPLES_PER_CASE_HELP = "synthetic cases sampled per source case (default: the config's sample.samples_per_case)"
+SYNT_PER_CASE_HELP = "synthetic cases per real case in a Real+Synt dataset (paper: 5, 10, 20)"
+
+
+def add_sampling(parser: argparse.ArgumentParser, *, old_n_alias: bool = False) -> None:
+    """`--samples-per-case`, `--sampler`, `--steps`, `--eta`; all None unless given (the config decides).
+
+    `old_n_alias` keeps `lnsynth sample`'s former `--n` working (hidden from --help).
+    """
+    parser.add_argument("--samples-per-case", type=int, default=None, metavar="N", help=SAMPLES_PER_CASE_HELP)
+    if old_n_alias:
+        parser.add_argument("--n", dest="samples_per_case", type=int, default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--sampler", choices=SAMPLERS, default=None,
+                        help="reverse-process sampler (default: the config's sample.sampler)")
+    parser.add_argument("--steps", type=int, default=None,
+                        help="DDIM/DPM++ steps (default: the config's sample.steps; DDPM always uses T)")
+    parser.add_argument("--eta", type=float, default=None,
+                        help="DDIM η, 0 deterministic .. 1 ancestral (default: the config's sample.eta)")
+
+
+def sampling_overrides(args: argparse.Namespace) -> dict[str, object]:
+    """The sampling options the user gave, as LN-DDPM config overrides (`sample.steps`: 10, ...)."""
+    given = {"samples_per_case": args.samples_per_case, "sampler": args.sampler, "steps": args.steps,
+             "eta": args.eta}
+    return {f"sample.{key}": value for key, value in given.items() if value is not None}
