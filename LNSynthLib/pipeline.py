@@ -16,6 +16,7 @@ from typing import Any
 
 from LNSynthLib.atomic import write_text_atomic
 from LNSynthLib.cases import META_FILE, list_cases
+from LNSynthLib.devices import nnunet_device
 from LNSynthLib.diffusion.config import plain_data
 from LNSynthLib.errors import InputDataError
 from LNSynthLib.jobs.progress import Progress, emit_event
@@ -82,12 +83,6 @@ DATASETS = [
     (102, "RealSynt", "Real + Synt", "LN-DDPM", "real+synt", False),
     (103, "RealSyntPasted", "Real + Synt", "LN-DDPM (pasted)", "real+synt", True),
 ]
-
-
-def _device(device: str) -> str:
-    from LNSynthLib.cli.nnunet_command import resolve_device
-
-    return resolve_device(device)
 
 
 def make_phantom_cases(layout: Layout, s: PipelineSettings) -> None:
@@ -172,7 +167,7 @@ def run_pipeline(work_dir: str | Path, settings: PipelineSettings | None = None,
             raise InputDataError("user data needs held-out test cases too", path=cases,
                                  fix="pass --test-cases with prepared cases that are not in --cases")
         layout = _with_user_cases(layout, Path(cases), Path(test_cases))
-    device = _device(s.device)
+    device = nnunet_device(s.device)
     t0 = time.monotonic()
     timings: dict[str, float] = {}
     stages = ["cases", "ln_ddpm", "sampling", "nnunet", "evaluate"]

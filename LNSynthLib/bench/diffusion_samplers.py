@@ -16,12 +16,12 @@ import numpy as np
 import torch
 
 from LNSynthLib.cases import list_cases
+from LNSynthLib.devices import autocast_dtype, torch_device
 from LNSynthLib.diffusion.condition_fidelity import condition_fidelity
 from LNSynthLib.diffusion.data import case_arrays, crop_case
 from LNSynthLib.diffusion.samplers import eta_used, steps_used
 from LNSynthLib.diffusion.sampling import load_model, patch_window, sample_patch
 from LNSynthLib.diffusion.schedule import Schedule
-from LNSynthLib.diffusion.training import autocast_dtype
 from LNSynthLib.errors import InputDataError
 from LNSynthLib.volumes.preprocess import unit_to_hu
 
@@ -34,10 +34,10 @@ QUICK_SAMPLERS = [("ddpm", None, 1.0), ("ddim", 10, 1.0), ("dpmpp", 10, 0.0)]
 def compare_samplers(checkpoint: str | Path, cases_root: str | Path, n_cases: int = 4, quick: bool = False,
                      seed: int = 0, samplers: list[tuple[str, int | None, float]] | None = None) -> dict[str, Any]:
     """One row per (sampler, steps, eta): wall time for all conditions at once and condition fidelity."""
-    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch_device("auto")
     model, config, info = load_model(checkpoint, device)
     schedule = Schedule.from_config(config)
-    amp = autocast_dtype(config, device)
+    amp = autocast_dtype(config.train.amp, device)
     patch = tuple(int(s) for s in config.train.patch_size)
     folders = [f for f in list_cases(cases_root) if "_synt_" not in f.name][:n_cases]
     if not folders:

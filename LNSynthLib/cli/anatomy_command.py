@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from LNSynthLib.cli.options import add_device
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("anatomy", help="write the 14-label anatomy map that conditions LN-DDPM")
@@ -16,7 +18,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--labels", help="TotalSegmentator 'total' output or 14-label map (for --method labels)")
     p.add_argument("--labels-source", default="auto", choices=["auto", "totalseg", "anatomy14"],
                    help="kind of --labels file (auto: guessed from its values)")
-    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "gpu"])
+    add_device(p, "for TotalSegmentator")
     p.add_argument("--weights-dir", help="TotalSegmentator home folder with its weights (TOTALSEG_HOME_DIR)")
     p.add_argument("--full-resolution", action="store_true",
                    help="TotalSegmentator's 1.5 mm models (Tasks 291-295) instead of the fast 3 mm model")

@@ -5,13 +5,13 @@ from __future__ import annotations
 import argparse
 from dataclasses import replace
 
-from LNSynthLib.cli.options import SYNT_PER_CASE_HELP, add_sampling, sampling_overrides
+from LNSynthLib.cli.options import SYNT_PER_CASE_HELP, add_device, add_sampling, sampling_overrides
 from LNSynthLib.pipeline import PipelineSettings, run_pipeline
 
 
 def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", required=True, help="work folder (re-run the same command to continue)")
-    p.add_argument("--device", default="auto", help="auto (GPU when present), cpu, cuda")
+    add_device(p)
     p.add_argument("--paste", action="store_true", help="also train Real+Synt with patches pasted into the CT")
     p.add_argument("--nnunet-epochs", type=int, default=None, help="short nnU-Net trainer epochs")
     p.add_argument("--nnunet-iterations", type=int, default=None, help="iterations per nnU-Net epoch")

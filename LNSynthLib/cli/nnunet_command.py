@@ -5,16 +5,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from LNSynthLib.cli.options import SYNT_PER_CASE_HELP
+from LNSynthLib.cli.options import SYNT_PER_CASE_HELP, add_device
+from LNSynthLib.devices import nnunet_device
 from LNSynthLib.jobs.progress import emit_event
-
-
-def resolve_device(device: str) -> str:
-    if device != "auto":
-        return device
-    import torch
-
-    return "cuda" if torch.cuda.is_available() else "cpu"
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -49,7 +42,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     tr.add_argument("--configuration", default="3d_fullres")
     tr.add_argument("--patch-size", type=int, nargs=3, metavar=("Z", "Y", "X"), default=None,
                     help="train on this patch size instead of the planned one (32 32 32 makes CPU runs fast)")
-    tr.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
+    add_device(tr)
     tr.add_argument("--no-resume", action="store_true", help="start again instead of continuing (--c)")
     tr.add_argument("--skip-verify", action="store_true", help="skip nnU-Net's dataset integrity check")
     tr.set_defaults(func=run_train)
@@ -63,7 +56,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     pr.add_argument("--region", help="mask on the CT grid: segment only its region + --margin-mm (paper)")
     pr.add_argument("--margin-mm", type=float, default=50.0)
     pr.add_argument("--fold", default="0")
-    pr.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
+    add_device(pr)
     pr.add_argument("--overwrite", action="store_true")
     pr.set_defaults(func=run_predict)
 
@@ -103,7 +96,7 @@ def run_train(args: argparse.Namespace) -> int:
             raise InputDataError(f"{len(found)} datasets in the project, cannot choose", path=project.raw,
                                  fix="pass --dataset-id (or export first with `lnsynth nnunet export`)")
         dataset_id = int(found[0].name[len("Dataset"):].split("_")[0])
-    device = resolve_device(args.device)
+    device = nnunet_device(args.device)
     trainer = nr.TrainerSpec(args.epochs, args.iterations, args.val_iterations)
     nr.plan_and_preprocess(project, dataset_id, configuration=args.configuration, device=device,
                            verify=not args.skip_verify)
@@ -120,7 +113,7 @@ def run_predict(args: argparse.Namespace) -> int:
     from LNSynthLib.segmentation.apply import segment_ct
     from LNSynthLib.segmentation.nnunet_runner import predict
 
-    device = resolve_device(args.device)
+    device = nnunet_device(args.device)
     if args.ct:
         out = segment_ct(args.model, args.ct, args.out, fold=_fold(args.fold), device=device, region=args.region,
                          margin_mm=args.margin_mm, overwrite=args.overwrite)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 
+from LNSynthLib.devices import DEVICE_HELP
 from LNSynthLib.diffusion.choices import SAMPLERS
 
 SAMPLES_PER_CASE_HELP = "synthetic cases sampled per source case (default: the config's sample.samples_per_case)"
@@ -36,3 +37,19 @@ def sampling_overrides(args: argparse.Namespace) -> dict[str, object]:
     given = {"samples_per_case": args.samples_per_case, "sampler": args.sampler, "steps": args.steps,
              "eta": args.eta}
     return {f"sample.{key}": value for key, value in given.items() if value is not None}
+
+
+def device_arg(text: str) -> str:
+    """argparse `type` of `--device`: `auto|cpu|cuda|cuda:N` (`gpu` read as `cuda`), else a usage error."""
+    from LNSynthLib.devices import DeviceError, normalize_device
+
+    try:
+        return normalize_device(text)
+    except DeviceError as exc:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a device; use {DEVICE_HELP}") from exc
+
+
+def add_device(parser: argparse.ArgumentParser, what: str = "") -> None:
+    """The one `--device` option; a GPU asked for on a machine without one fails when the job starts."""
+    parser.add_argument("--device", type=device_arg, default="auto", metavar="{auto,cpu,cuda,cuda:N}",
+                        help=DEVICE_HELP + (f" ({what})" if what else ""))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from LNSynthLib.cli.options import add_device
 from LNSynthLib.jobs.progress import emit_event
 
 
@@ -21,7 +22,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--margin-mm", type=float, default=100.0,
                    help="margin around the nodes (100 mm for training, 50 mm for test cases)")
     p.add_argument("--spacing", type=float, default=1.0, help="isotropic output spacing in mm (default 1.0)")
-    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "gpu"], help="for TotalSegmentator")
+    add_device(p, "for TotalSegmentator")
     p.add_argument("--weights-dir", help="TotalSegmentator home folder with its weights (TOTALSEG_HOME_DIR)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing case of the same id")
     p.set_defaults(func=run)

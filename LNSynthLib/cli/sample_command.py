@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from LNSynthLib.cli.options import add_sampling
+from LNSynthLib.cli.options import add_device, add_sampling
 from LNSynthLib.errors import InputDataError
 
 
@@ -27,7 +27,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--no-transforms", action="store_true", help="keep the original LN masks")
     p.add_argument("--shard", default="0/1", help="i/n: this process does cases i, i+n, ... (torchrun: by rank)")
-    p.add_argument("--device", default="auto")
+    add_device(p)
     p.add_argument("--overwrite", action="store_true", help="replace existing synthetic cases")
     p.add_argument("--raw-weights", action="store_true", help="use the raw weights instead of the EMA")
     p.set_defaults(func=run)

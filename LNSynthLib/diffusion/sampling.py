@@ -23,13 +23,13 @@ from torch import nn
 
 from LNSynthLib.cases import META_FILE, Case, save_case
 from LNSynthLib.cases import list_cases as list_case_folders
+from LNSynthLib.devices import autocast_dtype, torch_device
 from LNSynthLib.diffusion import distributed
 from LNSynthLib.diffusion.checkpoint import config_of, load_checkpoint
 from LNSynthLib.diffusion.config import LNDDPMConfig
 from LNSynthLib.diffusion.data import CaseArrays, case_arrays, centred_start, crop_case
 from LNSynthLib.diffusion.samplers import eta_used, run_sampler, steps_used
 from LNSynthLib.diffusion.schedule import Schedule
-from LNSynthLib.diffusion.training import autocast_dtype
 from LNSynthLib.errors import InputDataError
 from LNSynthLib.jobs.progress import Progress
 from LNSynthLib.volumes.geometry import Volume
@@ -129,13 +129,13 @@ def sample_cases(checkpoint: str | Path, cases_root: str | Path, out_root: str |
     from LNSynthLib.volumes.preprocess import unit_to_hu
 
     index, count = _shard(shard)
-    dev = distributed.pick_device(device, int(os.environ.get("LOCAL_RANK", "0")))
+    dev = torch_device(device, int(os.environ.get("LOCAL_RANK", "0")))
     model, config, ckpt_info = load_model(checkpoint, dev, use_ema)
     chosen = config.sampling(sampler=sampler, steps=steps, eta=eta, samples_per_case=samples_per_case)
     sampler, steps, eta, n_per_case = chosen.sampler, chosen.steps, chosen.eta, chosen.samples_per_case
     schedule = Schedule.from_config(config)
     patch = tuple(int(s) for s in config.train.patch_size)
-    amp = autocast_dtype(config, dev)
+    amp = autocast_dtype(config.train.amp, dev)
     folders = list_case_folders(cases_root)
     if not folders:
         raise InputDataError("no prepared cases found", path=cases_root, fix="run `lnsynth prepare` first")
