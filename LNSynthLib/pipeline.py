@@ -19,7 +19,8 @@ from LNSynthLib.cases import META_FILE, list_cases
 from LNSynthLib.devices import nnunet_device
 from LNSynthLib.diffusion.config import plain_data
 from LNSynthLib.errors import InputDataError
-from LNSynthLib.jobs.progress import Progress, emit_event
+from LNSynthLib.jobs.progress import Progress
+from LNSynthLib.jobs.results import emit_result
 
 
 @dataclass(frozen=True)
@@ -188,7 +189,7 @@ def run_pipeline(work_dir: str | Path, settings: PipelineSettings | None = None,
         report = _evaluate(layout, s, sets, device)
         stage("evaluate")
     _record_timings(layout.root / "timings.json", timings, plain_data(asdict(s)), device)
-    emit_event("result", report=str(report), work_dir=str(layout.root))
+    emit_result("report", report, work_dir=str(layout.root))
     return report
 
 

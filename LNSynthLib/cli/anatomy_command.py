@@ -35,7 +35,7 @@ def run(args: argparse.Namespace) -> int:
     from LNSynthLib.anatomy.totalseg import check_weights, run_totalsegmentator
     from LNSynthLib.atomic import check_writable
     from LNSynthLib.errors import InputDataError
-    from LNSynthLib.jobs.progress import emit_event
+    from LNSynthLib.jobs.results import emit_result
     from LNSynthLib.volumes.checks import check_ct
     from LNSynthLib.volumes.io import read_volume, write_volume
 
@@ -60,6 +60,6 @@ def run(args: argparse.Namespace) -> int:
                                        weights_dir=args.weights_dir)
             anatomy = anatomy_from_labels(read_volume(out), ct, "totalseg", path=out, ct_path=args.ct)
     write_volume(anatomy, args.out, overwrite=args.overwrite)
-    emit_event("anatomy", path=str(args.out), method=args.method, coarse=args.method == "coarse")
+    emit_result("anatomy", args.out, method=args.method, coarse=args.method == "coarse")
     print(f"anatomy map: {args.out}")
     return 0

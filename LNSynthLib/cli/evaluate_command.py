@@ -8,7 +8,7 @@ from pathlib import Path
 from LNSynthLib.cli.options import add_device
 from LNSynthLib.devices import nnunet_device
 from LNSynthLib.errors import InputDataError
-from LNSynthLib.jobs.progress import emit_event
+from LNSynthLib.jobs.results import emit_result
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -77,6 +77,6 @@ def run_evaluate(args: argparse.Namespace) -> int:
                               synthetic_root=Path(synthetic) if synthetic else None,
                               ddpm_run=Path(ddpm_run) if ddpm_run else None, generation=generation)
     report, metrics = write_report(inputs)
-    emit_event("result", report=str(report), metrics=str(metrics))
+    emit_result("report", report, metrics=str(metrics))
     print(f"report: {report}")
     return 0

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from LNSynthLib.cli.options import SYNT_PER_CASE_HELP, add_device
 from LNSynthLib.devices import nnunet_device
-from LNSynthLib.jobs.progress import emit_event
+from LNSynthLib.jobs.results import emit_result
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -79,7 +79,7 @@ def run_export(args: argparse.Namespace) -> int:
     out = export_dataset(args.cases, project.raw / dataset_name(args.dataset_id, name),
                          synthetic_root=args.synthetic, test_root=args.test_cases, settings=settings,
                          overwrite=args.overwrite)
-    emit_event("result", dataset_dir=str(out), project=str(project.root), dataset_id=args.dataset_id)
+    emit_result("dataset", out, project=str(project.root), dataset_id=args.dataset_id)
     print(f"nnU-Net dataset: {out}")
     return 0
 
@@ -104,7 +104,7 @@ def run_train(args: argparse.Namespace) -> int:
     checkpoint = nr.train(project, dataset_id, trainer, fold=_fold(args.fold), configuration=configuration,
                           device=device, resume=not args.no_resume)
     model = checkpoint.parents[1]
-    emit_event("result", model_dir=str(model), checkpoint=str(checkpoint))
+    emit_result("model_dir", model, checkpoint=str(checkpoint))
     print(f"model_dir: {model}")
     return 0
 
@@ -119,6 +119,6 @@ def run_predict(args: argparse.Namespace) -> int:
                          margin_mm=args.margin_mm, overwrite=args.overwrite)
     else:
         out = predict(args.model, args.input, args.out, fold=_fold(args.fold), device=device)
-    emit_event("result", path=str(out))
+    emit_result("prediction", out)
     print(f"prediction: {out}")
     return 0

@@ -6,7 +6,7 @@ import argparse
 import os
 from pathlib import Path
 
-from LNSynthLib.jobs.progress import emit_event
+from LNSynthLib.jobs.results import emit_result
 
 DEFAULT_REAL_DIR = Path(os.environ.get("LNSYNTH_SHARED_DATA", Path(__file__).resolve().parents[3] / "shared" / "data")
                         ) / "totalseg_example"
@@ -46,13 +46,16 @@ def run(args: argparse.Namespace) -> int:
         folders = write_phantom_cases(args.out, args.cases, seed=args.seed, shape_zyx=tuple(args.shape),
                                       spacing_xyz=spacing, overwrite=args.overwrite,
                                       settings=PreprocessSettings.train(margin_mm=args.margin_mm))
-        emit_event("phantom_cases", root=str(Path(args.out).resolve()), cases=[f.name for f in folders])
         print(f"wrote {len(folders)} phantom case(s) to {args.out}")
     if args.figure:
         from LNSynthLib.phantom.figure import make_readme_figure
 
         png = make_readme_figure(args.figure, args.real_ct, args.real_labels, seed=args.seed,
                                  overwrite=args.overwrite)
-        emit_event("figure", path=str(png))
         print(f"figure: {png}")
+    if args.out:
+        emit_result("cases", Path(args.out).resolve(), cases=[f.name for f in folders],
+                    figure=str(png) if args.figure else None)
+    else:
+        emit_result("figure", png)
     return 0

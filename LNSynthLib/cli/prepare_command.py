@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from LNSynthLib.cli.options import add_device
-from LNSynthLib.jobs.progress import emit_event
+from LNSynthLib.jobs.results import emit_result
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -36,6 +36,6 @@ def run(args: argparse.Namespace) -> int:
     folder = prepare_case(args.ct, args.ln, args.out, args.case_id, anatomy_path=args.anatomy,
                           anatomy_source=args.anatomy_source, settings=settings, overwrite=args.overwrite,
                           device=args.device, weights_dir=args.weights_dir)
-    emit_event("prepared", case=str(folder))
+    emit_result("case", folder)
     print(f"prepared case: {folder}")
     return 0

@@ -35,11 +35,11 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from LNSynthLib.diffusion.sampling import sample_cases
-    from LNSynthLib.jobs.progress import emit_event
+    from LNSynthLib.jobs.results import emit_result
 
     folders = sample_cases(args.checkpoint, args.cases, args.out, samples_per_case=args.samples_per_case,
                            sampler=args.sampler, steps=args.steps, eta=args.eta, seed=args.seed,
                            transforms=not args.no_transforms, shard=parse_shard(args.shard), device=args.device,
                            overwrite=args.overwrite, use_ema=not args.raw_weights)
-    emit_event("sample", result="cases", count=len(folders), path=str(args.out))
+    emit_result("cases", args.out, count=len(folders))
     return 0

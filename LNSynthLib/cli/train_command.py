@@ -38,10 +38,10 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from LNSynthLib.diffusion.config import load_config
     from LNSynthLib.diffusion.training import train
-    from LNSynthLib.jobs.progress import emit_event
+    from LNSynthLib.jobs.results import emit_result
 
     config = load_config(args.config, parse_overrides(args.overrides))   # ConfigError on any bad value
     checkpoint = train(config, args.cases, args.run_dir, resume=not args.no_resume, device=args.device,
                        max_steps=args.max_steps)
-    emit_event("train", result="checkpoint", path=str(checkpoint))
+    emit_result("checkpoint", checkpoint)
     return 0

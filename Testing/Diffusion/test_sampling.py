@@ -71,7 +71,7 @@ def test_shards_through_the_cli_reproduce_the_single_run(sampled: Path, straight
                          text=True, timeout=180)
     assert out.returncode == 0, out.stderr
     last = json.loads(out.stdout.strip().splitlines()[-1])
-    assert last == {"stage": "sample", "result": "cases", "count": 2, "path": str(tmp_path)}
+    assert last == {"stage": "result", "kind": "cases", "path": str(tmp_path), "count": 2}
     names = [f.name for f in list_cases(tmp_path)]
     assert names == ["phantom_001_synt_0", "phantom_001_synt_1"]
     for name in names:

@@ -33,7 +33,8 @@ def test_phantom_command_writes_prepared_cases(tmp_path, capsys, monkeypatch):
     res = _run("phantom", "--out", "cases", "--cases", "2", "--seed", "5", "--shape", "40", "48", "48",
                "--spacing", "1.5", cwd=tmp_path)
     assert res.returncode == 0, res.stderr
-    event = [e for e in _events(res.stdout) if e["stage"] == "phantom_cases"][0]
+    event = _events(res.stdout)[-1]
+    assert (event["stage"], event["kind"], event["path"]) == ("result", "cases", str(tmp_path / "cases"))
     assert event["cases"] == ["phantom_000", "phantom_001"]
     case = load_case(tmp_path / "cases" / "phantom_001")
     assert case.meta["phantom_seed"] == 6 and case.ct.geometry.spacing == (1.0, 1.0, 1.0)
