@@ -53,3 +53,21 @@ def add_device(parser: argparse.ArgumentParser, what: str = "") -> None:
     """The one `--device` option; a GPU asked for on a machine without one fails when the job starts."""
     parser.add_argument("--device", type=device_arg, default="auto", metavar="{auto,cpu,cuda,cuda:N}",
                         help=DEVICE_HELP + (f" ({what})" if what else ""))
+
+
+def add_anatomy_source(parser: argparse.ArgumentParser, labels_flag: str, default: str) -> None:
+    """`--anatomy-source`, `--labels-kind`, `--resample-labels`: one anatomy vocabulary (`anatomy.build`)."""
+    from LNSynthLib.anatomy.build import ANATOMY_SOURCES, LABEL_KINDS, OLD_SOURCES
+
+    parser.add_argument("--anatomy-source", default=default, choices=ANATOMY_SOURCES + tuple(OLD_SOURCES),
+                        metavar="{" + ",".join(ANATOMY_SOURCES) + "}",
+                        help=f"file: group the label file {labels_flag}; totalseg: run TotalSegmentator (offline "
+                             "weights needed); coarse: weights-free thresholds (demo quality); auto: the file if "
+                             f"given, else TotalSegmentator if its weights are installed, else coarse "
+                             f"(default: {default})")
+    parser.add_argument("--labels-kind", default="auto", choices=LABEL_KINDS,
+                        help=f"what {labels_flag} holds: a TotalSegmentator 'total' output or a 14-label map "
+                             "(auto: guessed from its values)")
+    parser.add_argument("--resample-labels", action="store_true",
+                        help="resample label maps on another grid onto the CT (nearest neighbour); without it only "
+                             "the same grid, or the same voxels in another axis order/direction, is accepted")

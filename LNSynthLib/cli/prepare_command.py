@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from LNSynthLib.cli.options import add_device
+from LNSynthLib.cli.options import add_anatomy_source, add_device
 from LNSynthLib.jobs.results import emit_result
 
 
@@ -12,11 +12,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("prepare", help="prepare one CT + lymph-node mask for LN-DDPM (crop, 1 mm, anatomy map)")
     p.add_argument("--ct", required=True, help="CT: NIfTI, NRRD, MHA or a DICOM series folder")
     p.add_argument("--ln", required=True, help="lymph-node mask on the CT grid (0 = background)")
-    p.add_argument("--anatomy", help="TotalSegmentator 'total' output or a 14-label anatomy map on the CT grid")
-    p.add_argument("--anatomy-source", default="auto",
-                   choices=["auto", "totalseg", "anatomy14", "coarse", "run-totalseg"],
-                   help="where the anatomy comes from; auto: --anatomy if given (kind guessed from its labels), "
-                        "else TotalSegmentator if its weights are installed, else the coarse threshold fallback")
+    p.add_argument("--anatomy", help="label file: TotalSegmentator 'total' output or a 14-label anatomy map")
+    add_anatomy_source(p, "--anatomy", "auto")
     p.add_argument("--out", required=True, help="root folder of prepared cases")
     p.add_argument("--case-id", required=True, help="name of the case folder")
     p.add_argument("--margin-mm", type=float, default=100.0,
@@ -34,7 +31,8 @@ def run(args: argparse.Namespace) -> int:
 
     settings = PreprocessSettings(margin_mm=args.margin_mm, spacing=args.spacing)
     folder = prepare_case(args.ct, args.ln, args.out, args.case_id, anatomy_path=args.anatomy,
-                          anatomy_source=args.anatomy_source, settings=settings, overwrite=args.overwrite,
+                          anatomy_source=args.anatomy_source, labels_kind=args.labels_kind,
+                          resample_labels=args.resample_labels, settings=settings, overwrite=args.overwrite,
                           device=args.device, weights_dir=args.weights_dir)
     emit_result("case", folder)
     print(f"prepared case: {folder}")
