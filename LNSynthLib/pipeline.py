@@ -21,6 +21,7 @@ from LNSynthLib.diffusion.config import plain_data
 from LNSynthLib.errors import InputDataError
 from LNSynthLib.jobs.progress import Progress
 from LNSynthLib.jobs.results import emit_result
+from LNSynthLib.volumes.preprocess import TEST_MARGIN_MM, TRAIN_MARGIN_MM
 
 
 @dataclass(frozen=True)
@@ -43,8 +44,8 @@ class PipelineSettings:
     nnunet_iterations: int = 10
     nnunet_val_iterations: int = 2
     nnunet_patch_size: tuple[int, int, int] | None = None   # None: nnU-Net's planned patch
-    train_margin_mm: float = 100.0
-    test_margin_mm: float = 50.0
+    train_margin_mm: float = TRAIN_MARGIN_MM
+    test_margin_mm: float = TEST_MARGIN_MM
     device: str = "auto"
     lpips_weights: str | None = None
 

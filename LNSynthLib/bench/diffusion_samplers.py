@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from LNSynthLib.cases import list_cases
+from LNSynthLib.cases import is_synthetic, list_cases
 from LNSynthLib.devices import autocast_dtype, torch_device
 from LNSynthLib.diffusion.condition_fidelity import condition_fidelity
 from LNSynthLib.diffusion.data import case_arrays, crop_case
@@ -39,7 +39,7 @@ def compare_samplers(checkpoint: str | Path, cases_root: str | Path, n_cases: in
     schedule = Schedule.from_config(config)
     amp = autocast_dtype(config.train.amp, device)
     patch = tuple(int(s) for s in config.train.patch_size)
-    folders = [f for f in list_cases(cases_root) if "_synt_" not in f.name][:n_cases]
+    folders = [f for f in list_cases(cases_root) if not is_synthetic(f)][:n_cases]
     if not folders:
         raise InputDataError("no prepared cases found", path=cases_root, fix="run `lnsynth phantom` or `lnsynth prepare`")
     targets = []

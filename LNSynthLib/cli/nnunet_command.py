@@ -8,6 +8,7 @@ from pathlib import Path
 from LNSynthLib.cli.options import SYNT_PER_CASE_HELP, add_device
 from LNSynthLib.devices import nnunet_device
 from LNSynthLib.jobs.results import emit_result
+from LNSynthLib.volumes.preprocess import TEST_MARGIN_MM, TRAIN_MARGIN_MM
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -26,8 +27,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     exp.add_argument("--synt-per-case", type=int, default=None, help=f"{SYNT_PER_CASE_HELP}; default: all there are")
     exp.add_argument("--paste", action="store_true", help="paste synthetic patches into their source CT")
     exp.add_argument("--blend-mm", type=float, default=4.0)
-    exp.add_argument("--train-margin-mm", type=float, default=100.0)
-    exp.add_argument("--test-margin-mm", type=float, default=50.0)
+    exp.add_argument("--train-margin-mm", type=float, default=TRAIN_MARGIN_MM)
+    exp.add_argument("--test-margin-mm", type=float, default=TEST_MARGIN_MM)
     exp.add_argument("--overwrite", action="store_true")
     exp.set_defaults(func=run_export)
 
@@ -54,7 +55,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     src.add_argument("--input", help="folder of <case>_0000.nii.gz files; --out is then a folder")
     pr.add_argument("--out", required=True)
     pr.add_argument("--region", help="mask on the CT grid: segment only its region + --margin-mm (paper)")
-    pr.add_argument("--margin-mm", type=float, default=50.0)
+    pr.add_argument("--margin-mm", type=float, default=TEST_MARGIN_MM)
     pr.add_argument("--fold", default="0")
     add_device(pr)
     pr.add_argument("--overwrite", action="store_true")

@@ -6,6 +6,7 @@ import argparse
 
 from LNSynthLib.cli.options import add_anatomy_source, add_device
 from LNSynthLib.jobs.results import emit_result
+from LNSynthLib.volumes.preprocess import TEST_MARGIN_MM, TRAIN_MARGIN_MM
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -16,8 +17,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_anatomy_source(p, "--anatomy", "auto")
     p.add_argument("--out", required=True, help="root folder of prepared cases")
     p.add_argument("--case-id", required=True, help="name of the case folder")
-    p.add_argument("--margin-mm", type=float, default=100.0,
-                   help="margin around the nodes (100 mm for training, 50 mm for test cases)")
+    p.add_argument("--margin-mm", type=float, default=TRAIN_MARGIN_MM,
+                   help=f"margin around the nodes ({TRAIN_MARGIN_MM:g} mm for training, {TEST_MARGIN_MM:g} mm for "
+                        "test cases)")
     p.add_argument("--spacing", type=float, default=1.0, help="isotropic output spacing in mm (default 1.0)")
     add_device(p, "for TotalSegmentator")
     p.add_argument("--weights-dir", help="TotalSegmentator home folder with its weights (TOTALSEG_HOME_DIR)")

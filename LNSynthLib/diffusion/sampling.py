@@ -21,7 +21,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from LNSynthLib.cases import META_FILE, Case, save_case
+from LNSynthLib.cases import META_FILE, Case, is_synthetic, save_case
 from LNSynthLib.cases import list_cases as list_case_folders
 from LNSynthLib.devices import autocast_dtype, torch_device
 from LNSynthLib.diffusion import distributed
@@ -139,7 +139,7 @@ def sample_cases(checkpoint: str | Path, cases_root: str | Path, out_root: str |
     folders = list_case_folders(cases_root)
     if not folders:
         raise InputDataError("no prepared cases found", path=cases_root, fix="run `lnsynth prepare` first")
-    mine = [f for i, f in enumerate(folders) if i % count == index and SYNTHETIC_TAG not in f.name]
+    mine = [f for i, f in enumerate(folders) if i % count == index and not is_synthetic(f)]
     out_root = Path(out_root)
     out_root.mkdir(parents=True, exist_ok=True)
     n_steps = steps_used(sampler, steps, schedule.timesteps)
