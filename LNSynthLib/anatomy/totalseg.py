@@ -81,7 +81,7 @@ def check_weights(weights_dir: str | Path | None = None, fast: bool = True) -> N
         fix=(f"on a machine with internet download {zips} ; copy each zip here and run "
              f"`TOTALSEG_HOME_DIR={home} totalseg_import_weights -i <zip>` (it unpacks into {root}), "
              f"or set {HOME_ENV} / --weights-dir to a folder that already holds them. "
-             f"Without weights use `--method coarse` (weights-free, coarse anatomy)"),
+             f"Without weights use `--anatomy-source coarse` (weights-free, coarse anatomy)"),
     )
 
 

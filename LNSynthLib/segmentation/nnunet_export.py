@@ -101,7 +101,7 @@ def select_training_items(real_root: str | Path, synthetic_root: str | Path | No
             if len(found) < wanted:
                 raise InputDataError(f"only {len(found)} synthetic case(s) for {source.name}, "
                                      f"{settings.synt_per_case} requested", path=synthetic_root,
-                                     fix=f"sample more (`lnsynth sample --n {settings.synt_per_case}`) "
+                                     fix=f"sample more (`lnsynth sample --samples-per-case {settings.synt_per_case}`) "
                                          "or lower --synt-per-case")
             items += [TrainingItem(f.name, f, kind, source.name) for f in found[:wanted]]
         if not any(i.kind != "real" for i in items):

@@ -178,3 +178,19 @@ def test_cancel_through_the_job_runner_then_resume(straight_run: Path, phantom_c
     assert done.returncode == 0, done.log_tail
     assert len(list_cases(tmp_path)) == 3
     assert (first[0] / "ct.nii.gz").stat().st_mtime_ns == stamp
+
+
+def test_pipeline_sampling_stage_takes_its_settings_from_the_config(straight_run: Path, phantom_cases: Path,
+                                                                     tmp_path: Path) -> None:
+    from LNSynthLib.pipeline import Layout, PipelineSettings, sample_synthetic
+
+    layout = Layout(tmp_path)
+    layout.train_cases.parent.mkdir(parents=True)
+    layout.train_cases.symlink_to(phantom_cases, target_is_directory=True)
+    settings = PipelineSettings(ddpm_overrides={"sample.samples_per_case": 1, "sample.sampler": "dpmpp",
+                                                "sample.steps": 2}, device="cpu")
+    sample_synthetic(layout, settings, straight_run)
+    folders = list_cases(layout.synthetic)
+    assert [f.name for f in folders] == [f"phantom_00{i}_synt_0" for i in range(3)]
+    meta = load_case(folders[0]).meta
+    assert (meta["sampler"], meta["steps"], meta["eta"]) == ("dpmpp", 2, None)

@@ -54,13 +54,13 @@ def test_prepare_command_on_real_ct(tmp_path, painted_example, example_totalseg)
 
 
 def test_anatomy_command_without_weights_and_coarse(tmp_path, painted_example, capsys):
-    res = _run("anatomy", "--ct", str(painted_example["ct"]), "--out", "ts.nii.gz", "--method", "totalseg",
+    res = _run("anatomy", "--ct", str(painted_example["ct"]), "--out", "ts.nii.gz", "--anatomy-source", "totalseg",
                "--weights-dir", str(tmp_path / "no_weights"), "--device", "cpu", cwd=tmp_path)
     assert res.returncode == 2 and "Dataset297_TotalSegmentator_total_3mm_1559subj" in res.stderr
     assert "totalseg_import_weights" in res.stderr and "Traceback" not in res.stderr
     assert not (tmp_path / "ts.nii.gz").exists()
     out = tmp_path / "coarse.nii.gz"
-    assert main(["anatomy", "--ct", str(painted_example["ct"]), "--out", str(out), "--method", "coarse"]) == 0
+    assert main(["anatomy", "--ct", str(painted_example["ct"]), "--out", str(out), "--anatomy-source", "coarse"]) == 0
     assert "coarse" in capsys.readouterr().err
     assert set(np.unique(read_volume(out).array)) <= {0, 1, 11, 13}
 
