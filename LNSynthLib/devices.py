@@ -65,29 +65,28 @@ def torch_device(name: str = "auto", local_rank: int = 0) -> torch.device:
     return torch.device("cuda", local_rank % _cuda_count())
 
 
-def nnunet_device(name: str = "auto") -> str:
-    """nnU-Net's `-device` value: `cuda` or `cpu` (nnU-Net always uses the first visible GPU)."""
+def _engine_device(name: str) -> str:
+    """`cpu` or a checked `cuda`/`cuda:N` for an engine that is not torchrun-aware (auto: GPU 0 if any)."""
     name = normalize_device(name)
     if name == "auto":
         return "cuda" if _cuda_count() else "cpu"
-    if name == "cpu":
-        return "cpu"
-    _check_gpu(name)
-    if name not in ("cuda", "cuda:0"):
+    if name != "cpu":
+        _check_gpu(name)
+    return name
+
+
+def nnunet_device(name: str = "auto") -> str:
+    """nnU-Net's `-device` value: `cuda` or `cpu` (nnU-Net always uses the first visible GPU)."""
+    name = _engine_device(name)
+    if name not in ("cpu", "cuda", "cuda:0"):
         raise DeviceError(f"--device {name}: nnU-Net runs on the first visible GPU only",
                           fix=f"use --device cuda and choose the GPU with CUDA_VISIBLE_DEVICES={name.split(':')[1]}")
-    return "cuda"
+    return "cpu" if name == "cpu" else "cuda"
 
 
 def totalseg_device(name: str = "auto") -> str:
     """TotalSegmentator's device value: `gpu`, `gpu:N` or `cpu`."""
-    name = normalize_device(name)
-    if name == "auto":
-        return "gpu" if _cuda_count() else "cpu"
-    if name == "cpu":
-        return "cpu"
-    _check_gpu(name)
-    return name.replace("cuda", "gpu")
+    return _engine_device(name).replace("cuda", "gpu")
 
 
 def autocast_dtype(amp: str, device: torch.device) -> torch.dtype | None:
