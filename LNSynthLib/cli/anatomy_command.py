@@ -4,22 +4,19 @@ from __future__ import annotations
 
 import argparse
 
-from LNSynthLib.cli.options import add_anatomy_source, add_device
+from LNSynthLib.cli.options import add_anatomy_source
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("anatomy", help="write the 14-label anatomy map that conditions LN-DDPM")
     p.add_argument("--ct", required=True, help="CT: NIfTI, NRRD, MHA or a DICOM series folder")
     p.add_argument("--out", required=True, help="output label map (.nii.gz, .nrrd, ...)")
-    p.add_argument("--labels", help="label file: TotalSegmentator 'total' output or a 14-label anatomy map")
     add_anatomy_source(p, "--labels", "totalseg")
     # Former spellings, hidden: --method totalseg|coarse|labels, --labels-source.
     p.add_argument("--method", dest="anatomy_source", choices=["totalseg", "coarse", "labels"],
                    default=argparse.SUPPRESS, help=argparse.SUPPRESS)
     p.add_argument("--labels-source", dest="labels_kind", choices=["auto", "totalseg", "anatomy14"],
                    default=argparse.SUPPRESS, help=argparse.SUPPRESS)
-    add_device(p, "for TotalSegmentator")
-    p.add_argument("--weights-dir", help="TotalSegmentator home folder with its weights (TOTALSEG_HOME_DIR)")
     p.add_argument("--full-resolution", action="store_true",
                    help="TotalSegmentator's 1.5 mm models (Tasks 291-295) instead of the fast 3 mm model")
     p.add_argument("--overwrite", action="store_true")

@@ -56,9 +56,11 @@ def add_device(parser: argparse.ArgumentParser, what: str = "") -> None:
 
 
 def add_anatomy_source(parser: argparse.ArgumentParser, labels_flag: str, default: str) -> None:
-    """`--anatomy-source`, `--labels-kind`, `--resample-labels`: one anatomy vocabulary (`anatomy.build`)."""
+    """The label file option `labels_flag`, `--anatomy-source`, `--labels-kind`, `--resample-labels`, and
+    TotalSegmentator's `--device`/`--weights-dir`: one anatomy vocabulary (`anatomy.build`)."""
     from LNSynthLib.anatomy.build import ANATOMY_SOURCES, LABEL_KINDS, OLD_SOURCES
 
+    parser.add_argument(labels_flag, help="label file: TotalSegmentator 'total' output or a 14-label anatomy map")
     parser.add_argument("--anatomy-source", default=default, choices=ANATOMY_SOURCES + tuple(OLD_SOURCES),
                         metavar="{" + ",".join(ANATOMY_SOURCES) + "}",
                         help=f"file: group the label file {labels_flag}; totalseg: run TotalSegmentator (offline "
@@ -71,3 +73,5 @@ def add_anatomy_source(parser: argparse.ArgumentParser, labels_flag: str, defaul
     parser.add_argument("--resample-labels", action="store_true",
                         help="resample label maps on another grid onto the CT (nearest neighbour); without it only "
                              "the same grid, or the same voxels in another axis order/direction, is accepted")
+    add_device(parser, "for TotalSegmentator")
+    parser.add_argument("--weights-dir", help="TotalSegmentator home folder with its weights (TOTALSEG_HOME_DIR)")
