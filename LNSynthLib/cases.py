@@ -49,13 +49,35 @@ def save_case(case: Case, root: str | Path, overwrite: bool = False) -> Path:
     return folder
 
 
+def read_meta(folder: str | Path) -> dict[str, Any]:
+    """The case's `case.json` (the one reader of it); a missing or damaged file names itself."""
+    path = Path(folder) / META_FILE
+    try:
+        meta = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise InputDataError("case folder has no case.json", path=path,
+                             fix="give a folder written by `lnsynth prepare`, `lnsynth sample` or `lnsynth phantom`") from exc
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise InputDataError(f"case.json is not valid JSON ({exc})", path=path,
+                             fix="prepare or sample this case again") from exc
+    if not isinstance(meta, dict):
+        raise InputDataError("case.json does not hold a JSON object", path=path,
+                             fix="prepare or sample this case again")
+    return meta
+
+
+def is_synthetic(folder: str | Path) -> bool:
+    """Whether the case was written by `lnsynth sample` (its case.json says so; the folder name is not asked)."""
+    return read_meta(folder).get("synthetic") is True
+
+
 def load_case(folder: str | Path) -> Case:
     folder = Path(folder)
     missing = [name for name in (CT_FILE, ANATOMY_FILE, LN_FILE, META_FILE) if not (folder / name).exists()]
     if missing:
         raise InputDataError(f"prepared case is incomplete, missing {', '.join(missing)}", path=folder,
                              fix="run `lnsynth prepare` again for this case")
-    meta = json.loads((folder / META_FILE).read_text(encoding="utf-8"))
+    meta = read_meta(folder)
     return Case(folder.name, read_volume(folder / CT_FILE), read_volume(folder / ANATOMY_FILE),
                 read_volume(folder / LN_FILE), meta)
 

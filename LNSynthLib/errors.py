@@ -26,6 +26,10 @@ class InputDataError(LNSynthError):
     """A CT, mask or label file is missing, unreadable or inconsistent."""
 
 
+class ConfigError(InputDataError):
+    """An LN-DDPM config file or `--set` value is malformed, of the wrong type or out of range."""
+
+
 class MissingWeightsError(LNSynthError):
     """Model weights needed offline (TotalSegmentator, LPIPS feature net) are absent."""
 

@@ -16,14 +16,21 @@ from typing import Any
 
 from LNSynthLib.atomic import write_text_atomic
 from LNSynthLib.cases import META_FILE, list_cases
+from LNSynthLib.devices import nnunet_device
 from LNSynthLib.diffusion.config import plain_data
 from LNSynthLib.errors import InputDataError
-from LNSynthLib.jobs.progress import Progress, emit_event
+from LNSynthLib.jobs.progress import Progress
+from LNSynthLib.jobs.results import emit_result
+from LNSynthLib.volumes.preprocess import TEST_MARGIN_MM, TRAIN_MARGIN_MM
 
 
 @dataclass(frozen=True)
 class PipelineSettings:
-    """Sizes of every stage; `demo()` fits a 2-core CPU in minutes, `paper()` is paper 000's setup."""
+    """Sizes of every stage; `demo()` fits a 2-core CPU in minutes, `paper()` is paper 000's setup.
+
+    Sampling (sampler, steps, η, samples per case) is not declared here: it is the LN-DDPM
+    config's `sample` section, changed through `ddpm_overrides` (`{"sample.steps": 10}`).
+    """
 
     ddpm_config: str = "tiny"
     ddpm_overrides: dict[str, Any] = field(default_factory=dict)
@@ -31,17 +38,14 @@ class PipelineSettings:
     n_test_cases: int = 2
     phantom_shape_zyx: tuple[int, int, int] = (64, 64, 64)
     seed: int = 0
-    samples_per_case: int = 2
-    sampler: str = "ddim"
-    sampler_steps: int = 20
     synt_per_case: int = 2               # synthetic cases per real case in Real+Synt (paper: 10)
     paste_variant: bool = False          # also train Real+Synt with patches pasted into their CT
     nnunet_epochs: int | None = 3        # None: nnU-Net's standard trainer
     nnunet_iterations: int = 10
     nnunet_val_iterations: int = 2
     nnunet_patch_size: tuple[int, int, int] | None = None   # None: nnU-Net's planned patch
-    train_margin_mm: float = 100.0
-    test_margin_mm: float = 50.0
+    train_margin_mm: float = TRAIN_MARGIN_MM
+    test_margin_mm: float = TEST_MARGIN_MM
     device: str = "auto"
     lpips_weights: str | None = None
 
@@ -50,14 +54,14 @@ class PipelineSettings:
         # nnU-Net on 2 CPU cores: 32³ patches and 10 x 30 iterations train in about 4 min per strategy
         # and segment the phantom's test nodes (Real: DSC 0.92); nnU-Net's own 64³ plan took 3.7 min
         # for 3 x 10 iterations and found no node.
-        return cls(**{"ddpm_overrides": {"train.iterations": 300, "train.checkpoint_every": 50},
+        return cls(**{"ddpm_overrides": {"train.iterations": 300, "train.checkpoint_every": 50,
+                                         "sample.samples_per_case": 2},
                       "nnunet_epochs": 10, "nnunet_iterations": 30, "nnunet_patch_size": (32, 32, 32),
                       **overrides})
 
     @classmethod
     def paper(cls, **overrides: Any) -> PipelineSettings:
-        return cls(**{"ddpm_config": "paper", "samples_per_case": 10, "sampler": "ddpm", "sampler_steps": 300,
-                      "synt_per_case": 10, "nnunet_epochs": None, "paste_variant": True, **overrides})
+        return cls(**{"ddpm_config": "paper", "synt_per_case": 10, "nnunet_epochs": None, "paste_variant": True, **overrides})
 
 
 @dataclass(frozen=True)
@@ -83,12 +87,6 @@ DATASETS = [
 ]
 
 
-def _device(device: str) -> str:
-    from LNSynthLib.cli.nnunet_command import resolve_device
-
-    return resolve_device(device)
-
-
 def make_phantom_cases(layout: Layout, s: PipelineSettings) -> None:
     from LNSynthLib.phantom import write_phantom_cases
 
@@ -99,15 +97,20 @@ def make_phantom_cases(layout: Layout, s: PipelineSettings) -> None:
         write_phantom_cases(root, n, seed=seed, shape_zyx=s.phantom_shape_zyx, overwrite=True)
 
 
-def train_ln_ddpm(layout: Layout, s: PipelineSettings) -> Path:
+def ddpm_config(s: PipelineSettings):  # noqa: ANN201 - LNDDPMConfig (diffusion is imported lazily)
+    """The LN-DDPM config of this run: `s.ddpm_config` with `s.ddpm_overrides` (checked on load)."""
     from LNSynthLib.diffusion.config import load_config
+
+    return load_config(s.ddpm_config, dict(s.ddpm_overrides))
+
+
+def train_ln_ddpm(layout: Layout, s: PipelineSettings) -> Path:
     from LNSynthLib.diffusion.training import train
 
     done = layout.ddpm_run / "done.json"
     if done.exists():
         return Path(json.loads(done.read_text())["checkpoint"])
-    config = load_config(s.ddpm_config, dict(s.ddpm_overrides))
-    checkpoint = train(config, layout.train_cases, layout.ddpm_run, resume=True, device=s.device)
+    checkpoint = train(ddpm_config(s), layout.train_cases, layout.ddpm_run, resume=True, device=s.device)
     write_text_atomic(done, json.dumps({"checkpoint": str(checkpoint)}), overwrite=True)
     return Path(checkpoint)
 
@@ -115,11 +118,13 @@ def train_ln_ddpm(layout: Layout, s: PipelineSettings) -> Path:
 def sample_synthetic(layout: Layout, s: PipelineSettings, checkpoint: Path) -> None:
     from LNSynthLib.diffusion.sampling import sample_cases
 
-    expected = len(list_cases(layout.train_cases)) * s.samples_per_case
+    sample = ddpm_config(s).sample   # this run's config decides, also when resuming an older checkpoint
+    expected = len(list_cases(layout.train_cases)) * sample.samples_per_case
     if layout.synthetic.is_dir() and len(list_cases(layout.synthetic)) >= expected:
         return
-    sample_cases(checkpoint, layout.train_cases, layout.synthetic, n_per_case=s.samples_per_case,
-                 sampler=s.sampler, steps=s.sampler_steps, seed=s.seed, transforms=True, device=s.device)
+    sample_cases(checkpoint, layout.train_cases, layout.synthetic, samples_per_case=sample.samples_per_case,
+                 sampler=sample.sampler, steps=sample.steps, eta=sample.eta, seed=s.seed, transforms=True,
+                 device=s.device)
 
 
 def train_and_predict(layout: Layout, s: PipelineSettings, device: str) -> list:
@@ -164,7 +169,7 @@ def run_pipeline(work_dir: str | Path, settings: PipelineSettings | None = None,
             raise InputDataError("user data needs held-out test cases too", path=cases,
                                  fix="pass --test-cases with prepared cases that are not in --cases")
         layout = _with_user_cases(layout, Path(cases), Path(test_cases))
-    device = _device(s.device)
+    device = nnunet_device(s.device)
     t0 = time.monotonic()
     timings: dict[str, float] = {}
     stages = ["cases", "ln_ddpm", "sampling", "nnunet", "evaluate"]
@@ -185,7 +190,7 @@ def run_pipeline(work_dir: str | Path, settings: PipelineSettings | None = None,
         report = _evaluate(layout, s, sets, device)
         stage("evaluate")
     _record_timings(layout.root / "timings.json", timings, plain_data(asdict(s)), device)
-    emit_event("result", report=str(report), work_dir=str(layout.root))
+    emit_result("report", report, work_dir=str(layout.root))
     return report
 
 
@@ -202,9 +207,10 @@ def _evaluate(layout: Layout, s: PipelineSettings, sets: list, device: str) -> P
                f"{s.nnunet_epochs} epochs x {s.nnunet_iterations} iterations (a short CPU run on small phantom "
                "data: it shows the pipeline working end to end, not paper-level quality)")
     patch = f"patch {patch_label(s.nnunet_patch_size)} voxels" if s.nnunet_patch_size else "nnU-Net's planned patch"
+    sample = ddpm_config(s).sample
     notes = [f"nnU-Net trainer: {trainer}; {patch}",
-             f"LN-DDPM config {s.ddpm_config} {s.ddpm_overrides}; {s.samples_per_case} samples per case "
-             f"({s.sampler}, {s.sampler_steps} steps); Real+Synt uses {s.synt_per_case} per real case."]
+             f"LN-DDPM config {s.ddpm_config} {s.ddpm_overrides}; {sample.samples_per_case} samples per case "
+             f"({sample.sampler}, {sample.steps} steps); Real+Synt uses {s.synt_per_case} per real case."]
     inputs = EvaluationInputs(layout.report, dataset_dir / "labelsTs", sets, images_dir=dataset_dir / "imagesTs",
                               real_root=layout.train_cases, synthetic_root=layout.synthetic,
                               ddpm_run=layout.ddpm_run, generation=generation, notes=notes)

@@ -8,27 +8,25 @@ from __future__ import annotations
 
 import logging
 import re
-import tempfile
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from LNSynthLib.anatomy.build import anatomy_from_labels, guess_source
-from LNSynthLib.anatomy.fallback import COARSE_WARNING, coarse_anatomy
+from LNSynthLib.anatomy.build import build_anatomy
+from LNSynthLib.anatomy.fallback import COARSE_WARNING
 from LNSynthLib.anatomy.groups import LABEL_NAMES
 from LNSynthLib.anatomy.lymph_nodes import lymph_node_components
-from LNSynthLib.anatomy.totalseg import run_totalsegmentator, weights_available
 from LNSynthLib.atomic import check_writable
 from LNSynthLib.cases import ANATOMY_FILE, CT_FILE, LN_FILE, META_FILE, Case, save_case
 from LNSynthLib.errors import InputDataError
 from LNSynthLib.jobs.progress import Progress
-from LNSynthLib.volumes.checks import check_ct, check_ln_mask, check_same_geometry
+from LNSynthLib.volumes.checks import check_ct, check_ln_mask
 from LNSynthLib.volumes.geometry import Volume
+from LNSynthLib.volumes.grid import labels_onto
 from LNSynthLib.volumes.io import read_volume
 from LNSynthLib.volumes.preprocess import PreprocessSettings, crop, ln_region_box, resample
 
 log = logging.getLogger(__name__)
-ANATOMY_SOURCES = ("auto", "totalseg", "anatomy14", "coarse", "run-totalseg")
 _CASE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
 
@@ -52,31 +50,15 @@ def prepare_volumes(ct: Volume, anatomy: Volume, ln: Volume,
     return ct_out, anatomy_out, ln_out, meta
 
 
-def build_anatomy(ct: Volume, ct_path: str | Path, anatomy_path: str | Path | None = None,
-                  anatomy_source: str = "auto", *, device: str = "auto",
-                  weights_dir: str | Path | None = None) -> tuple[Volume, str]:
-    """14-label anatomy on the CT grid and the source actually used (`coarse` means the fallback)."""
-    if anatomy_source not in ANATOMY_SOURCES:
-        raise ValueError(f"anatomy_source must be one of {ANATOMY_SOURCES}, got {anatomy_source!r}")
-    if anatomy_source in ("totalseg", "anatomy14") and anatomy_path is None:
-        raise InputDataError(f"--anatomy-source {anatomy_source} needs a label file", path=ct_path,
-                             fix="pass --anatomy FILE, or use --anatomy-source coarse / run-totalseg")
-    if anatomy_path is not None and anatomy_source in ("auto", "totalseg", "anatomy14"):
-        labels = read_volume(anatomy_path)
-        source = guess_source(labels) if anatomy_source == "auto" else anatomy_source
-        return anatomy_from_labels(labels, ct, source, path=anatomy_path, ct_path=ct_path), source
-    if anatomy_source == "run-totalseg" or (anatomy_source == "auto" and weights_available(weights_dir)):
-        with tempfile.TemporaryDirectory(prefix="lnsynth_ts_") as tmp:
-            out = run_totalsegmentator(ct_path, Path(tmp) / "total.nii.gz", device=device, weights_dir=weights_dir)
-            return anatomy_from_labels(read_volume(out), ct, "totalseg", path=out, ct_path=ct_path), "totalseg"
-    return coarse_anatomy(ct), "coarse"
-
-
 def prepare_case(ct_path: str | Path, ln_path: str | Path, out_root: str | Path, case_id: str, *,
-                 anatomy_path: str | Path | None = None, anatomy_source: str = "auto",
-                 settings: PreprocessSettings | None = None, overwrite: bool = False,
-                 device: str = "auto", weights_dir: str | Path | None = None) -> Path:
-    """Write `<out_root>/<case_id>/{ct,anatomy,ln}.nii.gz + case.json` on the prepared grid; return the folder."""
+                 anatomy_path: str | Path | None = None, anatomy_source: str = "auto", labels_kind: str = "auto",
+                 resample_labels: bool = False, settings: PreprocessSettings | None = None,
+                 overwrite: bool = False, device: str = "auto", weights_dir: str | Path | None = None) -> Path:
+    """Write `<out_root>/<case_id>/{ct,anatomy,ln}.nii.gz + case.json` on the prepared grid; return the folder.
+
+    `anatomy_source`/`labels_kind` as in `anatomy.build`; the LN mask and a label file go onto the
+    CT grid by the grid rule of `volumes.grid.labels_onto` (`resample_labels`: nearest neighbour).
+    """
     settings = settings or PreprocessSettings.train()
     if not _CASE_ID.match(case_id):
         raise InputDataError(f"case id {case_id!r} is not a plain folder name", path=out_root,
@@ -87,11 +69,10 @@ def prepare_case(ct_path: str | Path, ln_path: str | Path, out_root: str | Path,
     with Progress("prepare", total=5) as progress:
         ct = read_volume(ct_path)
         check_ct(ct, ct_path)
-        ln = read_volume(ln_path)
-        check_same_geometry(ln, ct, ln_path, ct_path)
+        ln = labels_onto(read_volume(ln_path), ct, ln_path, ct_path, resample=resample_labels)
         progress.update(message="read and checked")
-        anatomy, source = build_anatomy(ct, ct_path, anatomy_path, anatomy_source, device=device,
-                                        weights_dir=weights_dir)
+        anatomy, source = build_anatomy(ct, ct_path, anatomy_path, anatomy_source, labels_kind=labels_kind,
+                                        resample_labels=resample_labels, device=device, weights_dir=weights_dir)
         progress.update(message=f"anatomy from {source}")
         check_ln_mask(ln, anatomy, ln_path)
         ct_p, anatomy_p, ln_p, meta = prepare_volumes(ct, anatomy, ln, settings)

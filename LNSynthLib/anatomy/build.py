@@ -1,17 +1,32 @@
-"""Anatomy map from an existing label file: a TotalSegmentator `total` output or a ready 14-label map."""
+"""The 14-label anatomy of a CT, built one way for `lnsynth anatomy`, `lnsynth prepare` and the pipeline.
+
+One vocabulary (`ANATOMY_SOURCES`), each word with one meaning:
+- `file`: group an existing label file (`LABEL_KINDS`: a TotalSegmentator `total` output or a
+  ready 14-label map; `auto` guesses from its values);
+- `totalseg`: run TotalSegmentator on the CT (offline weights needed);
+- `coarse`: the weights-free threshold fallback (flagged; a demo-quality stand-in);
+- `auto`: the file when one is given, else TotalSegmentator when its weights are there, else coarse.
+A label file goes onto the CT grid by the one grid rule of `volumes.grid.labels_onto`.
+"""
 
 from __future__ import annotations
 
+import sys
+import tempfile
 from pathlib import Path
 
 import numpy as np
 
 from LNSynthLib.anatomy.groups import NUM_LABELS, totalseg_to_anatomy
 from LNSynthLib.errors import InputDataError
-from LNSynthLib.volumes.checks import check_same_geometry
 from LNSynthLib.volumes.geometry import Volume
+from LNSynthLib.volumes.grid import labels_onto
 
-SOURCES = ("totalseg", "anatomy14")
+ANATOMY_SOURCES = ("auto", "file", "totalseg", "coarse")
+LABEL_KINDS = ("auto", "totalseg", "anatomy14")
+SOURCES = LABEL_KINDS[1:]   # kinds of a label file once known
+# Former words, still accepted: prepare's `anatomy14` (a 14-label file), `run-totalseg`; anatomy's `labels`.
+OLD_SOURCES = {"anatomy14": ("file", "anatomy14"), "run-totalseg": ("totalseg", "auto"), "labels": ("file", "auto")}
 
 
 def guess_source(label_volume: Volume) -> str:
@@ -20,11 +35,12 @@ def guess_source(label_volume: Volume) -> str:
 
 
 def anatomy_from_labels(label_volume: Volume, ct: Volume, source: str = "totalseg", *,
-                        path: str | Path | None = None, ct_path: str | Path | None = None) -> Volume:
+                        path: str | Path | None = None, ct_path: str | Path | None = None,
+                        resample: bool = False) -> Volume:
     """14-label anatomy (uint8) on the CT grid from a TotalSegmentator output or an existing 14-label map."""
     if source not in SOURCES:
         raise ValueError(f"source must be one of {SOURCES}, got {source!r}")
-    check_same_geometry(label_volume, ct, path, ct_path)
+    label_volume = labels_onto(label_volume, ct, path, ct_path, resample=resample)
     labels = np.asarray(label_volume.array)
     if np.issubdtype(labels.dtype, np.floating):
         if not np.all(np.isfinite(labels)) or not np.array_equal(labels, np.round(labels)):
@@ -36,12 +52,45 @@ def anatomy_from_labels(label_volume: Volume, ct: Volume, source: str = "totalse
         if labels.size and labels.max() >= NUM_LABELS:
             raise InputDataError(
                 f"has label {int(labels.max())}, but a 14-label anatomy map has values 0..{NUM_LABELS - 1}",
-                path=path, fix="pass --anatomy-source totalseg if this is a TotalSegmentator 'total' output")
+                path=path, fix="pass --labels-kind totalseg if this is a TotalSegmentator 'total' output")
         return Volume(labels.astype(np.uint8), ct.geometry)
     try:
         grouped = totalseg_to_anatomy(labels.astype(np.int64, copy=False), ct.array)
     except ValueError as exc:
         raise InputDataError(f"is not a TotalSegmentator 'total' label map ({exc})", path=path,
                              fix="give the multi-label output of `TotalSegmentator --ml` (task total), or "
-                                 "pass --anatomy-source anatomy14 for a ready 14-label map") from exc
+                                 "pass --labels-kind anatomy14 for a ready 14-label map") from exc
     return Volume(grouped, ct.geometry)
+
+
+def build_anatomy(ct: Volume, ct_path: str | Path, labels_path: str | Path | None = None, source: str = "auto", *,
+                  labels_kind: str = "auto", resample_labels: bool = False, device: str = "auto",
+                  weights_dir: str | Path | None = None, fast: bool = True) -> tuple[Volume, str]:
+    """14-label anatomy on the CT grid and what it came from: `totalseg`, `anatomy14` or `coarse`."""
+    from LNSynthLib.anatomy.fallback import COARSE_WARNING, coarse_anatomy
+    from LNSynthLib.anatomy.totalseg import run_totalsegmentator, weights_available
+    from LNSynthLib.volumes.io import read_volume
+
+    source, labels_kind = OLD_SOURCES.get(source, (source, labels_kind))
+    if source not in ANATOMY_SOURCES or labels_kind not in LABEL_KINDS:
+        raise ValueError(f"source must be one of {ANATOMY_SOURCES} and labels_kind one of {LABEL_KINDS}, "
+                         f"got {source!r}, {labels_kind!r}")
+    if source == "file" and labels_path is None:
+        raise InputDataError("--anatomy-source file needs a label file", path=ct_path,
+                             fix="pass the label file (--anatomy / --labels), or use --anatomy-source totalseg "
+                                 "(run TotalSegmentator) or coarse")
+    if source in ("totalseg", "coarse") and labels_path is not None:
+        raise InputDataError(f"--anatomy-source {source} makes the anatomy itself, but a label file was given too",
+                             path=labels_path, fix="use --anatomy-source file (or auto) to use the file, or drop it")
+    if labels_path is not None:
+        labels = read_volume(labels_path)
+        kind = guess_source(labels) if labels_kind == "auto" else labels_kind
+        return anatomy_from_labels(labels, ct, kind, path=labels_path, ct_path=ct_path,
+                                   resample=resample_labels), kind
+    if source == "totalseg" or (source == "auto" and weights_available(weights_dir, fast)):
+        with tempfile.TemporaryDirectory(prefix="lnsynth_ts_") as tmp:
+            out = run_totalsegmentator(ct_path, Path(tmp) / "total.nii.gz", device=device, fast=fast,
+                                       weights_dir=weights_dir)
+            return anatomy_from_labels(read_volume(out), ct, "totalseg", path=out, ct_path=ct_path), "totalseg"
+    print(f"lnsynth: warning: {COARSE_WARNING}", file=sys.stderr)
+    return coarse_anatomy(ct), "coarse"

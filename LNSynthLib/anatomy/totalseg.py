@@ -81,7 +81,7 @@ def check_weights(weights_dir: str | Path | None = None, fast: bool = True) -> N
         fix=(f"on a machine with internet download {zips} ; copy each zip here and run "
              f"`TOTALSEG_HOME_DIR={home} totalseg_import_weights -i <zip>` (it unpacks into {root}), "
              f"or set {HOME_ENV} / --weights-dir to a folder that already holds them. "
-             f"Without weights use `--method coarse` (weights-free, coarse anatomy)"),
+             f"Without weights use `--anatomy-source coarse` (weights-free, coarse anatomy)"),
     )
 
 
@@ -110,19 +110,6 @@ def _totalseg_environment(weights_dir: str | Path | None) -> Iterator[Path]:
             os.environ[HOME_ENV] = saved
 
 
-def resolve_device(device: str) -> str:
-    """TotalSegmentator's device name; `cuda` (the name every other lnsynth command uses) means `gpu`."""
-    if device == "cuda":
-        device = "gpu"
-    if device not in ("cpu", "gpu", "auto"):
-        raise ValueError(f"device must be 'cpu', 'cuda' (or 'gpu') or 'auto', got {device!r}")
-    if device == "auto":
-        import torch
-
-        return "gpu" if torch.cuda.is_available() else "cpu"
-    return device
-
-
 def run_totalsegmentator(ct_path: str | Path, out_path: str | Path, *, device: str = "auto", fast: bool = True,
                          weights_dir: str | Path | None = None) -> Path:
     """Segment `ct_path` into one multi-label `total` file at `out_path` (same grid as the CT)."""
@@ -132,7 +119,9 @@ def run_totalsegmentator(ct_path: str | Path, out_path: str | Path, *, device: s
     if not ct_path.exists():
         raise InputDataError("CT not found", path=ct_path, fix="check the path")
     check_weights(weights_dir, fast)
-    dev = resolve_device(device)
+    from LNSynthLib.devices import totalseg_device
+
+    dev = totalseg_device(device)
     with tempfile.TemporaryDirectory(prefix="lnsynth_totalseg_") as scratch, \
             _totalseg_environment(weights_dir), atomic_path(out_path) as tmp:
         source = ct_path

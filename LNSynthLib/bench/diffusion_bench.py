@@ -26,6 +26,7 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from LNSynthLib.bench.results import markdown_table, write_results
+from LNSynthLib.devices import autocast_dtype, torch_device
 from LNSynthLib.diffusion.config import load_config
 from LNSynthLib.diffusion.network import build_denoiser, describe_denoiser
 
@@ -179,8 +180,8 @@ def time_step(model: torch.nn.Module, args: tuple[torch.Tensor, ...], device: to
 def run(args: argparse.Namespace) -> tuple[Path, Path]:
     if args.threads:
         torch.set_num_threads(args.threads)
-    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    amp = torch.bfloat16 if device.type == "cuda" else None
+    device = torch_device("auto")
+    amp = autocast_dtype("auto", device)   # the bf16-on-GPU rule of train.amp=auto
     sizes = args.sizes or ([16] if args.quick else [32, 64])
     forward_only = args.forward_only if args.forward_only is not None else ([128] if device.type == "cuda" else [])
     repeats = args.repeats or (1 if args.quick else 3)

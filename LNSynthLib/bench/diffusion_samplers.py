@@ -15,17 +15,18 @@ from typing import Any
 import numpy as np
 import torch
 
-from LNSynthLib.cases import list_cases
+from LNSynthLib.cases import is_synthetic, list_cases
+from LNSynthLib.devices import autocast_dtype, torch_device
 from LNSynthLib.diffusion.condition_fidelity import condition_fidelity
 from LNSynthLib.diffusion.data import case_arrays, crop_case
+from LNSynthLib.diffusion.samplers import eta_used, steps_used
 from LNSynthLib.diffusion.sampling import load_model, patch_window, sample_patch
 from LNSynthLib.diffusion.schedule import Schedule
-from LNSynthLib.diffusion.training import autocast_dtype
 from LNSynthLib.errors import InputDataError
 from LNSynthLib.volumes.preprocess import unit_to_hu
 
 # (sampler, steps, eta); DDPM always runs all T steps.
-SAMPLERS = [("ddpm", None, 1.0), ("ddim", 50, 1.0), ("ddim", 20, 1.0), ("ddim", 10, 1.0), ("ddim", 20, 0.0),
+SAMPLER_RUNS = [("ddpm", None, 1.0), ("ddim", 50, 1.0), ("ddim", 20, 1.0), ("ddim", 10, 1.0), ("ddim", 20, 0.0),
             ("dpmpp", 20, 0.0), ("dpmpp", 10, 0.0)]
 QUICK_SAMPLERS = [("ddpm", None, 1.0), ("ddim", 10, 1.0), ("dpmpp", 10, 0.0)]
 
@@ -33,12 +34,12 @@ QUICK_SAMPLERS = [("ddpm", None, 1.0), ("ddim", 10, 1.0), ("dpmpp", 10, 0.0)]
 def compare_samplers(checkpoint: str | Path, cases_root: str | Path, n_cases: int = 4, quick: bool = False,
                      seed: int = 0, samplers: list[tuple[str, int | None, float]] | None = None) -> dict[str, Any]:
     """One row per (sampler, steps, eta): wall time for all conditions at once and condition fidelity."""
-    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch_device("auto")
     model, config, info = load_model(checkpoint, device)
     schedule = Schedule.from_config(config)
-    amp = autocast_dtype(config, device)
+    amp = autocast_dtype(config.train.amp, device)
     patch = tuple(int(s) for s in config.train.patch_size)
-    folders = [f for f in list_cases(cases_root) if "_synt_" not in f.name][:n_cases]
+    folders = [f for f in list_cases(cases_root) if not is_synthetic(f)][:n_cases]
     if not folders:
         raise InputDataError("no prepared cases found", path=cases_root, fix="run `lnsynth phantom` or `lnsynth prepare`")
     targets = []
@@ -50,7 +51,7 @@ def compare_samplers(checkpoint: str | Path, cases_root: str | Path, n_cases: in
     ln = torch.as_tensor(np.stack([t[2] for t in targets])[:, None].astype(np.float32))
 
     rows = []
-    for sampler, steps, eta in samplers or (QUICK_SAMPLERS if quick else SAMPLERS):
+    for sampler, steps, eta in samplers or (QUICK_SAMPLERS if quick else SAMPLER_RUNS):
         generator = torch.Generator().manual_seed(seed)
         t0 = time.perf_counter()
         unit = sample_patch(model, schedule, anatomy, ln, sampler, steps or schedule.timesteps, eta, generator,
@@ -60,8 +61,8 @@ def compare_samplers(checkpoint: str | Path, cases_root: str | Path, n_cases: in
         wall = time.perf_counter() - t0
         generated = [np.asarray(unit_to_hu(u[0].float().cpu().numpy()), dtype=np.float32) for u in unit]
         fid = condition_fidelity(targets, generated)
-        rows.append({"sampler": sampler, "steps": steps or schedule.timesteps,
-                     "eta": eta if sampler == "ddim" else None, "wall_s": wall, "s_per_sample": wall / len(targets),
+        rows.append({"sampler": sampler, "steps": steps_used(sampler, steps or schedule.timesteps, schedule.timesteps),
+                     "eta": eta_used(sampler, eta), "wall_s": wall, "s_per_sample": wall / len(targets),
                      **fid})
     return {"status": "run", "checkpoint": str(checkpoint), "checkpoint_step": info["checkpoint_step"],
             "config": config.name, "prediction": config.diffusion.prediction, "patch_size": list(patch),

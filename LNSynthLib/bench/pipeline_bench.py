@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from LNSynthLib.bench.results import markdown_table, write_results
+from LNSynthLib.cli.options import add_device
 from LNSynthLib.metrics.segmentation import METRIC_NAMES
 
 DESCRIPTION = "demo pipeline over several seeds: Real vs Real+Synt segmentation, mean ± sd"
@@ -23,7 +24,7 @@ DESCRIPTION = "demo pipeline over several seeds: Real vs Real+Synt segmentation,
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--work", default="bench_pipeline", help="folder for the per-seed runs")
-    parser.add_argument("--device", default="auto")
+    add_device(parser)
     parser.add_argument("--paste", action="store_true", help="include the pasted Real+Synt variant")
     parser.add_argument("--nnunet-epochs", type=int, default=None)
     parser.add_argument("--ddpm-iterations", type=int, default=None)

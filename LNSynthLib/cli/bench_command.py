@@ -10,6 +10,7 @@ import argparse
 import importlib
 
 from LNSynthLib.bench.results import DEFAULT_RESULTS_DIR
+from LNSynthLib.jobs.results import emit_result
 
 # name -> (module exposing DESCRIPTION, add_arguments(parser), run(args) -> (json_path, md_path), one-line help)
 BENCHMARKS = {
@@ -43,5 +44,6 @@ def _run(args: argparse.Namespace) -> int:
     parser, module = benchmark_parser(args.bench_name, args.bench_module)
     bench_args = parser.parse_args(args.extra_args)
     json_path, md_path = module.run(bench_args)
+    emit_result("benchmark", json_path, markdown=str(md_path))
     print(f"results: {json_path}\n         {md_path}")
     return 0

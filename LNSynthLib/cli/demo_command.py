@@ -5,20 +5,21 @@ from __future__ import annotations
 import argparse
 from dataclasses import replace
 
+from LNSynthLib.cli.options import SYNT_PER_CASE_HELP, add_device, add_sampling, sampling_overrides
 from LNSynthLib.pipeline import PipelineSettings, run_pipeline
 
 
 def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", required=True, help="work folder (re-run the same command to continue)")
-    p.add_argument("--device", default="auto", help="auto (GPU when present), cpu, cuda")
+    add_device(p)
     p.add_argument("--paste", action="store_true", help="also train Real+Synt with patches pasted into the CT")
     p.add_argument("--nnunet-epochs", type=int, default=None, help="short nnU-Net trainer epochs")
     p.add_argument("--nnunet-iterations", type=int, default=None, help="iterations per nnU-Net epoch")
     p.add_argument("--nnunet-patch-size", type=int, nargs=3, metavar=("Z", "Y", "X"), default=None,
                    help="nnU-Net training patch (demo: 32 32 32); 0 0 0 keeps nnU-Net's planned patch")
     p.add_argument("--ddpm-iterations", type=int, default=None, help="LN-DDPM training iterations")
-    p.add_argument("--samples-per-case", type=int, default=None)
-    p.add_argument("--synt-per-case", type=int, default=None, help="synthetic cases per real case (Real+Synt)")
+    add_sampling(p)
+    p.add_argument("--synt-per-case", type=int, default=None, help=SYNT_PER_CASE_HELP)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--lpips-weights", default=None, help="MedicalNet resnet_10_23dataset.pth (file or folder)")
 
@@ -44,14 +45,16 @@ def _apply(settings: PipelineSettings, args: argparse.Namespace) -> PipelineSett
     changes = {"device": args.device, "seed": args.seed, "lpips_weights": args.lpips_weights}
     if args.paste:
         changes["paste_variant"] = True
-    for arg, key in (("nnunet_epochs", "nnunet_epochs"), ("nnunet_iterations", "nnunet_iterations"),
-                     ("samples_per_case", "samples_per_case"), ("synt_per_case", "synt_per_case")):
-        if getattr(args, arg) is not None:
-            changes[key] = getattr(args, arg)
+    for key in ("nnunet_epochs", "nnunet_iterations", "synt_per_case"):
+        if getattr(args, key) is not None:
+            changes[key] = getattr(args, key)
     if args.nnunet_patch_size is not None:
         changes["nnunet_patch_size"] = tuple(args.nnunet_patch_size) if any(args.nnunet_patch_size) else None
+    overrides = sampling_overrides(args)
     if args.ddpm_iterations is not None:
-        changes["ddpm_overrides"] = {**settings.ddpm_overrides, "train.iterations": args.ddpm_iterations}
+        overrides["train.iterations"] = args.ddpm_iterations
+    if overrides:
+        changes["ddpm_overrides"] = {**settings.ddpm_overrides, **overrides}
     return replace(settings, **changes)
 
 

@@ -5,8 +5,10 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from LNSynthLib.cli.options import add_device
+from LNSynthLib.devices import nnunet_device
 from LNSynthLib.errors import InputDataError
-from LNSynthLib.jobs.progress import emit_event
+from LNSynthLib.jobs.results import emit_result
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -22,7 +24,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--ddpm-run", help="LN-DDPM run folder (loss.csv)")
     p.add_argument("--real-model", help="nnU-Net model trained on real data only (NodeRecall_synt)")
     p.add_argument("--lpips-weights", help="MedicalNet resnet_10_23dataset.pth (file or folder)")
-    p.add_argument("--device", default="auto")
+    add_device(p, "for nnU-Net prediction")
     p.set_defaults(func=run_evaluate)
 
 
@@ -40,11 +42,10 @@ def _prediction_sets(args: argparse.Namespace) -> list:
 
 
 def run_evaluate(args: argparse.Namespace) -> int:
-    from LNSynthLib.cli.nnunet_command import resolve_device
     from LNSynthLib.report.generation_eval import evaluate_generation
     from LNSynthLib.report.report import EvaluationInputs, PredictionSet, write_report
 
-    device = resolve_device(args.device)
+    device = nnunet_device(args.device)
     sets = _prediction_sets(args)
     labels, images = args.labels, args.images
     real, synthetic, ddpm_run, real_model = args.real, args.synthetic, args.ddpm_run, args.real_model
@@ -76,6 +77,6 @@ def run_evaluate(args: argparse.Namespace) -> int:
                               synthetic_root=Path(synthetic) if synthetic else None,
                               ddpm_run=Path(ddpm_run) if ddpm_run else None, generation=generation)
     report, metrics = write_report(inputs)
-    emit_event("result", report=str(report), metrics=str(metrics))
+    emit_result("report", report, metrics=str(metrics))
     print(f"report: {report}")
     return 0

@@ -5,15 +5,10 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from LNSynthLib.jobs.progress import emit_event
-
-
-def resolve_device(device: str) -> str:
-    if device != "auto":
-        return device
-    import torch
-
-    return "cuda" if torch.cuda.is_available() else "cpu"
+from LNSynthLib.cli.options import SYNT_PER_CASE_HELP, add_device
+from LNSynthLib.devices import nnunet_device
+from LNSynthLib.jobs.results import emit_result
+from LNSynthLib.volumes.preprocess import TEST_MARGIN_MM, TRAIN_MARGIN_MM
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -29,12 +24,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     exp.add_argument("--name", default=None, help="dataset name (default from the strategy)")
     exp.add_argument("--strategy", choices=["real", "synt", "real+synt"], default=None,
                      help="default: real+synt with --synthetic, else real")
-    exp.add_argument("--synt-per-case", type=int, default=None,
-                     help="synthetic cases per real case (paper: 5, 10, 20; default: all there are)")
+    exp.add_argument("--synt-per-case", type=int, default=None, help=f"{SYNT_PER_CASE_HELP}; default: all there are")
     exp.add_argument("--paste", action="store_true", help="paste synthetic patches into their source CT")
     exp.add_argument("--blend-mm", type=float, default=4.0)
-    exp.add_argument("--train-margin-mm", type=float, default=100.0)
-    exp.add_argument("--test-margin-mm", type=float, default=50.0)
+    exp.add_argument("--train-margin-mm", type=float, default=TRAIN_MARGIN_MM)
+    exp.add_argument("--test-margin-mm", type=float, default=TEST_MARGIN_MM)
     exp.add_argument("--overwrite", action="store_true")
     exp.set_defaults(func=run_export)
 
@@ -49,7 +43,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     tr.add_argument("--configuration", default="3d_fullres")
     tr.add_argument("--patch-size", type=int, nargs=3, metavar=("Z", "Y", "X"), default=None,
                     help="train on this patch size instead of the planned one (32 32 32 makes CPU runs fast)")
-    tr.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
+    add_device(tr)
     tr.add_argument("--no-resume", action="store_true", help="start again instead of continuing (--c)")
     tr.add_argument("--skip-verify", action="store_true", help="skip nnU-Net's dataset integrity check")
     tr.set_defaults(func=run_train)
@@ -61,9 +55,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     src.add_argument("--input", help="folder of <case>_0000.nii.gz files; --out is then a folder")
     pr.add_argument("--out", required=True)
     pr.add_argument("--region", help="mask on the CT grid: segment only its region + --margin-mm (paper)")
-    pr.add_argument("--margin-mm", type=float, default=50.0)
+    pr.add_argument("--margin-mm", type=float, default=TEST_MARGIN_MM)
     pr.add_argument("--fold", default="0")
-    pr.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
+    add_device(pr)
     pr.add_argument("--overwrite", action="store_true")
     pr.set_defaults(func=run_predict)
 
@@ -86,7 +80,7 @@ def run_export(args: argparse.Namespace) -> int:
     out = export_dataset(args.cases, project.raw / dataset_name(args.dataset_id, name),
                          synthetic_root=args.synthetic, test_root=args.test_cases, settings=settings,
                          overwrite=args.overwrite)
-    emit_event("result", dataset_dir=str(out), project=str(project.root), dataset_id=args.dataset_id)
+    emit_result("dataset", out, project=str(project.root), dataset_id=args.dataset_id)
     print(f"nnU-Net dataset: {out}")
     return 0
 
@@ -103,7 +97,7 @@ def run_train(args: argparse.Namespace) -> int:
             raise InputDataError(f"{len(found)} datasets in the project, cannot choose", path=project.raw,
                                  fix="pass --dataset-id (or export first with `lnsynth nnunet export`)")
         dataset_id = int(found[0].name[len("Dataset"):].split("_")[0])
-    device = resolve_device(args.device)
+    device = nnunet_device(args.device)
     trainer = nr.TrainerSpec(args.epochs, args.iterations, args.val_iterations)
     nr.plan_and_preprocess(project, dataset_id, configuration=args.configuration, device=device,
                            verify=not args.skip_verify)
@@ -111,7 +105,7 @@ def run_train(args: argparse.Namespace) -> int:
     checkpoint = nr.train(project, dataset_id, trainer, fold=_fold(args.fold), configuration=configuration,
                           device=device, resume=not args.no_resume)
     model = checkpoint.parents[1]
-    emit_event("result", model_dir=str(model), checkpoint=str(checkpoint))
+    emit_result("model_dir", model, checkpoint=str(checkpoint))
     print(f"model_dir: {model}")
     return 0
 
@@ -120,12 +114,12 @@ def run_predict(args: argparse.Namespace) -> int:
     from LNSynthLib.segmentation.apply import segment_ct
     from LNSynthLib.segmentation.nnunet_runner import predict
 
-    device = resolve_device(args.device)
+    device = nnunet_device(args.device)
     if args.ct:
         out = segment_ct(args.model, args.ct, args.out, fold=_fold(args.fold), device=device, region=args.region,
                          margin_mm=args.margin_mm, overwrite=args.overwrite)
     else:
         out = predict(args.model, args.input, args.out, fold=_fold(args.fold), device=device)
-    emit_event("result", path=str(out))
+    emit_result("prediction", out)
     print(f"prediction: {out}")
     return 0

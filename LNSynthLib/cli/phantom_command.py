@@ -6,7 +6,8 @@ import argparse
 import os
 from pathlib import Path
 
-from LNSynthLib.jobs.progress import emit_event
+from LNSynthLib.jobs.results import emit_result
+from LNSynthLib.volumes.preprocess import TRAIN_MARGIN_MM
 
 DEFAULT_REAL_DIR = Path(os.environ.get("LNSYNTH_SHARED_DATA", Path(__file__).resolve().parents[3] / "shared" / "data")
                         ) / "totalseg_example"
@@ -21,7 +22,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="phantom size in voxels before preparation (default 96 128 128)")
     p.add_argument("--spacing", type=float, nargs="+", default=[1.0], metavar="MM",
                    help="phantom voxel spacing in mm: one value, or three (x y z); default 1.0")
-    p.add_argument("--margin-mm", type=float, default=100.0, help="LN-region crop margin (default 100 = training)")
+    p.add_argument("--margin-mm", type=float, default=TRAIN_MARGIN_MM,
+                   help=f"LN-region crop margin (default {TRAIN_MARGIN_MM:g} = training)")
     p.add_argument("--overwrite", action="store_true", help="replace existing phantom cases")
     p.add_argument("--figure", metavar="PNG", help="also write the phantom-vs-real anatomy figure to PNG")
     p.add_argument("--real-ct", default=str(DEFAULT_REAL_DIR / "example_ct.nii.gz"),
@@ -46,13 +48,16 @@ def run(args: argparse.Namespace) -> int:
         folders = write_phantom_cases(args.out, args.cases, seed=args.seed, shape_zyx=tuple(args.shape),
                                       spacing_xyz=spacing, overwrite=args.overwrite,
                                       settings=PreprocessSettings.train(margin_mm=args.margin_mm))
-        emit_event("phantom_cases", root=str(Path(args.out).resolve()), cases=[f.name for f in folders])
         print(f"wrote {len(folders)} phantom case(s) to {args.out}")
     if args.figure:
         from LNSynthLib.phantom.figure import make_readme_figure
 
         png = make_readme_figure(args.figure, args.real_ct, args.real_labels, seed=args.seed,
                                  overwrite=args.overwrite)
-        emit_event("figure", path=str(png))
         print(f"figure: {png}")
+    if args.out:
+        emit_result("cases", Path(args.out).resolve(), cases=[f.name for f in folders],
+                    figure=str(png) if args.figure else None)
+    else:
+        emit_result("figure", png)
     return 0

@@ -4,25 +4,23 @@ from __future__ import annotations
 
 import argparse
 
-from LNSynthLib.jobs.progress import emit_event
+from LNSynthLib.cli.options import add_anatomy_source
+from LNSynthLib.jobs.results import emit_result
+from LNSynthLib.volumes.preprocess import TEST_MARGIN_MM, TRAIN_MARGIN_MM
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("prepare", help="prepare one CT + lymph-node mask for LN-DDPM (crop, 1 mm, anatomy map)")
     p.add_argument("--ct", required=True, help="CT: NIfTI, NRRD, MHA or a DICOM series folder")
-    p.add_argument("--ln", required=True, help="lymph-node mask on the CT grid (0 = background)")
-    p.add_argument("--anatomy", help="TotalSegmentator 'total' output or a 14-label anatomy map on the CT grid")
-    p.add_argument("--anatomy-source", default="auto",
-                   choices=["auto", "totalseg", "anatomy14", "coarse", "run-totalseg"],
-                   help="where the anatomy comes from; auto: --anatomy if given (kind guessed from its labels), "
-                        "else TotalSegmentator if its weights are installed, else the coarse threshold fallback")
+    p.add_argument("--ln", required=True, help="lymph-node mask (0 = background) on the CT grid, or the same voxels "
+                                              "in another axis order/direction (see --resample-labels)")
+    add_anatomy_source(p, "--anatomy", "auto")
     p.add_argument("--out", required=True, help="root folder of prepared cases")
     p.add_argument("--case-id", required=True, help="name of the case folder")
-    p.add_argument("--margin-mm", type=float, default=100.0,
-                   help="margin around the nodes (100 mm for training, 50 mm for test cases)")
+    p.add_argument("--margin-mm", type=float, default=TRAIN_MARGIN_MM,
+                   help=f"margin around the nodes ({TRAIN_MARGIN_MM:g} mm for training, {TEST_MARGIN_MM:g} mm for "
+                        "test cases)")
     p.add_argument("--spacing", type=float, default=1.0, help="isotropic output spacing in mm (default 1.0)")
-    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "gpu"], help="for TotalSegmentator")
-    p.add_argument("--weights-dir", help="TotalSegmentator home folder with its weights (TOTALSEG_HOME_DIR)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing case of the same id")
     p.set_defaults(func=run)
 
@@ -33,8 +31,9 @@ def run(args: argparse.Namespace) -> int:
 
     settings = PreprocessSettings(margin_mm=args.margin_mm, spacing=args.spacing)
     folder = prepare_case(args.ct, args.ln, args.out, args.case_id, anatomy_path=args.anatomy,
-                          anatomy_source=args.anatomy_source, settings=settings, overwrite=args.overwrite,
+                          anatomy_source=args.anatomy_source, labels_kind=args.labels_kind,
+                          resample_labels=args.resample_labels, settings=settings, overwrite=args.overwrite,
                           device=args.device, weights_dir=args.weights_dir)
-    emit_event("prepared", case=str(folder))
+    emit_result("case", folder)
     print(f"prepared case: {folder}")
     return 0

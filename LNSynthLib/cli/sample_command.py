@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from LNSynthLib.cli.options import add_device, add_sampling
 from LNSynthLib.errors import InputDataError
 
 
@@ -22,15 +23,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--checkpoint", required=True, help="checkpoint.pt written by `lnsynth train`")
     p.add_argument("--cases", required=True, help="folder of prepared cases (conditions)")
     p.add_argument("--out", required=True, help="folder for the synthetic case folders")
-    p.add_argument("--n", type=int, default=5, help="synthetic cases per source case")
-    p.add_argument("--sampler", choices=["ddpm", "ddim", "dpmpp"], default=None,
-                   help="default: the checkpoint config's sample.sampler")
-    p.add_argument("--steps", type=int, default=None, help="DDIM/DPM++ steps (DDPM always uses T)")
-    p.add_argument("--eta", type=float, default=None, help="DDIM η (0 deterministic, 1 ancestral)")
+    add_sampling(p, old_n_alias=True)   # default of each: the checkpoint config's sample section
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--no-transforms", action="store_true", help="keep the original LN masks")
     p.add_argument("--shard", default="0/1", help="i/n: this process does cases i, i+n, ... (torchrun: by rank)")
-    p.add_argument("--device", default="auto")
+    add_device(p)
     p.add_argument("--overwrite", action="store_true", help="replace existing synthetic cases")
     p.add_argument("--raw-weights", action="store_true", help="use the raw weights instead of the EMA")
     p.set_defaults(func=run)
@@ -38,13 +35,11 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from LNSynthLib.diffusion.sampling import sample_cases
-    from LNSynthLib.jobs.progress import emit_event
+    from LNSynthLib.jobs.results import emit_result
 
-    if args.n < 1:
-        raise InputDataError("--n must be at least 1", fix="give the number of synthetic cases per case")
-    folders = sample_cases(args.checkpoint, args.cases, args.out, n_per_case=args.n, sampler=args.sampler,
-                           steps=args.steps, eta=args.eta, seed=args.seed, transforms=not args.no_transforms,
-                           shard=parse_shard(args.shard), device=args.device, overwrite=args.overwrite,
-                           use_ema=not args.raw_weights)
-    emit_event("sample", result="cases", count=len(folders), path=str(args.out))
+    folders = sample_cases(args.checkpoint, args.cases, args.out, samples_per_case=args.samples_per_case,
+                           sampler=args.sampler, steps=args.steps, eta=args.eta, seed=args.seed,
+                           transforms=not args.no_transforms, shard=parse_shard(args.shard), device=args.device,
+                           overwrite=args.overwrite, use_ema=not args.raw_weights)
+    emit_result("cases", args.out, count=len(folders))
     return 0

@@ -7,6 +7,7 @@ from typing import Any
 
 import yaml
 
+from LNSynthLib.cli.options import add_device
 from LNSynthLib.errors import InputDataError
 
 
@@ -28,7 +29,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--run-dir", required=True, help="folder for checkpoint.pt, config.yaml, loss.csv, loss.png")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override one config value, e.g. --set train.iterations=200 (repeatable)")
-    p.add_argument("--device", default="auto", help="auto (GPU when present), cpu, cuda, cuda:1")
+    add_device(p, "torchrun: each rank takes its own GPU")
     p.add_argument("--no-resume", action="store_true", help="refuse to continue an existing run folder")
     p.add_argument("--max-steps", type=int, default=None, help="stop (with a checkpoint) at this global step")
     p.set_defaults(func=run)
@@ -37,14 +38,10 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from LNSynthLib.diffusion.config import load_config
     from LNSynthLib.diffusion.training import train
-    from LNSynthLib.jobs.progress import emit_event
+    from LNSynthLib.jobs.results import emit_result
 
-    try:
-        config = load_config(args.config, parse_overrides(args.overrides))
-    except ValueError as exc:
-        raise InputDataError(f"invalid config: {exc}", path=args.config,
-                             fix="check the --config file and the --set values") from exc
+    config = load_config(args.config, parse_overrides(args.overrides))   # ConfigError on any bad value
     checkpoint = train(config, args.cases, args.run_dir, resume=not args.no_resume, device=args.device,
                        max_steps=args.max_steps)
-    emit_event("train", result="checkpoint", path=str(checkpoint))
+    emit_result("checkpoint", checkpoint)
     return 0

@@ -8,17 +8,18 @@ file); `load_config("tiny")` reads a bundled one, `load_config(path)` a file, an
 from __future__ import annotations
 
 import copy
-from dataclasses import asdict, dataclass, field, fields, is_dataclass
+from dataclasses import asdict, dataclass, field, fields, is_dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from LNSynthLib.errors import InputDataError
+from LNSynthLib.diffusion.choices import ATTENTION_MODES, VARIANTS
+from LNSynthLib.diffusion.config_checks import LAYOUT_FIX, check_config, typed_value
+from LNSynthLib.errors import ConfigError
 
 CONFIG_DIR = Path(__file__).with_name("configs")
-VARIANTS = ("ln_ddpm", "conditional", "mask_guided", "edge_guided", "gscond_ln_only", "med_ddpm")
-ATTENTION_MODES = ("LD", "LA", "GA")
+__all__ = ["ATTENTION_MODES", "VARIANTS", "LNDDPMConfig", "load_config", "save_config"]
 
 
 @dataclass
@@ -56,17 +57,19 @@ class TrainConfig:
     ln_patch_fraction: float = 0.9          # share of patches centred on a lymph node
     checkpoint_every: int = 1000
     log_every: int = 10
-    amp: str = "auto"                        # auto (bf16 on GPU), bf16, off
+    amp: str = "auto"                        # choices.AMP_MODES: auto (bf16 on GPU), bf16, off
     compile: bool = False
     seed: int = 0
 
 
 @dataclass
 class SampleConfig:
-    sampler: str = "ddpm"                    # ddpm (paper, T steps) or ddim
-    steps: int = 300
-    eta: float = 1.0
-    samples_per_case: int = 10
+    """Sampling defaults of a model; `lnsynth sample`, `demo`/`run` and the panel use them unless told otherwise."""
+
+    sampler: str = "ddpm"                    # choices.SAMPLERS; ddpm = the paper's T ancestral steps
+    steps: int = 300                         # ddim/dpmpp steps (ddpm always runs T)
+    eta: float = 1.0                         # DDIM randomness: 0 deterministic .. 1 ancestral
+    samples_per_case: int = 10               # synthetic cases per source case
 
 
 @dataclass
@@ -80,59 +83,86 @@ class LNDDPMConfig:
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
-    def validate(self) -> LNDDPMConfig:
-        if self.network.variant not in VARIANTS:
-            raise ValueError(f"network.variant must be one of {VARIANTS}, got {self.network.variant!r}")
-        if self.network.attention_mode not in ATTENTION_MODES:
-            raise ValueError(f"network.attention_mode must be one of {ATTENTION_MODES}")
-        if self.diffusion.prediction not in ("epsilon", "v"):
-            raise ValueError("diffusion.prediction must be 'epsilon' or 'v'")
-        divisor = 2 ** (len(self.network.channels) - 1)
-        for size in self.train.patch_size:
-            if size % divisor:
-                raise ValueError(f"train.patch_size {self.train.patch_size} must be divisible by {divisor}")
+    def validate(self, source: str | Path | None = None) -> LNDDPMConfig:
+        """Check every enumerated value and numeric range; errors name `source` (the YAML file)."""
+        check_config(self, source)
         return self
 
+    def sampling(self, *, sampler: str | None = None, steps: int | None = None, eta: float | None = None,
+                 samples_per_case: int | None = None) -> SampleConfig:
+        """This config's `sample` section with the given values in place of its own (None keeps the config's).
 
-def _build(cls: type, values: dict[str, Any]) -> Any:
-    """Dataclass `cls` from a (nested) dict, turning YAML lists into tuples where the default is one."""
+        The one place where a front end's "unset" becomes the model's default; the result is
+        checked like a loaded config, so `--steps 0` fails with the same ConfigError.
+        """
+        given = {"sampler": sampler, "steps": steps, "eta": eta, "samples_per_case": samples_per_case}
+        sample = replace(self.sample, **{k: v for k, v in given.items() if v is not None})
+        replace(self, sample=sample).validate()
+        return sample
+
+    def get(self, dotted: str) -> Any:  # noqa: ANN401 - any config value
+        """Value of a dotted key such as `train.amp`."""
+        section, key = dotted.split(".")
+        return getattr(getattr(self, section), key)
+
+
+def _build(cls: type, values: Any, source: str | Path | None, prefix: str = "") -> Any:  # noqa: ANN401
+    """Dataclass `cls` from a (nested) mapping, every value type-checked against the default's."""
+    if not isinstance(values, dict):
+        where = prefix.rstrip(".") or "the config"
+        raise ConfigError(f"{where} must be a mapping of key: value lines, got {type(values).__name__}",
+                          path=source, fix=LAYOUT_FIX)
     defaults = cls()
-    known = {f.name for f in fields(cls)}
+    known = [f.name for f in fields(cls)]
     kwargs = {}
     for key, value in values.items():
+        dotted = f"{prefix}{key}"
         if key not in known:
-            raise ValueError(f"unknown config key {cls.__name__}.{key}")
+            raise ConfigError(f"unknown config key {dotted}", path=source,
+                              fix=f"use one of {', '.join(prefix + k for k in known)}")
         default = getattr(defaults, key)
-        if is_dataclass(default) and isinstance(value, dict):
-            kwargs[key] = _build(type(default), value)
-        elif isinstance(default, tuple) and isinstance(value, list):
-            kwargs[key] = tuple(value)
+        if is_dataclass(default):
+            kwargs[key] = _build(type(default), value, source, f"{dotted}.")
         else:
-            kwargs[key] = value
+            kwargs[key] = typed_value(dotted, value, default, source)
     return cls(**kwargs)
 
 
-def config_from_dict(values: dict[str, Any]) -> LNDDPMConfig:
-    return _build(LNDDPMConfig, values).validate()
+def config_from_dict(values: dict[str, Any], source: str | Path | None = None) -> LNDDPMConfig:
+    return _build(LNDDPMConfig, values, source).validate(source)
 
 
 def load_config(name_or_path: str | Path, overrides: dict[str, Any] | None = None) -> LNDDPMConfig:
-    """Read a bundled config by name (`paper`, `tiny`) or a YAML file, then apply dotted overrides."""
+    """Read a bundled config by name (`paper`, `tiny`) or a YAML file, then apply dotted overrides.
+
+    Every value is checked here (type, allowed values, range), so a bad config stops at once
+    with a `ConfigError` naming the file and key instead of failing later inside training.
+    """
     path = Path(name_or_path)
     if not path.suffix:
         path = CONFIG_DIR / f"{name_or_path}.yaml"
-    if not path.exists():
+    if not path.is_file():
         bundled = ", ".join(sorted(p.stem for p in CONFIG_DIR.glob("*.yaml")))
-        raise InputDataError("config not found", path=path, fix=f"use one of: {bundled}, or a YAML file path")
-    values = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    values = copy.deepcopy(values)
+        raise ConfigError("config not found", path=path, fix=f"use one of: {bundled}, or a YAML file path")
+    try:
+        values = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (yaml.YAMLError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"is not valid YAML ({' '.join(str(exc).split())})", path=path,
+                          fix="correct the YAML at the line shown (compare with configs/paper.yaml)") from exc
+    values = copy.deepcopy(values if values is not None else {})
+    if not isinstance(values, dict):
+        raise ConfigError(f"holds a {type(values).__name__}, not a mapping of config sections", path=path,
+                          fix=LAYOUT_FIX)
     for dotted, value in (overrides or {}).items():
         target = values
         *parents, leaf = dotted.split(".")
         for key in parents:
             target = target.setdefault(key, {})
+            if not isinstance(target, dict):
+                raise ConfigError(f"--set {dotted}: {key} is not a config section", path=path,
+                                  fix="write --set SECTION.KEY=VALUE, e.g. --set train.iterations=100")
         target[leaf] = value
-    return config_from_dict(values)
+    return config_from_dict(values, path)
 
 
 def save_config(config: LNDDPMConfig) -> str:

@@ -68,14 +68,3 @@ def cleanup(ctx: DistContext) -> None:
     if ctx.enabled and dist.is_initialized():
         dist.destroy_process_group()
 
-
-def pick_device(device: str = "auto", local_rank: int = 0) -> torch.device:
-    """`auto` = the rank's GPU when CUDA is available, else CPU."""
-    if device == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda", local_rank % max(1, torch.cuda.device_count()))
-        return torch.device("cpu")
-    dev = torch.device(device)
-    if dev.type == "cuda" and dev.index is None:
-        dev = torch.device("cuda", local_rank % max(1, torch.cuda.device_count()))
-    return dev

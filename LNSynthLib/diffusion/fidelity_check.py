@@ -1,8 +1,9 @@
 """Measure how well a checkpoint (or an untrained net) follows its conditions on real patches.
 
-Shared by the learning test, the diffusion benchmark and the report: draw LN-containing patches
+Used by the learning tests (`Testing/Diffusion/test_learning.py`): draw LN-containing patches
 from prepared cases with a fixed seed, sample a CT for each patch's (anatomy, LN) condition and
-compare with the real patch through `condition_fidelity`.
+compare with the real patch through `condition_fidelity`. The sampler benchmark
+(`bench/diffusion_samplers.py`) measures the same figures on the window sampling uses.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from torch import nn
 from LNSynthLib.diffusion.condition_fidelity import condition_fidelity, follows_conditions
 from LNSynthLib.diffusion.config import LNDDPMConfig
 from LNSynthLib.diffusion.data import PatchSampler, load_training_cases
+from LNSynthLib.diffusion.samplers import eta_used, steps_used
 from LNSynthLib.diffusion.sampling import sample_patch
 from LNSynthLib.diffusion.schedule import Schedule
 
@@ -47,7 +49,7 @@ def check_fidelity(model: nn.Module, config: LNDDPMConfig, patches: dict[str, to
     targets = [(np.asarray(unit_to_hu(x[0].numpy())), a[0].numpy(), ln[0].numpy())
                for x, a, ln in zip(patches["x0"], patches["anatomy"], patches["ln"], strict=True)]
     result = condition_fidelity(targets, generated)
-    result.update(sampler=sampler, steps=schedule.timesteps if sampler == "ddpm" else steps,
-                  eta=eta if sampler == "ddim" else None, seconds=round(seconds, 2))
+    result.update(sampler=sampler, steps=steps_used(sampler, steps, schedule.timesteps),
+                  eta=eta_used(sampler, eta), seconds=round(seconds, 2))
     result["follows_conditions"] = follows_conditions(result)
     return result

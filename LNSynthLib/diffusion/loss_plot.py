@@ -45,9 +45,3 @@ def plot_loss(history: Sequence[tuple[int, float]], path: str | Path, title: str
         fig.savefig(tmp)
     plt.close(fig)
     return Path(path)
-
-
-def plot_loss_csv(csv_path: str | Path, png_path: str | Path | None = None) -> Path:
-    """loss.csv -> loss.png next to it (or at `png_path`)."""
-    csv_path = Path(csv_path)
-    return plot_loss(read_loss_csv(csv_path), png_path or csv_path.with_suffix(".png"))

@@ -15,9 +15,9 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
+from LNSynthLib.diffusion.choices import SAMPLERS
 from LNSynthLib.diffusion.schedule import Schedule
 
-SAMPLERS = ("ddpm", "ddim", "dpmpp")
 ModelFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 StepCallback = Callable[[int, int], None]
 
@@ -27,6 +27,16 @@ def spaced_timesteps(timesteps: int, steps: int) -> list[int]:
     steps = max(1, min(int(steps), timesteps))
     seq = np.unique(np.round(np.linspace(0, timesteps - 1, steps)).astype(int))
     return [int(t) for t in seq[::-1]]
+
+
+def steps_used(sampler: str, steps: int, timesteps: int) -> int:
+    """Network evaluations a sampler makes: all T for `ddpm`, else the spaced step count."""
+    return timesteps if sampler == "ddpm" else len(spaced_timesteps(timesteps, steps))
+
+
+def eta_used(sampler: str, eta: float) -> float | None:
+    """η matters only to DDIM (DDPM is η = 1 by construction, DPM-Solver++ is deterministic)."""
+    return eta if sampler == "ddim" else None
 
 
 def _noise(shape: tuple[int, ...], generator: torch.Generator, device: torch.device) -> torch.Tensor:
@@ -120,11 +130,11 @@ def dpmpp_2m_sample(model_fn: ModelFn, schedule: Schedule, shape: tuple[int, ...
 def run_sampler(model_fn: ModelFn, schedule: Schedule, shape: tuple[int, ...], *, sampler: str, steps: int,
                 eta: float, generator: torch.Generator, device: torch.device,
                 callback: StepCallback | None = None) -> torch.Tensor:
-    """Dispatch by name; `steps` is ignored by `ddpm` (always T steps, as in the paper)."""
+    """Dispatch by name (`choices.SAMPLERS`); `steps` is ignored by `ddpm` (always T steps, as in the paper)."""
     if sampler == "ddpm":
         return ddpm_sample(model_fn, schedule, shape, generator, device, callback)
     if sampler == "ddim":
         return ddim_sample(model_fn, schedule, shape, generator, device, steps, eta, callback)
     if sampler == "dpmpp":
         return dpmpp_2m_sample(model_fn, schedule, shape, generator, device, steps, callback)
-    raise ValueError(f"sampler must be one of {SAMPLERS}, got {sampler!r}")
+    raise ValueError(f"sampler must be one of {SAMPLERS}, got {sampler!r}")   # configs are checked at load

@@ -21,15 +21,15 @@ import numpy as np
 import torch
 from torch import nn
 
-from LNSynthLib.cases import META_FILE, Case, save_case
+from LNSynthLib.cases import META_FILE, Case, is_synthetic, save_case
 from LNSynthLib.cases import list_cases as list_case_folders
+from LNSynthLib.devices import autocast_dtype, torch_device
 from LNSynthLib.diffusion import distributed
 from LNSynthLib.diffusion.checkpoint import config_of, load_checkpoint
 from LNSynthLib.diffusion.config import LNDDPMConfig
 from LNSynthLib.diffusion.data import CaseArrays, case_arrays, centred_start, crop_case
-from LNSynthLib.diffusion.samplers import run_sampler, spaced_timesteps
+from LNSynthLib.diffusion.samplers import eta_used, run_sampler, steps_used
 from LNSynthLib.diffusion.schedule import Schedule
-from LNSynthLib.diffusion.training import autocast_dtype
 from LNSynthLib.errors import InputDataError
 from LNSynthLib.jobs.progress import Progress
 from LNSynthLib.volumes.geometry import Volume
@@ -50,13 +50,21 @@ def load_model(checkpoint: str | Path, device: torch.device, use_ema: bool = Tru
 
 
 def sample_patch(model: nn.Module, schedule: Schedule, anatomy: torch.Tensor | np.ndarray,
-                 ln: torch.Tensor | np.ndarray, sampler: str = "ddim", steps: int = 20, eta: float = 1.0,
-                 generator: torch.Generator | None = None, *, amp_dtype: torch.dtype | None = None,
+                 ln: torch.Tensor | np.ndarray, sampler: str | None = None, steps: int | None = None,
+                 eta: float | None = None, generator: torch.Generator | None = None, *,
+                 config: LNDDPMConfig | None = None, amp_dtype: torch.dtype | None = None,
                  callback: Callable[[int, int], None] | None = None) -> torch.Tensor:
     """Sample CT patches in [-1, 1] for conditions (anatomy labels, LN 0/1), shape [B,1,D,H,W].
 
-    A 3D array (D,H,W) is taken as one condition. Runs on the device of `model`.
+    A 3D array (D,H,W) is taken as one condition. Runs on the device of `model`. `sampler`,
+    `steps` and `eta` left as None come from `config.sample` (the model's config, as
+    returned by `load_model`), the single home of sampling defaults.
     """
+    if None in (sampler, steps, eta):
+        if config is None:
+            raise ValueError("sample_patch needs sampler, steps and eta, or the model's config for the unset ones")
+        settings = config.sampling(sampler=sampler, steps=steps, eta=eta)
+        sampler, steps, eta = settings.sampler, settings.steps, settings.eta
     device = next(model.parameters()).device
     anatomy_t = torch.as_tensor(np.asarray(anatomy) if not torch.is_tensor(anatomy) else anatomy)
     ln_t = torch.as_tensor(np.asarray(ln) if not torch.is_tensor(ln) else ln)
@@ -106,35 +114,35 @@ def _shard(shard: tuple[int, int]) -> tuple[int, int]:
     return index, count
 
 
-def sample_cases(checkpoint: str | Path, cases_root: str | Path, out_root: str | Path, *, n_per_case: int,
-                 sampler: str | None = "ddim", steps: int | None = 20, eta: float | None = 1.0, seed: int = 0,
-                 transforms: bool = True,
+def sample_cases(checkpoint: str | Path, cases_root: str | Path, out_root: str | Path, *,
+                 samples_per_case: int | None = None, sampler: str | None = None, steps: int | None = None,
+                 eta: float | None = None, seed: int = 0, transforms: bool = True,
                  shard: tuple[int, int] = (0, 1), device: str = "auto", overwrite: bool = False,
                  use_ema: bool = True, progress: bool = True,
                  transform_options: dict[str, Any] | None = None) -> list[Path]:
-    """Write `n_per_case` synthetic cases per source case (this shard's cases); returns their folders.
+    """Write `samples_per_case` synthetic cases per source case (this shard's cases); returns their folders.
 
-    `sampler`, `steps` or `eta` given as None take the checkpoint config's `sample` values.
+    `samples_per_case`, `sampler`, `steps` or `eta` left as None take the checkpoint config's
+    `sample` values (`LNDDPMConfig.sampling`); front ends pass None unless the user chose.
     """
     from LNSynthLib.conditions.transforms import transform_ln_mask
     from LNSynthLib.volumes.preprocess import unit_to_hu
 
     index, count = _shard(shard)
-    dev = distributed.pick_device(device, int(os.environ.get("LOCAL_RANK", "0")))
+    dev = torch_device(device, int(os.environ.get("LOCAL_RANK", "0")))
     model, config, ckpt_info = load_model(checkpoint, dev, use_ema)
-    sampler = sampler or config.sample.sampler
-    steps = int(steps if steps is not None else config.sample.steps)
-    eta = float(eta if eta is not None else config.sample.eta)
+    chosen = config.sampling(sampler=sampler, steps=steps, eta=eta, samples_per_case=samples_per_case)
+    sampler, steps, eta, n_per_case = chosen.sampler, chosen.steps, chosen.eta, chosen.samples_per_case
     schedule = Schedule.from_config(config)
     patch = tuple(int(s) for s in config.train.patch_size)
-    amp = autocast_dtype(config, dev)
+    amp = autocast_dtype(config.train.amp, dev)
     folders = list_case_folders(cases_root)
     if not folders:
         raise InputDataError("no prepared cases found", path=cases_root, fix="run `lnsynth prepare` first")
-    mine = [f for i, f in enumerate(folders) if i % count == index and SYNTHETIC_TAG not in f.name]
+    mine = [f for i, f in enumerate(folders) if i % count == index and not is_synthetic(f)]
     out_root = Path(out_root)
     out_root.mkdir(parents=True, exist_ok=True)
-    n_steps = schedule.timesteps if sampler == "ddpm" else len(spaced_timesteps(schedule.timesteps, steps))
+    n_steps = steps_used(sampler, steps, schedule.timesteps)
     todo = [(f, k) for f in mine for k in range(n_per_case)
             if overwrite or not (out_root / f"{f.name}{SYNTHETIC_TAG}{k}" / META_FILE).exists()]
     bar = Progress("sample", len(todo) * n_steps, mode=None if progress else "quiet")
@@ -161,7 +169,7 @@ def sample_cases(checkpoint: str | Path, cases_root: str | Path, out_root: str |
             hu = np.asarray(unit_to_hu(unit[0, 0].float().cpu().numpy()), dtype=np.float32)
             geometry = case.geometry.shifted(start)
             meta = {"synthetic": True, "source_case": case.case_id, "sample_index": k, "seed": seed,
-                    "sampler": sampler, "steps": n_steps, "eta": eta if sampler == "ddim" else None,
+                    "sampler": sampler, "steps": n_steps, "eta": eta_used(sampler, eta),
                     "transform_applied": transform_info is not None, "transform": transform_info,
                     "patch_start_zyx": [int(s) for s in start], "patch_size_zyx": list(patch), **ckpt_info}
             _write_case_folder(Case(final.name, Volume(hu, geometry), Volume(anatomy, geometry),

@@ -9,11 +9,14 @@ the dtype of the input tensor.
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
 import torch
 
-SCHEDULES = ("cosine", "linear")
-PREDICTIONS = ("epsilon", "v")
+from LNSynthLib.diffusion.choices import PREDICTIONS, SCHEDULES
+
+if TYPE_CHECKING:
+    from LNSynthLib.diffusion.config import LNDDPMConfig
 
 
 def cosine_betas(timesteps: int, s: float = 0.008, max_beta: float = 0.999) -> torch.Tensor:
@@ -38,6 +41,7 @@ class Schedule:
     """
 
     def __init__(self, timesteps: int = 300, kind: str = "cosine", prediction: str = "epsilon") -> None:
+        # Configs are checked when loaded (config_checks); these guard direct calls only.
         if kind not in SCHEDULES:
             raise ValueError(f"diffusion.schedule must be one of {SCHEDULES}, got {kind!r}")
         if prediction not in PREDICTIONS:
@@ -53,7 +57,8 @@ class Schedule:
         self.posterior_variance = self.betas * (1 - self.alphas_cumprod_prev) / (1 - self.alphas_cumprod)
 
     @classmethod
-    def from_config(cls, config) -> Schedule:  # noqa: ANN001 - LNDDPMConfig, avoids an import cycle
+    def from_config(cls, config: LNDDPMConfig) -> Schedule:
+        """The schedule of a model's config (`diffusion.timesteps`, `.schedule`, `.prediction`)."""
         d = config.diffusion
         return cls(d.timesteps, d.schedule, d.prediction)
 

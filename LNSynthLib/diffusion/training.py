@@ -19,6 +19,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from LNSynthLib.atomic import write_text_atomic
+from LNSynthLib.devices import autocast_dtype, torch_device
 from LNSynthLib.diffusion import distributed
 from LNSynthLib.diffusion.checkpoint import (
     CHECKPOINT_NAME,
@@ -36,24 +37,12 @@ from LNSynthLib.errors import InputDataError, OutputExistsError
 from LNSynthLib.jobs.progress import Progress
 
 
-def autocast_dtype(config: LNDDPMConfig, device: torch.device) -> torch.dtype | None:
-    """bf16 autocast on GPUs (`auto`), on any device (`bf16`), or none (`off`)."""
-    amp = str(config.train.amp).lower()
-    if amp == "off":
-        return None
-    if amp == "bf16" or (amp == "auto" and device.type == "cuda"):
-        return torch.bfloat16
-    if amp != "auto":
-        raise ValueError(f"train.amp must be auto, bf16 or off, got {config.train.amp!r}")
-    return None
-
-
 def diffusion_loss(output: torch.Tensor, target: torch.Tensor, kind: str) -> torch.Tensor:
     if kind == "l1":
         return F.l1_loss(output.float(), target)
     if kind in ("l2", "mse"):
         return F.mse_loss(output.float(), target)
-    raise ValueError(f"diffusion.loss must be l1 or l2, got {kind!r}")
+    raise ValueError(f"diffusion.loss must be l1 or l2, got {kind!r}")   # configs are checked at load
 
 
 def _model_signature(config: LNDDPMConfig) -> dict[str, Any]:
@@ -92,7 +81,7 @@ def train(config: LNDDPMConfig, cases_root: str | Path, run_dir: str | Path, *, 
     from LNSynthLib.diffusion.network import build_denoiser
 
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
-    dev = distributed.pick_device(device, local_rank)
+    dev = torch_device(device, local_rank)
     ctx = distributed.setup(dev)
     run_dir = Path(run_dir)
     ckpt_path = run_dir / CHECKPOINT_NAME
@@ -130,7 +119,7 @@ def train(config: LNDDPMConfig, cases_root: str | Path, run_dir: str | Path, *, 
         net = nn.parallel.DistributedDataParallel(model, device_ids=[dev.index] if dev.type == "cuda" else None)
     if tc.compile:
         net = torch.compile(net)
-    amp_dtype = autocast_dtype(config, dev)
+    amp_dtype = autocast_dtype(config.train.amp, dev)
     total = int(tc.iterations)
     stop = total if max_steps is None else min(total, int(max_steps))
     pending: list[torch.Tensor] = []

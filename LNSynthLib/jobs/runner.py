@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from LNSynthLib.jobs.progress import PROGRESS_ENV
+from LNSynthLib.jobs.results import result_path
 
 
 @dataclass
@@ -144,6 +145,10 @@ class JobProcess:
 
     def result_events(self, stage: str = "result") -> list[dict[str, Any]]:
         return [e for e in self.state.events if e.get("stage") == stage]
+
+    def result(self, kind: str | None = None) -> Path | None:
+        """Path the command announced as its result (`jobs.results`), or None."""
+        return result_path(self.state.events, kind)
 
 
 def _parse_progress(line: str) -> dict[str, Any] | None:

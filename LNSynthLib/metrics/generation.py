@@ -120,12 +120,10 @@ def organ_dice(pred_labels: np.ndarray, true_labels: np.ndarray, labels: Sequenc
 
 def real_crop_for(synthetic_folder: Path, real_root: Path) -> tuple[np.ndarray, np.ndarray] | None:
     """(real CT, synthetic CT) on the synthetic patch's grid, taken from its source case; None if unknown."""
-    import json
-
-    from LNSynthLib.cases import CT_FILE, META_FILE
+    from LNSynthLib.cases import CT_FILE, read_meta
     from LNSynthLib.volumes.io import read_volume
 
-    meta = json.loads((synthetic_folder / META_FILE).read_text(encoding="utf-8"))
+    meta = read_meta(synthetic_folder)
     source = real_root / str(meta.get("source_case", ""))
     if not (source / CT_FILE).exists():
         return None

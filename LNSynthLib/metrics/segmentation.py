@@ -12,9 +12,10 @@ from collections.abc import Sequence
 import numpy as np
 from scipy import ndimage
 
+from LNSynthLib.anatomy.lymph_nodes import label_components
+
 NODE_DSC_THRESHOLD = 0.1  # paper 000: a node is detected when a prediction overlaps it with DSC > 0.1
 METRIC_NAMES = ("DSC", "IoU", "Recall", "Precision", "ASSD", "NodeRecall")
-_CONNECTIVITY = np.ones((3, 3, 3), dtype=bool)  # 26-connected components: touching voxels form one node
 
 
 def _binary(a: np.ndarray) -> np.ndarray:
@@ -77,18 +78,12 @@ def assd_mm(pred: np.ndarray, gt: np.ndarray, spacing_xyz: Sequence[float] = (1.
     return float((d_pg.sum() + d_gp.sum()) / (d_pg.size + d_gp.size))
 
 
-def components(mask: np.ndarray) -> tuple[np.ndarray, int]:
-    """26-connected components (labels 1..n) of a binary mask."""
-    labels, n = ndimage.label(_binary(mask), structure=_CONNECTIVITY)
-    return labels, int(n)
-
-
 def node_detection(pred: np.ndarray, gt: np.ndarray, threshold: float = NODE_DSC_THRESHOLD) -> tuple[int, int]:
     """(found, total) ground-truth nodes; a node is found when one predicted component has DSC > threshold with it."""
-    gt_labels, n_gt = components(gt)
+    gt_labels, n_gt = label_components(gt)   # nodes: 26-connected, as everywhere
     if n_gt == 0:
         return 0, 0
-    pred_labels, n_pred = components(pred)
+    pred_labels, n_pred = label_components(pred)
     if n_pred == 0:
         return 0, n_gt
     gt_sizes = np.bincount(gt_labels.ravel(), minlength=n_gt + 1)

@@ -17,8 +17,7 @@ from LNSynthLib.errors import InputDataError
 from LNSynthLib.segmentation.nnunet_runner import predict
 from LNSynthLib.volumes.geometry import Volume
 from LNSynthLib.volumes.io import read_volume, write_volume
-
-TEST_MARGIN_MM = 50.0
+from LNSynthLib.volumes.preprocess import TEST_MARGIN_MM
 
 
 def segment_ct(model: str | Path, ct_path: str | Path, out_path: str | Path, *, fold: int | str = 0,

@@ -21,17 +21,16 @@ from typing import Any
 import numpy as np
 
 from LNSynthLib.atomic import write_text_atomic
-from LNSynthLib.cases import CT_FILE, LN_FILE, META_FILE, list_cases
+from LNSynthLib.cases import CT_FILE, LN_FILE, META_FILE, is_synthetic, list_cases, read_meta
 from LNSynthLib.errors import InputDataError, OutputExistsError
 from LNSynthLib.jobs.progress import Progress
 from LNSynthLib.segmentation.paste import DEFAULT_BLEND_MM, paste_patch
 from LNSynthLib.volumes.geometry import Volume
 from LNSynthLib.volumes.io import read_volume, write_volume
+from LNSynthLib.volumes.preprocess import TEST_MARGIN_MM, TRAIN_MARGIN_MM
 
 STRATEGIES = ("real", "synt", "real+synt")
 MANIFEST = "lnsynth_export.json"
-TRAIN_MARGIN_MM = 100.0
-TEST_MARGIN_MM = 50.0
 
 
 @dataclass(frozen=True)
@@ -59,15 +58,11 @@ class TrainingItem:
     source_case: str
 
 
-def _meta(folder: Path) -> dict[str, Any]:
-    return json.loads((folder / META_FILE).read_text(encoding="utf-8"))
-
-
 def synthetic_by_source(synthetic_root: str | Path) -> dict[str, list[Path]]:
     """Synthetic case folders grouped by their `source_case` (sorted by name within a group)."""
     groups: dict[str, list[Path]] = {}
     for folder in list_cases(synthetic_root):
-        meta = _meta(folder)
+        meta = read_meta(folder)
         if not meta.get("synthetic"):
             continue  # a real case next to the synthetic ones
         source = meta.get("source_case")
@@ -83,7 +78,7 @@ def select_training_items(real_root: str | Path, synthetic_root: str | Path | No
     """The training cases of a strategy: real cases and/or `synt_per_case` synthetic cases per real case."""
     # A folder may hold real and synthetic cases side by side (e.g. a Slicer session); split them.
     listed = list_cases(real_root)
-    real = [f for f in listed if not _meta(f).get("synthetic")]
+    real = [f for f in listed if not is_synthetic(f)]
     if synthetic_root is None and len(real) < len(listed):
         synthetic_root = real_root
     if not real:
@@ -106,7 +101,7 @@ def select_training_items(real_root: str | Path, synthetic_root: str | Path | No
             if len(found) < wanted:
                 raise InputDataError(f"only {len(found)} synthetic case(s) for {source.name}, "
                                      f"{settings.synt_per_case} requested", path=synthetic_root,
-                                     fix=f"sample more (`lnsynth sample --n {settings.synt_per_case}`) "
+                                     fix=f"sample more (`lnsynth sample --samples-per-case {settings.synt_per_case}`) "
                                          "or lower --synt-per-case")
             items += [TrainingItem(f.name, f, kind, source.name) for f in found[:wanted]]
         if not any(i.kind != "real" for i in items):

@@ -24,7 +24,7 @@ from LNSynthLib.errors import InputDataError, LNSynthError
 from LNSynthLib.jobs.progress import Progress
 from LNSynthLib.segmentation.nnunet_export import MANIFEST, write_splits
 from LNSynthLib.segmentation.nnunet_progress import EpochRecord, NnUNetLogParser
-from LNSynthLib.segmentation.nnunet_trainers.lnsynth_trainers import NAME_PATTERN, trainer_name
+from LNSynthLib.segmentation.nnunet_trainers.lnsynth_trainers import trainer_name
 
 TRAINERS_DIR = Path(__file__).with_name("nnunet_trainers")
 STANDARD_TRAINER = "nnUNetTrainer"
@@ -53,17 +53,6 @@ class TrainerSpec:
     @property
     def total_epochs(self) -> int:
         return STANDARD_EPOCHS if self.epochs is None else int(self.epochs)
-
-    @classmethod
-    def from_name(cls, name: str) -> TrainerSpec:
-        if name == STANDARD_TRAINER:
-            return cls()
-        match = NAME_PATTERN.match(name)
-        if match is None:
-            raise InputDataError(f"unknown trainer {name!r}",
-                                 fix=f"use {STANDARD_TRAINER} or nnUNetTrainerLNSynth_<E>ep_<I>it_<V>val")
-        epochs, iterations, val_iterations = (int(g) for g in match.groups())
-        return cls(epochs, iterations, val_iterations)
 
 
 def dataset_name(dataset_id: int, name: str) -> str:

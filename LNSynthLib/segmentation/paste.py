@@ -9,11 +9,10 @@ exactly the real CT, and there is no hard seam at the border for the segmenter t
 from __future__ import annotations
 
 import numpy as np
-import SimpleITK as sitk
 
 from LNSynthLib.errors import InputDataError
 from LNSynthLib.volumes.geometry import Volume
-from LNSynthLib.volumes.io import to_sitk
+from LNSynthLib.volumes.grid import resample_onto
 
 DEFAULT_BLEND_MM = 4.0
 
@@ -36,13 +35,6 @@ def border_weight(shape_zyx: tuple[int, int, int], spacing_xyz: tuple[float, flo
     return (t * t * (3.0 - 2.0 * t)).astype(np.float32)
 
 
-def _onto(reference: Volume, moving: Volume, interpolator: int, default: float) -> np.ndarray:
-    ref_img = to_sitk(Volume(np.zeros(reference.shape, np.float32), reference.geometry))
-    mov_img = to_sitk(Volume(moving.array.astype(np.float32), moving.geometry))
-    out = sitk.Resample(mov_img, ref_img, sitk.Transform(), interpolator, float(default), sitk.sitkFloat32)
-    return sitk.GetArrayFromImage(out)
-
-
 def paste_patch(ct: Volume, patch: Volume, ln_ct: Volume, ln_patch: Volume,
                 blend_mm: float = DEFAULT_BLEND_MM) -> tuple[Volume, Volume]:
     """Return (CT with the patch blended in, LN mask with the patch's nodes in the patch region).
@@ -58,12 +50,12 @@ def paste_patch(ct: Volume, patch: Volume, ln_ct: Volume, ln_patch: Volume,
         raise InputDataError("synthetic patch and its lymph-node mask are not on the same grid",
                              fix="give the synthetic case's ct.nii.gz and ln.nii.gz")
     weight_patch = Volume(border_weight(patch.shape, patch.geometry.spacing, blend_mm), patch.geometry)
-    weight = _onto(ct, weight_patch, sitk.sitkLinear, 0.0)
+    weight = resample_onto(weight_patch, ct, "linear").array
     if not (weight > 0).any():
         raise InputDataError("the synthetic patch lies outside its source CT",
                              fix="paste a patch into the case it was sampled from (case.json source_case)")
-    patch_on_ct = _onto(ct, patch, sitk.sitkLinear, 0.0)
-    ln_on_ct = _onto(ct, ln_patch, sitk.sitkNearestNeighbor, 0.0)
+    patch_on_ct = resample_onto(patch, ct, "linear").array
+    ln_on_ct = resample_onto(ln_patch, ct, "nearest").array
     base = ct.array.astype(np.float32)
     blended = weight * patch_on_ct + (1.0 - weight) * base
     # Where the weight is exactly 0 or 1 keep the original values bit for bit (no float round trip).

@@ -46,13 +46,6 @@ class Geometry:
         local = (points - np.asarray(self.origin)) @ np.linalg.inv(self.direction_matrix).T
         return local / np.asarray(self.spacing)
 
-    def ijk_to_lps_matrix(self) -> np.ndarray:
-        """4×4 homogeneous matrix from (i, j, k, 1) to LPS."""
-        matrix = np.eye(4)
-        matrix[:3, :3] = self.direction_matrix * np.asarray(self.spacing)[None, :]
-        matrix[:3, 3] = self.origin
-        return matrix
-
     def shifted(self, start_zyx: tuple[int, int, int]) -> Geometry:
         """Geometry of a crop that starts at array index `start_zyx` of this grid."""
         start_xyz = np.asarray(start_zyx[::-1], dtype=float)

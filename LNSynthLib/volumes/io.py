@@ -11,8 +11,6 @@ from LNSynthLib.atomic import atomic_path
 from LNSynthLib.errors import InputDataError
 from LNSynthLib.volumes.geometry import Geometry, Volume
 
-SUPPORTED_SUFFIXES = (".nii", ".nii.gz", ".nrrd", ".nhdr", ".mha", ".mhd")
-
 
 def geometry_of(image: sitk.Image) -> Geometry:
     return Geometry(image.GetSpacing(), image.GetOrigin(), image.GetDirection())

@@ -18,23 +18,25 @@ from LNSynthLib.volumes.io import from_sitk, to_sitk
 
 Box = tuple[slice, slice, slice]
 DEFAULT_WINDOW = (-120.0, 240.0)
+TRAIN_MARGIN_MM = 100.0   # paper 000 §4: LN-region crop margin per axis for training cases ...
+TEST_MARGIN_MM = 50.0     # ... and for test cases; every other default refers to these two
 
 
 @dataclass(frozen=True)
 class PreprocessSettings:
     """Paper 000 §4: 10 cm margin per axis for training (5 cm at test time), 1.0 mm, HU [-120, 240]."""
 
-    margin_mm: float = 100.0
+    margin_mm: float = TRAIN_MARGIN_MM
     spacing: float = 1.0
     window: tuple[float, float] = DEFAULT_WINDOW
 
     @classmethod
     def train(cls, **overrides: Any) -> PreprocessSettings:
-        return cls(**{"margin_mm": 100.0, **overrides})
+        return cls(**{"margin_mm": TRAIN_MARGIN_MM, **overrides})
 
     @classmethod
     def test(cls, **overrides: Any) -> PreprocessSettings:
-        return cls(**{"margin_mm": 50.0, **overrides})
+        return cls(**{"margin_mm": TEST_MARGIN_MM, **overrides})
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)

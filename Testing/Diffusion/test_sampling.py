@@ -25,7 +25,7 @@ PATCH = (16, 16, 16)
 @pytest.fixture(scope="module")
 def sampled(straight_run: Path, phantom_cases: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("synthetic")
-    sample_cases(straight_run, phantom_cases, out, n_per_case=2, sampler="ddim", steps=3, eta=1.0, seed=4,
+    sample_cases(straight_run, phantom_cases, out, samples_per_case=2, sampler="ddim", steps=3, eta=1.0, seed=4,
                  transforms=False, device="cpu", progress=False)
     return out
 
@@ -55,7 +55,7 @@ def test_layout_meta_and_geometry(sampled: Path, phantom_cases: Path) -> None:
 
 def test_rerun_skips_complete_outputs(sampled: Path, straight_run: Path, phantom_cases: Path) -> None:
     before = {p: p.stat().st_mtime_ns for p in sampled.rglob("ct.nii.gz")}
-    again = sample_cases(straight_run, phantom_cases, sampled, n_per_case=2, sampler="ddim", steps=3, seed=4,
+    again = sample_cases(straight_run, phantom_cases, sampled, samples_per_case=2, sampler="ddim", steps=3, seed=4,
                          transforms=False, device="cpu", progress=False)
     assert sorted(again) == sorted(list_cases(sampled))
     assert {p: p.stat().st_mtime_ns for p in sampled.rglob("ct.nii.gz")} == before
@@ -65,13 +65,13 @@ def test_shards_through_the_cli_reproduce_the_single_run(sampled: Path, straight
                                                           tmp_path: Path) -> None:
     """Samples are seeded per (seed, case, k): shard 1/2 run by the CLI gives the same CT arrays."""
     cmd = [sys.executable, "-m", "LNSynthLib", "sample", "--checkpoint", str(straight_run), "--cases",
-           str(phantom_cases), "--out", str(tmp_path), "--n", "2", "--sampler", "ddim", "--steps", "3",
+           str(phantom_cases), "--out", str(tmp_path), "--samples-per-case", "2", "--sampler", "ddim", "--steps", "3",
            "--eta", "1", "--seed", "4", "--no-transforms", "--shard", "1/2", "--device", "cpu"]
     out = subprocess.run(cmd, cwd=REPO, env={**os.environ, "LNSYNTH_PROGRESS": "json"}, capture_output=True,
                          text=True, timeout=180)
     assert out.returncode == 0, out.stderr
     last = json.loads(out.stdout.strip().splitlines()[-1])
-    assert last == {"stage": "sample", "result": "cases", "count": 2, "path": str(tmp_path)}
+    assert last == {"stage": "result", "kind": "cases", "path": str(tmp_path), "count": 2}
     names = [f.name for f in list_cases(tmp_path)]
     assert names == ["phantom_001_synt_0", "phantom_001_synt_1"]
     for name in names:
@@ -90,7 +90,7 @@ def test_cli_rejects_a_bad_shard(capsys: pytest.CaptureFixture[str], tmp_path: P
 
 def test_transformed_conditions_keep_anatomy_and_avoid_organs(straight_run: Path, phantom_cases: Path,
                                                                tmp_path: Path) -> None:
-    folders = sample_cases(straight_run, phantom_cases, tmp_path, n_per_case=1, sampler="ddim", steps=2,
+    folders = sample_cases(straight_run, phantom_cases, tmp_path, samples_per_case=1, sampler="ddim", steps=2,
                            seed=1, transforms=True, device="cpu", progress=False)
     changed = 0
     for folder in folders:
@@ -118,6 +118,38 @@ def test_sample_patch_is_seeded(straight_run: Path, phantom_cases: Path) -> None
     a = draw(0)
     assert a.shape == (1, 1, *PATCH) and float(a.abs().max()) <= 1.0
     assert torch.equal(a, draw(0)) and not torch.equal(a, draw(1))
+    # Unset values come from the model's config (the one home of sampling defaults): steps 3 given, rest tiny's.
+    assert (config.sample.sampler, config.sample.eta) == ("ddim", 1.0)
+    from_config = sample_patch(model, schedule, anatomy, ln, steps=3, generator=torch.Generator().manual_seed(0),
+                               config=config)
+    assert torch.equal(from_config, a)
+    with pytest.raises(ValueError, match="config"):
+        sample_patch(model, schedule, anatomy, ln, steps=3)
+
+
+def test_unset_sampling_values_come_from_the_checkpoint_config(straight_run: Path, phantom_cases: Path,
+                                                               tmp_path: Path) -> None:
+    _, config, _ = load_model(straight_run, torch.device("cpu"))
+    sample = config.sample   # tiny.yaml: ddim, 20 steps, eta 1.0, 5 per case
+    folders = sample_cases(straight_run, phantom_cases, tmp_path, steps=2, shard=(0, 3), transforms=False,
+                           device="cpu", progress=False)
+    assert len(folders) == sample.samples_per_case == 5
+    meta = load_case(folders[0]).meta
+    assert (meta["sampler"], meta["steps"], meta["eta"]) == (sample.sampler, 2, sample.eta)
+
+
+def test_sampling_settings_are_checked_like_the_config() -> None:
+    from LNSynthLib.diffusion.config import load_config
+    from LNSynthLib.errors import ConfigError
+
+    config = load_config("paper")
+    assert config.sampling() == config.sample
+    chosen = config.sampling(sampler="dpmpp", steps=10)
+    assert (chosen.sampler, chosen.steps, chosen.eta, chosen.samples_per_case) == ("dpmpp", 10, 1.0, 10)
+    with pytest.raises(ConfigError, match=r"sample\.steps = 0 is out of range"):
+        config.sampling(steps=0)
+    with pytest.raises(ConfigError, match=r"sample\.samples_per_case = 0"):
+        config.sampling(samples_per_case=0)
 
 
 def test_cancel_through_the_job_runner_then_resume(straight_run: Path, phantom_cases: Path, tmp_path: Path) -> None:
@@ -146,3 +178,19 @@ def test_cancel_through_the_job_runner_then_resume(straight_run: Path, phantom_c
     assert done.returncode == 0, done.log_tail
     assert len(list_cases(tmp_path)) == 3
     assert (first[0] / "ct.nii.gz").stat().st_mtime_ns == stamp
+
+
+def test_pipeline_sampling_stage_takes_its_settings_from_the_config(straight_run: Path, phantom_cases: Path,
+                                                                     tmp_path: Path) -> None:
+    from LNSynthLib.pipeline import Layout, PipelineSettings, sample_synthetic
+
+    layout = Layout(tmp_path)
+    layout.train_cases.parent.mkdir(parents=True)
+    layout.train_cases.symlink_to(phantom_cases, target_is_directory=True)
+    settings = PipelineSettings(ddpm_overrides={"sample.samples_per_case": 1, "sample.sampler": "dpmpp",
+                                                "sample.steps": 2}, device="cpu")
+    sample_synthetic(layout, settings, straight_run)
+    folders = list_cases(layout.synthetic)
+    assert [f.name for f in folders] == [f"phantom_00{i}_synt_0" for i in range(3)]
+    meta = load_case(folders[0]).meta
+    assert (meta["sampler"], meta["steps"], meta["eta"]) == ("dpmpp", 2, None)

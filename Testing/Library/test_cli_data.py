@@ -33,7 +33,8 @@ def test_phantom_command_writes_prepared_cases(tmp_path, capsys, monkeypatch):
     res = _run("phantom", "--out", "cases", "--cases", "2", "--seed", "5", "--shape", "40", "48", "48",
                "--spacing", "1.5", cwd=tmp_path)
     assert res.returncode == 0, res.stderr
-    event = [e for e in _events(res.stdout) if e["stage"] == "phantom_cases"][0]
+    event = _events(res.stdout)[-1]
+    assert (event["stage"], event["kind"], event["path"]) == ("result", "cases", str(tmp_path / "cases"))
     assert event["cases"] == ["phantom_000", "phantom_001"]
     case = load_case(tmp_path / "cases" / "phantom_001")
     assert case.meta["phantom_seed"] == 6 and case.ct.geometry.spacing == (1.0, 1.0, 1.0)
@@ -53,13 +54,13 @@ def test_prepare_command_on_real_ct(tmp_path, painted_example, example_totalseg)
 
 
 def test_anatomy_command_without_weights_and_coarse(tmp_path, painted_example, capsys):
-    res = _run("anatomy", "--ct", str(painted_example["ct"]), "--out", "ts.nii.gz", "--method", "totalseg",
+    res = _run("anatomy", "--ct", str(painted_example["ct"]), "--out", "ts.nii.gz", "--anatomy-source", "totalseg",
                "--weights-dir", str(tmp_path / "no_weights"), "--device", "cpu", cwd=tmp_path)
     assert res.returncode == 2 and "Dataset297_TotalSegmentator_total_3mm_1559subj" in res.stderr
     assert "totalseg_import_weights" in res.stderr and "Traceback" not in res.stderr
     assert not (tmp_path / "ts.nii.gz").exists()
     out = tmp_path / "coarse.nii.gz"
-    assert main(["anatomy", "--ct", str(painted_example["ct"]), "--out", str(out), "--method", "coarse"]) == 0
+    assert main(["anatomy", "--ct", str(painted_example["ct"]), "--out", str(out), "--anatomy-source", "coarse"]) == 0
     assert "coarse" in capsys.readouterr().err
     assert set(np.unique(read_volume(out).array)) <= {0, 1, 11, 13}
 

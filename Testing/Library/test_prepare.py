@@ -60,7 +60,10 @@ def test_bad_inputs_name_the_file(tmp_path, painted_example, example_totalseg):
         prepare_case(painted_example["ln"], painted_example["ln"], tmp_path / "out", "x", anatomy_source="coarse")
     assert "ln.nii.gz" in str(err.value) and "Hounsfield" in str(err.value)
     with pytest.raises(InputDataError, match="needs a label file"):
-        prepare_case(painted_example["ct"], painted_example["ln"], tmp_path / "out", "x", anatomy_source="totalseg")
+        prepare_case(painted_example["ct"], painted_example["ln"], tmp_path / "out", "x", anatomy_source="file")
+    with pytest.raises(InputDataError, match="makes the anatomy itself"):   # totalseg = run it, one meaning
+        prepare_case(painted_example["ct"], painted_example["ln"], tmp_path / "out", "x",
+                     anatomy_path=example_totalseg, anatomy_source="totalseg")
     assert not (tmp_path / "out" / "x").exists()
 
 
@@ -69,7 +72,8 @@ def test_phantom_files_prepare_like_a_real_ct(tmp_path):
     ct = write_volume(p.ct, tmp_path / "ct.nrrd")
     ln = write_volume(p.ln, tmp_path / "ln.mha")
     ts = write_volume(p.totalseg, tmp_path / "ts.nii.gz")
-    folder = prepare_case(ct, ln, tmp_path / "prep", "ph", anatomy_path=ts, anatomy_source="totalseg")
+    folder = prepare_case(ct, ln, tmp_path / "prep", "ph", anatomy_path=ts, anatomy_source="file",
+                          labels_kind="totalseg")
     case = load_case(folder)
     assert case.ct.geometry.spacing == (1.0, 1.0, 1.0)
     assert len(case.meta["nodes"]) == len(p.nodes)

@@ -9,6 +9,7 @@ import sys
 
 import numpy as np
 
+from LNSynthLib.jobs.results import result_path
 from LNSynthLib.metrics.segmentation import segmentation_metrics
 from LNSynthLib.segmentation import nnunet_runner as nr
 from LNSynthLib.segmentation.nnunet_progress import parse_training_logs
@@ -68,8 +69,8 @@ def test_progress_parsed_from_the_real_training_log(nnunet_run):
     epochs = [e for e in nnunet_run["events"] if e["stage"] == "nnunet_train" and e.get("loss") is not None]
     assert len(epochs) == 1 and epochs[0]["step"] == 1 and epochs[0]["total"] == 1
     assert epochs[0]["loss"] == r.train_loss and epochs[0]["pseudo_dice"] == r.pseudo_dice[0]
-    result = [e for e in nnunet_run["events"] if e["stage"] == "result"]
-    assert result and result[-1]["model_dir"] == str(nnunet_run["model"])
+    assert result_path(nnunet_run["events"], "model_dir") == nnunet_run["model"]
+    assert nnunet_run["events"][-1]["stage"] == "result"
 
 
 def test_predictions_keep_the_test_geometry_and_score(nnunet_run):
@@ -105,7 +106,7 @@ def test_cli_predict_one_ct_in_its_ln_region(nnunet_run, phantom_test_root, tmp_
                           capture_output=True, text=True, env=env, timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]
     events = [json.loads(line) for line in proc.stdout.splitlines() if line.startswith("{")]
-    assert any(e["stage"] == "result" and e["path"] == str(out) for e in events)
+    assert result_path(events, "prediction") == out and events[-1]["kind"] == "prediction"
     pred, ct = read_volume(out), read_volume(case / "ct.nii.gz")
     assert pred.shape == ct.shape and pred.geometry.isclose(ct.geometry)     # full input grid back
 

@@ -1,0 +1,77 @@
+"""Command-line options shared by several `lnsynth` commands: one spelling, one choice list, one default each.
+
+Sampling options default to None, meaning "the LN-DDPM config decides" (the checkpoint's
+config for `lnsynth sample`, the chosen config for `demo`/`run`): the config is the single
+home of sampling defaults (`LNDDPMConfig.sampling`).
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from LNSynthLib.devices import DEVICE_HELP
+from LNSynthLib.diffusion.choices import SAMPLERS
+
+SAMPLES_PER_CASE_HELP = "synthetic cases sampled per source case (default: the config's sample.samples_per_case)"
+SYNT_PER_CASE_HELP = "synthetic cases per real case in a Real+Synt dataset (paper: 5, 10, 20)"
+
+
+def add_sampling(parser: argparse.ArgumentParser, *, old_n_alias: bool = False) -> None:
+    """`--samples-per-case`, `--sampler`, `--steps`, `--eta`; all None unless given (the config decides).
+
+    `old_n_alias` keeps `lnsynth sample`'s former `--n` working (hidden from --help).
+    """
+    parser.add_argument("--samples-per-case", type=int, default=None, metavar="N", help=SAMPLES_PER_CASE_HELP)
+    if old_n_alias:
+        parser.add_argument("--n", dest="samples_per_case", type=int, default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--sampler", choices=SAMPLERS, default=None,
+                        help="reverse-process sampler (default: the config's sample.sampler)")
+    parser.add_argument("--steps", type=int, default=None,
+                        help="DDIM/DPM++ steps (default: the config's sample.steps; DDPM always uses T)")
+    parser.add_argument("--eta", type=float, default=None,
+                        help="DDIM η, 0 deterministic .. 1 ancestral (default: the config's sample.eta)")
+
+
+def sampling_overrides(args: argparse.Namespace) -> dict[str, object]:
+    """The sampling options the user gave, as LN-DDPM config overrides (`sample.steps`: 10, ...)."""
+    given = {"samples_per_case": args.samples_per_case, "sampler": args.sampler, "steps": args.steps,
+             "eta": args.eta}
+    return {f"sample.{key}": value for key, value in given.items() if value is not None}
+
+
+def device_arg(text: str) -> str:
+    """argparse `type` of `--device`: `auto|cpu|cuda|cuda:N` (`gpu` read as `cuda`), else a usage error."""
+    from LNSynthLib.devices import DeviceError, normalize_device
+
+    try:
+        return normalize_device(text)
+    except DeviceError as exc:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a device; use {DEVICE_HELP}") from exc
+
+
+def add_device(parser: argparse.ArgumentParser, what: str = "") -> None:
+    """The one `--device` option; a GPU asked for on a machine without one fails when the job starts."""
+    parser.add_argument("--device", type=device_arg, default="auto", metavar="{auto,cpu,cuda,cuda:N}",
+                        help=DEVICE_HELP + (f" ({what})" if what else ""))
+
+
+def add_anatomy_source(parser: argparse.ArgumentParser, labels_flag: str, default: str) -> None:
+    """The label file option `labels_flag`, `--anatomy-source`, `--labels-kind`, `--resample-labels`, and
+    TotalSegmentator's `--device`/`--weights-dir`: one anatomy vocabulary (`anatomy.build`)."""
+    from LNSynthLib.anatomy.build import ANATOMY_SOURCES, LABEL_KINDS, OLD_SOURCES
+
+    parser.add_argument(labels_flag, help="label file: TotalSegmentator 'total' output or a 14-label anatomy map")
+    parser.add_argument("--anatomy-source", default=default, choices=ANATOMY_SOURCES + tuple(OLD_SOURCES),
+                        metavar="{" + ",".join(ANATOMY_SOURCES) + "}",
+                        help=f"file: group the label file {labels_flag}; totalseg: run TotalSegmentator (offline "
+                             "weights needed); coarse: weights-free thresholds (demo quality); auto: the file if "
+                             f"given, else TotalSegmentator if its weights are installed, else coarse "
+                             f"(default: {default})")
+    parser.add_argument("--labels-kind", default="auto", choices=LABEL_KINDS,
+                        help=f"what {labels_flag} holds: a TotalSegmentator 'total' output or a 14-label map "
+                             "(auto: guessed from its values)")
+    parser.add_argument("--resample-labels", action="store_true",
+                        help="resample label maps on another grid onto the CT (nearest neighbour); without it only "
+                             "the same grid, or the same voxels in another axis order/direction, is accepted")
+    add_device(parser, "for TotalSegmentator")
+    parser.add_argument("--weights-dir", help="TotalSegmentator home folder with its weights (TOTALSEG_HOME_DIR)")

@@ -1,0 +1,27 @@
+"""The allowed values of every enumerated LN-DDPM setting, declared once.
+
+`LNDDPMConfig.validate()` checks configs against these tuples, the CLI builds its argparse
+`choices` from them and the Slicer panel fills its combo boxes from them. This module imports
+nothing but the standard library, so the panel can import it inside Slicer's process.
+"""
+
+from __future__ import annotations
+
+SAMPLERS = ("ddpm", "ddim", "dpmpp")              # diffusion/samplers.py
+SCHEDULES = ("cosine", "linear")                  # diffusion/schedule.py
+PREDICTIONS = ("epsilon", "v")                    # what the network outputs
+LOSSES = ("l1", "l2", "mse")                      # l2 and mse are one loss (diffusion_loss)
+AMP_MODES = ("auto", "bf16", "off")               # auto: bf16 on GPUs, none on CPU
+VARIANTS = ("ln_ddpm", "conditional", "mask_guided", "edge_guided", "gscond_ln_only", "med_ddpm")
+ATTENTION_MODES = ("LD", "LA", "GA")              # LDCond mode (paper 000 Table 4c)
+
+# config key -> allowed values; the one table `LNDDPMConfig.validate()` walks.
+CONFIG_CHOICES: dict[str, tuple[str, ...]] = {
+    "network.variant": VARIANTS,
+    "network.attention_mode": ATTENTION_MODES,
+    "diffusion.schedule": SCHEDULES,
+    "diffusion.prediction": PREDICTIONS,
+    "diffusion.loss": LOSSES,
+    "train.amp": AMP_MODES,
+    "sample.sampler": SAMPLERS,
+}

@@ -1,0 +1,52 @@
+"""Shared CLI options: one spelling and one choice list per flag; sampling defaults left to the LN-DDPM config."""
+
+from __future__ import annotations
+
+import pytest
+
+from LNSynthLib.cli.main import build_parser
+from LNSynthLib.diffusion.choices import SAMPLERS
+
+
+def _sub_parser(parser, *names: str):  # noqa: ANN001, ANN202 - argparse internals
+    for name in names:
+        action = next(a for a in parser._actions if a.__class__.__name__ == "_SubParsersAction")
+        parser = action.choices[name]
+    return parser
+
+
+def test_sample_options_are_unset_by_default_and_keep_the_old_n() -> None:
+    parser = build_parser()
+    base = ["sample", "--checkpoint", "c.pt", "--cases", "c", "--out", "o"]
+    args = parser.parse_args(base)
+    assert (args.samples_per_case, args.sampler, args.steps, args.eta) == (None, None, None, None)
+    assert parser.parse_args([*base, "--samples-per-case", "3"]).samples_per_case == 3
+    assert parser.parse_args([*base, "--n", "4"]).samples_per_case == 4     # former spelling, hidden
+    assert "--n " not in _sub_parser(parser, "sample").format_help()
+
+
+@pytest.mark.parametrize("command", [["sample"], ["demo"], ["run"]])
+def test_sampler_choices_come_from_the_registry(command: list[str]) -> None:
+    action = next(a for a in _sub_parser(build_parser(), *command)._actions if a.dest == "sampler")
+    assert tuple(action.choices) == SAMPLERS and action.default is None
+
+
+def test_demo_and_run_sampling_options_become_config_overrides() -> None:
+    from LNSynthLib.cli.demo_command import _apply
+    from LNSynthLib.pipeline import PipelineSettings, ddpm_config
+
+    demo = PipelineSettings.demo()
+    sample = ddpm_config(demo).sample
+    assert (sample.sampler, sample.steps, sample.eta, sample.samples_per_case) == ("ddim", 20, 1.0, 2)
+    paper = ddpm_config(PipelineSettings.paper()).sample
+    assert (paper.sampler, paper.steps, paper.samples_per_case) == ("ddpm", 300, 10)
+
+    args = build_parser().parse_args(["demo", "--out", "w", "--samples-per-case", "3", "--sampler", "dpmpp",
+                                      "--steps", "7", "--ddpm-iterations", "5", "--synt-per-case", "1"])
+    settings = _apply(demo, args)
+    assert settings.synt_per_case == 1
+    chosen = ddpm_config(settings)
+    assert (chosen.sample.sampler, chosen.sample.steps, chosen.sample.samples_per_case) == ("dpmpp", 7, 3)
+    assert chosen.train.iterations == 5 and chosen.train.checkpoint_every == 50   # demo overrides kept
+    untouched = _apply(demo, build_parser().parse_args(["demo", "--out", "w"]))
+    assert untouched.ddpm_overrides == demo.ddpm_overrides
