@@ -25,6 +25,15 @@ from slicer.ScriptedLoadableModule import (
 )
 from slicer.util import VTKObservationMixin
 
+from LNSynthLib.anatomy.build import ANATOMY_SOURCES
+from LNSynthLib.devices import DEVICE_CHOICES
+from LNSynthLib.diffusion.choices import BUNDLED_CONFIGS, SAMPLERS
+
+# Combo box choices come from the library's registries (torch-free modules, safe in Slicer's process).
+FROM_CHECKPOINT = "checkpoint"  # sampler: the one the checkpoint's config names
+SAMPLER_CHOICES = [FROM_CHECKPOINT, *SAMPLERS]
+DDPM_CONFIG_CHOICES = [*BUNDLED_CONFIGS, "file"]  # file: a YAML config chosen in the panel
+ANATOMY_CHOICES = [s for s in ANATOMY_SOURCES if s in ("totalseg", "coarse")]  # what the panel can run on a CT
 ACTION_BUTTONS = ("createAnatomyButton", "groupTotalSegButton", "addTrainingCaseButton", "trainDdpmButton",
                   "synthesizeButton", "exportDatasetButton", "trainNnunetButton", "predictButton",
                   "installDependenciesButton")
@@ -71,17 +80,17 @@ CT". Uses TotalSegmentator, MONAI and nnU-Net v2.
 @parameterNodeWrapper
 class LNSynthParameterNode:
     inputVolume: vtkMRMLScalarVolumeNode
-    anatomyMethod: Annotated[str, Choice(["totalseg", "coarse"])] = "totalseg"
+    anatomyMethod: Annotated[str, Choice(ANATOMY_CHOICES)] = "totalseg"
     totalSegFile: Path
     anatomySegmentation: vtkMRMLSegmentationNode
     lymphNodeSegmentation: vtkMRMLSegmentationNode
     casesFolder: Path
-    ddpmConfig: Annotated[str, Choice(["tiny", "paper", "file"])] = "tiny"
+    ddpmConfig: Annotated[str, Choice(DDPM_CONFIG_CHOICES)] = "tiny"
     ddpmConfigFile: Path
     ddpmIterations: Annotated[int, WithinRange(0, 1000000)] = 0
     ddpmRunFolder: Path
     checkpointPath: Path
-    sampler: Annotated[str, Choice(["checkpoint", "ddim", "ddpm", "dpmpp"])] = "checkpoint"
+    sampler: Annotated[str, Choice(SAMPLER_CHOICES)] = FROM_CHECKPOINT
     steps: Annotated[int, WithinRange(0, 1000)] = 0
     numberOfSamples: Annotated[int, WithinRange(1, 100)] = 4
     seed: Annotated[int, WithinRange(0, 999999)] = 0
@@ -91,7 +100,7 @@ class LNSynthParameterNode:
     nnunetEpochs: Annotated[int, WithinRange(1, 1000)] = 5
     nnunetIterations: Annotated[int, WithinRange(1, 250)] = 30
     nnunetModelFolder: Path
-    device: Annotated[str, Choice(["auto", "cpu", "cuda"])] = "auto"
+    device: Annotated[str, Choice(list(DEVICE_CHOICES))] = "auto"
     workFolder: Path
     weightsFolder: Path
 
@@ -408,7 +417,7 @@ class LNSynthWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         p = self._parameterNode
         with slicer.util.tryWithErrorDisplay("Could not start the synthesis."):
             settings = SynthesisSettings(checkpoint=_path(p.checkpointPath), n_samples=p.numberOfSamples,
-                                         sampler=None if p.sampler == "checkpoint" else p.sampler,
+                                         sampler=None if p.sampler == FROM_CHECKPOINT else p.sampler,
                                          steps=p.steps or None, seed=p.seed, transforms=p.useTransforms,
                                          device=p.device, paste_into_ct=p.pasteIntoCT)
             chain = self.jobEngine().start_synthesis(p.inputVolume, p.anatomySegmentation,

@@ -16,12 +16,14 @@ from pathlib import Path
 import numpy as np
 
 from LNSynthLib.anatomy.groups import LABEL_NAMES, LYMPH_NODE_SEGMENT_NAME
-from LNSynthLib.cases import ANATOMY_FILE, CT_FILE, LN_FILE, META_FILE, list_cases
+from LNSynthLib.cases import ANATOMY_FILE, CT_FILE, LN_FILE, list_cases, read_meta
 from LNSynthLib.errors import InputDataError
 from LNSynthLib.jobs.chain import JobChain, Step, python_executable
+from LNSynthLib.jobs.results import result_path
 from LNSynthLib.volumes.geometry import Volume
+from LNSynthLib.volumes.grid import resample_onto
 from LNSynthLib.volumes.io import read_volume, write_volume
-from LNSynthLib.volumes.preprocess import PreprocessSettings
+from LNSynthLib.volumes.preprocess import TEST_MARGIN_MM, TRAIN_MARGIN_MM
 
 from . import mrml_bridge as mb
 from . import terminology
@@ -51,7 +53,7 @@ class SynthesisSettings:
     seed: int = 0
     transforms: bool = True
     device: str = "auto"
-    margin_mm: float = PreprocessSettings.test().margin_mm
+    margin_mm: float = TEST_MARGIN_MM
     paste_into_ct: bool = True
 
 
@@ -95,17 +97,21 @@ class SceneLogic:
         return node
 
     def anatomy_from_totalseg_file(self, ct_node: object, totalseg_path: str | Path) -> object:
-        """Group an existing TotalSegmentator `total` label file into the anatomy segmentation."""
-        from LNSynthLib.anatomy.groups import totalseg_to_anatomy
+        """Group an existing TotalSegmentator `total` label file into the anatomy segmentation.
+
+        The file must hold this CT's voxels (the library's grid rule: another axis order or direction
+        is reoriented exactly); a file on another grid is refused rather than silently resampled.
+        """
+        from LNSynthLib.anatomy.build import anatomy_from_labels
 
         ct = mb.node_to_volume(ct_node)
-        labels = _on_grid(read_volume(totalseg_path), ct)
         try:
-            anatomy = totalseg_to_anatomy(labels.astype(np.int32), ct.array)
-        except ValueError as exc:
-            raise InputDataError(str(exc), path=totalseg_path,
-                                 fix="give the TotalSegmentator `total` task output of this CT") from exc
-        return self.anatomy_from_labels(Volume(anatomy, ct.geometry), f"{ct_node.GetName()} anatomy")
+            anatomy = anatomy_from_labels(read_volume(totalseg_path), ct, "totalseg", path=totalseg_path)
+        except InputDataError as exc:
+            raise InputDataError(exc.problem, path=exc.path, fix="give the TotalSegmentator `total` output of "
+                                 "this CT (or put it on the CT's grid first: lnsynth anatomy --anatomy-source "
+                                 "file --resample-labels)") from None
+        return self.anatomy_from_labels(anatomy, f"{ct_node.GetName()} anatomy")
 
     def start_anatomy(self, ct_node: object, method: str = "totalseg", device: str = "auto",
                       weights_dir: str | Path | None = None) -> JobChain:
@@ -114,8 +120,8 @@ class SceneLogic:
         run = self.new_run_dir("anatomy")
         write_volume(ct, run / CT_FILE)
         out = run / "anatomy.nii.gz"
-        args = ["anatomy", "--ct", str(run / CT_FILE), "--out", str(out), "--method", method, "--device",
-                {"cuda": "gpu"}.get(device, device)]
+        args = ["anatomy", "--ct", str(run / CT_FILE), "--out", str(out), "--anatomy-source", method,
+                "--device", device]
         if weights_dir:
             args += ["--weights-dir", str(weights_dir)]
         name = f"{ct_node.GetName()} anatomy"
@@ -188,7 +194,7 @@ class SceneLogic:
     def prepare_args(self, inputs: dict, out: Path, case_id: str, margin_mm: float) -> list[str]:
         """`lnsynth prepare` on files written by `export_inputs` (the CLI's own preparation)."""
         return ["prepare", "--ct", str(inputs["ct"]), "--ln", str(inputs["ln"]), "--anatomy", str(inputs["anatomy"]),
-                "--anatomy-source", "anatomy14", "--out", str(out), "--case-id", case_id,
+                "--anatomy-source", "file", "--labels-kind", "anatomy14", "--out", str(out), "--case-id", case_id,
                 "--margin-mm", f"{margin_mm:g}"]
 
     # ------------------------------------------------------------------ LN-DDPM training
@@ -203,7 +209,7 @@ class SceneLogic:
         base = _safe_id(ct_node.GetName())
         case_id = next(name for name in (f"{base}_{i}" if i else base for i in range(10000))
                        if not (cases_root / name).exists())
-        args = self.prepare_args(inputs, cases_root, case_id, PreprocessSettings.train().margin_mm)
+        args = self.prepare_args(inputs, cases_root, case_id, TRAIN_MARGIN_MM)
 
         def done() -> str:
             shutil.rmtree(run / "input", ignore_errors=True)
@@ -224,7 +230,7 @@ class SceneLogic:
         if iterations:
             args += ["--set", f"train.iterations={int(iterations)}"]
         chain = self.start_command("Training LN-DDPM", args, "ln-ddpm-train")
-        chain.on_success = lambda: announced_path(chain, "checkpoint")
+        chain.on_success = lambda: result_path(chain.state.events, "checkpoint")
         return chain
 
     def start_synthesis(self, ct_node: object, anatomy_node: object, ln_node: object,
@@ -241,7 +247,7 @@ class SceneLogic:
         case_id = _safe_id(ct_node.GetName())
         prepare = self.prepare_args(inputs, run / "cases", case_id, settings.margin_mm)
         sample = ["sample", "--checkpoint", str(checkpoint), "--cases", str(run / "cases"), "--out",
-                  str(run / "synthetic"), "--n", str(settings.n_samples), "--seed", str(settings.seed),
+                  str(run / "synthetic"), "--samples-per-case", str(settings.n_samples), "--seed", str(settings.seed),
                   "--device", settings.device]
         if settings.sampler:
             sample += ["--sampler", settings.sampler]
@@ -327,7 +333,7 @@ class SceneLogic:
         """`lnsynth nnunet train` in the background; `chain.result` is the trained model folder."""
         args = nnunet_train_args(dataset_dir, epochs, iterations, device)
         chain = self.start_command("Training nnU-Net", args, "nnunet-train")
-        chain.on_success = lambda: announced_path(chain, "model_dir")
+        chain.on_success = lambda: result_path(chain.state.events, "model_dir")
         return chain
 
     def start_nnunet_predict(self, ct_node: object, model_dir: str | Path, device: str = "auto") -> JobChain:
@@ -341,7 +347,7 @@ class SceneLogic:
 
         def load() -> object:
             node = mb.new_segmentation_node(self.scene, f"{ct_node.GetName()} nnU-Net lymph nodes")
-            mb.set_segment_mask(node, LYMPH_NODE_SEGMENT_NAME, _on_grid_volume(read_volume(out), ct),
+            mb.set_segment_mask(node, LYMPH_NODE_SEGMENT_NAME, resample_onto(read_volume(out), ct, "nearest"),
                                 mb.LYMPH_NODE_TERMINOLOGY, color=(0.9, 0.3, 0.1))
             node.SetReferenceImageGeometryParameterFromVolumeNode(ct_node)
             return node
@@ -351,45 +357,16 @@ class SceneLogic:
 
 def _synthetic_per_source(synthetic_root: Path) -> dict[str, int]:
     """How many synthetic cases each source case has (from their case.json)."""
-    import json
-
     counts: dict[str, int] = {}
     for folder in list_cases(synthetic_root):
-        source = json.loads((folder / META_FILE).read_text(encoding="utf-8")).get("source_case", "")
+        source = read_meta(folder).get("source_case", "")
         counts[source] = counts.get(source, 0) + 1
     return counts
-
-
-def announced_path(chain: JobChain, kind: str) -> str | None:
-    """The path a finished command announced in its result progress line (`kind`: checkpoint, model_dir)."""
-    for event in reversed(chain.state.events):
-        if event.get("stage") == "result" and event.get(kind):
-            return str(event[kind])
-        if event.get("result") == kind and event.get("path"):
-            return str(event["path"])
-    return None
 
 
 def _safe_id(name: str) -> str:
     cleaned = "".join(c if c.isalnum() or c in "-_" else "_" for c in name).strip("_")
     return cleaned or "case"
-
-
-def _on_grid(volume: Volume, reference: Volume) -> np.ndarray:
-    """Label array of `volume` on the reference grid (nearest neighbour; no copy when grids match)."""
-    if volume.shape == reference.shape and volume.geometry.isclose(reference.geometry):
-        return np.asarray(volume.array)
-    import SimpleITK as sitk
-
-    from LNSynthLib.volumes.io import to_sitk
-
-    ref = to_sitk(Volume(np.zeros(reference.shape, np.uint8), reference.geometry))
-    out = sitk.Resample(to_sitk(volume), ref, sitk.Transform(), sitk.sitkNearestNeighbor, 0)
-    return sitk.GetArrayFromImage(out)
-
-
-def _on_grid_volume(volume: Volume, reference: Volume) -> Volume:
-    return Volume(_on_grid(volume, reference), reference.geometry)
 
 
 def nnunet_train_args(dataset_dir: str | Path, epochs: int, iterations: int, device: str) -> list[str]:

@@ -29,6 +29,7 @@ for root in (HERE.parents[1], HERE.parents[2]):  # installed: next to the module
         sys.path.insert(0, str(root))
 
 from LNSynthLib.jobs.chain import JobChain, Step, python_executable  # noqa: E402
+from LNSynthLib.jobs.results import result_event  # noqa: E402
 
 USAGE = "usage: lnsynth_headless.py [--run] [--] <lnsynth command> [arguments]   (e.g. run --cases C ...)"
 
@@ -79,9 +80,9 @@ def run_command(command: list[str]) -> int:
     if state.error:
         print(state.error, file=sys.stderr)
         return 1
-    for event in state.events:  # what the command announced (dataset folder, model_dir, ...)
-        if event.get("stage") == "result" or "result" in event:
-            print("result: " + ", ".join(f"{k}={v}" for k, v in event.items() if k != "stage"), flush=True)
+    result = result_event(state.events)  # what the command made (checkpoint, dataset, model_dir, ...)
+    if result is not None:
+        print(f"result: {result['kind']} {result['path']}", flush=True)
     print("[100.0%] done", flush=True)
     return 0
 

@@ -122,3 +122,6 @@ def test_config_error_is_an_input_error_and_missing_file_is_named(tmp_path: Path
 def test_bundled_configs_are_valid() -> None:
     for path in sorted(CONFIG_DIR.glob("*.yaml")):
         assert load_config(path).validate(path)
+    from LNSynthLib.diffusion.choices import BUNDLED_CONFIGS
+
+    assert tuple(sorted(BUNDLED_CONFIGS)) == tuple(sorted(p.stem for p in CONFIG_DIR.glob("*.yaml")))

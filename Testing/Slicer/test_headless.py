@@ -104,6 +104,7 @@ def test_headless_pipeline_on_phantom_cases(tmp_path: Path):
                           capture_output=True, text=True, timeout=1800, cwd=tmp_path)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     assert "[100.0%] done" in done.stdout and list(work.rglob("checkpoint.pt"))
+    assert "result: report " in done.stdout
     finals = sorted(work.rglob("checkpoint_final.pth"))
     assert finals, "no nnU-Net model was trained"
     model_dir = [str(finals[0].parent.parent)]  # <model_dir>/fold_0/checkpoint_final.pth

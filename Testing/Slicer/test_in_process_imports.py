@@ -36,6 +36,9 @@ SCRIPT = textwrap.dedent('''
     from LNSynthModuleLib import dependencies, mrml_bridge as mb, terminology  # noqa: F401
     from LNSynthModuleLib.logic import ANATOMY_NAMES, SceneLogic
     from LNSynthModuleLib.selftest import fat_center
+    from LNSynthLib.anatomy.build import ANATOMY_SOURCES  # noqa: F401  (the panel's choice lists)
+    from LNSynthLib.devices import DEVICE_CHOICES  # noqa: F401
+    from LNSynthLib.diffusion.choices import BUNDLED_CONFIGS, SAMPLERS  # noqa: F401
     from LNSynthLib.cases import CT_FILE, LN_FILE
     from LNSynthLib.phantom import generate_phantom
     from LNSynthLib.volumes.io import write_volume

@@ -78,11 +78,20 @@ def test_node_selectors_get_the_scene_and_choices_match_the_parameter_choices():
                  if c.findtext("slot") == "setMRMLScene(vtkMRMLScene*)"}
     combos = {n for n, w in _widgets().items() if w.get("class") == "qMRMLNodeComboBox"}
     assert combos and combos == receivers
-    source = MODULE_FILE.read_text(encoding="utf-8")
-    for name, widget in _widgets().items():
-        if widget.get("class") == "QComboBox":
-            items = [i.findtext("property/string") for i in widget.findall("item")]
-            assert f"Choice({items!r})".replace("'", '"') in source, f"{name} items {items} differ from Choice"
+    from LNSynthLib.anatomy.build import ANATOMY_SOURCES
+    from LNSynthLib.devices import DEVICE_CHOICES
+    from LNSynthLib.diffusion.choices import BUNDLED_CONFIGS, SAMPLERS
+
+    # The panel's choice lists are built from the library's registries (see LNSynth.py); the .ui lists the same.
+    expected = {"sampler": ["checkpoint", *SAMPLERS], "device": list(DEVICE_CHOICES),
+                "ddpmConfig": [*BUNDLED_CONFIGS, "file"],
+                "anatomyMethod": [s for s in ANATOMY_SOURCES if s in ("totalseg", "coarse")]}
+    bound = {widget: parameter for parameter, widget in _bound_parameters().items()}
+    combos = {name: w for name, w in _widgets().items() if w.get("class") == "QComboBox"}
+    assert {bound[name] for name in combos} == set(expected)
+    for name, widget in combos.items():
+        items = [i.findtext("property/string") for i in widget.findall("item")]
+        assert items == expected[bound[name]], f"{name}: .ui items {items} differ from the registry"
 
 
 def test_module_file_is_thin():
