@@ -13,42 +13,15 @@ A refused checkpoint ends the program with one `lnsynth-error: {json}` line and 
 from __future__ import annotations
 
 import json
-import os
 import sys
 from importlib.metadata import entry_points
-from typing import Any
 
 from LNSynthLib.errors import LNSynthError
 from LNSynthLib.segmentation import safe_checkpoints
+from LNSynthLib.segmentation.nnunet_resume import atomic_save_checkpoint
 from LNSynthLib.segmentation.safe_checkpoints import ERROR_PREFIX
 
 ERROR_EXIT = 2
-
-
-def atomic_save_checkpoint(original: Any) -> Any:
-    """Wrap `nnUNetTrainer.save_checkpoint(self, filename)`: write beside, fsync, then rename onto `filename`."""
-
-    def save_checkpoint(self: Any, filename: str) -> None:
-        folder, name = os.path.split(filename)
-        tmp = os.path.join(folder, f".{name}.tmp-{os.getpid()}")
-        try:
-            original(self, tmp)
-            if not os.path.exists(tmp):   # not rank 0, or checkpointing disabled
-                return
-            with open(tmp, "rb") as fh:
-                os.fsync(fh.fileno())
-            os.replace(tmp, filename)
-            dir_fd = os.open(folder or ".", os.O_RDONLY)
-            try:
-                os.fsync(dir_fd)
-            finally:
-                os.close(dir_fd)
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-
-    save_checkpoint.lnsynth_atomic = True  # type: ignore[attr-defined]
-    return save_checkpoint
 
 
 def install() -> None:

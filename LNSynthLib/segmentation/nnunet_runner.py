@@ -259,11 +259,12 @@ def train(project: NnUNetProject, dataset_id: int, trainer: TrainerSpec, *, fold
     cmd = [*nnunet_command("nnUNetv2_train"), str(int(dataset_id)), configuration, str(fold),
            "-tr", trainer.name, "-device", device]
     started = 0
-    if resume and (fold_dir / "checkpoint_latest.pth").exists():
-        cmd.append("--c")
-        from LNSynthLib.segmentation.nnunet_progress import parse_training_logs
+    if resume:
+        from LNSynthLib.segmentation.nnunet_resume import resume_point
 
-        started = len(parse_training_logs(fold_dir))
+        checkpoint, started = resume_point(fold_dir)   # skips (and says so) checkpoints that do not load
+        if checkpoint is not None:
+            cmd.append("--c")
     parser = NnUNetLogParser()
     progress = Progress("nnunet_train", trainer.total_epochs, start_step=started)
 
