@@ -33,6 +33,7 @@ from LNSynthLib.volumes.io import read_volume, write_volume
 STRATEGIES = ("real", "synt", "real+synt")
 MANIFEST = "lnsynth_export.json"
 PENDING = "lnsynth_export.partial.json"   # in the folder being built: the manifest it is being built for
+STAMP_FILE = "lnsynth_export_stamp.json"  # in preprocessed / training folders: the export they came from
 EXPORT_NAMES = ("imagesTr", "labelsTr", "imagesTs", "labelsTs", "dataset.json")
 TRAIN_MARGIN_MM = 100.0
 TEST_MARGIN_MM = 50.0
@@ -237,6 +238,31 @@ def _swap_in(staging: Path, dataset_dir: Path) -> None:
     os.replace(dataset_dir, old)
     os.replace(staging, dataset_dir)
     shutil.rmtree(old)
+
+
+def export_stamp(dataset_dir: str | Path) -> str:
+    """Fingerprint of one export (its dataset.json and manifest): what was planned or trained from it."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    for name in ("dataset.json", MANIFEST):
+        path = Path(dataset_dir) / name
+        digest.update(path.read_bytes() if path.exists() else b"-")
+    return digest.hexdigest()
+
+
+def stamp_state(folder: str | Path, dataset_dir: str | Path) -> bool | None:
+    """Whether `folder` (preprocessed data, a training fold) was made from this export; None: no stamp."""
+    path = Path(folder) / STAMP_FILE
+    if not path.is_file():
+        return None
+    return json.loads(path.read_text(encoding="utf-8")).get("export") == export_stamp(dataset_dir)
+
+
+def write_stamp(folder: str | Path, dataset_dir: str | Path) -> None:
+    write_text_atomic(Path(folder) / STAMP_FILE, json.dumps({"export": export_stamp(dataset_dir),
+                                                            "dataset": str(Path(dataset_dir).resolve())}),
+                      overwrite=True)
 
 
 def write_splits(dataset_dir: str | Path, preprocessed_dir: str | Path, n_folds: int = 5,

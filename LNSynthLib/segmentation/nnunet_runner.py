@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -21,7 +22,7 @@ from pathlib import Path
 from LNSynthLib.atomic import write_text_atomic
 from LNSynthLib.errors import InputDataError, LNSynthError
 from LNSynthLib.jobs.progress import Progress
-from LNSynthLib.segmentation.nnunet_export import MANIFEST, write_splits
+from LNSynthLib.segmentation.nnunet_export import MANIFEST, stamp_state, write_splits, write_stamp
 from LNSynthLib.segmentation.nnunet_progress import EpochRecord, NnUNetLogParser
 from LNSynthLib.segmentation.nnunet_trainers.lnsynth_trainers import NAME_PATTERN, trainer_name
 from LNSynthLib.segmentation.safe_checkpoints import ERROR_PREFIX
@@ -192,7 +193,10 @@ def plan_and_preprocess(project: NnUNetProject, dataset_id: int, *, configuratio
     plans = pre / "nnUNetPlans.json"
     data_dir = pre / f"nnUNetPlans_{configuration}"
     n_train = len(list((project.raw / name / "labelsTr").glob("*.nii.gz")))
-    if (plans.exists() and data_dir.is_dir() and len(list(data_dir.glob("*.pkl"))) >= n_train
+    current = stamp_state(pre, project.raw / name)
+    if current is False:    # planned from an earlier export of this dataset: its data would be stale
+        shutil.rmtree(pre)
+    elif (plans.exists() and data_dir.is_dir() and len(list(data_dir.glob("*.pkl"))) >= n_train
             and (pre / "splits_final.json").exists()):
         return pre
     cmd = [*nnunet_command("nnUNetv2_plan_and_preprocess"), "-d", str(int(dataset_id)), "-c", configuration,
@@ -203,6 +207,7 @@ def plan_and_preprocess(project: NnUNetProject, dataset_id: int, *, configuratio
     run_logged(cmd, project.env(device), project.logs / f"plan_{name}.log")
     if (project.raw / name / MANIFEST).exists():
         write_splits(project.raw / name, pre)
+    write_stamp(pre, project.raw / name)
     progress.update(1)
     progress.close()
     return pre
@@ -254,8 +259,15 @@ def train(project: NnUNetProject, dataset_id: int, trainer: TrainerSpec, *, fold
     """`nnUNetv2_train`; returns the final checkpoint. Progress lines: stage `nnunet_train`, one per epoch."""
     fold_dir = project.training_dir(dataset_id, trainer, fold, configuration)
     final = fold_dir / "checkpoint_final.pth"
+    raw = project.raw / project.find_dataset(dataset_id)
+    if stamp_state(fold_dir, raw) is False:
+        raise InputDataError("this model was trained on an earlier export of the dataset", path=fold_dir,
+                             fix="delete this training folder to train on the current export, or export "
+                                 "under a new --dataset-id to keep both")
     if final.exists():
         return final
+    fold_dir.mkdir(parents=True, exist_ok=True)
+    write_stamp(fold_dir, raw)
     cmd = [*nnunet_command("nnUNetv2_train"), str(int(dataset_id)), configuration, str(fold),
            "-tr", trainer.name, "-device", device]
     started = 0

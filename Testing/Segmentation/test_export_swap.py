@@ -10,7 +10,7 @@ import pytest
 
 from LNSynthLib.cases import LN_FILE, list_cases
 from LNSynthLib.cli.main import main
-from LNSynthLib.errors import OutputExistsError
+from LNSynthLib.errors import InputDataError, OutputExistsError
 from LNSynthLib.segmentation.nnunet_export import ExportSettings, export_dataset
 
 SMALL = {"train_margin_mm": 8, "test_margin_mm": 8}
@@ -61,3 +61,25 @@ def test_a_folder_with_other_files_is_not_replaced_without_overwrite(phantom_roo
     with pytest.raises(OutputExistsError, match="notes.txt"):
         export_dataset(phantom_root, dataset, settings=ExportSettings(strategy="real", **SMALL))
     assert [p.name for p in dataset.iterdir()] == ["notes.txt"]
+
+
+def test_preprocessed_data_and_models_of_an_earlier_export_are_not_reused(phantom_root, synthetic_root, tmp_path):
+    from LNSynthLib.segmentation import nnunet_runner as nr
+    from LNSynthLib.segmentation.nnunet_export import stamp_state, write_stamp
+
+    project = nr.NnUNetProject(tmp_path / "project")
+    dataset = project.raw / nr.dataset_name(8, "Lymph")
+    export_dataset(phantom_root, dataset, settings=ExportSettings(strategy="real", **SMALL))
+    trainer = nr.TrainerSpec(epochs=1, iterations=1, val_iterations=1)
+    fold_dir = project.training_dir(8, trainer)
+    pre = project.preprocessed / dataset.name
+    for folder in (pre, fold_dir):
+        folder.mkdir(parents=True)
+        write_stamp(folder, dataset)
+        assert stamp_state(folder, dataset) is True
+    export_dataset(phantom_root, dataset, synthetic_root=synthetic_root, overwrite=True,
+                   settings=ExportSettings(strategy="real+synt", synt_per_case=1, **SMALL))
+    assert stamp_state(pre, dataset) is False            # plan_and_preprocess plans again
+    with pytest.raises(InputDataError, match="trained on an earlier export") as err:
+        nr.train(project, 8, trainer, device="cpu")
+    assert err.value.path == fold_dir and "--dataset-id" in err.value.fix
