@@ -3,8 +3,9 @@
 `lnsynth train` writes `config.yaml`, `loss.csv` and `loss.png` next to its checkpoint, replacing
 them on every save. Pointed at a folder that already holds such files of the user's (their own
 config, another tool's loss log), it would overwrite them. A run folder is therefore marked with
-`.lnsynth_run.json` when LNSynth starts using it; an unmarked folder holding one of these names
-(and no LNSynth checkpoint) is refused.
+`lnsynth_run.json` when LNSynth starts using it; an unmarked folder holding one of these names
+(and no LNSynth checkpoint) is refused. Resuming removes the temporary files of a run that was
+killed while writing (SIGKILL leaves no chance to clean up).
 """
 
 from __future__ import annotations
@@ -17,15 +18,21 @@ from LNSynthLib.diffusion.checkpoint import CHECKPOINT_NAME
 from LNSynthLib.errors import OutputExistsError
 
 RUN_FILES = ("config.yaml", "loss.csv", "loss.png")
-RUN_MARKER = ".lnsynth_run.json"
+RUN_MARKER = "lnsynth_run.json"
 
 
 def claim_run_dir(run_dir: str | Path, *, write_marker: bool = True) -> Path:
-    """Refuse a folder whose run-file names belong to someone else; mark it as an LNSynth run folder."""
+    """Refuse a folder whose run-file names belong to someone else; mark it as an LNSynth run folder.
+
+    `write_marker` is False in the other processes of a DDP run: only the main one writes and cleans.
+    """
     run_dir = Path(run_dir)
     marker = run_dir / RUN_MARKER
     if marker.is_file() or (run_dir / CHECKPOINT_NAME).exists():
         # Marked, or a run of an earlier version (a foreign checkpoint.pt is refused when it is loaded).
+        for name in (CHECKPOINT_NAME, *RUN_FILES) if write_marker else ():   # main process only
+            for leftover in run_dir.glob(f".{name}.*.tmp*"):   # a run killed mid-write (SIGKILL)
+                leftover.unlink()
         return run_dir
     foreign = [name for name in RUN_FILES if (run_dir / name).exists()]
     if foreign:

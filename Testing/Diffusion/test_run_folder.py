@@ -35,3 +35,15 @@ def test_a_run_folder_is_marked_and_resumes(straight_run: Path, phantom_cases: P
     assert main(["train", "--cases", str(phantom_cases), "--run-dir", str(run_dir), "--device", "cpu",
                  *micro_cli_sets()]) == 0     # already complete: nothing to train, own files rewritten
     assert (run_dir / "config.yaml").read_text() != "stale\n"
+
+
+def test_resume_removes_temporary_files_of_a_killed_write(straight_run: Path, tmp_path: Path) -> None:
+    from LNSynthLib.diffusion.run_folder import claim_run_dir
+
+    run_dir = tmp_path / "run"
+    shutil.copytree(straight_run.parent, run_dir)
+    (run_dir / ".loss.png.k3j2.tmp.png").write_bytes(b"\x89PNG")       # SIGKILL during plot_loss
+    (run_dir / ".checkpoint.pt.x1.tmp.pt").write_bytes(b"PK")
+    (run_dir / ".my_notes.txt").write_text("not ours")
+    claim_run_dir(run_dir)
+    assert sorted(p.name for p in run_dir.iterdir() if p.name.startswith(".")) == [".my_notes.txt"]
