@@ -44,7 +44,7 @@ def check_same_origin(out_root: Path, wanted: dict[str, Any], tag: str) -> None:
         return
     for folder in sorted(out_root.glob(f"*{tag}*")):
         meta_path = folder / META_FILE
-        if not meta_path.is_file():
+        if folder.name.startswith(".") or not meta_path.is_file():   # a case still being written
             continue
         try:
             found = origin(json.loads(meta_path.read_text(encoding="utf-8")))
