@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-from LNSynthLib.errors import OutputExistsError
+from LNSynthLib.errors import OutputExistsError, OutputWriteError
+
+# errno values of a write that ran out of room: disk full, file-size limit, quota.
+NO_ROOM = frozenset({errno.ENOSPC, errno.EFBIG, errno.EDQUOT})
+NO_ROOM_FIX = "free disk space (or raise the file-size / quota limit: `ulimit -f`) and run the command again"
 
 
 def check_writable(path: str | Path, overwrite: bool = False) -> Path:
@@ -37,7 +42,13 @@ def atomic_path(path: str | Path, overwrite: bool = False) -> Iterator[Path]:
     os.close(fd)
     tmp = Path(tmp_name)
     try:
-        yield tmp
+        try:
+            yield tmp
+        except OSError as exc:
+            if exc.errno not in NO_ROOM:
+                raise
+            raise OutputWriteError(f"could not be written completely ({exc.strerror}); nothing was kept",
+                                   path=path, fix=NO_ROOM_FIX) from exc
         if overwrite is False and path.exists():
             raise OutputExistsError("output appeared while it was being written", path=path,
                                     fix="make sure only one job writes to this folder")

@@ -27,6 +27,7 @@ CT_FILE = "ct.nii.gz"
 ANATOMY_FILE = "anatomy.nii.gz"
 LN_FILE = "ln.nii.gz"
 META_FILE = "case.json"
+CASE_FILES = (CT_FILE, ANATOMY_FILE, LN_FILE, META_FILE)
 
 
 @dataclass
@@ -71,9 +72,14 @@ def is_synthetic(folder: str | Path) -> bool:
     return read_meta(folder).get("synthetic") is True
 
 
+def missing_files(folder: str | Path) -> list[str]:
+    """Which of the case files are absent (empty: the case is complete)."""
+    return [name for name in CASE_FILES if not (Path(folder) / name).is_file()]
+
+
 def load_case(folder: str | Path) -> Case:
     folder = Path(folder)
-    missing = [name for name in (CT_FILE, ANATOMY_FILE, LN_FILE, META_FILE) if not (folder / name).exists()]
+    missing = missing_files(folder)
     if missing:
         raise InputDataError(f"prepared case is incomplete, missing {', '.join(missing)}", path=folder,
                              fix="run `lnsynth prepare` again for this case")

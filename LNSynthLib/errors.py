@@ -38,5 +38,9 @@ class OutputExistsError(LNSynthError):
     """Refuse to replace a file the user already has."""
 
 
+class OutputWriteError(LNSynthError):
+    """An output could not be written completely (disk full, file-size or quota limit); nothing was kept."""
+
+
 class JobCancelled(Exception):
     """Raised inside a job when the user asked it to stop."""

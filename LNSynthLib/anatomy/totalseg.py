@@ -132,6 +132,10 @@ def run_totalsegmentator(ct_path: str | Path, out_path: str | Path, *, device: s
             source = write_volume(read_volume(ct_path), Path(scratch) / "ct.nii.gz")
         from totalsegmentator.python_api import totalsegmentator
 
-        totalsegmentator(str(source), str(tmp), ml=True, fast=fast, task=TASK, device=dev, statistics=False,
-                         quiet=True)
+        from LNSynthLib.segmentation.safe_checkpoints import weights_only_loading
+
+        # The weights folder is user-given: its nnU-Net checkpoints load weights-only, never running code.
+        with weights_only_loading():
+            totalsegmentator(str(source), str(tmp), ml=True, fast=fast, task=TASK, device=dev, statistics=False,
+                             quiet=True)
     return out_path

@@ -18,8 +18,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from LNSynthLib.atomic import atomic_path
-from LNSynthLib.errors import InputDataError
+from LNSynthLib.atomic import NO_ROOM_FIX, atomic_path
+from LNSynthLib.errors import InputDataError, OutputWriteError
 
 FORMAT = "lnsynth-ln-ddpm/1"
 CHECKPOINT_NAME = "checkpoint.pt"
@@ -54,7 +54,11 @@ def save_checkpoint(path: str | Path, payload: dict[str, Any]) -> Path:
     """Write atomically (temp file + rename); replaces the run's previous checkpoint."""
     payload = {"format": FORMAT, **payload}
     with atomic_path(path, overwrite=True) as tmp:
-        torch.save(payload, tmp)
+        try:
+            torch.save(payload, tmp)
+        except RuntimeError as exc:   # torch's zip writer reports a full disk as "unexpected pos ..."
+            raise OutputWriteError(f"could not be written completely (torch: {str(exc).strip()[:200]}); "
+                                   "the previous checkpoint is kept", path=path, fix=NO_ROOM_FIX) from exc
     return Path(path)
 
 

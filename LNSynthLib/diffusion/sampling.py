@@ -21,13 +21,14 @@ import numpy as np
 import torch
 from torch import nn
 
-from LNSynthLib.cases import META_FILE, Case, is_synthetic, save_case
+from LNSynthLib.cases import Case, is_synthetic, save_case
 from LNSynthLib.cases import list_cases as list_case_folders
 from LNSynthLib.devices import autocast_dtype, torch_device
 from LNSynthLib.diffusion import distributed
 from LNSynthLib.diffusion.checkpoint import config_of, load_checkpoint
 from LNSynthLib.diffusion.config import LNDDPMConfig
 from LNSynthLib.diffusion.data import CaseArrays, case_arrays, centred_start, crop_case
+from LNSynthLib.diffusion.provenance import check_same_origin, is_done, origin
 from LNSynthLib.diffusion.samplers import eta_used, run_sampler, steps_used
 from LNSynthLib.diffusion.schedule import Schedule
 from LNSynthLib.errors import InputDataError
@@ -45,7 +46,10 @@ def load_model(checkpoint: str | Path, device: torch.device, use_ema: bool = Tru
     config = config_of(payload)
     model = build_denoiser(config)
     model.load_state_dict(payload["ema" if use_ema else "model"])
-    info = {"checkpoint": str(checkpoint), "checkpoint_step": int(payload["step"]), "ema": use_ema}
+    from LNSynthLib.diffusion.provenance import file_sha256
+
+    info = {"checkpoint": str(Path(checkpoint).resolve()), "checkpoint_step": int(payload["step"]),
+            "checkpoint_sha256": file_sha256(checkpoint), "ema": use_ema}
     return model.to(device).eval(), config, info
 
 
@@ -143,8 +147,12 @@ def sample_cases(checkpoint: str | Path, cases_root: str | Path, out_root: str |
     out_root = Path(out_root)
     out_root.mkdir(parents=True, exist_ok=True)
     n_steps = steps_used(sampler, steps, schedule.timesteps)
+    wanted = origin({**ckpt_info, "sampler": sampler, "steps": n_steps, "eta": eta_used(sampler, eta),
+                     "seed": seed, "transforms": bool(transforms)})
+    if not overwrite:
+        check_same_origin(out_root, wanted, SYNTHETIC_TAG)   # one folder, one checkpoint and settings
     todo = [(f, k) for f in mine for k in range(n_per_case)
-            if overwrite or not (out_root / f"{f.name}{SYNTHETIC_TAG}{k}" / META_FILE).exists()]
+            if overwrite or not is_done(out_root / f"{f.name}{SYNTHETIC_TAG}{k}")]
     bar = Progress("sample", len(todo) * n_steps, mode=None if progress else "quiet")
     written: list[Path] = []
     done = 0
@@ -170,6 +178,7 @@ def sample_cases(checkpoint: str | Path, cases_root: str | Path, out_root: str |
             geometry = case.geometry.shifted(start)
             meta = {"synthetic": True, "source_case": case.case_id, "sample_index": k, "seed": seed,
                     "sampler": sampler, "steps": n_steps, "eta": eta_used(sampler, eta),
+                    "transforms": bool(transforms),
                     "transform_applied": transform_info is not None, "transform": transform_info,
                     "patch_start_zyx": [int(s) for s in start], "patch_size_zyx": list(patch), **ckpt_info}
             _write_case_folder(Case(final.name, Volume(hu, geometry), Volume(anatomy, geometry),
@@ -190,7 +199,7 @@ def _write_case_folder(case: Case, final: Path, overwrite: bool) -> None:
     try:
         save_case(Case(tmp_name, case.ct, case.anatomy, case.ln, case.meta), final.parent)
         if final.exists():
-            if not overwrite and (final / META_FILE).exists():
+            if not overwrite and is_done(final):
                 raise InputDataError("synthetic case appeared while it was being written", path=final,
                                      fix="make sure only one sampling job writes to this folder")
             shutil.rmtree(final)   # an incomplete leftover, or overwrite requested

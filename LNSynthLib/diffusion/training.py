@@ -32,6 +32,7 @@ from LNSynthLib.diffusion.config import LNDDPMConfig, save_config
 from LNSynthLib.diffusion.data import PatchSampler, load_training_cases
 from LNSynthLib.diffusion.ema import EMA
 from LNSynthLib.diffusion.loss_plot import plot_loss, write_loss_csv
+from LNSynthLib.diffusion.run_folder import claim_run_dir
 from LNSynthLib.diffusion.schedule import Schedule
 from LNSynthLib.errors import InputDataError, OutputExistsError
 from LNSynthLib.jobs.progress import Progress
@@ -88,6 +89,7 @@ def train(config: LNDDPMConfig, cases_root: str | Path, run_dir: str | Path, *, 
     if ckpt_path.exists() and not resume:
         raise OutputExistsError("run folder already holds a checkpoint", path=ckpt_path,
                                 fix="resume it (drop --no-resume), delete the folder, or choose a new --run-dir")
+    claim_run_dir(run_dir, write_marker=ctx.is_main)   # never overwrite a user's own config.yaml / loss.csv
     tc = config.train
     slice_ = ctx.batch_slice(tc.batch_size)
     seed_everything(tc.seed)

@@ -14,6 +14,8 @@ the validation fold of its own source case.
 from __future__ import annotations
 
 import json
+import os
+import shutil
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -31,6 +33,9 @@ from LNSynthLib.volumes.preprocess import TEST_MARGIN_MM, TRAIN_MARGIN_MM
 
 STRATEGIES = ("real", "synt", "real+synt")
 MANIFEST = "lnsynth_export.json"
+PENDING = "lnsynth_export.partial.json"   # in the folder being built: the manifest it is being built for
+STAMP_FILE = "lnsynth_export_stamp.json"  # in preprocessed / training folders: the export they came from
+EXPORT_NAMES = ("imagesTr", "labelsTr", "imagesTs", "labelsTs", "dataset.json")
 
 
 @dataclass(frozen=True)
@@ -148,8 +153,10 @@ def export_dataset(real_root: str | Path, dataset_dir: str | Path, *, synthetic_
                    overwrite: bool = False) -> Path:
     """Write `dataset_dir` (imagesTr, labelsTr, optional imagesTs/labelsTs, dataset.json, lnsynth_export.json).
 
-    Resumes: cases already written are kept; `dataset.json` is written last and marks a complete
-    export. An existing complete export with other settings is refused unless `overwrite`.
+    Built aside in a hidden sibling folder and swapped in only when complete, so a failed export
+    (or one with --overwrite) never damages the dataset that is there, and never leaves stale cases
+    in it. An interrupted export resumes from the sibling folder when cases and settings are the
+    same. An existing complete export with other settings is refused unless `overwrite`.
     """
     settings = settings or ExportSettings()
     real_root, dataset_dir = Path(real_root), Path(dataset_dir)
@@ -160,35 +167,97 @@ def export_dataset(real_root: str | Path, dataset_dir: str | Path, *, synthetic_
                 "test_root": None if test_root is None else str(Path(test_root).resolve()),
                 "training": [{"case_id": i.case_id, "kind": i.kind, "source_case": i.source_case} for i in items],
                 "test": [f.name for f in test]}
-    done_marker = dataset_dir / "dataset.json"
-    manifest_path = dataset_dir / MANIFEST
-    if done_marker.exists():
-        if manifest_path.exists() and json.loads(manifest_path.read_text())["training"] == manifest["training"] \
-                and json.loads(manifest_path.read_text())["settings"] == manifest["settings"]:
-            return dataset_dir
-        if not overwrite:
-            raise OutputExistsError("an nnU-Net dataset with other cases or settings is already here",
-                                    path=dataset_dir, fix="choose another dataset id/folder or pass --overwrite")
-        done_marker.unlink()
-    dirs = {k: dataset_dir / k for k in ("imagesTr", "labelsTr", "imagesTs", "labelsTs")}
+    if _check_target(dataset_dir, manifest, overwrite):
+        return dataset_dir
+    staging = _staging_folder(dataset_dir, manifest)
+    dirs = {k: staging / k for k in ("imagesTr", "labelsTr", "imagesTs", "labelsTs")}
     with Progress("nnunet_export", len(items) + len(test)) as progress:
         for item in items:
             image = dirs["imagesTr"] / f"{item.case_id}_0000.nii.gz"
             label = dirs["labelsTr"] / f"{item.case_id}.nii.gz"
-            if not (image.exists() and label.exists()) or overwrite:
+            if not (image.exists() and label.exists()):
                 _write_pair(*training_pair(item, real_root, settings), image, label)
             progress.update()
         for folder in test:
             image = dirs["imagesTs"] / f"{folder.name}_0000.nii.gz"
             label = dirs["labelsTs"] / f"{folder.name}.nii.gz"
-            if not (image.exists() and label.exists()) or overwrite:
+            if not (image.exists() and label.exists()):
                 ct, ln = _crop_to_ln(read_volume(folder / CT_FILE), read_volume(folder / LN_FILE),
                                      settings.test_margin_mm)
                 _write_pair(ct, ln, image, label)
             progress.update()
-    write_text_atomic(manifest_path, json.dumps(manifest, indent=2), overwrite=True)
-    write_text_atomic(done_marker, json.dumps(dataset_json(len(items)), indent=2), overwrite=True)
+    write_text_atomic(staging / MANIFEST, json.dumps(manifest, indent=2), overwrite=True)
+    write_text_atomic(staging / "dataset.json", json.dumps(dataset_json(len(items)), indent=2), overwrite=True)
+    (staging / PENDING).unlink()
+    _swap_in(staging, dataset_dir)
     return dataset_dir
+
+
+def _check_target(dataset_dir: Path, manifest: dict[str, Any], overwrite: bool) -> bool:
+    """True when `dataset_dir` already is this export; raise when it may not be replaced."""
+    if (dataset_dir / "dataset.json").exists():
+        manifest_path = dataset_dir / MANIFEST
+        if manifest_path.exists():
+            done = json.loads(manifest_path.read_text(encoding="utf-8"))
+            if done["training"] == manifest["training"] and done["settings"] == manifest["settings"]:
+                return True
+        if not overwrite:
+            raise OutputExistsError("an nnU-Net dataset with other cases or settings is already here",
+                                    path=dataset_dir, fix="choose another dataset id/folder or pass --overwrite")
+    elif dataset_dir.exists() and not overwrite:
+        # An incomplete folder (no dataset.json): replaced when it only holds what an export writes.
+        foreign = [p.name for p in dataset_dir.iterdir() if p.name not in (*EXPORT_NAMES, MANIFEST)]
+        if foreign:
+            raise OutputExistsError(f"the dataset folder holds files an export does not write ({foreign[0]}, ...)",
+                                    path=dataset_dir, fix="choose another dataset id/folder or pass --overwrite")
+    return False
+
+
+def _staging_folder(dataset_dir: Path, manifest: dict[str, Any]) -> Path:
+    """Hidden sibling to build in; kept from an interrupted export of the same cases and settings."""
+    staging = dataset_dir.with_name(f".{dataset_dir.name}.partial")
+    pending = staging / PENDING
+    if staging.exists() and not (pending.exists() and json.loads(pending.read_text(encoding="utf-8")) == manifest):
+        shutil.rmtree(staging)
+    staging.mkdir(parents=True, exist_ok=True)
+    write_text_atomic(pending, json.dumps(manifest, indent=2), overwrite=True)
+    return staging
+
+
+def _swap_in(staging: Path, dataset_dir: Path) -> None:
+    """Rename the finished folder onto `dataset_dir`; the previous one is removed only afterwards."""
+    if not dataset_dir.exists():
+        os.replace(staging, dataset_dir)
+        return
+    old = dataset_dir.with_name(f".{dataset_dir.name}.old-{os.getpid()}")
+    os.replace(dataset_dir, old)
+    os.replace(staging, dataset_dir)
+    shutil.rmtree(old)
+
+
+def export_stamp(dataset_dir: str | Path) -> str:
+    """Fingerprint of one export (its dataset.json and manifest): what was planned or trained from it."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    for name in ("dataset.json", MANIFEST):
+        path = Path(dataset_dir) / name
+        digest.update(path.read_bytes() if path.exists() else b"-")
+    return digest.hexdigest()
+
+
+def stamp_state(folder: str | Path, dataset_dir: str | Path) -> bool | None:
+    """Whether `folder` (preprocessed data, a training fold) was made from this export; None: no stamp."""
+    path = Path(folder) / STAMP_FILE
+    if not path.is_file():
+        return None
+    return json.loads(path.read_text(encoding="utf-8")).get("export") == export_stamp(dataset_dir)
+
+
+def write_stamp(folder: str | Path, dataset_dir: str | Path) -> None:
+    write_text_atomic(Path(folder) / STAMP_FILE, json.dumps({"export": export_stamp(dataset_dir),
+                                                            "dataset": str(Path(dataset_dir).resolve())}),
+                      overwrite=True)
 
 
 def write_splits(dataset_dir: str | Path, preprocessed_dir: str | Path, n_folds: int = 5,

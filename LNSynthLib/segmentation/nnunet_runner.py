@@ -22,14 +22,17 @@ from pathlib import Path
 from LNSynthLib.atomic import write_text_atomic
 from LNSynthLib.errors import InputDataError, LNSynthError
 from LNSynthLib.jobs.progress import Progress
-from LNSynthLib.segmentation.nnunet_export import MANIFEST, write_splits
+from LNSynthLib.segmentation.nnunet_export import MANIFEST, stamp_state, write_splits, write_stamp
 from LNSynthLib.segmentation.nnunet_progress import EpochRecord, NnUNetLogParser
 from LNSynthLib.segmentation.nnunet_trainers.lnsynth_trainers import trainer_name
+from LNSynthLib.segmentation.safe_checkpoints import ERROR_PREFIX
 
 TRAINERS_DIR = Path(__file__).with_name("nnunet_trainers")
 STANDARD_TRAINER = "nnUNetTrainer"
 STANDARD_EPOCHS = 1000
 DEFAULT_CONFIGURATION = "3d_fullres"
+ENTRY_MODULE = "LNSynthLib.segmentation.nnunet_entry"
+LIBRARY_ROOT = Path(__file__).resolve().parents[2]   # folder holding LNSynthLib, for child processes
 
 
 class NnUNetError(LNSynthError):
@@ -98,6 +101,8 @@ class NnUNetProject:
         env.update({"nnUNet_raw": str(self.raw), "nnUNet_preprocessed": str(self.preprocessed),
                     "nnUNet_results": str(self.results), "nnUNet_extTrainer": str(TRAINERS_DIR),
                     "PYTHONUNBUFFERED": "1"})
+        # The nnU-Net child runs `nnunet_entry` from this LNSynthLib, wherever it is installed.
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (str(LIBRARY_ROOT), env.get("PYTHONPATH")) if p)
         if workers is None:
             workers = 0 if device == "cpu" else max(1, min(8, (os.cpu_count() or 2) - 1))
         # On a small CPU, worker processes for augmentation and export cost more than they save.
@@ -112,22 +117,32 @@ class NnUNetProject:
                 / f"fold_{fold}")
 
 
-def nnunet_program(name: str) -> str:
-    """Path of an nnU-Net console program of this Python environment."""
-    local = Path(sys.executable).parent / name
-    if local.exists():
-        return str(local)
-    found = shutil.which(name)
-    if found is None:
+def nnunet_command(name: str) -> list[str]:
+    """Command line that runs the nnU-Net program `name` through `nnunet_entry`.
+
+    Not the console script itself: the wrapper makes checkpoint loading weights-only and
+    checkpoint writes atomic in the nnU-Net process (see `nnunet_entry`).
+    """
+    from importlib.metadata import entry_points
+
+    if not list(entry_points(group="console_scripts", name=name)):
         raise NnUNetError(f"nnU-Net program {name} not found", fix="install nnunetv2 (pinned in requirements.txt)")
-    return found
+    return [sys.executable, "-m", ENTRY_MODULE, name]
+
+
+def _program_name(cmd: Sequence[str]) -> str:
+    return cmd[3] if len(cmd) > 3 and cmd[2] == ENTRY_MODULE else Path(cmd[0]).name
 
 
 def run_logged(cmd: Sequence[str], env: dict[str, str], log_path: Path,
                on_line: Callable[[str], None] | None = None) -> None:
-    """Run a program, stream its output into `log_path` (and `on_line`), raise NnUNetError on failure."""
+    """Run a program, stream its output into `log_path` (and `on_line`), raise NnUNetError on failure.
+
+    A `lnsynth-error:` line from `nnunet_entry` (e.g. a refused checkpoint) becomes that error.
+    """
     log_path.parent.mkdir(parents=True, exist_ok=True)
     tail: list[str] = []
+    reported: dict | None = None
     with open(log_path, "a", encoding="utf-8") as log:
         log.write("$ " + " ".join(cmd) + "\n")
         proc = subprocess.Popen(list(cmd), env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
@@ -137,6 +152,8 @@ def run_logged(cmd: Sequence[str], env: dict[str, str], log_path: Path,
             for line in proc.stdout:
                 log.write(line)
                 log.flush()
+                if line.startswith(ERROR_PREFIX):
+                    reported = json.loads(line[len(ERROR_PREFIX):])
                 tail.append(line.rstrip("\n"))
                 del tail[:-30]
                 if on_line is not None:
@@ -150,8 +167,10 @@ def run_logged(cmd: Sequence[str], env: dict[str, str], log_path: Path,
             except subprocess.TimeoutExpired:
                 proc.kill()
             raise
+    if reported is not None:
+        raise InputDataError(reported["problem"], path=reported["path"], fix=reported["fix"])
     if code != 0:
-        raise NnUNetError(f"{Path(cmd[0]).name} failed with exit code {code}:\n" + "\n".join(tail[-15:]),
+        raise NnUNetError(f"{_program_name(cmd)} failed with exit code {code}:\n" + "\n".join(tail[-15:]),
                           path=log_path, fix="read the log; a common cause is too little memory or disk")
 
 
@@ -163,10 +182,13 @@ def plan_and_preprocess(project: NnUNetProject, dataset_id: int, *, configuratio
     plans = pre / "nnUNetPlans.json"
     data_dir = pre / f"nnUNetPlans_{configuration}"
     n_train = len(list((project.raw / name / "labelsTr").glob("*.nii.gz")))
-    if (plans.exists() and data_dir.is_dir() and len(list(data_dir.glob("*.pkl"))) >= n_train
+    current = stamp_state(pre, project.raw / name)
+    if current is False:    # planned from an earlier export of this dataset: its data would be stale
+        shutil.rmtree(pre)
+    elif (plans.exists() and data_dir.is_dir() and len(list(data_dir.glob("*.pkl"))) >= n_train
             and (pre / "splits_final.json").exists()):
         return pre
-    cmd = [nnunet_program("nnUNetv2_plan_and_preprocess"), "-d", str(int(dataset_id)), "-c", configuration,
+    cmd = [*nnunet_command("nnUNetv2_plan_and_preprocess"), "-d", str(int(dataset_id)), "-c", configuration,
            "-np", project.env(device)["nnUNet_def_n_proc"]]
     if verify:
         cmd.append("--verify_dataset_integrity")
@@ -174,6 +196,7 @@ def plan_and_preprocess(project: NnUNetProject, dataset_id: int, *, configuratio
     run_logged(cmd, project.env(device), project.logs / f"plan_{name}.log")
     if (project.raw / name / MANIFEST).exists():
         write_splits(project.raw / name, pre)
+    write_stamp(pre, project.raw / name)
     progress.update(1)
     progress.close()
     return pre
@@ -225,16 +248,24 @@ def train(project: NnUNetProject, dataset_id: int, trainer: TrainerSpec, *, fold
     """`nnUNetv2_train`; returns the final checkpoint. Progress lines: stage `nnunet_train`, one per epoch."""
     fold_dir = project.training_dir(dataset_id, trainer, fold, configuration)
     final = fold_dir / "checkpoint_final.pth"
+    raw = project.raw / project.find_dataset(dataset_id)
+    if stamp_state(fold_dir, raw) is False:
+        raise InputDataError("this model was trained on an earlier export of the dataset", path=fold_dir,
+                             fix="delete this training folder to train on the current export, or export "
+                                 "under a new --dataset-id to keep both")
     if final.exists():
         return final
-    cmd = [nnunet_program("nnUNetv2_train"), str(int(dataset_id)), configuration, str(fold),
+    fold_dir.mkdir(parents=True, exist_ok=True)
+    write_stamp(fold_dir, raw)
+    cmd = [*nnunet_command("nnUNetv2_train"), str(int(dataset_id)), configuration, str(fold),
            "-tr", trainer.name, "-device", device]
     started = 0
-    if resume and (fold_dir / "checkpoint_latest.pth").exists():
-        cmd.append("--c")
-        from LNSynthLib.segmentation.nnunet_progress import parse_training_logs
+    if resume:
+        from LNSynthLib.segmentation.nnunet_resume import resume_point
 
-        started = len(parse_training_logs(fold_dir))
+        checkpoint, started = resume_point(fold_dir)   # skips (and says so) checkpoints that do not load
+        if checkpoint is not None:
+            cmd.append("--c")
     parser = NnUNetLogParser()
     progress = Progress("nnunet_train", trainer.total_epochs, start_step=started)
 
@@ -306,7 +337,7 @@ def predict(model: str | Path, input_dir: str | Path, output_dir: str | Path, *,
         tmp_in.mkdir()
         for image in todo:
             os.symlink(image.resolve(), tmp_in / image.name)
-        cmd = [nnunet_program("nnUNetv2_predict"), "-i", str(tmp_in), "-o", str(tmp_out), "-d", dataset,
+        cmd = [*nnunet_command("nnUNetv2_predict"), "-i", str(tmp_in), "-o", str(tmp_out), "-d", dataset,
                "-c", configuration, "-p", plans, "-f", str(fold), "-tr", trainer_cls, "-chk", checkpoint,
                "-device", device]
         # On a CPU, nnU-Net's sequential mode (no worker processes) is faster and needs no spawn guard.

@@ -103,6 +103,10 @@ def read_volume(path: str | Path) -> Volume:
 def write_volume(volume: Volume, path: str | Path, overwrite: bool = False, compress: bool = True) -> Path:
     """Write atomically; refuse to replace an existing file unless `overwrite`."""
     path = Path(path)
+    from LNSynthLib.volumes.write_check import verify_written
+
+    image = to_sitk(volume)
     with atomic_path(path, overwrite) as tmp:
-        sitk.WriteImage(to_sitk(volume), str(tmp), compress)
+        sitk.WriteImage(image, str(tmp), compress)
+        verify_written(tmp, image, path)   # the writer can fail without raising (disk full)
     return path

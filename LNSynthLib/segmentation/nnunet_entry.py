@@ -1,0 +1,63 @@
+"""`python -m LNSynthLib.segmentation.nnunet_entry PROGRAM ARGS...`: an nnU-Net program, run safely.
+
+LNSynth starts nnU-Net's programs through this module instead of their console scripts, so that
+in the nnU-Net process (and in worker processes it forks or spawns, which re-import this module
+as `__mp_main__`):
+- every `torch.load` is weights-only (`safe_checkpoints`): a malicious checkpoint runs no code;
+- the trainer writes its checkpoints atomically (temporary file, fsync, rename), so a SIGTERM
+  during `save_checkpoint` leaves the previous checkpoint instead of a truncated one.
+A refused checkpoint ends the program with one `lnsynth-error: {json}` line and exit code 2;
+`nnunet_runner.run_logged` turns that line back into the project's error.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from importlib.metadata import entry_points
+
+from LNSynthLib.errors import LNSynthError
+from LNSynthLib.segmentation import safe_checkpoints
+from LNSynthLib.segmentation.nnunet_resume import atomic_save_checkpoint
+from LNSynthLib.segmentation.safe_checkpoints import ERROR_PREFIX
+
+ERROR_EXIT = 2
+
+
+def install() -> None:
+    """Safe loading and atomic checkpoint writes for this process (idempotent)."""
+    safe_checkpoints.install()
+    from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
+
+    if not getattr(nnUNetTrainer.save_checkpoint, "lnsynth_atomic", False):
+        nnUNetTrainer.save_checkpoint = atomic_save_checkpoint(nnUNetTrainer.save_checkpoint)
+
+
+def report_error(exc: LNSynthError) -> None:
+    """One machine-readable line for the parent process (see `nnunet_runner.run_logged`)."""
+    payload = {"problem": exc.problem, "path": None if exc.path is None else str(exc.path), "fix": exc.fix}
+    print(ERROR_PREFIX + json.dumps(payload), flush=True)
+
+
+def main(argv: list[str]) -> int:
+    if not argv:
+        print("usage: python -m LNSynthLib.segmentation.nnunet_entry PROGRAM [ARGS...]", file=sys.stderr)
+        return ERROR_EXIT
+    program, args = argv[0], argv[1:]
+    found = list(entry_points(group="console_scripts", name=program))
+    if not found or not found[0].value.startswith("nnunetv2."):
+        print(f"{program} is not an nnU-Net v2 program of this Python environment", file=sys.stderr)
+        return ERROR_EXIT
+    sys.argv = [program, *args]
+    try:
+        result = found[0].load()()
+    except LNSynthError as exc:
+        report_error(exc)
+        return ERROR_EXIT
+    return int(result or 0) if isinstance(result, int) else 0
+
+
+install()   # at import, so spawned workers (which import this module as __mp_main__) are covered too
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))
