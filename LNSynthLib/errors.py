@@ -34,5 +34,9 @@ class OutputExistsError(LNSynthError):
     """Refuse to replace a file the user already has."""
 
 
+class UsageError(LNSynthError):
+    """A command-line value is malformed or out of range (found while parsing, before any work)."""
+
+
 class JobCancelled(Exception):
     """Raised inside a job when the user asked it to stop."""

@@ -5,15 +5,17 @@ from __future__ import annotations
 import argparse
 import sys
 
+from LNSynthLib.cli import arg_types as at
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("anatomy", help="write the 14-label anatomy map that conditions LN-DDPM")
-    p.add_argument("--ct", required=True, help="CT: NIfTI, NRRD, MHA or a DICOM series folder")
-    p.add_argument("--out", required=True, help="output label map (.nii.gz, .nrrd, ...)")
+    p.add_argument("--ct", required=True, type=at.input_path, help="CT: NIfTI, NRRD, MHA or a DICOM series folder")
+    p.add_argument("--out", required=True, type=at.output_volume, help="output label map (.nii.gz, .nrrd, ...)")
     p.add_argument("--method", default="totalseg", choices=["totalseg", "coarse", "labels"],
                    help="totalseg: run TotalSegmentator (weights needed, offline); coarse: weights-free "
                         "thresholds; labels: group an existing label file (--labels)")
-    p.add_argument("--labels", help="TotalSegmentator 'total' output or 14-label map (for --method labels)")
+    p.add_argument("--labels", type=at.input_path, help="TotalSegmentator 'total' output or 14-label map (for --method labels)")
     p.add_argument("--labels-source", default="auto", choices=["auto", "totalseg", "anatomy14"],
                    help="kind of --labels file (auto: guessed from its values)")
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "gpu"])

@@ -5,20 +5,21 @@ from __future__ import annotations
 import argparse
 from dataclasses import replace
 
+from LNSynthLib.cli import arg_types as at
 from LNSynthLib.pipeline import PipelineSettings, run_pipeline
 
 
 def _common(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--out", required=True, help="work folder (re-run the same command to continue)")
+    p.add_argument("--out", required=True, type=at.output_dir, help="work folder (re-run the same command to continue)")
     p.add_argument("--device", default="auto", help="auto (GPU when present), cpu, cuda")
     p.add_argument("--paste", action="store_true", help="also train Real+Synt with patches pasted into the CT")
-    p.add_argument("--nnunet-epochs", type=int, default=None, help="short nnU-Net trainer epochs")
-    p.add_argument("--nnunet-iterations", type=int, default=None, help="iterations per nnU-Net epoch")
-    p.add_argument("--nnunet-patch-size", type=int, nargs=3, metavar=("Z", "Y", "X"), default=None,
+    p.add_argument("--nnunet-epochs", type=at.positive_int, default=None, help="short nnU-Net trainer epochs")
+    p.add_argument("--nnunet-iterations", type=at.positive_int, default=None, help="iterations per nnU-Net epoch")
+    p.add_argument("--nnunet-patch-size", type=at.non_negative_int, nargs=3, metavar=("Z", "Y", "X"), default=None,
                    help="nnU-Net training patch (demo: 32 32 32); 0 0 0 keeps nnU-Net's planned patch")
-    p.add_argument("--ddpm-iterations", type=int, default=None, help="LN-DDPM training iterations")
-    p.add_argument("--samples-per-case", type=int, default=None)
-    p.add_argument("--synt-per-case", type=int, default=None, help="synthetic cases per real case (Real+Synt)")
+    p.add_argument("--ddpm-iterations", type=at.positive_int, default=None, help="LN-DDPM training iterations")
+    p.add_argument("--samples-per-case", type=at.positive_int, default=None)
+    p.add_argument("--synt-per-case", type=at.positive_int, default=None, help="synthetic cases per real case (Real+Synt)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--lpips-weights", default=None, help="MedicalNet resnet_10_23dataset.pth (file or folder)")
 
@@ -26,16 +27,16 @@ def _common(p: argparse.ArgumentParser) -> None:
 def register(sub: argparse._SubParsersAction) -> None:
     demo = sub.add_parser("demo", help="the whole pipeline on the embedded phantom (minutes on a CPU)")
     _common(demo)
-    demo.add_argument("--train-cases", type=int, default=6)
-    demo.add_argument("--test-cases", type=int, default=2)
+    demo.add_argument("--train-cases", type=at.positive_int, default=6)
+    demo.add_argument("--test-cases", type=at.positive_int, default=2)
     demo.set_defaults(func=run_demo)
 
     run = sub.add_parser("run", help="the whole pipeline on your prepared cases")
     _common(run)
-    run.add_argument("--cases", help="prepared training cases (`lnsynth prepare`)")
-    run.add_argument("--test-cases", help="prepared held-out test cases")
-    run.add_argument("--raw-cases", help="unprepared training cases: <case>/{ct,ln[,anatomy|totalseg]}.nii.gz")
-    run.add_argument("--raw-test-cases", help="unprepared held-out test cases, same layout")
+    run.add_argument("--cases", type=at.input_path, help="prepared training cases (`lnsynth prepare`)")
+    run.add_argument("--test-cases", type=at.input_path, help="prepared held-out test cases")
+    run.add_argument("--raw-cases", type=at.input_path, help="unprepared training cases: <case>/{ct,ln[,anatomy|totalseg]}.nii.gz")
+    run.add_argument("--raw-test-cases", type=at.input_path, help="unprepared held-out test cases, same layout")
     run.add_argument("--config", default="tiny", help="tiny (CPU) or paper (GPU server, paper 000 settings)")
     run.set_defaults(func=run_user)
 
@@ -49,6 +50,11 @@ def _apply(settings: PipelineSettings, args: argparse.Namespace) -> PipelineSett
         if getattr(args, arg) is not None:
             changes[key] = getattr(args, arg)
     if args.nnunet_patch_size is not None:
+        if any(args.nnunet_patch_size) and not all(args.nnunet_patch_size):
+            from LNSynthLib.errors import UsageError
+
+            raise UsageError(f"argument --nnunet-patch-size: {args.nnunet_patch_size} mixes 0 with sizes",
+                             fix="give three sizes >= 1 (e.g. 32 32 32), or 0 0 0 for nnU-Net's planned patch")
         changes["nnunet_patch_size"] = tuple(args.nnunet_patch_size) if any(args.nnunet_patch_size) else None
     if args.ddpm_iterations is not None:
         changes["ddpm_overrides"] = {**settings.ddpm_overrides, "train.iterations": args.ddpm_iterations}

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from LNSynthLib.cli import arg_types as at
 from LNSynthLib.jobs.progress import emit_event
 
 
@@ -21,33 +22,33 @@ def register(sub: argparse._SubParsersAction) -> None:
     steps = parser.add_subparsers(dest="nnunet_step", required=True, metavar="STEP")
 
     exp = steps.add_parser("export", help="prepared real (+ synthetic) cases -> an nnU-Net raw dataset")
-    exp.add_argument("--cases", required=True, help="folder of prepared real training cases")
-    exp.add_argument("--synthetic", help="folder of synthetic cases written by `lnsynth sample`")
-    exp.add_argument("--test-cases", help="folder of prepared real test cases (imagesTs/labelsTs)")
-    exp.add_argument("--out", required=True, help="nnU-Net project folder (gets nnUNet_raw/...)")
+    exp.add_argument("--cases", required=True, type=at.input_path, help="folder of prepared real training cases")
+    exp.add_argument("--synthetic", type=at.input_path, help="folder of synthetic cases written by `lnsynth sample`")
+    exp.add_argument("--test-cases", type=at.input_path, help="folder of prepared real test cases (imagesTs/labelsTs)")
+    exp.add_argument("--out", required=True, type=at.output_dir, help="nnU-Net project folder (gets nnUNet_raw/...)")
     exp.add_argument("--dataset-id", type=int, default=501)
     exp.add_argument("--name", default=None, help="dataset name (default from the strategy)")
     exp.add_argument("--strategy", choices=["real", "synt", "real+synt"], default=None,
                      help="default: real+synt with --synthetic, else real")
-    exp.add_argument("--synt-per-case", type=int, default=None,
+    exp.add_argument("--synt-per-case", type=at.positive_int, default=None,
                      help="synthetic cases per real case (paper: 5, 10, 20; default: all there are)")
     exp.add_argument("--paste", action="store_true", help="paste synthetic patches into their source CT")
-    exp.add_argument("--blend-mm", type=float, default=4.0)
-    exp.add_argument("--train-margin-mm", type=float, default=100.0)
-    exp.add_argument("--test-margin-mm", type=float, default=50.0)
+    exp.add_argument("--blend-mm", type=at.non_negative_float, default=4.0)
+    exp.add_argument("--train-margin-mm", type=at.positive_float, default=100.0)
+    exp.add_argument("--test-margin-mm", type=at.positive_float, default=50.0)
     exp.add_argument("--overwrite", action="store_true")
     exp.set_defaults(func=run_export)
 
     tr = steps.add_parser("train", help="plan/preprocess and train nnU-Net (resumes)")
     tr.add_argument("--dataset", "--project", dest="project", required=True, help="nnU-Net project folder")
     tr.add_argument("--dataset-id", type=int, default=None, help="default: the only dataset in the project")
-    tr.add_argument("--epochs", type=int, default=None,
+    tr.add_argument("--epochs", type=at.positive_int, default=None,
                     help="short trainer with this many epochs (default: nnU-Net's standard trainer)")
-    tr.add_argument("--iterations", type=int, default=10, help="iterations per epoch of the short trainer")
-    tr.add_argument("--val-iterations", type=int, default=2)
-    tr.add_argument("--fold", default="0", help="0-4 or `all`")
+    tr.add_argument("--iterations", type=at.positive_int, default=10, help="iterations per epoch of the short trainer")
+    tr.add_argument("--val-iterations", type=at.positive_int, default=2)
+    tr.add_argument("--fold", default="0", type=at.fold, help="0-4 or `all`")
     tr.add_argument("--configuration", default="3d_fullres")
-    tr.add_argument("--patch-size", type=int, nargs=3, metavar=("Z", "Y", "X"), default=None,
+    tr.add_argument("--patch-size", type=at.positive_int, nargs=3, metavar=("Z", "Y", "X"), default=None,
                     help="train on this patch size instead of the planned one (32 32 32 makes CPU runs fast)")
     tr.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
     tr.add_argument("--no-resume", action="store_true", help="start again instead of continuing (--c)")
@@ -55,14 +56,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     tr.set_defaults(func=run_train)
 
     pr = steps.add_parser("predict", help="segment CTs with a trained model")
-    pr.add_argument("--model", required=True, help="trained-model folder (model_dir printed by train)")
+    pr.add_argument("--model", required=True, type=at.input_path, help="trained-model folder (model_dir printed by train)")
     src = pr.add_mutually_exclusive_group(required=True)
-    src.add_argument("--ct", help="one CT file; --out is then the label-map file")
-    src.add_argument("--input", help="folder of <case>_0000.nii.gz files; --out is then a folder")
+    src.add_argument("--ct", type=at.input_path, help="one CT file; --out is then the label-map file")
+    src.add_argument("--input", type=at.input_path, help="folder of <case>_0000.nii.gz files; --out is then a folder")
     pr.add_argument("--out", required=True)
-    pr.add_argument("--region", help="mask on the CT grid: segment only its region + --margin-mm (paper)")
-    pr.add_argument("--margin-mm", type=float, default=50.0)
-    pr.add_argument("--fold", default="0")
+    pr.add_argument("--region", type=at.input_path, help="mask on the CT grid: segment only its region + --margin-mm (paper)")
+    pr.add_argument("--margin-mm", type=at.positive_float, default=50.0)
+    pr.add_argument("--fold", default="0", type=at.fold)
     pr.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
     pr.add_argument("--overwrite", action="store_true")
     pr.set_defaults(func=run_predict)
@@ -120,6 +121,7 @@ def run_predict(args: argparse.Namespace) -> int:
     from LNSynthLib.segmentation.apply import segment_ct
     from LNSynthLib.segmentation.nnunet_runner import predict
 
+    at.check_value(at.output_volume if args.ct else at.output_dir, "--out", args.out)
     device = resolve_device(args.device)
     if args.ct:
         out = segment_ct(args.model, args.ct, args.out, fold=_fold(args.fold), device=device, region=args.region,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from LNSynthLib.cli import arg_types as at
 from LNSynthLib.errors import InputDataError
 
 
@@ -19,14 +20,14 @@ def parse_shard(text: str) -> tuple[int, int]:
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("sample", help="sample synthetic CT + LN cases with a trained LN-DDPM")
-    p.add_argument("--checkpoint", required=True, help="checkpoint.pt written by `lnsynth train`")
-    p.add_argument("--cases", required=True, help="folder of prepared cases (conditions)")
-    p.add_argument("--out", required=True, help="folder for the synthetic case folders")
-    p.add_argument("--n", type=int, default=5, help="synthetic cases per source case")
+    p.add_argument("--checkpoint", required=True, type=at.input_path, help="checkpoint.pt written by `lnsynth train`")
+    p.add_argument("--cases", required=True, type=at.input_path, help="folder of prepared cases (conditions)")
+    p.add_argument("--out", required=True, type=at.output_dir, help="folder for the synthetic case folders")
+    p.add_argument("--n", type=at.positive_int, default=5, help="synthetic cases per source case")
     p.add_argument("--sampler", choices=["ddpm", "ddim", "dpmpp"], default=None,
                    help="default: the checkpoint config's sample.sampler")
-    p.add_argument("--steps", type=int, default=None, help="DDIM/DPM++ steps (DDPM always uses T)")
-    p.add_argument("--eta", type=float, default=None, help="DDIM η (0 deterministic, 1 ancestral)")
+    p.add_argument("--steps", type=at.positive_int, default=None, help="DDIM/DPM++ steps (DDPM always uses T)")
+    p.add_argument("--eta", type=at.non_negative_float, default=None, help="DDIM η (0 deterministic, 1 ancestral)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--no-transforms", action="store_true", help="keep the original LN masks")
     p.add_argument("--shard", default="0/1", help="i/n: this process does cases i, i+n, ... (torchrun: by rank)")
@@ -40,8 +41,6 @@ def run(args: argparse.Namespace) -> int:
     from LNSynthLib.diffusion.sampling import sample_cases
     from LNSynthLib.jobs.progress import emit_event
 
-    if args.n < 1:
-        raise InputDataError("--n must be at least 1", fix="give the number of synthetic cases per case")
     folders = sample_cases(args.checkpoint, args.cases, args.out, n_per_case=args.n, sampler=args.sampler,
                            steps=args.steps, eta=args.eta, seed=args.seed, transforms=not args.no_transforms,
                            shard=parse_shard(args.shard), device=args.device, overwrite=args.overwrite,
