@@ -22,9 +22,9 @@ from LNSynthLib.atomic import check_writable
 from LNSynthLib.cases import ANATOMY_FILE, CT_FILE, LN_FILE, META_FILE, Case, save_case
 from LNSynthLib.errors import InputDataError
 from LNSynthLib.jobs.progress import Progress
-from LNSynthLib.volumes.checks import check_ct, check_ln_mask, check_same_geometry
+from LNSynthLib.volumes.checks import check_ln_labels, check_ln_mask, check_same_geometry
 from LNSynthLib.volumes.geometry import Volume
-from LNSynthLib.volumes.io import read_volume
+from LNSynthLib.volumes.io import read_ct, read_volume
 from LNSynthLib.volumes.preprocess import PreprocessSettings, crop, ln_region_box, resample
 
 log = logging.getLogger(__name__)
@@ -63,7 +63,7 @@ def build_anatomy(ct: Volume, ct_path: str | Path, anatomy_path: str | Path | No
                              fix="pass --anatomy FILE, or use --anatomy-source coarse / run-totalseg")
     if anatomy_path is not None and anatomy_source in ("auto", "totalseg", "anatomy14"):
         labels = read_volume(anatomy_path)
-        source = guess_source(labels) if anatomy_source == "auto" else anatomy_source
+        source = guess_source(labels, anatomy_path) if anatomy_source == "auto" else anatomy_source
         return anatomy_from_labels(labels, ct, source, path=anatomy_path, ct_path=ct_path), source
     if anatomy_source == "run-totalseg" or (anatomy_source == "auto" and weights_available(weights_dir)):
         with tempfile.TemporaryDirectory(prefix="lnsynth_ts_") as tmp:
@@ -85,10 +85,10 @@ def prepare_case(ct_path: str | Path, ln_path: str | Path, out_root: str | Path,
     for name in (CT_FILE, ANATOMY_FILE, LN_FILE, META_FILE):
         check_writable(folder / name, overwrite)  # fail before any work, never replace silently
     with Progress("prepare", total=5) as progress:
-        ct = read_volume(ct_path)
-        check_ct(ct, ct_path)
+        ct = read_ct(ct_path)
         ln = read_volume(ln_path)
         check_same_geometry(ln, ct, ln_path, ct_path)
+        check_ln_labels(ln, ln_path)
         progress.update(message="read and checked")
         anatomy, source = build_anatomy(ct, ct_path, anatomy_path, anatomy_source, device=device,
                                         weights_dir=weights_dir)

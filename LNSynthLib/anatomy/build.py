@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from LNSynthLib.anatomy.groups import NUM_LABELS, totalseg_to_anatomy
+from LNSynthLib.anatomy.groups import BODY, NUM_LABELS, totalseg_to_anatomy
 from LNSynthLib.errors import InputDataError
 from LNSynthLib.volumes.checks import check_same_geometry
 from LNSynthLib.volumes.geometry import Volume
@@ -14,9 +14,26 @@ from LNSynthLib.volumes.geometry import Volume
 SOURCES = ("totalseg", "anatomy14")
 
 
-def guess_source(label_volume: Volume) -> str:
-    """`anatomy14` when every value is a valid anatomy label (0..13), else `totalseg`."""
-    return "anatomy14" if int(np.asarray(label_volume.array).max()) < NUM_LABELS else "totalseg"
+def guess_source(label_volume: Volume, path: str | Path | None = None) -> str:
+    """`anatomy14` when every value is a valid anatomy label (0..13), `totalseg` for a TotalSegmentator map.
+
+    A map with values >= 14 whose largest non-zero label is 1 (`body`: most of an anatomy map, the
+    small spleen in TotalSegmentator's numbering) is a 14-label map with stray values; re-reading it
+    as TotalSegmentator ids would scramble every organ, so it is refused instead of guessed.
+    """
+    labels = np.asarray(label_volume.array)
+    if labels.size == 0 or int(labels.max()) < NUM_LABELS:
+        return "anatomy14"
+    values, counts = np.unique(labels[labels != 0], return_counts=True)
+    if values[np.argmax(counts)] == BODY:
+        stray = [v for v in values.tolist() if v >= NUM_LABELS or v < 0]
+        shown = ", ".join(f"{v:g}" for v in stray[:8]) + (", ..." if len(stray) > 8 else "")
+        raise InputDataError(
+            f"looks like a 14-label anatomy map (mostly label 1, body) but also holds value(s) {shown}, outside "
+            f"0..{NUM_LABELS - 1}; it is not clear whether it is a 14-label map or a TotalSegmentator map",
+            path=path, fix="fix the stray values (labels must be 0..13), or state the kind with --anatomy-source "
+                           "anatomy14 / totalseg (--labels-source for `lnsynth anatomy`)")
+    return "totalseg"
 
 
 def anatomy_from_labels(label_volume: Volume, ct: Volume, source: str = "totalseg", *,
@@ -34,8 +51,10 @@ def anatomy_from_labels(label_volume: Volume, ct: Volume, source: str = "totalse
         raise InputDataError("label map holds negative values", path=path, fix="give a label map with values >= 0")
     if source == "anatomy14":
         if labels.size and labels.max() >= NUM_LABELS:
+            stray = np.unique(labels[labels >= NUM_LABELS])
             raise InputDataError(
-                f"has label {int(labels.max())}, but a 14-label anatomy map has values 0..{NUM_LABELS - 1}",
+                f"has label(s) {', '.join(f'{v:g}' for v in stray[:8])}, but a 14-label anatomy map has values "
+                f"0..{NUM_LABELS - 1}",
                 path=path, fix="pass --anatomy-source totalseg if this is a TotalSegmentator 'total' output")
         return Volume(labels.astype(np.uint8), ct.geometry)
     try:

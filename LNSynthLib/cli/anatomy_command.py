@@ -36,18 +36,16 @@ def run(args: argparse.Namespace) -> int:
     from LNSynthLib.atomic import check_writable
     from LNSynthLib.errors import InputDataError
     from LNSynthLib.jobs.progress import emit_event
-    from LNSynthLib.volumes.checks import check_ct
-    from LNSynthLib.volumes.io import read_volume, write_volume
+    from LNSynthLib.volumes.io import read_ct, read_volume, write_volume
 
     check_writable(args.out, args.overwrite)
-    ct = read_volume(args.ct)
-    check_ct(ct, args.ct)
+    ct = read_ct(args.ct)
     if args.method == "labels":
         if not args.labels:
             raise InputDataError("--method labels needs --labels FILE", path=args.ct,
                                  fix="give the TotalSegmentator output or 14-label map with --labels")
         labels = read_volume(args.labels)
-        source = guess_source(labels) if args.labels_source == "auto" else args.labels_source
+        source = guess_source(labels, args.labels) if args.labels_source == "auto" else args.labels_source
         anatomy = anatomy_from_labels(labels, ct, source, path=args.labels, ct_path=args.ct)
     elif args.method == "coarse":
         print(f"lnsynth: warning: {COARSE_WARNING}", file=sys.stderr)

@@ -81,6 +81,11 @@ def run_user(args: argparse.Namespace) -> int:
     from LNSynthLib.pipeline import prepare_raw_cases
 
     cases, test_cases = args.cases, args.test_cases
+    if args.raw_cases and args.raw_test_cases:
+        from LNSynthLib.pipeline import find_raw_ct
+        from LNSynthLib.segmentation.leakage import check_raw_disjoint
+
+        check_raw_disjoint(args.raw_cases, args.raw_test_cases, find_raw_ct)
     if args.raw_cases:
         cases = prepare_raw_cases(args.raw_cases, Path(args.out) / "prepared" / "train", device=args.device)
     if args.raw_test_cases:

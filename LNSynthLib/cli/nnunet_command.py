@@ -118,7 +118,7 @@ def run_train(args: argparse.Namespace) -> int:
 
 
 def run_predict(args: argparse.Namespace) -> int:
-    from LNSynthLib.segmentation.apply import segment_ct
+    from LNSynthLib.segmentation.apply import check_input_images, segment_ct
     from LNSynthLib.segmentation.nnunet_runner import predict
 
     at.check_value(at.output_volume if args.ct else at.output_dir, "--out", args.out)
@@ -127,6 +127,7 @@ def run_predict(args: argparse.Namespace) -> int:
         out = segment_ct(args.model, args.ct, args.out, fold=_fold(args.fold), device=device, region=args.region,
                          margin_mm=args.margin_mm, overwrite=args.overwrite)
     else:
+        check_input_images(args.input)
         out = predict(args.model, args.input, args.out, fold=_fold(args.fold), device=device)
     emit_event("result", path=str(out))
     print(f"prediction: {out}")

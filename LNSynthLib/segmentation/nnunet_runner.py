@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -162,8 +163,30 @@ def run_logged(cmd: Sequence[str], env: dict[str, str], log_path: Path,
                 proc.kill()
             raise
     if code != 0:
-        raise NnUNetError(f"{Path(cmd[0]).name} failed with exit code {code}:\n" + "\n".join(tail[-15:]),
-                          path=log_path, fix="read the log; a common cause is too little memory or disk")
+        cause, hint = failure_cause(tail, code)
+        raise NnUNetError(f"{Path(cmd[0]).name} failed (exit code {code}): {cause}", path=log_path,
+                          fix=f"{hint}; the whole output is in this log file")
+
+
+_EXCEPTION_LINE = re.compile(r"^(?:[A-Za-z_][\w.]*\.)?([A-Z]\w*(?:Error|Exception|Exit|Interrupt))\b:?\s*(.*)$")
+_HINTS = (("out of memory", "the GPU or CPU ran out of memory: use a smaller --patch-size or another device"),
+          ("memoryerror", "the CPU ran out of memory: use a smaller --patch-size or a machine with more memory"),
+          ("no space left", "the disk is full: free space in the project folder"),
+          ("killed", "the process was killed (often the out-of-memory killer): use a smaller --patch-size"))
+
+
+def failure_cause(lines: Sequence[str], code: int) -> tuple[str, str]:
+    """(one-line cause, what to do) from the end of an nnU-Net program's output."""
+    cause = next((line.strip() for line in reversed(lines) if _EXCEPTION_LINE.match(line.strip())), None)
+    if cause is None:
+        cause = next((line.strip() for line in reversed(lines) if line.strip()), "no output")
+        if code < 0 or code in (137, 139):
+            cause = f"stopped by signal {-code if code < 0 else code - 128} ({cause})"
+    text = cause.lower()
+    hint = next((h for key, h in _HINTS if key in text), "fix the cause above")
+    if code in (-9, 137) and hint == "fix the cause above":
+        hint = _HINTS[3][1]
+    return cause[:300], hint
 
 
 def plan_and_preprocess(project: NnUNetProject, dataset_id: int, *, configuration: str = DEFAULT_CONFIGURATION,
@@ -287,13 +310,15 @@ def _parse_model_dir(model: Path) -> tuple[str, str, str, str]:
 
 
 def predict(model: str | Path, input_dir: str | Path, output_dir: str | Path, *, fold: int | str = 0,
-            device: str = "cpu", checkpoint: str = "checkpoint_final.pth", tta: bool | None = None) -> Path:
+            device: str = "cpu", checkpoint: str = "checkpoint_final.pth", tta: bool | None = None,
+            log_dir: str | Path | None = None) -> Path:
     """Segment the `<id>_0000.nii.gz` files of `input_dir` that have no output in `output_dir` yet.
 
     Runs `nnUNetv2_predict` on the trained-model folder `model`. nnU-Net writes into a temporary
     folder; each finished label map is then moved into `output_dir`, so a cancelled run leaves no
-    half-written file there. Test-time mirroring defaults to on for the standard trainer and off
-    for the short ones (which are not trained with it in mind and run on a CPU).
+    half-written file there. `log_dir` is where the log goes when the model has no project logs
+    folder. Test-time mirroring defaults to on for the standard trainer and off for the short
+    ones (which are not trained with it in mind and run on a CPU).
     """
     model = Path(model).resolve()
     dataset, trainer_cls, plans, configuration = _parse_model_dir(model)
@@ -333,7 +358,9 @@ def predict(model: str | Path, input_dir: str | Path, output_dir: str | Path, *,
                 done += 1
                 progress.update(min(done, len(images)))
 
-        log_dir = model.parents[2] / "logs" if (model.parents[2] / "logs").is_dir() else output_dir.parent
+        # The model project's logs folder, else `log_dir`, else next to the output: never a temporary folder.
+        project_logs = model.parents[2] / "logs"
+        log_dir = project_logs if project_logs.is_dir() else Path(log_dir or output_dir.parent)
         run_logged(cmd, env, log_dir / f"predict_{dataset}.log", on_line)
         for image in todo:
             name = image.name.replace("_0000.nii.gz", ".nii.gz")
