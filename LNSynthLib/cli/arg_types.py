@@ -104,9 +104,16 @@ def _name_max(folder: Path) -> int:
         return DEFAULT_NAME_MAX
 
 
+def _exists(path: Path) -> bool:
+    try:
+        return path.exists()
+    except OSError:  # e.g. a name longer than the file system allows: reported by the caller
+        return False
+
+
 def _existing_ancestor(path: Path) -> Path:
     for parent in (path, *path.parents):
-        if parent.exists():
+        if _exists(parent):
             return parent
     return Path(".")
 
@@ -140,7 +147,7 @@ def _can_create_in(folder: Path) -> bool:
 def output_dir(text: str) -> str:
     """A folder to write into: absent (it will be made) or a folder, never a file, and writable."""
     path = Path(text)
-    if path.exists() and not path.is_dir():
+    if _exists(path) and not path.is_dir():
         _refuse("is a file, an output folder is needed", "give a folder (new or existing) for the output", path=text)
     _check_folder_usable(path, text)
     return text
@@ -148,7 +155,7 @@ def output_dir(text: str) -> str:
 
 def _output_file(text: str, suffixes: tuple[str, ...], what: str) -> Path:
     path = Path(text)
-    if path.is_dir():
+    if _exists(path) and path.is_dir():
         _refuse(f"is a folder, {what} file name is needed", f"give a file name ending in {suffixes[0]}", path=text)
     _check_folder_usable(path.parent, text)
     limit = _name_max(_existing_ancestor(path.parent.absolute()))
@@ -163,6 +170,9 @@ def output_volume(text: str) -> str:
     """An output 3D volume file whose extension a volume writer supports (`x.png` holds only 2D)."""
     from LNSynthLib.volumes.io import SUPPORTED_SUFFIXES
 
+    if _exists(Path(text)) and Path(text).is_dir():
+        _refuse("is a folder, a volume file name is needed", f"give a file name ending in {VOLUME_SUFFIX_HELP}",
+                path=text)
     if not text.lower().endswith(SUPPORTED_SUFFIXES):
         _refuse(f"extension {''.join(Path(text).suffixes) or '(none)'} cannot hold a 3D volume",
                 f"end the file name in {VOLUME_SUFFIX_HELP}", path=text)
