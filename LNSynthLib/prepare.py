@@ -29,7 +29,7 @@ from LNSynthLib.volumes.preprocess import PreprocessSettings, crop, ln_region_bo
 
 log = logging.getLogger(__name__)
 ANATOMY_SOURCES = ("auto", "totalseg", "anatomy14", "coarse", "run-totalseg")
-_CASE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+_CASE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")  # a folder name on every file system
 
 
 def prepare_volumes(ct: Volume, anatomy: Volume, ln: Volume,
@@ -80,7 +80,7 @@ def prepare_case(ct_path: str | Path, ln_path: str | Path, out_root: str | Path,
     settings = settings or PreprocessSettings.train()
     if not _CASE_ID.match(case_id):
         raise InputDataError(f"case id {case_id!r} is not a plain folder name", path=out_root,
-                             fix="use letters, digits, '_', '-' or '.' only (e.g. case_001)")
+                             fix="use up to 128 letters, digits, '_', '-' or '.' (e.g. case_001)")
     folder = Path(out_root) / case_id
     for name in (CT_FILE, ANATOMY_FILE, LN_FILE, META_FILE):
         check_writable(folder / name, overwrite)  # fail before any work, never replace silently

@@ -36,12 +36,14 @@ def _file_digest(path: Path) -> str:
 
 
 def _check(train_root: Path, test_root: Path, folders: Callable[[Path], list[Path]],
-           ct_digest: Callable[[Path], str | None]) -> None:
+           ct_digest: Callable[[Path], str | None],
+           same_case: Callable[[Path, Path], bool] = lambda a, b: True) -> None:
     if train_root.resolve() == test_root.resolve():
         raise InputDataError(f"the test cases are the training cases (same folder as {train_root})", path=test_root,
                              fix=FIX)
     train, test = folders(train_root), folders(test_root)
-    same_ids = sorted({f.name for f in train} & {f.name for f in test})
+    by_id = {f.name: f for f in train}
+    same_ids = sorted(f.name for f in test if f.name in by_id and same_case(by_id[f.name], f))
     if same_ids:
         raise InputDataError(f"{len(same_ids)} test case id(s) are also training cases in {train_root}: "
                              f"{', '.join(same_ids[:10])}", path=test_root, fix=FIX)
@@ -57,12 +59,25 @@ def _check(train_root: Path, test_root: Path, folders: Callable[[Path], list[Pat
                                  f"in {train_root}", path=folder, fix=FIX)
 
 
+def _same_prepared_case(a: Path, b: Path) -> bool:
+    """Same id means same case, except phantoms: their ids are per folder, their seed tells them apart."""
+    import json
+
+    from LNSynthLib.cases import META_FILE
+
+    metas = [json.loads((f / META_FILE).read_text(encoding="utf-8")) for f in (a, b)]
+    if all(m.get("source") == "phantom" and "phantom_seed" in m for m in metas):
+        return metas[0]["phantom_seed"] == metas[1]["phantom_seed"]
+    return True
+
+
 def check_prepared_disjoint(train_root: str | Path, test_root: str | Path) -> None:
     """Prepared training and test cases (`lnsynth prepare` folders) share no folder, case id or CT."""
     from LNSynthLib.cases import CT_FILE, list_cases
 
     _check(Path(train_root), Path(test_root), list_cases,
-           lambda folder: _array_digest(folder / CT_FILE) if (folder / CT_FILE).exists() else None)
+           lambda folder: _array_digest(folder / CT_FILE) if (folder / CT_FILE).exists() else None,
+           _same_prepared_case)
 
 
 def check_raw_disjoint(train_root: str | Path, test_root: str | Path,

@@ -165,7 +165,7 @@ def run_logged(cmd: Sequence[str], env: dict[str, str], log_path: Path,
     if code != 0:
         cause, hint = failure_cause(tail, code)
         raise NnUNetError(f"{Path(cmd[0]).name} failed (exit code {code}): {cause}", path=log_path,
-                          fix=f"{hint}; the whole output is in this log file")
+                          fix=f"{hint}; nnU-Net's whole output is in this log file")
 
 
 _EXCEPTION_LINE = re.compile(r"^(?:[A-Za-z_][\w.]*\.)?([A-Z]\w*(?:Error|Exception|Exit|Interrupt))\b:?\s*(.*)$")
@@ -183,8 +183,8 @@ def failure_cause(lines: Sequence[str], code: int) -> tuple[str, str]:
         if code < 0 or code in (137, 139):
             cause = f"stopped by signal {-code if code < 0 else code - 128} ({cause})"
     text = cause.lower()
-    hint = next((h for key, h in _HINTS if key in text), "fix the cause above")
-    if code in (-9, 137) and hint == "fix the cause above":
+    hint = next((h for key, h in _HINTS if key in text), "see the cause above")
+    if code in (-9, 137) and hint == "see the cause above":
         hint = _HINTS[3][1]
     return cause[:300], hint
 

@@ -68,6 +68,7 @@ CASES_TABLE = [
     ("prepare-case-id-parent", prepare(case_id="../escape"), ["../escape"], "plain folder name", None),
     ("prepare-case-id-slash", prepare(case_id="a/b"), ["a/b"], "plain folder name", None),
     ("prepare-case-id-hidden", prepare(case_id=".hidden"), [".hidden"], "plain folder name", None),
+    ("prepare-case-id-too-long", prepare(case_id="c" * 300), ["c" * 40], "plain folder name", None),
     ("prepare-no-overwrite", prepare(), ["{t}/out/c1/ct.nii.gz"], "already exists", existing("out/c1/ct.nii.gz")),
     ("prepare-margin-0", prepare("--margin-mm", "0"), ["--margin-mm"], "greater than 0", None),
     ("prepare-margin-negative", prepare("--margin-mm", "-5"), ["--margin-mm"], "greater than 0", None),
@@ -172,3 +173,16 @@ def test_bad_argument_refused_by_a_real_process(tmp_path: Path, args):
                          cwd=tmp_path)
     assert res.returncode == 2 and "lnsynth: error: argument --" in res.stderr and "Fix:" in res.stderr
     assert "Traceback" not in res.stderr and not list(tmp_path.iterdir())
+
+
+def test_phantom_test_cases_are_told_apart_by_seed(tmp_path: Path):
+    """Phantom ids repeat per folder (phantom_000, ...); other seeds are other cases, the same seed is leakage."""
+    from LNSynthLib.errors import InputDataError
+    from LNSynthLib.phantom import write_phantom_cases
+    from LNSynthLib.segmentation.leakage import check_prepared_disjoint
+
+    for name, seed in (("train", 0), ("test", 100), ("same", 0)):
+        write_phantom_cases(tmp_path / name, 1, seed=seed, shape_zyx=(48, 64, 64))
+    check_prepared_disjoint(tmp_path / "train", tmp_path / "test")
+    with pytest.raises(InputDataError, match="phantom_000"):
+        check_prepared_disjoint(tmp_path / "train", tmp_path / "same")
