@@ -56,10 +56,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     tr.set_defaults(func=run_train)
 
     pr = steps.add_parser("predict", help="segment CTs with a trained model")
-    pr.add_argument("--model", required=True, type=at.input_path, help="trained-model folder (model_dir printed by train)")
+    pr.add_argument("--model", required=True, help="trained-model folder (model_dir printed by train)")
     src = pr.add_mutually_exclusive_group(required=True)
     src.add_argument("--ct", type=at.input_path, help="one CT file; --out is then the label-map file")
-    src.add_argument("--input", type=at.input_path, help="folder of <case>_0000.nii.gz files; --out is then a folder")
+    src.add_argument("--input", help="folder of <case>_0000.nii.gz files; --out is then a folder")
     pr.add_argument("--out", required=True)
     pr.add_argument("--region", type=at.input_path, help="mask on the CT grid: segment only its region + --margin-mm (paper)")
     pr.add_argument("--margin-mm", type=at.positive_float, default=50.0)

@@ -20,7 +20,7 @@ def parse_shard(text: str) -> tuple[int, int]:
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("sample", help="sample synthetic CT + LN cases with a trained LN-DDPM")
-    p.add_argument("--checkpoint", required=True, type=at.input_path, help="checkpoint.pt written by `lnsynth train`")
+    p.add_argument("--checkpoint", required=True, help="checkpoint.pt written by `lnsynth train`")
     p.add_argument("--cases", required=True, type=at.input_path, help="folder of prepared cases (conditions)")
     p.add_argument("--out", required=True, type=at.output_dir, help="folder for the synthetic case folders")
     p.add_argument("--n", type=at.positive_int, default=5, help="synthetic cases per source case")

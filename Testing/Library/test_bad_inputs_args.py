@@ -136,7 +136,7 @@ CASES_TABLE = [
     ("nnunet-predict-fold-text", predict("--fold", "abc"), ["--fold"], "not a fold", None),
     ("nnunet-predict-margin-0", predict("--margin-mm", "0"), ["--margin-mm"], "greater than 0", None),
     ("nnunet-predict-model-missing", ["nnunet", "predict", "--model", "{d}/no_model", "--ct", CT, "--out",
-                                      "{t}/p.nii.gz"], ["no_model"], "not found", None),
+                                      "{t}/p.nii.gz"], ["no_model"], "trained-model folder", None),
     ("run-test-same-folder", run("--cases", CASES, "--test-cases", CASES), ["prepared"], "same folder", None),
     ("run-test-same-ct", run("--cases", CASES, "--test-cases", "{d}/test_same_ct"), ["held_out_1"], "same CT",
      None),
