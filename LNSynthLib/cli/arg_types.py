@@ -11,6 +11,7 @@ import argparse
 import math
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import NoReturn
 
@@ -189,10 +190,10 @@ def output_png(text: str) -> str:
     return text
 
 
-def check_value(check: type | object, option: str, text: str) -> str:
+def check_value(check: Callable[[str], str], option: str, text: str) -> str:
     """Run one of these checks after parsing (when the right check depends on another option)."""
     try:
-        return check(text)  # type: ignore[operator]
+        return check(text)
     except argparse.ArgumentTypeError as exc:
         problem, _, fix = str(exc).partition("\nFix: ")
         raise UsageError(f"argument {option}: {problem}", fix=fix or None) from None

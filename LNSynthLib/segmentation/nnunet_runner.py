@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import shutil
 import subprocess
 import sys
@@ -24,7 +23,7 @@ from LNSynthLib.atomic import write_text_atomic
 from LNSynthLib.errors import InputDataError, LNSynthError
 from LNSynthLib.jobs.progress import Progress
 from LNSynthLib.segmentation.nnunet_export import MANIFEST, write_splits
-from LNSynthLib.segmentation.nnunet_progress import EpochRecord, NnUNetLogParser
+from LNSynthLib.segmentation.nnunet_progress import EpochRecord, NnUNetLogParser, failure_cause
 from LNSynthLib.segmentation.nnunet_trainers.lnsynth_trainers import NAME_PATTERN, trainer_name
 
 TRAINERS_DIR = Path(__file__).with_name("nnunet_trainers")
@@ -166,27 +165,6 @@ def run_logged(cmd: Sequence[str], env: dict[str, str], log_path: Path,
         cause, hint = failure_cause(tail, code)
         raise NnUNetError(f"{Path(cmd[0]).name} failed (exit code {code}): {cause}", path=log_path,
                           fix=f"{hint}; nnU-Net's whole output is in this log file")
-
-
-_EXCEPTION_LINE = re.compile(r"^(?:[A-Za-z_][\w.]*\.)?([A-Z]\w*(?:Error|Exception|Exit|Interrupt))\b:?\s*(.*)$")
-_HINTS = (("out of memory", "the GPU or CPU ran out of memory: use a smaller --patch-size or another device"),
-          ("memoryerror", "the CPU ran out of memory: use a smaller --patch-size or a machine with more memory"),
-          ("no space left", "the disk is full: free space in the project folder"),
-          ("killed", "the process was killed (often the out-of-memory killer): use a smaller --patch-size"))
-
-
-def failure_cause(lines: Sequence[str], code: int) -> tuple[str, str]:
-    """(one-line cause, what to do) from the end of an nnU-Net program's output."""
-    cause = next((line.strip() for line in reversed(lines) if _EXCEPTION_LINE.match(line.strip())), None)
-    if cause is None:
-        cause = next((line.strip() for line in reversed(lines) if line.strip()), "no output")
-        if code < 0 or code in (137, 139):
-            cause = f"stopped by signal {-code if code < 0 else code - 128} ({cause})"
-    text = cause.lower()
-    hint = next((h for key, h in _HINTS if key in text), "see the cause above")
-    if code in (-9, 137) and hint == "see the cause above":
-        hint = _HINTS[3][1]
-    return cause[:300], hint
 
 
 def plan_and_preprocess(project: NnUNetProject, dataset_id: int, *, configuration: str = DEFAULT_CONFIGURATION,
