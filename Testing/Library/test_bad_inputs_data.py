@@ -45,9 +45,9 @@ CT_CASES = [
     ("ct-truncated", prepare("{d}/truncated.nii.gz"), ["truncated.nii.gz"], "truncated", None),
     ("ct-text", prepare("{d}/text.nii.gz"), ["text.nii.gz"], "cannot be read", None),
     ("ct-empty-file", prepare("{d}/empty.nii.gz"), ["empty.nii.gz"], "cannot be read", None),
-    ("ct-nan-nifti", prepare("{d}/ct_nan.nii.gz"), ["ct_nan.nii.gz"], "NaN", None),
-    ("ct-inf-nifti", prepare("{d}/ct_inf.nii.gz"), ["ct_inf.nii.gz"], "infinite", None),
-    ("ct-nan-nrrd", prepare("{d}/ct_nan.nrrd"), ["ct_nan.nrrd"], "NaN", None),
+    ("ct-nan-nifti", prepare("{d}/ct_nan.nii.gz"), ["ct_nan.nii.gz"], "NaN/infinite voxel", None),
+    ("ct-inf-nifti", prepare("{d}/ct_inf.nii.gz"), ["ct_inf.nii.gz"], "NaN/infinite voxel", None),
+    ("ct-nan-nrrd", prepare("{d}/ct_nan.nrrd"), ["ct_nan.nrrd"], "NaN/infinite voxel", None),
     ("ct-missing", prepare("{d}/nope.nii.gz"), ["nope.nii.gz"], "not found", None),
     ("ct-named-pipe", prepare("{t}/pipe.nii.gz"), ["pipe.nii.gz"], "named pipe", fifo("pipe.nii.gz")),
     ("ct-device", prepare("/dev/null"), ["/dev/null"], "device", None),
@@ -57,13 +57,14 @@ CT_CASES = [
     ("anatomy-cmd-mr", ["anatomy", "--ct", "{d}/mr.nii.gz", "--out", "{t}/a.nii.gz", "--method", "coarse"],
      ["mr.nii.gz"], "Hounsfield", None),
     ("anatomy-cmd-nan", ["anatomy", "--ct", "{d}/ct_nan.nii.gz", "--out", "{t}/a.nii.gz", "--method", "coarse"],
-     ["ct_nan.nii.gz"], "NaN", None),
+     ["ct_nan.nii.gz"], "NaN/infinite voxel", None),
     ("anatomy-cmd-dicom-gap", ["anatomy", "--ct", "{d}/dicom_gap", "--out", "{t}/a.nii.gz", "--method", "coarse"],
      ["dicom_gap"], "not evenly spaced", None),
     ("predict-mr", predict("--ct", "{d}/mr.nii.gz", "--out", "{t}/p.nii.gz"), ["mr.nii.gz"], "Hounsfield", None),
     ("predict-label-map", predict("--ct", "{d}/labelmap_u8.nii.gz", "--out", "{t}/p.nii.gz"),
      ["labelmap_u8.nii.gz"], "Hounsfield", None),
-    ("predict-nan", predict("--ct", "{d}/ct_nan.nii.gz", "--out", "{t}/p.nii.gz"), ["ct_nan.nii.gz"], "NaN", None),
+    ("predict-nan", predict("--ct", "{d}/ct_nan.nii.gz", "--out", "{t}/p.nii.gz"), ["ct_nan.nii.gz"],
+     "NaN/infinite voxel", None),
     ("predict-folder-mr", predict("--input", "{d}/predict_in", "--out", "{t}/preds"), ["scan_0000.nii.gz"],
      "Hounsfield", None),
     ("predict-pipe", predict("--ct", "{t}/pipe.nii.gz", "--out", "{t}/p.nii.gz"), ["pipe.nii.gz"], "named pipe",
@@ -141,6 +142,10 @@ def test_valid_tiny_inputs_are_accepted(bad_data: Path, tmp_path: Path, capsys):
     args = fill(prepare(CT, "{t}/ln7.nii.gz", "--anatomy", "{d}/anatomy14.nii.gz"))
     assert main(args[:args.index("c1")] + ["c7"] + args[args.index("c1") + 1:]) == 0, capsys.readouterr().err
     assert read_ct(bad_data / "dicom_ok").shape == (5, 32, 32)
+    import SimpleITK as sitk
+
+    ok, nan = (sitk.ReadImage(str(bad_data / name)) for name in ("ct.nii.gz", "ct_nan.nii.gz"))
+    assert ok.GetDirection() == nan.GetDirection() and ok.GetSpacing() == nan.GetSpacing()  # only values differ
     shared = Path(os.environ.get("LNSYNTH_SHARED_DATA", Path(__file__).resolve().parents[3] / "shared" / "data"))
     if (shared / "dcmqi_ct3slice").is_dir():
         assert read_ct(shared / "dcmqi_ct3slice").shape[0] == 3
@@ -148,7 +153,7 @@ def test_valid_tiny_inputs_are_accepted(bad_data: Path, tmp_path: Path, capsys):
 
 SUBPROCESS_CASES = [
     ("pipe", prepare("{t}/pipe.nii.gz"), "named pipe", fifo("pipe.nii.gz")),
-    ("nan-nifti", prepare("{d}/ct_nan.nii.gz"), "NaN", None),
+    ("nan-nifti", prepare("{d}/ct_nan.nii.gz"), "NaN/infinite voxel", None),
     ("ln-is-the-ct", prepare(CT, CT), "not a lymph-node mask", None),
 ]
 
