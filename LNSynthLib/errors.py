@@ -42,5 +42,9 @@ class OutputWriteError(LNSynthError):
     """An output could not be written completely (disk full, file-size or quota limit); nothing was kept."""
 
 
+class UsageError(LNSynthError):
+    """A command-line value is malformed or out of range (found while parsing, before any work)."""
+
+
 class JobCancelled(Exception):
     """Raised inside a job when the user asked it to stop."""

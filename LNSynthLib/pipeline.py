@@ -163,11 +163,15 @@ def run_pipeline(work_dir: str | Path, settings: PipelineSettings | None = None,
     """
     s = settings or PipelineSettings.demo()
     layout = Layout(Path(work_dir).resolve())
-    layout.root.mkdir(parents=True, exist_ok=True)
     if cases is not None:
         if test_cases is None:
             raise InputDataError("user data needs held-out test cases too", path=cases,
                                  fix="pass --test-cases with prepared cases that are not in --cases")
+        from LNSynthLib.segmentation.leakage import check_prepared_disjoint
+
+        check_prepared_disjoint(cases, test_cases)  # before anything is written
+    layout.root.mkdir(parents=True, exist_ok=True)
+    if cases is not None:
         layout = _with_user_cases(layout, Path(cases), Path(test_cases))
     device = nnunet_device(s.device)
     t0 = time.monotonic()
@@ -228,6 +232,11 @@ def _find_raw(folder: Path, kind: str) -> Path | None:
             if (folder / f"{stem}{suffix}").exists():
                 return folder / f"{stem}{suffix}"
     return None
+
+
+def find_raw_ct(folder: Path) -> Path | None:
+    """The CT file of an unprepared case folder (None when it has none)."""
+    return _find_raw(folder, "ct")
 
 
 def prepare_raw_cases(raw_root: str | Path, out_root: str | Path, *, device: str = "auto",

@@ -20,14 +20,14 @@ from LNSynthLib.atomic import check_writable
 from LNSynthLib.cases import ANATOMY_FILE, CT_FILE, LN_FILE, META_FILE, Case, save_case
 from LNSynthLib.errors import InputDataError
 from LNSynthLib.jobs.progress import Progress
-from LNSynthLib.volumes.checks import check_ct, check_ln_mask
+from LNSynthLib.volumes.checks import check_ln_labels, check_ln_mask
 from LNSynthLib.volumes.geometry import Volume
 from LNSynthLib.volumes.grid import labels_onto
-from LNSynthLib.volumes.io import read_volume
+from LNSynthLib.volumes.io import read_ct, read_volume
 from LNSynthLib.volumes.preprocess import PreprocessSettings, crop, ln_region_box, resample
 
 log = logging.getLogger(__name__)
-_CASE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+_CASE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")  # a folder name on every file system
 
 
 def prepare_volumes(ct: Volume, anatomy: Volume, ln: Volume,
@@ -62,14 +62,14 @@ def prepare_case(ct_path: str | Path, ln_path: str | Path, out_root: str | Path,
     settings = settings or PreprocessSettings.train()
     if not _CASE_ID.match(case_id):
         raise InputDataError(f"case id {case_id!r} is not a plain folder name", path=out_root,
-                             fix="use letters, digits, '_', '-' or '.' only (e.g. case_001)")
+                             fix="use up to 128 letters, digits, '_', '-' or '.' (e.g. case_001)")
     folder = Path(out_root) / case_id
     for name in (CT_FILE, ANATOMY_FILE, LN_FILE, META_FILE):
         check_writable(folder / name, overwrite)  # fail before any work, never replace silently
     with Progress("prepare", total=5) as progress:
-        ct = read_volume(ct_path)
-        check_ct(ct, ct_path)
+        ct = read_ct(ct_path)
         ln = labels_onto(read_volume(ln_path), ct, ln_path, ct_path, resample=resample_labels)
+        check_ln_labels(ln, ln_path)
         progress.update(message="read and checked")
         anatomy, source = build_anatomy(ct, ct_path, anatomy_path, anatomy_source, labels_kind=labels_kind,
                                         resample_labels=resample_labels, device=device, weights_dir=weights_dir)

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from LNSynthLib.anatomy.groups import NUM_LABELS, totalseg_to_anatomy
+from LNSynthLib.anatomy.groups import BODY, NUM_LABELS, totalseg_to_anatomy
 from LNSynthLib.errors import InputDataError
 from LNSynthLib.volumes.geometry import Volume
 from LNSynthLib.volumes.grid import labels_onto
@@ -29,9 +29,26 @@ SOURCES = LABEL_KINDS[1:]   # kinds of a label file once known
 OLD_SOURCES = {"anatomy14": ("file", "anatomy14"), "run-totalseg": ("totalseg", "auto"), "labels": ("file", "auto")}
 
 
-def guess_source(label_volume: Volume) -> str:
-    """`anatomy14` when every value is a valid anatomy label (0..13), else `totalseg`."""
-    return "anatomy14" if int(np.asarray(label_volume.array).max()) < NUM_LABELS else "totalseg"
+def guess_source(label_volume: Volume, path: str | Path | None = None) -> str:
+    """`anatomy14` when every value is a valid anatomy label (0..13), `totalseg` for a TotalSegmentator map.
+
+    A map with values >= 14 whose largest non-zero label is 1 (`body`: most of an anatomy map, the
+    small spleen in TotalSegmentator's numbering) is a 14-label map with stray values; re-reading it
+    as TotalSegmentator ids would scramble every organ, so it is refused instead of guessed.
+    """
+    labels = np.asarray(label_volume.array)
+    if labels.size == 0 or int(labels.max()) < NUM_LABELS:
+        return "anatomy14"
+    values, counts = np.unique(labels[labels != 0], return_counts=True)
+    if values[np.argmax(counts)] == BODY:
+        stray = [v for v in values.tolist() if v >= NUM_LABELS or v < 0]
+        shown = ", ".join(f"{v:g}" for v in stray[:8]) + (", ..." if len(stray) > 8 else "")
+        raise InputDataError(
+            f"looks like a 14-label anatomy map (mostly label 1, body) but also holds value(s) {shown}, outside "
+            f"0..{NUM_LABELS - 1}; it is not clear whether it is a 14-label map or a TotalSegmentator map",
+            path=path, fix="fix the stray values (labels must be 0..13), or state the kind with --labels-kind "
+                           "anatomy14 / totalseg")
+    return "totalseg"
 
 
 def anatomy_from_labels(label_volume: Volume, ct: Volume, source: str = "totalseg", *,
@@ -50,8 +67,10 @@ def anatomy_from_labels(label_volume: Volume, ct: Volume, source: str = "totalse
         raise InputDataError("label map holds negative values", path=path, fix="give a label map with values >= 0")
     if source == "anatomy14":
         if labels.size and labels.max() >= NUM_LABELS:
+            stray = np.unique(labels[labels >= NUM_LABELS])
             raise InputDataError(
-                f"has label {int(labels.max())}, but a 14-label anatomy map has values 0..{NUM_LABELS - 1}",
+                f"has label(s) {', '.join(f'{v:g}' for v in stray[:8])}, but a 14-label anatomy map has values "
+                f"0..{NUM_LABELS - 1}",
                 path=path, fix="pass --labels-kind totalseg if this is a TotalSegmentator 'total' output")
         return Volume(labels.astype(np.uint8), ct.geometry)
     try:
@@ -84,7 +103,7 @@ def build_anatomy(ct: Volume, ct_path: str | Path, labels_path: str | Path | Non
                              path=labels_path, fix="use --anatomy-source file (or auto) to use the file, or drop it")
     if labels_path is not None:
         labels = read_volume(labels_path)
-        kind = guess_source(labels) if labels_kind == "auto" else labels_kind
+        kind = guess_source(labels, labels_path) if labels_kind == "auto" else labels_kind
         return anatomy_from_labels(labels, ct, kind, path=labels_path, ct_path=ct_path,
                                    resample=resample_labels), kind
     if source == "totalseg" or (source == "auto" and weights_available(weights_dir, fast)):

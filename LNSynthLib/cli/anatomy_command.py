@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import argparse
 
+from LNSynthLib.cli import arg_types as at
 from LNSynthLib.cli.options import add_anatomy_source
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("anatomy", help="write the 14-label anatomy map that conditions LN-DDPM")
-    p.add_argument("--ct", required=True, help="CT: NIfTI, NRRD, MHA or a DICOM series folder")
-    p.add_argument("--out", required=True, help="output label map (.nii.gz, .nrrd, ...)")
+    p.add_argument("--ct", required=True, type=at.input_path, help="CT: NIfTI, NRRD, MHA or a DICOM series folder")
+    p.add_argument("--out", required=True, type=at.output_volume, help="output label map (.nii.gz, .nrrd, ...)")
     add_anatomy_source(p, "--labels", "totalseg")
     # Former spellings, hidden: --method totalseg|coarse|labels, --labels-source.
     p.add_argument("--method", dest="anatomy_source", choices=["totalseg", "coarse", "labels"],
@@ -27,12 +28,10 @@ def run(args: argparse.Namespace) -> int:
     from LNSynthLib.anatomy.build import build_anatomy
     from LNSynthLib.atomic import check_writable
     from LNSynthLib.jobs.results import emit_result
-    from LNSynthLib.volumes.checks import check_ct
-    from LNSynthLib.volumes.io import read_volume, write_volume
+    from LNSynthLib.volumes.io import read_ct, write_volume
 
     check_writable(args.out, args.overwrite)
-    ct = read_volume(args.ct)
-    check_ct(ct, args.ct)
+    ct = read_ct(args.ct)
     anatomy, used = build_anatomy(ct, args.ct, args.labels, args.anatomy_source, labels_kind=args.labels_kind,
                                   resample_labels=args.resample_labels, device=args.device,
                                   weights_dir=args.weights_dir, fast=not args.full_resolution)

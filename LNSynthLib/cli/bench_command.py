@@ -10,6 +10,7 @@ import argparse
 import importlib
 
 from LNSynthLib.bench.results import DEFAULT_RESULTS_DIR
+from LNSynthLib.cli.arg_types import LNSynthArgumentParser
 from LNSynthLib.jobs.results import emit_result
 
 # name -> (module exposing DESCRIPTION, add_arguments(parser), run(args) -> (json_path, md_path), one-line help)
@@ -33,7 +34,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def benchmark_parser(name: str, module_name: str) -> tuple[argparse.ArgumentParser, object]:
     module = importlib.import_module(module_name)
-    parser = argparse.ArgumentParser(prog=f"lnsynth bench {name}", description=module.DESCRIPTION)
+    parser = LNSynthArgumentParser(prog=f"lnsynth bench {name}", description=module.DESCRIPTION)
     parser.add_argument("--results-dir", default=str(DEFAULT_RESULTS_DIR),
                         help="where to write <name>.json and <name>.md")
     module.add_arguments(parser)

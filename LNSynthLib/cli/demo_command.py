@@ -5,21 +5,22 @@ from __future__ import annotations
 import argparse
 from dataclasses import replace
 
+from LNSynthLib.cli import arg_types as at
 from LNSynthLib.cli.options import SYNT_PER_CASE_HELP, add_device, add_sampling, sampling_overrides
 from LNSynthLib.pipeline import PipelineSettings, run_pipeline
 
 
 def _common(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--out", required=True, help="work folder (re-run the same command to continue)")
+    p.add_argument("--out", required=True, type=at.output_dir, help="work folder (re-run the same command to continue)")
     add_device(p)
     p.add_argument("--paste", action="store_true", help="also train Real+Synt with patches pasted into the CT")
-    p.add_argument("--nnunet-epochs", type=int, default=None, help="short nnU-Net trainer epochs")
-    p.add_argument("--nnunet-iterations", type=int, default=None, help="iterations per nnU-Net epoch")
-    p.add_argument("--nnunet-patch-size", type=int, nargs=3, metavar=("Z", "Y", "X"), default=None,
+    p.add_argument("--nnunet-epochs", type=at.positive_int, default=None, help="short nnU-Net trainer epochs")
+    p.add_argument("--nnunet-iterations", type=at.positive_int, default=None, help="iterations per nnU-Net epoch")
+    p.add_argument("--nnunet-patch-size", type=at.non_negative_int, nargs=3, metavar=("Z", "Y", "X"), default=None,
                    help="nnU-Net training patch (demo: 32 32 32); 0 0 0 keeps nnU-Net's planned patch")
-    p.add_argument("--ddpm-iterations", type=int, default=None, help="LN-DDPM training iterations")
+    p.add_argument("--ddpm-iterations", type=at.positive_int, default=None, help="LN-DDPM training iterations")
     add_sampling(p)
-    p.add_argument("--synt-per-case", type=int, default=None, help=SYNT_PER_CASE_HELP)
+    p.add_argument("--synt-per-case", type=at.positive_int, default=None, help=SYNT_PER_CASE_HELP)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--lpips-weights", default=None, help="MedicalNet resnet_10_23dataset.pth (file or folder)")
 
@@ -27,16 +28,16 @@ def _common(p: argparse.ArgumentParser) -> None:
 def register(sub: argparse._SubParsersAction) -> None:
     demo = sub.add_parser("demo", help="the whole pipeline on the embedded phantom (minutes on a CPU)")
     _common(demo)
-    demo.add_argument("--train-cases", type=int, default=6)
-    demo.add_argument("--test-cases", type=int, default=2)
+    demo.add_argument("--train-cases", type=at.positive_int, default=6)
+    demo.add_argument("--test-cases", type=at.positive_int, default=2)
     demo.set_defaults(func=run_demo)
 
     run = sub.add_parser("run", help="the whole pipeline on your prepared cases")
     _common(run)
-    run.add_argument("--cases", help="prepared training cases (`lnsynth prepare`)")
-    run.add_argument("--test-cases", help="prepared held-out test cases")
-    run.add_argument("--raw-cases", help="unprepared training cases: <case>/{ct,ln[,anatomy|totalseg]}.nii.gz")
-    run.add_argument("--raw-test-cases", help="unprepared held-out test cases, same layout")
+    run.add_argument("--cases", type=at.input_path, help="prepared training cases (`lnsynth prepare`)")
+    run.add_argument("--test-cases", type=at.input_path, help="prepared held-out test cases")
+    run.add_argument("--raw-cases", type=at.input_path, help="unprepared training cases: <case>/{ct,ln[,anatomy|totalseg]}.nii.gz")
+    run.add_argument("--raw-test-cases", type=at.input_path, help="unprepared held-out test cases, same layout")
     run.add_argument("--config", default="tiny", help="tiny (CPU) or paper (GPU server, paper 000 settings)")
     run.set_defaults(func=run_user)
 
@@ -49,6 +50,11 @@ def _apply(settings: PipelineSettings, args: argparse.Namespace) -> PipelineSett
         if getattr(args, key) is not None:
             changes[key] = getattr(args, key)
     if args.nnunet_patch_size is not None:
+        if any(args.nnunet_patch_size) and not all(args.nnunet_patch_size):
+            from LNSynthLib.errors import UsageError
+
+            raise UsageError(f"argument --nnunet-patch-size: {args.nnunet_patch_size} mixes 0 with sizes",
+                             fix="give three sizes >= 1 (e.g. 32 32 32), or 0 0 0 for nnU-Net's planned patch")
         changes["nnunet_patch_size"] = tuple(args.nnunet_patch_size) if any(args.nnunet_patch_size) else None
     overrides = sampling_overrides(args)
     if args.ddpm_iterations is not None:
@@ -78,6 +84,11 @@ def run_user(args: argparse.Namespace) -> int:
     from LNSynthLib.pipeline import prepare_raw_cases
 
     cases, test_cases = args.cases, args.test_cases
+    if args.raw_cases and args.raw_test_cases:
+        from LNSynthLib.pipeline import find_raw_ct
+        from LNSynthLib.segmentation.leakage import check_raw_disjoint
+
+        check_raw_disjoint(args.raw_cases, args.raw_test_cases, find_raw_ct)
     if args.raw_cases:
         cases = prepare_raw_cases(args.raw_cases, Path(args.out) / "prepared" / "train", device=args.device)
     if args.raw_test_cases:

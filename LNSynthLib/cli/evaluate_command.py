@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from LNSynthLib.cli import arg_types as at
 from LNSynthLib.cli.options import add_device
 from LNSynthLib.devices import nnunet_device
 from LNSynthLib.errors import InputDataError
@@ -13,7 +14,7 @@ from LNSynthLib.jobs.results import emit_result
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("evaluate", help="metrics of both papers + figures -> report.md, metrics.json")
-    p.add_argument("--out", required=True, help="report folder")
+    p.add_argument("--out", required=True, type=at.output_dir, help="report folder")
     p.add_argument("--work", help="a work folder of `lnsynth demo`/`run`: evaluate everything it holds")
     p.add_argument("--labels", help="ground-truth label folder (nnU-Net labelsTs)")
     p.add_argument("--images", help="test image folder (imagesTs) for the segmentation figure")

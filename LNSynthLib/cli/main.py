@@ -13,6 +13,7 @@ import signal
 import sys
 from collections.abc import Callable, Sequence
 
+from LNSynthLib.cli.arg_types import LNSynthArgumentParser
 from LNSynthLib.errors import JobCancelled, LNSynthError
 
 # Sub-command modules, in the order `lnsynth --help` lists them.
@@ -33,7 +34,7 @@ EXIT_USER_ERROR = 2
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = LNSynthArgumentParser(
         prog="lnsynth",
         description="Synthesize abdominal CT lymph-node data with LN-DDPM and train nnU-Net on real + synthetic data.",
     )
@@ -75,11 +76,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _run(argv: Sequence[str] | None) -> int:
     parser = build_parser()
-    args, extra = parser.parse_known_args(argv)
-    if extra and not getattr(args, "takes_extra_args", False):
-        parser.error(f"unrecognized arguments: {' '.join(extra)}")
-    args.extra_args = extra
     try:
+        # Parsing is inside: bad values are UsageErrors (see cli.arg_types), reported like any other.
+        args, extra = parser.parse_known_args(argv)
+        if extra and not getattr(args, "takes_extra_args", False):
+            parser.error(f"unrecognized arguments: {' '.join(extra)}")
+        args.extra_args = extra
         return int(args.func(args) or 0)
     except JobCancelled as exc:
         print(f"lnsynth: cancelled ({exc})", file=sys.stderr)

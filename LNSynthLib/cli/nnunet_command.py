@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from LNSynthLib.cli import arg_types as at
 from LNSynthLib.cli.options import SYNT_PER_CASE_HELP, add_device
 from LNSynthLib.devices import nnunet_device
 from LNSynthLib.jobs.results import emit_result
@@ -16,32 +17,32 @@ def register(sub: argparse._SubParsersAction) -> None:
     steps = parser.add_subparsers(dest="nnunet_step", required=True, metavar="STEP")
 
     exp = steps.add_parser("export", help="prepared real (+ synthetic) cases -> an nnU-Net raw dataset")
-    exp.add_argument("--cases", required=True, help="folder of prepared real training cases")
-    exp.add_argument("--synthetic", help="folder of synthetic cases written by `lnsynth sample`")
-    exp.add_argument("--test-cases", help="folder of prepared real test cases (imagesTs/labelsTs)")
-    exp.add_argument("--out", required=True, help="nnU-Net project folder (gets nnUNet_raw/...)")
+    exp.add_argument("--cases", required=True, type=at.input_path, help="folder of prepared real training cases")
+    exp.add_argument("--synthetic", type=at.input_path, help="folder of synthetic cases written by `lnsynth sample`")
+    exp.add_argument("--test-cases", type=at.input_path, help="folder of prepared real test cases (imagesTs/labelsTs)")
+    exp.add_argument("--out", required=True, type=at.output_dir, help="nnU-Net project folder (gets nnUNet_raw/...)")
     exp.add_argument("--dataset-id", type=int, default=501)
     exp.add_argument("--name", default=None, help="dataset name (default from the strategy)")
     exp.add_argument("--strategy", choices=["real", "synt", "real+synt"], default=None,
                      help="default: real+synt with --synthetic, else real")
-    exp.add_argument("--synt-per-case", type=int, default=None, help=f"{SYNT_PER_CASE_HELP}; default: all there are")
+    exp.add_argument("--synt-per-case", type=at.positive_int, default=None, help=f"{SYNT_PER_CASE_HELP}; default: all there are")
     exp.add_argument("--paste", action="store_true", help="paste synthetic patches into their source CT")
-    exp.add_argument("--blend-mm", type=float, default=4.0)
-    exp.add_argument("--train-margin-mm", type=float, default=TRAIN_MARGIN_MM)
-    exp.add_argument("--test-margin-mm", type=float, default=TEST_MARGIN_MM)
+    exp.add_argument("--blend-mm", type=at.non_negative_float, default=4.0)
+    exp.add_argument("--train-margin-mm", type=at.positive_float, default=TRAIN_MARGIN_MM)
+    exp.add_argument("--test-margin-mm", type=at.positive_float, default=TEST_MARGIN_MM)
     exp.add_argument("--overwrite", action="store_true")
     exp.set_defaults(func=run_export)
 
     tr = steps.add_parser("train", help="plan/preprocess and train nnU-Net (resumes)")
     tr.add_argument("--dataset", "--project", dest="project", required=True, help="nnU-Net project folder")
     tr.add_argument("--dataset-id", type=int, default=None, help="default: the only dataset in the project")
-    tr.add_argument("--epochs", type=int, default=None,
+    tr.add_argument("--epochs", type=at.positive_int, default=None,
                     help="short trainer with this many epochs (default: nnU-Net's standard trainer)")
-    tr.add_argument("--iterations", type=int, default=10, help="iterations per epoch of the short trainer")
-    tr.add_argument("--val-iterations", type=int, default=2)
-    tr.add_argument("--fold", default="0", help="0-4 or `all`")
+    tr.add_argument("--iterations", type=at.positive_int, default=10, help="iterations per epoch of the short trainer")
+    tr.add_argument("--val-iterations", type=at.positive_int, default=2)
+    tr.add_argument("--fold", default="0", type=at.fold, help="0-4 or `all`")
     tr.add_argument("--configuration", default="3d_fullres")
-    tr.add_argument("--patch-size", type=int, nargs=3, metavar=("Z", "Y", "X"), default=None,
+    tr.add_argument("--patch-size", type=at.positive_int, nargs=3, metavar=("Z", "Y", "X"), default=None,
                     help="train on this patch size instead of the planned one (32 32 32 makes CPU runs fast)")
     add_device(tr)
     tr.add_argument("--no-resume", action="store_true", help="start again instead of continuing (--c)")
@@ -51,12 +52,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     pr = steps.add_parser("predict", help="segment CTs with a trained model")
     pr.add_argument("--model", required=True, help="trained-model folder (model_dir printed by train)")
     src = pr.add_mutually_exclusive_group(required=True)
-    src.add_argument("--ct", help="one CT file; --out is then the label-map file")
+    src.add_argument("--ct", type=at.input_path, help="one CT file; --out is then the label-map file")
     src.add_argument("--input", help="folder of <case>_0000.nii.gz files; --out is then a folder")
     pr.add_argument("--out", required=True)
-    pr.add_argument("--region", help="mask on the CT grid: segment only its region + --margin-mm (paper)")
-    pr.add_argument("--margin-mm", type=float, default=TEST_MARGIN_MM)
-    pr.add_argument("--fold", default="0")
+    pr.add_argument("--region", type=at.input_path, help="mask on the CT grid: segment only its region + --margin-mm (paper)")
+    pr.add_argument("--margin-mm", type=at.positive_float, default=TEST_MARGIN_MM)
+    pr.add_argument("--fold", default="0", type=at.fold)
     add_device(pr)
     pr.add_argument("--overwrite", action="store_true")
     pr.set_defaults(func=run_predict)
@@ -111,14 +112,16 @@ def run_train(args: argparse.Namespace) -> int:
 
 
 def run_predict(args: argparse.Namespace) -> int:
-    from LNSynthLib.segmentation.apply import segment_ct
+    from LNSynthLib.segmentation.apply import check_input_images, segment_ct
     from LNSynthLib.segmentation.nnunet_runner import predict
 
+    at.check_value(at.output_volume if args.ct else at.output_dir, "--out", args.out)
     device = nnunet_device(args.device)
     if args.ct:
         out = segment_ct(args.model, args.ct, args.out, fold=_fold(args.fold), device=device, region=args.region,
                          margin_mm=args.margin_mm, overwrite=args.overwrite)
     else:
+        check_input_images(args.input)
         out = predict(args.model, args.input, args.out, fold=_fold(args.fold), device=device)
     emit_result("prediction", out)
     print(f"prediction: {out}")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 
+from LNSynthLib.cli import arg_types as at
 from LNSynthLib.devices import DEVICE_HELP
 from LNSynthLib.diffusion.choices import SAMPLERS
 
@@ -21,14 +22,15 @@ def add_sampling(parser: argparse.ArgumentParser, *, old_n_alias: bool = False) 
 
     `old_n_alias` keeps `lnsynth sample`'s former `--n` working (hidden from --help).
     """
-    parser.add_argument("--samples-per-case", type=int, default=None, metavar="N", help=SAMPLES_PER_CASE_HELP)
+    parser.add_argument("--samples-per-case", type=at.positive_int, default=None, metavar="N",
+                        help=SAMPLES_PER_CASE_HELP)
     if old_n_alias:
-        parser.add_argument("--n", dest="samples_per_case", type=int, default=None, help=argparse.SUPPRESS)
+        parser.add_argument("--n", dest="samples_per_case", type=at.positive_int, default=None, help=argparse.SUPPRESS)
     parser.add_argument("--sampler", choices=SAMPLERS, default=None,
                         help="reverse-process sampler (default: the config's sample.sampler)")
-    parser.add_argument("--steps", type=int, default=None,
+    parser.add_argument("--steps", type=at.positive_int, default=None,
                         help="DDIM/DPM++ steps (default: the config's sample.steps; DDPM always uses T)")
-    parser.add_argument("--eta", type=float, default=None,
+    parser.add_argument("--eta", type=at.non_negative_float, default=None,
                         help="DDIM η, 0 deterministic .. 1 ancestral (default: the config's sample.eta)")
 
 
@@ -60,7 +62,8 @@ def add_anatomy_source(parser: argparse.ArgumentParser, labels_flag: str, defaul
     TotalSegmentator's `--device`/`--weights-dir`: one anatomy vocabulary (`anatomy.build`)."""
     from LNSynthLib.anatomy.build import ANATOMY_SOURCES, LABEL_KINDS, OLD_SOURCES
 
-    parser.add_argument(labels_flag, help="label file: TotalSegmentator 'total' output or a 14-label anatomy map")
+    parser.add_argument(labels_flag, type=at.input_path,
+                        help="label file: TotalSegmentator 'total' output or a 14-label anatomy map")
     parser.add_argument("--anatomy-source", default=default, choices=ANATOMY_SOURCES + tuple(OLD_SOURCES),
                         metavar="{" + ",".join(ANATOMY_SOURCES) + "}",
                         help=f"file: group the label file {labels_flag}; totalseg: run TotalSegmentator (offline "

@@ -6,6 +6,7 @@ import argparse
 import os
 from pathlib import Path
 
+from LNSynthLib.cli import arg_types as at
 from LNSynthLib.jobs.results import emit_result
 from LNSynthLib.volumes.preprocess import TRAIN_MARGIN_MM
 
@@ -15,17 +16,17 @@ DEFAULT_REAL_DIR = Path(os.environ.get("LNSYNTH_SHARED_DATA", Path(__file__).res
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("phantom", help="write seeded phantom CT cases, already prepared (1 mm, LN-region crop)")
-    p.add_argument("--out", help="folder to write phantom_000, phantom_001, ... into")
-    p.add_argument("--cases", type=int, default=4, help="number of cases (default 4)")
+    p.add_argument("--out", type=at.output_dir, help="folder to write phantom_000, phantom_001, ... into")
+    p.add_argument("--cases", type=at.positive_int, default=4, help="number of cases (default 4)")
     p.add_argument("--seed", type=int, default=0, help="seed of the first case; case i uses seed+i")
-    p.add_argument("--shape", type=int, nargs=3, metavar=("Z", "Y", "X"), default=(96, 128, 128),
+    p.add_argument("--shape", type=at.positive_int, nargs=3, metavar=("Z", "Y", "X"), default=(96, 128, 128),
                    help="phantom size in voxels before preparation (default 96 128 128)")
-    p.add_argument("--spacing", type=float, nargs="+", default=[1.0], metavar="MM",
+    p.add_argument("--spacing", type=at.positive_float, nargs="+", default=[1.0], metavar="MM",
                    help="phantom voxel spacing in mm: one value, or three (x y z); default 1.0")
-    p.add_argument("--margin-mm", type=float, default=TRAIN_MARGIN_MM,
+    p.add_argument("--margin-mm", type=at.positive_float, default=TRAIN_MARGIN_MM,
                    help=f"LN-region crop margin (default {TRAIN_MARGIN_MM:g} = training)")
     p.add_argument("--overwrite", action="store_true", help="replace existing phantom cases")
-    p.add_argument("--figure", metavar="PNG", help="also write the phantom-vs-real anatomy figure to PNG")
+    p.add_argument("--figure", type=at.output_png, metavar="PNG", help="also write the phantom-vs-real anatomy figure to PNG")
     p.add_argument("--real-ct", default=str(DEFAULT_REAL_DIR / "example_ct.nii.gz"),
                    help="real CT for the figure (default: the shared TotalSegmentator example)")
     p.add_argument("--real-labels", default=str(DEFAULT_REAL_DIR / "example_seg_total.nii.gz"),

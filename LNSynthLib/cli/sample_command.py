@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from LNSynthLib.cli import arg_types as at
 from LNSynthLib.cli.options import add_device, add_sampling
 from LNSynthLib.errors import InputDataError
 
@@ -21,8 +22,8 @@ def parse_shard(text: str) -> tuple[int, int]:
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("sample", help="sample synthetic CT + LN cases with a trained LN-DDPM")
     p.add_argument("--checkpoint", required=True, help="checkpoint.pt written by `lnsynth train`")
-    p.add_argument("--cases", required=True, help="folder of prepared cases (conditions)")
-    p.add_argument("--out", required=True, help="folder for the synthetic case folders")
+    p.add_argument("--cases", required=True, type=at.input_path, help="folder of prepared cases (conditions)")
+    p.add_argument("--out", required=True, type=at.output_dir, help="folder for the synthetic case folders")
     add_sampling(p, old_n_alias=True)   # default of each: the checkpoint config's sample section
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--no-transforms", action="store_true", help="keep the original LN masks")

@@ -7,6 +7,7 @@ from typing import Any
 
 import yaml
 
+from LNSynthLib.cli import arg_types as at
 from LNSynthLib.cli.options import add_device
 from LNSynthLib.errors import InputDataError
 
@@ -25,13 +26,13 @@ def parse_overrides(items: list[str]) -> dict[str, Any]:
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("train", help="train LN-DDPM on prepared cases (resumable; torchrun for several GPUs)")
     p.add_argument("--config", default="tiny", help="bundled config (tiny, paper) or a YAML file")
-    p.add_argument("--cases", required=True, help="folder of prepared cases")
-    p.add_argument("--run-dir", required=True, help="folder for checkpoint.pt, config.yaml, loss.csv, loss.png")
+    p.add_argument("--cases", required=True, type=at.input_path, help="folder of prepared cases")
+    p.add_argument("--run-dir", required=True, type=at.output_dir, help="folder for checkpoint.pt, config.yaml, loss.csv, loss.png")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override one config value, e.g. --set train.iterations=200 (repeatable)")
     add_device(p, "torchrun: each rank takes its own GPU")
     p.add_argument("--no-resume", action="store_true", help="refuse to continue an existing run folder")
-    p.add_argument("--max-steps", type=int, default=None, help="stop (with a checkpoint) at this global step")
+    p.add_argument("--max-steps", type=at.positive_int, default=None, help="stop (with a checkpoint) at this global step")
     p.set_defaults(func=run)
 
 

@@ -20,6 +20,7 @@ import torch
 
 from LNSynthLib.atomic import NO_ROOM_FIX, atomic_path
 from LNSynthLib.errors import InputDataError, OutputWriteError
+from LNSynthLib.input_paths import check_input_path
 
 FORMAT = "lnsynth-ln-ddpm/1"
 CHECKPOINT_NAME = "checkpoint.pt"
@@ -66,6 +67,8 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     """Load without executing code; a damaged or foreign file gives an error naming it."""
     path = Path(path)
     if not path.is_file():
+        if path.exists():
+            check_input_path(path, folder_ok=False)  # a folder, pipe or device: say which
         raise InputDataError("checkpoint not found", path=path,
                              fix="give the checkpoint.pt written by `lnsynth train` (in its --run-dir)")
     try:

@@ -95,11 +95,11 @@ def make_readme_figure(out_png: str | Path, real_ct: str | Path, real_labels: st
     from LNSynthLib.anatomy.build import anatomy_from_labels, guess_source
     from LNSynthLib.phantom.generate import generate_phantom
     from LNSynthLib.phantom.painted import paint_nodes_near_vessels
-    from LNSynthLib.volumes.io import read_volume
+    from LNSynthLib.volumes.io import read_ct, read_volume
 
     p = generate_phantom(seed=seed, shape_zyx=(96, 256, 256), spacing_xyz=(1.4, 1.4, 3.0))
-    ct = read_volume(real_ct)
+    ct = read_ct(real_ct)
     labels = read_volume(real_labels)
-    anatomy = anatomy_from_labels(labels, ct, guess_source(labels), path=real_labels, ct_path=real_ct)
+    anatomy = anatomy_from_labels(labels, ct, guess_source(labels, real_labels), path=real_labels, ct_path=real_ct)
     ct_nodes, ln = paint_nodes_near_vessels(ct, anatomy, n_nodes=3, radius_mm=7.0, seed=seed)
     return comparison_figure((p.ct, p.anatomy, p.ln), (ct_nodes, anatomy, ln), out_png, overwrite)

@@ -16,8 +16,18 @@ from LNSynthLib.atomic import check_writable
 from LNSynthLib.errors import InputDataError
 from LNSynthLib.segmentation.nnunet_runner import predict
 from LNSynthLib.volumes.geometry import Volume
-from LNSynthLib.volumes.io import read_volume, write_volume
+from LNSynthLib.volumes.io import read_ct, read_volume, write_volume
 from LNSynthLib.volumes.preprocess import TEST_MARGIN_MM
+
+NNUNET_IMAGE_GLOB = "*_0000.nii.gz"
+
+
+def check_input_images(input_dir: str | Path) -> list[Path]:
+    """Run the CT checks of `prepare` on every image nnU-Net would segment (an MR or label map is refused)."""
+    images = sorted(Path(input_dir).glob(NNUNET_IMAGE_GLOB))
+    for image in images:
+        read_ct(image)
+    return images
 
 
 def segment_ct(model: str | Path, ct_path: str | Path, out_path: str | Path, *, fold: int | str = 0,
@@ -25,8 +35,7 @@ def segment_ct(model: str | Path, ct_path: str | Path, out_path: str | Path, *, 
                overwrite: bool = False) -> Path:
     """Write the LN label map (uint8 0/1) of one CT to `out_path`, on the CT's own grid."""
     out_path = check_writable(out_path, overwrite)
-    out_path.parent.mkdir(parents=True, exist_ok=True)
-    ct = read_volume(ct_path)
+    ct = read_ct(ct_path)
     box = None
     if region is not None:
         from LNSynthLib.volumes.preprocess import crop, ln_region_box
@@ -39,10 +48,11 @@ def segment_ct(model: str | Path, ct_path: str | Path, out_path: str | Path, *, 
         ct_in = crop(ct, box)
     else:
         ct_in = ct
+    out_path.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix=".lnsynth_apply_", dir=out_path.parent) as tmp:
         tmp_in, tmp_out = Path(tmp) / "in", Path(tmp) / "out"
         write_volume(Volume(ct_in.array.astype(np.float32), ct_in.geometry), tmp_in / "case_0000.nii.gz")
-        predict(model, tmp_in, tmp_out, fold=fold, device=device)
+        predict(model, tmp_in, tmp_out, fold=fold, device=device, log_dir=out_path.parent)
         pred = read_volume(tmp_out / "case.nii.gz")
     full = np.zeros(ct.shape, np.uint8)
     if box is None:

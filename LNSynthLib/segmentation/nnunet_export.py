@@ -26,6 +26,7 @@ from LNSynthLib.atomic import write_text_atomic
 from LNSynthLib.cases import CT_FILE, LN_FILE, META_FILE, is_synthetic, list_cases, read_meta
 from LNSynthLib.errors import InputDataError, OutputExistsError
 from LNSynthLib.jobs.progress import Progress
+from LNSynthLib.segmentation.leakage import check_prepared_disjoint
 from LNSynthLib.segmentation.paste import DEFAULT_BLEND_MM, paste_patch
 from LNSynthLib.volumes.geometry import Volume
 from LNSynthLib.volumes.io import read_volume, write_volume
@@ -160,6 +161,8 @@ def export_dataset(real_root: str | Path, dataset_dir: str | Path, *, synthetic_
     """
     settings = settings or ExportSettings()
     real_root, dataset_dir = Path(real_root), Path(dataset_dir)
+    if test_root is not None:
+        check_prepared_disjoint(real_root, test_root)
     items = select_training_items(real_root, synthetic_root, settings)
     test = list_cases(test_root) if test_root is not None else []
     manifest = {"settings": asdict(settings), "real_root": str(real_root.resolve()),

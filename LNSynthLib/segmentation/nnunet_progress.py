@@ -8,6 +8,7 @@ trainer (ours or the standard one) reports progress the same way.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -82,3 +83,25 @@ def parse_training_logs(fold_dir: str | Path) -> list[EpochRecord]:
         for record in parse_log_text(log.read_text(encoding="utf-8", errors="replace")).epochs:
             by_epoch[record.epoch] = record  # a resumed run repeats no epoch, but a later log wins if it does
     return [by_epoch[k] for k in sorted(by_epoch)]
+
+
+# When an nnU-Net program fails, its last `SomeError: message` line is the cause worth one line.
+_EXCEPTION_LINE = re.compile(r"^(?:[A-Za-z_][\w.]*\.)?([A-Z]\w*(?:Error|Exception|Exit|Interrupt))\b:?\s*(.*)$")
+_HINTS = (("out of memory", "the GPU or CPU ran out of memory: use a smaller --patch-size or another device"),
+          ("memoryerror", "the CPU ran out of memory: use a smaller --patch-size or a machine with more memory"),
+          ("no space left", "the disk is full: free space in the project folder"),
+          ("killed", "the process was killed (often the out-of-memory killer): use a smaller --patch-size"))
+
+
+def failure_cause(lines: Sequence[str], code: int) -> tuple[str, str]:
+    """(one-line cause, what to do) from the end of an nnU-Net program's output."""
+    cause = next((line.strip() for line in reversed(lines) if _EXCEPTION_LINE.match(line.strip())), None)
+    if cause is None:
+        cause = next((line.strip() for line in reversed(lines) if line.strip()), "no output")
+        if code < 0 or code in (137, 139):
+            cause = f"stopped by signal {-code if code < 0 else code - 128} ({cause})"
+    text = cause.lower()
+    hint = next((h for key, h in _HINTS if key in text), "see the cause above")
+    if code in (-9, 137) and hint == "see the cause above":
+        hint = _HINTS[3][1]
+    return cause[:300], hint

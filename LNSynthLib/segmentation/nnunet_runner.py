@@ -23,7 +23,7 @@ from LNSynthLib.atomic import write_text_atomic
 from LNSynthLib.errors import InputDataError, LNSynthError
 from LNSynthLib.jobs.progress import Progress
 from LNSynthLib.segmentation.nnunet_export import MANIFEST, stamp_state, write_splits, write_stamp
-from LNSynthLib.segmentation.nnunet_progress import EpochRecord, NnUNetLogParser
+from LNSynthLib.segmentation.nnunet_progress import EpochRecord, NnUNetLogParser, failure_cause
 from LNSynthLib.segmentation.nnunet_trainers.lnsynth_trainers import trainer_name
 from LNSynthLib.segmentation.safe_checkpoints import ERROR_PREFIX
 
@@ -170,8 +170,9 @@ def run_logged(cmd: Sequence[str], env: dict[str, str], log_path: Path,
     if reported is not None:
         raise InputDataError(reported["problem"], path=reported["path"], fix=reported["fix"])
     if code != 0:
-        raise NnUNetError(f"{_program_name(cmd)} failed with exit code {code}:\n" + "\n".join(tail[-15:]),
-                          path=log_path, fix="read the log; a common cause is too little memory or disk")
+        cause, hint = failure_cause(tail, code)
+        raise NnUNetError(f"{_program_name(cmd)} failed (exit code {code}): {cause}", path=log_path,
+                          fix=f"{hint}; nnU-Net's whole output is in this log file")
 
 
 def plan_and_preprocess(project: NnUNetProject, dataset_id: int, *, configuration: str = DEFAULT_CONFIGURATION,
@@ -307,13 +308,15 @@ def _parse_model_dir(model: Path) -> tuple[str, str, str, str]:
 
 
 def predict(model: str | Path, input_dir: str | Path, output_dir: str | Path, *, fold: int | str = 0,
-            device: str = "cpu", checkpoint: str = "checkpoint_final.pth", tta: bool | None = None) -> Path:
+            device: str = "cpu", checkpoint: str = "checkpoint_final.pth", tta: bool | None = None,
+            log_dir: str | Path | None = None) -> Path:
     """Segment the `<id>_0000.nii.gz` files of `input_dir` that have no output in `output_dir` yet.
 
     Runs `nnUNetv2_predict` on the trained-model folder `model`. nnU-Net writes into a temporary
     folder; each finished label map is then moved into `output_dir`, so a cancelled run leaves no
-    half-written file there. Test-time mirroring defaults to on for the standard trainer and off
-    for the short ones (which are not trained with it in mind and run on a CPU).
+    half-written file there. `log_dir` is where the log goes when the model has no project logs
+    folder. Test-time mirroring defaults to on for the standard trainer and off for the short
+    ones (which are not trained with it in mind and run on a CPU).
     """
     model = Path(model).resolve()
     dataset, trainer_cls, plans, configuration = _parse_model_dir(model)
@@ -353,7 +356,9 @@ def predict(model: str | Path, input_dir: str | Path, output_dir: str | Path, *,
                 done += 1
                 progress.update(min(done, len(images)))
 
-        log_dir = model.parents[2] / "logs" if (model.parents[2] / "logs").is_dir() else output_dir.parent
+        # The model project's logs folder, else `log_dir`, else next to the output: never a temporary folder.
+        project_logs = model.parents[2] / "logs"
+        log_dir = project_logs if project_logs.is_dir() else Path(log_dir or output_dir.parent)
         run_logged(cmd, env, log_dir / f"predict_{dataset}.log", on_line)
         for image in todo:
             name = image.name.replace("_0000.nii.gz", ".nii.gz")

@@ -17,6 +17,19 @@ from LNSynthLib.volumes.geometry import Volume
 CT_MIN_HU_REQUIRED = -100.0   # an abdominal CT always holds fat (~-100 HU) or air (~-1000 HU)
 CT_MAX_HU_ALLOWED = 40000.0   # beyond any HU scale (even extended-range metal): raw detector/MR values
 MAX_LN_OUTSIDE_FRACTION = 0.05
+# What a lymph-node annotation stays within (a CT, a body mask or a TotalSegmentator map given as
+# the LN mask does not). Bulky or conglomerate abdominal nodes reach about 10 cm; all nodes together
+# are a few per cent of the body at most; annotations hold tens of nodes, not hundreds.
+LN_MAX_COMPONENT_EXTENT_MM = 120.0
+LN_MAX_BODY_FRACTION = 0.05
+LN_MAX_COMPONENTS = 200
+
+
+def non_finite_error(bad: int, path: str | Path | None) -> InputDataError:
+    """The one message for NaN/inf voxels, whether found by the reader (NIfTI) or in the array (NRRD, MHA)."""
+    return InputDataError(f"contains {bad} NaN/infinite voxel values", path=path,
+                          fix="re-export the CT from the scanner/PACS or Slicer; do not use a processed "
+                              "float image with undefined voxels")
 
 
 def check_ct(volume: Volume, path: str | Path | None) -> None:
@@ -26,10 +39,7 @@ def check_ct(volume: Volume, path: str | Path | None) -> None:
         raise InputDataError(f"has voxel type {arr.dtype}, not a CT in Hounsfield units", path=path,
                              fix="give the CT image itself, not a mask or label map")
     if np.issubdtype(arr.dtype, np.floating) and not np.isfinite(arr).all():
-        bad = int((~np.isfinite(arr)).sum())
-        raise InputDataError(f"contains {bad} NaN/infinite voxel values", path=path,
-                             fix="re-export the CT from the scanner/PACS or Slicer; do not use a processed "
-                                 "float image with undefined voxels")
+        raise non_finite_error(int((~np.isfinite(arr)).sum()), path)
     lo, hi = float(arr.min()), float(arr.max())
     if lo > CT_MIN_HU_REQUIRED:
         raise InputDataError(
@@ -80,6 +90,11 @@ def check_ln_mask(ln: Volume, body_or_anatomy: Volume | np.ndarray, path: str | 
     if inside.shape != mask.shape:
         raise InputDataError(f"has size {mask.shape}, the anatomy/body map has {inside.shape}", path=path,
                              fix="use a lymph-node mask on the CT's voxel grid")
+    if count > LN_MAX_BODY_FRACTION * max(int(inside.sum()), 1):
+        raise InputDataError(
+            f"lymph nodes would cover {100 * count / max(int(inside.sum()), 1):.0f}% of the body (at most "
+            f"{100 * LN_MAX_BODY_FRACTION:.0f}% is plausible)", path=path,
+            fix="give the lymph-node mask, not a body, organ or region mask")
     outside = int((mask & ~inside).sum())
     if outside > MAX_LN_OUTSIDE_FRACTION * count:
         raise InputDataError(
@@ -87,3 +102,40 @@ def check_ln_mask(ln: Volume, body_or_anatomy: Volume | np.ndarray, path: str | 
             f"(in air)", path=path,
             fix="the mask is probably misaligned with the CT (wrong file, flipped or shifted export); "
                 "re-export it from the same CT, or erase the nodes painted outside the patient")
+
+
+def check_ln_labels(ln: Volume, path: str | Path | None) -> None:
+    """An LN mask is 0 plus one label value, with node-sized components (see the LN_MAX_* limits)."""
+    from LNSynthLib.anatomy.lymph_nodes import label_components
+
+    arr = np.asarray(ln.array)
+    values = np.unique(arr[arr != 0])
+    if values.size > 1 or (values.size == 1 and not float(values[0]) > 0):
+        shown = ", ".join(f"{v:g}" for v in values[:5]) + (", ..." if values.size > 5 else "")
+        raise InputDataError(
+            f"is not a lymph-node mask: it holds {values.size} different non-zero values ({shown}); a mask has 0 "
+            f"and one positive label value", path=path,
+            fix="give the binary lymph-node mask (e.g. exported from the Segment Editor), not the CT or a "
+                "multi-label map such as TotalSegmentator's output")
+    mask = arr > 0
+    if not mask.any():
+        return  # emptiness is reported by check_ln_mask, which knows the body
+    bounds = [np.flatnonzero(mask.any(axis=tuple(a for a in range(3) if a != axis))) for axis in range(3)]
+    outer = tuple(slice(int(b[0]), int(b[-1]) + 1) for b in bounds)
+    labels, count = label_components(mask[outer])
+    if count > LN_MAX_COMPONENTS:
+        raise InputDataError(f"has {count} separate components, more than the {LN_MAX_COMPONENTS} lymph nodes an "
+                             f"annotation plausibly holds", path=path,
+                             fix="give the lymph-node mask (not a thresholded image or noise); remove stray voxels")
+    spacing_zyx = np.asarray(ln.geometry.spacing, dtype=float)[::-1]
+    from scipy import ndimage
+
+    for box in ndimage.find_objects(labels):
+        if box is None:
+            continue
+        extent = float(max((s.stop - s.start) * sp for s, sp in zip(box, spacing_zyx, strict=True)))
+        if extent > LN_MAX_COMPONENT_EXTENT_MM:
+            raise InputDataError(
+                f"has a component {extent:.0f} mm long; a lymph node is at most about "
+                f"{LN_MAX_COMPONENT_EXTENT_MM:.0f} mm", path=path,
+                fix="give the lymph-node mask, not a body, organ or region mask (or split a merged annotation)")

@@ -9,6 +9,9 @@ import SimpleITK as sitk
 
 from LNSynthLib.atomic import atomic_path
 from LNSynthLib.errors import InputDataError
+from LNSynthLib.input_paths import check_input_path
+from LNSynthLib.volumes.checks import check_ct, non_finite_error
+from LNSynthLib.volumes.dicom_checks import check_slice_positions
 from LNSynthLib.volumes.geometry import Geometry, Volume
 
 
@@ -32,9 +35,7 @@ def from_sitk(image: sitk.Image) -> Volume:
 
 def read_image(path: str | Path) -> sitk.Image:
     """Read a 3D scalar image file, or a DICOM series from a folder."""
-    path = Path(path)
-    if not path.exists():
-        raise InputDataError("file not found", path=path, fix="check the path (a DICOM series is given as its folder)")
+    path = check_input_path(path)  # missing paths and named pipes fail here instead of hanging a reader
     try:
         if path.is_dir():
             reader = sitk.ImageSeriesReader()
@@ -43,11 +44,13 @@ def read_image(path: str | Path) -> sitk.Image:
                 raise InputDataError("folder holds no DICOM series", path=path,
                                      fix="point to a folder of .dcm files of one series, or to a NIfTI/NRRD file")
             files = reader.GetGDCMSeriesFileNames(str(path), series[0])
+            check_slice_positions(path, files)
             reader.SetFileNames(files)
             image = reader.Execute()
         else:
             image = sitk.ReadImage(str(path))
             _check_nifti_complete(path, image)
+            _check_nifti_finite(path, image)
     except RuntimeError as exc:
         raise InputDataError(f"cannot be read as an image ({str(exc).strip().splitlines()[-1]})", path=path,
                              fix="check that the file is a complete NIfTI, NRRD, MHA or DICOM file "
@@ -68,11 +71,14 @@ def _check_nifti_complete(path: Path, image: sitk.Image) -> None:
         return
     import zlib
 
-    from LNSynthLib.volumes.nifti_header import nifti_data_end
+    from LNSynthLib.volumes.nifti_header import header_cut_off, nifti_data_end
 
     needed = nifti_data_end(path)
-    if needed is None:  # ITK read it; a header we cannot parse is not ours to judge
-        return
+    if needed is None:
+        if header_cut_off(path):  # ITK still "reads" such a stub, as zeros
+            raise InputDataError("is truncated (it ends inside its header)", path=path,
+                                 fix="the file was cut off while copying or downloading: copy or export it again")
+        return  # ITK read it; a header we cannot parse is not ours to judge
     if name.endswith(".gz"):
         # Fast path: a complete single-member gzip ends with the uncompressed size (mod 2**32).
         with open(path, "rb") as fh:
@@ -96,8 +102,32 @@ def _check_nifti_complete(path: Path, image: sitk.Image) -> None:
                              fix="the file was cut off while copying or downloading: copy or export it again")
 
 
+def _check_nifti_finite(path: Path, image: sitk.Image) -> None:
+    """ITK's NIfTI reader turns NaN and inf voxels into 0 (plausible HU), so look at the file's own values."""
+    name = path.name.lower()
+    if not (name.endswith(".nii") or name.endswith(".nii.gz")):
+        return
+    if image.GetPixelID() not in (sitk.sitkFloat32, sitk.sitkFloat64):
+        return
+    from LNSynthLib.volumes.nifti_header import nifti_float_values
+
+    data = nifti_float_values(path)
+    if data is None:  # ITK read it; a header we cannot parse is not ours to judge
+        return
+    bad = int(data.size - np.count_nonzero(np.isfinite(data)))
+    if bad:
+        raise non_finite_error(bad, path)
+
+
 def read_volume(path: str | Path) -> Volume:
     return from_sitk(read_image(path))
+
+
+def read_ct(path: str | Path) -> Volume:
+    """Read a CT and run `check_ct` on it: the one way every command that takes a CT reads it."""
+    volume = read_volume(path)
+    check_ct(volume, path)
+    return volume
 
 
 def write_volume(volume: Volume, path: str | Path, overwrite: bool = False, compress: bool = True) -> Path:
