@@ -60,6 +60,7 @@ class JobProcess:
         child_env.update(env or {})
         child_env[PROGRESS_ENV] = "json"
         child_env.setdefault("PYTHONUNBUFFERED", "1")
+        child_env["PYTHONIOENCODING"] = "utf-8"  # the child writes what the reader decodes
         repo_root = str(Path(__file__).resolve().parents[2])
         child_env["PYTHONPATH"] = os.pathsep.join(p for p in (repo_root, child_env.get("PYTHONPATH")) if p)
         self._log = open(log_path, "a", encoding="utf-8") if log_path else None  # noqa: SIM115
@@ -68,7 +69,9 @@ class JobProcess:
         self._tail_lines = tail_lines
         self.process = subprocess.Popen(
             command, cwd=cwd, env=child_env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL, text=True, bufsize=1, start_new_session=(os.name != "nt"),
+            # UTF-8 whatever the parent's locale: Slicer (and VTK) set the C locale, whose codec is ASCII.
+            stdin=subprocess.DEVNULL, encoding="utf-8", errors="replace", bufsize=1,
+            start_new_session=(os.name != "nt"),
             # Windows: no console window per job (Slicer's own launchConsoleProcess hides it too).
             creationflags=getattr(subprocess, "CREATE_NO_WINDOW", 0),
         )

@@ -100,7 +100,7 @@ class NnUNetProject:
         env = dict(os.environ)
         env.update({"nnUNet_raw": str(self.raw), "nnUNet_preprocessed": str(self.preprocessed),
                     "nnUNet_results": str(self.results), "nnUNet_extTrainer": str(TRAINERS_DIR),
-                    "PYTHONUNBUFFERED": "1"})
+                    "PYTHONUNBUFFERED": "1", "PYTHONIOENCODING": "utf-8"})
         # The nnU-Net child runs `nnunet_entry` from this LNSynthLib, wherever it is installed.
         env["PYTHONPATH"] = os.pathsep.join(p for p in (str(LIBRARY_ROOT), env.get("PYTHONPATH")) if p)
         if workers is None:
@@ -146,7 +146,7 @@ def run_logged(cmd: Sequence[str], env: dict[str, str], log_path: Path,
     with open(log_path, "a", encoding="utf-8") as log:
         log.write("$ " + " ".join(cmd) + "\n")
         proc = subprocess.Popen(list(cmd), env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                stdin=subprocess.DEVNULL, text=True, bufsize=1)
+                                stdin=subprocess.DEVNULL, encoding="utf-8", errors="replace", bufsize=1)
         try:
             assert proc.stdout is not None
             for line in proc.stdout:

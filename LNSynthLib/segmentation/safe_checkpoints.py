@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import importlib
 import pickle
+import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -74,6 +75,10 @@ def _make_safe_load(original: Any) -> Any:
             with torch.serialization.safe_globals(safe_globals()):
                 return original(f, *args, **kwargs)
         except pickle.UnpicklingError as exc:
+            if isinstance(f, (str, Path)) and Path(f).is_file() and not zipfile.is_zipfile(f):
+                # Every torch.save since PyTorch 1.6 writes a zip archive: this is no checkpoint at all.
+                raise InputDataError("is not a PyTorch checkpoint (damaged, cut off, or another kind of file)",
+                                     path=_describe(f), fix="retrain or re-download the model") from None
             reason = str(exc).strip().splitlines()
             detail = next((line for line in reason if "GLOBAL" in line or "Unsupported" in line), reason[0] if
                           reason else "unsupported content")

@@ -14,6 +14,9 @@ from LNSynthLib.volumes.checks import check_ct, non_finite_error
 from LNSynthLib.volumes.dicom_checks import check_slice_positions
 from LNSynthLib.volumes.geometry import Geometry, Volume
 
+# File types a 3D volume is written to (the CLI checks output names against them while parsing).
+SUPPORTED_SUFFIXES = (".nii", ".nii.gz", ".nrrd", ".nhdr", ".mha", ".mhd")
+
 
 def geometry_of(image: sitk.Image) -> Geometry:
     return Geometry(image.GetSpacing(), image.GetOrigin(), image.GetDirection())
@@ -133,6 +136,9 @@ def read_ct(path: str | Path) -> Volume:
 def write_volume(volume: Volume, path: str | Path, overwrite: bool = False, compress: bool = True) -> Path:
     """Write atomically; refuse to replace an existing file unless `overwrite`."""
     path = Path(path)
+    if not path.name.lower().endswith(SUPPORTED_SUFFIXES):
+        raise InputDataError("is not a 3D volume file type", path=path,
+                             fix="name it .nii.gz, .nii, .nrrd, .nhdr, .mha or .mhd")
     from LNSynthLib.volumes.write_check import verify_written
 
     image = to_sitk(volume)

@@ -28,6 +28,7 @@ BAD_VALUES = [
 @pytest.mark.parametrize("key,value,allowed", BAD_VALUES)
 def test_cli_train_rejects_bad_enumerated_value(tmp_path: Path, capsys: pytest.CaptureFixture,
                                                 key: str, value: str, allowed: str) -> None:
+    (tmp_path / "cases").mkdir()
     code = main(["train", "--cases", str(tmp_path / "cases"), "--run-dir", str(tmp_path / "run"),
                  "--set", f"{key}={value}"])
     err = capsys.readouterr().err

@@ -43,4 +43,5 @@ def test_two_gloo_ranks_match_one_process(straight_run: Path, phantom_cases: Pat
     apart = torch.cat([(single["model"][k] - ddp["model"][k]).flatten() for k in keys]).norm()
     assert float(apart / moved) < 0.02, float(apart / moved)
     # one writer: rank 0 wrote the run folder, nothing half-written is left
-    assert sorted(p.name for p in run_dir.iterdir()) == ["checkpoint.pt", "config.yaml", "loss.csv", "loss.png"]
+    assert sorted(p.name for p in run_dir.iterdir()) == ["checkpoint.pt", "config.yaml", "lnsynth_run.json", "loss.csv",
+                                                         "loss.png"]

@@ -13,7 +13,7 @@ from LNSynthLib.diffusion.provenance import file_sha256
 from LNSynthLib.diffusion.sampling import sample_cases
 from LNSynthLib.errors import OutputExistsError
 
-SETTINGS = {"n_per_case": 1, "sampler": "ddim", "steps": 2, "eta": 1.0, "seed": 3, "transforms": False,
+SETTINGS = {"samples_per_case": 1, "sampler": "ddim", "steps": 2, "eta": 1.0, "seed": 3, "transforms": False,
             "device": "cpu", "progress": False}
 
 
@@ -35,12 +35,12 @@ def test_cases_record_their_origin_and_a_second_checkpoint_is_refused(straight_r
     save_checkpoint(other, {k: v for k, v in payload.items() if k != "format"})
     before = _snapshot(out)
     with pytest.raises(OutputExistsError, match="another checkpoint_sha256") as err:
-        sample_cases(other, phantom_cases, out, **{**SETTINGS, "n_per_case": 2})
+        sample_cases(other, phantom_cases, out, **{**SETTINGS, "samples_per_case": 2})
     assert err.value.path.parent == out and "--overwrite" in err.value.fix
     with pytest.raises(OutputExistsError, match="another seed"):
         sample_cases(straight_run, phantom_cases, out, **{**SETTINGS, "seed": 4})
     assert _snapshot(out) == before                    # nothing written by the refused runs
-    sample_cases(other, phantom_cases, out, **{**SETTINGS, "n_per_case": 1}, overwrite=True)
+    sample_cases(other, phantom_cases, out, **{**SETTINGS, "samples_per_case": 1}, overwrite=True)
     assert json.loads((folders[0] / META_FILE).read_text())["checkpoint_sha256"] == file_sha256(other)
 
 

@@ -8,12 +8,11 @@ import subprocess
 import sys
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
 
+from LNSynthLib.errors import InputDataError
 from LNSynthLib.segmentation import safe_checkpoints
-from LNSynthLib.volumes.geometry import Geometry, Volume
 from LNSynthLib.volumes.io import write_volume
 
 
@@ -41,7 +40,9 @@ def test_predict_refuses_a_checkpoint_that_would_run_code(tmp_path):
     marker = tmp_path / "payload_ran"
     model = _malicious_model(tmp_path / "download", marker)
     images = tmp_path / "images"
-    write_volume(Volume(np.zeros((8, 8, 8), np.float32), Geometry((1.0, 1.0, 1.0))), images / "a_0000.nii.gz")
+    from LNSynthLib.phantom import generate_phantom
+
+    write_volume(generate_phantom(seed=0, shape_zyx=(16, 24, 24)).ct, images / "a_0000.nii.gz")  # passes the CT checks
     proc = subprocess.run([sys.executable, "-m", "LNSynthLib", "nnunet", "predict", "--model", str(model),
                            "--input", str(images), "--out", str(tmp_path / "pred"), "--device", "cpu"],
                           capture_output=True, text=True, timeout=300,
@@ -95,3 +96,14 @@ def test_totalsegmentator_weights_folder_cannot_run_code(tmp_path, example_ct):
         run_totalsegmentator(example_ct, out, device="cpu", weights_dir=home)
     assert info.value.path == model / "fold_0" / "checkpoint_final.pth"
     assert not marker.exists() and not out.exists() and torch.load is original
+
+
+def test_a_damaged_file_is_named_as_no_checkpoint(tmp_path):
+    """Not a zip archive (what torch.save writes): a damaged file, told apart from a refused one."""
+    path = tmp_path / "checkpoint_final.pth"
+    path.write_bytes(b"not a checkpoint")
+    with safe_checkpoints.weights_only_loading():
+        with pytest.raises(InputDataError) as info:
+            torch.load(path, map_location="cpu", weights_only=False)
+    assert not isinstance(info.value, safe_checkpoints.UnsafeCheckpointError)
+    assert "is not a PyTorch checkpoint" in info.value.problem and info.value.path == path

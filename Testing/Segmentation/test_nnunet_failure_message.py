@@ -46,7 +46,9 @@ def test_failed_prediction_through_the_cli_names_the_cause_and_keeps_its_log(tmp
     (model / "fold_0").mkdir(parents=True)
     (model / "plans.json").write_text(json.dumps({"dataset_name": "Dataset001_Broken"}))
     (model / "dataset.json").write_text(json.dumps({"labels": {"background": 0, "lymph_node": 1}}))
-    (model / "fold_0" / "checkpoint_final.pth").write_bytes(b"not a checkpoint")
+    import torch
+
+    torch.save({"network_weights": {}}, model / "fold_0" / "checkpoint_final.pth")  # loads; the plans are broken
     ct = np.full((16, 16, 16), -1000, np.int16)
     ct[2:14, 2:14, 2:14] = 40
     write_volume(Volume(ct, Geometry((2.0, 2.0, 2.0))), tmp_path / "ct.nii.gz")
