@@ -10,6 +10,8 @@ from LNSynthLib.jobs.progress import emit_event
 
 
 def register(sub: argparse._SubParsersAction) -> None:
+    from LNSynthLib.metrics.segmentation import ASSD_FORMS
+
     p = sub.add_parser("evaluate", help="metrics of both papers + figures -> report.md, metrics.json")
     p.add_argument("--out", required=True, help="report folder")
     p.add_argument("--work", help="a work folder of `lnsynth demo`/`run`: evaluate everything it holds")
@@ -22,6 +24,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--ddpm-run", help="LN-DDPM run folder (loss.csv)")
     p.add_argument("--real-model", help="nnU-Net model trained on real data only (NodeRecall_synt)")
     p.add_argument("--lpips-weights", help="MedicalNet resnet_10_23dataset.pth (file or folder)")
+    p.add_argument("--assd-form", choices=ASSD_FORMS, default=ASSD_FORMS[0],
+                   help="ASSD definition: medpy (mean of the two directed means, as most papers) or pooled")
     p.add_argument("--device", default="auto")
     p.set_defaults(func=run_evaluate)
 
@@ -74,7 +78,8 @@ def run_evaluate(args: argparse.Namespace) -> int:
     inputs = EvaluationInputs(Path(args.out), Path(labels), sets, images_dir=Path(images) if images else None,
                               real_root=Path(real) if real else None,
                               synthetic_root=Path(synthetic) if synthetic else None,
-                              ddpm_run=Path(ddpm_run) if ddpm_run else None, generation=generation)
+                              ddpm_run=Path(ddpm_run) if ddpm_run else None, generation=generation,
+                              assd_form=args.assd_form)
     report, metrics = write_report(inputs)
     emit_event("result", report=str(report), metrics=str(metrics))
     print(f"report: {report}")

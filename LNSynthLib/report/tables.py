@@ -37,6 +37,16 @@ def table2(rows: Sequence[dict[str, Any]]) -> str:
     return markdown(headers, body)
 
 
+def aggregation_table(rows: Sequence[dict[str, Any]]) -> str:
+    """How each row's figures were aggregated: pooled vs per-case NodeRecall, node counts, empty predictions."""
+    headers = ["Strategy", "Method", "NodeRecall (pooled)", "NodeRecall (case mean)", "nodes found", "cases",
+               "empty predictions"]
+    body = [[r["strategy"], r["method"], r.get("NodeRecall", float("nan")),
+             r.get("NodeRecall_case_mean", float("nan")), f"{r.get('nodes_found', 0)}/{r.get('nodes_total', 0)}",
+             r.get("cases", "n/a"), r.get("empty_predictions", "n/a")] for r in rows]
+    return markdown(headers, body)
+
+
 def generation_table(rows: Sequence[dict[str, Any]]) -> str:
     headers = ["Method", "MSE ↓", "PSNR ↑", "MS-SSIM ↑", "LPIPS ↓", "NodeRecall_synt ↑", "pairs"]
     keys = ["MSE", "PSNR", "MS-SSIM", "LPIPS", "NodeRecall_synt", "pairs"]
