@@ -24,6 +24,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--ddpm-run", help="LN-DDPM run folder (loss.csv)")
     p.add_argument("--real-model", help="nnU-Net model trained on real data only (NodeRecall_synt)")
     p.add_argument("--lpips-weights", help="MedicalNet resnet_10_23dataset.pth (file or folder)")
+    p.add_argument("--fid-weights", help="MedicalNet resnet_10_23dataset.pth for FID (default: --lpips-weights)")
     p.add_argument("--assd-form", choices=ASSD_FORMS, default=ASSD_FORMS[0],
                    help="ASSD definition: medpy (mean of the two directed means, as most papers) or pooled")
     p.add_argument("--device", default="auto")
@@ -74,7 +75,8 @@ def run_evaluate(args: argparse.Namespace) -> int:
     generation = None
     if real and synthetic and Path(synthetic).is_dir():
         generation = evaluate_generation(real, synthetic, work_dir=Path(args.out) / "work",
-                                         lpips_weights=args.lpips_weights, real_model=real_model, device=device)
+                                         lpips_weights=args.lpips_weights, real_model=real_model, device=device,
+                                         fid_weights=args.fid_weights)
     inputs = EvaluationInputs(Path(args.out), Path(labels), sets, images_dir=Path(images) if images else None,
                               real_root=Path(real) if real else None,
                               synthetic_root=Path(synthetic) if synthetic else None,

@@ -48,6 +48,8 @@ def aggregation_table(rows: Sequence[dict[str, Any]]) -> str:
 
 
 def generation_table(rows: Sequence[dict[str, Any]]) -> str:
-    headers = ["Method", "MSE ↓", "PSNR ↑", "MS-SSIM ↑", "LPIPS ↓", "NodeRecall_synt ↑", "pairs"]
-    keys = ["MSE", "PSNR", "MS-SSIM", "LPIPS", "NodeRecall_synt", "pairs"]
+    """Paper 000 Table 1's columns, then paper 002's SSIM and FID."""
+    headers = ["Method", "MSE ↓", "PSNR ↑", "MS-SSIM ↑", "LPIPS ↓", "NodeRecall_synt ↑", "SSIM ↑", "FID ↓",
+               "pairs"]
+    keys = ["MSE", "PSNR", "MS-SSIM", "LPIPS", "NodeRecall_synt", "SSIM", "FID", "pairs"]
     return markdown(headers, [[r.get("method", "LN-DDPM"), *[r.get(k, float("nan")) for k in keys]] for r in rows])
