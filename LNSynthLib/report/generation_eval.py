@@ -11,6 +11,7 @@ from LNSynthLib.cases import CT_FILE, LN_FILE, list_cases
 from LNSynthLib.jobs.progress import Progress
 from LNSynthLib.metrics import generation as gm
 from LNSynthLib.metrics.fid import FID_FEATURES, fid_feature, frechet_distance
+from LNSynthLib.report.organ_eval import evaluate_organ_dice
 from LNSynthLib.volumes.geometry import Volume
 from LNSynthLib.volumes.io import read_volume, write_volume
 
@@ -18,13 +19,16 @@ from LNSynthLib.volumes.io import read_volume, write_volume
 def evaluate_generation(real_root: str | Path, synthetic_root: str | Path, *, work_dir: str | Path,
                         lpips_weights: str | Path | None = None, real_model: str | Path | None = None,
                         device: str = "cpu", limit: int | None = None,
-                        fid_weights: str | Path | None = None) -> dict[str, Any]:
-    """Mean MSE/PSNR/MS-SSIM/SSIM (+ LPIPS with weights) over synthetic/real pairs, FID, and NodeRecall_synt.
+                        fid_weights: str | Path | None = None, organ_dice: str = "off",
+                        totalseg_weights_dir: str | Path | None = None,
+                        totalseg_fast: bool = True) -> dict[str, Any]:
+    """Mean MSE/PSNR/MS-SSIM/SSIM (+ LPIPS with weights) over synthetic/real pairs, FID, NodeRecall_synt, organ Dice.
 
     FID compares the set of real crops with the set of synthetic patches on features of the
     MedicalNet file `fid_weights` (default: the LPIPS file, the same network). NodeRecall_synt
     needs `real_model`, an nnU-Net model folder trained on real data only: it segments the
-    synthetic images and counts how many synthetic nodes it finds.
+    synthetic images and counts how many synthetic nodes it finds. `organ_dice="auto"` runs
+    TotalSegmentator on the synthetic images when its weights are installed (`report.organ_eval`).
     """
     from LNSynthLib.metrics.lpips3d import load_medicalnet_features
 
@@ -84,5 +88,11 @@ def evaluate_generation(real_root: str | Path, synthetic_root: str | Path, *, wo
         result["NodeRecall_synt"] = gm.node_recall_synt(
             [read_volume(preds / f"{f.name}.nii.gz").array for f in folders],
             [read_volume(f / LN_FILE).array for f in folders])
+    organs, organ_cases, organ_note = evaluate_organ_dice(folders, work_dir, mode=organ_dice,
+                                                         weights_dir=totalseg_weights_dir, fast=totalseg_fast,
+                                                         device=device)
+    if organs is not None:
+        result["organ_dice"], result["organ_dice_cases"] = organs, organ_cases
+    notes.append(organ_note)
     result["note"] = "; ".join(notes)
     return result

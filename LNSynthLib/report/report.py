@@ -161,6 +161,11 @@ def _markdown(rows: list[dict], inputs: EvaluationInputs, figs: dict[str, str]) 
         parts += ["## Generation", "", "Synthetic patches against the real images on the same grid "
                   "(window [-120, 240] HU mapped to [0, 1]).", "",
                   tables.generation_table([inputs.generation]), ""]
+        if inputs.generation.get("organ_dice"):
+            parts += ["Per-organ Dice of TotalSegmentator on the synthetic images against their condition "
+                      "(paper 002):", "", tables.organ_dice_table(inputs.generation["organ_dice"],
+                                                                  inputs.generation.get("organ_dice_cases", {})),
+                      ""]
         if inputs.generation.get("note"):
             parts += [str(inputs.generation["note"]), ""]
     parts += ["## Figures", ""]

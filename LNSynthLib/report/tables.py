@@ -53,3 +53,9 @@ def generation_table(rows: Sequence[dict[str, Any]]) -> str:
                "pairs"]
     keys = ["MSE", "PSNR", "MS-SSIM", "LPIPS", "NodeRecall_synt", "SSIM", "FID", "pairs"]
     return markdown(headers, [[r.get("method", "LN-DDPM"), *[r.get(k, float("nan")) for k in keys]] for r in rows])
+
+
+def organ_dice_table(organ_dice: dict[str, float], cases: dict[str, int]) -> str:
+    """Paper 002's per-organ Dice (Tables 1-2) as one row per organ group, with the number of images."""
+    return markdown(["Organ", "Dice ↑", "images"], [[name, value, cases.get(name, "n/a")]
+                                                    for name, value in organ_dice.items()])
