@@ -26,6 +26,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--real-model", help="nnU-Net model trained on real data only (NodeRecall_synt)")
     p.add_argument("--lpips-weights", help="MedicalNet resnet_10_23dataset.pth (file or folder)")
     p.add_argument("--fid-weights", help="MedicalNet resnet_10_23dataset.pth for FID (default: --lpips-weights)")
+    p.add_argument("--generation-limit", type=int, metavar="N",
+                   help="generation metrics and organ Dice on the first N synthetic cases only (default: all)")
     p.add_argument("--organ-dice", choices=ORGAN_DICE_MODES, default=ORGAN_DICE_MODES[0],
                    help="paper 002's per-organ Dice of TotalSegmentator on the synthetic images: auto = when its "
                         "weights are installed (never downloaded), off")
@@ -83,7 +85,8 @@ def run_evaluate(args: argparse.Namespace) -> int:
     if real and synthetic and Path(synthetic).is_dir():
         generation = evaluate_generation(real, synthetic, work_dir=Path(args.out) / "work",
                                          lpips_weights=args.lpips_weights, real_model=real_model, device=device,
-                                         fid_weights=args.fid_weights, organ_dice=args.organ_dice,
+                                         limit=args.generation_limit, fid_weights=args.fid_weights,
+                                         organ_dice=args.organ_dice,
                                          totalseg_weights_dir=args.weights_dir,
                                          totalseg_fast=not args.full_resolution)
     inputs = EvaluationInputs(Path(args.out), Path(labels), sets, images_dir=Path(images) if images else None,

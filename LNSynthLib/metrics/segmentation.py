@@ -151,7 +151,7 @@ def segmentation_metrics(pred: np.ndarray, gt: np.ndarray, spacing_xyz: Sequence
     if np.shape(pred) != np.shape(gt):
         raise ValueError(f"prediction shape {np.shape(pred)} differs from ground truth {np.shape(gt)}")
     found, total = node_detection(pred, gt)
-    empty_prediction = not _binary(pred).any() and _binary(gt).any()
+    empty_prediction = bool(not _binary(pred).any() and _binary(gt).any())
     return {
         "DSC": dice(pred, gt), "IoU": iou(pred, gt), "Recall": recall(pred, gt),
         "Precision": precision(pred, gt), "ASSD": assd_mm(pred, gt, spacing_xyz, assd_form),

@@ -34,16 +34,17 @@ def evaluate_generation(real_root: str | Path, synthetic_root: str | Path, *, wo
 
     real_root, synthetic_root, work_dir = Path(real_root), Path(synthetic_root), Path(work_dir)
     folders = list_cases(synthetic_root)[:limit]
-    features = fid_net = None
+    features = None
     notes = []
     if lpips_weights is not None:
         features = load_medicalnet_features(lpips_weights)
     else:
         notes.append("LPIPS not computed: pass --lpips-weights with MedicalNet's resnet_10_23dataset.pth")
-    fid_weights = fid_weights if fid_weights is not None else lpips_weights
-    if fid_weights is not None:
-        fid_net = load_medicalnet_features(fid_weights, purpose="FID", option="--fid-weights")
+    if fid_weights is None or (lpips_weights is not None and Path(fid_weights) == Path(lpips_weights)):
+        fid_net = features                   # the LPIPS network, loaded once
     else:
+        fid_net = load_medicalnet_features(fid_weights, purpose="FID", option="--fid-weights")
+    if fid_net is None:
         notes.append("FID not computed: pass --fid-weights (or --lpips-weights) with MedicalNet's "
                      "resnet_10_23dataset.pth")
     values: dict[str, list[float]] = {"MSE": [], "PSNR": [], "MS-SSIM": [], "SSIM": [], "LPIPS": []}

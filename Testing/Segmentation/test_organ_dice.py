@@ -134,6 +134,9 @@ def test_evaluate_command_reports_organ_dice(phantom_root, phantom_test_root, sy
         ts = Volume(_ts_from_condition(case.anatomy.array), case.anatomy.geometry)
         write_volume(ts, organ_eval.totalseg_output_path(tmp_path / "r2" / "work", folder))
     assert main([*args, "--out", str(tmp_path / "r2")]) == 0
+    assert main([*args, "--out", str(tmp_path / "r3"), "--organ-dice", "off", "--generation-limit", "2"]) == 0
+    limited = json.loads((tmp_path / "r3" / "metrics.json").read_text())["generation"]
+    assert limited["pairs"] == 2 and "organ_dice" not in limited and "switched off" in limited["note"]
     text = (tmp_path / "r2" / "report.md").read_text()
     assert "Per-organ Dice of TotalSegmentator" in text and f"| liver | 1.0000 | {with_liver} |" in text
     metrics = json.loads((tmp_path / "r2" / "metrics.json").read_text())

@@ -124,6 +124,9 @@ def test_generation_evaluation_reports_ssim_and_fid(phantom_root, synthetic_root
     assert result["pairs"] == 8 and 0.3 < result["SSIM"] < 1.0     # real crop + noise: similar, not equal
     assert result["FID"] >= 0 and math.isfinite(result["FID"]) and "8 real crops vs 8 synthetic" in result["note"]
     assert math.isnan(result["LPIPS"])                              # FID weights do not switch LPIPS on
+    shared = evaluate_generation(phantom_root, synthetic_root, work_dir=tmp_path, lpips_weights=medicalnet_file,
+                                 limit=3)                           # FID defaults to the LPIPS network
+    assert shared["LPIPS"] > 0 and shared["FID"] >= 0 and "3 real crops vs 3 synthetic" in shared["note"]
     without = evaluate_generation(phantom_root, synthetic_root, work_dir=tmp_path, limit=2)
     assert math.isnan(without["FID"]) and "FID not computed: pass --fid-weights" in without["note"]
     table = generation_table([result])
