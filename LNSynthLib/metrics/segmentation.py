@@ -7,8 +7,8 @@ A case whose prediction is empty counts against the model instead of being skipp
 flatters a model that misses whole cases): its Precision is 0 and its ASSD is the image diagonal
 in mm (`EMPTY_ASSD_RULE`), the largest distance two points of that grid can have, so no real
 surface distance on the grid can exceed it. Dataset summaries count such cases
-(`empty_predictions`). NaN remains only where a metric has no meaning at all (NodeRecall of a
-case without nodes), and dataset means skip those.
+(`empty_predictions`). NaN remains only where a metric has no meaning at all (Recall and
+NodeRecall of a case without ground truth), and dataset means skip those.
 """
 
 from __future__ import annotations
