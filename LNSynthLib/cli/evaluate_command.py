@@ -35,7 +35,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--full-resolution", action="store_true",
                    help="organ Dice with TotalSegmentator's 1.5 mm models instead of the fast 3 mm one")
     p.add_argument("--assd-form", choices=ASSD_FORMS, default=ASSD_FORMS[0],
-                   help="ASSD definition: medpy (mean of the two directed means, as most papers) or pooled")
+                   help="ASSD definition: directed-means (mean of the two directed means, medpy <= 0.4) or "
+                        "pooled (all distances in one mean, medpy >= 0.5)")
     p.add_argument("--device", default="auto")
     p.set_defaults(func=run_evaluate)
 

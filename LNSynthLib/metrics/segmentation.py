@@ -20,7 +20,9 @@ from scipy import ndimage
 
 NODE_DSC_THRESHOLD = 0.1  # paper 000: a node is detected when a prediction overlaps it with DSC > 0.1
 METRIC_NAMES = ("DSC", "IoU", "Recall", "Precision", "ASSD", "NodeRecall")
-ASSD_FORMS = ("medpy", "pooled")  # default first: medpy's `assd`, what most papers report
+# ASSD definitions (see `assd_mm`), the default first. medpy's `assd` changed between them: ≤ 0.4 averaged the
+# two directed means, ≥ 0.5 pools all distances (loli/medpy issue #108).
+ASSD_FORMS = ("directed-means", "pooled")
 EMPTY_ASSD_RULE = ("a case where exactly one of prediction and ground truth is empty gets ASSD = the image "
                    "diagonal in mm (the largest distance on its grid) and Precision 0")
 _CONNECTIVITY = np.ones((3, 3, 3), dtype=bool)  # 26-connected components: touching voxels form one node
@@ -87,14 +89,15 @@ def diagonal_mm(shape_zyx: Sequence[int], spacing_xyz: Sequence[float]) -> float
 
 
 def assd_mm(pred: np.ndarray, gt: np.ndarray, spacing_xyz: Sequence[float] = (1.0, 1.0, 1.0),
-            form: str = "medpy") -> float:
+            form: str = ASSD_FORMS[0]) -> float:
     """Average symmetric surface distance in millimetres (spacing-aware).
 
-    `medpy` (default): the mean of the two directed average surface distances,
-    (mean d(∂P→∂G) + mean d(∂G→∂P)) / 2, as `medpy.metric.binary.assd`. `pooled`: all distances of
-    both directions in one mean, (Σd(∂P→∂G) + Σd(∂G→∂P)) / (|∂P| + |∂G|). They differ when the two
-    surfaces have different sizes. Both empty: 0; exactly one empty: the image diagonal
-    (`EMPTY_ASSD_RULE`).
+    `directed-means` (default): the mean of the two directed average surface distances,
+    (mean d(∂P→∂G) + mean d(∂G→∂P)) / 2, as `medpy.metric.binary.assd` up to medpy 0.4.
+    `pooled`: all distances of both directions in one mean, (Σd(∂P→∂G) + Σd(∂G→∂P)) / (|∂P| + |∂G|),
+    as medpy ≥ 0.5 and Heimann et al. (2009). They differ when the two surfaces have different
+    sizes. Surfaces and distances are medpy's (6-connected border, Euclidean distance transform with
+    the spacing). Both empty: 0; exactly one empty: the image diagonal (`EMPTY_ASSD_RULE`).
     """
     if form not in ASSD_FORMS:
         raise ValueError(f"ASSD form must be one of {ASSD_FORMS}, got {form!r}")
@@ -105,7 +108,7 @@ def assd_mm(pred: np.ndarray, gt: np.ndarray, spacing_xyz: Sequence[float] = (1.
         return diagonal_mm(p.shape, spacing_xyz)
     d_pg = surface_distances_mm(p, g, spacing_xyz)
     d_gp = surface_distances_mm(g, p, spacing_xyz)
-    if form == "medpy":
+    if form == "directed-means":
         return float((d_pg.mean() + d_gp.mean()) / 2.0)
     return float((d_pg.sum() + d_gp.sum()) / (d_pg.size + d_gp.size))
 
@@ -146,7 +149,7 @@ def node_recall(pred: np.ndarray, gt: np.ndarray, threshold: float = NODE_DSC_TH
 
 
 def segmentation_metrics(pred: np.ndarray, gt: np.ndarray, spacing_xyz: Sequence[float] = (1.0, 1.0, 1.0),
-                         assd_form: str = "medpy") -> dict[str, float]:
+                         assd_form: str = ASSD_FORMS[0]) -> dict[str, float]:
     """All paper-000 metrics of one case, plus the node counts needed to pool NodeRecall over a dataset."""
     if np.shape(pred) != np.shape(gt):
         raise ValueError(f"prediction shape {np.shape(pred)} differs from ground truth {np.shape(gt)}")
@@ -160,7 +163,8 @@ def segmentation_metrics(pred: np.ndarray, gt: np.ndarray, spacing_xyz: Sequence
     }
 
 
-def summarize(per_case: dict[str, dict[str, float]], assd_form: str = "medpy") -> dict[str, float | int | str]:
+def summarize(per_case: dict[str, dict[str, float]],
+              assd_form: str = ASSD_FORMS[0]) -> dict[str, float | int | str]:
     """Dataset figures: mean of each metric over cases; NodeRecall pooled over all nodes and as a case mean.
 
     `NodeRecall` is pooled (nodes found / all nodes, paper 000's definition); `NodeRecall_case_mean`

@@ -45,7 +45,7 @@ class EvaluationInputs:
     ddpm_run: Path | None = None
     generation: dict[str, Any] | None = None     # precomputed generation metrics (see evaluate_generation)
     notes: list[str] = field(default_factory=list)
-    assd_form: str = ASSD_FORMS[0]               # "medpy" (mean of the two directed means) or "pooled"
+    assd_form: str = ASSD_FORMS[0]               # "directed-means" or "pooled" (see metrics.segmentation.assd_mm)
 
 
 def evaluate_predictions(labels_dir: Path, pred_dir: Path,
@@ -145,8 +145,9 @@ def _segmentation_figure(inputs: EvaluationInputs, png: Path) -> Path:
 
 
 def _markdown(rows: list[dict], inputs: EvaluationInputs, figs: dict[str, str]) -> str:
-    assd = ("medpy's definition, the mean of the two directed average surface distances" if inputs.assd_form
-            == "medpy" else "the pooled form, all surface distances of both directions in one mean")
+    assd = ("the mean of the two directed average surface distances (medpy ≤ 0.4's `assd`)"
+            if inputs.assd_form == "directed-means" else
+            "the pooled form, all surface distances of both directions in one mean (medpy ≥ 0.5's `assd`)")
     parts = ["# LNSynth evaluation", "",
              "Segmentation of held-out real cases by nnU-Net trained under each strategy "
              "(metrics of paper 000 §4.4.2; NodeRecall: a node counts as found when one predicted component "

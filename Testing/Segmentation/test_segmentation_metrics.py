@@ -112,7 +112,7 @@ def test_case_metrics_count_a_missed_case():
     assert summary["DSC"] == pytest.approx(0.5)
     assert summary["Precision"] == pytest.approx(0.5)            # (1 + 0) / 2, the missed case is not skipped
     assert summary["ASSD"] == pytest.approx(math.sqrt(600) / 2)  # (0 + diagonal) / 2
-    assert summary["empty_predictions"] == 1 and summary["cases"] == 2 and summary["assd_form"] == "medpy"
+    assert summary["empty_predictions"] == 1 and summary["cases"] == 2 and summary["assd_form"] == "directed-means"
     assert summary["NodeRecall"] == 0.5 and summary["nodes_total"] == 2
     with pytest.raises(ValueError):
         sm.segmentation_metrics(np.zeros((2, 2, 2)), gt)
@@ -135,19 +135,19 @@ def test_node_recall_pooled_and_per_case_mean():
     assert summary["nodes_found"] == 2 and summary["nodes_total"] == 4 and summary["empty_predictions"] == 0
 
 
-def test_assd_medpy_and_pooled_differ_when_surfaces_differ_in_size():
+def test_assd_directed_means_and_pooled_differ_when_surfaces_differ_in_size():
     # a: one voxel at z=1; b: two voxels at z=4, 5 (same y, x). Every voxel is surface. z spacing 2 mm.
     # a->b: 3 slices = 6 mm. b->a: 6 mm and 8 mm, mean 7 mm.
-    # medpy = (6 + 7) / 2 = 6.5 mm; pooled = (6 + 6 + 8) / 3 = 20/3 mm.
+    # directed means = (6 + 7) / 2 = 6.5 mm; pooled = (6 + 6 + 8) / 3 = 20/3 mm.
     a = np.zeros((8, 4, 4), np.uint8)
     b = a.copy()
     a[1, 2, 2] = 1
     b[4:6, 2, 2] = 1
     spacing = (0.7, 0.7, 2.0)
     assert sm.assd_mm(a, b, spacing) == pytest.approx(6.5)
-    assert sm.assd_mm(a, b, spacing, form="medpy") == pytest.approx(6.5)
+    assert sm.assd_mm(a, b, spacing, form="directed-means") == pytest.approx(6.5)
     assert sm.assd_mm(a, b, spacing, form="pooled") == pytest.approx(20 / 3)
-    # The same layout along x uses the x spacing 0.7: medpy (2.1 + 2.45) / 2, pooled (2.1 + 2.1 + 2.8) / 3.
+    # The same layout along x uses the x spacing 0.7: directed means (2.1 + 2.45) / 2, pooled (2.1 + 2.1 + 2.8) / 3.
     c, d = np.moveaxis(a, 0, 2), np.moveaxis(b, 0, 2)
     assert sm.assd_mm(c, d, spacing) == pytest.approx((2.1 + 2.45) / 2)
     assert sm.assd_mm(c, d, spacing, form="pooled") == pytest.approx(7.0 / 3)
