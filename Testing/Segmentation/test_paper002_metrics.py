@@ -117,6 +117,9 @@ def test_missing_fid_weights_name_the_file_the_option_and_the_source(tmp_path):
     message = str(err.value)
     assert message.startswith(str(tmp_path / "resnet_10_23dataset.pth"))
     assert "FID needs" in message and "--fid-weights" in message and "MedicalNet" in message
+    # The evaluation refuses a wrong --fid-weights path before computing anything, with the same message.
+    with pytest.raises(MissingWeightsError, match="--fid-weights"):
+        evaluate_generation(tmp_path, tmp_path, work_dir=tmp_path, fid_weights=tmp_path / "nope.pth")
 
 
 def test_generation_evaluation_reports_ssim_and_fid(phantom_root, synthetic_root, medicalnet_file, tmp_path):
