@@ -13,6 +13,9 @@ from LNSynthLib.jobs.results import emit_result
 
 
 def register(sub: argparse._SubParsersAction) -> None:
+    from LNSynthLib.metrics.segmentation import ASSD_FORMS
+    from LNSynthLib.report.organ_eval import ORGAN_DICE_MODES
+
     p = sub.add_parser("evaluate", help="metrics of both papers + figures -> report.md, metrics.json")
     p.add_argument("--out", required=True, type=at.output_dir, help="report folder")
     p.add_argument("--work", help="a work folder of `lnsynth demo`/`run`: evaluate everything it holds")
@@ -25,6 +28,18 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--ddpm-run", help="LN-DDPM run folder (loss.csv)")
     p.add_argument("--real-model", help="nnU-Net model trained on real data only (NodeRecall_synt)")
     p.add_argument("--lpips-weights", help="MedicalNet resnet_10_23dataset.pth (file or folder)")
+    p.add_argument("--fid-weights", help="MedicalNet resnet_10_23dataset.pth for FID (default: --lpips-weights)")
+    p.add_argument("--generation-limit", type=at.positive_int, metavar="N",
+                   help="generation metrics and organ Dice on the first N synthetic cases only (default: all)")
+    p.add_argument("--organ-dice", choices=ORGAN_DICE_MODES, default=ORGAN_DICE_MODES[0],
+                   help="paper 002's per-organ Dice of TotalSegmentator on the synthetic images: auto = when its "
+                        "weights are installed (never downloaded), off")
+    p.add_argument("--weights-dir", help="TotalSegmentator home folder with its weights (TOTALSEG_HOME_DIR)")
+    p.add_argument("--full-resolution", action="store_true",
+                   help="organ Dice with TotalSegmentator's 1.5 mm models instead of the fast 3 mm one")
+    p.add_argument("--assd-form", choices=ASSD_FORMS, default=ASSD_FORMS[0],
+                   help="ASSD definition: directed-means (mean of the two directed means, medpy <= 0.4) or "
+                        "pooled (all distances in one mean, medpy >= 0.5)")
     add_device(p, "for nnU-Net prediction")
     p.set_defaults(func=run_evaluate)
 
@@ -72,11 +87,16 @@ def run_evaluate(args: argparse.Namespace) -> int:
     generation = None
     if real and synthetic and Path(synthetic).is_dir():
         generation = evaluate_generation(real, synthetic, work_dir=Path(args.out) / "work",
-                                         lpips_weights=args.lpips_weights, real_model=real_model, device=device)
+                                         lpips_weights=args.lpips_weights, real_model=real_model, device=device,
+                                         limit=args.generation_limit, fid_weights=args.fid_weights,
+                                         organ_dice=args.organ_dice,
+                                         totalseg_weights_dir=args.weights_dir,
+                                         totalseg_fast=not args.full_resolution)
     inputs = EvaluationInputs(Path(args.out), Path(labels), sets, images_dir=Path(images) if images else None,
                               real_root=Path(real) if real else None,
                               synthetic_root=Path(synthetic) if synthetic else None,
-                              ddpm_run=Path(ddpm_run) if ddpm_run else None, generation=generation)
+                              ddpm_run=Path(ddpm_run) if ddpm_run else None, generation=generation,
+                              assd_form=args.assd_form)
     report, metrics = write_report(inputs)
     emit_result("report", report, metrics=str(metrics))
     print(f"report: {report}")

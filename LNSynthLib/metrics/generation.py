@@ -1,7 +1,8 @@
-"""Generation metrics of both papers: MSE, PSNR, 3D MS-SSIM, LPIPS, NodeRecall_synt, organ Dice.
+"""Generation metrics of both papers: MSE, PSNR, 3D MS-SSIM, SSIM, LPIPS, NodeRecall_synt, organ Dice.
 
 Images are compared in the paper's intensity window mapped to [0, 1] (HU [-120, 240]), so MSE,
-PSNR (data range 1) and MS-SSIM are on the scale of paper 000's Table 1.
+PSNR (data range 1), MS-SSIM and SSIM are on the scale of paper 000's Table 1. FID (paper 002)
+compares sets, not pairs: see `metrics/fid.py`.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from LNSynthLib.metrics.segmentation import dice, node_detection
 
 WINDOW = (-120.0, 240.0)
 MSSSIM_WEIGHTS = (0.0448, 0.2856, 0.3001, 0.2363, 0.1333)
+SSIM_KERNEL, SSIM_SIGMA = 11, 1.5   # Wang et al.'s Gaussian window, the usual SSIM setting
 
 
 def to_unit(hu: np.ndarray, window: tuple[float, float] = WINDOW) -> np.ndarray:
@@ -77,6 +79,23 @@ def ms_ssim_3d(a: np.ndarray, b: np.ndarray, data_range: float = 1.0, kernel_siz
     return float(value.mean()), setup.note
 
 
+def ssim_3d(a: np.ndarray, b: np.ndarray, data_range: float = 1.0, kernel_size: int = SSIM_KERNEL) -> float:
+    """Single-scale 3D SSIM (paper 002) through MONAI's SSIMMetric, Gaussian window σ 1.5, K1 0.01, K2 0.03.
+
+    Mean of the SSIM map over the positions where the whole window fits (MONAI's valid convolution);
+    a volume smaller than the window gets the largest odd window that fits.
+    """
+    from monai.metrics import SSIMMetric
+
+    side = min(int(s) for s in np.shape(a))
+    kernel = min(kernel_size, side if side % 2 else side - 1)
+    metric = SSIMMetric(spatial_dims=3, data_range=data_range, kernel_type="gaussian", win_size=max(kernel, 1),
+                        kernel_sigma=SSIM_SIGMA)
+    ta = torch.as_tensor(np.asarray(a, np.float32))[None, None]
+    tb = torch.as_tensor(np.asarray(b, np.float32))[None, None]
+    return float(metric(ta, tb).mean())
+
+
 def lpips(a: np.ndarray, b: np.ndarray, features: object) -> float:
     """LPIPS between two [0, 1] volumes with a 3D feature net (see `lpips3d.load_medicalnet_features`)."""
     from LNSynthLib.metrics.lpips3d import lpips_3d, standardize
@@ -88,10 +107,11 @@ def lpips(a: np.ndarray, b: np.ndarray, features: object) -> float:
 
 
 def pair_metrics(real_hu: np.ndarray, synt_hu: np.ndarray, features: object | None = None) -> dict[str, object]:
-    """MSE, PSNR, MS-SSIM (and LPIPS with a feature net) of one real/synthetic pair on the same grid."""
+    """MSE, PSNR, MS-SSIM, SSIM (and LPIPS with a feature net) of one real/synthetic pair on the same grid."""
     a, b = to_unit(real_hu), to_unit(synt_hu)
     value, note = ms_ssim_3d(a, b)
-    out: dict[str, object] = {"MSE": mse(a, b), "PSNR": psnr(a, b), "MS-SSIM": value, "msssim_note": note}
+    out: dict[str, object] = {"MSE": mse(a, b), "PSNR": psnr(a, b), "MS-SSIM": value, "SSIM": ssim_3d(a, b),
+                              "msssim_note": note}
     if features is not None:
         out["LPIPS"] = lpips(a, b, features)
     return out

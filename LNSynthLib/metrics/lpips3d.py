@@ -69,16 +69,21 @@ def medicalnet_resnet(depth: int = 10) -> nn.Module:
                    bias_downsample=bias_downsample)
 
 
-def load_medicalnet_features(weights: str | Path | None, depth: int = 10) -> ResNetStages:
-    """Feature net for LPIPS from a MedicalNet checkpoint file (or a folder holding it); loaded weights-only."""
+def load_medicalnet_features(weights: str | Path | None, depth: int = 10, *, purpose: str = "LPIPS",
+                             option: str = "--lpips-weights") -> ResNetStages:
+    """Feature net for LPIPS or FID from a MedicalNet checkpoint file (or a folder holding it); loaded weights-only.
+
+    `purpose` and `option` only word the error, so the user learns which metric needs the file and
+    which option takes it.
+    """
     expected = MEDICALNET_FILES.get(depth, f"resnet_{depth}_23dataset.pth")
     path = Path(weights) if weights is not None else None
     if path is not None and path.is_dir():
         path = path / expected
     if path is None or not path.is_file():
         raise MissingWeightsError(
-            f"LPIPS needs the MedicalNet 3D ResNet-{depth} weights file {expected}", path=path,
-            fix=f"download {expected} from {MEDICALNET_SOURCE} and pass its path with --lpips-weights "
+            f"{purpose} needs the MedicalNet 3D ResNet-{depth} weights file {expected}", path=path,
+            fix=f"download {expected} from {MEDICALNET_SOURCE} and pass its path with {option} "
                 "(a file or the folder holding it); nothing is downloaded at run time")
     payload = torch.load(path, map_location="cpu", weights_only=True)
     state = payload.get("state_dict", payload) if isinstance(payload, dict) else payload
@@ -89,7 +94,7 @@ def load_medicalnet_features(weights: str | Path | None, depth: int = 10) -> Res
     if not used or any(k.startswith(("conv1", "layer1")) for k in missing):
         raise InputDataError(f"{path.name} does not hold a MedicalNet ResNet-{depth} "
                              f"({len(missing)} weights missing, {len(unexpected)} unexpected)", path=path,
-                             fix=f"give {expected} from {MEDICALNET_SOURCE}, matching --lpips-depth")
+                             fix=f"give {expected} from {MEDICALNET_SOURCE} (the ResNet-{depth} file)")
     return ResNetStages(net).eval()
 
 

@@ -1,8 +1,14 @@
 """Segmentation metrics of paper 000 (§4.4.2): DSC, IoU, Recall, Precision, ASSD (mm), NodeRecall.
 
 All functions take binary arrays in `(z, y, x)` order and spacing in ITK `(x, y, z)` order, as
-everywhere in LNSynthLib. Undefined values (a metric of two empty masks, a surface distance to
-an empty mask) are NaN so that dataset means (`nanmean`) skip them instead of inventing a value.
+everywhere in LNSynthLib.
+
+A case whose prediction is empty counts against the model instead of being skipped (skipping it
+flatters a model that misses whole cases): its Precision is 0 and its ASSD is the image diagonal
+in mm (`EMPTY_ASSD_RULE`), the largest distance two points of that grid can have, so no real
+surface distance on the grid can exceed it. Dataset summaries count such cases
+(`empty_predictions`). NaN remains only where a metric has no meaning at all (Recall and
+NodeRecall of a case without ground truth), and dataset means skip those.
 """
 
 from __future__ import annotations
@@ -16,6 +22,11 @@ from LNSynthLib.anatomy.lymph_nodes import label_components
 
 NODE_DSC_THRESHOLD = 0.1  # paper 000: a node is detected when a prediction overlaps it with DSC > 0.1
 METRIC_NAMES = ("DSC", "IoU", "Recall", "Precision", "ASSD", "NodeRecall")
+# ASSD definitions (see `assd_mm`), the default first. medpy's `assd` changed between them: ≤ 0.4 averaged the
+# two directed means, ≥ 0.5 pools all distances (loli/medpy issue #108).
+ASSD_FORMS = ("directed-means", "pooled")
+EMPTY_ASSD_RULE = ("a case where exactly one of prediction and ground truth is empty gets ASSD = the image "
+                   "diagonal in mm (the largest distance on its grid) and Precision 0")
 
 
 def _binary(a: np.ndarray) -> np.ndarray:
@@ -45,8 +56,14 @@ def recall(pred: np.ndarray, gt: np.ndarray) -> float:
 
 
 def precision(pred: np.ndarray, gt: np.ndarray) -> float:
-    """Share of predicted voxels that are ground truth (NaN without a prediction)."""
+    """Share of predicted voxels that are ground truth.
+
+    An empty prediction of a case with ground truth is 0 (a missed case counts against the model,
+    not skipped); both empty is 1, as for Dice and IoU.
+    """
     p, g = _binary(pred), _binary(gt)
+    if not p.any():
+        return 1.0 if not g.any() else 0.0
     return _ratio(np.logical_and(p, g).sum(), p.sum())
 
 
@@ -66,15 +83,34 @@ def surface_distances_mm(a: np.ndarray, b: np.ndarray, spacing_xyz: Sequence[flo
     return dist_to_b[sa]
 
 
-def assd_mm(pred: np.ndarray, gt: np.ndarray, spacing_xyz: Sequence[float] = (1.0, 1.0, 1.0)) -> float:
-    """Average symmetric surface distance in millimetres (spacing-aware); NaN if one mask is empty."""
+def diagonal_mm(shape_zyx: Sequence[int], spacing_xyz: Sequence[float]) -> float:
+    """Length (mm) of the image diagonal: the ASSD given to a case where one of the masks is empty."""
+    extent = np.asarray(shape_zyx, dtype=float)[::-1] * np.asarray(spacing_xyz, dtype=float)
+    return float(np.sqrt(np.sum(extent**2)))
+
+
+def assd_mm(pred: np.ndarray, gt: np.ndarray, spacing_xyz: Sequence[float] = (1.0, 1.0, 1.0),
+            form: str = ASSD_FORMS[0]) -> float:
+    """Average symmetric surface distance in millimetres (spacing-aware).
+
+    `directed-means` (default): the mean of the two directed average surface distances,
+    (mean d(∂P→∂G) + mean d(∂G→∂P)) / 2, as `medpy.metric.binary.assd` up to medpy 0.4.
+    `pooled`: all distances of both directions in one mean, (Σd(∂P→∂G) + Σd(∂G→∂P)) / (|∂P| + |∂G|),
+    as medpy ≥ 0.5 and Heimann et al. (2009). They differ when the two surfaces have different
+    sizes. Surfaces and distances are medpy's (6-connected border, Euclidean distance transform with
+    the spacing). Both empty: 0; exactly one empty: the image diagonal (`EMPTY_ASSD_RULE`).
+    """
+    if form not in ASSD_FORMS:
+        raise ValueError(f"ASSD form must be one of {ASSD_FORMS}, got {form!r}")
     p, g = _binary(pred), _binary(gt)
     if not p.any() and not g.any():
         return 0.0
     if not p.any() or not g.any():
-        return float("nan")
+        return diagonal_mm(p.shape, spacing_xyz)
     d_pg = surface_distances_mm(p, g, spacing_xyz)
     d_gp = surface_distances_mm(g, p, spacing_xyz)
+    if form == "directed-means":
+        return float((d_pg.mean() + d_gp.mean()) / 2.0)
     return float((d_pg.sum() + d_gp.sum()) / (d_pg.size + d_gp.size))
 
 
@@ -107,22 +143,30 @@ def node_recall(pred: np.ndarray, gt: np.ndarray, threshold: float = NODE_DSC_TH
     return _ratio(found, total)
 
 
-def segmentation_metrics(pred: np.ndarray, gt: np.ndarray,
-                         spacing_xyz: Sequence[float] = (1.0, 1.0, 1.0)) -> dict[str, float]:
+def segmentation_metrics(pred: np.ndarray, gt: np.ndarray, spacing_xyz: Sequence[float] = (1.0, 1.0, 1.0),
+                         assd_form: str = ASSD_FORMS[0]) -> dict[str, float]:
     """All paper-000 metrics of one case, plus the node counts needed to pool NodeRecall over a dataset."""
     if np.shape(pred) != np.shape(gt):
         raise ValueError(f"prediction shape {np.shape(pred)} differs from ground truth {np.shape(gt)}")
     found, total = node_detection(pred, gt)
+    empty_prediction = bool(not _binary(pred).any() and _binary(gt).any())
     return {
         "DSC": dice(pred, gt), "IoU": iou(pred, gt), "Recall": recall(pred, gt),
-        "Precision": precision(pred, gt), "ASSD": assd_mm(pred, gt, spacing_xyz),
+        "Precision": precision(pred, gt), "ASSD": assd_mm(pred, gt, spacing_xyz, assd_form),
         "NodeRecall": _ratio(found, total), "nodes_found": found, "nodes_total": total,
+        "empty_prediction": empty_prediction,
     }
 
 
-def summarize(per_case: dict[str, dict[str, float]]) -> dict[str, float]:
-    """Dataset figures: mean of each metric over cases (NaN skipped); NodeRecall pooled over all nodes."""
-    summary: dict[str, float] = {}
+def summarize(per_case: dict[str, dict[str, float]],
+              assd_form: str = ASSD_FORMS[0]) -> dict[str, float | int | str]:
+    """Dataset figures: mean of each metric over cases; NodeRecall pooled over all nodes and as a case mean.
+
+    `NodeRecall` is pooled (nodes found / all nodes, paper 000's definition); `NodeRecall_case_mean`
+    averages the per-case recalls of the cases that have nodes, so a case with many nodes does not
+    dominate. `empty_predictions` counts cases scored by `EMPTY_ASSD_RULE`.
+    """
+    summary: dict[str, float | int | str] = {}
     for name in METRIC_NAMES:
         if name == "NodeRecall":
             continue
@@ -131,5 +175,9 @@ def summarize(per_case: dict[str, dict[str, float]]) -> dict[str, float]:
     found = sum(int(m["nodes_found"]) for m in per_case.values())
     total = sum(int(m["nodes_total"]) for m in per_case.values())
     summary["NodeRecall"] = _ratio(found, total)
+    case_recalls = [int(m["nodes_found"]) / int(m["nodes_total"]) for m in per_case.values() if m["nodes_total"]]
+    summary["NodeRecall_case_mean"] = float(np.mean(case_recalls)) if case_recalls else float("nan")
     summary["nodes_found"], summary["nodes_total"], summary["cases"] = found, total, len(per_case)
+    summary["empty_predictions"] = sum(bool(m.get("empty_prediction", False)) for m in per_case.values())
+    summary["assd_form"] = assd_form
     return summary

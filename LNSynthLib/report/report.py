@@ -19,7 +19,7 @@ import numpy as np
 from LNSynthLib.atomic import write_text_atomic
 from LNSynthLib.errors import InputDataError
 from LNSynthLib.jobs.progress import Progress
-from LNSynthLib.metrics.segmentation import segmentation_metrics, summarize
+from LNSynthLib.metrics.segmentation import ASSD_FORMS, EMPTY_ASSD_RULE, segmentation_metrics, summarize
 from LNSynthLib.report import figures, tables
 from LNSynthLib.volumes.io import read_volume
 
@@ -45,9 +45,11 @@ class EvaluationInputs:
     ddpm_run: Path | None = None
     generation: dict[str, Any] | None = None     # precomputed generation metrics (see evaluate_generation)
     notes: list[str] = field(default_factory=list)
+    assd_form: str = ASSD_FORMS[0]               # "directed-means" or "pooled" (see metrics.segmentation.assd_mm)
 
 
-def evaluate_predictions(labels_dir: Path, pred_dir: Path) -> tuple[dict[str, dict], dict[str, float]]:
+def evaluate_predictions(labels_dir: Path, pred_dir: Path,
+                         assd_form: str = ASSD_FORMS[0]) -> tuple[dict[str, dict], dict[str, Any]]:
     """Per-case metrics and the dataset summary of one prediction folder against the labels."""
     labels = sorted(Path(labels_dir).glob("*.nii.gz"))
     if not labels:
@@ -64,8 +66,8 @@ def evaluate_predictions(labels_dir: Path, pred_dir: Path) -> tuple[dict[str, di
             raise InputDataError(f"prediction grid {pred.shape} differs from the label grid {gt.shape}",
                                  path=pred_path, fix="predict on the imagesTs images of the same dataset")
         per_case[label.name.removesuffix(".nii.gz")] = segmentation_metrics(pred.array, gt.array,
-                                                                            gt.geometry.spacing)
-    return per_case, summarize(per_case)
+                                                                            gt.geometry.spacing, assd_form)
+    return per_case, summarize(per_case, assd_form)
 
 
 def _pairs_for_mosaic(real_root: Path, synthetic_root: Path, limit: int = 4) -> list:
@@ -98,7 +100,7 @@ def write_report(inputs: EvaluationInputs) -> tuple[Path, Path]:
     rows, per_case_all = [], {}
     with Progress("evaluate", len(inputs.predictions) + 1) as progress:
         for pset in inputs.predictions:
-            per_case, summary = evaluate_predictions(inputs.labels_dir, pset.folder)
+            per_case, summary = evaluate_predictions(inputs.labels_dir, pset.folder, inputs.assd_form)
             rows.append({"strategy": pset.strategy, "method": pset.method, **summary})
             per_case_all[f"{pset.strategy} | {pset.method}"] = per_case
             progress.update()
@@ -143,19 +145,28 @@ def _segmentation_figure(inputs: EvaluationInputs, png: Path) -> Path:
 
 
 def _markdown(rows: list[dict], inputs: EvaluationInputs, figs: dict[str, str]) -> str:
+    assd = ("the mean of the two directed average surface distances (medpy ≤ 0.4's `assd`)"
+            if inputs.assd_form == "directed-means" else
+            "the pooled form, all surface distances of both directions in one mean (medpy ≥ 0.5's `assd`)")
     parts = ["# LNSynth evaluation", "",
              "Segmentation of held-out real cases by nnU-Net trained under each strategy "
              "(metrics of paper 000 §4.4.2; NodeRecall: a node counts as found when one predicted component "
-             "overlaps it with DSC > 0.1; DSC…ASSD are means over test cases, NodeRecall is pooled over nodes).",
+             "overlaps it with DSC > 0.1; DSC…ASSD are means over test cases, NodeRecall is pooled over nodes). "
+             f"ASSD is {assd}. No case is skipped: {EMPTY_ASSD_RULE}.",
              "", tables.table2(rows), ""]
     if rows:
-        counts = ", ".join(f"{r['strategy']} {r['method']}: {r['nodes_found']}/{r['nodes_total']} nodes"
-                           for r in rows)
-        parts += [f"Node counts: {counts}.", ""]
+        parts += ["Aggregation: NodeRecall pooled over all nodes (the table) and as the mean of the per-case "
+                  "recalls; cases with an empty prediction are scored by the rule above.", "",
+                  tables.aggregation_table(rows), ""]
     if inputs.generation:
         parts += ["## Generation", "", "Synthetic patches against the real images on the same grid "
                   "(window [-120, 240] HU mapped to [0, 1]).", "",
                   tables.generation_table([inputs.generation]), ""]
+        if inputs.generation.get("organ_dice"):
+            parts += ["Per-organ Dice of TotalSegmentator on the synthetic images against their condition "
+                      "(paper 002):", "", tables.organ_dice_table(inputs.generation["organ_dice"],
+                                                                  inputs.generation.get("organ_dice_cases", {})),
+                      ""]
         if inputs.generation.get("note"):
             parts += [str(inputs.generation["note"]), ""]
     parts += ["## Figures", ""]

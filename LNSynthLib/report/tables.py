@@ -37,7 +37,25 @@ def table2(rows: Sequence[dict[str, Any]]) -> str:
     return markdown(headers, body)
 
 
+def aggregation_table(rows: Sequence[dict[str, Any]]) -> str:
+    """How each row's figures were aggregated: pooled vs per-case NodeRecall, node counts, empty predictions."""
+    headers = ["Strategy", "Method", "NodeRecall (pooled)", "NodeRecall (case mean)", "nodes found", "cases",
+               "empty predictions"]
+    body = [[r["strategy"], r["method"], r.get("NodeRecall", float("nan")),
+             r.get("NodeRecall_case_mean", float("nan")), f"{r.get('nodes_found', 0)}/{r.get('nodes_total', 0)}",
+             r.get("cases", "n/a"), r.get("empty_predictions", "n/a")] for r in rows]
+    return markdown(headers, body)
+
+
 def generation_table(rows: Sequence[dict[str, Any]]) -> str:
-    headers = ["Method", "MSE ↓", "PSNR ↑", "MS-SSIM ↑", "LPIPS ↓", "NodeRecall_synt ↑", "pairs"]
-    keys = ["MSE", "PSNR", "MS-SSIM", "LPIPS", "NodeRecall_synt", "pairs"]
+    """Paper 000 Table 1's columns, then paper 002's SSIM and FID."""
+    headers = ["Method", "MSE ↓", "PSNR ↑", "MS-SSIM ↑", "LPIPS ↓", "NodeRecall_synt ↑", "SSIM ↑", "FID ↓",
+               "pairs"]
+    keys = ["MSE", "PSNR", "MS-SSIM", "LPIPS", "NodeRecall_synt", "SSIM", "FID", "pairs"]
     return markdown(headers, [[r.get("method", "LN-DDPM"), *[r.get(k, float("nan")) for k in keys]] for r in rows])
+
+
+def organ_dice_table(organ_dice: dict[str, float], cases: dict[str, int]) -> str:
+    """Paper 002's per-organ Dice (Tables 1-2) as one row per organ group, with the number of images."""
+    return markdown(["Organ", "Dice ↑", "images"], [[name, value, cases.get(name, "n/a")]
+                                                    for name, value in organ_dice.items()])

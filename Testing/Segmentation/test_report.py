@@ -6,6 +6,7 @@ import json
 import math
 
 import numpy as np
+import pytest
 
 from LNSynthLib.report.generation_eval import evaluate_generation
 from LNSynthLib.report.report import EvaluationInputs, PredictionSet, write_report
@@ -72,3 +73,34 @@ def test_evaluate_cli_scores_perfect_predictions_as_one(phantom_root, phantom_te
     assert row["DSC"] == 1.0 and row["ASSD"] == 0.0 and row["NodeRecall"] == 1.0 and row["nodes_total"] >= 2
     assert main(["evaluate", "--out", str(tmp_path / "r2"), "--labels", str(dataset / "labelsTs"),
                  "--pred", "no-folder-given"]) == 2
+
+
+def test_report_counts_missed_cases_and_states_the_aggregation(phantom_root, phantom_test_root, tmp_path, capsys):
+    from LNSynthLib.cli.main import main
+    from LNSynthLib.metrics.segmentation import diagonal_mm
+    from LNSynthLib.segmentation.nnunet_export import ExportSettings, export_dataset
+    from LNSynthLib.volumes.geometry import Volume
+    from LNSynthLib.volumes.io import read_volume, write_volume
+
+    dataset = export_dataset(phantom_root, tmp_path / "Dataset008_T", test_root=phantom_test_root,
+                             settings=ExportSettings(strategy="real"))
+    empty, labels = tmp_path / "empty", sorted((dataset / "labelsTs").glob("*.nii.gz"))
+    diagonals = []
+    for label in labels:
+        gt = read_volume(label)
+        write_volume(Volume(np.zeros(gt.shape, np.uint8), gt.geometry), empty / label.name)
+        diagonals.append(diagonal_mm(gt.shape, gt.geometry.spacing))
+    code = main(["evaluate", "--out", str(tmp_path / "report"), "--labels", str(dataset / "labelsTs"),
+                 "--pred", f"Real|-={dataset / 'labelsTs'}", "--pred", f"Synt|nothing={empty}",
+                 "--assd-form", "pooled", "--device", "cpu"])
+    assert code == 0, capsys.readouterr().err
+    metrics = _strict_json((tmp_path / "report" / "metrics.json").read_text())
+    perfect, missed = metrics["segmentation"]
+    assert perfect["empty_predictions"] == 0 and perfect["NodeRecall_case_mean"] == 1.0
+    # Every case missed: counted (not skipped) with Precision 0 and ASSD = the image diagonal of each case.
+    assert missed["empty_predictions"] == len(labels) == missed["cases"]
+    assert missed["Precision"] == 0.0 and missed["ASSD"] == pytest.approx(float(np.mean(diagonals)))
+    assert missed["NodeRecall"] == 0.0 and missed["NodeRecall_case_mean"] == 0.0 and missed["assd_form"] == "pooled"
+    text = (tmp_path / "report" / "report.md").read_text()
+    assert "the pooled form" in text and "image diagonal" in text
+    assert f"| Synt | nothing | 0.0000 | 0.0000 | 0/{missed['nodes_total']} | {len(labels)} | {len(labels)} |" in text
