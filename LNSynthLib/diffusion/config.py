@@ -50,7 +50,7 @@ class DiffusionConfig:
 class TrainConfig:
     patch_size: tuple[int, int, int] = (128, 128, 128)
     iterations: int = 45_000
-    batch_size: int = 1
+    batch_size: int = 1                     # per process; global batch = batch_size × world size
     lr: float = 1e-4
     betas: tuple[float, float] = (0.9, 0.999)
     ema_decay: float = 0.995
