@@ -54,6 +54,9 @@ class TrainConfig:
     lr: float = 1e-4
     betas: tuple[float, float] = (0.9, 0.999)
     ema_decay: float = 0.995
+    ema_every: int = 1                       # EMA touched every N optimizer steps (diffusion/ema.py)
+    ema_start: int = 0                       # before this step the EMA copies the raw weights
+    ema_warmup: bool = True                  # decay min(ema_decay, (1+n)/(10+n)); defaults = `tiny`
     ln_patch_fraction: float = 0.9          # share of patches centred on a lymph node
     checkpoint_every: int = 1000
     log_every: int = 10

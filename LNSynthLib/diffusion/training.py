@@ -113,7 +113,7 @@ def train(config: LNDDPMConfig, cases_root: str | Path, run_dir: str | Path, *, 
     global_batch = ctx.global_batch(tc.batch_size)
     seed_everything(tc.seed)
     model = build_denoiser(config).to(dev)
-    ema = EMA(model, tc.ema_decay)
+    ema = EMA(model, tc.ema_decay, warmup=tc.ema_warmup, every=tc.ema_every, start=tc.ema_start)
     optimizer = torch.optim.Adam(model.parameters(), lr=tc.lr, betas=tuple(tc.betas))
     schedule = Schedule.from_config(config)
     sampler = PatchSampler(load_training_cases(cases_root, config.network.anatomy_labels), tc.patch_size,
