@@ -6,7 +6,14 @@ import argparse
 from dataclasses import replace
 
 from LNSynthLib.cli import arg_types as at
-from LNSynthLib.cli.options import SYNT_PER_CASE_HELP, add_device, add_sampling, sampling_overrides
+from LNSynthLib.cli.options import (
+    SYNT_PER_CASE_HELP,
+    add_config,
+    add_device,
+    add_sampling,
+    chosen_config,
+    sampling_overrides,
+)
 from LNSynthLib.pipeline import PipelineSettings, run_pipeline
 
 
@@ -38,7 +45,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     run.add_argument("--test-cases", type=at.input_path, help="prepared held-out test cases")
     run.add_argument("--raw-cases", type=at.input_path, help="unprepared training cases: <case>/{ct,ln[,anatomy|totalseg]}.nii.gz")
     run.add_argument("--raw-test-cases", type=at.input_path, help="unprepared held-out test cases, same layout")
-    run.add_argument("--config", default="tiny", help="tiny (CPU) or paper (GPU server, paper 000 settings)")
+    add_config(run)
     run.set_defaults(func=run_user)
 
 
@@ -72,12 +79,13 @@ def run_demo(args: argparse.Namespace) -> int:
 
 
 def run_user(args: argparse.Namespace) -> int:
-    if args.config == "paper":
-        base = PipelineSettings.paper()
-    elif args.config == "tiny":
+    config = chosen_config(args)
+    if config in ("paper", "paper-bf16"):
+        base = PipelineSettings.paper(ddpm_config=config)
+    elif config == "tiny":
         base = PipelineSettings.demo()
     else:  # the user's own LN-DDPM YAML, used as written
-        base = PipelineSettings(ddpm_config=args.config)
+        base = PipelineSettings(ddpm_config=config)
     from pathlib import Path
 
     from LNSynthLib.errors import InputDataError

@@ -11,7 +11,29 @@ import argparse
 
 from LNSynthLib.cli import arg_types as at
 from LNSynthLib.devices import DEVICE_HELP
-from LNSynthLib.diffusion.choices import SAMPLERS
+from LNSynthLib.diffusion.choices import BUNDLED_CONFIGS, SAMPLERS
+
+CONFIG_METAVAR = "{" + ",".join(BUNDLED_CONFIGS) + ",FILE.yaml}"
+CONFIG_CHOICES_TEXT = ("tiny (CPU-sized: tests, demo), paper (paper 000 as written, GPU server), paper-bf16 (paper in "
+                       "bf16, faster) or your own YAML file")
+
+
+def add_config(parser: argparse.ArgumentParser) -> None:
+    """The required `--config` of `lnsynth train` / `run`: no silent default model (`demo` alone uses tiny)."""
+    parser.add_argument("--config", default=None, metavar=CONFIG_METAVAR,
+                        help=f"LN-DDPM config (required): {CONFIG_CHOICES_TEXT}")
+
+
+def chosen_config(args: argparse.Namespace) -> str:
+    """`--config` as given, or a usage error naming the choices (checked before any work)."""
+    if args.config is None:
+        from LNSynthLib.errors import UsageError
+
+        raise UsageError(f"argument --config is required: {CONFIG_CHOICES_TEXT}",
+                         fix=f"add --config {BUNDLED_CONFIGS[0]} for a CPU-sized run or --config paper for paper "
+                             "000's settings")
+    return args.config
+
 
 SAMPLES_PER_CASE_HELP = "synthetic cases sampled per source case (default: the config's sample.samples_per_case)"
 SYNT_PER_CASE_HELP = "synthetic cases per real case in a Real+Synt dataset (paper: 5, 10, 20)"

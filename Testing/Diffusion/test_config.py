@@ -28,7 +28,7 @@ BAD_VALUES = [
 @pytest.mark.parametrize("key,value,allowed", BAD_VALUES)
 def test_cli_train_rejects_bad_enumerated_value(tmp_path: Path, capsys: pytest.CaptureFixture,
                                                 key: str, value: str, allowed: str) -> None:
-    code = main(["train", "--cases", str(tmp_path / "cases"), "--run-dir", str(tmp_path / "run"),
+    code = main(["train", "--config", "tiny", "--cases", str(tmp_path), "--run-dir", str(tmp_path / "run"),
                  "--set", f"{key}={value}"])
     err = capsys.readouterr().err
     assert code == EXIT_USER_ERROR
@@ -40,7 +40,7 @@ def test_cli_train_rejects_bad_enumerated_value(tmp_path: Path, capsys: pytest.C
 
 
 def test_cli_subprocess_prints_no_traceback(tmp_path: Path) -> None:
-    out = subprocess.run([sys.executable, "-m", "LNSynthLib", "train", "--cases", str(tmp_path), "--run-dir",
+    out = subprocess.run([sys.executable, "-m", "LNSynthLib", "train", "--config", "tiny", "--cases", str(tmp_path), "--run-dir",
                           str(tmp_path / "run"), "--set", "sample.sampler=euler"],
                          cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)}, capture_output=True, text=True,
                          timeout=120)

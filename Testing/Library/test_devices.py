@@ -67,7 +67,7 @@ def test_autocast_follows_amp_and_device() -> None:
 
 def test_cli_device_option_is_validated(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     with pytest.raises(SystemExit) as info:
-        main(["train", "--cases", str(tmp_path), "--run-dir", str(tmp_path / "run"), "--device", "tpu"])
+        main(["train", "--config", "tiny", "--cases", str(tmp_path), "--run-dir", str(tmp_path / "run"), "--device", "tpu"])
     assert info.value.code == 2
     assert "'tpu' is not a device; use auto" in capsys.readouterr().err
 
@@ -75,7 +75,7 @@ def test_cli_device_option_is_validated(tmp_path: Path, capsys: pytest.CaptureFi
 @pytest.mark.skipif(not NO_GPU, reason="needs a machine without a CUDA GPU")
 @pytest.mark.parametrize("command", ["train", "sample", "nnunet predict"])
 def test_cli_cuda_without_gpu_is_a_clear_error(tmp_path: Path, capsys: pytest.CaptureFixture, command: str) -> None:
-    argv = {"train": ["train", "--cases", str(tmp_path), "--run-dir", str(tmp_path / "run")],
+    argv = {"train": ["train", "--config", "tiny", "--cases", str(tmp_path), "--run-dir", str(tmp_path / "run")],
             "sample": ["sample", "--checkpoint", str(tmp_path / "c.pt"), "--cases", str(tmp_path), "--out",
                        str(tmp_path / "out")],
             "nnunet predict": ["nnunet", "predict", "--model", str(tmp_path), "--ct", str(tmp_path / "ct.nii.gz"),
