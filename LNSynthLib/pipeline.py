@@ -48,6 +48,9 @@ class PipelineSettings:
     test_margin_mm: float = TEST_MARGIN_MM
     device: str = "auto"
     lpips_weights: str | None = None
+    # Anatomy of `lnsynth run --raw-cases` (prepared cases keep theirs): TotalSegmentator model and label filter
+    totalseg_full_resolution: bool = False   # paper: the 1.5 mm models, not the fast 3 mm one
+    label_filter: str = "none"               # anatomy.groups.LABEL_FILTERS; paper: abdominal
 
     @classmethod
     def demo(cls, **overrides: Any) -> PipelineSettings:
@@ -61,7 +64,8 @@ class PipelineSettings:
 
     @classmethod
     def paper(cls, **overrides: Any) -> PipelineSettings:
-        return cls(**{"ddpm_config": "paper", "synt_per_case": 10, "nnunet_epochs": None, "paste_variant": True, **overrides})
+        return cls(**{"ddpm_config": "paper", "synt_per_case": 10, "nnunet_epochs": None, "paste_variant": True,
+                      "totalseg_full_resolution": True, "label_filter": "abdominal", **overrides})
 
 
 @dataclass(frozen=True)
@@ -240,14 +244,16 @@ def find_raw_ct(folder: Path) -> Path | None:
 
 
 def prepare_raw_cases(raw_root: str | Path, out_root: str | Path, *, device: str = "auto",
-                      anatomy_source: str = "auto") -> Path:
+                      anatomy_source: str = "auto", settings: PipelineSettings | None = None) -> Path:
     """Prepare `<raw_root>/<case>/{ct, ln[, anatomy|totalseg]}.<nii.gz|nrrd|...>` into prepared cases.
 
     Without an anatomy file, `prepare_case` makes one (TotalSegmentator when its weights are
-    there, else the labelled coarse fallback). Cases already prepared are kept (resume).
+    there, else the labelled coarse fallback), with `settings`' TotalSegmentator model and label
+    filter. Cases already prepared are kept (resume).
     """
     from LNSynthLib.prepare import prepare_case
 
+    s = settings or PipelineSettings()
     raw_root, out_root = Path(raw_root), Path(out_root)
     folders = sorted(p for p in raw_root.iterdir() if p.is_dir()) if raw_root.is_dir() else []
     if not folders:
@@ -261,7 +267,8 @@ def prepare_raw_cases(raw_root: str | Path, out_root: str | Path, *, device: str
             raise InputDataError("case folder needs a CT and a lymph-node mask", path=folder,
                                  fix="name them ct.nii.gz and ln.nii.gz (or .nrrd/.mha)")
         prepare_case(ct, ln, out_root, folder.name, anatomy_path=_find_raw(folder, "anatomy"),
-                     anatomy_source=anatomy_source, device=device)
+                     anatomy_source=anatomy_source, device=device, fast=not s.totalseg_full_resolution,
+                     label_filter=s.label_filter)
     return out_root
 
 

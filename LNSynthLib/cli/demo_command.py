@@ -91,6 +91,7 @@ def run_user(args: argparse.Namespace) -> int:
     from LNSynthLib.errors import InputDataError
     from LNSynthLib.pipeline import prepare_raw_cases
 
+    settings = _apply(base, args)
     cases, test_cases = args.cases, args.test_cases
     if args.raw_cases and args.raw_test_cases:
         from LNSynthLib.pipeline import find_raw_ct
@@ -98,13 +99,14 @@ def run_user(args: argparse.Namespace) -> int:
 
         check_raw_disjoint(args.raw_cases, args.raw_test_cases, find_raw_ct)
     if args.raw_cases:
-        cases = prepare_raw_cases(args.raw_cases, Path(args.out) / "prepared" / "train", device=args.device)
+        cases = prepare_raw_cases(args.raw_cases, Path(args.out) / "prepared" / "train", device=args.device,
+                                  settings=settings)
     if args.raw_test_cases:
         test_cases = prepare_raw_cases(args.raw_test_cases, Path(args.out) / "prepared" / "test",
-                                       device=args.device)
+                                       device=args.device, settings=settings)
     if cases is None or test_cases is None:
         raise InputDataError("no training or test cases given",
                              fix="pass --cases and --test-cases (prepared) or --raw-cases and --raw-test-cases")
-    report = run_pipeline(args.out, _apply(base, args), cases=cases, test_cases=test_cases)
+    report = run_pipeline(args.out, settings, cases=cases, test_cases=test_cases)
     print(f"report: {report}")
     return 0

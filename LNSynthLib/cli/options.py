@@ -80,9 +80,11 @@ def add_device(parser: argparse.ArgumentParser, what: str = "") -> None:
 
 
 def add_anatomy_source(parser: argparse.ArgumentParser, labels_flag: str, default: str) -> None:
-    """The label file option `labels_flag`, `--anatomy-source`, `--labels-kind`, `--resample-labels`, and
-    TotalSegmentator's `--device`/`--weights-dir`: one anatomy vocabulary (`anatomy.build`)."""
+    """The label file option `labels_flag`, `--anatomy-source`, `--labels-kind`, `--resample-labels`,
+    TotalSegmentator's `--device`/`--weights-dir`/`--full-resolution` and `--label-filter`: one anatomy
+    vocabulary (`anatomy.build`)."""
     from LNSynthLib.anatomy.build import ANATOMY_SOURCES, LABEL_KINDS, OLD_SOURCES
+    from LNSynthLib.anatomy.groups import LABEL_FILTERS
 
     parser.add_argument(labels_flag, type=at.input_path,
                         help="label file: TotalSegmentator 'total' output or a 14-label anatomy map")
@@ -100,3 +102,10 @@ def add_anatomy_source(parser: argparse.ArgumentParser, labels_flag: str, defaul
                              "the same grid, or the same voxels in another axis order/direction, is accepted")
     add_device(parser, "for TotalSegmentator")
     parser.add_argument("--weights-dir", help="TotalSegmentator home folder with its weights (TOTALSEG_HOME_DIR)")
+    parser.add_argument("--full-resolution", action="store_true",
+                        help="TotalSegmentator's 1.5 mm models (Tasks 291-295, as `lnsynth run --config paper` "
+                             "uses) instead of the fast 3 mm model")
+    parser.add_argument("--label-filter", default="none", choices=LABEL_FILTERS,
+                        help="none: group every TotalSegmentator class (default); abdominal: paper 000's filtering, "
+                             "thoracic/neck/head classes become body or air by thresholding "
+                             "(anatomy/label_groups.json)")
