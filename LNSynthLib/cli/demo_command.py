@@ -46,6 +46,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     run.add_argument("--raw-cases", type=at.input_path, help="unprepared training cases: <case>/{ct,ln[,anatomy|totalseg]}.nii.gz")
     run.add_argument("--raw-test-cases", type=at.input_path, help="unprepared held-out test cases, same layout")
     add_config(run)
+    run.add_argument("--allow-coarse-anatomy", action="store_true",
+                     help="let a --config paper run train on cases whose anatomy is the weights-free coarse map "
+                          "(4 of 14 labels; refused otherwise)")
     run.set_defaults(func=run_user)
 
 
@@ -78,7 +81,8 @@ def run_demo(args: argparse.Namespace) -> int:
     return 0
 
 
-def run_user(args: argparse.Namespace) -> int:
+def user_settings(args: argparse.Namespace) -> PipelineSettings:
+    """`lnsynth run`'s settings: the chosen config's pipeline sizes with the command-line changes."""
     config = chosen_config(args)
     if config in ("paper", "paper-bf16"):
         base = PipelineSettings.paper(ddpm_config=config)
@@ -86,12 +90,17 @@ def run_user(args: argparse.Namespace) -> int:
         base = PipelineSettings.demo()
     else:  # the user's own LN-DDPM YAML, used as written
         base = PipelineSettings(ddpm_config=config)
+    settings = _apply(base, args)
+    return replace(settings, allow_coarse_anatomy=True) if args.allow_coarse_anatomy else settings
+
+
+def run_user(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from LNSynthLib.errors import InputDataError
     from LNSynthLib.pipeline import prepare_raw_cases
 
-    settings = _apply(base, args)
+    settings = user_settings(args)
     cases, test_cases = args.cases, args.test_cases
     if args.raw_cases and args.raw_test_cases:
         from LNSynthLib.pipeline import find_raw_ct
