@@ -63,3 +63,15 @@ def test_paper_is_fp32_and_paper_bf16_differs_only_in_precision() -> None:
     assert paper["train"]["amp"] == "off" and bf16["train"]["amp"] == "auto"
     paper["train"].pop("amp"), bf16["train"].pop("amp"), paper.pop("name"), bf16.pop("name")
     assert paper == bf16
+
+
+def test_paper_md_has_a_row_for_every_paper_config_value() -> None:
+    """configs/PAPER.md compares each `paper` value with its source; a new config key needs its row."""
+    from LNSynthLib.diffusion.config import CONFIG_DIR
+
+    table = (CONFIG_DIR / "PAPER.md").read_text(encoding="utf-8")
+    config = load_config("paper").to_dict()
+    keys = [f"{section}.{key}" for section, values in config.items() if isinstance(values, dict) for key in values]
+    assert len(keys) > 30
+    missing = [key for key in keys if f"| `{key}` |" not in table]
+    assert not missing, missing
