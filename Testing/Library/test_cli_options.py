@@ -15,9 +15,9 @@ def _sub_parser(parser, *names: str):  # noqa: ANN001, ANN202 - argparse interna
     return parser
 
 
-def test_sample_options_are_unset_by_default_and_keep_the_old_n() -> None:
+def test_sample_options_are_unset_by_default_and_keep_the_old_n(tmp_path) -> None:  # noqa: ANN001
     parser = build_parser()
-    base = ["sample", "--checkpoint", "c.pt", "--cases", "c", "--out", "o"]
+    base = ["sample", "--checkpoint", "c.pt", "--cases", str(tmp_path), "--out", str(tmp_path / "o")]
     args = parser.parse_args(base)
     assert (args.samples_per_case, args.sampler, args.steps, args.eta) == (None, None, None, None)
     assert parser.parse_args([*base, "--samples-per-case", "3"]).samples_per_case == 3
