@@ -85,6 +85,11 @@ def test_existing_run_is_not_silently_replaced(straight_run: Path, phantom_cases
     other_model = micro_config(**{"network.channels": [8, 16, 16]})
     with pytest.raises(InputDataError, match="different model configuration"):
         train(other_model, phantom_cases, straight_run.parent, device="cpu", progress=False)
+    # the run recorded its global batch; resuming with another one would change its data stream and recipe
+    assert load_checkpoint(straight_run)["global_batch"] == 2
+    with pytest.raises(InputDataError, match=r"trained with global batch 2 \(checkpoint\), this call would use 1"):
+        train(micro_config(**{"train.batch_size": 1}), phantom_cases, straight_run.parent, device="cpu",
+              progress=False)
 
 
 def test_missing_cases_folder_is_a_clear_error(tmp_path: Path) -> None:
