@@ -14,6 +14,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from LNSynthLib.anatomy.provenance import refuse_coarse_anatomy
 from LNSynthLib.atomic import write_text_atomic
 from LNSynthLib.cases import META_FILE, list_cases
 from LNSynthLib.devices import nnunet_device
@@ -48,6 +49,10 @@ class PipelineSettings:
     test_margin_mm: float = TEST_MARGIN_MM
     device: str = "auto"
     lpips_weights: str | None = None
+    # Anatomy of `lnsynth run --raw-cases` (prepared cases keep theirs): TotalSegmentator model and label filter
+    totalseg_full_resolution: bool = False   # paper: the 1.5 mm models, not the fast 3 mm one
+    label_filter: str = "none"               # anatomy.groups.LABEL_FILTERS; paper: abdominal
+    allow_coarse_anatomy: bool = True        # paper: False, training cases with coarse anatomy are refused
 
     @classmethod
     def demo(cls, **overrides: Any) -> PipelineSettings:
@@ -61,7 +66,9 @@ class PipelineSettings:
 
     @classmethod
     def paper(cls, **overrides: Any) -> PipelineSettings:
-        return cls(**{"ddpm_config": "paper", "synt_per_case": 10, "nnunet_epochs": None, "paste_variant": True, **overrides})
+        return cls(**{"ddpm_config": "paper", "synt_per_case": 10, "nnunet_epochs": None, "paste_variant": True,
+                      "totalseg_full_resolution": True, "label_filter": "abdominal",
+                      "allow_coarse_anatomy": False, **overrides})
 
 
 @dataclass(frozen=True)
@@ -170,6 +177,8 @@ def run_pipeline(work_dir: str | Path, settings: PipelineSettings | None = None,
         from LNSynthLib.segmentation.leakage import check_prepared_disjoint
 
         check_prepared_disjoint(cases, test_cases)  # before anything is written
+        if not s.allow_coarse_anatomy:   # the training cases condition LN-DDPM; test cases only need CT + LN
+            refuse_coarse_anatomy(cases, s.ddpm_config)
     layout.root.mkdir(parents=True, exist_ok=True)
     if cases is not None:
         layout = _with_user_cases(layout, Path(cases), Path(test_cases))
@@ -216,8 +225,8 @@ def _evaluate(layout: Layout, s: PipelineSettings, sets: list, device: str) -> P
              f"LN-DDPM config {s.ddpm_config} {s.ddpm_overrides}; {sample.samples_per_case} samples per case "
              f"({sample.sampler}, {sample.steps} steps); Real+Synt uses {s.synt_per_case} per real case."]
     inputs = EvaluationInputs(layout.report, dataset_dir / "labelsTs", sets, images_dir=dataset_dir / "imagesTs",
-                              real_root=layout.train_cases, synthetic_root=layout.synthetic,
-                              ddpm_run=layout.ddpm_run, generation=generation, notes=notes)
+                              real_root=layout.train_cases, test_root=layout.test_cases,
+                              synthetic_root=layout.synthetic, ddpm_run=layout.ddpm_run, generation=generation, notes=notes)
     report, _ = write_report(inputs)
     return report
 
@@ -240,14 +249,16 @@ def find_raw_ct(folder: Path) -> Path | None:
 
 
 def prepare_raw_cases(raw_root: str | Path, out_root: str | Path, *, device: str = "auto",
-                      anatomy_source: str = "auto") -> Path:
+                      anatomy_source: str = "auto", settings: PipelineSettings | None = None) -> Path:
     """Prepare `<raw_root>/<case>/{ct, ln[, anatomy|totalseg]}.<nii.gz|nrrd|...>` into prepared cases.
 
     Without an anatomy file, `prepare_case` makes one (TotalSegmentator when its weights are
-    there, else the labelled coarse fallback). Cases already prepared are kept (resume).
+    there, else the labelled coarse fallback), with `settings`' TotalSegmentator model and label
+    filter. Cases already prepared are kept (resume).
     """
     from LNSynthLib.prepare import prepare_case
 
+    s = settings or PipelineSettings()
     raw_root, out_root = Path(raw_root), Path(out_root)
     folders = sorted(p for p in raw_root.iterdir() if p.is_dir()) if raw_root.is_dir() else []
     if not folders:
@@ -261,7 +272,8 @@ def prepare_raw_cases(raw_root: str | Path, out_root: str | Path, *, device: str
             raise InputDataError("case folder needs a CT and a lymph-node mask", path=folder,
                                  fix="name them ct.nii.gz and ln.nii.gz (or .nrrd/.mha)")
         prepare_case(ct, ln, out_root, folder.name, anatomy_path=_find_raw(folder, "anatomy"),
-                     anatomy_source=anatomy_source, device=device)
+                     anatomy_source=anatomy_source, device=device, fast=not s.totalseg_full_resolution,
+                     label_filter=s.label_filter)
     return out_root
 
 

@@ -53,10 +53,11 @@ def prepare_volumes(ct: Volume, anatomy: Volume, ln: Volume,
 def prepare_case(ct_path: str | Path, ln_path: str | Path, out_root: str | Path, case_id: str, *,
                  anatomy_path: str | Path | None = None, anatomy_source: str = "auto", labels_kind: str = "auto",
                  resample_labels: bool = False, settings: PreprocessSettings | None = None,
-                 overwrite: bool = False, device: str = "auto", weights_dir: str | Path | None = None) -> Path:
+                 overwrite: bool = False, device: str = "auto", weights_dir: str | Path | None = None,
+                 fast: bool = True, label_filter: str = "none") -> Path:
     """Write `<out_root>/<case_id>/{ct,anatomy,ln}.nii.gz + case.json` on the prepared grid; return the folder.
 
-    `anatomy_source`/`labels_kind` as in `anatomy.build`; the LN mask and a label file go onto the
+    `anatomy_source`/`labels_kind`/`fast`/`label_filter` as in `anatomy.build`; the LN mask and a label file go onto the
     CT grid by the grid rule of `volumes.grid.labels_onto` (`resample_labels`: nearest neighbour).
     """
     settings = settings or PreprocessSettings.train()
@@ -72,7 +73,8 @@ def prepare_case(ct_path: str | Path, ln_path: str | Path, out_root: str | Path,
         check_ln_labels(ln, ln_path)
         progress.update(message="read and checked")
         anatomy, source = build_anatomy(ct, ct_path, anatomy_path, anatomy_source, labels_kind=labels_kind,
-                                        resample_labels=resample_labels, device=device, weights_dir=weights_dir)
+                                        resample_labels=resample_labels, device=device, weights_dir=weights_dir,
+                                        fast=fast, label_filter=label_filter)
         progress.update(message=f"anatomy from {source}")
         check_ln_mask(ln, anatomy, ln_path)
         ct_p, anatomy_p, ln_p, meta = prepare_volumes(ct, anatomy, ln, settings)
@@ -82,6 +84,9 @@ def prepare_case(ct_path: str | Path, ln_path: str | Path, out_root: str | Path,
             "ct_path": str(Path(ct_path).resolve()), "ln_path": str(Path(ln_path).resolve()),
             "anatomy_path": None if anatomy_path is None else str(Path(anatomy_path).resolve()),
             "anatomy_source": source, "anatomy_coarse": source == "coarse",
+            "anatomy_label_filter": label_filter if source == "totalseg" else None,
+            "totalseg_model": None if source != "totalseg" or anatomy_path is not None else
+            ("fast 3 mm" if fast else "full resolution 1.5 mm"),
         })
         if source == "coarse":
             meta["anatomy_warning"] = COARSE_WARNING

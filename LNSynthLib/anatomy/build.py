@@ -7,6 +7,10 @@ One vocabulary (`ANATOMY_SOURCES`), each word with one meaning:
 - `coarse`: the weights-free threshold fallback (flagged; a demo-quality stand-in);
 - `auto`: the file when one is given, else TotalSegmentator when its weights are there, else coarse.
 A label file goes onto the CT grid by the one grid rule of `volumes.grid.labels_onto`.
+Two more choices, recorded in each prepared case.json: TotalSegmentator's fast 3 mm model or its
+full-resolution 1.5 mm models (`fast`; the paper pipeline uses full resolution), and
+`label_filter` (`groups.LABEL_FILTERS`: `none` groups every class, `abdominal` is paper 000's
+filtering to abdominal labels).
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from LNSynthLib.anatomy.groups import BODY, NUM_LABELS, totalseg_to_anatomy
+from LNSynthLib.anatomy.groups import BODY, LABEL_FILTERS, NUM_LABELS, totalseg_to_anatomy
 from LNSynthLib.errors import InputDataError
 from LNSynthLib.volumes.geometry import Volume
 from LNSynthLib.volumes.grid import labels_onto
@@ -53,8 +57,11 @@ def guess_source(label_volume: Volume, path: str | Path | None = None) -> str:
 
 def anatomy_from_labels(label_volume: Volume, ct: Volume, source: str = "totalseg", *,
                         path: str | Path | None = None, ct_path: str | Path | None = None,
-                        resample: bool = False) -> Volume:
-    """14-label anatomy (uint8) on the CT grid from a TotalSegmentator output or an existing 14-label map."""
+                        resample: bool = False, label_filter: str = "none") -> Volume:
+    """14-label anatomy (uint8) on the CT grid from a TotalSegmentator output or an existing 14-label map.
+
+    `label_filter` applies to a TotalSegmentator output only (a 14-label map is used as it is).
+    """
     if source not in SOURCES:
         raise ValueError(f"source must be one of {SOURCES}, got {source!r}")
     label_volume = labels_onto(label_volume, ct, path, ct_path, resample=resample)
@@ -74,7 +81,7 @@ def anatomy_from_labels(label_volume: Volume, ct: Volume, source: str = "totalse
                 path=path, fix="pass --labels-kind totalseg if this is a TotalSegmentator 'total' output")
         return Volume(labels.astype(np.uint8), ct.geometry)
     try:
-        grouped = totalseg_to_anatomy(labels.astype(np.int64, copy=False), ct.array)
+        grouped = totalseg_to_anatomy(labels.astype(np.int64, copy=False), ct.array, label_filter)
     except ValueError as exc:
         raise InputDataError(f"is not a TotalSegmentator 'total' label map ({exc})", path=path,
                              fix="give the multi-label output of `TotalSegmentator --ml` (task total), or "
@@ -84,16 +91,17 @@ def anatomy_from_labels(label_volume: Volume, ct: Volume, source: str = "totalse
 
 def build_anatomy(ct: Volume, ct_path: str | Path, labels_path: str | Path | None = None, source: str = "auto", *,
                   labels_kind: str = "auto", resample_labels: bool = False, device: str = "auto",
-                  weights_dir: str | Path | None = None, fast: bool = True) -> tuple[Volume, str]:
+                  weights_dir: str | Path | None = None, fast: bool = True,
+                  label_filter: str = "none") -> tuple[Volume, str]:
     """14-label anatomy on the CT grid and what it came from: `totalseg`, `anatomy14` or `coarse`."""
     from LNSynthLib.anatomy.fallback import COARSE_WARNING, coarse_anatomy
     from LNSynthLib.anatomy.totalseg import run_totalsegmentator, weights_available
     from LNSynthLib.volumes.io import read_volume
 
     source, labels_kind = OLD_SOURCES.get(source, (source, labels_kind))
-    if source not in ANATOMY_SOURCES or labels_kind not in LABEL_KINDS:
-        raise ValueError(f"source must be one of {ANATOMY_SOURCES} and labels_kind one of {LABEL_KINDS}, "
-                         f"got {source!r}, {labels_kind!r}")
+    if source not in ANATOMY_SOURCES or labels_kind not in LABEL_KINDS or label_filter not in LABEL_FILTERS:
+        raise ValueError(f"source must be one of {ANATOMY_SOURCES}, labels_kind one of {LABEL_KINDS} and "
+                         f"label_filter one of {LABEL_FILTERS}, got {source!r}, {labels_kind!r}, {label_filter!r}")
     if source == "file" and labels_path is None:
         raise InputDataError("--anatomy-source file needs a label file", path=ct_path,
                              fix="pass the label file (--anatomy / --labels), or use --anatomy-source totalseg "
@@ -105,11 +113,12 @@ def build_anatomy(ct: Volume, ct_path: str | Path, labels_path: str | Path | Non
         labels = read_volume(labels_path)
         kind = guess_source(labels, labels_path) if labels_kind == "auto" else labels_kind
         return anatomy_from_labels(labels, ct, kind, path=labels_path, ct_path=ct_path,
-                                   resample=resample_labels), kind
+                                   resample=resample_labels, label_filter=label_filter), kind
     if source == "totalseg" or (source == "auto" and weights_available(weights_dir, fast)):
         with tempfile.TemporaryDirectory(prefix="lnsynth_ts_") as tmp:
             out = run_totalsegmentator(ct_path, Path(tmp) / "total.nii.gz", device=device, fast=fast,
                                        weights_dir=weights_dir)
-            return anatomy_from_labels(read_volume(out), ct, "totalseg", path=out, ct_path=ct_path), "totalseg"
+            return anatomy_from_labels(read_volume(out), ct, "totalseg", path=out, ct_path=ct_path,
+                                       label_filter=label_filter), "totalseg"
     print(f"lnsynth: warning: {COARSE_WARNING}", file=sys.stderr)
     return coarse_anatomy(ct), "coarse"

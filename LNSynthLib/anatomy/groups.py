@@ -3,6 +3,10 @@
 The grouping lives in `label_groups.json` (data, reviewed with its reasons), and class ids are
 looked up by name in the installed TotalSegmentator at run time, so a TotalSegmentator release
 that renumbers classes cannot silently shift the groups.
+
+`label_filter` (`LABEL_FILTERS`, also in `label_groups.json`): `none` groups every listed class
+(today's default); `abdominal` is paper 000's filtering to abdominal labels, where thoracic, neck
+and head classes are dropped and become body/air by the thresholding rule like any unlabelled voxel.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ NUM_LABELS = 14
 LYMPH_NODE_SEGMENT_NAME = "lymph node"
 LABEL_GROUPS_FILE = Path(__file__).with_name("label_groups.json")
 AIR, BODY = 0, 1
+LABEL_FILTERS = ("none", "abdominal")    # label_groups.json "label_filters"; paper pipeline: abdominal
 
 
 @dataclass(frozen=True)
@@ -68,29 +73,43 @@ def totalseg_class_ids() -> dict[str, int]:
     return {name: int(idx) for idx, name in classes.items()}
 
 
-@lru_cache(maxsize=1)
-def totalseg_lookup() -> np.ndarray:
-    """Lookup table: TotalSegmentator id -> anatomy label (255 = not grouped)."""
+def dropped_classes(label_filter: str = "none") -> tuple[str, ...]:
+    """TotalSegmentator classes that `label_filter` leaves to the thresholding rule (body/air)."""
+    filters = json.loads(LABEL_GROUPS_FILE.read_text(encoding="utf-8"))["label_filters"]
+    if label_filter not in LABEL_FILTERS or label_filter not in filters:
+        raise ValueError(f"label_filter must be one of {LABEL_FILTERS}, got {label_filter!r}")
+    return tuple(filters[label_filter]["drop"])
+
+
+@lru_cache(maxsize=len(LABEL_FILTERS))
+def totalseg_lookup(label_filter: str = "none") -> np.ndarray:
+    """Lookup table: TotalSegmentator id -> anatomy label (255 = not grouped or dropped by the filter)."""
     ids = totalseg_class_ids()
+    grouped = {cls for group in load_label_groups() for cls in group.classes}
+    drop = set(dropped_classes(label_filter))
+    if drop - grouped:
+        raise ValueError(f"{LABEL_GROUPS_FILE}: filter {label_filter!r} drops classes no group lists: "
+                         f"{sorted(drop - grouped)}")
     table = np.full(max(ids.values()) + 1, 255, dtype=np.uint8)
     for group in load_label_groups():
         for cls in group.classes:
             if cls not in ids:
                 raise ValueError(f"{LABEL_GROUPS_FILE}: {cls!r} is not a TotalSegmentator 'total' class")
-            table[ids[cls]] = group.value
+            if cls not in drop:
+                table[ids[cls]] = group.value
     return table
 
 
-def totalseg_to_anatomy(ts_labels: np.ndarray, ct_hu: np.ndarray) -> np.ndarray:
+def totalseg_to_anatomy(ts_labels: np.ndarray, ct_hu: np.ndarray, label_filter: str = "none") -> np.ndarray:
     """Group a TotalSegmentator `total` label map into the 14-label map (uint8, same shape).
 
-    Organ groups win; voxels no group covers become `body` inside the body outline, `air`
-    outside it or where the CT holds gas.
+    Organ groups win; voxels no group covers (or whose class `label_filter` drops) become `body`
+    inside the body outline, `air` outside it or where the CT holds gas.
     """
     ts_labels = np.asarray(ts_labels)
     if ts_labels.shape != np.shape(ct_hu):
         raise ValueError(f"label map {ts_labels.shape} and CT {np.shape(ct_hu)} differ in shape")
-    table = totalseg_lookup()
+    table = totalseg_lookup(label_filter)
     if ts_labels.size and int(ts_labels.max()) >= table.size:
         raise ValueError(f"label value {int(ts_labels.max())} is not a TotalSegmentator 'total' class id")
     if ts_labels.size and int(ts_labels.min()) < 0:

@@ -18,8 +18,6 @@ def register(sub: argparse._SubParsersAction) -> None:
                    default=argparse.SUPPRESS, help=argparse.SUPPRESS)
     p.add_argument("--labels-source", dest="labels_kind", choices=["auto", "totalseg", "anatomy14"],
                    default=argparse.SUPPRESS, help=argparse.SUPPRESS)
-    p.add_argument("--full-resolution", action="store_true",
-                   help="TotalSegmentator's 1.5 mm models (Tasks 291-295) instead of the fast 3 mm model")
     p.add_argument("--overwrite", action="store_true")
     p.set_defaults(func=run)
 
@@ -34,7 +32,8 @@ def run(args: argparse.Namespace) -> int:
     ct = read_ct(args.ct)
     anatomy, used = build_anatomy(ct, args.ct, args.labels, args.anatomy_source, labels_kind=args.labels_kind,
                                   resample_labels=args.resample_labels, device=args.device,
-                                  weights_dir=args.weights_dir, fast=not args.full_resolution)
+                                  weights_dir=args.weights_dir, fast=not args.full_resolution,
+                                  label_filter=args.label_filter)
     write_volume(anatomy, args.out, overwrite=args.overwrite)
     emit_result("anatomy", args.out, source=used, coarse=used == "coarse")
     print(f"anatomy map: {args.out}")

@@ -6,7 +6,14 @@ import argparse
 from dataclasses import replace
 
 from LNSynthLib.cli import arg_types as at
-from LNSynthLib.cli.options import SYNT_PER_CASE_HELP, add_device, add_sampling, sampling_overrides
+from LNSynthLib.cli.options import (
+    SYNT_PER_CASE_HELP,
+    add_config,
+    add_device,
+    add_sampling,
+    chosen_config,
+    sampling_overrides,
+)
 from LNSynthLib.pipeline import PipelineSettings, run_pipeline
 
 
@@ -38,7 +45,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     run.add_argument("--test-cases", type=at.input_path, help="prepared held-out test cases")
     run.add_argument("--raw-cases", type=at.input_path, help="unprepared training cases: <case>/{ct,ln[,anatomy|totalseg]}.nii.gz")
     run.add_argument("--raw-test-cases", type=at.input_path, help="unprepared held-out test cases, same layout")
-    run.add_argument("--config", default="tiny", help="tiny (CPU) or paper (GPU server, paper 000 settings)")
+    add_config(run)
+    run.add_argument("--allow-coarse-anatomy", action="store_true",
+                     help="let a --config paper run train on cases whose anatomy is the weights-free coarse map "
+                          "(4 of 14 labels; refused otherwise)")
     run.set_defaults(func=run_user)
 
 
@@ -71,18 +81,26 @@ def run_demo(args: argparse.Namespace) -> int:
     return 0
 
 
-def run_user(args: argparse.Namespace) -> int:
-    if args.config == "paper":
-        base = PipelineSettings.paper()
-    elif args.config == "tiny":
+def user_settings(args: argparse.Namespace) -> PipelineSettings:
+    """`lnsynth run`'s settings: the chosen config's pipeline sizes with the command-line changes."""
+    config = chosen_config(args)
+    if config in ("paper", "paper-bf16"):
+        base = PipelineSettings.paper(ddpm_config=config)
+    elif config == "tiny":
         base = PipelineSettings.demo()
     else:  # the user's own LN-DDPM YAML, used as written
-        base = PipelineSettings(ddpm_config=args.config)
+        base = PipelineSettings(ddpm_config=config)
+    settings = _apply(base, args)
+    return replace(settings, allow_coarse_anatomy=True) if args.allow_coarse_anatomy else settings
+
+
+def run_user(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from LNSynthLib.errors import InputDataError
     from LNSynthLib.pipeline import prepare_raw_cases
 
+    settings = user_settings(args)
     cases, test_cases = args.cases, args.test_cases
     if args.raw_cases and args.raw_test_cases:
         from LNSynthLib.pipeline import find_raw_ct
@@ -90,13 +108,14 @@ def run_user(args: argparse.Namespace) -> int:
 
         check_raw_disjoint(args.raw_cases, args.raw_test_cases, find_raw_ct)
     if args.raw_cases:
-        cases = prepare_raw_cases(args.raw_cases, Path(args.out) / "prepared" / "train", device=args.device)
+        cases = prepare_raw_cases(args.raw_cases, Path(args.out) / "prepared" / "train", device=args.device,
+                                  settings=settings)
     if args.raw_test_cases:
         test_cases = prepare_raw_cases(args.raw_test_cases, Path(args.out) / "prepared" / "test",
-                                       device=args.device)
+                                       device=args.device, settings=settings)
     if cases is None or test_cases is None:
         raise InputDataError("no training or test cases given",
                              fix="pass --cases and --test-cases (prepared) or --raw-cases and --raw-test-cases")
-    report = run_pipeline(args.out, _apply(base, args), cases=cases, test_cases=test_cases)
+    report = run_pipeline(args.out, settings, cases=cases, test_cases=test_cases)
     print(f"report: {report}")
     return 0

@@ -24,6 +24,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--pred", action="append", default=[], metavar="STRATEGY|METHOD=DIR",
                    help="predictions of one strategy, e.g. 'Real|-=preds/real' (repeat)")
     p.add_argument("--real", help="prepared real cases (for generation metrics and the mosaic)")
+    p.add_argument("--test-cases", help="prepared test cases (the report states their anatomy source)")
     p.add_argument("--synthetic", help="synthetic cases written by `lnsynth sample`")
     p.add_argument("--ddpm-run", help="LN-DDPM run folder (loss.csv)")
     p.add_argument("--real-model", help="nnU-Net model trained on real data only (NodeRecall_synt)")
@@ -65,6 +66,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
     sets = _prediction_sets(args)
     labels, images = args.labels, args.images
     real, synthetic, ddpm_run, real_model = args.real, args.synthetic, args.ddpm_run, args.real_model
+    test_cases = args.test_cases
     if args.work:
         from LNSynthLib.pipeline import DATASETS, Layout
 
@@ -81,6 +83,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
         labels = labels or str(raw / "Dataset101_Real" / "labelsTs")
         images = images or str(raw / "Dataset101_Real" / "imagesTs")
         real, synthetic = real or str(layout.train_cases), synthetic or str(layout.synthetic)
+        test_cases = test_cases or str(layout.test_cases)
         ddpm_run = ddpm_run or str(layout.ddpm_run)
     if not labels or not sets:
         raise InputDataError("nothing to evaluate", fix="pass --work DIR, or --labels DIR and at least one --pred")
@@ -94,6 +97,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
                                          totalseg_fast=not args.full_resolution)
     inputs = EvaluationInputs(Path(args.out), Path(labels), sets, images_dir=Path(images) if images else None,
                               real_root=Path(real) if real else None,
+                              test_root=Path(test_cases) if test_cases else None,
                               synthetic_root=Path(synthetic) if synthetic else None,
                               ddpm_run=Path(ddpm_run) if ddpm_run else None, generation=generation,
                               assd_form=args.assd_form)

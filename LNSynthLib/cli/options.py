@@ -11,7 +11,29 @@ import argparse
 
 from LNSynthLib.cli import arg_types as at
 from LNSynthLib.devices import DEVICE_HELP
-from LNSynthLib.diffusion.choices import SAMPLERS
+from LNSynthLib.diffusion.choices import BUNDLED_CONFIGS, SAMPLERS
+
+CONFIG_METAVAR = "{" + ",".join(BUNDLED_CONFIGS) + ",FILE.yaml}"
+CONFIG_CHOICES_TEXT = ("tiny (CPU-sized: tests, demo), paper (paper 000 as written, GPU server), paper-bf16 (paper in "
+                       "bf16, faster) or your own YAML file")
+
+
+def add_config(parser: argparse.ArgumentParser) -> None:
+    """The required `--config` of `lnsynth train` / `run`: no silent default model (`demo` alone uses tiny)."""
+    parser.add_argument("--config", default=None, metavar=CONFIG_METAVAR,
+                        help=f"LN-DDPM config (required): {CONFIG_CHOICES_TEXT}")
+
+
+def chosen_config(args: argparse.Namespace) -> str:
+    """`--config` as given, or a usage error naming the choices (checked before any work)."""
+    if args.config is None:
+        from LNSynthLib.errors import UsageError
+
+        raise UsageError(f"argument --config is required: {CONFIG_CHOICES_TEXT}",
+                         fix=f"add --config {BUNDLED_CONFIGS[0]} for a CPU-sized run or --config paper for paper "
+                             "000's settings")
+    return args.config
+
 
 SAMPLES_PER_CASE_HELP = "synthetic cases sampled per source case (default: the config's sample.samples_per_case)"
 SYNT_PER_CASE_HELP = "synthetic cases per real case in a Real+Synt dataset (paper: 5, 10, 20)"
@@ -58,9 +80,11 @@ def add_device(parser: argparse.ArgumentParser, what: str = "") -> None:
 
 
 def add_anatomy_source(parser: argparse.ArgumentParser, labels_flag: str, default: str) -> None:
-    """The label file option `labels_flag`, `--anatomy-source`, `--labels-kind`, `--resample-labels`, and
-    TotalSegmentator's `--device`/`--weights-dir`: one anatomy vocabulary (`anatomy.build`)."""
+    """The label file option `labels_flag`, `--anatomy-source`, `--labels-kind`, `--resample-labels`,
+    TotalSegmentator's `--device`/`--weights-dir`/`--full-resolution` and `--label-filter`: one anatomy
+    vocabulary (`anatomy.build`)."""
     from LNSynthLib.anatomy.build import ANATOMY_SOURCES, LABEL_KINDS, OLD_SOURCES
+    from LNSynthLib.anatomy.groups import LABEL_FILTERS
 
     parser.add_argument(labels_flag, type=at.input_path,
                         help="label file: TotalSegmentator 'total' output or a 14-label anatomy map")
@@ -78,3 +102,10 @@ def add_anatomy_source(parser: argparse.ArgumentParser, labels_flag: str, defaul
                              "the same grid, or the same voxels in another axis order/direction, is accepted")
     add_device(parser, "for TotalSegmentator")
     parser.add_argument("--weights-dir", help="TotalSegmentator home folder with its weights (TOTALSEG_HOME_DIR)")
+    parser.add_argument("--full-resolution", action="store_true",
+                        help="TotalSegmentator's 1.5 mm models (Tasks 291-295, as `lnsynth run --config paper` "
+                             "uses) instead of the fast 3 mm model")
+    parser.add_argument("--label-filter", default="none", choices=LABEL_FILTERS,
+                        help="none: group every TotalSegmentator class (default); abdominal: paper 000's filtering, "
+                             "thoracic/neck/head classes become body or air by thresholding "
+                             "(anatomy/label_groups.json)")

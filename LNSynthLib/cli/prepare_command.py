@@ -34,7 +34,8 @@ def run(args: argparse.Namespace) -> int:
     folder = prepare_case(args.ct, args.ln, args.out, args.case_id, anatomy_path=args.anatomy,
                           anatomy_source=args.anatomy_source, labels_kind=args.labels_kind,
                           resample_labels=args.resample_labels, settings=settings, overwrite=args.overwrite,
-                          device=args.device, weights_dir=args.weights_dir)
+                          device=args.device, weights_dir=args.weights_dir, fast=not args.full_resolution,
+                          label_filter=args.label_filter)
     emit_result("case", folder)
     print(f"prepared case: {folder}")
     return 0

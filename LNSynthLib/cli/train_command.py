@@ -8,7 +8,7 @@ from typing import Any
 import yaml
 
 from LNSynthLib.cli import arg_types as at
-from LNSynthLib.cli.options import add_device
+from LNSynthLib.cli.options import add_config, add_device, chosen_config
 from LNSynthLib.errors import InputDataError
 
 
@@ -25,7 +25,7 @@ def parse_overrides(items: list[str]) -> dict[str, Any]:
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("train", help="train LN-DDPM on prepared cases (resumable; torchrun for several GPUs)")
-    p.add_argument("--config", default="tiny", help="bundled config (tiny, paper) or a YAML file")
+    add_config(p)
     p.add_argument("--cases", required=True, type=at.input_path, help="folder of prepared cases")
     p.add_argument("--run-dir", required=True, type=at.output_dir, help="folder for checkpoint.pt, config.yaml, loss.csv, loss.png")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
@@ -41,7 +41,7 @@ def run(args: argparse.Namespace) -> int:
     from LNSynthLib.diffusion.training import train
     from LNSynthLib.jobs.results import emit_result
 
-    config = load_config(args.config, parse_overrides(args.overrides))   # ConfigError on any bad value
+    config = load_config(chosen_config(args), parse_overrides(args.overrides))   # ConfigError on any bad value
     checkpoint = train(config, args.cases, args.run_dir, resume=not args.no_resume, device=args.device,
                        max_steps=args.max_steps)
     emit_result("checkpoint", checkpoint)

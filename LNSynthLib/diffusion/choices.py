@@ -7,7 +7,7 @@ nothing but the standard library, so the panel can import it inside Slicer's pro
 
 from __future__ import annotations
 
-BUNDLED_CONFIGS = ("tiny", "paper")             # diffusion/configs/<name>.yaml
+BUNDLED_CONFIGS = ("tiny", "paper", "paper-bf16")  # diffusion/configs/<name>.yaml; paper-bf16 = paper + bf16
 SAMPLERS = ("ddpm", "ddim", "dpmpp")              # diffusion/samplers.py
 SCHEDULES = ("cosine", "linear")                  # diffusion/schedule.py
 PREDICTIONS = ("epsilon", "v")                    # what the network outputs

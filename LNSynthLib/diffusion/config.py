@@ -50,10 +50,13 @@ class DiffusionConfig:
 class TrainConfig:
     patch_size: tuple[int, int, int] = (128, 128, 128)
     iterations: int = 45_000
-    batch_size: int = 1
+    batch_size: int = 1                     # per process; global batch = batch_size × world size
     lr: float = 1e-4
     betas: tuple[float, float] = (0.9, 0.999)
     ema_decay: float = 0.995
+    ema_every: int = 1                       # EMA touched every N optimizer steps (diffusion/ema.py)
+    ema_start: int = 0                       # before this step the EMA copies the raw weights
+    ema_warmup: bool = True                  # decay min(ema_decay, (1+n)/(10+n)); defaults = `tiny`
     ln_patch_fraction: float = 0.9          # share of patches centred on a lymph node
     checkpoint_every: int = 1000
     log_every: int = 10

@@ -33,6 +33,8 @@ RANGES: dict[str, tuple[float | None, float | None, bool]] = {
     "train.lr": (0, None, True),
     "train.betas": (0, 0.999999, False),
     "train.ema_decay": (0, 1, False),
+    "train.ema_every": (1, None, False),
+    "train.ema_start": (0, None, False),
     "train.ln_patch_fraction": (0, 1, False),
     "train.checkpoint_every": (1, None, False),
     "train.log_every": (1, None, False),

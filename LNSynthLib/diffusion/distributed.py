@@ -1,9 +1,10 @@
 """Data-parallel training on PyTorch's own engine: `torchrun --nproc_per_node N -m LNSynthLib train`.
 
 torchrun sets RANK / WORLD_SIZE / LOCAL_RANK; we start a process group (NCCL on GPUs, gloo on
-CPU), every rank draws the same global batch from the same seeded streams and keeps its own
-slice, so N processes compute the same update as one process with the whole batch. Rank 0 alone
-writes checkpoints, logs and plots.
+CPU). `train.batch_size` is the batch of ONE process, so the paper's batch 1 runs on any number of
+GPUs; the global batch is batch_size × world size (recorded in the run). Every rank draws the same
+global batch from the same seeded streams and keeps its own slice, so N processes compute the same
+update as one process with the whole global batch. Rank 0 alone writes checkpoints, logs and plots.
 """
 
 from __future__ import annotations
@@ -29,15 +30,13 @@ class DistContext:
     def enabled(self) -> bool:
         return self.world_size > 1
 
-    def batch_slice(self, global_batch: int) -> slice:
-        """This rank's part of a global batch (which must split evenly)."""
-        if global_batch % self.world_size:
-            from LNSynthLib.errors import InputDataError
+    def global_batch(self, per_rank: int) -> int:
+        """Samples per optimizer step over all processes (`train.batch_size` is per process)."""
+        return per_rank * self.world_size
 
-            raise InputDataError(f"train.batch_size {global_batch} does not split over {self.world_size} processes",
-                                 fix="use --set train.batch_size=<a multiple of the process count>")
-        per = global_batch // self.world_size
-        return slice(self.rank * per, (self.rank + 1) * per)
+    def batch_slice(self, per_rank: int) -> slice:
+        """This rank's `per_rank` samples of the global batch that every rank draws."""
+        return slice(self.rank * per_rank, (self.rank + 1) * per_rank)
 
 
 def env_world_size() -> int:

@@ -1,6 +1,8 @@
 """LN-DDPM training loop: Adam + L1 on ε or v, EMA, bf16 autocast on GPU, DDP, exact resume.
 
 A run folder holds `checkpoint.pt` (rolling, atomic), `config.yaml`, `loss.csv` and `loss.png`.
+`train.batch_size` is per process; under torchrun the global batch (batch_size × world size) is
+stored in the checkpoint, written at the top of config.yaml and in the first progress line.
 Every random number of a step comes from streams stored in the checkpoint (patch sampler,
 timestep/noise generator, global RNGs), so a run killed at any moment and resumed from its last
 checkpoint continues exactly as the uninterrupted run would have.
@@ -61,6 +63,22 @@ def _check_resumable(payload: dict[str, Any], config: LNDDPMConfig, path: Path) 
                              fix="train with the same --config/--set values, or choose a new --run-dir")
 
 
+def _batch_comment(per_process: int, world_size: int) -> str:
+    """Header of a run's config.yaml: the batch the run really used (train.batch_size is per process)."""
+    return (f"# global batch {per_process * world_size} = train.batch_size {per_process} per process "
+            f"x {world_size} process(es)\n")
+
+
+def _check_same_global_batch(payload: dict[str, Any], global_batch: int, world_size: int, path: Path) -> None:
+    """A run continues with the global batch it started with (else its data stream and recipe change)."""
+    stored = int(payload.get("global_batch", global_batch))
+    if stored != global_batch:
+        raise InputDataError(f"the run was trained with global batch {stored} (checkpoint), this call would use "
+                             f"{global_batch} (train.batch_size x {world_size} processes)", path=path,
+                             fix="resume with the same number of processes and train.batch_size, or choose a "
+                                 "new --run-dir")
+
+
 def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed)
@@ -92,9 +110,10 @@ def train(config: LNDDPMConfig, cases_root: str | Path, run_dir: str | Path, *, 
     claim_run_dir(run_dir, write_marker=ctx.is_main)   # never overwrite a user's own config.yaml / loss.csv
     tc = config.train
     slice_ = ctx.batch_slice(tc.batch_size)
+    global_batch = ctx.global_batch(tc.batch_size)
     seed_everything(tc.seed)
     model = build_denoiser(config).to(dev)
-    ema = EMA(model, tc.ema_decay)
+    ema = EMA(model, tc.ema_decay, warmup=tc.ema_warmup, every=tc.ema_every, start=tc.ema_start)
     optimizer = torch.optim.Adam(model.parameters(), lr=tc.lr, betas=tuple(tc.betas))
     schedule = Schedule.from_config(config)
     sampler = PatchSampler(load_training_cases(cases_root, config.network.anatomy_labels), tc.patch_size,
@@ -104,6 +123,7 @@ def train(config: LNDDPMConfig, cases_root: str | Path, run_dir: str | Path, *, 
     if ckpt_path.exists():
         payload = load_checkpoint(ckpt_path, map_location=dev)
         _check_resumable(payload, config, ckpt_path)
+        _check_same_global_batch(payload, global_batch, ctx.world_size, ckpt_path)
         model.load_state_dict(payload["model"])
         ema.load_state_dict(payload["ema"])
         optimizer.load_state_dict(payload["optimizer"])
@@ -114,7 +134,8 @@ def train(config: LNDDPMConfig, cases_root: str | Path, run_dir: str | Path, *, 
         history = [(int(s), float(v)) for s, v in payload["loss_history"]]
         del payload
     if ctx.is_main:
-        write_text_atomic(run_dir / "config.yaml", save_config(config), overwrite=True)
+        write_text_atomic(run_dir / "config.yaml", _batch_comment(tc.batch_size, ctx.world_size) + save_config(config),
+                          overwrite=True)
 
     net: nn.Module = model
     if ctx.enabled:
@@ -133,6 +154,7 @@ def train(config: LNDDPMConfig, cases_root: str | Path, run_dir: str | Path, *, 
                 "step": step, "config_yaml": save_config(config), "model": _unwrap(model).state_dict(),
                 "ema": ema.state_dict(), "optimizer": optimizer.state_dict(), "data_rng": sampler.state(),
                 "noise_rng": noise_gen.get_state(), "rng": capture_global_rng(),
+                "global_batch": global_batch, "world_size": ctx.world_size,
                 "loss_history": [[s, v] for s, v in history]})
             write_loss_csv(history, run_dir / "loss.csv")
             plot_loss(history, run_dir / "loss.png")
@@ -142,11 +164,14 @@ def train(config: LNDDPMConfig, cases_root: str | Path, run_dir: str | Path, *, 
 
     mode = None if progress and ctx.is_main else "quiet"
     bar = Progress("train", total, start_step=step, mode=mode)
+    bar.message(f"global batch {global_batch} = train.batch_size {tc.batch_size} per process x {ctx.world_size} "
+                "process(es)", global_batch=global_batch, batch_per_process=tc.batch_size,
+                world_size=ctx.world_size)
     try:
         model.train()
         while step < stop:
-            batch = sampler.next_batch(tc.batch_size)
-            t = torch.randint(0, schedule.timesteps, (tc.batch_size,), generator=noise_gen)
+            batch = sampler.next_batch(global_batch)
+            t = torch.randint(0, schedule.timesteps, (global_batch,), generator=noise_gen)
             noise = torch.randn(batch["x0"].shape, generator=noise_gen)
             x0, anatomy, ln = (batch[k][slice_].to(dev, non_blocking=True) for k in ("x0", "anatomy", "ln"))
             t, noise = t[slice_].to(dev), noise[slice_].to(dev)

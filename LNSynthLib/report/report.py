@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from LNSynthLib.anatomy.provenance import anatomy_section, anatomy_sources
 from LNSynthLib.atomic import write_text_atomic
 from LNSynthLib.errors import InputDataError
 from LNSynthLib.jobs.progress import Progress
@@ -41,6 +42,7 @@ class EvaluationInputs:
     predictions: list[PredictionSet]
     images_dir: Path | None = None
     real_root: Path | None = None
+    test_root: Path | None = None                # prepared test cases (their anatomy source is reported)
     synthetic_root: Path | None = None
     ddpm_run: Path | None = None
     generation: dict[str, Any] | None = None     # precomputed generation metrics (see evaluate_generation)
@@ -124,7 +126,9 @@ def write_report(inputs: EvaluationInputs) -> tuple[Path, Path]:
     metrics = {"created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "segmentation": rows,
                "segmentation_per_case": per_case_all, "generation": inputs.generation,
                "nnunet_epochs": curves, "ddpm_loss_last": ddpm_loss[-1] if ddpm_loss else None,
-               "figures": figs, "notes": inputs.notes, "paper_000_table2": tables.PAPER_000_TABLE2}
+               "figures": figs, "notes": inputs.notes, "paper_000_table2": tables.PAPER_000_TABLE2,
+               "anatomy_sources": {name: anatomy_sources(root) for name, root in _case_roots(inputs).items()
+                                   if root is not None and Path(root).is_dir()}}
     metrics_path = write_text_atomic(out / "metrics.json", json.dumps(_clean(metrics), indent=2, default=_jsonable),
                                      overwrite=True)
     report_path = write_text_atomic(out / "report.md", _markdown(rows, inputs, figs), overwrite=True)
@@ -176,9 +180,14 @@ def _markdown(rows: list[dict], inputs: EvaluationInputs, figs: dict[str, str]) 
     parts += [f"![{captions[k]}]({v})\n" for k, v in figs.items()]
     parts += ["## Paper 000, Table 2 (for reference: 88 real training cases, 10× synthetic)", "",
               tables.table2(tables.PAPER_000_TABLE2), ""]
+    parts += anatomy_section(_case_roots(inputs))
     if inputs.notes:
         parts += ["## Notes", ""] + [f"- {n}" for n in inputs.notes] + [""]
     return "\n".join(parts)
+
+
+def _case_roots(inputs: EvaluationInputs) -> dict[str, Path | None]:
+    return {"Training": inputs.real_root, "Test": inputs.test_root}
 
 
 def _clean(value: Any) -> Any:

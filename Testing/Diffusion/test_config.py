@@ -28,8 +28,7 @@ BAD_VALUES = [
 @pytest.mark.parametrize("key,value,allowed", BAD_VALUES)
 def test_cli_train_rejects_bad_enumerated_value(tmp_path: Path, capsys: pytest.CaptureFixture,
                                                 key: str, value: str, allowed: str) -> None:
-    (tmp_path / "cases").mkdir()
-    code = main(["train", "--cases", str(tmp_path / "cases"), "--run-dir", str(tmp_path / "run"),
+    code = main(["train", "--config", "tiny", "--cases", str(tmp_path), "--run-dir", str(tmp_path / "run"),
                  "--set", f"{key}={value}"])
     err = capsys.readouterr().err
     assert code == EXIT_USER_ERROR
@@ -41,7 +40,7 @@ def test_cli_train_rejects_bad_enumerated_value(tmp_path: Path, capsys: pytest.C
 
 
 def test_cli_subprocess_prints_no_traceback(tmp_path: Path) -> None:
-    out = subprocess.run([sys.executable, "-m", "LNSynthLib", "train", "--cases", str(tmp_path), "--run-dir",
+    out = subprocess.run([sys.executable, "-m", "LNSynthLib", "train", "--config", "tiny", "--cases", str(tmp_path), "--run-dir",
                           str(tmp_path / "run"), "--set", "sample.sampler=euler"],
                          cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)}, capture_output=True, text=True,
                          timeout=120)
@@ -72,6 +71,9 @@ def test_every_choice_table_is_checked() -> None:
     ("sample.eta", 1.5, r"sample\.eta = 1\.5 is out of range; it must be finite and >= 0 and <= 1"),
     ("sample.samples_per_case", 0, r"sample\.samples_per_case = 0 is out of range"),
     ("train.ema_decay", 2, r"train\.ema_decay = 2\.0 is out of range"),
+    ("train.ema_every", 0, r"train\.ema_every = 0 is out of range; it must be finite and >= 1"),
+    ("train.ema_start", -1, r"train\.ema_start = -1 is out of range; it must be finite and >= 0"),
+    ("train.ema_warmup", "no", r"train\.ema_warmup = 'no' has the wrong type; expected true or false"),
     ("train.batch_size", 2.5, r"train\.batch_size = 2\.5 has the wrong type; expected a whole number"),
     ("train.batch_size", True, r"has the wrong type; expected a whole number"),
     ("train.lr", "fast", r"train\.lr = 'fast' has the wrong type; expected a number"),

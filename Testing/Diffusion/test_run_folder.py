@@ -17,7 +17,7 @@ def test_user_files_in_the_run_dir_are_refused_untouched(phantom_cases: Path, tm
     (run_dir / "config.yaml").write_text("my: own config\n")
     (run_dir / "loss.csv").write_text("epoch,loss\n1,0.3\n")
     before = {p.name: p.read_bytes() for p in run_dir.iterdir()}
-    code = main(["train", "--cases", str(phantom_cases), "--run-dir", str(run_dir), "--device", "cpu",
+    code = main(["train", "--config", "tiny", "--cases", str(phantom_cases), "--run-dir", str(run_dir), "--device", "cpu",
                  *micro_cli_sets()])
     err = capsys.readouterr().err
     assert code == 2, err
@@ -32,7 +32,7 @@ def test_a_run_folder_is_marked_and_resumes(straight_run: Path, phantom_cases: P
     run_dir = tmp_path / "run"
     shutil.copytree(straight_run.parent, run_dir)
     (run_dir / "config.yaml").write_text("stale\n")
-    assert main(["train", "--cases", str(phantom_cases), "--run-dir", str(run_dir), "--device", "cpu",
+    assert main(["train", "--config", "tiny", "--cases", str(phantom_cases), "--run-dir", str(run_dir), "--device", "cpu",
                  *micro_cli_sets()]) == 0     # already complete: nothing to train, own files rewritten
     assert (run_dir / "config.yaml").read_text() != "stale\n"
 

@@ -39,6 +39,19 @@ def test_stop_and_resume_is_identical(straight_run: Path, phantom_cases: Path, t
     assert_same_run(straight_run, final)
 
 
+def test_resume_is_identical_with_the_paper_ema_cadence(straight_run: Path, phantom_cases: Path,
+                                                        tmp_path: Path) -> None:
+    """The paper's cadence (touch every N steps, raw weights before a start step) resumes exactly too:
+    every 2 steps from step 2 makes the 4 steps copy (step 1), skip, blend (step 3), skip."""
+    cfg = micro_config(**{"train.ema_every": 2, "train.ema_start": 2, "train.ema_warmup": False})
+    straight = train(cfg, phantom_cases, tmp_path / "straight", device="cpu", progress=False)
+    train(cfg, phantom_cases, tmp_path / "resumed", device="cpu", max_steps=3, progress=False)
+    assert_same_run(straight, train(cfg, phantom_cases, tmp_path / "resumed", device="cpu", progress=False))
+    tiny_cadence = load_checkpoint(straight_run)   # same run with tiny's every-step cadence
+    ema = load_checkpoint(straight)["ema"]
+    assert any(not torch.equal(ema[k], tiny_cadence["ema"][k]) for k in ema)   # the cadence changes the average
+
+
 def test_sigkill_mid_run_then_resume_is_identical(straight_run: Path, phantom_cases: Path, tmp_path: Path) -> None:
     run_dir = tmp_path / "run"
     cmd = [sys.executable, "-m", "LNSynthLib", "train", "--config", "tiny", "--cases", str(phantom_cases),
@@ -72,6 +85,11 @@ def test_existing_run_is_not_silently_replaced(straight_run: Path, phantom_cases
     other_model = micro_config(**{"network.channels": [8, 16, 16]})
     with pytest.raises(InputDataError, match="different model configuration"):
         train(other_model, phantom_cases, straight_run.parent, device="cpu", progress=False)
+    # the run recorded its global batch; resuming with another one would change its data stream and recipe
+    assert load_checkpoint(straight_run)["global_batch"] == 2
+    with pytest.raises(InputDataError, match=r"trained with global batch 2 \(checkpoint\), this call would use 1"):
+        train(micro_config(**{"train.batch_size": 1}), phantom_cases, straight_run.parent, device="cpu",
+              progress=False)
 
 
 def test_missing_cases_folder_is_a_clear_error(tmp_path: Path) -> None:

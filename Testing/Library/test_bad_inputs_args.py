@@ -37,7 +37,7 @@ def sample(*extra: str, checkpoint: str = "{d}/a_file") -> list[str]:
 
 
 def train(*extra: str, run_dir: str = "{t}/run") -> list[str]:
-    return ["train", "--cases", CASES, "--run-dir", run_dir, "--device", "cpu", *extra]
+    return ["train", "--config", "tiny", "--cases", CASES, "--run-dir", run_dir, "--device", "cpu", *extra]
 
 
 def nn_train(*extra: str) -> list[str]:
@@ -53,7 +53,7 @@ def predict(*extra: str, out: str = "{t}/p.nii.gz") -> list[str]:
 
 
 def run(*extra: str) -> list[str]:
-    return ["run", "--out", "{t}/work", "--device", "cpu", *extra]
+    return ["run", "--config", "tiny", "--out", "{t}/work", "--device", "cpu", *extra]
 
 
 def existing(name: str):
@@ -117,7 +117,7 @@ CASES_TABLE = [
     ("train-max-steps-negative", train("--max-steps", "-1"), ["--max-steps"], "at least 1", None),
     ("train-max-steps-0", train("--max-steps", "0"), ["--max-steps"], "at least 1", None),
     ("train-run-dir-is-a-file", train(run_dir="{d}/a_file"), ["a_file"], "is a file", None),
-    ("train-cases-missing", ["train", "--cases", "{d}/no_cases", "--run-dir", "{t}/run"], ["no_cases"],
+    ("train-cases-missing", ["train", "--config", "tiny", "--cases", "{d}/no_cases", "--run-dir", "{t}/run"], ["no_cases"],
      "not found", None),
     ("nnunet-train-fold-text", nn_train("--fold", "abc"), ["--fold"], "not a fold", None),
     ("nnunet-train-fold-negative", nn_train("--fold", "-1"), ["--fold"], "not a fold", None),

@@ -15,7 +15,7 @@ def _sub_parser(parser, *names: str):  # noqa: ANN001, ANN202 - argparse interna
     return parser
 
 
-def test_sample_options_are_unset_by_default_and_keep_the_old_n(tmp_path) -> None:
+def test_sample_options_are_unset_by_default_and_keep_the_old_n(tmp_path) -> None:  # noqa: ANN001
     parser = build_parser()
     base = ["sample", "--checkpoint", "c.pt", "--cases", str(tmp_path), "--out", str(tmp_path / "o")]
     args = parser.parse_args(base)
@@ -50,3 +50,21 @@ def test_demo_and_run_sampling_options_become_config_overrides() -> None:
     assert chosen.train.iterations == 5 and chosen.train.checkpoint_every == 50   # demo overrides kept
     untouched = _apply(demo, build_parser().parse_args(["demo", "--out", "w"]))
     assert untouched.ddpm_overrides == demo.ddpm_overrides
+
+
+@pytest.mark.parametrize("command", [["train", "--cases", "{t}", "--run-dir", "{t}/run"],
+                                     ["run", "--cases", "{t}", "--test-cases", "{t}", "--out", "{t}/work"]])
+def test_train_and_run_require_a_config_naming_the_choices(command: list[str], tmp_path,  # noqa: ANN001
+                                                           capsys: pytest.CaptureFixture) -> None:
+    """Forgetting --config must not silently give the CPU-sized `tiny` model; `demo` alone defaults to it."""
+    from LNSynthLib.cli.main import EXIT_USER_ERROR, main
+    from LNSynthLib.diffusion.choices import BUNDLED_CONFIGS
+
+    code = main([arg.replace("{t}", str(tmp_path)) for arg in command])
+    err = capsys.readouterr().err
+    assert code == EXIT_USER_ERROR and "Traceback" not in err
+    assert err.startswith("lnsynth: error: argument --config is required: tiny (CPU-sized")
+    assert all(name in err for name in BUNDLED_CONFIGS) and "Fix: add --config tiny" in err
+    assert not (tmp_path / "run").exists() and not (tmp_path / "work").exists()   # nothing started
+    assert "--config" not in [a for action in _sub_parser(build_parser(), "demo")._actions
+                              for a in action.option_strings]

@@ -66,15 +66,22 @@ def test_autocast_follows_amp_and_device() -> None:
 
 
 def test_cli_device_option_is_validated(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
-    code = main(["train", "--cases", str(tmp_path), "--run-dir", str(tmp_path / "run"), "--device", "tpu"])
-    assert code == EXIT_USER_ERROR
+    code = main(["train", "--config", "tiny", "--cases", str(tmp_path), "--run-dir", str(tmp_path / "run"),
+                 "--device", "tpu"])
+    assert code == EXIT_USER_ERROR   # a usage error like every other bad argument (cli.arg_types)
     assert "'tpu' is not a device; use auto" in capsys.readouterr().err
 
 
 @pytest.mark.skipif(not NO_GPU, reason="needs a machine without a CUDA GPU")
 @pytest.mark.parametrize("command", ["train", "sample", "nnunet predict"])
 def test_cli_cuda_without_gpu_is_a_clear_error(tmp_path: Path, capsys: pytest.CaptureFixture, command: str) -> None:
-    argv = {"train": ["train", "--cases", str(tmp_path), "--run-dir", str(tmp_path / "run")],
+    import numpy as np
+
+    from LNSynthLib.volumes.geometry import Geometry, Volume
+    from LNSynthLib.volumes.io import write_volume
+
+    write_volume(Volume(np.zeros((4, 4, 4), np.float32), Geometry((1.0, 1.0, 1.0))), tmp_path / "ct.nii.gz")
+    argv = {"train": ["train", "--config", "tiny", "--cases", str(tmp_path), "--run-dir", str(tmp_path / "run")],
             "sample": ["sample", "--checkpoint", str(tmp_path / "c.pt"), "--cases", str(tmp_path), "--out",
                        str(tmp_path / "out")],
             "nnunet predict": ["nnunet", "predict", "--model", str(tmp_path), "--ct", str(tmp_path / "ct.nii.gz"),
