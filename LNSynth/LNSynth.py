@@ -63,7 +63,7 @@ appear at their physical place with their lymph-node segmentation, optionally pa
 <li><b>nnU-Net</b>: export a dataset from real + synthetic cases, train in the background and segment lymph nodes
 in the current CT.</li>
 </ol>
-The same steps run headless: <code>PythonSlicer &lt;extension&gt;/lib/Slicer-X.Y/qt-scripted-modules/Scripts/lnsynth_headless.py run --cases ... --out ...</code> or the <code>lnsynth</code> command line.
+The same steps run headless: <code>PythonSlicer &lt;extension&gt;/lib/Slicer-X.Y/qt-scripted-modules/Scripts/lnsynth_headless.py run --config paper --cases ... --out ...</code> or the <code>lnsynth</code> command line.
 Needs Slicer 5.10 or newer. The background jobs need PyTorch, MONAI, nnU-Net and TotalSegmentator, installed on
 first use after asking; packages Slicer already has are never changed.
 """

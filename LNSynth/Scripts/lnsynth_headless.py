@@ -1,7 +1,7 @@
 """Run an `lnsynth` command as a background job with Slicer's Python: progress, Ctrl+C, exit status.
 
-    PythonSlicer <scripts>/lnsynth_headless.py run --cases C --test-cases T --out W --config paper
-    Slicer --no-main-window --python-script <scripts>/lnsynth_headless.py run --cases C --test-cases T --out W
+    PythonSlicer <scripts>/lnsynth_headless.py run --config paper --cases C --test-cases T --out W
+    Slicer --no-main-window --python-script <scripts>/lnsynth_headless.py run --config paper --cases C --test-cases T --out W
     python LNSynth/Scripts/lnsynth_headless.py demo --out demo          (source tree, any Python)
 
 `<scripts>` is `LNSynth/Scripts` in the source tree and
