@@ -116,7 +116,7 @@ def train_ln_ddpm(layout: Layout, s: PipelineSettings) -> Path:
 
     done = layout.ddpm_run / "done.json"
     if done.exists():
-        return Path(json.loads(done.read_text())["checkpoint"])
+        return Path(json.loads(done.read_text(encoding="utf-8"))["checkpoint"])
     checkpoint = train(ddpm_config(s), layout.train_cases, layout.ddpm_run, resume=True, device=s.device)
     write_text_atomic(done, json.dumps({"checkpoint": str(checkpoint)}), overwrite=True)
     return Path(checkpoint)

@@ -95,7 +95,7 @@ def _totalseg_environment(weights_dir: str | Path | None) -> Iterator[Path]:
     home = home_dir(weights_dir)
     home.mkdir(parents=True, exist_ok=True)
     config_file = home / "config.json"
-    config = json.loads(config_file.read_text()) if config_file.exists() else {
+    config = json.loads(config_file.read_text(encoding="utf-8")) if config_file.exists() else {
         "totalseg_id": "totalseg_offline", "prediction_counter": 0}
     config.update({"send_usage_stats": False, "statistics_disclaimer_shown": True})
     config_file.write_text(json.dumps(config, indent=4))

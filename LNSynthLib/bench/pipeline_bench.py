@@ -43,8 +43,8 @@ def run(args: argparse.Namespace) -> tuple[Path, Path]:
                                                          "train.iterations": args.ddpm_iterations})
         work = Path(args.work) / f"seed_{seed}"
         report = run_pipeline(work, settings)
-        metrics = json.loads((report.parent / "metrics.json").read_text())
-        timings = json.loads((work / "timings.json").read_text())
+        metrics = json.loads((report.parent / "metrics.json").read_text(encoding="utf-8"))
+        timings = json.loads((work / "timings.json").read_text(encoding="utf-8"))
         per_seed[seed] = {"segmentation": metrics["segmentation"], "generation": metrics["generation"],
                           "stages_s": timings["stages_s"], "settings": timings.get("settings", {})}
     summary = summarize_runs(per_seed)

@@ -35,7 +35,7 @@ def describe_machine() -> dict[str, Any]:
 
 def _cpu_model() -> str:
     try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
+        for line in Path("/proc/cpuinfo").read_text(encoding="utf-8").splitlines():
             if line.startswith("model name"):
                 return line.split(":", 1)[1].strip()
     except OSError:
@@ -45,7 +45,7 @@ def _cpu_model() -> str:
 
 def _memory_gib() -> float | None:
     try:
-        for line in Path("/proc/meminfo").read_text().splitlines():
+        for line in Path("/proc/meminfo").read_text(encoding="utf-8").splitlines():
             if line.startswith("MemTotal"):
                 return round(int(line.split()[1]) / 1024**2, 1)
     except OSError:

@@ -22,7 +22,7 @@ def test_bench_quick_writes_json_and_markdown(tmp_path: Path) -> None:
            "--skip-samplers", "--results-dir", str(tmp_path), "--note", "test run"]
     done = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
-    payload = json.loads((tmp_path / "diffusion.json").read_text())
+    payload = json.loads((tmp_path / "diffusion.json").read_text(encoding="utf-8"))
     res = payload["results"]
     assert payload["benchmark"] == "diffusion" and payload["machine"]["logical_cores"] >= 1
     assert res["network"]["variant"] == "ln_ddpm" and res["matmul"]["fp32_gflops"] > 0
@@ -39,7 +39,7 @@ def test_bench_quick_writes_json_and_markdown(tmp_path: Path) -> None:
     assert est["size"] == 32 and est["assumed_sustained_tflops"] == pytest.approx(989 * 0.4)
     assert est["forward_s"] == pytest.approx(est["flops"]["forward"] / 395.6e12)
     assert res["sampler_comparison"] == {"status": "not run", "reason": "skipped with --skip-samplers"}
-    md = (tmp_path / "diffusion.md").read_text()
+    md = (tmp_path / "diffusion.md").read_text(encoding="utf-8")
     for part in ("(a, c) Step time", "(d) Growth", "Estimate for an H100", "(b) Samplers", "skipped with --skip-samplers", "test run"):
         assert part in md
 
@@ -96,8 +96,8 @@ def test_bench_quick_trains_its_own_sampler_model(tmp_path: Path) -> None:
            "--sizes", "8", "--estimate-size", "32", "--threads", "1", "--results-dir", str(tmp_path)]
     done = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=900)
     assert done.returncode == 0, done.stderr[-2000:]
-    sc = json.loads((tmp_path / "diffusion.json").read_text())["results"]["sampler_comparison"]
+    sc = json.loads((tmp_path / "diffusion.json").read_text(encoding="utf-8"))["results"]["sampler_comparison"]
     assert sc["status"] == "run" and sc["trained_here"]["steps"] == 100
     ddpm = sc["samplers"][0]
     assert ddpm["sampler"] == "ddpm" and ddpm["pearson_r"] > 0.5   # a model that learned the condition
-    assert "| ddpm | 300 |" in (tmp_path / "diffusion.md").read_text()
+    assert "| ddpm | 300 |" in (tmp_path / "diffusion.md").read_text(encoding="utf-8")

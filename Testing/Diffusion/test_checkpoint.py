@@ -54,8 +54,8 @@ def test_run_checkpoint_holds_complete_state(straight_run: Path) -> None:
     assert {"python", "numpy", "torch"} <= set(payload["rng"])
     assert config_of(payload).train.patch_size == (16, 16, 16)
     run_dir = straight_run.parent
-    assert (run_dir / "loss.csv").read_text().splitlines()[0] == "step,loss"
-    assert len((run_dir / "loss.csv").read_text().splitlines()) == 5
+    assert (run_dir / "loss.csv").read_text(encoding="utf-8").splitlines()[0] == "step,loss"
+    assert len((run_dir / "loss.csv").read_text(encoding="utf-8").splitlines()) == 5
     assert (run_dir / "loss.png").read_bytes()[:4] == b"\x89PNG"
     assert (run_dir / "config.yaml").exists()
 

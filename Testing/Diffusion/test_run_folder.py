@@ -34,7 +34,7 @@ def test_a_run_folder_is_marked_and_resumes(straight_run: Path, phantom_cases: P
     (run_dir / "config.yaml").write_text("stale\n")
     assert main(["train", "--config", "tiny", "--cases", str(phantom_cases), "--run-dir", str(run_dir), "--device", "cpu",
                  *micro_cli_sets()]) == 0     # already complete: nothing to train, own files rewritten
-    assert (run_dir / "config.yaml").read_text() != "stale\n"
+    assert (run_dir / "config.yaml").read_text(encoding="utf-8") != "stale\n"
 
 
 def test_resume_removes_temporary_files_of_a_killed_write(straight_run: Path, tmp_path: Path) -> None:

@@ -25,7 +25,7 @@ def test_cases_record_their_origin_and_a_second_checkpoint_is_refused(straight_r
                                                                        tmp_path: Path, one_thread: None) -> None:
     out = tmp_path / "synthetic"
     folders = sample_cases(straight_run, phantom_cases, out, **SETTINGS)
-    meta = json.loads((folders[0] / META_FILE).read_text())
+    meta = json.loads((folders[0] / META_FILE).read_text(encoding="utf-8"))
     assert meta["checkpoint_sha256"] == file_sha256(straight_run) and meta["checkpoint"] == str(straight_run)
     assert (meta["sampler"], meta["steps"], meta["seed"], meta["transforms"]) == ("ddim", 2, 3, False)
 
@@ -41,7 +41,7 @@ def test_cases_record_their_origin_and_a_second_checkpoint_is_refused(straight_r
         sample_cases(straight_run, phantom_cases, out, **{**SETTINGS, "seed": 4})
     assert _snapshot(out) == before                    # nothing written by the refused runs
     sample_cases(other, phantom_cases, out, **{**SETTINGS, "samples_per_case": 1}, overwrite=True)
-    assert json.loads((folders[0] / META_FILE).read_text())["checkpoint_sha256"] == file_sha256(other)
+    assert json.loads((folders[0] / META_FILE).read_text(encoding="utf-8"))["checkpoint_sha256"] == file_sha256(other)
 
 
 def test_a_case_missing_its_ln_mask_is_redone(straight_run: Path, phantom_cases: Path, tmp_path: Path,

@@ -91,7 +91,7 @@ def _alive(pid: int) -> bool:
     except ProcessLookupError:
         return False
     try:  # a zombie whose parent died is reaped by init; treat it as gone
-        return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
+        return Path(f"/proc/{pid}/stat").read_text(encoding="utf-8").split()[2] != "Z"
     except OSError:
         return False
 
@@ -104,7 +104,7 @@ def test_atomic_write_refuses_to_overwrite_and_cleans_up_on_error(tmp_path: Path
         assert str(target) in str(exc) and "--overwrite" in str(exc)
     else:
         raise AssertionError("existing file was overwritten")
-    assert target.read_text() == "{}"
+    assert target.read_text(encoding="utf-8") == "{}"
     try:
         with atomic_path(tmp_path / "b.nii.gz") as tmp:
             tmp.write_text("half")

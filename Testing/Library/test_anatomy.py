@@ -34,7 +34,7 @@ def test_table_has_14_labels_with_reasons_and_only_real_class_names():
     assert set(listed) <= names, set(listed) - names
     assert set(listed) == names          # every TotalSegmentator class has a home
     assert all(len(g.why) > 40 for g in groups)
-    raw = json.loads(LABEL_GROUPS_FILE.read_text())
+    raw = json.loads(LABEL_GROUPS_FILE.read_text(encoding="utf-8"))
     assert not any(isinstance(c, int) for g in raw["labels"] for c in g["classes"])  # names, never ids
 
 

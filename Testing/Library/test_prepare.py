@@ -41,7 +41,7 @@ def test_real_ct_with_totalseg_labels(tmp_path, painted_example, example_totalse
 def test_coarse_source_is_flagged_and_existing_output_refused(tmp_path, painted_example):
     folder = prepare_case(painted_example["ct"], painted_example["ln"], tmp_path, "c1", anatomy_source="coarse",
                           settings=PreprocessSettings.test(margin_mm=20.0))
-    meta = json.loads((folder / "case.json").read_text())
+    meta = json.loads((folder / "case.json").read_text(encoding="utf-8"))
     assert meta["anatomy_coarse"] is True and "coarse" in meta["anatomy_warning"]
     with pytest.raises(OutputExistsError) as err:
         prepare_case(painted_example["ct"], painted_example["ln"], tmp_path, "c1", anatomy_source="coarse")

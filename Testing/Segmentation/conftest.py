@@ -94,4 +94,4 @@ def nnunet_run(phantom_root: Path, phantom_test_root: Path, synthetic_root: Path
             "configuration": configuration,
             "events": events,
             "model": model, "predictions": predictions,
-            "splits": json.loads((project.preprocessed / dataset_dir.name / "splits_final.json").read_text())}
+            "splits": json.loads((project.preprocessed / dataset_dir.name / "splits_final.json").read_text(encoding="utf-8"))}

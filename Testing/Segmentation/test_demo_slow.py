@@ -24,7 +24,7 @@ def test_demo_runs_end_to_end_and_resumes(tmp_path):
     assert {"pipeline", "train", "nnunet_train", "nnunet_predict", "evaluate"} <= stages
     report = out / "report" / "report.md"
     assert f"report: {report}" in proc.stdout and report.exists()
-    metrics = json.loads((out / "report" / "metrics.json").read_text())
+    metrics = json.loads((out / "report" / "metrics.json").read_text(encoding="utf-8"))
     strategies = [(r["strategy"], r["method"]) for r in metrics["segmentation"]]
     assert strategies == [("Real", "-"), ("Real + Synt", "LN-DDPM")]
     assert metrics["generation"]["pairs"] == 8 and metrics["generation"]["NodeRecall_synt"] is not None

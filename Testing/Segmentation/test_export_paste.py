@@ -29,13 +29,13 @@ def test_export_strategies_pass_nnunet_integrity_check(phantom_root, phantom_tes
     out = tmp_path / "Dataset001_T"
     ex.export_dataset(phantom_root, out, synthetic_root=synthetic_root, test_root=phantom_test_root,
                       settings=ex.ExportSettings(strategy=strategy, synt_per_case=per_case))
-    meta = json.loads((out / "dataset.json").read_text())
+    meta = json.loads((out / "dataset.json").read_text(encoding="utf-8"))
     assert meta["channel_names"] == {"0": "CT"} and meta["labels"] == {"background": 0, "lymph_node": 1}
     assert meta["numTraining"] == expected and meta["file_ending"] == ".nii.gz"
     assert len(list((out / "imagesTr").glob("*_0000.nii.gz"))) == expected
     assert len(list((out / "labelsTs").glob("*.nii.gz"))) == 2
     verify_with_nnunet(out)
-    kinds = {i["kind"] for i in json.loads((out / ex.MANIFEST).read_text())["training"]}
+    kinds = {i["kind"] for i in json.loads((out / ex.MANIFEST).read_text(encoding="utf-8"))["training"]}
     assert kinds == {"real": {"real"}, "synt": {"synt"}, "real+synt": {"real", "synt"}}[strategy]
 
 
@@ -86,7 +86,7 @@ def test_export_names_missing_synthetic_data(phantom_root, synthetic_root, tmp_p
 def test_splits_group_synthetic_cases_with_their_source(phantom_root, synthetic_root, tmp_path):
     out = ex.export_dataset(phantom_root, tmp_path / "Dataset004_T", synthetic_root=synthetic_root,
                             settings=ex.ExportSettings(strategy="real+synt", synt_per_case=2))
-    splits = json.loads(ex.write_splits(out, tmp_path / "pre").read_text())
+    splits = json.loads(ex.write_splits(out, tmp_path / "pre").read_text(encoding="utf-8"))
     assert len(splits) == 4
     for split in splits:
         assert split["val"] and all("_synt_" not in c for c in split["val"])      # validated on real cases
@@ -151,5 +151,5 @@ def test_one_folder_with_real_and_synthetic_cases(phantom_root, synthetic_root, 
         (mixed / folder.name).symlink_to(folder, target_is_directory=True)
     out = ex.export_dataset(mixed, tmp_path / "Dataset006_T",
                             settings=ex.ExportSettings(strategy="real+synt", synt_per_case=None))
-    training = json.loads((out / ex.MANIFEST).read_text())["training"]
+    training = json.loads((out / ex.MANIFEST).read_text(encoding="utf-8"))["training"]
     assert sum(i["kind"] == "real" for i in training) == 4 and sum(i["kind"] == "synt" for i in training) == 8

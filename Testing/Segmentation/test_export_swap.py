@@ -49,7 +49,7 @@ def test_leftover_of_a_failed_export_leaves_no_stale_case(phantom_root, tmp_path
     shutil.copy(dataset / "labelsTr" / "phantom_000.nii.gz", dataset / "labelsTr" / "gone.nii.gz")
     export_dataset(phantom_root, dataset, settings=ExportSettings(strategy="real", **SMALL))
     images = sorted(p.name for p in (dataset / "imagesTr").iterdir())
-    assert len(images) == json.loads((dataset / "dataset.json").read_text())["numTraining"] == 4
+    assert len(images) == json.loads((dataset / "dataset.json").read_text(encoding="utf-8"))["numTraining"] == 4
     assert "gone_0000.nii.gz" not in images and not (dataset / "labelsTr" / "gone.nii.gz").exists()
     assert [p.name for p in dataset.parent.iterdir()] == [dataset.name]   # no staging folder left
 

@@ -25,7 +25,7 @@ def test_exception_is_named_in_one_line_and_the_traceback_stays_in_the_log(tmp_p
     exc = _fail(tmp_path, "print('epoch 0'); import torch_stub_missing_module_xyz")
     assert exc.problem.count("\n") == 0 and "Traceback" not in str(exc)
     assert "ModuleNotFoundError: No module named 'torch_stub_missing_module_xyz'" in exc.problem
-    assert "Traceback" in (tmp_path / "logs" / "step.log").read_text()
+    assert "Traceback" in (tmp_path / "logs" / "step.log").read_text(encoding="utf-8")
     exc = _fail(tmp_path, "raise RuntimeError('CUDA out of memory. Tried to allocate 2.00 GiB')")
     assert "RuntimeError: CUDA out of memory" in exc.problem and "memory" in exc.fix and "--patch-size" in exc.fix
 
@@ -61,5 +61,5 @@ def test_failed_prediction_through_the_cli_names_the_cause_and_keeps_its_log(tmp
     first = err.split("lnsynth: error: ", 1)[1].split("\nFix:")[0]
     assert "\n" not in first and "nnUNetv2_predict failed (exit code" in first, err
     log = Path(first.split(": nnUNetv2_predict")[0])
-    assert log.exists() and log.parent == tmp_path / "preds" and "Traceback" in log.read_text()
+    assert log.exists() and log.parent == tmp_path / "preds" and "Traceback" in log.read_text(encoding="utf-8")
     assert not out.exists() and [p.name for p in (tmp_path / "preds").iterdir()] == [log.name]

@@ -28,7 +28,7 @@ def test_training_used_the_patch_configuration(nnunet_run):
     """`--patch-size` trained through nnU-Net's `inherits_from`: same network and data, other patch."""
     from nnunetv2.utilities.plans_handling.plans_handler import PlansManager
 
-    plans = PlansManager(json.loads((nnunet_run["model"] / "plans.json").read_text()))
+    plans = PlansManager(json.loads((nnunet_run["model"] / "plans.json").read_text(encoding="utf-8")))
     chosen = plans.get_configuration(nnunet_run["configuration"])
     base = plans.get_configuration("3d_fullres")
     assert chosen.patch_size == [16, 16, 16] and base.patch_size != chosen.patch_size
@@ -63,7 +63,7 @@ def test_progress_parsed_from_the_real_training_log(nnunet_run):
     assert r.train_loss is not None and np.isfinite(r.train_loss)
     assert r.val_loss is not None and len(r.pseudo_dice) == 1 and 0.0 <= r.pseudo_dice[0] <= 1.0
     assert r.epoch_time_s and r.epoch_time_s > 0
-    log = next((nnunet_run["project"].logs).glob("train_*.log")).read_text()
+    log = next((nnunet_run["project"].logs).glob("train_*.log")).read_text(encoding="utf-8")
     assert "Epoch time:" in log
     # The same numbers reached the CLI's progress lines live, while nnU-Net was training.
     epochs = [e for e in nnunet_run["events"] if e["stage"] == "nnunet_train" and e.get("loss") is not None]

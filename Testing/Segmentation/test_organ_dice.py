@@ -124,7 +124,7 @@ def test_evaluate_command_reports_organ_dice(phantom_root, phantom_test_root, sy
             "--real", str(phantom_root), "--synthetic", str(synthetic), "--weights-dir", str(tmp_path / "none"),
             "--device", "cpu"]
     assert main([*args, "--out", str(tmp_path / "r1")]) == 0
-    text = (tmp_path / "r1" / "report.md").read_text()
+    text = (tmp_path / "r1" / "report.md").read_text(encoding="utf-8")
     assert "organ Dice (paper 002) not computed: TotalSegmentator weights are missing" in text
     # With TotalSegmentator outputs in the report's work folder, the organ table appears.
     with_liver = 0
@@ -135,11 +135,11 @@ def test_evaluate_command_reports_organ_dice(phantom_root, phantom_test_root, sy
         write_volume(ts, organ_eval.totalseg_output_path(tmp_path / "r2" / "work", folder))
     assert main([*args, "--out", str(tmp_path / "r2")]) == 0
     assert main([*args, "--out", str(tmp_path / "r3"), "--organ-dice", "off", "--generation-limit", "2"]) == 0
-    limited = json.loads((tmp_path / "r3" / "metrics.json").read_text())["generation"]
+    limited = json.loads((tmp_path / "r3" / "metrics.json").read_text(encoding="utf-8"))["generation"]
     assert limited["pairs"] == 2 and "organ_dice" not in limited and "switched off" in limited["note"]
-    text = (tmp_path / "r2" / "report.md").read_text()
+    text = (tmp_path / "r2" / "report.md").read_text(encoding="utf-8")
     assert "Per-organ Dice of TotalSegmentator" in text and f"| liver | 1.0000 | {with_liver} |" in text
-    metrics = json.loads((tmp_path / "r2" / "metrics.json").read_text())
+    metrics = json.loads((tmp_path / "r2" / "metrics.json").read_text(encoding="utf-8"))
     assert set(metrics["generation"]["organ_dice"].values()) == {1.0}
 
 

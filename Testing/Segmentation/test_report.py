@@ -41,9 +41,9 @@ def test_report_files_from_a_real_run(nnunet_run, phantom_root, synthetic_root, 
                               generation={"method": "LN-DDPM", "MSE": 0.01, "PSNR": 20.0, "MS-SSIM": 0.9,
                                           "LPIPS": float("nan"), "pairs": 8})
     report, metrics_path = write_report(inputs)
-    text = report.read_text()
+    text = report.read_text(encoding="utf-8")
     assert "| Real + Synt | LN-DDPM |" in text and "NodeRecall" in text and "0.5655" in text  # ours + paper row
-    metrics = _strict_json(metrics_path.read_text())
+    metrics = _strict_json(metrics_path.read_text(encoding="utf-8"))
     row = metrics["segmentation"][0]
     assert set(row) >= {"DSC", "IoU", "Recall", "Precision", "ASSD", "NodeRecall"}
     assert metrics["generation"]["LPIPS"] is None                # NaN written as null
@@ -69,7 +69,7 @@ def test_evaluate_cli_scores_perfect_predictions_as_one(phantom_root, phantom_te
     code = main(["evaluate", "--out", str(tmp_path / "report"), "--labels", str(dataset / "labelsTs"),
                  "--images", str(dataset / "imagesTs"), "--pred", f"Real|-={perfect}", "--device", "cpu"])
     assert code == 0 and "report:" in capsys.readouterr().out
-    row = _strict_json((tmp_path / "report" / "metrics.json").read_text())["segmentation"][0]
+    row = _strict_json((tmp_path / "report" / "metrics.json").read_text(encoding="utf-8"))["segmentation"][0]
     assert row["DSC"] == 1.0 and row["ASSD"] == 0.0 and row["NodeRecall"] == 1.0 and row["nodes_total"] >= 2
     assert main(["evaluate", "--out", str(tmp_path / "r2"), "--labels", str(dataset / "labelsTs"),
                  "--pred", "no-folder-given"]) == 2
@@ -94,13 +94,13 @@ def test_report_counts_missed_cases_and_states_the_aggregation(phantom_root, pha
                  "--pred", f"Real|-={dataset / 'labelsTs'}", "--pred", f"Synt|nothing={empty}",
                  "--assd-form", "pooled", "--device", "cpu"])
     assert code == 0, capsys.readouterr().err
-    metrics = _strict_json((tmp_path / "report" / "metrics.json").read_text())
+    metrics = _strict_json((tmp_path / "report" / "metrics.json").read_text(encoding="utf-8"))
     perfect, missed = metrics["segmentation"]
     assert perfect["empty_predictions"] == 0 and perfect["NodeRecall_case_mean"] == 1.0
     # Every case missed: counted (not skipped) with Precision 0 and ASSD = the image diagonal of each case.
     assert missed["empty_predictions"] == len(labels) == missed["cases"]
     assert missed["Precision"] == 0.0 and missed["ASSD"] == pytest.approx(float(np.mean(diagonals)))
     assert missed["NodeRecall"] == 0.0 and missed["NodeRecall_case_mean"] == 0.0 and missed["assd_form"] == "pooled"
-    text = (tmp_path / "report" / "report.md").read_text()
+    text = (tmp_path / "report" / "report.md").read_text(encoding="utf-8")
     assert "the pooled form" in text and "image diagonal" in text
     assert f"| Synt | nothing | 0.0000 | 0.0000 | 0/{missed['nodes_total']} | {len(labels)} | {len(labels)} |" in text

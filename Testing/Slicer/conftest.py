@@ -58,7 +58,7 @@ def _process_alive(pid: int) -> bool:
     except ProcessLookupError:
         return False
     stat = Path(f"/proc/{pid}/stat")
-    return not (stat.exists() and stat.read_text().split(")")[-1].split()[0] == "Z")
+    return not (stat.exists() and stat.read_text(encoding="utf-8").split(")")[-1].split()[0] == "Z")
 
 
 @pytest.fixture

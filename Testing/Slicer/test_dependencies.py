@@ -45,7 +45,7 @@ def test_an_installed_package_at_any_version_is_never_asked_for_again():
 
 def test_constraints_hold_every_installed_distribution_and_pip_obeys_them(tmp_path: Path):
     path = dependencies.write_constraints(tmp_path)
-    lines = path.read_text().splitlines()
+    lines = path.read_text(encoding="utf-8").splitlines()
     assert f"numpy=={numpy.__version__}" in lines
     assert len(lines) > 50
     # pip itself refuses to move numpy away from the constrained version (nothing is installed: dry run).

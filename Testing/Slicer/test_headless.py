@@ -45,7 +45,7 @@ def test_one_command_with_the_argv_slicer_passes(tmp_path: Path, args: list[str]
     assert done.returncode == 0, done.stderr
     assert "[100.0%] done" in done.stdout
     logs = list((tmp_path / "logs").glob("bench-*.log"))
-    assert len(logs) == 1 and "usage: lnsynth bench" in logs[0].read_text()
+    assert len(logs) == 1 and "usage: lnsynth bench" in logs[0].read_text(encoding="utf-8")
 
 
 def test_failing_command_reports_the_cli_error(tmp_path: Path):

@@ -39,7 +39,7 @@ def test_two_steps_report_progress_and_run_on_success(tmp_path: Path):
     steps = [Step("first", [], command=_py(STEP_SCRIPT, run / "a.txt", 5)),
              Step("second", [], weight=3.0, command=_py(STEP_SCRIPT, run / "b.txt", 5))]
     chain = JobChain(steps, run, log_path=tmp_path / "logs" / "run.log",
-                     on_success=lambda: (run / "a.txt").read_text() + (run / "b.txt").read_text())
+                     on_success=lambda: (run / "a.txt").read_text(encoding="utf-8") + (run / "b.txt").read_text(encoding="utf-8"))
     fractions, labels = [], set()
     while chain.poll().running:
         fractions.append(chain.state.fraction)
@@ -48,7 +48,7 @@ def test_two_steps_report_progress_and_run_on_success(tmp_path: Path):
     assert chain.state.succeeded and chain.result == "donedone" and chain.state.fraction == 1.0
     assert labels >= {"first", "second"}
     assert fractions == sorted(fractions) and all(0 <= f <= 1 for f in fractions)
-    log = (tmp_path / "logs" / "run.log").read_text()
+    log = (tmp_path / "logs" / "run.log").read_text(encoding="utf-8")
     records = [json.loads(line) for line in log.splitlines() if line.startswith('{"stage"')]
     assert log.count("$ ") == 2 and len(records) == 12 and records[-1]["step"] == 5
 
@@ -72,7 +72,7 @@ def test_cancel_kills_the_process_tree_and_leaves_no_partial_files(tmp_path: Pat
     while chain.poll().stage != "sample" and time.monotonic() < deadline:
         time.sleep(0.05)
     assert chain.state.stage == "sample" and chain.state.text.startswith("Sampling (sample)")
-    child_pid = int((run / "child.pid").read_text())
+    child_pid = int((run / "child.pid").read_text(encoding="utf-8"))
     parent_pid = chain.process.process.pid
     chain.cancel()
     time.sleep(0.2)

@@ -46,7 +46,7 @@ def test_export_gathers_the_session_cases_into_an_nnunet_dataset(core, tmp_path,
     assert state.succeeded, state.error
     datasets = list((tmp_path / "project").rglob("dataset.json"))
     assert len(datasets) == 1
-    dataset = json.loads(datasets[0].read_text())
+    dataset = json.loads(datasets[0].read_text(encoding="utf-8"))
     assert dataset["numTraining"] == 3  # 1 real + 2 synthetic
     assert len(list((datasets[0].parent / "labelsTr").glob("*.nii.gz"))) == 3
 

@@ -78,7 +78,7 @@ def test_synthesis_results_are_aligned_with_the_painted_node(scene_case, tiny_ch
     pasted_ln = mb.segment_to_mask(pasted.segmentation, LYMPH_NODE_SEGMENT_NAME, ct_node).array
     painted = mb.segment_to_mask(ln_node, LYMPH_NODE_SEGMENT_NAME, ct_node).array
     assert (pasted_ln & painted).sum() >= 0.8 * painted.sum()
-    log = chain.log_path.read_text()
+    log = chain.log_path.read_text(encoding="utf-8")
     assert "$ lnsynth prepare" in log and "$ lnsynth sample" in log
 
 
