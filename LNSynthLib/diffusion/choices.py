@@ -15,14 +15,20 @@ LOSSES = ("l1", "l2", "mse")                      # l2 and mse are one loss (dif
 AMP_MODES = ("auto", "bf16", "off")               # auto: bf16 on GPUs, none on CPU
 VARIANTS = ("ln_ddpm", "conditional", "mask_guided", "edge_guided", "gscond_ln_only", "med_ddpm")
 ATTENTION_MODES = ("LD", "LA", "GA")              # LDCond mode (paper 000 Table 4c)
+LD_GATES = ("max", "fraction", "nearest")         # LN mask -> transformer level (local_detail.ln_gate)
+LDCOND_PLACEMENTS = ("all", "middle")             # LDCond transformers: every block at 16³, or one
+SAMPLE_WINDOWS = ("per_node", "case_centre")      # sampling window rule (diffusion/windows.py)
 
 # config key -> allowed values; the one table `LNDDPMConfig.validate()` walks.
 CONFIG_CHOICES: dict[str, tuple[str, ...]] = {
     "network.variant": VARIANTS,
     "network.attention_mode": ATTENTION_MODES,
+    "network.ld_gate": LD_GATES,
+    "network.ldcond_placement": LDCOND_PLACEMENTS,
     "diffusion.schedule": SCHEDULES,
     "diffusion.prediction": PREDICTIONS,
     "diffusion.loss": LOSSES,
     "train.amp": AMP_MODES,
     "sample.sampler": SAMPLERS,
+    "sample.window": SAMPLE_WINDOWS,
 }
