@@ -7,11 +7,12 @@ nothing but the standard library, so the panel can import it inside Slicer's pro
 
 from __future__ import annotations
 
-BUNDLED_CONFIGS = ("tiny", "paper")             # diffusion/configs/<name>.yaml
+BUNDLED_CONFIGS = ("tiny", "paper", "paper002")  # diffusion/configs/<name>.yaml
 SAMPLERS = ("ddpm", "ddim", "dpmpp")              # diffusion/samplers.py
 SCHEDULES = ("cosine", "linear")                  # diffusion/schedule.py
 PREDICTIONS = ("epsilon", "v")                    # what the network outputs
 LOSSES = ("l1", "l2", "mse")                      # l2 and mse are one loss (diffusion_loss)
+VARIANCES = ("fixed_small", "learned_range")      # reverse-process variance (diffusion/vlb.py)
 AMP_MODES = ("auto", "bf16", "off")               # auto: bf16 on GPUs, none on CPU
 VARIANTS = ("ln_ddpm", "conditional", "mask_guided", "edge_guided", "gscond_ln_only", "med_ddpm")
 ATTENTION_MODES = ("LD", "LA", "GA")              # LDCond mode (paper 000 Table 4c)
@@ -28,6 +29,7 @@ CONFIG_CHOICES: dict[str, tuple[str, ...]] = {
     "diffusion.schedule": SCHEDULES,
     "diffusion.prediction": PREDICTIONS,
     "diffusion.loss": LOSSES,
+    "diffusion.variance": VARIANCES,
     "train.amp": AMP_MODES,
     "sample.sampler": SAMPLERS,
     "sample.window": SAMPLE_WINDOWS,

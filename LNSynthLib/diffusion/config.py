@@ -46,6 +46,8 @@ class DiffusionConfig:
     schedule: str = "cosine"
     prediction: str = "epsilon"              # epsilon (paper) or v
     loss: str = "l1"
+    variance: str = "fixed_small"            # choices.VARIANCES: β̃_t (paper 000) or learned_range (paper 002)
+    vlb_weight: float = 0.001                # λ of L_simple + λ·L_vlb when the variance is learned (vlb.py)
 
 
 @dataclass

@@ -27,6 +27,7 @@ RANGES: dict[str, tuple[float | None, float | None, bool]] = {
     "network.mask_encoder_channels": (1, None, False),
     "network.anatomy_labels": (2, None, False),
     "diffusion.timesteps": (1, None, False),
+    "diffusion.vlb_weight": (0, None, False),
     "train.patch_size": (1, None, False),
     "train.iterations": (1, None, False),
     "train.batch_size": (1, None, False),

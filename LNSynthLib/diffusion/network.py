@@ -2,7 +2,7 @@
 
 `model = build_denoiser(config)`; `model(x_t, timesteps, anatomy, ln)` with x_t [B,1,D,H,W]
 float, timesteps [B] long, anatomy [B,1,D,H,W] labels 0..13, ln [B,1,D,H,W] 0/1 returns the
-prediction [B,1,D,H,W]. Every variant derives its conditions from (anatomy, ln) itself
+prediction [B,1,D,H,W] ([B,2,...] with a learned variance, `vlb.py`). Every variant derives its conditions from (anatomy, ln) itself
 (`variants.py`), so training and sampling code is variant-agnostic.
 
 The backbone is MONAI's `DiffusionModelUNet` layout built from its own blocks (time-embedded
@@ -62,8 +62,9 @@ def attention_level(net: NetworkConfig) -> int:
 class LNDenoiser(nn.Module):
     """3D U-Net denoiser; the variant decides inputs, guide branch and LDCond (see `variants.py`)."""
 
-    def __init__(self, net: NetworkConfig) -> None:
+    def __init__(self, net: NetworkConfig, out_channels: int = 1) -> None:
         super().__init__()
+        self.out_channels = out_channels
         self.spec = variant_spec(net.variant)
         self.num_labels = net.anatomy_labels
         self.channels = tuple(net.channels)
@@ -140,7 +141,7 @@ class LNDenoiser(nn.Module):
                                                      align_corners=None))
 
         self.out = nn.Sequential(nn.GroupNorm(groups, ch[0], eps=1e-6), nn.SiLU(),
-                                 zero_module(nn.Conv3d(ch[0], 1, 3, padding=1)))
+                                 zero_module(nn.Conv3d(ch[0], out_channels, 3, padding=1)))
 
     # -- helpers -------------------------------------------------------------------------------
     def _call(self, module: nn.Module, *args: Any) -> torch.Tensor:
@@ -217,9 +218,13 @@ class LNDenoiser(nn.Module):
 
 
 def build_denoiser(config: LNDDPMConfig | NetworkConfig) -> LNDenoiser:
-    """The denoiser a config describes (`config.network`), on the CPU in fp32."""
+    """The denoiser a config describes (`config.network`), on the CPU in fp32.
+
+    A learned-variance config (`diffusion.variance: learned_range`) gets a second output channel.
+    """
     net = config.network if isinstance(config, LNDDPMConfig) else config
-    model = LNDenoiser(net)
+    learned = isinstance(config, LNDDPMConfig) and config.diffusion.variance == "learned_range"
+    model = LNDenoiser(net, out_channels=2 if learned else 1)
     if net.channels_last:
         model = model.to(memory_format=torch.channels_last_3d)
     return model
