@@ -136,7 +136,7 @@ def sample_synthetic(layout: Layout, s: PipelineSettings, checkpoint: Path) -> N
         return
     sample_cases(checkpoint, layout.train_cases, layout.synthetic, samples_per_case=sample.samples_per_case,
                  sampler=sample.sampler, steps=sample.steps, eta=sample.eta, seed=s.seed, transforms=True,
-                 device=s.device)
+                 device=s.device, window=sample.window)
 
 
 def export_strategy_dataset(layout: Layout, s: PipelineSettings, row: tuple) -> Path:

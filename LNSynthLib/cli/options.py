@@ -11,14 +11,14 @@ import argparse
 
 from LNSynthLib.cli import arg_types as at
 from LNSynthLib.devices import DEVICE_HELP
-from LNSynthLib.diffusion.choices import SAMPLERS
+from LNSynthLib.diffusion.choices import SAMPLE_WINDOWS, SAMPLERS
 
 SAMPLES_PER_CASE_HELP = "synthetic cases sampled per source case (default: the config's sample.samples_per_case)"
 SYNT_PER_CASE_HELP = "synthetic cases per real case in a Real+Synt dataset (paper: 5, 10, 20)"
 
 
 def add_sampling(parser: argparse.ArgumentParser, *, old_n_alias: bool = False) -> None:
-    """`--samples-per-case`, `--sampler`, `--steps`, `--eta`; all None unless given (the config decides).
+    """`--samples-per-case`, `--sampler`, `--steps`, `--eta`, `--window`; None unless given (the config decides).
 
     `old_n_alias` keeps `lnsynth sample`'s former `--n` working (hidden from --help).
     """
@@ -32,12 +32,15 @@ def add_sampling(parser: argparse.ArgumentParser, *, old_n_alias: bool = False) 
                         help="DDIM/DPM++ steps (default: the config's sample.steps; DDPM always uses T)")
     parser.add_argument("--eta", type=at.non_negative_float, default=None,
                         help="DDIM η, 0 deterministic .. 1 ancestral (default: the config's sample.eta)")
+    parser.add_argument("--window", choices=SAMPLE_WINDOWS, default=None,
+                        help="sampling window rule: per_node (every node appears across a case's samples) or "
+                             "case_centre (one window on all nodes); default: the config's sample.window")
 
 
 def sampling_overrides(args: argparse.Namespace) -> dict[str, object]:
     """The sampling options the user gave, as LN-DDPM config overrides (`sample.steps`: 10, ...)."""
     given = {"samples_per_case": args.samples_per_case, "sampler": args.sampler, "steps": args.steps,
-             "eta": args.eta}
+             "eta": args.eta, "window": args.window}
     return {f"sample.{key}": value for key, value in given.items() if value is not None}
 
 

@@ -103,3 +103,19 @@ def case_arrays_from(ln: np.ndarray) -> CaseArrays:
     """Arrays of a case without files; the window rule needs only the LN mask and the shape."""
     return CaseArrays("synthetic_ln", np.zeros(ln.shape, np.float32), np.zeros(ln.shape, np.uint8), ln,
                       None, np.argwhere(ln > 0).astype(np.int32))  # type: ignore[arg-type]
+
+
+def test_cli_window_option(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    import argparse
+
+    from LNSynthLib.cli import demo_command
+    from LNSynthLib.cli.main import main
+    from LNSynthLib.pipeline import PipelineSettings
+
+    parser = argparse.ArgumentParser()
+    demo_command.register(parser.add_subparsers())
+    args = parser.parse_args(["demo", "--out", str(tmp_path / "w"), "--window", "case_centre"])
+    assert demo_command._apply(PipelineSettings.demo(), args).ddpm_overrides["sample.window"] == "case_centre"
+    code = main(["sample", "--checkpoint", str(tmp_path / "c.pt"), "--cases", str(tmp_path), "--out",
+                 str(tmp_path / "out"), "--window", "centre"])
+    assert code == 2 and "--window" in capsys.readouterr().err
