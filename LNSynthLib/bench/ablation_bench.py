@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -75,7 +76,11 @@ def run(args: argparse.Namespace) -> tuple[Path, Path]:
     payload = {"config": args.config, "quick": bool(args.quick), "budget": b, "seeds": list(args.seeds),
                "cells": [c.name for c in cells], "ran_now": ran, "wall_s": round(time.monotonic() - started, 1),
                "results": results}
-    body = _markdown(args, b, cells, render_table(results, METRIC_NAMES))
+    cell_times = ", ".join(f"{r['cell']['name']} {r.get('wall_s', 0) / 60:.1f}" for r in results)
+    total = sum(r.get("wall_s", 0) for r in results) / 60
+    body = (_markdown(args, b, cells, render_table(results, METRIC_NAMES))
+            + f"\n\nCell times (min, when each cell ran): {cell_times}; {total:.1f} min in all "
+              f"(load average now {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores: the machine may be shared).")
     return write_results("ablation", payload, body, args.results_dir)
 
 
