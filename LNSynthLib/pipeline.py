@@ -41,6 +41,7 @@ class PipelineSettings:
     seed: int = 0
     synt_per_case: int = 2               # synthetic cases per real case in Real+Synt (paper: 10)
     paste_variant: bool = False          # also train Real+Synt with patches pasted into their CT
+    strategies: tuple[str, ...] = ("real", "real+synt")   # of PIPELINE_STRATEGIES; synt: Tables 3-4 of paper 000
     nnunet_epochs: int | None = 3        # None: nnU-Net's standard trainer
     nnunet_iterations: int = 10
     nnunet_val_iterations: int = 2
@@ -91,7 +92,18 @@ DATASETS = [
     (101, "Real", "Real", "-", "real", False),
     (102, "RealSynt", "Real + Synt", "LN-DDPM", "real+synt", False),
     (103, "RealSyntPasted", "Real + Synt", "LN-DDPM (pasted)", "real+synt", True),
+    (104, "Synt", "Synt", "LN-DDPM", "synt", False),
 ]
+PIPELINE_STRATEGIES = tuple(dict.fromkeys(row[4] for row in DATASETS))   # real, real+synt, synt
+
+
+def selected_datasets(s: PipelineSettings) -> list[tuple]:
+    """The DATASETS rows this run trains: its `strategies`, the pasted row only with `paste_variant`."""
+    unknown = [name for name in s.strategies if name not in PIPELINE_STRATEGIES]
+    if unknown or not s.strategies:
+        raise InputDataError(f"unknown or no training strategies {list(s.strategies)}",
+                             fix=f"choose one or more of {', '.join(PIPELINE_STRATEGIES)}")
+    return [row for row in DATASETS if row[4] in s.strategies and (s.paste_variant or not row[5])]
 
 
 def make_phantom_cases(layout: Layout, s: PipelineSettings) -> None:
@@ -131,27 +143,35 @@ def sample_synthetic(layout: Layout, s: PipelineSettings, checkpoint: Path) -> N
         return
     sample_cases(checkpoint, layout.train_cases, layout.synthetic, samples_per_case=sample.samples_per_case,
                  sampler=sample.sampler, steps=sample.steps, eta=sample.eta, seed=s.seed, transforms=True,
-                 device=s.device)
+                 device=s.device, window=sample.window)
+
+
+def export_strategy_dataset(layout: Layout, s: PipelineSettings, row: tuple) -> Path:
+    """The nnU-Net raw dataset of one DATASETS row (real and/or synthetic training cases, real test cases)."""
+    from LNSynthLib.segmentation.nnunet_export import ExportSettings, export_dataset
+    from LNSynthLib.segmentation.nnunet_runner import NnUNetProject, dataset_name
+
+    dataset_id, name, _, _, export_strategy, paste = row
+    settings = ExportSettings(strategy=export_strategy, synt_per_case=s.synt_per_case, paste_into_ct=paste,
+                              train_margin_mm=s.train_margin_mm, test_margin_mm=s.test_margin_mm)
+    dataset_dir = NnUNetProject(layout.nnunet).raw / dataset_name(dataset_id, name)
+    export_dataset(layout.train_cases, dataset_dir,
+                   synthetic_root=layout.synthetic if export_strategy != "real" else None,
+                   test_root=layout.test_cases, settings=settings)
+    return dataset_dir
 
 
 def train_and_predict(layout: Layout, s: PipelineSettings, device: str) -> list:
     """Export, plan, train and predict each strategy; returns the report's PredictionSets."""
     from LNSynthLib.report.report import PredictionSet
     from LNSynthLib.segmentation import nnunet_runner as nr
-    from LNSynthLib.segmentation.nnunet_export import ExportSettings, export_dataset
 
     project = nr.NnUNetProject(layout.nnunet)
     trainer = nr.TrainerSpec(s.nnunet_epochs, s.nnunet_iterations, s.nnunet_val_iterations)
     sets = []
-    for dataset_id, name, strategy, method, export_strategy, paste in DATASETS:
-        if paste and not s.paste_variant:
-            continue
-        settings = ExportSettings(strategy=export_strategy, synt_per_case=s.synt_per_case, paste_into_ct=paste,
-                                  train_margin_mm=s.train_margin_mm, test_margin_mm=s.test_margin_mm)
-        dataset_dir = project.raw / nr.dataset_name(dataset_id, name)
-        export_dataset(layout.train_cases, dataset_dir,
-                       synthetic_root=layout.synthetic if export_strategy != "real" else None,
-                       test_root=layout.test_cases, settings=settings)
+    for row in selected_datasets(s):
+        dataset_id, name, strategy, method = row[:4]
+        dataset_dir = export_strategy_dataset(layout, s, row)
         nr.plan_and_preprocess(project, dataset_id, device=device)
         configuration = nr.patch_configuration(project, dataset_id, s.nnunet_patch_size)
         checkpoint = nr.train(project, dataset_id, trainer, configuration=configuration, device=device)
@@ -169,6 +189,7 @@ def run_pipeline(work_dir: str | Path, settings: PipelineSettings | None = None,
     (prepared-case folders, see `lnsynth prepare`) the user's data is used instead.
     """
     s = settings or PipelineSettings.demo()
+    selected_datasets(s)   # an unknown strategy stops before anything is written
     layout = Layout(Path(work_dir).resolve())
     if cases is not None:
         if test_cases is None:
@@ -215,7 +236,10 @@ def _evaluate(layout: Layout, s: PipelineSettings, sets: list, device: str) -> P
     real_model = next((p.training_dir.parent for p in sets if p.strategy == "Real"), None)
     generation = evaluate_generation(layout.train_cases, layout.synthetic, work_dir=layout.report / "work",
                                      lpips_weights=s.lpips_weights, real_model=real_model, device=device)
-    dataset_dir = layout.nnunet / "nnUNet_raw" / "Dataset101_Real"
+    from LNSynthLib.segmentation.nnunet_runner import dataset_name
+
+    first_id, first_name = selected_datasets(s)[0][:2]   # every dataset holds the same test cases
+    dataset_dir = layout.nnunet / "nnUNet_raw" / dataset_name(first_id, first_name)
     trainer = ("standard (1000 epochs)" if s.nnunet_epochs is None else
                f"{s.nnunet_epochs} epochs x {s.nnunet_iterations} iterations (a short CPU run on small phantom "
                "data: it shows the pipeline working end to end, not paper-level quality)")
@@ -223,7 +247,8 @@ def _evaluate(layout: Layout, s: PipelineSettings, sets: list, device: str) -> P
     sample = ddpm_config(s).sample
     notes = [f"nnU-Net trainer: {trainer}; {patch}",
              f"LN-DDPM config {s.ddpm_config} {s.ddpm_overrides}; {sample.samples_per_case} samples per case "
-             f"({sample.sampler}, {sample.steps} steps); Real+Synt uses {s.synt_per_case} per real case."]
+             f"({sample.sampler}, {sample.steps} steps); Real+Synt and Synt use {s.synt_per_case} per real case.",
+             f"Strategies trained: {', '.join(row[2] + ' / ' + row[3] for row in selected_datasets(s))}."]
     inputs = EvaluationInputs(layout.report, dataset_dir / "labelsTs", sets, images_dir=dataset_dir / "imagesTs",
                               real_root=layout.train_cases, test_root=layout.test_cases,
                               synthetic_root=layout.synthetic, ddpm_run=layout.ddpm_run, generation=generation, notes=notes)
@@ -301,4 +326,4 @@ def _record_timings(path: Path, timings: dict[str, float], settings: dict[str, A
                                        indent=2), overwrite=True)
 
 
-__all__ = ["DATASETS", "Layout", "PipelineSettings", "run_pipeline"]
+__all__ = ["DATASETS", "PIPELINE_STRATEGIES", "Layout", "PipelineSettings", "run_pipeline", "selected_datasets"]

@@ -20,8 +20,9 @@ from LNSynthLib.devices import autocast_dtype, torch_device
 from LNSynthLib.diffusion.condition_fidelity import condition_fidelity
 from LNSynthLib.diffusion.data import case_arrays, crop_case
 from LNSynthLib.diffusion.samplers import eta_used, steps_used
-from LNSynthLib.diffusion.sampling import load_model, patch_window, sample_patch
+from LNSynthLib.diffusion.sampling import load_model, sample_patch
 from LNSynthLib.diffusion.schedule import Schedule
+from LNSynthLib.diffusion.windows import patch_window
 from LNSynthLib.errors import InputDataError
 from LNSynthLib.volumes.preprocess import unit_to_hu
 

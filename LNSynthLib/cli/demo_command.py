@@ -14,7 +14,7 @@ from LNSynthLib.cli.options import (
     chosen_config,
     sampling_overrides,
 )
-from LNSynthLib.pipeline import PipelineSettings, run_pipeline
+from LNSynthLib.pipeline import PIPELINE_STRATEGIES, PipelineSettings, run_pipeline
 
 
 def _common(p: argparse.ArgumentParser) -> None:
@@ -28,6 +28,9 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--ddpm-iterations", type=at.positive_int, default=None, help="LN-DDPM training iterations")
     add_sampling(p)
     p.add_argument("--synt-per-case", type=at.positive_int, default=None, help=SYNT_PER_CASE_HELP)
+    p.add_argument("--strategies", nargs="+", choices=PIPELINE_STRATEGIES, default=None, metavar="STRATEGY",
+                   help=f"nnU-Net training sets, of {', '.join(PIPELINE_STRATEGIES)} (default: real real+synt; "
+                        "synt is the Synt-only training of paper 000 Tables 3-4)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--lpips-weights", default=None, help="MedicalNet resnet_10_23dataset.pth (file or folder)")
 
@@ -56,6 +59,8 @@ def _apply(settings: PipelineSettings, args: argparse.Namespace) -> PipelineSett
     changes = {"device": args.device, "seed": args.seed, "lpips_weights": args.lpips_weights}
     if args.paste:
         changes["paste_variant"] = True
+    if args.strategies:
+        changes["strategies"] = tuple(dict.fromkeys(args.strategies))
     for key in ("nnunet_epochs", "nnunet_iterations", "synt_per_case"):
         if getattr(args, key) is not None:
             changes[key] = getattr(args, key)

@@ -80,8 +80,10 @@ def run_evaluate(args: argparse.Namespace) -> int:
                 sets.append(PredictionSet(strategy, method, pred, fold))
                 if strategy == "Real" and fold is not None:
                     real_model = real_model or str(fold.parent)
-        labels = labels or str(raw / "Dataset101_Real" / "labelsTs")
-        images = images or str(raw / "Dataset101_Real" / "imagesTs")
+        exported = [raw / f"Dataset{i:03d}_{n}" for i, n, *_ in DATASETS if (raw / f"Dataset{i:03d}_{n}").is_dir()]
+        test_set = exported[0] if exported else raw / "Dataset101_Real"   # all hold the same test cases
+        labels = labels or str(test_set / "labelsTs")
+        images = images or str(test_set / "imagesTs")
         real, synthetic = real or str(layout.train_cases), synthetic or str(layout.synthetic)
         test_cases = test_cases or str(layout.test_cases)
         ddpm_run = ddpm_run or str(layout.ddpm_run)

@@ -11,11 +11,11 @@ import argparse
 
 from LNSynthLib.cli import arg_types as at
 from LNSynthLib.devices import DEVICE_HELP
-from LNSynthLib.diffusion.choices import BUNDLED_CONFIGS, SAMPLERS
+from LNSynthLib.diffusion.choices import BUNDLED_CONFIGS, SAMPLE_WINDOWS, SAMPLERS
 
 CONFIG_METAVAR = "{" + ",".join(BUNDLED_CONFIGS) + ",FILE.yaml}"
 CONFIG_CHOICES_TEXT = ("tiny (CPU-sized: tests, demo), paper (paper 000 as written, GPU server), paper-bf16 (paper in "
-                       "bf16, faster) or your own YAML file")
+                       "bf16, faster), paper002 (paper 002's recipe) or your own YAML file")
 
 
 def add_config(parser: argparse.ArgumentParser) -> None:
@@ -40,7 +40,7 @@ SYNT_PER_CASE_HELP = "synthetic cases per real case in a Real+Synt dataset (pape
 
 
 def add_sampling(parser: argparse.ArgumentParser, *, old_n_alias: bool = False) -> None:
-    """`--samples-per-case`, `--sampler`, `--steps`, `--eta`; all None unless given (the config decides).
+    """`--samples-per-case`, `--sampler`, `--steps`, `--eta`, `--window`; None unless given (the config decides).
 
     `old_n_alias` keeps `lnsynth sample`'s former `--n` working (hidden from --help).
     """
@@ -54,12 +54,15 @@ def add_sampling(parser: argparse.ArgumentParser, *, old_n_alias: bool = False) 
                         help="DDIM/DPM++ steps (default: the config's sample.steps; DDPM always uses T)")
     parser.add_argument("--eta", type=at.non_negative_float, default=None,
                         help="DDIM η, 0 deterministic .. 1 ancestral (default: the config's sample.eta)")
+    parser.add_argument("--window", choices=SAMPLE_WINDOWS, default=None,
+                        help="sampling window rule: per_node (every node appears across a case's samples) or "
+                             "case_centre (one window on all nodes); default: the config's sample.window")
 
 
 def sampling_overrides(args: argparse.Namespace) -> dict[str, object]:
     """The sampling options the user gave, as LN-DDPM config overrides (`sample.steps`: 10, ...)."""
     given = {"samples_per_case": args.samples_per_case, "sampler": args.sampler, "steps": args.steps,
-             "eta": args.eta}
+             "eta": args.eta, "window": args.window}
     return {f"sample.{key}": value for key, value in given.items() if value is not None}
 
 

@@ -39,7 +39,7 @@ def run(args: argparse.Namespace) -> int:
     from LNSynthLib.jobs.results import emit_result
 
     folders = sample_cases(args.checkpoint, args.cases, args.out, samples_per_case=args.samples_per_case,
-                           sampler=args.sampler, steps=args.steps, eta=args.eta, seed=args.seed,
+                           sampler=args.sampler, steps=args.steps, eta=args.eta, window=args.window, seed=args.seed,
                            transforms=not args.no_transforms, shard=parse_shard(args.shard), device=args.device,
                            overwrite=args.overwrite, use_ema=not args.raw_weights)
     emit_result("cases", args.out, count=len(folders))

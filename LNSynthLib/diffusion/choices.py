@@ -7,22 +7,30 @@ nothing but the standard library, so the panel can import it inside Slicer's pro
 
 from __future__ import annotations
 
-BUNDLED_CONFIGS = ("tiny", "paper", "paper-bf16")  # diffusion/configs/<name>.yaml; paper-bf16 = paper + bf16
+BUNDLED_CONFIGS = ("tiny", "paper", "paper-bf16", "paper002")  # diffusion/configs/<name>.yaml; paper-bf16 = paper + bf16
 SAMPLERS = ("ddpm", "ddim", "dpmpp")              # diffusion/samplers.py
 SCHEDULES = ("cosine", "linear")                  # diffusion/schedule.py
 PREDICTIONS = ("epsilon", "v")                    # what the network outputs
 LOSSES = ("l1", "l2", "mse")                      # l2 and mse are one loss (diffusion_loss)
+VARIANCES = ("fixed_small", "learned_range")      # reverse-process variance (diffusion/vlb.py)
 AMP_MODES = ("auto", "bf16", "off")               # auto: bf16 on GPUs, none on CPU
 VARIANTS = ("ln_ddpm", "conditional", "mask_guided", "edge_guided", "gscond_ln_only", "med_ddpm")
 ATTENTION_MODES = ("LD", "LA", "GA")              # LDCond mode (paper 000 Table 4c)
+LD_GATES = ("max", "fraction", "nearest")         # LN mask -> transformer level (local_detail.ln_gate)
+LDCOND_PLACEMENTS = ("all", "middle")             # LDCond transformers: every block at 16³, or one
+SAMPLE_WINDOWS = ("per_node", "case_centre")      # sampling window rule (diffusion/windows.py)
 
 # config key -> allowed values; the one table `LNDDPMConfig.validate()` walks.
 CONFIG_CHOICES: dict[str, tuple[str, ...]] = {
     "network.variant": VARIANTS,
     "network.attention_mode": ATTENTION_MODES,
+    "network.ld_gate": LD_GATES,
+    "network.ldcond_placement": LDCOND_PLACEMENTS,
     "diffusion.schedule": SCHEDULES,
     "diffusion.prediction": PREDICTIONS,
     "diffusion.loss": LOSSES,
+    "diffusion.variance": VARIANCES,
     "train.amp": AMP_MODES,
     "sample.sampler": SAMPLERS,
+    "sample.window": SAMPLE_WINDOWS,
 }

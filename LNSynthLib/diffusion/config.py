@@ -29,6 +29,8 @@ class NetworkConfig:
     res_blocks: int = 2
     norm_groups: int = 32
     attention_mode: str = "LD"               # LDCond mode: LD, LA or GA (paper Table 4c)
+    ld_gate: str = "max"                     # choices.LD_GATES: how the LN mask reaches the 16³ gate
+    ldcond_placement: str = "all"            # choices.LDCOND_PLACEMENTS: all (2 enc + mid + 3 dec) or middle
     transformer_resolution_divisor: int = 8  # spatial transformer at patch/8 (16³ for 128³)
     transformer_heads: int = 4
     transformer_head_dim: int = 32
@@ -44,6 +46,8 @@ class DiffusionConfig:
     schedule: str = "cosine"
     prediction: str = "epsilon"              # epsilon (paper) or v
     loss: str = "l1"
+    variance: str = "fixed_small"            # choices.VARIANCES: β̃_t (paper 000) or learned_range (paper 002)
+    vlb_weight: float = 0.001                # λ of L_simple + λ·L_vlb when the variance is learned (vlb.py)
 
 
 @dataclass
@@ -73,6 +77,7 @@ class SampleConfig:
     steps: int = 300                         # ddim/dpmpp steps (ddpm always runs T)
     eta: float = 1.0                         # DDIM randomness: 0 deterministic .. 1 ancestral
     samples_per_case: int = 10               # synthetic cases per source case
+    window: str = "per_node"                 # choices.SAMPLE_WINDOWS: window rule (diffusion/windows.py)
 
 
 @dataclass

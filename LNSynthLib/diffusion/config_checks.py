@@ -27,6 +27,7 @@ RANGES: dict[str, tuple[float | None, float | None, bool]] = {
     "network.mask_encoder_channels": (1, None, False),
     "network.anatomy_labels": (2, None, False),
     "diffusion.timesteps": (1, None, False),
+    "diffusion.vlb_weight": (0, None, False),
     "train.patch_size": (1, None, False),
     "train.iterations": (1, None, False),
     "train.batch_size": (1, None, False),
@@ -101,6 +102,13 @@ def check_config(config: Any, source: Source) -> None:  # noqa: ANN401 - LNDDPMC
                           "(2 ** (number of network.channels levels - 1))", path=source,
                           fix=f"use multiples of {divisor}, e.g. --set train.patch_size=[{4 * divisor},"
                               f"{4 * divisor},{4 * divisor}]")
+    deepest = 2 ** (len(config.network.channels) - 1)
+    if config.network.ldcond_placement == "middle" and config.network.transformer_resolution_divisor != deepest:
+        raise ConfigError("network.ldcond_placement = middle puts the one transformer in the middle block, which "
+                          f"sits at patch/{deepest}, but network.transformer_resolution_divisor = "
+                          f"{config.network.transformer_resolution_divisor}", path=source,
+                          fix=f"set network.transformer_resolution_divisor={deepest} or "
+                              "network.ldcond_placement=all")
     groups = config.network.norm_groups
     if any(c % groups for c in config.network.channels):
         raise ConfigError(f"network.channels {list(config.network.channels)} must all be multiples of "

@@ -19,19 +19,40 @@ import torch
 import torch.nn.functional as F
 from monai.networks.nets.diffusion_model_unet import SpatialTransformer
 
-MODES = ("LD", "LA", "GA")
+from LNSynthLib.diffusion.choices import ATTENTION_MODES, LD_GATES
+
+MODES = ATTENTION_MODES
+GATE_RULES = LD_GATES
 
 
-def ln_gate(ln: torch.Tensor, size: tuple[int, ...] | torch.Size) -> torch.Tensor:
-    """LN mask [B,1,D,H,W] at a coarser level: a cell is LN when any of its voxels is.
+def ln_gate(ln: torch.Tensor, size: tuple[int, ...] | torch.Size, rule: str = "max") -> torch.Tensor:
+    """LN mask [B,1,D,H,W] at a coarser level, by `network.ld_gate` (choices.LD_GATES); values in [0, 1].
 
-    Max-pooling keeps nodes smaller than one cell (a 5 mm node at 1/8 resolution), which an
-    average or nearest resampling would drop.
+    The paper does not say how the mask is downsampled. `max` (default): a cell is LN when any
+    of its voxels is; keeps nodes smaller than a cell (a 5 mm node at 1/8 resolution) but also
+    opens the perinodal fat of every touched cell. `fraction`: the share of LN voxels in the
+    cell weights the residual (a cell half filled by a node gets half the transformer output).
+    `nearest`: the voxel nearest each cell centre decides; tight, but drops nodes that miss
+    every sampled voxel. All three are zero on cells without any LN voxel.
     """
     gate = (ln > 0.5).to(torch.float32)
-    if tuple(gate.shape[-3:]) != tuple(size):
-        gate = F.adaptive_max_pool3d(gate, tuple(size))
-    return gate
+    size = tuple(int(s) for s in size)
+    if tuple(gate.shape[-3:]) == size:
+        return gate
+    if rule == "max":
+        return F.adaptive_max_pool3d(gate, size)
+    if rule == "fraction":
+        return F.adaptive_avg_pool3d(gate, size)
+    if rule == "nearest":
+        return _cell_centres(gate, size)
+    raise ValueError(f"network.ld_gate must be one of {GATE_RULES}, got {rule!r}")  # configs are checked at load
+
+
+def _cell_centres(gate: torch.Tensor, size: tuple[int, ...]) -> torch.Tensor:
+    """The voxel at the centre of each cell (for even cells the one just past the middle)."""
+    index = [((torch.arange(n) + 0.5) * (d / n)).long().clamp(max=d - 1)
+             for n, d in zip(size, gate.shape[-3:], strict=True)]
+    return gate[..., index[0][:, None, None], index[1][None, :, None], index[2][None, None, :]]
 
 
 def local_attention_mask(gate: torch.Tensor) -> torch.Tensor:

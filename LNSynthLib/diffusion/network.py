@@ -2,7 +2,7 @@
 
 `model = build_denoiser(config)`; `model(x_t, timesteps, anatomy, ln)` with x_t [B,1,D,H,W]
 float, timesteps [B] long, anatomy [B,1,D,H,W] labels 0..13, ln [B,1,D,H,W] 0/1 returns the
-prediction [B,1,D,H,W]. Every variant derives its conditions from (anatomy, ln) itself
+prediction [B,1,D,H,W] ([B,2,...] with a learned variance, `vlb.py`). Every variant derives its conditions from (anatomy, ln) itself
 (`variants.py`), so training and sampling code is variant-agnostic.
 
 The backbone is MONAI's `DiffusionModelUNet` layout built from its own blocks (time-embedded
@@ -12,6 +12,9 @@ paper inserts things MONAI's forward cannot carry: the LN gate of LDCond at one 
 guide-encoder features of paper 002 concatenated into encoder and decoder. Attention sits at the
 level whose size is patch/`transformer_resolution_divisor` (16³ for 128³ patches): LDCond
 spatial transformers for `ln_ddpm`, MONAI's plain self-attention block for the other variants.
+`network.ldcond_placement` decides how many: `all` puts one after every res-block at that level
+plus the middle block (LDM's convention; 2 encoder + 1 middle + 3 decoder for the paper config),
+`middle` only the middle block ("the spatial transformer" of paper 000 §4.2.1, read literally).
 """
 
 from __future__ import annotations
@@ -59,8 +62,9 @@ def attention_level(net: NetworkConfig) -> int:
 class LNDenoiser(nn.Module):
     """3D U-Net denoiser; the variant decides inputs, guide branch and LDCond (see `variants.py`)."""
 
-    def __init__(self, net: NetworkConfig) -> None:
+    def __init__(self, net: NetworkConfig, out_channels: int = 1) -> None:
         super().__init__()
+        self.out_channels = out_channels
         self.spec = variant_spec(net.variant)
         self.num_labels = net.anatomy_labels
         self.channels = tuple(net.channels)
@@ -68,6 +72,11 @@ class LNDenoiser(nn.Module):
         self.channels_last = net.channels_last
         self.attn_level = attention_level(net)
         self.attention_mode = net.attention_mode if self.spec.ldcond else None
+        self.ld_gate = net.ld_gate
+        self.placement = net.ldcond_placement if self.spec.ldcond else "all"
+        if self.placement == "middle" and self.attn_level != len(net.channels) - 1:
+            raise ValueError("network.ldcond_placement=middle needs the transformer at the deepest level "
+                             f"(transformer_resolution_divisor = 2**{len(net.channels) - 1})")
         ch, groups, levels = self.channels, net.norm_groups, len(net.channels)
         if any(c % groups for c in ch):
             raise ValueError(f"network.channels {ch} must all be multiples of network.norm_groups={groups}")
@@ -77,6 +86,8 @@ class LNDenoiser(nn.Module):
                       if self.spec.guide else None)
         self.mask_encoder = (LNMaskEncoder(tuple(net.mask_encoder_channels), self.attn_level)
                              if self.spec.ldcond else None)
+
+        every_block = self.placement == "all"
 
         def attention() -> nn.Module:
             c = ch[self.attn_level]
@@ -100,7 +111,7 @@ class LNDenoiser(nn.Module):
             res, att = nn.ModuleList(), nn.ModuleList()
             for j in range(net.res_blocks):
                 res.append(resnet((prev if j == 0 else ch[level]) + (guide[level] if j == 0 else 0), ch[level]))
-                att.append(attention() if level == self.attn_level else nn.Identity())
+                att.append(attention() if level == self.attn_level and every_block else nn.Identity())
                 skips.append(ch[level])
             prev = ch[level]
             self.down_res.append(res)
@@ -119,7 +130,7 @@ class LNDenoiser(nn.Module):
             for j in range(net.res_blocks + 1):
                 cin = prev + skips.pop() + (guide[level] if j == 0 else 0)
                 res.append(resnet(cin, ch[level]))
-                att.append(attention() if level == self.attn_level else nn.Identity())
+                att.append(attention() if level == self.attn_level and every_block else nn.Identity())
                 prev = ch[level]
             self.up_res.append(res)
             self.up_attn.append(att)
@@ -130,7 +141,7 @@ class LNDenoiser(nn.Module):
                                                      align_corners=None))
 
         self.out = nn.Sequential(nn.GroupNorm(groups, ch[0], eps=1e-6), nn.SiLU(),
-                                 zero_module(nn.Conv3d(ch[0], 1, 3, padding=1)))
+                                 zero_module(nn.Conv3d(ch[0], out_channels, 3, padding=1)))
 
     # -- helpers -------------------------------------------------------------------------------
     def _call(self, module: nn.Module, *args: Any) -> torch.Tensor:
@@ -171,7 +182,7 @@ class LNDenoiser(nn.Module):
         if self.mask_encoder is not None:
             state["context"] = self._call(self.mask_encoder, ln)
             level_size = [s // 2 ** self.attn_level for s in x_t.shape[2:]]
-            state["gate"] = ln_gate(ln, level_size)
+            state["gate"] = ln_gate(ln, level_size, self.ld_gate)
             if self.attention_mode == "LA":
                 state["attn_mask"] = local_attention_mask(state["gate"])
         if self.channels_last:
@@ -207,9 +218,13 @@ class LNDenoiser(nn.Module):
 
 
 def build_denoiser(config: LNDDPMConfig | NetworkConfig) -> LNDenoiser:
-    """The denoiser a config describes (`config.network`), on the CPU in fp32."""
+    """The denoiser a config describes (`config.network`), on the CPU in fp32.
+
+    A learned-variance config (`diffusion.variance: learned_range`) gets a second output channel.
+    """
     net = config.network if isinstance(config, LNDDPMConfig) else config
-    model = LNDenoiser(net)
+    learned = isinstance(config, LNDDPMConfig) and config.diffusion.variance == "learned_range"
+    model = LNDenoiser(net, out_channels=2 if learned else 1)
     if net.channels_last:
         model = model.to(memory_format=torch.channels_last_3d)
     return model
@@ -224,4 +239,7 @@ def describe_denoiser(model: LNDenoiser) -> dict[str, Any]:
         "channels": list(model.channels),
         "attention_level": model.attn_level,
         "attention_mode": model.attention_mode,
+        "ld_gate": model.ld_gate if model.attention_mode else None,
+        "ldcond_placement": model.placement if model.attention_mode else None,
+        "transformers": sum(isinstance(m, (LDCondTransformer, GlobalSelfAttention)) for m in model.modules()),
     }

@@ -18,7 +18,7 @@ from LNSynthLib.cases import META_FILE, missing_files
 from LNSynthLib.errors import OutputExistsError
 
 # case.json keys that must agree between the synthetic cases of one folder.
-ORIGIN_KEYS = ("checkpoint_sha256", "ema", "sampler", "steps", "eta", "seed", "transforms")
+ORIGIN_KEYS = ("checkpoint_sha256", "ema", "sampler", "steps", "eta", "seed", "transforms", "window_rule")
 
 
 def file_sha256(path: str | Path) -> str:

@@ -17,6 +17,7 @@ import torch
 
 from LNSynthLib.diffusion.choices import SAMPLERS
 from LNSynthLib.diffusion.schedule import Schedule
+from LNSynthLib.diffusion.vlb import split_output
 
 ModelFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 StepCallback = Callable[[int, int], None]
@@ -50,7 +51,10 @@ def _tvec(t: int, batch: int, device: torch.device) -> torch.Tensor:
 @torch.no_grad()
 def ddpm_sample(model_fn: ModelFn, schedule: Schedule, shape: tuple[int, ...], generator: torch.Generator,
                 device: torch.device, callback: StepCallback | None = None) -> torch.Tensor:
-    """Ancestral sampling through all T steps with x0 clipped to [-1, 1] and variance β̃_t."""
+    """Ancestral sampling through all T steps with x0 clipped to [-1, 1] and variance β̃_t.
+
+    A learned-variance model (`vlb.py`) samples with its own variance exp(model_log_variance).
+    """
     x = _noise(shape, generator, device)
     T = schedule.timesteps
     ab = schedule.alphas_cumprod
@@ -59,10 +63,13 @@ def ddpm_sample(model_fn: ModelFn, schedule: Schedule, shape: tuple[int, ...], g
     coef_xt = (1 - ab_prev) * schedule.alphas.sqrt() / (1 - ab)
     for i, t in enumerate(range(T - 1, -1, -1)):
         tt = _tvec(t, shape[0], device)
-        x0 = schedule.predict_x0(x, tt, model_fn(x, tt).float())
+        prediction, v = split_output(model_fn(x, tt).float(), schedule)
+        x0 = schedule.predict_x0(x, tt, prediction)
         mean = float(coef_x0[t]) * x0 + float(coef_xt[t]) * x
         if t > 0:
-            x = mean + float(schedule.posterior_variance[t].sqrt()) * _noise(shape, generator, device)
+            std = (0.5 * schedule.model_log_variance(v, tt)).exp() if v is not None else \
+                float(schedule.posterior_variance[t].sqrt())
+            x = mean + std * _noise(shape, generator, device)
         else:
             x = mean
         if callback is not None:
@@ -130,9 +137,19 @@ def dpmpp_2m_sample(model_fn: ModelFn, schedule: Schedule, shape: tuple[int, ...
 def run_sampler(model_fn: ModelFn, schedule: Schedule, shape: tuple[int, ...], *, sampler: str, steps: int,
                 eta: float, generator: torch.Generator, device: torch.device,
                 callback: StepCallback | None = None) -> torch.Tensor:
-    """Dispatch by name (`choices.SAMPLERS`); `steps` is ignored by `ddpm` (always T steps, as in the paper)."""
+    """Dispatch by name (`choices.SAMPLERS`); `steps` is ignored by `ddpm` (always T steps, as in the paper).
+
+    DDIM and DPM-Solver++ set their own step variances, so they use only the prediction channel
+    of a learned-variance model; DDPM uses the learned variance.
+    """
     if sampler == "ddpm":
         return ddpm_sample(model_fn, schedule, shape, generator, device, callback)
+    if schedule.learned_variance:
+        full_fn = model_fn
+
+        def model_fn(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+            return full_fn(x, t)[:, :1]
+
     if sampler == "ddim":
         return ddim_sample(model_fn, schedule, shape, generator, device, steps, eta, callback)
     if sampler == "dpmpp":

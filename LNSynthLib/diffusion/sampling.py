@@ -1,7 +1,7 @@
 """Synthetic cases from a trained LN-DDPM: anatomy kept, LN mask transformed, CT patch sampled.
 
-For every source case a `patch_size` window is centred on its lymph-node region (clamped into
-the volume); each synthetic case `<case_id>_synt_<k>` is that window's anatomy, the
+For every source case and sample a `patch_size` window is chosen by the `sample.window` rule
+(`windows.py`: around each node cluster in turn by default, so every node appears); each synthetic case `<case_id>_synt_<k>` is that window's anatomy, the
 (transformed) LN mask and the generated CT in HU, on the window's physical grid. Sample k of a
 case is seeded from (seed, case id, k) alone, so results do not depend on sharding or on
 resuming. A case folder is written under a temporary name and renamed when complete; complete
@@ -14,6 +14,7 @@ import os
 import shutil
 import zlib
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -27,10 +28,11 @@ from LNSynthLib.devices import autocast_dtype, torch_device
 from LNSynthLib.diffusion import distributed
 from LNSynthLib.diffusion.checkpoint import config_of, load_checkpoint
 from LNSynthLib.diffusion.config import LNDDPMConfig
-from LNSynthLib.diffusion.data import CaseArrays, case_arrays, centred_start, crop_case
+from LNSynthLib.diffusion.data import CaseArrays, case_arrays, crop_case
 from LNSynthLib.diffusion.provenance import check_same_origin, is_done, origin
 from LNSynthLib.diffusion.samplers import eta_used, run_sampler, steps_used
 from LNSynthLib.diffusion.schedule import Schedule
+from LNSynthLib.diffusion.windows import sample_window
 from LNSynthLib.errors import InputDataError
 from LNSynthLib.jobs.progress import Progress
 from LNSynthLib.volumes.geometry import Volume
@@ -87,24 +89,6 @@ def sample_patch(model: nn.Module, schedule: Schedule, anatomy: torch.Tensor | n
                            generator=generator, device=device, callback=callback)
 
 
-def patch_window(case: CaseArrays, patch_size: tuple[int, ...]) -> tuple[int, ...]:
-    """Start (z, y, x) of a patch centred on the LN region's bounding box, clamped into the volume.
-
-    When the LN region is larger than the patch and its centre holds no node, the patch is
-    centred on the largest node instead; without nodes, on the volume centre.
-    """
-    if not len(case.ln_voxels):
-        return centred_start(np.asarray(case.shape) / 2.0, patch_size, case.shape)
-    start = centred_start((case.ln_voxels.min(0) + case.ln_voxels.max(0) + 1) / 2.0, patch_size, case.shape)
-    if crop_case(case, start, patch_size)[2].any():
-        return start
-    from LNSynthLib.anatomy.lymph_nodes import label_components
-
-    labels, _ = label_components(case.ln)
-    largest = int(np.argmax(np.bincount(labels.ravel())[1:])) + 1
-    return centred_start(np.argwhere(labels == largest).mean(0) + 0.5, patch_size, case.shape)
-
-
 def sample_seed(seed: int, case_id: str, k: int) -> np.random.SeedSequence:
     return np.random.SeedSequence([int(seed), zlib.crc32(case_id.encode("utf-8")), int(k)])
 
@@ -123,11 +107,12 @@ def sample_cases(checkpoint: str | Path, cases_root: str | Path, out_root: str |
                  eta: float | None = None, seed: int = 0, transforms: bool = True,
                  shard: tuple[int, int] = (0, 1), device: str = "auto", overwrite: bool = False,
                  use_ema: bool = True, progress: bool = True,
-                 transform_options: dict[str, Any] | None = None) -> list[Path]:
+                 transform_options: dict[str, Any] | None = None, window: str | None = None) -> list[Path]:
     """Write `samples_per_case` synthetic cases per source case (this shard's cases); returns their folders.
 
     `samples_per_case`, `sampler`, `steps` or `eta` left as None take the checkpoint config's
     `sample` values (`LNDDPMConfig.sampling`); front ends pass None unless the user chose.
+    `window` (None: the config's `sample.window`) is the window rule of `windows.py`.
     """
     from LNSynthLib.conditions.transforms import transform_ln_mask
     from LNSynthLib.volumes.preprocess import unit_to_hu
@@ -137,6 +122,8 @@ def sample_cases(checkpoint: str | Path, cases_root: str | Path, out_root: str |
     model, config, ckpt_info = load_model(checkpoint, dev, use_ema)
     chosen = config.sampling(sampler=sampler, steps=steps, eta=eta, samples_per_case=samples_per_case)
     sampler, steps, eta, n_per_case = chosen.sampler, chosen.steps, chosen.eta, chosen.samples_per_case
+    window_rule = window or config.sample.window
+    replace(config, sample=replace(chosen, window=window_rule)).validate()
     schedule = Schedule.from_config(config)
     patch = tuple(int(s) for s in config.train.patch_size)
     amp = autocast_dtype(config.train.amp, dev)
@@ -148,7 +135,7 @@ def sample_cases(checkpoint: str | Path, cases_root: str | Path, out_root: str |
     out_root.mkdir(parents=True, exist_ok=True)
     n_steps = steps_used(sampler, steps, schedule.timesteps)
     wanted = origin({**ckpt_info, "sampler": sampler, "steps": n_steps, "eta": eta_used(sampler, eta),
-                     "seed": seed, "transforms": bool(transforms)})
+                     "seed": seed, "transforms": bool(transforms), "window_rule": window_rule})
     if not overwrite:
         check_same_origin(out_root, wanted, SYNTHETIC_TAG)   # one folder, one checkpoint and settings
     todo = [(f, k) for f in mine for k in range(n_per_case)
@@ -164,9 +151,10 @@ def sample_cases(checkpoint: str | Path, cases_root: str | Path, out_root: str |
                 written.append(final)
                 continue
             case = loaded.setdefault(folder, case_arrays(folder, config.network.anatomy_labels))
-            start = patch_window(case, patch)
+            seeds = sample_seed(seed, case.case_id, k)
+            rng = np.random.default_rng(seeds)
+            start, window = sample_window(case, patch, window_rule, k, np.random.default_rng(seeds.spawn(1)[0]))
             _, anatomy, ln = crop_case(case, start, patch)
-            rng = np.random.default_rng(sample_seed(seed, case.case_id, k))
             transform_info = None
             if transforms and ln.any():
                 ln, transform_info = transform_ln_mask(ln, anatomy, rng, **(transform_options or {}))
@@ -180,7 +168,9 @@ def sample_cases(checkpoint: str | Path, cases_root: str | Path, out_root: str |
                     "sampler": sampler, "steps": n_steps, "eta": eta_used(sampler, eta),
                     "transforms": bool(transforms),
                     "transform_applied": transform_info is not None, "transform": transform_info,
-                    "patch_start_zyx": [int(s) for s in start], "patch_size_zyx": list(patch), **ckpt_info}
+                    "patch_start_zyx": [int(s) for s in start], "patch_size_zyx": list(patch), "window_rule": window_rule,
+                    "window": window,
+                    **ckpt_info}
             _write_case_folder(Case(final.name, Volume(hu, geometry), Volume(anatomy, geometry),
                                     Volume(ln.astype(np.uint8), geometry), meta), final, overwrite)
             written.append(final)

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 import torch
 
-from LNSynthLib.diffusion.choices import PREDICTIONS, SCHEDULES
+from LNSynthLib.diffusion.choices import PREDICTIONS, SCHEDULES, VARIANCES
 
 if TYPE_CHECKING:
     from LNSynthLib.diffusion.config import LNDDPMConfig
@@ -40,12 +40,16 @@ class Schedule:
     `t` is a long tensor [B] of timesteps in 0..T-1 (t = 0 is the least noisy step).
     """
 
-    def __init__(self, timesteps: int = 300, kind: str = "cosine", prediction: str = "epsilon") -> None:
+    def __init__(self, timesteps: int = 300, kind: str = "cosine", prediction: str = "epsilon",
+                 variance: str = "fixed_small") -> None:
         # Configs are checked when loaded (config_checks); these guard direct calls only.
         if kind not in SCHEDULES:
             raise ValueError(f"diffusion.schedule must be one of {SCHEDULES}, got {kind!r}")
         if prediction not in PREDICTIONS:
             raise ValueError(f"diffusion.prediction must be one of {PREDICTIONS}, got {prediction!r}")
+        if variance not in VARIANCES:
+            raise ValueError(f"diffusion.variance must be one of {VARIANCES}, got {variance!r}")
+        self.variance = variance
         self.timesteps = int(timesteps)
         self.kind = kind
         self.prediction = prediction
@@ -55,12 +59,22 @@ class Schedule:
         self.alphas_cumprod_prev = torch.cat([torch.ones(1, dtype=torch.float64), self.alphas_cumprod[:-1]])
         # Posterior q(x_{t-1} | x_t, x0) variance β̃_t (DDPM "fixed small").
         self.posterior_variance = self.betas * (1 - self.alphas_cumprod_prev) / (1 - self.alphas_cumprod)
+        # log β̃_t with β̃_0 = 0 replaced by β̃_1 (improved-diffusion), the lower end of a learned variance.
+        self.posterior_log_variance_clipped = torch.log(torch.cat([self.posterior_variance[1:2],
+                                                                   self.posterior_variance[1:]]))
+        self.posterior_mean_coef_x0 = self.betas * self.alphas_cumprod_prev.sqrt() / (1 - self.alphas_cumprod)
+        self.posterior_mean_coef_xt = (1 - self.alphas_cumprod_prev) * self.alphas.sqrt() / (1 - self.alphas_cumprod)
+
+    @property
+    def learned_variance(self) -> bool:
+        """True when the network outputs a second channel v that sets the reverse variance."""
+        return self.variance == "learned_range"
 
     @classmethod
     def from_config(cls, config: LNDDPMConfig) -> Schedule:
         """The schedule of a model's config (`diffusion.timesteps`, `.schedule`, `.prediction`)."""
         d = config.diffusion
-        return cls(d.timesteps, d.schedule, d.prediction)
+        return cls(d.timesteps, d.schedule, d.prediction, d.variance)
 
     # -- table lookup ------------------------------------------------------------------
     def _at(self, table: torch.Tensor, t: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
@@ -78,6 +92,19 @@ class Schedule:
     def q_sample(self, x0: torch.Tensor, t: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
         """x_t = √ᾱ_t·x0 + √(1-ᾱ_t)·ε."""
         return self.sqrt_ab(t, x0) * x0 + self.sqrt_1m_ab(t, x0) * noise
+
+    def posterior_mean(self, x0: torch.Tensor, x_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        """Mean of q(x_{t-1} | x_t, x0)."""
+        return self._at(self.posterior_mean_coef_x0, t, x_t) * x0 + self._at(self.posterior_mean_coef_xt, t, x_t) * x_t
+
+    def posterior_log_variance(self, t: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+        """log β̃_t (clipped at t = 0), shaped to broadcast against `like`."""
+        return self._at(self.posterior_log_variance_clipped, t, like)
+
+    def model_log_variance(self, v: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        """Learned log variance (Nichol & Dhariwal 2021, eq. 15): v in [-1, 1] interpolates log β̃_t .. log β_t."""
+        frac = (v + 1) / 2
+        return frac * self._at(self.betas.log(), t, v) + (1 - frac) * self.posterior_log_variance(t, v)
 
     # -- conversions -----------------------------------------------------------------------
     def v_from(self, x0: torch.Tensor, noise: torch.Tensor, t: torch.Tensor) -> torch.Tensor:

@@ -36,6 +36,7 @@ from LNSynthLib.diffusion.ema import EMA
 from LNSynthLib.diffusion.loss_plot import plot_loss, write_loss_csv
 from LNSynthLib.diffusion.run_folder import claim_run_dir
 from LNSynthLib.diffusion.schedule import Schedule
+from LNSynthLib.diffusion.vlb import training_loss
 from LNSynthLib.errors import InputDataError, OutputExistsError
 from LNSynthLib.jobs.progress import Progress
 
@@ -179,7 +180,7 @@ def train(config: LNDDPMConfig, cases_root: str | Path, run_dir: str | Path, *, 
             target = schedule.training_target(x0, noise, t)
             with torch.autocast(dev.type, dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None):
                 output = net(x_t, t, anatomy, ln)
-            loss = diffusion_loss(output, target, config.diffusion.loss)
+            loss = training_loss(config, schedule, output, target, x0, x_t, t)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()

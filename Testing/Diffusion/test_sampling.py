@@ -15,8 +15,9 @@ import torch
 from LNSynthLib.cases import list_cases, load_case
 from LNSynthLib.conditions.transforms import organ_mask
 from LNSynthLib.diffusion.data import case_arrays, crop_case
-from LNSynthLib.diffusion.sampling import load_model, patch_window, sample_cases, sample_patch
+from LNSynthLib.diffusion.sampling import load_model, sample_cases, sample_patch
 from LNSynthLib.diffusion.schedule import Schedule
+from LNSynthLib.diffusion.windows import patch_window
 
 REPO = Path(__file__).resolve().parents[2]
 PATCH = (16, 16, 16)
@@ -39,8 +40,8 @@ def test_layout_meta_and_geometry(sampled: Path, phantom_cases: Path) -> None:
     assert meta["synthetic"] is True and meta["source_case"] == "phantom_001" and meta["sample_index"] == 1
     assert (meta["sampler"], meta["steps"], meta["seed"], meta["transform_applied"]) == ("ddim", 3, 4, False)
     source = case_arrays(phantom_cases / "phantom_001")
-    start = patch_window(source, PATCH)
-    assert meta["patch_start_zyx"] == list(start)
+    start = tuple(meta["patch_start_zyx"])
+    assert meta["window_rule"] == "per_node" and meta["window"]["start_zyx"] == list(start)   # the default rule
     _, anatomy, ln = crop_case(source, start, PATCH)
     assert synt.ct.shape == PATCH
     assert np.array_equal(synt.anatomy.array, anatomy) and np.array_equal(synt.ln.array, ln)
