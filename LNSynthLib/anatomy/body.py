@@ -7,6 +7,7 @@ the TotalSegmentator grouping, the weights-free fallback and the input checks.
 from __future__ import annotations
 
 import numpy as np
+import SimpleITK as sitk
 from scipy import ndimage
 
 BODY_THRESHOLD_HU = -400.0  # between fat (~-100) and air (~-1000); lung (~-800) falls outside
@@ -25,13 +26,18 @@ def body_mask(ct_hu: np.ndarray, threshold_hu: float = BODY_THRESHOLD_HU) -> np.
     tissue = np.asarray(ct_hu) > threshold_hu
     if not tissue.any():
         return tissue
-    labels, count = ndimage.label(tissue)
-    if count > 1:
-        sizes = np.bincount(labels.ravel())
-        sizes[0] = 0
-        tissue = labels == int(np.argmax(sizes))
-    del labels
-    return fill_holes_in_plane(tissue)
+    return fill_holes_in_plane(largest_component(tissue))
+
+
+def largest_component(mask: np.ndarray) -> np.ndarray:
+    """The largest face-connected region of `mask` (same result as `scipy.ndimage.label` + bincount).
+
+    SimpleITK's multi-threaded connected components and size-sorted relabelling take about a
+    quarter of scipy's time on a 512x512x300 CT (measured in `lnsynth bench prepare`).
+    """
+    image = sitk.GetImageFromArray(np.ascontiguousarray(mask).view(np.uint8))
+    ranked = sitk.RelabelComponent(sitk.ConnectedComponent(image, False), 0, True)  # 1 = largest region
+    return sitk.GetArrayViewFromImage(ranked) == 1
 
 
 def fill_holes_in_plane(mask: np.ndarray) -> np.ndarray:
