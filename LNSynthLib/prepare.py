@@ -1,6 +1,7 @@
 """Prepare one case for LN-DDPM: read, check, build the anatomy map, crop the LN region, resample, write.
 
-The CT stays in HU on disk; windowing to [-1, 1] happens in the model's data loader through
+The CT stays in HU on disk, as whole HU in int16 (`cases.PREPARED_CT_DTYPE`: a CT is integer data; the
+linear resampling's fractions of a HU are rounded away); windowing to [-1, 1] happens in the model's data loader through
 `volumes.preprocess.hu_to_unit`, so prepared cases stay readable and reusable.
 """
 
@@ -17,7 +18,7 @@ from LNSynthLib.anatomy.fallback import COARSE_WARNING
 from LNSynthLib.anatomy.groups import LABEL_NAMES
 from LNSynthLib.anatomy.lymph_nodes import lymph_node_components
 from LNSynthLib.atomic import check_writable
-from LNSynthLib.cases import ANATOMY_FILE, CT_FILE, LN_FILE, META_FILE, Case, save_case
+from LNSynthLib.cases import ANATOMY_FILE, CT_FILE, LN_FILE, META_FILE, PREPARED_CT_DTYPE, Case, save_case
 from LNSynthLib.errors import InputDataError
 from LNSynthLib.jobs.progress import Progress
 from LNSynthLib.volumes.checks import check_ln_labels, check_ln_mask
@@ -85,7 +86,7 @@ def prepare_case(ct_path: str | Path, ln_path: str | Path, out_root: str | Path,
         })
         if source == "coarse":
             meta["anatomy_warning"] = COARSE_WARNING
-        save_case(Case(case_id, ct_p, anatomy_p, ln_p, meta), out_root, overwrite)
+        save_case(Case(case_id, ct_p, anatomy_p, ln_p, meta), out_root, overwrite, ct_dtype=PREPARED_CT_DTYPE)
         progress.update(message="written")
         progress.update()
     return folder
