@@ -33,6 +33,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--real-labels", default=str(SHARED / "totalseg_example" / "example_seg_total.nii.gz"))
 
 
+def reference_op_s(repeats: int = 3) -> float:
+    """Seconds (median) of a fixed CPU operation, sorting 10 M float32 values: recorded with every run, so
+    a figure taken on a loaded machine shows itself (the reference slows down with it)."""
+    import numpy as np
+
+    values = np.random.default_rng(0).standard_normal(10_000_000).astype(np.float32)
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        np.sort(values)
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
 def _rss_mib(field: str) -> float | None:
     try:
         for line in Path("/proc/self/status").read_text().splitlines():
@@ -54,7 +68,7 @@ def _reset_peak_rss() -> bool:
 
 def _pipeline(ct_path: Path, labels_path: Path, ln_path: Path, out_root: Path) -> tuple[dict[str, float], dict]:
     from LNSynthLib.anatomy.build import anatomy_from_labels
-    from LNSynthLib.cases import Case, save_case
+    from LNSynthLib.cases import PREPARED_CT_DTYPE, Case, save_case
     from LNSynthLib.volumes.checks import check_ct, check_ln_mask, check_same_geometry
     from LNSynthLib.volumes.io import read_volume
     from LNSynthLib.volumes.preprocess import PreprocessSettings, crop, ln_region_box, resample
@@ -85,7 +99,8 @@ def _pipeline(ct_path: Path, labels_path: Path, ln_path: Path, out_root: Path) -
     ln_p = resample(cropped[2], iso, "nearest", default_value=0)
     t["resample"] = time.perf_counter() - t0
     t0 = time.perf_counter()
-    save_case(Case("bench", ct_p, anatomy_p, ln_p, {"benchmark": True}), out_root, overwrite=True)
+    save_case(Case("bench", ct_p, anatomy_p, ln_p, {"benchmark": True}), out_root, overwrite=True,
+              ct_dtype=PREPARED_CT_DTYPE)
     t["write"] = time.perf_counter() - t0
     info = {"input_shape_zyx": list(ct.shape), "input_spacing_xyz": list(ct.geometry.spacing),
             "input_voxels": int(ct.array.size), "crop_shape_zyx": list(cropped[0].shape),
@@ -159,7 +174,7 @@ def _run_workload(kind: str, args: argparse.Namespace, repeats: int) -> dict[str
 
 
 def run(args: argparse.Namespace) -> tuple[Path, Path]:
-    load_before = os.getloadavg()
+    load_before, reference_before = os.getloadavg(), reference_op_s()
     workloads: dict[str, dict[str, Any]] = {}
     if Path(args.real_ct).exists() and Path(args.real_labels).exists():
         workloads["real example CT"] = _run_workload("real", args, args.repeats)
@@ -170,7 +185,7 @@ def run(args: argparse.Namespace) -> tuple[Path, Path]:
 
         raise InputDataError("no workload to run: real example CT not found and --skip-phantom given",
                              path=args.real_ct, fix="set LNSYNTH_SHARED_DATA or drop --skip-phantom")
-    load_after = os.getloadavg()
+    load_after, reference_after = os.getloadavg(), reference_op_s()
     names = list(workloads)
     rows = [[stage] + [round(workloads[n]["stages_s"][stage], 3) for n in names] for stage in STAGES]
     rows.append(["**total pipeline**"] + [round(workloads[n]["total_s"], 3) for n in names])
@@ -183,9 +198,12 @@ def run(args: argparse.Namespace) -> tuple[Path, Path]:
                        f"LN crop {w['crop_shape_zyx']}, prepared 1 mm grid {w['output_shape_zyx']}, "
                        f"median of {w['repeats']} run(s)" for n, w in workloads.items())
     body = (f"Times in seconds per stage (read = CT + labels + LN mask; grouping = TotalSegmentator labels to "
-            f"the 14-label map incl. body/air thresholding; crop margin 100 mm; write = compressed NIfTI case).\n\n"
+            f"the 14-label map incl. body/air thresholding; crop margin 100 mm; write = compressed NIfTI case, CT as int16 HU).\n\n"
             f"{markdown_table(['stage'] + names, rows)}\n\n{shapes}\n\n"
             f"Load average before/after: {load_before[0]:.2f} / {load_after[0]:.2f} "
-            f"(values well above the core count mean the CPU was shared with other jobs).\n")
-    results = {"workloads": workloads, "loadavg_before": load_before, "loadavg_after": load_after}
+            f"(values well above the core count mean the CPU was shared with other jobs).\n"
+            f"Reference operation (sort 10 M float32, median of 3) before/after: {reference_before:.3f} / "
+            f"{reference_after:.3f} s (compare runs by it: it slows down with the machine).\n")
+    results = {"workloads": workloads, "loadavg_before": load_before, "loadavg_after": load_after,
+               "reference_op_s_before": reference_before, "reference_op_s_after": reference_after}
     return write_results("prepare", results, body, args.results_dir)
