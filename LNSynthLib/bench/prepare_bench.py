@@ -28,6 +28,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--phantom-shape", type=int, nargs=3, default=(300, 512, 512), metavar=("Z", "Y", "X"))
     parser.add_argument("--phantom-spacing", type=float, nargs=3, default=(0.8, 0.8, 1.5), metavar=("X", "Y", "Z"),
                         help="phantom spacing in mm (a typical clinical grid, so resampling to 1 mm does work)")
+    parser.add_argument("--phantom-ct-dtype", choices=("int16", "float32"), default="int16",
+                        help="how the phantom's input CT file stores HU: int16 as scanners and DICOM converters "
+                             "write a CT, or float32 (then reading also checks every value for NaN/inf)")
     parser.add_argument("--skip-phantom", action="store_true", help="only the real example CT")
     parser.add_argument("--real-ct", default=str(SHARED / "totalseg_example" / "example_ct.nii.gz"))
     parser.add_argument("--real-labels", default=str(SHARED / "totalseg_example" / "example_seg_total.nii.gz"))
@@ -102,8 +105,8 @@ def _pipeline(ct_path: Path, labels_path: Path, ln_path: Path, out_root: Path) -
     save_case(Case("bench", ct_p, anatomy_p, ln_p, {"benchmark": True}), out_root, overwrite=True,
               ct_dtype=PREPARED_CT_DTYPE)
     t["write"] = time.perf_counter() - t0
-    info = {"input_shape_zyx": list(ct.shape), "input_spacing_xyz": list(ct.geometry.spacing),
-            "input_voxels": int(ct.array.size), "crop_shape_zyx": list(cropped[0].shape),
+    info = {"input_shape_zyx": list(ct.shape), "input_ct_dtype": str(ct.array.dtype),
+            "input_spacing_xyz": list(ct.geometry.spacing), "input_voxels": int(ct.array.size), "crop_shape_zyx": list(cropped[0].shape),
             "output_shape_zyx": list(ct_p.shape)}
     return t, info
 
@@ -128,7 +131,11 @@ def _phantom_inputs(args: argparse.Namespace, folder: Path) -> tuple[Path, Path,
     p = generate_phantom(seed=0, shape_zyx=tuple(args.phantom_shape), spacing_xyz=tuple(args.phantom_spacing))
     extra = {"phantom_generation": time.perf_counter() - t0}
     t0 = time.perf_counter()
-    paths = (write_volume(p.ct, folder / "ct.nii.gz"), write_volume(p.totalseg, folder / "ts.nii.gz"),
+    from LNSynthLib.cases import ct_for_disk
+    from LNSynthLib.volumes.geometry import Volume
+
+    ct = Volume(ct_for_disk(p.ct.array, args.phantom_ct_dtype), p.ct.geometry)
+    paths = (write_volume(ct, folder / "ct.nii.gz"), write_volume(p.totalseg, folder / "ts.nii.gz"),
              write_volume(p.ln, folder / "ln.nii.gz"))
     extra["write_inputs"] = time.perf_counter() - t0
     return (*paths, extra)
@@ -195,6 +202,7 @@ def run(args: argparse.Namespace) -> tuple[Path, Path]:
         rows.append([key.replace("_", " ") + " (s)"] + [round(workloads[n]["extra_s"][key], 3)
                                                         if key in workloads[n]["extra_s"] else "-" for n in names])
     shapes = "\n".join(f"- {n}: input {w['input_shape_zyx']} (z,y,x) at {w['input_spacing_xyz']} mm, "
+                       f"stored as {w['input_ct_dtype']}, "
                        f"LN crop {w['crop_shape_zyx']}, prepared 1 mm grid {w['output_shape_zyx']}, "
                        f"median of {w['repeats']} run(s)" for n, w in workloads.items())
     body = (f"Times in seconds per stage (read = CT + labels + LN mask; grouping = TotalSegmentator labels to "
