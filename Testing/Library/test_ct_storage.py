@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
-from LNSynthLib.anatomy.body import body_mask, largest_component
+from LNSynthLib.anatomy.body import SLAB_SLICES, _fill_slab, body_mask, fill_holes_in_plane, largest_component
 from LNSynthLib.cases import (
     CT_FILE,
     INT16_HU_TOLERANCE,
@@ -108,3 +108,10 @@ def test_largest_component_matches_scipy(example_ct_volume):
     for volume in (ct, example_ct_volume.array):
         assert np.array_equal(largest_component(volume > -400), _scipy_body(volume))
     assert body_mask(np.full((4, 4, 4), -1000.0)).sum() == 0
+
+
+def test_hole_filling_in_slabs_equals_one_pass():
+    rng = np.random.default_rng(4)
+    mask = ndimage.gaussian_filter(rng.standard_normal((3 * SLAB_SLICES + 5, 40, 30)), 1.5) > -0.3
+    filled = fill_holes_in_plane(mask)
+    assert np.array_equal(filled, _fill_slab(mask)) and filled.sum() > mask.sum()   # holes were there to fill
