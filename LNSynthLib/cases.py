@@ -53,7 +53,9 @@ def ct_for_disk(ct: np.ndarray, ct_dtype: str) -> np.ndarray:
     if ct_dtype == "float32":
         return np.asarray(ct, dtype=np.float32)
     info = np.iinfo(np.int16)
-    return np.clip(np.rint(ct), info.min, info.max).astype(np.int16)
+    rounded = np.rint(ct)   # one temporary, rounded and clipped in place (peak memory)
+    np.clip(rounded, info.min, info.max, out=rounded)
+    return rounded.astype(np.int16)
 
 
 def save_case(case: Case, root: str | Path, overwrite: bool = False, ct_dtype: str = "float32") -> Path:

@@ -34,15 +34,31 @@ _CASE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")  # a folder name on
 def prepare_volumes(ct: Volume, anatomy: Volume, ln: Volume,
                     settings: PreprocessSettings) -> tuple[Volume, Volume, Volume, dict[str, Any]]:
     """Crop the LN region with the margin and resample all three volumes to the isotropic spacing."""
+    return prepare_volume_list([ct, anatomy, ln], settings)
+
+
+def prepare_volume_list(volumes: list[Volume],
+                        settings: PreprocessSettings) -> tuple[Volume, Volume, Volume, dict[str, Any]]:
+    """`prepare_volumes` on `[ct, anatomy, ln]`, replacing each list entry by its crop as it goes.
+
+    When the list holds the only references, each full-size volume is freed as soon as it is cropped,
+    so a 512x512x300 CT is never held next to its resampled copies (peak memory).
+    """
+    ct, _, ln = volumes
     box = ln_region_box(ln, settings.margin_mm)
+    source_geometry = {"shape_zyx": list(ct.shape), "spacing_xyz": list(ct.geometry.spacing),
+                       "origin_lps": list(ct.geometry.origin), "direction": list(ct.geometry.direction)}
+    del ct, ln
+    for i in range(3):
+        volumes[i] = crop(volumes[i], box)
     spacing = (settings.spacing,) * 3
-    ct_out = resample(crop(ct, box), spacing, "linear")
-    anatomy_out = resample(crop(anatomy, box), spacing, "nearest", default_value=0)
-    ln_out = resample(crop(ln, box), spacing, "nearest", default_value=0)
+    ct_out = resample(volumes[0], spacing, "linear")
+    anatomy_out = resample(volumes[1], spacing, "nearest", default_value=0)
+    ln_out = resample(volumes[2], spacing, "nearest", default_value=0)
+    volumes.clear()
     meta = {
         "settings": settings.as_dict(),
-        "source_geometry": {"shape_zyx": list(ct.shape), "spacing_xyz": list(ct.geometry.spacing),
-                            "origin_lps": list(ct.geometry.origin), "direction": list(ct.geometry.direction)},
+        "source_geometry": source_geometry,
         "crop_box_zyx": [[int(s.start), int(s.stop)] for s in box],
         "shape_zyx": list(ct_out.shape),
         "label_names": LABEL_NAMES,
@@ -76,7 +92,9 @@ def prepare_case(ct_path: str | Path, ln_path: str | Path, out_root: str | Path,
                                         resample_labels=resample_labels, device=device, weights_dir=weights_dir)
         progress.update(message=f"anatomy from {source}")
         check_ln_mask(ln, anatomy, ln_path)
-        ct_p, anatomy_p, ln_p, meta = prepare_volumes(ct, anatomy, ln, settings)
+        volumes = [ct, anatomy, ln]
+        del ct, anatomy, ln   # the list holds the only references: each full volume goes once cropped
+        ct_p, anatomy_p, ln_p, meta = prepare_volume_list(volumes, settings)
         progress.update(message="cropped and resampled")
         meta.update({
             "case_id": case_id, "synthetic": False, "source": "real",

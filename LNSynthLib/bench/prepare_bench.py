@@ -108,26 +108,30 @@ def _pipeline(ct_path: Path, labels_path: Path, ln_path: Path, out_root: Path) -
     t0 = time.perf_counter()
     anatomy = anatomy_from_labels(labels, ct, "totalseg", path=labels_path, ct_path=ct_path)
     t["grouping"] = time.perf_counter() - t0
+    del labels   # as in prepare_case, where the label map lives only inside build_anatomy
     t0 = time.perf_counter()
     check_ln_mask(ln, anatomy, ln_path)
     t["checks"] += time.perf_counter() - t0
+    info = {"input_shape_zyx": list(ct.shape), "input_ct_dtype": str(ct.array.dtype),
+            "input_spacing_xyz": list(ct.geometry.spacing), "input_voxels": int(ct.array.size)}
     t0 = time.perf_counter()
     box = ln_region_box(ln, settings.margin_mm)
     cropped = [crop(v, box) for v in (ct, anatomy, ln)]
+    del ct, anatomy, ln   # as in prepare_case: the full volumes go once cropped
     t["crop"] = time.perf_counter() - t0
     t0 = time.perf_counter()
     iso = (settings.spacing,) * 3
     ct_p = resample(cropped[0], iso, "linear")
     anatomy_p = resample(cropped[1], iso, "nearest", default_value=0)
     ln_p = resample(cropped[2], iso, "nearest", default_value=0)
+    info["crop_shape_zyx"] = list(cropped[0].shape)
+    cropped.clear()
     t["resample"] = time.perf_counter() - t0
     t0 = time.perf_counter()
     save_case(Case("bench", ct_p, anatomy_p, ln_p, {"benchmark": True}), out_root, overwrite=True,
               ct_dtype=PREPARED_CT_DTYPE)
     t["write"] = time.perf_counter() - t0
-    info = {"input_shape_zyx": list(ct.shape), "input_ct_dtype": str(ct.array.dtype),
-            "input_spacing_xyz": list(ct.geometry.spacing), "input_voxels": int(ct.array.size), "crop_shape_zyx": list(cropped[0].shape),
-            "output_shape_zyx": list(ct_p.shape)}
+    info["output_shape_zyx"] = list(ct_p.shape)
     return t, info
 
 

@@ -115,3 +115,14 @@ def test_hole_filling_in_slabs_equals_one_pass():
     mask = ndimage.gaussian_filter(rng.standard_normal((3 * SLAB_SLICES + 5, 40, 30)), 1.5) > -0.3
     filled = fill_holes_in_plane(mask)
     assert np.array_equal(filled, _fill_slab(mask)) and filled.sum() > mask.sum()   # holes were there to fill
+
+
+def test_integer_ct_resamples_like_its_float32_copy():
+    """Linear resampling of an int16 CT gives float32 values equal to resampling its float32 copy."""
+    from LNSynthLib.volumes.preprocess import resample
+
+    geo = Geometry((0.8, 0.7, 1.5), (3.0, -2.0, 5.0), (1, 0, 0, 0, 1, 0, 0, 0, 1))
+    ct = np.random.default_rng(5).integers(-1024, 2000, (20, 24, 22)).astype(np.int16)
+    a = resample(Volume(ct, geo), (1.0, 1.0, 1.0), "linear")
+    b = resample(Volume(ct.astype(np.float32), geo), (1.0, 1.0, 1.0), "linear")
+    assert a.array.dtype == np.float32 and np.array_equal(a.array, b.array) and a.geometry == b.geometry
