@@ -22,7 +22,7 @@ import numpy as np
 from LNSynthLib.atomic import write_text_atomic
 from LNSynthLib.errors import InputDataError
 from LNSynthLib.volumes.geometry import Volume
-from LNSynthLib.volumes.io import read_volume, write_volume
+from LNSynthLib.volumes.io import read_volume, write_volumes
 
 CT_FILE = "ct.nii.gz"
 ANATOMY_FILE = "anatomy.nii.gz"
@@ -66,10 +66,10 @@ def save_case(case: Case, root: str | Path, overwrite: bool = False, ct_dtype: s
     folder = Path(root) / case.case_id
     ct = ct_for_disk(case.ct.array, ct_dtype)   # before any write: a bad dtype leaves nothing behind
     meta = {**case.meta, "ct_dtype": ct_dtype}
-    write_volume(Volume(ct, case.ct.geometry), folder / CT_FILE, overwrite)
-    write_volume(Volume(case.anatomy.array.astype(np.uint8), case.anatomy.geometry), folder / ANATOMY_FILE,
-                 overwrite)
-    write_volume(Volume((case.ln.array > 0).astype(np.uint8), case.ln.geometry), folder / LN_FILE, overwrite)
+    # All three at once (the CT's gzip, the longest, next to the label maps'), renamed into place together.
+    write_volumes([(Volume(ct, case.ct.geometry), folder / CT_FILE),
+                   (Volume(case.anatomy.array.astype(np.uint8), case.anatomy.geometry), folder / ANATOMY_FILE),
+                   (Volume((case.ln.array > 0).astype(np.uint8), case.ln.geometry), folder / LN_FILE)], overwrite)
     write_text_atomic(folder / META_FILE, json.dumps(meta, indent=2, default=str), overwrite)
     return folder
 
