@@ -1,8 +1,8 @@
 """Prepare one case for LN-DDPM: read, check, build the anatomy map, crop the LN region, resample, write.
 
-The CT stays in HU on disk, as whole HU in int16 (`cases.PREPARED_CT_DTYPE`: a CT is integer data; the
-linear resampling's fractions of a HU are rounded away); windowing to [-1, 1] happens in the model's data loader through
-`volumes.preprocess.hu_to_unit`, so prepared cases stay readable and reusable.
+The CT stays in HU on disk, as whole HU in int16 (`cases.PREPARED_CT_DTYPE`: a CT is integer data;
+the linear resampling's fractions of a HU are rounded away); windowing to [-1, 1] happens in the
+model's data loader through `volumes.preprocess.hu_to_unit`, so prepared cases stay readable and reusable.
 """
 
 from __future__ import annotations
