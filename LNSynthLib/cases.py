@@ -2,7 +2,8 @@
 
 A prepared case is a folder `<root>/<case_id>/` holding, on one common grid
 (1 mm isotropic after the paper's preprocessing):
-- `ct.nii.gz`       CT in HU (float32),
+- `ct.nii.gz`       CT in HU: int16 (whole HU, `lnsynth prepare`) or float32 (synthetic, phantom and
+                    older cases); `case.json` names it as `ct_dtype`, and `load_case` gives float32 either way,
 - `anatomy.nii.gz`  14-label anatomy map (uint8, values 0..13, see `LNSynthLib.anatomy.groups`),
 - `ln.nii.gz`       lymph-node mask (uint8, 0/1),
 - `case.json`       where it came from and how it was prepared.
@@ -21,7 +22,7 @@ import numpy as np
 from LNSynthLib.atomic import write_text_atomic
 from LNSynthLib.errors import InputDataError
 from LNSynthLib.volumes.geometry import Volume
-from LNSynthLib.volumes.io import read_volume, write_volume
+from LNSynthLib.volumes.io import read_volume, write_volumes
 
 CT_FILE = "ct.nii.gz"
 ANATOMY_FILE = "anatomy.nii.gz"
@@ -39,14 +40,37 @@ class Case:
     meta: dict[str, Any] = field(default_factory=dict)
 
 
-def save_case(case: Case, root: str | Path, overwrite: bool = False) -> Path:
-    """Write the case folder; each file is written atomically, case.json last (it marks completeness)."""
+CT_DTYPES = ("float32", "int16")
+PREPARED_CT_DTYPE = "int16"      # `lnsynth prepare` (real CTs); sampled and phantom cases stay float32
+# Whole HU: below CT noise (~10 HU) and the 1 HU display step; a third of float32's write time, a quarter of its size.
+INT16_HU_TOLERANCE = 0.5
+
+
+def ct_for_disk(ct: np.ndarray, ct_dtype: str) -> np.ndarray:
+    """The CT array as stored: float32 as is, or int16 rounded to whole HU (within `INT16_HU_TOLERANCE`)."""
+    if ct_dtype not in CT_DTYPES:
+        raise ValueError(f"ct_dtype must be one of {CT_DTYPES}, got {ct_dtype!r}")
+    if ct_dtype == "float32":
+        return np.asarray(ct, dtype=np.float32)
+    info = np.iinfo(np.int16)
+    rounded = np.rint(ct)   # one temporary, rounded and clipped in place (peak memory)
+    np.clip(rounded, info.min, info.max, out=rounded)
+    return rounded.astype(np.int16)
+
+
+def save_case(case: Case, root: str | Path, overwrite: bool = False, ct_dtype: str = "float32") -> Path:
+    """Write the case folder; each file is written atomically, case.json last (it marks completeness).
+
+    `ct_dtype` (`CT_DTYPES`) is how the CT is stored; it is recorded in case.json as `ct_dtype`.
+    """
     folder = Path(root) / case.case_id
-    write_volume(Volume(case.ct.array.astype(np.float32), case.ct.geometry), folder / CT_FILE, overwrite)
-    write_volume(Volume(case.anatomy.array.astype(np.uint8), case.anatomy.geometry), folder / ANATOMY_FILE,
-                 overwrite)
-    write_volume(Volume((case.ln.array > 0).astype(np.uint8), case.ln.geometry), folder / LN_FILE, overwrite)
-    write_text_atomic(folder / META_FILE, json.dumps(case.meta, indent=2, default=str), overwrite)
+    ct = ct_for_disk(case.ct.array, ct_dtype)   # before any write: a bad dtype leaves nothing behind
+    meta = {**case.meta, "ct_dtype": ct_dtype}
+    # All three at once (the CT's gzip, the longest, next to the label maps'), renamed into place together.
+    write_volumes([(Volume(ct, case.ct.geometry), folder / CT_FILE),
+                   (Volume(case.anatomy.array.astype(np.uint8), case.anatomy.geometry), folder / ANATOMY_FILE),
+                   (Volume((case.ln.array > 0).astype(np.uint8), case.ln.geometry), folder / LN_FILE)], overwrite)
+    write_text_atomic(folder / META_FILE, json.dumps(meta, indent=2, default=str), overwrite)
     return folder
 
 
@@ -84,8 +108,9 @@ def load_case(folder: str | Path) -> Case:
         raise InputDataError(f"prepared case is incomplete, missing {', '.join(missing)}", path=folder,
                              fix="run `lnsynth prepare` again for this case")
     meta = read_meta(folder)
-    return Case(folder.name, read_volume(folder / CT_FILE), read_volume(folder / ANATOMY_FILE),
-                read_volume(folder / LN_FILE), meta)
+    ct = read_volume(folder / CT_FILE)   # int16 (prepared) or float32 (older, synthetic): float32 for every user
+    return Case(folder.name, Volume(ct.array.astype(np.float32, copy=False), ct.geometry),
+                read_volume(folder / ANATOMY_FILE), read_volume(folder / LN_FILE), meta)
 
 
 def list_cases(root: str | Path) -> list[Path]:

@@ -1,7 +1,8 @@
 """Prepare one case for LN-DDPM: read, check, build the anatomy map, crop the LN region, resample, write.
 
-The CT stays in HU on disk; windowing to [-1, 1] happens in the model's data loader through
-`volumes.preprocess.hu_to_unit`, so prepared cases stay readable and reusable.
+The CT stays in HU on disk, as whole HU in int16 (`cases.PREPARED_CT_DTYPE`: a CT is integer data;
+the linear resampling's fractions of a HU are rounded away); windowing to [-1, 1] happens in the
+model's data loader through `volumes.preprocess.hu_to_unit`, so prepared cases stay readable and reusable.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from LNSynthLib.anatomy.fallback import COARSE_WARNING
 from LNSynthLib.anatomy.groups import LABEL_NAMES
 from LNSynthLib.anatomy.lymph_nodes import lymph_node_components
 from LNSynthLib.atomic import check_writable
-from LNSynthLib.cases import ANATOMY_FILE, CT_FILE, LN_FILE, META_FILE, Case, save_case
+from LNSynthLib.cases import ANATOMY_FILE, CT_FILE, LN_FILE, META_FILE, PREPARED_CT_DTYPE, Case, save_case
 from LNSynthLib.errors import InputDataError
 from LNSynthLib.jobs.progress import Progress
 from LNSynthLib.volumes.checks import check_ln_labels, check_ln_mask
@@ -33,15 +34,31 @@ _CASE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")  # a folder name on
 def prepare_volumes(ct: Volume, anatomy: Volume, ln: Volume,
                     settings: PreprocessSettings) -> tuple[Volume, Volume, Volume, dict[str, Any]]:
     """Crop the LN region with the margin and resample all three volumes to the isotropic spacing."""
+    return prepare_volume_list([ct, anatomy, ln], settings)
+
+
+def prepare_volume_list(volumes: list[Volume],
+                        settings: PreprocessSettings) -> tuple[Volume, Volume, Volume, dict[str, Any]]:
+    """`prepare_volumes` on `[ct, anatomy, ln]`, replacing each list entry by its crop as it goes.
+
+    When the list holds the only references, each full-size volume is freed as soon as it is cropped,
+    so a 512x512x300 CT is never held next to its resampled copies (peak memory).
+    """
+    ct, _, ln = volumes
     box = ln_region_box(ln, settings.margin_mm)
+    source_geometry = {"shape_zyx": list(ct.shape), "spacing_xyz": list(ct.geometry.spacing),
+                       "origin_lps": list(ct.geometry.origin), "direction": list(ct.geometry.direction)}
+    del ct, ln
+    for i in range(3):
+        volumes[i] = crop(volumes[i], box)
     spacing = (settings.spacing,) * 3
-    ct_out = resample(crop(ct, box), spacing, "linear")
-    anatomy_out = resample(crop(anatomy, box), spacing, "nearest", default_value=0)
-    ln_out = resample(crop(ln, box), spacing, "nearest", default_value=0)
+    ct_out = resample(volumes[0], spacing, "linear")
+    anatomy_out = resample(volumes[1], spacing, "nearest", default_value=0)
+    ln_out = resample(volumes[2], spacing, "nearest", default_value=0)
+    volumes.clear()
     meta = {
         "settings": settings.as_dict(),
-        "source_geometry": {"shape_zyx": list(ct.shape), "spacing_xyz": list(ct.geometry.spacing),
-                            "origin_lps": list(ct.geometry.origin), "direction": list(ct.geometry.direction)},
+        "source_geometry": source_geometry,
         "crop_box_zyx": [[int(s.start), int(s.stop)] for s in box],
         "shape_zyx": list(ct_out.shape),
         "label_names": LABEL_NAMES,
@@ -77,7 +94,9 @@ def prepare_case(ct_path: str | Path, ln_path: str | Path, out_root: str | Path,
                                         fast=fast, label_filter=label_filter)
         progress.update(message=f"anatomy from {source}")
         check_ln_mask(ln, anatomy, ln_path)
-        ct_p, anatomy_p, ln_p, meta = prepare_volumes(ct, anatomy, ln, settings)
+        volumes = [ct, anatomy, ln]
+        del ct, anatomy, ln   # the list holds the only references: each full volume goes once cropped
+        ct_p, anatomy_p, ln_p, meta = prepare_volume_list(volumes, settings)
         progress.update(message="cropped and resampled")
         meta.update({
             "case_id": case_id, "synthetic": False, "source": "real",
@@ -90,7 +109,7 @@ def prepare_case(ct_path: str | Path, ln_path: str | Path, out_root: str | Path,
         })
         if source == "coarse":
             meta["anatomy_warning"] = COARSE_WARNING
-        save_case(Case(case_id, ct_p, anatomy_p, ln_p, meta), out_root, overwrite)
+        save_case(Case(case_id, ct_p, anatomy_p, ln_p, meta), out_root, overwrite, ct_dtype=PREPARED_CT_DTYPE)
         progress.update(message="written")
         progress.update()
     return folder

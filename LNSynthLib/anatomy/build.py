@@ -81,7 +81,7 @@ def anatomy_from_labels(label_volume: Volume, ct: Volume, source: str = "totalse
                 path=path, fix="pass --labels-kind totalseg if this is a TotalSegmentator 'total' output")
         return Volume(labels.astype(np.uint8), ct.geometry)
     try:
-        grouped = totalseg_to_anatomy(labels.astype(np.int64, copy=False), ct.array, label_filter)
+        grouped = totalseg_to_anatomy(labels, ct.array, label_filter)   # no 8-byte copy: it casts to a small index type
     except ValueError as exc:
         raise InputDataError(f"is not a TotalSegmentator 'total' label map ({exc})", path=path,
                              fix="give the multi-label output of `TotalSegmentator --ml` (task total), or "

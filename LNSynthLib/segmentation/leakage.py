@@ -21,7 +21,8 @@ FIX = "give held-out test cases that are not among the training cases (another f
 def _array_digest(ct: Path) -> str:
     from LNSynthLib.volumes.io import read_volume
 
-    array = np.ascontiguousarray(read_volume(ct).array)
+    # float32 whatever the stored type, so an int16 (prepared) and a float32 copy of one CT match
+    array = np.ascontiguousarray(read_volume(ct).array, dtype=np.float32)
     digest = hashlib.sha256(f"{array.dtype}{array.shape}".encode())
     digest.update(array.tobytes())
     return digest.hexdigest()

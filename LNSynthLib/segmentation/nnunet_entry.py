@@ -5,7 +5,8 @@ in the nnU-Net process (and in worker processes it forks or spawns, which re-imp
 as `__mp_main__`):
 - every `torch.load` is weights-only (`safe_checkpoints`): a malicious checkpoint runs no code;
 - the trainer writes its checkpoints atomically (temporary file, fsync, rename), so a SIGTERM
-  during `save_checkpoint` leaves the previous checkpoint instead of a truncated one.
+  during `save_checkpoint` leaves the previous checkpoint instead of a truncated one (not patched,
+  and the trainer not imported, in planning/preprocessing processes, which save no checkpoint).
 A refused checkpoint ends the program with one `lnsynth-error: {json}` line and exit code 2;
 `nnunet_runner.run_logged` turns that line back into the project's error.
 """
@@ -13,6 +14,7 @@ A refused checkpoint ends the program with one `lnsynth-error: {json}` line and 
 from __future__ import annotations
 
 import json
+import os
 import sys
 from importlib.metadata import entry_points
 
@@ -24,9 +26,27 @@ from LNSynthLib.segmentation.safe_checkpoints import ERROR_PREFIX
 ERROR_EXIT = 2
 
 
-def install() -> None:
-    """Safe loading and atomic checkpoint writes for this process (idempotent)."""
+PROGRAM_ENV = "LNSYNTH_NNUNET_PROGRAM"   # the program being run, inherited by the workers it spawns
+NO_TRAINER_PROGRAMS = frozenset({"nnUNetv2_plan_and_preprocess", "nnUNetv2_extract_fingerprint",
+                                 "nnUNetv2_plan_experiment", "nnUNetv2_preprocess"})
+
+
+def _this_program() -> str | None:
+    """The nnU-Net program of this process: from the environment (workers) or the command line (the parent)."""
+    if os.environ.get(PROGRAM_ENV):
+        return os.environ[PROGRAM_ENV]
+    return sys.argv[1] if __name__ == "__main__" and len(sys.argv) > 1 else None
+
+
+def install(program: str | None = None) -> None:
+    """Safe loading and atomic checkpoint writes for this process (idempotent).
+
+    Planning and preprocessing save no checkpoint, so their processes and spawned workers skip the
+    trainer import (about twice the import time of what those workers need); unknown programs get both.
+    """
     safe_checkpoints.install()
+    if program in NO_TRAINER_PROGRAMS:
+        return
     from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
 
     if not getattr(nnUNetTrainer.save_checkpoint, "lnsynth_atomic", False):
@@ -49,6 +69,7 @@ def main(argv: list[str]) -> int:
         print(f"{program} is not an nnU-Net v2 program of this Python environment", file=sys.stderr)
         return ERROR_EXIT
     sys.argv = [program, *args]
+    os.environ[PROGRAM_ENV] = program   # for the workers nnU-Net spawns (they re-import this module)
     try:
         result = found[0].load()()
     except LNSynthError as exc:
@@ -57,7 +78,7 @@ def main(argv: list[str]) -> int:
     return int(result or 0) if isinstance(result, int) else 0
 
 
-install()   # at import, so spawned workers (which import this module as __mp_main__) are covered too
+install(_this_program())   # at import, so spawned workers (which import this module as __mp_main__) are covered too
 
 if __name__ == "__main__":
     raise SystemExit(main(sys.argv[1:]))

@@ -189,8 +189,11 @@ def plan_and_preprocess(project: NnUNetProject, dataset_id: int, *, configuratio
     elif (plans.exists() and data_dir.is_dir() and len(list(data_dir.glob("*.pkl"))) >= n_train
             and (pre / "splits_final.json").exists()):
         return pre
+    n_proc = project.env(device)["nnUNet_def_n_proc"]
+    # `-npfp` (fingerprint workers, also the integrity check's) defaults to 8 spawned processes, each
+    # importing torch: for a few dozen cases that start-up is most of planning, so both use `-np`'s count.
     cmd = [*nnunet_command("nnUNetv2_plan_and_preprocess"), "-d", str(int(dataset_id)), "-c", configuration,
-           "-np", project.env(device)["nnUNet_def_n_proc"]]
+           "-np", n_proc, "-npfp", n_proc]
     if verify:
         cmd.append("--verify_dataset_integrity")
     progress = Progress("nnunet_plan", 1)

@@ -133,6 +133,29 @@ def read_ct(path: str | Path) -> Volume:
     return volume
 
 
+def write_volumes(items: list[tuple[Volume, str | Path]], overwrite: bool = False) -> list[Path]:
+    """Write several compressed volumes at once, all or none: each goes to a temporary file, the writes
+    run in 2 threads (SimpleITK releases the GIL while it compresses), and the files are renamed into
+    place only when every one of them was written and verified. An error names the first failed file."""
+    import contextlib
+    from concurrent.futures import ThreadPoolExecutor
+
+    from LNSynthLib.volumes.write_check import verify_written
+
+    paths = [Path(p) for _, p in items]
+    images = [to_sitk(v) for v, _ in items]
+    with contextlib.ExitStack() as stack:
+        tmps = [stack.enter_context(atomic_path(p, overwrite)) for p in paths]
+
+        def write(i: int) -> None:
+            sitk.WriteImage(images[i], str(tmps[i]), True)
+            verify_written(tmps[i], images[i], paths[i])   # the writer can fail without raising (disk full)
+
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            list(pool.map(write, range(len(items))))       # raises the first failure in `items` order
+    return paths
+
+
 def write_volume(volume: Volume, path: str | Path, overwrite: bool = False, compress: bool = True) -> Path:
     """Write atomically; refuse to replace an existing file unless `overwrite`."""
     path = Path(path)

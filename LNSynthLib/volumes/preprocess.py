@@ -87,12 +87,16 @@ def resample(volume: Volume, spacing_xyz: tuple[float, float, float] = (1.0, 1.0
         return Volume(volume.array.copy(), volume.geometry)
     geometry, shape = resampled_geometry(volume.geometry, volume.shape, spacing_xyz)
     image = to_sitk(volume)
+    pixel = image.GetPixelID()
     if interpolation == "linear" and not np.issubdtype(volume.array.dtype, np.floating):
-        image = sitk.Cast(image, sitk.sitkFloat32)
+        # Integer HU (int16 CTs) come out as float32: ITK interpolates in double and casts the result,
+        # so no float32 copy of the input is needed (same values as casting first).
+        pixel = sitk.sitkFloat32
     fill = float(volume.array.min()) if default_value is None else float(default_value)
     out = sitk.Resample(image, list(shape[::-1]), sitk.Transform(),
                         sitk.sitkLinear if interpolation == "linear" else sitk.sitkNearestNeighbor,
-                        geometry.origin, geometry.spacing, geometry.direction, fill, image.GetPixelID())
+                        geometry.origin, geometry.spacing, geometry.direction, fill, pixel)
+    del image
     return from_sitk(out)
 
 
