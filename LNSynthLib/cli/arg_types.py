@@ -46,36 +46,26 @@ def _number(text: str, kind: type, fix: str) -> float | int:
     return value
 
 
-def positive_float(text: str) -> float:
-    """A finite number > 0 (margins in mm, spacings in mm)."""
-    value = _number(text, float, "give a finite number greater than 0, e.g. 1.0")
-    if value <= 0:
-        _refuse(f"{text} must be greater than 0", "give a finite number greater than 0, e.g. 1.0")
-    return float(value)
+def _at_least(kind: type, minimum: float, strict: bool, what: str, fix: str) -> Callable[[str], float | int]:
+    """An argparse type: a finite `kind` above `minimum` (strictly when `strict`)."""
+
+    def check(text: str) -> float | int:
+        value = _number(text, kind, fix)
+        if value < minimum or (strict and value == minimum):
+            _refuse(f"{text} {what}", fix)
+        return kind(value)
+
+    return check
 
 
-def non_negative_float(text: str) -> float:
-    """A finite number >= 0 (e.g. a blending width, where 0 switches blending off)."""
-    value = _number(text, float, "give a finite number of at least 0")
-    if value < 0:
-        _refuse(f"{text} must not be negative", "give a finite number of at least 0")
-    return float(value)
-
-
-def positive_int(text: str) -> int:
-    """A whole number >= 1 (counts, steps, epochs, sizes)."""
-    value = _number(text, int, "give a whole number of at least 1")
-    if value < 1:
-        _refuse(f"{text} must be at least 1", "give a whole number of at least 1")
-    return int(value)
-
-
-def non_negative_int(text: str) -> int:
-    """A whole number >= 0 (where 0 has a documented meaning, e.g. `keep the planned patch`)."""
-    value = _number(text, int, "give a whole number of at least 0")
-    if value < 0:
-        _refuse(f"{text} must not be negative", "give a whole number of at least 0")
-    return int(value)
+positive_float = _at_least(float, 0, True, "must be greater than 0", "give a finite number greater than 0, e.g. 1.0")
+positive_float.__doc__ = "A finite number > 0 (margins in mm, spacings in mm)."
+non_negative_float = _at_least(float, 0, False, "must not be negative", "give a finite number of at least 0")
+non_negative_float.__doc__ = "A finite number >= 0 (e.g. a blending width, where 0 switches blending off)."
+positive_int = _at_least(int, 1, False, "must be at least 1", "give a whole number of at least 1")
+positive_int.__doc__ = "A whole number >= 1 (counts, steps, epochs, sizes)."
+non_negative_int = _at_least(int, 0, False, "must not be negative", "give a whole number of at least 0")
+non_negative_int.__doc__ = "A whole number >= 0 (where 0 has a documented meaning, e.g. `keep the planned patch`)."
 
 
 def fold(text: str) -> int | str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import torch
 
 from LNSynthLib.diffusion.config import LNDDPMConfig, load_config
 
@@ -57,3 +58,31 @@ def straight_run(phantom_cases: Path, tmp_path_factory: pytest.TempPathFactory) 
 
     run_dir = tmp_path_factory.mktemp("straight_run")
     return train(micro_config(), phantom_cases, run_dir, device="cpu", progress=False)
+
+
+def ldcond_model(overrides: dict[str, object], seed: int = 1) -> torch.nn.Module:
+    """A tiny LN-DDPM whose zero-initialised layers get random weights, so every branch contributes."""
+    from LNSynthLib.diffusion.network import build_denoiser
+
+    torch.manual_seed(0)
+    model = build_denoiser(load_config("tiny", overrides))
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for p in model.parameters():
+            if not p.any():
+                p.copy_(torch.randn(p.shape, generator=g) * 0.05)
+    return model.eval()
+
+
+def transformer_deltas(model: torch.nn.Module, args: tuple[torch.Tensor, ...]) -> list[torch.Tensor]:
+    """What each LDCond transformer added to its input during one forward of the whole network."""
+    from LNSynthLib.diffusion.local_detail import LDCondTransformer
+
+    deltas: list[torch.Tensor] = []
+    hooks = [m.register_forward_hook(lambda mod, inp, out: deltas.append(out - inp[0]))
+             for m in model.modules() if isinstance(m, LDCondTransformer)]
+    with torch.no_grad():
+        model(*args)
+    for h in hooks:
+        h.remove()
+    return deltas

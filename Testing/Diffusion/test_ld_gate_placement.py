@@ -11,6 +11,8 @@ from LNSynthLib.diffusion.local_detail import LDCondTransformer, ln_gate
 from LNSynthLib.diffusion.network import build_denoiser, describe_denoiser
 from LNSynthLib.errors import ConfigError
 
+from .conftest import ldcond_model, transformer_deltas
+
 pytestmark = pytest.mark.usefixtures("one_thread")
 # Paper-shaped layout (4 levels, transformer at patch/8, 2 res-blocks) at a CPU width.
 PAPER_SHAPED = {"network.channels": [8, 16, 16, 16], "network.res_blocks": 2, "network.norm_groups": 8,
@@ -28,25 +30,7 @@ def inputs(size: int = 32) -> tuple[torch.Tensor, ...]:
 
 
 def model_for(overrides: dict[str, object]) -> torch.nn.Module:
-    torch.manual_seed(0)
-    model = build_denoiser(load_config("tiny", overrides))
-    g = torch.Generator().manual_seed(1)
-    with torch.no_grad():  # weights for the zero-initialised layers, so every branch contributes
-        for p in model.parameters():
-            if not p.any():
-                p.copy_(torch.randn(p.shape, generator=g) * 0.05)
-    return model.eval()
-
-
-def transformer_deltas(model: torch.nn.Module, args: tuple[torch.Tensor, ...]) -> list[torch.Tensor]:
-    deltas: list[torch.Tensor] = []
-    hooks = [m.register_forward_hook(lambda mod, inp, out: deltas.append(out - inp[0]))
-             for m in model.modules() if isinstance(m, LDCondTransformer)]
-    with torch.no_grad():
-        model(*args)
-    for h in hooks:
-        h.remove()
-    return deltas
+    return ldcond_model(overrides)
 
 
 def test_gate_rules_on_hand_computed_cells() -> None:

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from LNSynthLib.diffusion.config import load_config
 from LNSynthLib.diffusion.local_detail import LDCondTransformer, ln_gate, local_attention_mask
-from LNSynthLib.diffusion.network import build_denoiser
+
+from .conftest import ldcond_model, transformer_deltas
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -23,26 +23,7 @@ def inputs(size: int = 32) -> tuple[torch.Tensor, ...]:
 
 
 def model_for(mode: str, seed: int = 1) -> torch.nn.Module:
-    torch.manual_seed(0)
-    model = build_denoiser(load_config("tiny", {"network.attention_mode": mode}))
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():  # weights for the zero-initialised layers, so every branch contributes
-        for p in model.parameters():
-            if not p.any():
-                p.copy_(torch.randn(p.shape, generator=g) * 0.05)
-    return model.eval()
-
-
-def transformer_deltas(model: torch.nn.Module, args: tuple[torch.Tensor, ...]) -> list[torch.Tensor]:
-    """What each LDCond transformer added to its input during one forward of the whole network."""
-    deltas: list[torch.Tensor] = []
-    hooks = [m.register_forward_hook(lambda mod, inp, out: deltas.append(out - inp[0]))
-             for m in model.modules() if isinstance(m, LDCondTransformer)]
-    with torch.no_grad():
-        model(*args)
-    for h in hooks:
-        h.remove()
-    return deltas
+    return ldcond_model({"network.attention_mode": mode}, seed)
 
 
 def test_gate_keeps_small_nodes() -> None:
