@@ -15,7 +15,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -49,9 +49,11 @@ class JobProcess:
 
     def __init__(self, args: Sequence[str], *, python: str | None = None, cwd: str | Path | None = None,
                  env: dict[str, str] | None = None, log_path: str | Path | None = None,
-                 tail_lines: int = 200, command: Sequence[str] | None = None) -> None:
+                 tail_lines: int = 200, command: Sequence[str] | None = None,
+                 on_line: Callable[[str], None] | None = None) -> None:
         """Start `python -m LNSynthLib <args>`; `command` replaces that whole command line
-        (e.g. `torchrun ...` or Slicer's own launcher) and keeps the same progress handling."""
+        (e.g. `torchrun ...`, an nnU-Net program) and keeps the same progress handling.
+        `on_line` sees every output line (in `poll`, on the caller's thread)."""
         self.args = [str(a) for a in args]
         if command is None:
             command = [python or sys.executable, "-m", "LNSynthLib", *self.args]
@@ -67,6 +69,7 @@ class JobProcess:
         self._lines: queue.Queue[str | None] = queue.Queue()
         self.state = JobState()
         self._tail_lines = tail_lines
+        self._on_line = on_line
         self.process = subprocess.Popen(
             command, cwd=cwd, env=child_env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
             # UTF-8 whatever the parent's locale: Slicer (and VTK) set the C locale, whose codec is ASCII.
@@ -110,6 +113,8 @@ class JobProcess:
         if self._log:
             self._log.write(line + "\n")
             self._log.flush()
+        if self._on_line is not None:
+            self._on_line(line)
         record = _parse_progress(line)
         if record is None:
             self.state.log_tail.append(line)

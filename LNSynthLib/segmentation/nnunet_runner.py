@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
 from collections.abc import Callable, Sequence
@@ -136,42 +135,35 @@ def _program_name(cmd: Sequence[str]) -> str:
 
 def run_logged(cmd: Sequence[str], env: dict[str, str], log_path: Path,
                on_line: Callable[[str], None] | None = None) -> None:
-    """Run a program, stream its output into `log_path` (and `on_line`), raise NnUNetError on failure.
+    """Run a program through the one job runner (`JobProcess`): its output goes into `log_path` (and
+    `on_line`), a failure raises NnUNetError naming the cause, a cancel stops its whole process group.
 
     A `lnsynth-error:` line from `nnunet_entry` (e.g. a refused checkpoint) becomes that error.
     """
+    from LNSynthLib.jobs.runner import JobProcess
+
     log_path.parent.mkdir(parents=True, exist_ok=True)
-    tail: list[str] = []
-    reported: dict | None = None
     with open(log_path, "a", encoding="utf-8") as log:
         log.write("$ " + " ".join(cmd) + "\n")
-        proc = subprocess.Popen(list(cmd), env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                stdin=subprocess.DEVNULL, encoding="utf-8", errors="replace", bufsize=1)
-        try:
-            assert proc.stdout is not None
-            for line in proc.stdout:
-                log.write(line)
-                log.flush()
-                if line.startswith(ERROR_PREFIX):
-                    reported = json.loads(line[len(ERROR_PREFIX):])
-                tail.append(line.rstrip("\n"))
-                del tail[:-30]
-                if on_line is not None:
-                    on_line(line)
-            code = proc.wait()
-        except BaseException:
-            # Cancelled (SIGTERM -> JobCancelled, Ctrl-C): stop nnU-Net too, then re-raise.
-            proc.terminate()
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-            raise
-    if reported is not None:
-        raise InputDataError(reported["problem"], path=reported["path"], fix=reported["fix"])
-    if code != 0:
-        cause, hint = failure_cause(tail, code)
-        raise NnUNetError(f"{_program_name(cmd)} failed (exit code {code}): {cause}", path=log_path,
+    reported: list[dict] = []
+
+    def take(line: str) -> None:
+        if line.startswith(ERROR_PREFIX):
+            reported.append(json.loads(line[len(ERROR_PREFIX):]))
+        if on_line is not None:
+            on_line(line + "\n")
+
+    job = JobProcess([], command=list(cmd), env=env, log_path=log_path, tail_lines=30, on_line=take)
+    try:
+        state = job.wait(poll_interval_s=0.2)
+    except BaseException:   # cancelled (SIGTERM -> JobCancelled, Ctrl+C): stop nnU-Net and its workers too
+        job.cancel()
+        raise
+    if reported:
+        raise InputDataError(reported[-1]["problem"], path=reported[-1]["path"], fix=reported[-1]["fix"])
+    if state.returncode != 0:
+        cause, hint = failure_cause(state.log_tail, state.returncode)
+        raise NnUNetError(f"{_program_name(cmd)} failed (exit code {state.returncode}): {cause}", path=log_path,
                           fix=f"{hint}; nnU-Net's whole output is in this log file")
 
 
