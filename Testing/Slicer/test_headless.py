@@ -97,8 +97,12 @@ def test_headless_pipeline_on_phantom_cases(tmp_path: Path):
     done = subprocess.run([sys.executable, "-m", "LNSynthLib", "phantom", "--out", str(cases), "--cases", "2",
                            "--shape", "64", "80", "80"], capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr
+    test_cases = tmp_path / "test_cases"   # held out: other seeds (the same cases are refused as leakage)
+    done = subprocess.run([sys.executable, "-m", "LNSynthLib", "phantom", "--out", str(test_cases), "--cases", "1",
+                           "--seed", "10", "--shape", "64", "80", "80"], capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr
     work = tmp_path / "work"
-    done = subprocess.run([sys.executable, str(SCRIPT), "run", "--cases", str(cases), "--test-cases", str(cases),
+    done = subprocess.run([sys.executable, str(SCRIPT), "run", "--cases", str(cases), "--test-cases", str(test_cases),
                            "--out", str(work), "--config", "tiny", "--ddpm-iterations", "2", "--samples-per-case", "1",
                            "--device", "cpu", "--nnunet-epochs", "1", "--nnunet-iterations", "2"],
                           capture_output=True, text=True, timeout=1800, cwd=tmp_path)
