@@ -54,7 +54,7 @@ def phantom_cases(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def straight_run(phantom_cases: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Checkpoint of an uninterrupted MICRO_STEPS-step run (reference for resume and DDP tests)."""
-    from LNSynthLib.diffusion.training import train
+    from LNSynthLib.diffusion.train.training import train
 
     run_dir = tmp_path_factory.mktemp("straight_run")
     return train(micro_config(), phantom_cases, run_dir, device="cpu", progress=False)
@@ -62,7 +62,7 @@ def straight_run(phantom_cases: Path, tmp_path_factory: pytest.TempPathFactory) 
 
 def ldcond_model(overrides: dict[str, object], seed: int = 1) -> torch.nn.Module:
     """A tiny LN-DDPM whose zero-initialised layers get random weights, so every branch contributes."""
-    from LNSynthLib.diffusion.network import build_denoiser
+    from LNSynthLib.diffusion.model.network import build_denoiser
 
     torch.manual_seed(0)
     model = build_denoiser(load_config("tiny", overrides))
@@ -76,7 +76,7 @@ def ldcond_model(overrides: dict[str, object], seed: int = 1) -> torch.nn.Module
 
 def transformer_deltas(model: torch.nn.Module, args: tuple[torch.Tensor, ...]) -> list[torch.Tensor]:
     """What each LDCond transformer added to its input during one forward of the whole network."""
-    from LNSynthLib.diffusion.local_detail import LDCondTransformer
+    from LNSynthLib.diffusion.model.local_detail import LDCondTransformer
 
     deltas: list[torch.Tensor] = []
     hooks = [m.register_forward_hook(lambda mod, inp, out: deltas.append(out - inp[0]))

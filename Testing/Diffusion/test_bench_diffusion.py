@@ -53,7 +53,7 @@ def test_flop_count_matches_a_real_run() -> None:
     from torch.utils.flop_counter import FlopCounterMode
 
     from LNSynthLib.bench.diffusion_bench import _inputs
-    from LNSynthLib.diffusion.network import build_denoiser
+    from LNSynthLib.diffusion.model.network import build_denoiser
 
     cfg = load_config("tiny")
     counted = count_flops(cfg, 16, 1)

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from LNSynthLib.diffusion.checkpoint import (
+from LNSynthLib.diffusion.train.checkpoint import (
     FORMAT,
     capture_global_rng,
     config_of,

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import torch
 
-from LNSynthLib.diffusion.checkpoint import load_checkpoint
+from LNSynthLib.diffusion.train.checkpoint import load_checkpoint
 
 from .conftest import MICRO_STEPS, micro_cli_sets, micro_config
 
@@ -43,8 +43,8 @@ def test_two_gloo_ranks_match_one_process(straight_run: Path, phantom_cases: Pat
     assert torch.allclose(loss_single, loss_ddp, rtol=1e-4, atol=1e-5), (loss_single, loss_ddp)
     # Adam turns float-rounding differences of near-zero gradients into steps of size lr, so the
     # weights are compared as a whole: their distance must be tiny next to how far training moved them.
-    from LNSynthLib.diffusion.network import build_denoiser
-    from LNSynthLib.diffusion.training import seed_everything
+    from LNSynthLib.diffusion.model.network import build_denoiser
+    from LNSynthLib.diffusion.train.training import seed_everything
 
     cfg = micro_config()
     seed_everything(cfg.train.seed)

@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 from LNSynthLib.diffusion.config import load_config
-from LNSynthLib.diffusion.ema import BLEND, COPY, EMA
+from LNSynthLib.diffusion.train.ema import BLEND, COPY, EMA
 
 
 def _scalar_model(value: float) -> nn.Module:

@@ -7,8 +7,8 @@ import torch
 
 from LNSynthLib.diffusion.choices import LD_GATES
 from LNSynthLib.diffusion.config import load_config
-from LNSynthLib.diffusion.local_detail import LDCondTransformer, ln_gate
-from LNSynthLib.diffusion.network import build_denoiser, describe_denoiser
+from LNSynthLib.diffusion.model.local_detail import LDCondTransformer, ln_gate
+from LNSynthLib.diffusion.model.network import build_denoiser, describe_denoiser
 from LNSynthLib.errors import ConfigError
 
 from .conftest import ldcond_model, transformer_deltas

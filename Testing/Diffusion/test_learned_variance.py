@@ -9,9 +9,9 @@ import pytest
 import torch
 
 from LNSynthLib.diffusion.config import load_config
-from LNSynthLib.diffusion.samplers import run_sampler
-from LNSynthLib.diffusion.schedule import Schedule
-from LNSynthLib.diffusion.vlb import (
+from LNSynthLib.diffusion.process.samplers import run_sampler
+from LNSynthLib.diffusion.process.schedule import Schedule
+from LNSynthLib.diffusion.process.vlb import (
     approx_standard_normal_cdf,
     discretized_gaussian_log_likelihood,
     hybrid_loss,
@@ -126,9 +126,9 @@ def test_ddpm_sampler_uses_the_learned_variance() -> None:
 
 
 def test_paper002_config_and_a_tiny_learned_variance_model_trains(phantom_cases: Path, tmp_path: Path) -> None:
-    from LNSynthLib.diffusion.checkpoint import load_checkpoint
-    from LNSynthLib.diffusion.sampling import load_model, sample_patch
-    from LNSynthLib.diffusion.training import train
+    from LNSynthLib.diffusion.sample.sampling import load_model, sample_patch
+    from LNSynthLib.diffusion.train.checkpoint import load_checkpoint
+    from LNSynthLib.diffusion.train.training import train
 
     paper002 = load_config("paper002")
     d = paper002.diffusion

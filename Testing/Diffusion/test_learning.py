@@ -14,10 +14,10 @@ import pytest
 import torch
 
 from LNSynthLib.diffusion.config import load_config
-from LNSynthLib.diffusion.fidelity_check import check_fidelity, evaluation_patches
-from LNSynthLib.diffusion.network import build_denoiser
-from LNSynthLib.diffusion.sampling import load_model
-from LNSynthLib.diffusion.training import seed_everything, train
+from LNSynthLib.diffusion.model.network import build_denoiser
+from LNSynthLib.diffusion.sample.fidelity_check import check_fidelity, evaluation_patches
+from LNSynthLib.diffusion.sample.sampling import load_model
+from LNSynthLib.diffusion.train.training import seed_everything, train
 
 N_CONDITIONS = 4
 

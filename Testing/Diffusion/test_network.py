@@ -6,8 +6,8 @@ import pytest
 import torch
 
 from LNSynthLib.diffusion.config import VARIANTS, load_config
-from LNSynthLib.diffusion.network import build_denoiser, describe_denoiser
-from LNSynthLib.diffusion.variants import VARIANT_SPECS
+from LNSynthLib.diffusion.model.network import build_denoiser, describe_denoiser
+from LNSynthLib.diffusion.model.variants import VARIANT_SPECS
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from LNSynthLib.diffusion.local_detail import LDCondTransformer, ln_gate, local_attention_mask
+from LNSynthLib.diffusion.model.local_detail import LDCondTransformer, ln_gate, local_attention_mask
 
 from .conftest import ldcond_model, transformer_deltas
 

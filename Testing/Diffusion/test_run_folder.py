@@ -6,7 +6,7 @@ import shutil
 from pathlib import Path
 
 from LNSynthLib.cli.main import main
-from LNSynthLib.diffusion.run_folder import RUN_MARKER
+from LNSynthLib.diffusion.train.run_folder import RUN_MARKER
 
 from .conftest import micro_cli_sets
 
@@ -38,7 +38,7 @@ def test_a_run_folder_is_marked_and_resumes(straight_run: Path, phantom_cases: P
 
 
 def test_resume_removes_temporary_files_of_a_killed_write(straight_run: Path, tmp_path: Path) -> None:
-    from LNSynthLib.diffusion.run_folder import claim_run_dir
+    from LNSynthLib.diffusion.train.run_folder import claim_run_dir
 
     run_dir = tmp_path / "run"
     shutil.copytree(straight_run.parent, run_dir)

@@ -9,9 +9,9 @@ import pytest
 
 from LNSynthLib.anatomy.lymph_nodes import label_components
 from LNSynthLib.cases import Case, list_cases, load_case, save_case
-from LNSynthLib.diffusion.data import CaseArrays, case_arrays, crop_case
-from LNSynthLib.diffusion.sampling import sample_cases
-from LNSynthLib.diffusion.windows import node_boxes, node_clusters, sample_window
+from LNSynthLib.diffusion.sample.sampling import sample_cases
+from LNSynthLib.diffusion.sample.windows import node_boxes, node_clusters, sample_window
+from LNSynthLib.diffusion.train.data import CaseArrays, case_arrays, crop_case
 from LNSynthLib.volumes.geometry import Volume
 
 PATCH = (16, 16, 16)

@@ -9,8 +9,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from LNSynthLib.diffusion.samplers import run_sampler, spaced_timesteps
-from LNSynthLib.diffusion.schedule import Schedule
+from LNSynthLib.diffusion.process.samplers import run_sampler, spaced_timesteps
+from LNSynthLib.diffusion.process.schedule import Schedule
 
 MU, STD = 0.2, 0.25
 

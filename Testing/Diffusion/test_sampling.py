@@ -14,10 +14,10 @@ import torch
 
 from LNSynthLib.cases import list_cases, load_case
 from LNSynthLib.conditions.transforms import organ_mask
-from LNSynthLib.diffusion.data import case_arrays, crop_case
-from LNSynthLib.diffusion.sampling import load_model, sample_cases, sample_patch
-from LNSynthLib.diffusion.schedule import Schedule
-from LNSynthLib.diffusion.windows import patch_window
+from LNSynthLib.diffusion.process.schedule import Schedule
+from LNSynthLib.diffusion.sample.sampling import load_model, sample_cases, sample_patch
+from LNSynthLib.diffusion.sample.windows import patch_window
+from LNSynthLib.diffusion.train.data import case_arrays, crop_case
 
 REPO = Path(__file__).resolve().parents[2]
 PATCH = (16, 16, 16)

@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 
 from LNSynthLib.cases import LN_FILE, META_FILE
-from LNSynthLib.diffusion.checkpoint import load_checkpoint, save_checkpoint
-from LNSynthLib.diffusion.provenance import file_sha256
-from LNSynthLib.diffusion.sampling import sample_cases
+from LNSynthLib.diffusion.sample.provenance import file_sha256
+from LNSynthLib.diffusion.sample.sampling import sample_cases
+from LNSynthLib.diffusion.train.checkpoint import load_checkpoint, save_checkpoint
 from LNSynthLib.errors import OutputExistsError
 
 SETTINGS = {"samples_per_case": 1, "sampler": "ddim", "steps": 2, "eta": 1.0, "seed": 3, "transforms": False,

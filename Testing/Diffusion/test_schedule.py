@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from LNSynthLib.diffusion.schedule import Schedule
+from LNSynthLib.diffusion.process.schedule import Schedule
 
 
 @pytest.mark.parametrize("kind", ["cosine", "linear"])

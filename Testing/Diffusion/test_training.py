@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from LNSynthLib.diffusion.checkpoint import load_checkpoint
-from LNSynthLib.diffusion.training import train
+from LNSynthLib.diffusion.train.checkpoint import load_checkpoint
+from LNSynthLib.diffusion.train.training import train
 from LNSynthLib.errors import InputDataError, OutputExistsError
 
 from .conftest import MICRO_STEPS, micro_cli_sets, micro_config

@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 import torch
 
-from LNSynthLib.diffusion.conditioning import body_mask, edge_map, one_hot_anatomy
 from LNSynthLib.diffusion.config import load_config
-from LNSynthLib.diffusion.network import build_denoiser
-from LNSynthLib.diffusion.variants import build_conditions, condition_channels, variant_spec
+from LNSynthLib.diffusion.model.conditioning import body_mask, edge_map, one_hot_anatomy
+from LNSynthLib.diffusion.model.network import build_denoiser
+from LNSynthLib.diffusion.model.variants import build_conditions, condition_channels, variant_spec
 
 
 def test_one_hot_has_14_channels_summing_to_one() -> None:

@@ -64,10 +64,10 @@ def test_text_write_out_of_room_is_the_projects_error(tmp_path):
 
 def test_checkpoint_write_out_of_room_keeps_the_previous_one(tmp_path):
     """torch.save reports a full disk as a RuntimeError ('unexpected pos'): the project's error instead."""
-    from LNSynthLib.diffusion.checkpoint import load_checkpoint, save_checkpoint
+    from LNSynthLib.diffusion.train.checkpoint import load_checkpoint, save_checkpoint
 
     path = save_checkpoint(tmp_path / "checkpoint.pt", {"step": 1})
-    code = ("import sys, torch; from LNSynthLib.diffusion.checkpoint import save_checkpoint; from LNSynthLib.errors "
+    code = ("import sys, torch; from LNSynthLib.diffusion.train.checkpoint import save_checkpoint; from LNSynthLib.errors "
             "import LNSynthError\ntry:\n    save_checkpoint(sys.argv[1], {'step': 2, 'w': torch.zeros(100000)})\n"
             "except LNSynthError as e:\n    print(type(e).__name__, e); sys.exit(2)")
     proc = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, text=True, timeout=120,

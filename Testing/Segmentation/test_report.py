@@ -29,7 +29,7 @@ def test_generation_metrics_of_patch_cases(phantom_root, synthetic_root, tmp_pat
 
 
 def test_report_files_from_a_real_run(nnunet_run, phantom_root, synthetic_root, tmp_path):
-    from LNSynthLib.diffusion.loss_plot import write_loss_csv
+    from LNSynthLib.diffusion.train.loss_plot import write_loss_csv
 
     run = tmp_path / "ddpm"
     run.mkdir()

@@ -25,14 +25,14 @@ from torch import nn
 from LNSynthLib.cases import Case, is_synthetic, save_case
 from LNSynthLib.cases import list_cases as list_case_folders
 from LNSynthLib.devices import autocast_dtype, torch_device
-from LNSynthLib.diffusion import distributed
-from LNSynthLib.diffusion.checkpoint import config_of, load_checkpoint
 from LNSynthLib.diffusion.config import LNDDPMConfig
-from LNSynthLib.diffusion.data import CaseArrays, case_arrays, crop_case
-from LNSynthLib.diffusion.provenance import check_same_origin, is_done, origin
-from LNSynthLib.diffusion.samplers import eta_used, run_sampler, steps_used
-from LNSynthLib.diffusion.schedule import Schedule
-from LNSynthLib.diffusion.windows import sample_window
+from LNSynthLib.diffusion.process.samplers import eta_used, run_sampler, steps_used
+from LNSynthLib.diffusion.process.schedule import Schedule
+from LNSynthLib.diffusion.sample.provenance import check_same_origin, is_done, origin
+from LNSynthLib.diffusion.sample.windows import sample_window
+from LNSynthLib.diffusion.train import distributed
+from LNSynthLib.diffusion.train.checkpoint import config_of, load_checkpoint
+from LNSynthLib.diffusion.train.data import CaseArrays, case_arrays, crop_case
 from LNSynthLib.errors import InputDataError
 from LNSynthLib.jobs.progress import Progress
 from LNSynthLib.volumes.geometry import Volume
@@ -42,13 +42,13 @@ SYNTHETIC_TAG = "_synt_"
 
 def load_model(checkpoint: str | Path, device: torch.device, use_ema: bool = True) -> tuple[nn.Module, LNDDPMConfig, dict]:
     """Denoiser with the checkpoint's EMA (default) or raw weights, in eval mode on `device`."""
-    from LNSynthLib.diffusion.network import build_denoiser
+    from LNSynthLib.diffusion.model.network import build_denoiser
 
     payload = load_checkpoint(checkpoint)
     config = config_of(payload)
     model = build_denoiser(config)
     model.load_state_dict(payload["ema" if use_ema else "model"])
-    from LNSynthLib.diffusion.provenance import file_sha256
+    from LNSynthLib.diffusion.sample.provenance import file_sha256
 
     info = {"checkpoint": str(Path(checkpoint).resolve()), "checkpoint_step": int(payload["step"]),
             "checkpoint_sha256": file_sha256(checkpoint), "ema": use_ema}

@@ -35,9 +35,9 @@ from torch import nn
 from torch.utils.checkpoint import checkpoint
 
 from LNSynthLib.diffusion.config import LNDDPMConfig, NetworkConfig
-from LNSynthLib.diffusion.local_detail import LDCondTransformer, ln_gate, local_attention_mask
-from LNSynthLib.diffusion.mask_encoder import GuideEncoder, LNMaskEncoder, guide_channels
-from LNSynthLib.diffusion.variants import build_conditions, condition_channels, variant_spec
+from LNSynthLib.diffusion.model.local_detail import LDCondTransformer, ln_gate, local_attention_mask
+from LNSynthLib.diffusion.model.mask_encoder import GuideEncoder, LNMaskEncoder, guide_channels
+from LNSynthLib.diffusion.model.variants import build_conditions, condition_channels, variant_spec
 
 
 class GlobalSelfAttention(SpatialAttentionBlock):

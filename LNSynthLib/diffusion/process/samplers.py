@@ -16,8 +16,8 @@ import numpy as np
 import torch
 
 from LNSynthLib.diffusion.choices import SAMPLERS
-from LNSynthLib.diffusion.schedule import Schedule
-from LNSynthLib.diffusion.vlb import split_output
+from LNSynthLib.diffusion.process.schedule import Schedule
+from LNSynthLib.diffusion.process.vlb import split_output
 
 ModelFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 StepCallback = Callable[[int, int], None]

@@ -22,21 +22,21 @@ from torch import nn
 
 from LNSynthLib.atomic import write_text_atomic
 from LNSynthLib.devices import autocast_dtype, torch_device
-from LNSynthLib.diffusion import distributed
-from LNSynthLib.diffusion.checkpoint import (
+from LNSynthLib.diffusion.config import LNDDPMConfig, save_config
+from LNSynthLib.diffusion.process.schedule import Schedule
+from LNSynthLib.diffusion.process.vlb import training_loss
+from LNSynthLib.diffusion.train import distributed
+from LNSynthLib.diffusion.train.checkpoint import (
     CHECKPOINT_NAME,
     capture_global_rng,
     load_checkpoint,
     restore_global_rng,
     save_checkpoint,
 )
-from LNSynthLib.diffusion.config import LNDDPMConfig, save_config
-from LNSynthLib.diffusion.data import PatchSampler, load_training_cases
-from LNSynthLib.diffusion.ema import EMA
-from LNSynthLib.diffusion.loss_plot import plot_loss, write_loss_csv
-from LNSynthLib.diffusion.run_folder import claim_run_dir
-from LNSynthLib.diffusion.schedule import Schedule
-from LNSynthLib.diffusion.vlb import training_loss
+from LNSynthLib.diffusion.train.data import PatchSampler, load_training_cases
+from LNSynthLib.diffusion.train.ema import EMA
+from LNSynthLib.diffusion.train.loss_plot import plot_loss, write_loss_csv
+from LNSynthLib.diffusion.train.run_folder import claim_run_dir
 from LNSynthLib.errors import InputDataError, OutputExistsError
 from LNSynthLib.jobs.progress import Progress
 
@@ -56,7 +56,7 @@ def _model_signature(config: LNDDPMConfig) -> dict[str, Any]:
 
 
 def _check_resumable(payload: dict[str, Any], config: LNDDPMConfig, path: Path) -> None:
-    from LNSynthLib.diffusion.checkpoint import config_of
+    from LNSynthLib.diffusion.train.checkpoint import config_of
 
     stored = config_of(payload)
     if _model_signature(stored) != _model_signature(config):
@@ -98,7 +98,7 @@ def train(config: LNDDPMConfig, cases_root: str | Path, run_dir: str | Path, *, 
     `max_steps` stops this call once the global step reaches it (a checkpoint is written), which
     lets a caller train in portions; `config.train.iterations` stays the total.
     """
-    from LNSynthLib.diffusion.network import build_denoiser
+    from LNSynthLib.diffusion.model.network import build_denoiser
 
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
     dev = torch_device(device, local_rank)

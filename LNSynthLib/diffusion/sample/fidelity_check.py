@@ -16,12 +16,12 @@ import numpy as np
 import torch
 from torch import nn
 
-from LNSynthLib.diffusion.condition_fidelity import condition_fidelity, follows_conditions
 from LNSynthLib.diffusion.config import LNDDPMConfig
-from LNSynthLib.diffusion.data import PatchSampler, load_training_cases
-from LNSynthLib.diffusion.samplers import eta_used, steps_used
-from LNSynthLib.diffusion.sampling import sample_patch
-from LNSynthLib.diffusion.schedule import Schedule
+from LNSynthLib.diffusion.process.samplers import eta_used, steps_used
+from LNSynthLib.diffusion.process.schedule import Schedule
+from LNSynthLib.diffusion.sample.condition_fidelity import condition_fidelity, follows_conditions
+from LNSynthLib.diffusion.sample.sampling import sample_patch
+from LNSynthLib.diffusion.train.data import PatchSampler, load_training_cases
 
 
 def evaluation_patches(cases_root: str | Path, config: LNDDPMConfig, n: int, seed: int = 1234) -> dict[str, torch.Tensor]:

@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from LNSynthLib.diffusion.data import CaseArrays, centred_start, crop_case
+from LNSynthLib.diffusion.train.data import CaseArrays, centred_start, crop_case
 
 Box = tuple[np.ndarray, np.ndarray]   # (low, high) voxel bounds, high exclusive
 

@@ -14,7 +14,7 @@ import json
 from pathlib import Path
 
 from LNSynthLib.atomic import write_text_atomic
-from LNSynthLib.diffusion.checkpoint import CHECKPOINT_NAME
+from LNSynthLib.diffusion.train.checkpoint import CHECKPOINT_NAME
 from LNSynthLib.errors import OutputExistsError
 
 RUN_FILES = ("config.yaml", "loss.csv", "loss.png")

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import torch
 
-from LNSynthLib.diffusion.conditioning import body_mask, edge_map, one_hot_anatomy
+from LNSynthLib.diffusion.model.conditioning import body_mask, edge_map, one_hot_anatomy
 
 
 @dataclass(frozen=True)

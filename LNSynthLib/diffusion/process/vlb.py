@@ -24,7 +24,7 @@ import torch
 
 if TYPE_CHECKING:
     from LNSynthLib.diffusion.config import LNDDPMConfig
-    from LNSynthLib.diffusion.schedule import Schedule
+    from LNSynthLib.diffusion.process.schedule import Schedule
 
 BIN_HALF_WIDTH = 1.0 / 255.0   # half of one of 256 bins over [-1, 1]
 
@@ -82,7 +82,7 @@ def vlb_terms(schedule: Schedule, prediction: torch.Tensor, v: torch.Tensor, x0:
 def hybrid_loss(schedule: Schedule, output: torch.Tensor, target: torch.Tensor, x0: torch.Tensor,
                 x_t: torch.Tensor, t: torch.Tensor, kind: str, vlb_weight: float) -> torch.Tensor:
     """L_simple(prediction, target) + λ·T·mean_batch(L_t), with the mean's gradient stopped in L_t."""
-    from LNSynthLib.diffusion.training import diffusion_loss
+    from LNSynthLib.diffusion.train.training import diffusion_loss
 
     output = output.float()
     prediction, v = split_output(output, schedule)
