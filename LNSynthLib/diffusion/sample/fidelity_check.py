@@ -1,6 +1,6 @@
 """Measure how well a checkpoint (or an untrained net) follows its conditions on real patches.
 
-Used by the learning tests (`Testing/Diffusion/test_learning.py`): draw LN-containing patches
+Used by the learning tests (`Testing/diffusion/test_learning.py`): draw LN-containing patches
 from prepared cases with a fixed seed, sample a CT for each patch's (anatomy, LN) condition and
 compare with the real patch through `condition_fidelity`. The sampler benchmark
 (`bench/diffusion_samplers.py`) measures the same figures on the window sampling uses.
