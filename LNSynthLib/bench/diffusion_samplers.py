@@ -2,7 +2,7 @@
 
 Each sampler generates one patch per condition (anatomy + LN of a prepared case, the window
 sampling uses) from the same seeds; quality is the condition fidelity of
-`diffusion.condition_fidelity` against the real CT of that window (per-region mean HU Pearson r,
+`diffusion.sample.condition_fidelity` against the real CT of that window (per-region mean HU Pearson r,
 LN−fat contrast), so a fast sampler is only worth having when it keeps DDPM's figures.
 """
 

@@ -1,7 +1,7 @@
 """Proof that LN-DDPM learns: samples of a model trained here follow their conditions, and the
 same check fails for the untrained model.
 
-Metric (`diffusion.condition_fidelity`): Pearson r between target and generated per-region mean
+Metric (`diffusion.sample.condition_fidelity`): Pearson r between target and generated per-region mean
 HU (anatomy labels + LN mask) and the LN−fat contrast in HU. Pass = r > 0.8 and at least half of
 the real LN−fat contrast. The untrained denoiser outputs exactly 0, which ignores the condition.
 """
