@@ -124,7 +124,7 @@ def ddpm_config(s: PipelineSettings):  # noqa: ANN201 - LNDDPMConfig (diffusion 
 
 
 def train_ln_ddpm(layout: Layout, s: PipelineSettings) -> Path:
-    from LNSynthLib.diffusion.training import train
+    from LNSynthLib.diffusion.train.training import train
 
     done = layout.ddpm_run / "done.json"
     if done.exists():
@@ -135,7 +135,7 @@ def train_ln_ddpm(layout: Layout, s: PipelineSettings) -> Path:
 
 
 def sample_synthetic(layout: Layout, s: PipelineSettings, checkpoint: Path) -> None:
-    from LNSynthLib.diffusion.sampling import sample_cases
+    from LNSynthLib.diffusion.sample.sampling import sample_cases
 
     sample = ddpm_config(s).sample   # this run's config decides, also when resuming an older checkpoint
     expected = len(list_cases(layout.train_cases)) * sample.samples_per_case

@@ -105,8 +105,8 @@ def run_one_cell(cell: Cell, seed: int, folder: Path, work: Path, args: argparse
                  train_root: Path, test_root: Path) -> dict[str, Any]:
     """Train (or reuse) the cell's LN-DDPM, sample its synthetic set, train Synt-only nnU-Net, score it."""
     from LNSynthLib.diffusion.config import load_config
-    from LNSynthLib.diffusion.sampling import sample_cases
-    from LNSynthLib.diffusion.training import train
+    from LNSynthLib.diffusion.sample.sampling import sample_cases
+    from LNSynthLib.diffusion.train.training import train
     from LNSynthLib.pipeline import (
         Layout,
         PipelineSettings,

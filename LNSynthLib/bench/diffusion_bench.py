@@ -28,7 +28,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from LNSynthLib.bench.results import markdown_table, write_results
 from LNSynthLib.devices import autocast_dtype, torch_device
 from LNSynthLib.diffusion.config import load_config
-from LNSynthLib.diffusion.network import build_denoiser, describe_denoiser
+from LNSynthLib.diffusion.model.network import build_denoiser, describe_denoiser
 
 DESCRIPTION = "LN-DDPM denoiser: step time, GFLOP/s vs matmul, memory, size growth, H100 estimate, samplers"
 H100_DENSE_BF16_TFLOPS = 989.0
@@ -274,7 +274,7 @@ def sampler_comparison(args: argparse.Namespace) -> dict[str, Any]:
         return compare_samplers(args.checkpoint, args.cases, n_cases=args.sample_cases, quick=args.quick)
     import tempfile
 
-    from LNSynthLib.diffusion.training import train
+    from LNSynthLib.diffusion.train.training import train
     from LNSynthLib.phantom import write_phantom_cases
 
     steps = 100 if args.quick else 300

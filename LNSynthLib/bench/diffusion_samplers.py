@@ -2,7 +2,7 @@
 
 Each sampler generates one patch per condition (anatomy + LN of a prepared case, the window
 sampling uses) from the same seeds; quality is the condition fidelity of
-`diffusion.condition_fidelity` against the real CT of that window (per-region mean HU Pearson r,
+`diffusion.sample.condition_fidelity` against the real CT of that window (per-region mean HU Pearson r,
 LN−fat contrast), so a fast sampler is only worth having when it keeps DDPM's figures.
 """
 
@@ -17,12 +17,12 @@ import torch
 
 from LNSynthLib.cases import is_synthetic, list_cases
 from LNSynthLib.devices import autocast_dtype, torch_device
-from LNSynthLib.diffusion.condition_fidelity import condition_fidelity
-from LNSynthLib.diffusion.data import case_arrays, crop_case
-from LNSynthLib.diffusion.samplers import eta_used, steps_used
-from LNSynthLib.diffusion.sampling import load_model, sample_patch
-from LNSynthLib.diffusion.schedule import Schedule
-from LNSynthLib.diffusion.windows import patch_window
+from LNSynthLib.diffusion.process.samplers import eta_used, steps_used
+from LNSynthLib.diffusion.process.schedule import Schedule
+from LNSynthLib.diffusion.sample.condition_fidelity import condition_fidelity
+from LNSynthLib.diffusion.sample.sampling import load_model, sample_patch
+from LNSynthLib.diffusion.sample.windows import patch_window
+from LNSynthLib.diffusion.train.data import case_arrays, crop_case
 from LNSynthLib.errors import InputDataError
 from LNSynthLib.volumes.preprocess import unit_to_hu
 

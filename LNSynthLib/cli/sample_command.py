@@ -35,7 +35,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from LNSynthLib.diffusion.sampling import sample_cases
+    from LNSynthLib.diffusion.sample.sampling import sample_cases
     from LNSynthLib.jobs.results import emit_result
 
     folders = sample_cases(args.checkpoint, args.cases, args.out, samples_per_case=args.samples_per_case,

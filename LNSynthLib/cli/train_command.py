@@ -38,7 +38,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from LNSynthLib.diffusion.config import load_config
-    from LNSynthLib.diffusion.training import train
+    from LNSynthLib.diffusion.train.training import train
     from LNSynthLib.jobs.results import emit_result
 
     config = load_config(chosen_config(args), parse_overrides(args.overrides))   # ConfigError on any bad value

@@ -8,17 +8,17 @@ nothing but the standard library, so the panel can import it inside Slicer's pro
 from __future__ import annotations
 
 BUNDLED_CONFIGS = ("tiny", "paper", "paper-bf16", "paper002")  # diffusion/configs/<name>.yaml; paper-bf16 = paper + bf16
-SAMPLERS = ("ddpm", "ddim", "dpmpp")              # diffusion/samplers.py
-SCHEDULES = ("cosine", "linear")                  # diffusion/schedule.py
+SAMPLERS = ("ddpm", "ddim", "dpmpp")              # diffusion/process/samplers.py
+SCHEDULES = ("cosine", "linear")                  # diffusion/process/schedule.py
 PREDICTIONS = ("epsilon", "v")                    # what the network outputs
 LOSSES = ("l1", "l2", "mse")                      # l2 and mse are one loss (diffusion_loss)
-VARIANCES = ("fixed_small", "learned_range")      # reverse-process variance (diffusion/vlb.py)
+VARIANCES = ("fixed_small", "learned_range")      # reverse-process variance (diffusion/process/vlb.py)
 AMP_MODES = ("auto", "bf16", "off")               # auto: bf16 on GPUs, none on CPU
 VARIANTS = ("ln_ddpm", "conditional", "mask_guided", "edge_guided", "gscond_ln_only", "med_ddpm")
 ATTENTION_MODES = ("LD", "LA", "GA")              # LDCond mode (paper 000 Table 4c)
 LD_GATES = ("max", "fraction", "nearest")         # LN mask -> transformer level (local_detail.ln_gate)
 LDCOND_PLACEMENTS = ("all", "middle")             # LDCond transformers: every block at 16³, or one
-SAMPLE_WINDOWS = ("per_node", "case_centre")      # sampling window rule (diffusion/windows.py)
+SAMPLE_WINDOWS = ("per_node", "case_centre")      # sampling window rule (diffusion/sample/windows.py)
 
 # config key -> allowed values; the one table `LNDDPMConfig.validate()` walks.
 CONFIG_CHOICES: dict[str, tuple[str, ...]] = {

@@ -58,7 +58,7 @@ class TrainConfig:
     lr: float = 1e-4
     betas: tuple[float, float] = (0.9, 0.999)
     ema_decay: float = 0.995
-    ema_every: int = 1                       # EMA touched every N optimizer steps (diffusion/ema.py)
+    ema_every: int = 1                       # EMA touched every N optimizer steps (diffusion/train/ema.py)
     ema_start: int = 0                       # before this step the EMA copies the raw weights
     ema_warmup: bool = True                  # decay min(ema_decay, (1+n)/(10+n)); defaults = `tiny`
     ln_patch_fraction: float = 0.9          # share of patches centred on a lymph node
@@ -77,7 +77,7 @@ class SampleConfig:
     steps: int = 300                         # ddim/dpmpp steps (ddpm always runs T)
     eta: float = 1.0                         # DDIM randomness: 0 deterministic .. 1 ancestral
     samples_per_case: int = 10               # synthetic cases per source case
-    window: str = "per_node"                 # choices.SAMPLE_WINDOWS: window rule (diffusion/windows.py)
+    window: str = "per_node"                 # choices.SAMPLE_WINDOWS: window rule (diffusion/sample/windows.py)
 
 
 @dataclass

@@ -113,7 +113,7 @@ def write_report(inputs: EvaluationInputs) -> tuple[Path, Path]:
                 figs["mosaic"] = figures.mosaic(pairs, out / "real_vs_synthetic.png").name
         ddpm_loss: list[tuple[int, float]] = []
         if inputs.ddpm_run and (Path(inputs.ddpm_run) / "loss.csv").exists():
-            from LNSynthLib.diffusion.loss_plot import read_loss_csv
+            from LNSynthLib.diffusion.train.loss_plot import read_loss_csv
 
             ddpm_loss = read_loss_csv(Path(inputs.ddpm_run) / "loss.csv")
         curves = {f"{p.strategy} {p.method}".replace(" -", ""): [r.to_dict() for r in

@@ -1,0 +1,1 @@
+"""Training: patch data, the training loop, EMA, checkpoints, multi-GPU setup, run folders and the loss plot."""
