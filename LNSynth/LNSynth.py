@@ -246,16 +246,16 @@ class LNSynthWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         p = self._parameterNode
         has_ct = bool(p and p.inputVolume)
         has_case = bool(has_ct and p.anatomySegmentation and p.lymphNodeSegmentation)
+        cases = self._trainingCases() if p else []
         self.ui.createAnatomyButton.enabled = has_ct
         self.ui.groupTotalSegButton.enabled = has_ct and _path(p.totalSegFile) is not None
         self.ui.editLymphNodesButton.enabled = has_ct
         self.ui.addTrainingCaseButton.enabled = has_case
-        self.ui.trainDdpmButton.enabled = bool(p and self._trainingCases())
+        self.ui.trainDdpmButton.enabled = bool(cases)
         self.ui.synthesizeButton.enabled = bool(has_case and _path(p.checkpointPath))
         self.ui.exportDatasetButton.enabled = bool(p and _path(p.nnunetDatasetFolder))
         self.ui.trainNnunetButton.enabled = bool(p and _path(p.nnunetDatasetFolder))
         self.ui.predictButton.enabled = bool(has_ct and _path(p.nnunetModelFolder))
-        cases = self._trainingCases() if p else []
         self.ui.trainingCasesLabel.text = (f"{len(cases)} case(s): " + ", ".join(cases[:6])
                                            + (" ..." if len(cases) > 6 else "")) if cases else "no training cases yet"
 
