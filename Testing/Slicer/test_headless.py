@@ -103,7 +103,7 @@ def test_headless_pipeline_on_phantom_cases(tmp_path: Path):
     assert done.returncode == 0, done.stderr
     work = tmp_path / "work"
     done = subprocess.run([sys.executable, str(SCRIPT), "run", "--cases", str(cases), "--test-cases", str(test_cases),
-                           "--out", str(work), "--config", "tiny", "--ddpm-iterations", "2", "--samples-per-case", "1",
+                           "--out", str(work), "--config", "tiny", "--ddpm-iterations", "2", "--samples-per-case", "1", "--synt-per-case", "1",
                            "--device", "cpu", "--nnunet-epochs", "1", "--nnunet-iterations", "2"],
                           capture_output=True, text=True, timeout=1800, cwd=tmp_path)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
