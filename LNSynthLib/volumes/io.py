@@ -74,7 +74,7 @@ def _check_nifti_complete(path: Path, image: sitk.Image) -> None:
         return
     import zlib
 
-    from LNSynthLib.volumes.nifti_header import header_cut_off, nifti_data_end
+    from LNSynthLib.volumes.nifti_header import gzip_stored_size, header_cut_off, nifti_data_end
 
     needed = nifti_data_end(path)
     if needed is None:
@@ -84,10 +84,8 @@ def _check_nifti_complete(path: Path, image: sitk.Image) -> None:
         return  # ITK read it; a header we cannot parse is not ours to judge
     if name.endswith(".gz"):
         # Fast path: a complete single-member gzip ends with the uncompressed size (mod 2**32).
-        with open(path, "rb") as fh:
-            fh.seek(-4, 2)
-            if int.from_bytes(fh.read(4), "little") == needed % 2**32:
-                return
+        if gzip_stored_size(path) == needed % 2**32:
+            return
         stream = zlib.decompressobj(wbits=31)
         size = 0
         try:

@@ -64,6 +64,13 @@ def _header_bytes(path: Path) -> bytes:
     return out
 
 
+def gzip_stored_size(path: Path) -> int:
+    """The uncompressed length a complete single-member gzip file records in its trailer (mod 2**32)."""
+    with open(path, "rb") as fh:
+        fh.seek(-4, 2)
+        return int.from_bytes(fh.read(4), "little")
+
+
 def header_cut_off(path: Path) -> bool:
     """True when the file ends inside the 348-byte NIfTI-1 header (a file cut off while copying)."""
     return len(_header_bytes(path)) < 348

@@ -16,6 +16,7 @@ import SimpleITK as sitk
 
 from LNSynthLib.atomic import NO_ROOM_FIX
 from LNSynthLib.errors import OutputWriteError
+from LNSynthLib.volumes.nifti_header import gzip_stored_size, nifti_data_end
 
 
 def _fail(final: Path, problem: str) -> OutputWriteError:
@@ -40,15 +41,11 @@ def verify_written(tmp: Path, image: sitk.Image, final: Path) -> None:
         raise _fail(final, f"it does not read back: {str(exc).strip().splitlines()[-1]}") from exc
     if tuple(reader.GetSize()) != tuple(image.GetSize()):
         raise _fail(final, f"it reads back as size {reader.GetSize()}, not {image.GetSize()}")
-    voxels = 1
-    for n in image.GetSize():
-        voxels *= int(n)
-    needed = int(float(reader.GetMetaData("vox_offset"))) + voxels * int(reader.GetMetaData("bitpix")) // 8
+    needed = nifti_data_end(tmp)
+    if needed is None:
+        raise _fail(final, "its NIfTI header does not read back")
     if name.endswith(".gz"):
-        with open(tmp, "rb") as fh:
-            fh.seek(-4, 2)
-            stored = int.from_bytes(fh.read(4), "little")
-        if stored != needed % 2**32:
+        if gzip_stored_size(tmp) != needed % 2**32:
             raise _fail(final, "the compressed data stops early")
     elif tmp.stat().st_size < needed:
         raise _fail(final, f"{tmp.stat().st_size} of {needed} bytes reached the disk")
