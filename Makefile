@@ -6,10 +6,11 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 REQ := LNSynthLib/requirements.txt
+REQ_WEB := LNSynthLib/requirements-web.txt
 DEMO_OUT ?= demo_output
 PYTEST_ARGS ?=
 
-.PHONY: setup demo test test-all lint bench clean-venv
+.PHONY: setup demo test test-all lint bench clean-venv web test-browser serve
 
 # torch and torchvision first (pins read from the one requirements file), then the rest.
 $(VENV)/.installed: $(REQ) LNSynthLib/requirements-dev.txt pyproject.toml
@@ -20,6 +21,22 @@ $(VENV)/.installed: $(REQ) LNSynthLib/requirements-dev.txt pyproject.toml
 	touch $@
 
 setup: $(VENV)/.installed
+
+# The web extra (`lnsynth serve`): trame-slicer etc. from the pin file, then slicer-layer-dm without its
+# dependency metadata (the `# nodeps:` line of the pin file; it asks for a slicer-core the registry lacks).
+$(VENV)/.web-installed: $(VENV)/.installed $(REQ_WEB)
+	$(PIP) install --quiet -e '.[dev,web]'
+	$(PIP) install --quiet --no-deps $$(sed -n 's/^# nodeps: *//p' $(REQ_WEB))
+	touch $@
+
+web: $(VENV)/.web-installed
+
+# The browser test alone (headless Chromium + chromedriver from the system: apt-get install chromium chromium-driver).
+test-browser: web
+	$(PY) -m pytest -m browser Testing/web $(PYTEST_ARGS)
+
+serve: web
+	$(VENV)/bin/lnsynth serve --port 8080 --work lnsynth_web
 
 demo: setup
 	$(VENV)/bin/lnsynth demo --out $(DEMO_OUT)

@@ -27,6 +27,7 @@ COMMAND_MODULES = [
     "LNSynthLib.cli.evaluate_command",
     "LNSynthLib.cli.demo_command",
     "LNSynthLib.cli.bench_command",
+    "LNSynthLib.cli.serve_command",
 ]
 
 EXIT_CANCELLED = 130

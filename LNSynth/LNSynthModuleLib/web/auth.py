@@ -1,0 +1,60 @@
+"""Who may use a served app: local-only by default, a shared token on every request when exposed."""
+
+from __future__ import annotations
+
+import hmac
+import sys
+
+TOKEN_PARAM = "token"
+TOKEN_COOKIE = "lnsynth_token"
+LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
+
+
+def exposure_warning(host: str, token: str | None) -> str | None:
+    """The line printed when the app listens beyond this machine (None when it does not)."""
+    if host in LOCAL_HOSTS:
+        return None
+    if token:
+        return (f"lnsynth serve: listening on {host}: every request needs the token "
+                f"(open the URL with ?{TOKEN_PARAM}=<token>; it is then kept in a cookie).")
+    return (f"lnsynth serve: WARNING: listening on {host} with NO authentication: anyone who can reach this "
+            "port can see the scans and run jobs on this server. Give --token to require a token.")
+
+
+def given_token(request: object) -> str:
+    """Token from the query, the cookie or an `Authorization: Bearer` header (in that order)."""
+    auth = request.headers.get("Authorization", "")
+    return (request.query.get(TOKEN_PARAM) or request.cookies.get(TOKEN_COOKIE)
+            or (auth[7:] if auth.startswith("Bearer ") else ""))
+
+
+def token_middleware(token: str):
+    """aiohttp middleware: every HTTP request and the websocket need `token`; a query token sets the cookie."""
+    from aiohttp import web
+
+    @web.middleware
+    async def require_token(request, handler):
+        if not hmac.compare_digest(given_token(request).encode(), token.encode()):
+            raise web.HTTPForbidden(text="lnsynth serve: this server needs a token: open it as "
+                                         f"http://<host>:<port>/?{TOKEN_PARAM}=<token>\n")
+        response = await handler(request)
+        if request.query.get(TOKEN_PARAM) and not isinstance(response, web.WebSocketResponse):
+            response.set_cookie(TOKEN_COOKIE, token, httponly=True, samesite="Strict")
+        return response
+
+    return require_token
+
+
+def protect(server: object, token: str) -> None:
+    """Install the token check on a trame server before it starts listening."""
+
+    def bind(wslink_server: object) -> None:
+        wslink_server.app.middlewares.append(token_middleware(token))
+
+    server.controller.on_server_bind.add(bind)
+
+
+def warn(host: str, token: str | None) -> None:
+    line = exposure_warning(host, token)
+    if line:
+        print(line, file=sys.stderr, flush=True)

@@ -1,0 +1,60 @@
+"""Run one `JobChain` at a time for a page: poll it on the server's event loop, mirror it into the state.
+
+The chain is the panel's (`LNSynthLib.jobs.chain`): background processes, progress, Cancel and the
+log tail; this only replaces the panel's QTimer with an asyncio task.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import Any
+
+from LNSynthLib.jobs.chain import JobChain
+
+POLL_S = 0.5
+LOG_LINES = 40
+
+
+class JobMonitor:
+    """Mirror the running chain into `state` (job_running, job_percent, job_text, job_log, job_done)."""
+
+    def __init__(self, state: object) -> None:
+        self.state = state
+        self.chain: JobChain | None = None
+        self._task: asyncio.Task | None = None
+
+    @property
+    def running(self) -> bool:
+        return self.chain is not None and self.chain.state.running
+
+    def start(self, chain: JobChain, on_done: Callable[[Any], None] | None = None) -> None:
+        self.chain = chain
+        with self.state:
+            self.state.update({"job_running": True, "job_done": False, "job_failed": False, "job_percent": 0,
+                               "job_text": chain.state.text, "job_log": "", "error": ""})
+        self._task = asyncio.get_event_loop().create_task(self._watch(chain, on_done))
+
+    def cancel(self) -> None:
+        if self.chain is not None:
+            self.chain.cancel()
+
+    async def _watch(self, chain: JobChain, on_done: Callable[[Any], None] | None) -> None:
+        while True:
+            state = chain.poll()
+            with self.state:
+                self.state.job_percent = round(100 * state.fraction, 1)
+                self.state.job_text = state.text
+                self.state.job_log = "\n".join(state.log_tail[-LOG_LINES:])
+                if not state.running:
+                    self.state.job_running = False
+                    self.state.job_done = True
+                    self.state.job_failed = bool(state.error or state.cancelled)
+                    if state.error:
+                        self.state.error = state.error
+            if not state.running:
+                break
+            await asyncio.sleep(POLL_S)
+        if state.succeeded and on_done is not None:
+            with self.state:
+                on_done(chain.result)

@@ -1,0 +1,126 @@
+"""The page: axial / coronal / 3D views and a side panel with the Slicer panel's sections.
+
+Element ids (`load-ct`, `paint`, `synthesize`, `job-progress`, ...) are stable: the browser test and
+anyone scripting the page use them.
+"""
+
+from __future__ import annotations
+
+from LNSynthLib.anatomy.build import ANATOMY_SOURCES
+from LNSynthLib.devices import DEVICE_CHOICES
+from LNSynthLib.diffusion.choices import BUNDLED_CONFIGS, SAMPLERS
+
+FROM_CHECKPOINT = "checkpoint's own"
+ANATOMY_METHODS = [m for m in ANATOMY_SOURCES if m in ("totalseg", "coarse")]
+DRAWER_WIDTH = 380
+
+
+def build_page(server: object, app: object, layout_manager: object) -> object:
+    """Build the page on `server`; `app` provides the click handlers (see app.LNSynthWebApp)."""
+    from trame.widgets import html
+    from trame.widgets import vuetify3 as v
+    from trame_vuetify.ui.vuetify3 import SinglePageWithDrawerLayout
+
+    busy = ("job_running",)
+    dense = {"density": "compact", "hide_details": True, "classes": "mb-2"}
+
+    def section(title: str):
+        panel = v.VExpansionPanel(title=title)
+        return panel
+
+    with SinglePageWithDrawerLayout(server, width=DRAWER_WIDTH) as layout:
+        layout.title.set_text("LNSynth")
+        layout.root.theme = "dark"
+        with layout.toolbar:
+            v.VSpacer()
+            v.VSelect(label="Device", v_model=("device", "auto"), items=("devices", list(DEVICE_CHOICES)),
+                      id="device", style="max-width: 140px", **dense)
+        with layout.drawer, html.Div(classes="pa-2"):
+            with v.VExpansionPanels(v_model=("open_sections", [0, 2, 4]), multiple=True):
+                with section("1. Load a CT"), v.VExpansionPanelText():
+                    v.VTextField(label="CT file on the server", v_model=("ct_path", ""), id="ct-path", **dense)
+                    v.VBtn("Load", click=app.on_load_path, id="load-ct", disabled=busy, block=True, classes="mb-2")
+                    v.VFileInput(label="or upload a CT", id="upload-ct", density="compact", hide_details=True,
+                                 change=(f"trigger('{server.controller.trigger_name(app.on_upload)}', "
+                                         "[$event.target.files])"), disabled=busy)
+                with section("2. Anatomy"), v.VExpansionPanelText():
+                    v.VSelect(label="Method", v_model=("anatomy_method", "totalseg"), items=("anatomy_methods",
+                              ANATOMY_METHODS), id="anatomy-method", **dense)
+                    v.VTextField(label="TotalSegmentator weights folder (optional)", v_model=("weights_dir", ""),
+                                 **dense)
+                    v.VBtn("Create anatomy", click=app.on_create_anatomy, id="create-anatomy", disabled=busy,
+                           block=True, classes="mb-2")
+                    v.VTextField(label="or a TotalSegmentator `total` file", v_model=("totalseg_file", ""),
+                                 id="totalseg-file", **dense)
+                    v.VBtn("Group file", click=app.on_group_totalseg, id="group-totalseg", disabled=busy, block=True)
+                with section("3. Lymph nodes"), v.VExpansionPanelText():
+                    with html.Div(classes="d-flex ga-1 mb-2"):
+                        v.VBtn("Paint", click=app.on_paint, id="paint", disabled=busy,
+                               color=("brush_mode === 'paint' ? 'primary' : ''",))
+                        v.VBtn("Erase", click=app.on_erase, id="erase", disabled=busy,
+                               color=("brush_mode === 'erase' ? 'primary' : ''",))
+                        v.VBtn("Stop", click=app.on_brush_off, id="brush-off")
+                    v.VSlider(label="Brush (mm)", v_model=("brush_diameter", 8.0), min=1, max=40, step=1,
+                              thumb_label=True, id="brush-size", **dense)
+                    v.VCheckbox(label="Sphere brush", v_model=("brush_sphere", True), id="brush-sphere", **dense)
+                    html.Div("Painted: {{ painted_voxels }} voxels", id="painted-voxels", classes="text-caption")
+                with section("4. LN-DDPM training"), v.VExpansionPanelText():
+                    v.VBtn("Add current case", click=app.on_add_case, id="add-case", disabled=busy, block=True,
+                           classes="mb-2")
+                    html.Div("Training cases: {{ training_cases }}", classes="text-caption mb-2")
+                    v.VSelect(label="Config", v_model=("ddpm_config", "tiny"), items=("configs",
+                              list(BUNDLED_CONFIGS)), id="ddpm-config", **dense)
+                    v.VTextField(label="Iterations (blank: the config's)", v_model=("ddpm_iterations", ""), **dense)
+                    v.VBtn("Train LN-DDPM", click=app.on_train_ddpm, id="train-ddpm", disabled=busy, block=True)
+                with section("5. Synthesis"), v.VExpansionPanelText():
+                    v.VTextField(label="Checkpoint (.pt on the server)", v_model=("checkpoint", ""), id="checkpoint",
+                                 **dense)
+                    v.VSelect(label="Sampler", v_model=("sampler", FROM_CHECKPOINT),
+                              items=("samplers", [FROM_CHECKPOINT, *SAMPLERS]), id="sampler", **dense)
+                    with html.Div(classes="d-flex ga-1"):
+                        v.VTextField(label="Steps", v_model=("steps", ""), id="steps", **dense)
+                        v.VTextField(label="Samples", v_model=("n_samples", 4), id="n-samples", **dense)
+                        v.VTextField(label="Seed", v_model=("seed", 0), id="seed", **dense)
+                    v.VCheckbox(label="Transform the nodes", v_model=("transforms", True), id="transforms", **dense)
+                    v.VCheckbox(label="Paste into the CT", v_model=("paste", True), id="paste", **dense)
+                    v.VBtn("Synthesize", click=app.on_synthesize, id="synthesize", disabled=busy, block=True)
+                with section("6. nnU-Net"), v.VExpansionPanelText():
+                    v.VBtn("Export dataset", click=app.on_nnunet_export, id="nnunet-export", disabled=busy,
+                           block=True, classes="mb-2")
+                    v.VTextField(label="Dataset folder", v_model=("nnunet_dataset", ""), **dense)
+                    with html.Div(classes="d-flex ga-1"):
+                        v.VTextField(label="Epochs", v_model=("nnunet_epochs", 1000), **dense)
+                        v.VTextField(label="Iterations", v_model=("nnunet_iterations", 30), **dense)
+                    v.VBtn("Train nnU-Net", click=app.on_nnunet_train, id="nnunet-train", disabled=busy, block=True,
+                           classes="mb-2")
+                    v.VTextField(label="Model folder", v_model=("nnunet_model", ""), **dense)
+                    v.VBtn("Apply to this CT", click=app.on_nnunet_predict, id="nnunet-predict", disabled=busy,
+                           block=True)
+            _job_card(v, html, app)
+            _scene_list(v, html)
+        with layout.content:
+            layout_manager.initialize_layout_grid(layout)
+    return layout
+
+
+def _job_card(v, html, app) -> None:
+    with v.VCard(classes="mt-2 pa-2", variant="outlined"):
+        html.Div("{{ status }}", id="status", classes="text-body-2 mb-1")
+        html.Div("{{ error }}", id="error", classes="text-error text-body-2 mb-1", v_show="error",
+                 style="white-space: pre-wrap")
+        with html.Div(v_show="job_running || job_done", id="job"):
+            v.VProgressLinear(model_value=("job_percent", 0), height=18, id="job-progress",
+                              color=("job_running ? 'primary' : (job_failed ? 'error' : 'success')",))
+            html.Div("{{ job_text }}", id="job-text", classes="text-caption")
+            v.VBtn("Cancel", click=app.on_cancel, id="job-cancel", v_show="job_running", size="small",
+                   color="warning", classes="my-1")
+            html.Pre("{{ job_log }}", id="job-log", style="font-size: 10px; max-height: 160px; overflow: auto; "
+                     "white-space: pre-wrap")
+
+
+def _scene_list(v, html) -> None:
+    with v.VCard(classes="mt-2 pa-2", variant="outlined", id="scene-list"):
+        html.Div("Scene", classes="text-subtitle-2")
+        html.Div("{{ row.kind }}: {{ row.name }} ({{ row.detail }})", v_for="row in scene_rows", key="row.id",
+                 classes="text-caption scene-row", __properties=[("data_name", "data-name")],
+                 data_name=("row.name",))
