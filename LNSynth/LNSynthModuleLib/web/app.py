@@ -73,6 +73,7 @@ class LNSynthWebApp(TrameApp):
                            "painted_voxels": 0, "training_cases": 0, "scene_rows": [],
                            "session_folder": str(self.session.folder)})
         self.state.change("brush_diameter", "brush_sphere")(self._on_brush_settings)
+        self.state.change("volume_rendering")(self._on_volume_rendering)
         self.ui = build_page(self.server, self, self.layout_manager)
 
     # ------------------------------------------------------------------ shared
@@ -89,7 +90,23 @@ class LNSynthWebApp(TrameApp):
             else 0
 
     def _show(self, volume_node: object) -> None:
-        self.slicer.display_manager.show_volume(volume_node, do_reset_views=True)
+        """Slice views show the volume; the 3D view renders it only on request (costly without a GPU)."""
+        self._shown = volume_node
+        display = self.slicer.display_manager
+        display.show_volume_in_slice_background(volume_node)
+        display.show_volume_in_slice_foreground(None)
+        self._on_volume_rendering()
+        display.reset_views()
+
+    def _on_volume_rendering(self, **_) -> None:
+        node = getattr(self, "_shown", None)
+        if node is None:
+            return
+        if self.state.volume_rendering:
+            self.slicer.display_manager.show_volume(node)
+        else:
+            self.slicer.display_manager.hide_volume(node)
+            self.slicer.display_manager.show_volume_in_slice_background(node)
 
     def _start(self, chain, on_done=None) -> None:
         self.on_brush_off()
@@ -155,6 +172,7 @@ class LNSynthWebApp(TrameApp):
         node, segment_id = self.session.lymph_node_segment()
         if self.editor.active_segmentation_node is not node:
             self.editor.set_active_segmentation(node, self.session.nodes.ct)
+            self.editor.set_surface_representation_enabled(False)  # no surface rebuild per stroke
         self.editor.set_active_segment_id(segment_id)
         self.editor.set_active_effect_type(SegmentationEffectPaint if mode == "paint" else SegmentationEffectErase)
         self.state.brush_mode = mode

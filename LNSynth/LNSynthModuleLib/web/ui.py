@@ -33,10 +33,12 @@ def build_page(server: object, app: object, layout_manager: object) -> object:
         layout.root.theme = "dark"
         with layout.toolbar:
             v.VSpacer()
+            v.VCheckbox(label="3D volume rendering", v_model=("volume_rendering", False), id="volume-rendering",
+                        density="compact", hide_details=True, classes="mr-4", style="max-width: 220px")
             v.VSelect(label="Device", v_model=("device", "auto"), items=("devices", list(DEVICE_CHOICES)),
                       id="device", style="max-width: 140px", **dense)
         with layout.drawer, html.Div(classes="pa-2"):
-            with v.VExpansionPanels(v_model=("open_sections", [0, 2, 4]), multiple=True):
+            with v.VExpansionPanels(v_model=("open_sections", [0, 1, 2, 3, 4, 5]), multiple=True):
                 with section("1. Load a CT"), v.VExpansionPanelText():
                     v.VTextField(label="CT file on the server", v_model=("ct_path", ""), id="ct-path", **dense)
                     v.VBtn("Load", click=app.on_load_path, id="load-ct", disabled=busy, block=True, classes="mb-2")

@@ -1,0 +1,119 @@
+"""The web app as a person uses it, in headless Chromium: load a phantom CT, coarse anatomy, paint a
+node with the brush on the axial view, synthesize with a tiny LN-DDPM, see the result in the scene.
+
+About 1-2 minutes on a 2-core machine (anatomy, prepare and sample are real `lnsynth` processes).
+Screenshots of every step go to the test's tmp folder; with LNSYNTH_UPDATE_SCREENSHOTS=1 the
+synthesis step also replaces Resources/web_synthesis.png.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from LNSynthLib.cases import LN_FILE, list_cases
+from LNSynthLib.volumes.grid import resample_onto
+from LNSynthLib.volumes.io import read_volume
+
+from .conftest import REPO
+from .page import (
+    axial_view,
+    by_id,
+    choose,
+    click,
+    scene_rows,
+    screenshot,
+    text_of,
+    type_into,
+    wait_for,
+    wait_job_done,
+)
+
+pytestmark = pytest.mark.browser
+JOB_TIMEOUT_S = 300
+
+
+def _painted_voxels(driver) -> int:
+    return int(text_of(driver, "painted-voxels").split()[1])
+
+
+def _paint_stroke(driver) -> None:
+    """Press, drag a few pixels and release in the middle of the axial view (the brush follows the mouse)."""
+    from selenium.webdriver.common.action_chains import ActionChains
+
+    view = axial_view(driver)
+    (ActionChains(driver).move_to_element(view).pause(0.5).click_and_hold().pause(0.3)
+     .move_by_offset(2, 0).pause(0.3).move_by_offset(2, 0).pause(0.3).release().perform())
+
+
+def test_paint_a_node_and_synthesize_in_the_browser(served, browser, phantom_case: Path, tiny_checkpoint: Path,
+                                                    tmp_path: Path):
+    shots, times = tmp_path / "screenshots", {}
+    shots.mkdir()
+    start = time.monotonic()
+
+    def step(name: str) -> None:
+        times[name] = round(time.monotonic() - start, 1)
+        screenshot(browser, shots, f"{len(times):02d}_{name}")
+
+    browser.get(served.url)
+    wait_for(browser, "the page", lambda: "Work folder" in text_of(browser, "status"))
+    step("open")
+
+    type_into(browser, "ct-path", str(phantom_case / "ct.nii.gz"))
+    click(browser, "load-ct")
+    wait_for(browser, "the CT", lambda: text_of(browser, "status") == "Loaded ct")
+    assert any(row.startswith("volume: ct (64×64×48)") for row in scene_rows(browser)), scene_rows(browser)
+    step("loaded")
+
+    choose(browser, "anatomy-method", "coarse")
+    click(browser, "create-anatomy")
+    wait_job_done(browser, JOB_TIMEOUT_S)
+    wait_for(browser, "the anatomy", lambda: text_of(browser, "status").startswith("Anatomy ready"))
+    step("anatomy")
+
+    click(browser, "paint")
+    wait_for(browser, "the brush", lambda: text_of(browser, "status").startswith("Paint"))
+    _paint_stroke(browser)
+    click(browser, "brush-off")
+    painted = wait_for(browser, "painted voxels", lambda: _painted_voxels(browser))
+    assert painted > 50, painted  # an 8 mm sphere brush on 1 mm voxels: a few hundred voxels
+    step("painted")
+
+    type_into(browser, "checkpoint", str(tiny_checkpoint))
+    type_into(browser, "steps", "3")
+    type_into(browser, "n-samples", "1")
+    by_id(browser, "transforms").click()  # off: the synthetic node is the painted one
+    click(browser, "synthesize")
+    wait_for(browser, "the progress bar", lambda: by_id(browser, "job-progress").is_displayed())
+    wait_job_done(browser, JOB_TIMEOUT_S)
+    wait_for(browser, "the result", lambda: "synthetic volume(s) added" in text_of(browser, "status"))
+    step("synthesized")
+    if os.environ.get("LNSYNTH_UPDATE_SCREENSHOTS") == "1":
+        shutil.copyfile(shots / f"{len(times):02d}_synthesized.png", REPO / "Resources" / "web_synthesis.png")
+
+    rows = scene_rows(browser)
+    assert any(row.startswith("volume: ct synthetic 0 (16×16×16)") for row in rows), rows
+    assert "segmentation: ct synthetic 0 segmentation (lymph node)" in rows, rows
+    assert any(row.startswith("volume: ct + synthetic 0 (64×64×48)") for row in rows), rows
+
+    # The painted node (exported from the scene by the synthesis chain) against the result's LN segment.
+    (run,) = served.session_folder().glob("synthesis-*")
+    painted_mask = read_volume(run / "input" / LN_FILE)
+    assert int(painted_mask.array.sum()) == painted
+    (case,) = list_cases(run / "synthetic")
+    result_ln = read_volume(case / LN_FILE)
+    on_patch = resample_onto(painted_mask, result_ln, "nearest").array > 0
+    result = result_ln.array > 0
+    dice = 2 * (on_patch & result).sum() / (on_patch.sum() + result.sum())
+    times["total"] = round(time.monotonic() - start, 1)
+    (tmp_path / "timings.json").write_text(json.dumps({**times, "dice": float(dice)}, indent=1))
+    print(f"browser test steps (s since page open): {times}; Dice {dice:.3f}; screenshots in {shots}")
+    assert result.sum() > 0 and dice > 0.8, dice
+    assert np.array_equal(result_ln.array.shape, (16, 16, 16))
