@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import importlib.util
+import os
 import sys
 from pathlib import Path
 
@@ -16,7 +17,8 @@ from LNSynthLib.cli import arg_types as at
 from LNSynthLib.errors import InputDataError
 
 DEFAULT_PORT = 8080
-WEB_MODULE = "LNSynthModuleLib.web.serve"
+WEB_MODULES = {False: "LNSynthModuleLib.web.launcher", True: "LNSynthModuleLib.web.serve"}
+TOKEN_ENV = "LNSYNTH_SERVE_TOKEN"  # how the launcher hands the token to its session processes
 WEB_EXTRA_FIX = "install the web extra: make web (or pip install '.[web]' and slicer-layer-dm --no-deps)"
 
 
@@ -29,6 +31,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--token", help="require this token on every request (open the page with ?token=...)")
     p.add_argument("--work", type=Path, default=Path("lnsynth_web"),
                    help="work folder; each session gets its own session-* folder in it (default ./lnsynth_web)")
+    p.add_argument("--single-session", action="store_true", help=argparse.SUPPRESS)  # one app (the launcher's child)
     p.set_defaults(func=run)
 
 
@@ -42,7 +45,7 @@ def module_folder() -> Path:
                          fix="run lnsynth from the LNSynth source tree (pip install -e .)")
 
 
-def load_web_app():
+def load_web_app(single_session: bool):
     """Import the web app (needs slicer-core, trame-slicer and slicer-layer-dm)."""
     for package in ("slicer", "trame_slicer", "trame_vuetify"):
         if importlib.util.find_spec(package) is None:
@@ -51,11 +54,13 @@ def load_web_app():
     folder = str(module_folder())
     if folder not in sys.path:
         sys.path.insert(0, folder)
-    return importlib.import_module(WEB_MODULE)
+    return importlib.import_module(WEB_MODULES[single_session])
 
 
 def run(args: argparse.Namespace) -> int:
     if args.token is not None and not args.token.strip():
         raise InputDataError("--token is empty", fix="give a token, e.g. --token $(openssl rand -hex 16)")
-    web = load_web_app()
-    return web.serve(args.work, args.port, args.host, args.token)
+    token = args.token or (os.environ.get(TOKEN_ENV) if args.single_session else None)
+    if args.single_session:
+        return load_web_app(True).serve(args.work, args.port, args.host, token)
+    return load_web_app(False).run(args.work, args.port, args.host, token)

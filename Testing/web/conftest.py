@@ -21,6 +21,9 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
+MODULE_DIR = REPO / "LNSynth"  # as Slicer puts it on sys.path: `LNSynthModuleLib` imports the same way
+if str(MODULE_DIR) not in sys.path:
+    sys.path.insert(0, str(MODULE_DIR))
 WEB_PACKAGES = ("slicer", "trame_slicer", "trame_vuetify", "selenium")
 CHROMIUM = ("chromium", "chromium-browser", "google-chrome")
 CHROMEDRIVER = "chromedriver"
@@ -79,7 +82,7 @@ def start_server(work: Path, log: Path, *extra: str) -> Served:
     while time.monotonic() < deadline:
         text = log.read_text(encoding="utf-8", errors="replace")
         if "lnsynth serve: http://" in text:
-            url = text.split("lnsynth serve: ", 1)[1].split()[0]
+            url = "http://" + text.split("lnsynth serve: http://", 1)[1].split()[0]
             return Served(url, work, process, log)
         if process.poll() is not None:
             break

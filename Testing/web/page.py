@@ -93,6 +93,9 @@ def scene_rows(driver) -> list[str]:
 
 
 def screenshot(driver, folder: Path, name: str) -> Path:
+    """The page with the side panel scrolled to its top (status, progress and log in sight)."""
+    driver.execute_script("document.getElementById('status').scrollIntoView({block: 'start'})")
+    time.sleep(0.5)
     path = folder / f"{name}.png"
     driver.save_screenshot(str(path))
     return path

@@ -104,7 +104,8 @@ def test_paint_a_node_and_synthesize_in_the_browser(served, browser, phantom_cas
     assert any(row.startswith("volume: ct + synthetic 0 (64×64×48)") for row in rows), rows
 
     # The painted node (exported from the scene by the synthesis chain) against the result's LN segment.
-    (run,) = served.session_folder().glob("synthesis-*")
+    first_session = served.session_folder()
+    (run,) = first_session.glob("synthesis-*")
     painted_mask = read_volume(run / "input" / LN_FILE)
     assert int(painted_mask.array.sum()) == painted
     (case,) = list_cases(run / "synthetic")
@@ -117,3 +118,11 @@ def test_paint_a_node_and_synthesize_in_the_browser(served, browser, phantom_cas
     print(f"browser test steps (s since page open): {times}; Dice {dice:.3f}; screenshots in {shots}")
     assert result.sum() > 0 and dice > 0.8, dice
     assert np.array_equal(result_ln.array.shape, (16, 16, 16))
+
+    # Another tab is another session: its own work folder and an empty scene.
+    browser.switch_to.new_window("tab")
+    browser.get(served.url)
+    wait_for(browser, "the second page", lambda: "Work folder" in text_of(browser, "status"))
+    second_status = text_of(browser, "status")
+    assert str(first_session) not in second_status and scene_rows(browser) == [], (second_status, scene_rows(browser))
+    assert len(list(served.work.glob("session-*"))) == 2

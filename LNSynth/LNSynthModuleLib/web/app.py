@@ -40,6 +40,12 @@ def reports_errors(method):
     return wrapper
 
 
+def _show_in_3d(segmentation: object | None) -> None:
+    """Lymph-node surfaces in the 3D view (small masks: cheap; the anatomy stays 2D)."""
+    if segmentation is not None:
+        segmentation.CreateClosedSurfaceRepresentation()
+
+
 def _int_or_none(value: object) -> int | None:
     text = str(value if value is not None else "").strip()
     return int(text) if text else None
@@ -183,6 +189,7 @@ class LNSynthWebApp(TrameApp):
         if self.state.brush_mode:
             self.editor.deactivate_effect()
             self.state.brush_mode = ""
+            _show_in_3d(self.session.nodes.lymph_nodes)
             self._refresh("Brush off")
 
     def _on_brush_settings(self, **_) -> None:
@@ -222,6 +229,8 @@ class LNSynthWebApp(TrameApp):
         self._start(self.session.start_synthesis(settings), self._synthetic_ready)
 
     def _synthetic_ready(self, loaded: list) -> None:
+        for case in loaded:
+            _show_in_3d(case.segmentation)
         if loaded:
             self._show(loaded[0].ct)
         self._refresh(f"{len(loaded)} synthetic volume(s) added to the scene.")

@@ -38,6 +38,7 @@ def build_page(server: object, app: object, layout_manager: object) -> object:
             v.VSelect(label="Device", v_model=("device", "auto"), items=("devices", list(DEVICE_CHOICES)),
                       id="device", style="max-width: 140px", **dense)
         with layout.drawer, html.Div(classes="pa-2"):
+            _job_card(v, html, app)
             with v.VExpansionPanels(v_model=("open_sections", [0, 1, 2, 3, 4, 5]), multiple=True):
                 with section("1. Load a CT"), v.VExpansionPanelText():
                     v.VTextField(label="CT file on the server", v_model=("ct_path", ""), id="ct-path", **dense)
@@ -98,7 +99,6 @@ def build_page(server: object, app: object, layout_manager: object) -> object:
                     v.VTextField(label="Model folder", v_model=("nnunet_model", ""), **dense)
                     v.VBtn("Apply to this CT", click=app.on_nnunet_predict, id="nnunet-predict", disabled=busy,
                            block=True)
-            _job_card(v, html, app)
             _scene_list(v, html)
         with layout.content:
             layout_manager.initialize_layout_grid(layout)
@@ -106,7 +106,7 @@ def build_page(server: object, app: object, layout_manager: object) -> object:
 
 
 def _job_card(v, html, app) -> None:
-    with v.VCard(classes="mt-2 pa-2", variant="outlined"):
+    with v.VCard(classes="mb-2 pa-2", variant="outlined"):
         html.Div("{{ status }}", id="status", classes="text-body-2 mb-1")
         html.Div("{{ error }}", id="error", classes="text-error text-body-2 mb-1", v_show="error",
                  style="white-space: pre-wrap")
