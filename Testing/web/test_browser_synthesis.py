@@ -119,6 +119,16 @@ def test_paint_a_node_and_synthesize_in_the_browser(served, browser, phantom_cas
     assert result.sum() > 0 and dice > 0.8, dice
     assert np.array_equal(result_ln.array.shape, (16, 16, 16))
 
+    # Cancel: a long synthesis stops, says so, and leaves no run folder behind.
+    type_into(browser, "n-samples", "200")
+    click(browser, "synthesize")
+    wait_for(browser, "the Cancel button", lambda: by_id(browser, "job-cancel").is_displayed())
+    wait_for(browser, "the sampling step", lambda: "Sampling" in text_of(browser, "job-text"), JOB_TIMEOUT_S)
+    click(browser, "job-cancel")
+    wait_for(browser, "the cancel", lambda: text_of(browser, "job-text") == "Cancelled")
+    step("cancelled")
+    assert list(first_session.glob("synthesis-*")) == [run]
+
     # Another tab is another session: its own work folder and an empty scene.
     browser.switch_to.new_window("tab")
     browser.get(served.url)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -19,6 +20,8 @@ def render_window_class() -> str:
 
 def serve(work: str | Path, port: int, host: str = "127.0.0.1", token: str | None = None) -> int:
     """Serve until stopped; prints the URL (with the token) once listening."""
+    if not os.environ.get("DISPLAY"):  # no X server: go straight to EGL instead of failing on X first
+        os.environ.setdefault("VTK_DEFAULT_OPENGL_WINDOW", "vtkEGLRenderWindow")
     import vtkmodules.vtkRenderingOpenGL2  # noqa: F401  (the OpenGL factory for the views)
     from trame.app import get_server
 
