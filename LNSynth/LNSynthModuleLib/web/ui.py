@@ -71,8 +71,8 @@ def build_page(server: object, app: object, layout_manager: object) -> object:
                     v.VBtn("Add current case", click=app.on_add_case, id="add-case", disabled=busy, block=True,
                            classes="mb-2")
                     html.Div("Training cases: {{ training_cases }}", classes="text-caption mb-2")
-                    v.VSelect(label="Config", v_model=("ddpm_config", "tiny"), items=("configs",
-                              list(BUNDLED_CONFIGS)), id="ddpm-config", **dense)
+                    v.VCombobox(label="Config (or a YAML file on the server)", v_model=("ddpm_config", "tiny"),
+                                items=("configs", list(BUNDLED_CONFIGS)), id="ddpm-config", **dense)
                     v.VTextField(label="Iterations (blank: the config's)", v_model=("ddpm_iterations", ""), **dense)
                     v.VBtn("Train LN-DDPM", click=app.on_train_ddpm, id="train-ddpm", disabled=busy, block=True)
                 with section("5. Synthesis"), v.VExpansionPanelText():
