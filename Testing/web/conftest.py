@@ -40,14 +40,16 @@ def missing_web_packages() -> list[str]:
 def require_web_extra() -> None:
     missing = missing_web_packages()
     if missing:
-        pytest.skip(f"the web extra is not installed (missing {', '.join(missing)}): run `make web`")
+        pytest.skip(f"the web extra is not installed (missing {', '.join(missing)}): run `make web`",
+                    allow_module_level=True)
 
 
 def browser_paths() -> tuple[str, str]:
     chromium = next((path for name in CHROMIUM if (path := shutil.which(name))), None)
     driver = shutil.which(CHROMEDRIVER)
     if not chromium or not driver:
-        pytest.skip("Chromium and chromedriver are not installed (apt-get install chromium chromium-driver)")
+        pytest.skip("Chromium and chromedriver are not installed (apt-get install chromium chromium-driver)",
+                    allow_module_level=True)
     return chromium, driver
 
 

@@ -23,7 +23,7 @@ from LNSynthLib.cases import LN_FILE, list_cases
 from LNSynthLib.volumes.grid import resample_onto
 from LNSynthLib.volumes.io import read_volume
 
-from .conftest import REPO
+from .conftest import REPO, browser_paths, require_web_extra
 from .page import (
     axial_view,
     by_id,
@@ -38,6 +38,8 @@ from .page import (
 )
 
 pytestmark = pytest.mark.browser
+require_web_extra()  # skip the module before its fixtures train a checkpoint
+browser_paths()
 JOB_TIMEOUT_S = 300
 
 
