@@ -57,4 +57,8 @@ class JobMonitor:
             await asyncio.sleep(POLL_S)
         if state.succeeded and on_done is not None:
             with self.state:
-                on_done(chain.result)
+                try:
+                    on_done(chain.result)
+                except Exception as exc:  # showing the result failed: say so in the page, like a failed step
+                    self.state.error = f"error: the result could not be shown: {exc}"
+                    self.state.job_failed = True
