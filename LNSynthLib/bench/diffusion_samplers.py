@@ -17,8 +17,8 @@ import torch
 
 from LNSynthLib.cases import is_synthetic, list_cases
 from LNSynthLib.devices import autocast_dtype, torch_device
+from LNSynthLib.diffusion.process.processes import process_from_config
 from LNSynthLib.diffusion.process.samplers import eta_used, steps_used
-from LNSynthLib.diffusion.process.schedule import Schedule
 from LNSynthLib.diffusion.sample.condition_fidelity import condition_fidelity
 from LNSynthLib.diffusion.sample.sampling import load_model, sample_patch
 from LNSynthLib.diffusion.sample.windows import patch_window
@@ -37,7 +37,7 @@ def compare_samplers(checkpoint: str | Path, cases_root: str | Path, n_cases: in
     """One row per (sampler, steps, eta): wall time for all conditions at once and condition fidelity."""
     device = torch_device("auto")
     model, config, info = load_model(checkpoint, device)
-    schedule = Schedule.from_config(config)
+    schedule = process_from_config(config)
     amp = autocast_dtype(config.train.amp, device)
     patch = tuple(int(s) for s in config.train.patch_size)
     folders = [f for f in list_cases(cases_root) if not is_synthetic(f)][:n_cases]

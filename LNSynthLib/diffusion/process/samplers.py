@@ -1,5 +1,5 @@
-"""Reverse-process samplers: DDPM ancestral (the paper, T steps), DDIM (any step count, η) and
-DPM-Solver++(2M).
+"""Reverse-process samplers: DDPM ancestral (the paper, T steps), DDIM (any step count, η),
+DPM-Solver++(2M), and the Euler sampler of rectified flow (`rflow.py`, process `rflow`).
 
 All samplers draw every random number from one CPU `torch.Generator` (then move it to the
 device), so a seed gives the same sample on any device and for any batch split. DDIM with
@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from LNSynthLib.diffusion.choices import SAMPLERS
+from LNSynthLib.diffusion.process.rflow import RectifiedFlow, rflow_sample
 from LNSynthLib.diffusion.process.schedule import Schedule
 from LNSynthLib.diffusion.process.vlb import split_output
 
@@ -31,12 +32,14 @@ def spaced_timesteps(timesteps: int, steps: int) -> list[int]:
 
 
 def steps_used(sampler: str, steps: int, timesteps: int) -> int:
-    """Network evaluations a sampler makes: all T for `ddpm`, else the spaced step count."""
+    """Network evaluations a sampler makes: all T for `ddpm`, else the spaced step count (at most T)."""
+    if sampler == "rflow":
+        return min(max(1, int(steps)), timesteps)
     return timesteps if sampler == "ddpm" else len(spaced_timesteps(timesteps, steps))
 
 
 def eta_used(sampler: str, eta: float) -> float | None:
-    """η matters only to DDIM (DDPM is η = 1 by construction, DPM-Solver++ is deterministic)."""
+    """η matters only to DDIM (DDPM is η = 1 by construction, DPM-Solver++ and rflow are deterministic)."""
     return eta if sampler == "ddim" else None
 
 
@@ -134,14 +137,20 @@ def dpmpp_2m_sample(model_fn: ModelFn, schedule: Schedule, shape: tuple[int, ...
     return x
 
 
-def run_sampler(model_fn: ModelFn, schedule: Schedule, shape: tuple[int, ...], *, sampler: str, steps: int,
-                eta: float, generator: torch.Generator, device: torch.device,
+def run_sampler(model_fn: ModelFn, schedule: Schedule | RectifiedFlow, shape: tuple[int, ...], *, sampler: str,
+                steps: int, eta: float, generator: torch.Generator, device: torch.device,
                 callback: StepCallback | None = None) -> torch.Tensor:
     """Dispatch by name (`choices.SAMPLERS`); `steps` is ignored by `ddpm` (always T steps, as in the paper).
 
+    `schedule` is the model's process (`processes.process_from_config`): the `rflow` sampler
+    needs a `RectifiedFlow`, the others a DDPM `Schedule` (config_checks pairs them at load).
     DDIM and DPM-Solver++ set their own step variances, so they use only the prediction channel
     of a learned-variance model; DDPM uses the learned variance.
     """
+    if (sampler == "rflow") != isinstance(schedule, RectifiedFlow):
+        raise ValueError(f"sampler {sampler!r} does not fit the process {type(schedule).__name__}")
+    if sampler == "rflow":
+        return rflow_sample(model_fn, schedule, shape, generator, device, steps, callback)
     if sampler == "ddpm":
         return ddpm_sample(model_fn, schedule, shape, generator, device, callback)
     if schedule.learned_variance:
