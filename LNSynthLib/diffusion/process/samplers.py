@@ -31,10 +31,25 @@ def spaced_timesteps(timesteps: int, steps: int) -> list[int]:
     return [int(t) for t in seq[::-1]]
 
 
+def solver_timesteps(timesteps: int, steps: int) -> list[int]:
+    """DPM-Solver++ evaluation times: `steps` of linspace(0, T-1, steps+1) from T-1 down, without t = 0.
+
+    The solver's last step goes from the last of these to the data (σ = 0) with its first-order
+    update, which for data prediction is that evaluation's x0; so no evaluation is spent at t = 0,
+    where the noise is almost gone (diffusers' DPMSolverMultistep with `timestep_spacing="linspace"`
+    and `final_sigmas_type="zero"`). At 4 steps: 299, 224, 150, 75 for T = 300.
+    """
+    steps = max(1, min(int(steps), timesteps))
+    seq = np.unique(np.round(np.linspace(0, timesteps - 1, steps + 1)).astype(int))[::-1]
+    return [int(t) for t in seq if t > 0] or [timesteps - 1]
+
+
 def steps_used(sampler: str, steps: int, timesteps: int) -> int:
     """Network evaluations a sampler makes: all T for `ddpm`, else the spaced step count (at most T)."""
     if sampler == "rflow":
         return min(max(1, int(steps)), timesteps)
+    if sampler == "dpmpp":
+        return len(solver_timesteps(timesteps, steps))
     return timesteps if sampler == "ddpm" else len(spaced_timesteps(timesteps, steps))
 
 
@@ -109,9 +124,14 @@ def ddim_sample(model_fn: ModelFn, schedule: Schedule, shape: tuple[int, ...], g
 @torch.no_grad()
 def dpmpp_2m_sample(model_fn: ModelFn, schedule: Schedule, shape: tuple[int, ...], generator: torch.Generator,
                     device: torch.device, steps: int, callback: StepCallback | None = None) -> torch.Tensor:
-    """DPM-Solver++(2M) (Lu et al. 2022), data-prediction multistep solver; deterministic after x_T."""
+    """DPM-Solver++(2M) (Lu et al. 2022), data-prediction multistep solver; deterministic after x_T.
+
+    First step first order (no previous x0 yet), then second order; the final step to the data
+    is first order (lower-order final, as diffusers for few steps): x = x0 of the last evaluation.
+    Evaluation times: `solver_timesteps` (none spent at t = 0).
+    """
     x = _noise(shape, generator, device)
-    seq = spaced_timesteps(schedule.timesteps, steps)
+    seq = solver_timesteps(schedule.timesteps, steps)
     ab = schedule.alphas_cumprod
     alpha = [float(ab[t].sqrt()) for t in seq]
     sigma = [float((1 - ab[t]).sqrt()) for t in seq]
@@ -122,7 +142,7 @@ def dpmpp_2m_sample(model_fn: ModelFn, schedule: Schedule, shape: tuple[int, ...
         tt = _tvec(t, shape[0], device)
         x0 = schedule.predict_x0(x, tt, model_fn(x, tt).float())
         if i + 1 == len(seq):
-            x = x0  # last step: to the clean end point (λ = ∞)
+            x = x0  # last step: first order to the data (σ = 0, λ = ∞)
         else:
             h = lam[i + 1] - lam[i]
             if prev_x0 is None or prev_h is None:
