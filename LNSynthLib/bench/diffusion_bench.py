@@ -3,8 +3,7 @@
 (a) forward and forward+backward time per step of the paper network at each size, its FLOPs
     (torch.utils.flop_counter on a meta-device copy, so counting costs no compute) and the
     achieved GFLOP/s next to a dense fp32 matmul measured in the same run (the practical ceiling);
-(b) few-step samplers against DDPM-300 on a trained checkpoint: wall time and condition fidelity
-    (`sampler_comparison`, needs `--checkpoint` and `--cases`);
+(b) few-step samplers against DDPM-300: moved to `lnsynth bench samplers` (`diffusion_samplers.py`);
 (c) peak memory: RSS sampled during the step on CPU, torch.cuda.max_memory_allocated on GPU;
 (d) growth from the first to the second size against the voxel ratio, and 128³ figures estimated
     for an H100 from the counted FLOPs at an assumed sustained bf16 throughput.
@@ -30,7 +29,7 @@ from LNSynthLib.devices import autocast_dtype, torch_device
 from LNSynthLib.diffusion.config import load_config
 from LNSynthLib.diffusion.model.network import build_denoiser, describe_denoiser
 
-DESCRIPTION = "LN-DDPM denoiser: step time, GFLOP/s vs matmul, memory, size growth, H100 estimate, samplers"
+DESCRIPTION = "LN-DDPM denoiser: step time, GFLOP/s vs matmul, memory, size growth, H100 estimate"
 H100_DENSE_BF16_TFLOPS = 989.0
 
 
@@ -51,11 +50,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="dense bf16 peak of the GPU in the estimate (H100 SXM: 989)")
     parser.add_argument("--gpu-efficiency", type=float, default=0.4,
                         help="assumed sustained fraction of that peak (default 0.4)")
-    parser.add_argument("--checkpoint", default=None, help="trained checkpoint for the sampler comparison")
-    parser.add_argument("--cases", default=None, help="prepared cases whose conditions the samplers follow")
-    parser.add_argument("--sample-cases", type=int, default=4, help="conditions per sampler in the comparison")
-    parser.add_argument("--skip-samplers", action="store_true",
-                        help="leave out part (b) (it trains a tiny model first when no --checkpoint is given)")
     parser.add_argument("--note", default="", help="free text stored with the results (e.g. machine load)")
     parser.add_argument("--quick", action="store_true", help="small sizes and one repeat (for tests)")
 
@@ -221,7 +215,6 @@ def run(args: argparse.Namespace) -> tuple[Path, Path]:
         "autocast": str(amp) if amp else "off", "repeats": repeats, "warmup": args.warmup, "matmul": matmul,
         "steps": rows, "growth": _growth(rows),
         "gpu_estimate": _gpu_estimate(config, args),
-        "sampler_comparison": sampler_comparison(args),
         "load_average_before_after": [load_before, os.getloadavg()], "note": args.note,
     }
     return write_results("diffusion", results, _markdown(results), args.results_dir)
@@ -256,41 +249,6 @@ def _gpu_estimate(config: Any, args: argparse.Namespace) -> dict[str, Any]:
         "train_hours": iterations * fb / 3600, "train_iterations": iterations,
         "ddpm_sample_s": config.diffusion.timesteps * fwd, "ddim20_sample_s": 20 * fwd,
     }
-
-
-def sampler_comparison(args: argparse.Namespace) -> dict[str, Any]:
-    """Few-step samplers vs DDPM (T steps) on a trained checkpoint: wall time and condition fidelity.
-
-    With `--checkpoint` and `--cases` that checkpoint is compared. Without them a `tiny` LN-DDPM
-    (v-prediction, 16³ patches) is trained here on phantom cases first — 300 steps, 100 with
-    `--quick`, minutes on a 2-core CPU — so the comparison always measures a model that learned
-    (the learning test sees r 0.95 after 100 such steps).
-    """
-    from LNSynthLib.bench.diffusion_samplers import compare_samplers
-
-    if args.skip_samplers:
-        return {"status": "not run", "reason": "skipped with --skip-samplers"}
-    if args.checkpoint and args.cases:
-        return compare_samplers(args.checkpoint, args.cases, n_cases=args.sample_cases, quick=args.quick)
-    import tempfile
-
-    from LNSynthLib.diffusion.train.training import train
-    from LNSynthLib.phantom import write_phantom_cases
-
-    steps = 100 if args.quick else 300
-    n_cases = 3  # phantom seeds 0..2 at this size all hold lymph nodes
-    with tempfile.TemporaryDirectory(prefix="lnsynth_bench_samplers_") as tmp:
-        cases = write_phantom_cases(Path(tmp) / "cases", n_cases, seed=0, shape_zyx=(48, 64, 64))
-        config = load_config("tiny", {"train.iterations": steps, "train.patch_size": [16, 16, 16]})
-        t0 = time.perf_counter()
-        checkpoint = train(config, cases[0].parent, Path(tmp) / "run", progress=False)
-        train_s = time.perf_counter() - t0
-        res = compare_samplers(checkpoint, cases[0].parent, n_cases=n_cases, quick=args.quick)
-    res["trained_here"] = {"config": "tiny", "prediction": config.diffusion.prediction, "steps": steps,
-                           "train_s": round(train_s, 1), "phantom_cases": n_cases}
-    res["checkpoint"] = (f"trained in this run (`tiny`, {config.diffusion.prediction}-prediction, 16³, {steps} steps "
-                         f"in {train_s:.0f} s on {n_cases} phantom cases)")
-    return res
 
 
 def _markdown(res: dict[str, Any]) -> str:
@@ -332,17 +290,7 @@ def _markdown(res: dict[str, Any]) -> str:
               f"iterations ≈ {e['train_hours']:.1f} h, one DDPM-{int(e['ddpm_sample_s'] / e['forward_s'])} "
               f"sample ≈ {e['ddpm_sample_s']:.1f} s, DDIM-20 ≈ {e['ddim20_sample_s']:.2f} s. This is an "
               "estimate from FLOPs, not a measurement.", ""]
-    sc = res["sampler_comparison"]
-    lines += ["## (b) Samplers", ""]
-    if sc.get("status") == "not run":
-        lines.append(f"Not run: {sc['reason']}.")
-    else:
-        lines.append(markdown_table(
-            ["sampler", "steps", "eta", "wall s", "s / sample", "pearson r", "LN−fat HU", "target LN−fat HU"],
-            [[s["sampler"], s["steps"], s["eta"], s["wall_s"], s["s_per_sample"], s["pearson_r"],
-              s["ln_fat_contrast_hu"], s["target_ln_fat_contrast_hu"]] for s in sc["samplers"]]))
-        lines.append(f"\nCheckpoint {sc['checkpoint']} (step {sc['checkpoint_step']}), {sc['n_samples']} "
-                     "conditions per sampler.")
+    lines += ["## (b) Samplers", "", "Measured by `lnsynth bench samplers` (samplers.md)."]
     load = res["load_average_before_after"]
     lines += ["", f"Load average before/after: {load[0][0]:.1f} / {load[1][0]:.1f}."
               + (f" {res['note']}" if res["note"] else "")]

@@ -17,7 +17,10 @@ from LNSynthLib.jobs.results import emit_result
 BENCHMARKS = {
     "prepare": ("LNSynthLib.bench.prepare_bench", "preprocessing of the real example CT and a 512x512x300 phantom"),
     "diffusion": ("LNSynthLib.bench.diffusion_bench",
-                  "LN-DDPM denoiser step time, GFLOP/s, memory, GPU estimate, samplers"),
+                  "LN-DDPM denoiser step time, GFLOP/s, memory, GPU estimate"),
+    "samplers": ("LNSynthLib.bench.diffusion_samplers", "few-step samplers and rectified flow vs DDPM-300 (fidelity)"),
+    "gpu": ("LNSynthLib.bench.gpu_bench", "CUDA GPU at 128³: step time/memory (fp32, bf16, checkpointing, compile, "
+                                          "channels_last), sampling time; --cpu-smoke without a GPU"),
     "pipeline": ("LNSynthLib.bench.pipeline_bench", "Real vs Real+Synt nnU-Net over several seeds (mean ± sd)"),
     "ablation": ("LNSynthLib.bench.ablation_bench",
                  "ablation grid of paper 000 Tables 3-4: Synt-only nnU-Net per LN-DDPM setting (resumable)"),

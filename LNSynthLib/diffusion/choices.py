@@ -8,7 +8,9 @@ nothing but the standard library, so the panel can import it inside Slicer's pro
 from __future__ import annotations
 
 BUNDLED_CONFIGS = ("tiny", "paper", "paper-bf16", "paper002")  # diffusion/configs/<name>.yaml; paper-bf16 = paper + bf16
-SAMPLERS = ("ddpm", "ddim", "dpmpp")              # diffusion/process/samplers.py
+PROCESSES = ("ddpm", "rflow")                     # noise process (diffusion/process/processes.py)
+SAMPLERS = ("ddpm", "ddim", "dpmpp", "rflow")     # diffusion/process/samplers.py; rflow = Euler steps
+RFLOW_SAMPLERS = ("rflow",)                       # the samplers of process rflow; the others are DDPM's
 SCHEDULES = ("cosine", "linear")                  # diffusion/process/schedule.py
 PREDICTIONS = ("epsilon", "v")                    # what the network outputs
 LOSSES = ("l1", "l2", "mse")                      # l2 and mse are one loss (diffusion_loss)
@@ -26,6 +28,7 @@ CONFIG_CHOICES: dict[str, tuple[str, ...]] = {
     "network.attention_mode": ATTENTION_MODES,
     "network.ld_gate": LD_GATES,
     "network.ldcond_placement": LDCOND_PLACEMENTS,
+    "diffusion.process": PROCESSES,
     "diffusion.schedule": SCHEDULES,
     "diffusion.prediction": PREDICTIONS,
     "diffusion.loss": LOSSES,

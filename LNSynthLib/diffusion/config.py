@@ -42,9 +42,10 @@ class NetworkConfig:
 
 @dataclass
 class DiffusionConfig:
+    process: str = "ddpm"                    # choices.PROCESSES: ddpm (paper) or rflow (rectified flow, MONAI)
     timesteps: int = 300
     schedule: str = "cosine"
-    prediction: str = "epsilon"              # epsilon (paper) or v
+    prediction: str = "epsilon"              # epsilon (paper) or v; process rflow always predicts velocity
     loss: str = "l1"
     variance: str = "fixed_small"            # choices.VARIANCES: β̃_t (paper 000) or learned_range (paper 002)
     vlb_weight: float = 0.001                # λ of L_simple + λ·L_vlb when the variance is learned (vlb.py)
@@ -74,7 +75,7 @@ class SampleConfig:
     """Sampling defaults of a model; `lnsynth sample`, `demo`/`run` and the panel use them unless told otherwise."""
 
     sampler: str = "ddpm"                    # choices.SAMPLERS; ddpm = the paper's T ancestral steps
-    steps: int = 300                         # ddim/dpmpp steps (ddpm always runs T)
+    steps: int = 300                         # ddim/dpmpp/rflow steps (ddpm always runs T)
     eta: float = 1.0                         # DDIM randomness: 0 deterministic .. 1 ancestral
     samples_per_case: int = 10               # synthetic cases per source case
     window: str = "per_node"                 # choices.SAMPLE_WINDOWS: window rule (diffusion/sample/windows.py)

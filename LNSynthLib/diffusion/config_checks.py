@@ -11,7 +11,7 @@ import math
 from pathlib import Path
 from typing import Any
 
-from LNSynthLib.diffusion.choices import CONFIG_CHOICES
+from LNSynthLib.diffusion.choices import CONFIG_CHOICES, RFLOW_SAMPLERS, SAMPLERS
 from LNSynthLib.errors import ConfigError
 
 Source = str | Path | None
@@ -88,6 +88,7 @@ def check_config(config: Any, source: Source) -> None:  # noqa: ANN401 - LNDDPMC
             listed = ", ".join(allowed)
             raise ConfigError(f"{key} = {value!r} is not allowed; allowed values: {listed}", path=source,
                               fix=f"set {key} to one of {listed} (in the YAML file or with --set {key}=VALUE)")
+    _check_process(config, source)
     for key, (low, high, low_open) in RANGES.items():
         value = config.get(key)
         for v in value if isinstance(value, tuple) else (value,):
@@ -114,3 +115,19 @@ def check_config(config: Any, source: Source) -> None:  # noqa: ANN401 - LNDDPMC
         raise ConfigError(f"network.channels {list(config.network.channels)} must all be multiples of "
                           f"network.norm_groups = {groups}", path=source,
                           fix="change network.channels or network.norm_groups")
+
+
+def _check_process(config: Any, source: Source) -> None:  # noqa: ANN401 - LNDDPMConfig
+    """Rectified flow samples only with its Euler sampler, DDPM only with its own; rflow has no learned variance."""
+    process, sampler = config.diffusion.process, config.sample.sampler
+    fitting = RFLOW_SAMPLERS if process == "rflow" else tuple(s for s in SAMPLERS if s not in RFLOW_SAMPLERS)
+    if sampler not in fitting:
+        listed = ", ".join(fitting)
+        raise ConfigError(f"sample.sampler = {sampler!r} does not sample diffusion.process = {process!r}; "
+                          f"its samplers: {listed}", path=source,
+                          fix=f"set sample.sampler to {' or '.join(fitting)} (--set sample.sampler=VALUE or "
+                              "--sampler), or choose the other diffusion.process")
+    if process == "rflow" and config.diffusion.variance != "fixed_small":
+        raise ConfigError("diffusion.variance = 'learned_range' belongs to the DDPM process; rectified flow "
+                          "(diffusion.process = 'rflow') has no reverse variance to learn", path=source,
+                          fix="set diffusion.variance=fixed_small or diffusion.process=ddpm")

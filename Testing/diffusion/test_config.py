@@ -20,7 +20,7 @@ REPO = Path(__file__).resolve().parents[2]
 BAD_VALUES = [
     ("train.amp", "fp16", "auto, bf16, off"),
     ("diffusion.loss", "huber", "l1, l2, mse"),
-    ("sample.sampler", "euler", "ddpm, ddim, dpmpp"),
+    ("sample.sampler", "euler", "ddpm, ddim, dpmpp, rflow"),
     ("diffusion.schedule", "sigmoid", "cosine, linear"),
 ]
 
@@ -45,14 +45,19 @@ def test_cli_subprocess_prints_no_traceback(tmp_path: Path) -> None:
                          cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)}, capture_output=True, text=True,
                          timeout=120)
     assert out.returncode == EXIT_USER_ERROR, out.stderr
-    assert "sample.sampler = 'euler' is not allowed; allowed values: ddpm, ddim, dpmpp" in out.stderr
+    assert "sample.sampler = 'euler' is not allowed; allowed values: ddpm, ddim, dpmpp, rflow" in out.stderr
     assert "Traceback" not in out.stderr
+
+
+# Values that need a partner value to form a valid config (config_checks._check_process).
+PARTNERS = {("diffusion.process", "rflow"): {"sample.sampler": "rflow"},
+            ("sample.sampler", "rflow"): {"diffusion.process": "rflow"}}
 
 
 def test_every_choice_table_is_checked() -> None:
     for key, allowed in choices.CONFIG_CHOICES.items():
         for value in allowed:
-            assert load_config("tiny", {key: value}).get(key) == value
+            assert load_config("tiny", {key: value, **PARTNERS.get((key, value), {})}).get(key) == value
         with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
             load_config("tiny", {key: "no-such-value"})
 

@@ -1,5 +1,5 @@
-"""Reverse-process samplers: DDPM ancestral (the paper, T steps), DDIM (any step count, η) and
-DPM-Solver++(2M).
+"""Reverse-process samplers: DDPM ancestral (the paper, T steps), DDIM (any step count, η),
+DPM-Solver++(2M), and the Euler sampler of rectified flow (`rflow.py`, process `rflow`).
 
 All samplers draw every random number from one CPU `torch.Generator` (then move it to the
 device), so a seed gives the same sample on any device and for any batch split. DDIM with
@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from LNSynthLib.diffusion.choices import SAMPLERS
+from LNSynthLib.diffusion.process.rflow import RectifiedFlow, rflow_sample
 from LNSynthLib.diffusion.process.schedule import Schedule
 from LNSynthLib.diffusion.process.vlb import split_output
 
@@ -30,13 +31,30 @@ def spaced_timesteps(timesteps: int, steps: int) -> list[int]:
     return [int(t) for t in seq[::-1]]
 
 
+def solver_timesteps(timesteps: int, steps: int) -> list[int]:
+    """DPM-Solver++ evaluation times: `steps` of linspace(0, T-1, steps+1) from T-1 down, without t = 0.
+
+    The solver's last step goes from the last of these to the data (σ = 0) with its first-order
+    update, which for data prediction is that evaluation's x0; so no evaluation is spent at t = 0,
+    where the noise is almost gone (diffusers' DPMSolverMultistep with `timestep_spacing="linspace"`
+    and `final_sigmas_type="zero"`). At 4 steps: 299, 224, 150, 75 for T = 300.
+    """
+    steps = max(1, min(int(steps), timesteps))
+    seq = np.unique(np.round(np.linspace(0, timesteps - 1, steps + 1)).astype(int))[::-1]
+    return [int(t) for t in seq if t > 0] or [timesteps - 1]
+
+
 def steps_used(sampler: str, steps: int, timesteps: int) -> int:
-    """Network evaluations a sampler makes: all T for `ddpm`, else the spaced step count."""
+    """Network evaluations a sampler makes: all T for `ddpm`, else the spaced step count (at most T)."""
+    if sampler == "rflow":
+        return min(max(1, int(steps)), timesteps)
+    if sampler == "dpmpp":
+        return len(solver_timesteps(timesteps, steps))
     return timesteps if sampler == "ddpm" else len(spaced_timesteps(timesteps, steps))
 
 
 def eta_used(sampler: str, eta: float) -> float | None:
-    """η matters only to DDIM (DDPM is η = 1 by construction, DPM-Solver++ is deterministic)."""
+    """η matters only to DDIM (DDPM is η = 1 by construction, DPM-Solver++ and rflow are deterministic)."""
     return eta if sampler == "ddim" else None
 
 
@@ -106,9 +124,14 @@ def ddim_sample(model_fn: ModelFn, schedule: Schedule, shape: tuple[int, ...], g
 @torch.no_grad()
 def dpmpp_2m_sample(model_fn: ModelFn, schedule: Schedule, shape: tuple[int, ...], generator: torch.Generator,
                     device: torch.device, steps: int, callback: StepCallback | None = None) -> torch.Tensor:
-    """DPM-Solver++(2M) (Lu et al. 2022), data-prediction multistep solver; deterministic after x_T."""
+    """DPM-Solver++(2M) (Lu et al. 2022), data-prediction multistep solver; deterministic after x_T.
+
+    First step first order (no previous x0 yet), then second order; the final step to the data
+    is first order (lower-order final, as diffusers for few steps): x = x0 of the last evaluation.
+    Evaluation times: `solver_timesteps` (none spent at t = 0).
+    """
     x = _noise(shape, generator, device)
-    seq = spaced_timesteps(schedule.timesteps, steps)
+    seq = solver_timesteps(schedule.timesteps, steps)
     ab = schedule.alphas_cumprod
     alpha = [float(ab[t].sqrt()) for t in seq]
     sigma = [float((1 - ab[t]).sqrt()) for t in seq]
@@ -119,7 +142,7 @@ def dpmpp_2m_sample(model_fn: ModelFn, schedule: Schedule, shape: tuple[int, ...
         tt = _tvec(t, shape[0], device)
         x0 = schedule.predict_x0(x, tt, model_fn(x, tt).float())
         if i + 1 == len(seq):
-            x = x0  # last step: to the clean end point (λ = ∞)
+            x = x0  # last step: first order to the data (σ = 0, λ = ∞)
         else:
             h = lam[i + 1] - lam[i]
             if prev_x0 is None or prev_h is None:
@@ -134,14 +157,20 @@ def dpmpp_2m_sample(model_fn: ModelFn, schedule: Schedule, shape: tuple[int, ...
     return x
 
 
-def run_sampler(model_fn: ModelFn, schedule: Schedule, shape: tuple[int, ...], *, sampler: str, steps: int,
-                eta: float, generator: torch.Generator, device: torch.device,
+def run_sampler(model_fn: ModelFn, schedule: Schedule | RectifiedFlow, shape: tuple[int, ...], *, sampler: str,
+                steps: int, eta: float, generator: torch.Generator, device: torch.device,
                 callback: StepCallback | None = None) -> torch.Tensor:
     """Dispatch by name (`choices.SAMPLERS`); `steps` is ignored by `ddpm` (always T steps, as in the paper).
 
+    `schedule` is the model's process (`processes.process_from_config`): the `rflow` sampler
+    needs a `RectifiedFlow`, the others a DDPM `Schedule` (config_checks pairs them at load).
     DDIM and DPM-Solver++ set their own step variances, so they use only the prediction channel
     of a learned-variance model; DDPM uses the learned variance.
     """
+    if (sampler == "rflow") != isinstance(schedule, RectifiedFlow):
+        raise ValueError(f"sampler {sampler!r} does not fit the process {type(schedule).__name__}")
+    if sampler == "rflow":
+        return rflow_sample(model_fn, schedule, shape, generator, device, steps, callback)
     if sampler == "ddpm":
         return ddpm_sample(model_fn, schedule, shape, generator, device, callback)
     if schedule.learned_variance:

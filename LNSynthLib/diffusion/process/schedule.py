@@ -89,6 +89,10 @@ class Schedule:
         return self._at((1 - self.alphas_cumprod).sqrt(), t, like)
 
     # -- forward process -----------------------------------------------------------------
+    def sample_timesteps(self, n: int, generator: torch.Generator) -> torch.Tensor:
+        """n training timesteps, uniform over 0..T-1 (the draw of `RectifiedFlow.sample_timesteps` for DDPM)."""
+        return torch.randint(0, self.timesteps, (n,), generator=generator)
+
     def q_sample(self, x0: torch.Tensor, t: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
         """x_t = √ᾱ_t·x0 + √(1-ᾱ_t)·ε."""
         return self.sqrt_ab(t, x0) * x0 + self.sqrt_1m_ab(t, x0) * noise

@@ -24,6 +24,7 @@ import torch
 
 if TYPE_CHECKING:
     from LNSynthLib.diffusion.config import LNDDPMConfig
+    from LNSynthLib.diffusion.process.processes import NoiseProcess
     from LNSynthLib.diffusion.process.schedule import Schedule
 
 BIN_HALF_WIDTH = 1.0 / 255.0   # half of one of 256 bins over [-1, 1]
@@ -57,7 +58,7 @@ def discretized_gaussian_log_likelihood(x: torch.Tensor, means: torch.Tensor,
     return torch.where(x < -0.999, log_cdf_plus, torch.where(x > 0.999, log_one_minus_cdf_min, log_delta))
 
 
-def split_output(output: torch.Tensor, schedule: Schedule) -> tuple[torch.Tensor, torch.Tensor | None]:
+def split_output(output: torch.Tensor, schedule: NoiseProcess) -> tuple[torch.Tensor, torch.Tensor | None]:
     """(prediction [B,1,...], variance channel v or None) of a network output."""
     if not schedule.learned_variance:
         return output, None
@@ -79,7 +80,7 @@ def vlb_terms(schedule: Schedule, prediction: torch.Tensor, v: torch.Tensor, x0:
     return torch.where(t == 0, nll / math.log(2.0), kl)
 
 
-def hybrid_loss(schedule: Schedule, output: torch.Tensor, target: torch.Tensor, x0: torch.Tensor,
+def hybrid_loss(schedule: NoiseProcess, output: torch.Tensor, target: torch.Tensor, x0: torch.Tensor,
                 x_t: torch.Tensor, t: torch.Tensor, kind: str, vlb_weight: float) -> torch.Tensor:
     """L_simple(prediction, target) + λ·T·mean_batch(L_t), with the mean's gradient stopped in L_t."""
     from LNSynthLib.diffusion.train.training import diffusion_loss
@@ -93,7 +94,7 @@ def hybrid_loss(schedule: Schedule, output: torch.Tensor, target: torch.Tensor, 
     return simple + vlb_weight * schedule.timesteps * vlb.mean()
 
 
-def training_loss(config: LNDDPMConfig, schedule: Schedule, output: torch.Tensor, target: torch.Tensor,
+def training_loss(config: LNDDPMConfig, schedule: NoiseProcess, output: torch.Tensor, target: torch.Tensor,
                   x0: torch.Tensor, x_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
     """The loss a config trains with: L_simple alone, or the hybrid loss for a learned variance."""
     d = config.diffusion

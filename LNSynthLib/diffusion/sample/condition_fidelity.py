@@ -6,6 +6,9 @@ Two figures, both in HU, computed against the real CT that the condition came fr
 - LN−fat contrast: mean HU inside the LN mask minus mean HU of the surrounding fat (body-label
   voxels in a shell of `shell_voxels` around the nodes), for generated and target images.
 An untrained denoiser (zero output) ignores the condition: r ≈ 0 and contrast ≈ 0 HU.
+A third figure, not part of the pass rule, says how much texture a sampler keeps: the generated
+within-region HU standard deviation over the target's (1 = as noisy as the real CT; a blurred,
+posterior-mean-like sample is < 1 even when its region means are right).
 """
 
 from __future__ import annotations
@@ -35,6 +38,18 @@ def region_means(ct_hu: np.ndarray, anatomy: np.ndarray, ln: np.ndarray,
     return means
 
 
+def region_stds(ct_hu: np.ndarray, anatomy: np.ndarray, ln: np.ndarray,
+                min_voxels: int = MIN_REGION_VOXELS) -> dict[str, float]:
+    """HU standard deviation per anatomy label (without LN voxels), the texture within a region."""
+    ln = ln > 0
+    stds: dict[str, float] = {}
+    for label in np.unique(anatomy):
+        region = (anatomy == label) & ~ln
+        if region.sum() >= min_voxels:
+            stds[f"label_{int(label)}"] = float(ct_hu[region].std())
+    return stds
+
+
 def ln_fat_contrast(ct_hu: np.ndarray, anatomy: np.ndarray, ln: np.ndarray, shell_voxels: int = 3) -> float | None:
     """Mean HU in the nodes minus mean HU of body-label voxels around them (None without nodes)."""
     ln = ln > 0
@@ -61,8 +76,10 @@ def condition_fidelity(targets: Sequence[tuple[np.ndarray, np.ndarray, np.ndarra
     """
     if len(targets) != len(generated) or not targets:
         raise ValueError("need one generated patch per target, at least one")
-    tgt_vals, gen_vals, gen_c, tgt_c = [], [], [], []
+    tgt_vals, gen_vals, gen_c, tgt_c, std_ratios = [], [], [], [], []
     for (ct, anatomy, ln), sample in zip(targets, generated, strict=True):
+        t_stds, g_stds = region_stds(ct, anatomy, ln), region_stds(sample, anatomy, ln)
+        std_ratios += [g_stds[k] / t_stds[k] for k in t_stds if t_stds[k] > 0]
         t_means = region_means(ct, anatomy, ln)
         g_means = region_means(sample, anatomy, ln)
         for key in t_means:
@@ -77,6 +94,7 @@ def condition_fidelity(targets: Sequence[tuple[np.ndarray, np.ndarray, np.ndarra
         "ln_fat_contrast_hu": float(np.mean(gen_c)) if gen_c else None,
         "target_ln_fat_contrast_hu": float(np.mean(tgt_c)) if tgt_c else None,
         "mean_abs_region_error_hu": float(np.mean(np.abs(np.subtract(tgt_vals, gen_vals)))),
+        "texture_std_ratio": float(np.median(std_ratios)) if std_ratios else None,
         "n_regions": len(tgt_vals),
         "n_samples": len(generated),
     }

@@ -17,8 +17,8 @@ import torch
 from torch import nn
 
 from LNSynthLib.diffusion.config import LNDDPMConfig
+from LNSynthLib.diffusion.process.processes import process_from_config
 from LNSynthLib.diffusion.process.samplers import eta_used, steps_used
-from LNSynthLib.diffusion.process.schedule import Schedule
 from LNSynthLib.diffusion.sample.condition_fidelity import condition_fidelity, follows_conditions
 from LNSynthLib.diffusion.sample.sampling import sample_patch
 from LNSynthLib.diffusion.train.data import PatchSampler, load_training_cases
@@ -35,7 +35,7 @@ def check_fidelity(model: nn.Module, config: LNDDPMConfig, patches: dict[str, to
     """Sample every patch's condition; fidelity figures, wall time and whether the conditions are followed."""
     from LNSynthLib.volumes.preprocess import unit_to_hu
 
-    schedule = Schedule.from_config(config)
+    schedule = process_from_config(config)
     model.eval()
     generated = []
     generator = torch.Generator().manual_seed(seed)

@@ -26,8 +26,8 @@ from LNSynthLib.cases import Case, is_synthetic, save_case
 from LNSynthLib.cases import list_cases as list_case_folders
 from LNSynthLib.devices import autocast_dtype, torch_device
 from LNSynthLib.diffusion.config import LNDDPMConfig
+from LNSynthLib.diffusion.process.processes import NoiseProcess, process_from_config
 from LNSynthLib.diffusion.process.samplers import eta_used, run_sampler, steps_used
-from LNSynthLib.diffusion.process.schedule import Schedule
 from LNSynthLib.diffusion.sample.provenance import check_same_origin, is_done, origin
 from LNSynthLib.diffusion.sample.windows import sample_window
 from LNSynthLib.diffusion.train import distributed
@@ -55,7 +55,7 @@ def load_model(checkpoint: str | Path, device: torch.device, use_ema: bool = Tru
     return model.to(device).eval(), config, info
 
 
-def sample_patch(model: nn.Module, schedule: Schedule, anatomy: torch.Tensor | np.ndarray,
+def sample_patch(model: nn.Module, schedule: NoiseProcess, anatomy: torch.Tensor | np.ndarray,
                  ln: torch.Tensor | np.ndarray, sampler: str | None = None, steps: int | None = None,
                  eta: float | None = None, generator: torch.Generator | None = None, *,
                  config: LNDDPMConfig | None = None, amp_dtype: torch.dtype | None = None,
@@ -124,7 +124,7 @@ def sample_cases(checkpoint: str | Path, cases_root: str | Path, out_root: str |
     sampler, steps, eta, n_per_case = chosen.sampler, chosen.steps, chosen.eta, chosen.samples_per_case
     window_rule = window or config.sample.window
     replace(config, sample=replace(chosen, window=window_rule)).validate()
-    schedule = Schedule.from_config(config)
+    schedule = process_from_config(config)
     patch = tuple(int(s) for s in config.train.patch_size)
     amp = autocast_dtype(config.train.amp, dev)
     folders = list_case_folders(cases_root)

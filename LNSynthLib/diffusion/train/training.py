@@ -1,4 +1,4 @@
-"""LN-DDPM training loop: Adam + L1 on ε or v, EMA, bf16 autocast on GPU, DDP, exact resume.
+"""LN-DDPM training loop: Adam + L1 on ε, v or the rectified-flow velocity, EMA, bf16 autocast on GPU, DDP, exact resume.
 
 A run folder holds `checkpoint.pt` (rolling, atomic), `config.yaml`, `loss.csv` and `loss.png`.
 `train.batch_size` is per process; under torchrun the global batch (batch_size × world size) is
@@ -24,7 +24,7 @@ from torch import nn
 from LNSynthLib.atomic import write_text_atomic
 from LNSynthLib.devices import autocast_dtype, torch_device
 from LNSynthLib.diffusion.config import LNDDPMConfig, save_config
-from LNSynthLib.diffusion.process.schedule import Schedule
+from LNSynthLib.diffusion.process.processes import NoiseProcess, process_from_config
 from LNSynthLib.diffusion.process.vlb import training_loss
 from LNSynthLib.diffusion.train import distributed
 from LNSynthLib.diffusion.train.checkpoint import (
@@ -99,7 +99,7 @@ class _TrainState:
     model: nn.Module
     ema: EMA
     optimizer: torch.optim.Optimizer
-    schedule: Schedule
+    schedule: NoiseProcess                 # DDPM Schedule or RectifiedFlow (diffusion.process)
     sampler: PatchSampler
     noise_gen: torch.Generator
     step: int = 0
@@ -116,7 +116,7 @@ def _build_state(config: LNDDPMConfig, cases_root: str | Path, dev: torch.device
     model = build_denoiser(config).to(dev)
     ema = EMA(model, tc.ema_decay, warmup=tc.ema_warmup, every=tc.ema_every, start=tc.ema_start)
     optimizer = torch.optim.Adam(model.parameters(), lr=tc.lr, betas=tuple(tc.betas))
-    schedule = Schedule.from_config(config)
+    schedule = process_from_config(config)
     sampler = PatchSampler(load_training_cases(cases_root, config.network.anatomy_labels), tc.patch_size,
                            tc.ln_patch_fraction, tc.seed)
     noise_gen = torch.Generator().manual_seed(tc.seed + 1)
@@ -156,7 +156,7 @@ def _step(state: _TrainState, net: nn.Module, config: LNDDPMConfig, ctx: distrib
     slice_ = ctx.batch_slice(config.train.batch_size)
     schedule = state.schedule
     batch = state.sampler.next_batch(global_batch)
-    t = torch.randint(0, schedule.timesteps, (global_batch,), generator=state.noise_gen)
+    t = schedule.sample_timesteps(global_batch, state.noise_gen)
     noise = torch.randn(batch["x0"].shape, generator=state.noise_gen)
     x0, anatomy, ln = (batch[k][slice_].to(dev, non_blocking=True) for k in ("x0", "anatomy", "ln"))
     t, noise = t[slice_].to(dev), noise[slice_].to(dev)
