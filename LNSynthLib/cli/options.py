@@ -49,9 +49,10 @@ def add_sampling(parser: argparse.ArgumentParser, *, old_n_alias: bool = False) 
     if old_n_alias:
         parser.add_argument("--n", dest="samples_per_case", type=at.positive_int, default=None, help=argparse.SUPPRESS)
     parser.add_argument("--sampler", choices=SAMPLERS, default=None,
-                        help="reverse-process sampler (default: the config's sample.sampler)")
+                        help="reverse-process sampler (default: the config's sample.sampler; rflow only for a "
+                             "checkpoint trained with diffusion.process: rflow)")
     parser.add_argument("--steps", type=at.positive_int, default=None,
-                        help="DDIM/DPM++ steps (default: the config's sample.steps; DDPM always uses T)")
+                        help="DDIM/DPM++/rflow steps (default: the config's sample.steps; DDPM always uses T)")
     parser.add_argument("--eta", type=at.non_negative_float, default=None,
                         help="DDIM η, 0 deterministic .. 1 ancestral (default: the config's sample.eta)")
     parser.add_argument("--window", choices=SAMPLE_WINDOWS, default=None,
