@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 from dataclasses import replace
+from pathlib import Path
 
 from LNSynthLib.cli import arg_types as at
 from LNSynthLib.cli.options import (
@@ -79,10 +80,17 @@ def _apply(settings: PipelineSettings, args: argparse.Namespace) -> PipelineSett
     return replace(settings, **changes)
 
 
+def _print_report(report: Path) -> None:
+    """The differences to Real with their confidence intervals, then where the report is."""
+    from LNSynthLib.report.confidence import summary_lines
+
+    print("\n".join(summary_lines(report.parent / "metrics.json")))
+    print(f"report: {report}")
+
+
 def run_demo(args: argparse.Namespace) -> int:
     settings = _apply(PipelineSettings.demo(n_train_cases=args.train_cases, n_test_cases=args.test_cases), args)
-    report = run_pipeline(args.out, settings)
-    print(f"report: {report}")
+    _print_report(run_pipeline(args.out, settings))
     return 0
 
 
@@ -100,8 +108,6 @@ def user_settings(args: argparse.Namespace) -> PipelineSettings:
 
 
 def run_user(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
     from LNSynthLib.errors import InputDataError
     from LNSynthLib.pipeline import prepare_raw_cases
 
@@ -121,6 +127,5 @@ def run_user(args: argparse.Namespace) -> int:
     if cases is None or test_cases is None:
         raise InputDataError("no training or test cases given",
                              fix="pass --cases and --test-cases (prepared) or --raw-cases and --raw-test-cases")
-    report = run_pipeline(args.out, settings, cases=cases, test_cases=test_cases)
-    print(f"report: {report}")
+    _print_report(run_pipeline(args.out, settings, cases=cases, test_cases=test_cases))
     return 0
