@@ -247,6 +247,9 @@ def _evaluate(layout: Layout, s: PipelineSettings, sets: list, device: str) -> P
     trainer = ("standard (1000 epochs)" if s.nnunet_epochs is None else
                f"{s.nnunet_epochs} epochs x {s.nnunet_iterations} iterations (a short CPU run on small phantom "
                "data: it shows the pipeline working end to end, not paper-level quality)")
+    if s.nnunet_epochs is not None and s.nnunet_patience is not None:
+        trainer += (f"; stopped earlier when the smoothed validation loss had not improved by more than "
+                    f"{s.nnunet_min_delta} for {s.nnunet_patience} epochs (plateau.json in each training folder)")
     patch = f"patch {patch_label(s.nnunet_patch_size)} voxels" if s.nnunet_patch_size else "nnU-Net's planned patch"
     sample = ddpm_config(s).sample
     notes = [f"nnU-Net trainer: {trainer}; {patch}",

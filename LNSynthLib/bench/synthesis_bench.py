@@ -24,6 +24,7 @@ from typing import Any
 from LNSynthLib.atomic import write_text_atomic
 from LNSynthLib.bench import synthesis_grid as grid
 from LNSynthLib.bench.results import write_results
+from LNSynthLib.cli import arg_types as at
 from LNSynthLib.cli.options import add_device
 
 DESCRIPTION = "Real vs copy-paste vs LN-DDPM synthesis with 2/4 real cases over seeds, with 95 % CIs (resumable)"
@@ -42,10 +43,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--quick", action="store_true",
                         help="1 regime, 1 seed, 3 strategies, tiny budgets: a smoke test of minutes")
     parser.add_argument("--work", default="bench_synthesis", help="folder for cases, models and runs (resumable)")
-    parser.add_argument("--regimes", type=int, nargs="+", default=None, help="real training cases per regime")
-    parser.add_argument("--seeds", type=int, nargs="+", default=None)
+    parser.add_argument("--regimes", type=at.positive_int, nargs="+", default=None,
+                        help="real training cases per regime (at least 2: nnU-Net validates on one of them)")
+    parser.add_argument("--seeds", type=at.non_negative_int, nargs="+", default=None)
     parser.add_argument("--strategies", nargs="+", choices=list(grid.BY_KEY), default=None)
-    parser.add_argument("--test-cases", type=int, default=None, help="held-out phantom test cases per seed")
+    parser.add_argument("--test-cases", type=at.positive_int, default=None, help="held-out phantom test cases per seed")
     add_device(parser)
 
 
@@ -54,6 +56,11 @@ def budget(args: argparse.Namespace) -> dict[str, Any]:
     for key in ("regimes", "seeds", "strategies", "test_cases"):
         if getattr(args, key, None):
             b[key] = tuple(getattr(args, key)) if key != "test_cases" else int(args.test_cases)
+    if min(b["regimes"]) < 2:
+        from LNSynthLib.errors import UsageError
+
+        raise UsageError(f"argument --regimes: {min(b['regimes'])} real case(s) cannot be split into nnU-Net "
+                         "training and validation", fix="give at least 2 real training cases per regime")
     return b
 
 
