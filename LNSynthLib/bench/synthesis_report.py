@@ -48,7 +48,9 @@ def costs_and_estimate(b: Mapping[str, Any], runs: Mapping[int, Mapping[str, Map
     costs = {k: round(v, 3) for k, v in costs.items()}
     pairs = len(full["regimes"]) * len(full["seeds"])
     n_strategies = len(full["strategies"])
-    measured_iters = max((d.get("iterations", 0) for d in ddpm.values()), default=0) or full["ddpm_max_iterations"]
+    # Iterations to pass the fidelity check as measured here; the full budget when a model did not pass.
+    passed = [d.get("iterations", 0) for d in ddpm.values() if d.get("passed")]
+    measured_iters = (max(passed) if passed and len(passed) == len(ddpm) else full["ddpm_max_iterations"])
     plan = {"ddpm_iterations": pairs * measured_iters,
             "samples": len(full["seeds"]) * sum(full["regimes"]) * grid.MAX_MULTIPLE,
             "nnunet_iterations": pairs * n_strategies * full["nnunet_max_epochs"]
@@ -96,9 +98,13 @@ def render_markdown(args: argparse.Namespace, b: Mapping[str, Any], skipped: Map
           f"{d.get('sampler')}, {d.get('prediction')}-prediction", d.get("samples"), d.get("sampling_s")]
          for (r, s), d in ddpm.items()]), ""]
     seconds = estimate["seconds"]
+    work_s = (sum(d.get("train_s", 0.0) + d.get("sampling_s", 0.0) + sum(r.get("seconds", 0.0) for r in d.get("rounds", []))
+                  for d in ddpm.values()) + sum(g.get("group_wall_s", 0.0) for g in _groups(runs)))
     fits = "fits" if seconds["total"] <= limit_s else "does NOT fit"
     parts += ["## Costs and the full-run estimate", "",
-              f"Wall time of this run: {wall_s / 60:.1f} min (load average {load_start:.1f} at the start, "
+              f"Work time over every invocation (LN-DDPM training, fidelity checks, sampling, each strategy's "
+              f"pipeline run): {work_s / 60:.1f} min; wall time of the last invocation: {wall_s / 60:.1f} min "
+              f"(a resumed invocation only redoes what was missing; load average {load_start:.1f} at the start, "
               f"{os.getloadavg()[0]:.1f} at the end, {os.cpu_count()} cores; the machine may be shared, so costs "
               "are upper bounds).", "",
               markdown_table(["cost", "seconds"], [[k, v] for k, v in costs.items()]), "",
