@@ -123,3 +123,42 @@ def test_quick_bench_runs_end_to_end_and_resumes(tmp_path: Path, capsys) -> None
     assert main(argv) == 0   # resumes: every marker is there, nothing is trained again
     out = capsys.readouterr().out
     assert "[2/2]" in out and "ETA n/a" in out
+
+
+def test_markdown_costs_and_estimate_from_markers(tmp_path: Path) -> None:
+    from LNSynthLib.bench.synthesis_bench import FULL, QUICK
+    from LNSynthLib.bench.synthesis_report import (
+        IDLE_DDPM_S_PER_ITERATION,
+        costs_and_estimate,
+        curves_figure,
+        render_markdown,
+    )
+
+    epochs = [{"epoch": i, "train_loss": 1.0 - 0.1 * i, "val_loss": 1.0 - 0.05 * i} for i in range(3)]
+    plateau = {"epochs_run": 3, "reason": "max_epochs", "epochs": epochs}
+    stages = {"nnunet": 100.0, "evaluate": 20.0}
+    real, synt = _marker([0.5, 0.6, 0.7], [1, 2, 2]), _marker([0.6, 0.7, 0.7], [2, 2, 2])
+    common = {"plateau": plateau, "stages_s": stages, "nnunet_train_s": 60.0, "nnunet_epochs_run": 3,
+              "group_wall_s": 130.0}
+    runs = {2: {"real": {0: {**real, **common, "predict_s_per_case": 2.0}}, "ddpm5": {0: {**synt, **common}}}}
+    ddpm = {(2, 0): {"iterations": 100, "passed": True, "train_s": 100 * IDLE_DDPM_S_PER_ITERATION * 4,
+                     "sampling_s": 50.0, "samples": 10, "rounds": [{"train_s": 100 * IDLE_DDPM_S_PER_ITERATION * 4,
+                                                                    "seconds": 8.0}],
+                     "fidelity": {"pearson_r": 0.97, "ln_fat_contrast_hu": 76.0, "target_ln_fat_contrast_hu": 97.0},
+                     "sampler": "ddim-20 (eta 1.0)", "prediction": "v"}}
+    costs, estimate = costs_and_estimate(QUICK, runs, ddpm, FULL)
+    assert costs["sampling_s_per_sample"] == 5.0 and costs["predict_s_per_case"] == 2.0
+    iters = 2 * (QUICK["nnunet_iterations"] + QUICK["nnunet_val_iterations"]) * 3
+    assert costs["nnunet_s_per_iteration"] == pytest.approx(120.0 / iters, abs=1e-3)
+    assert costs["nnunet_run_overhead_s"] == pytest.approx((240 - 120) / 2 - 2.0 * QUICK["test_cases"])
+    assert estimate["plan"]["ddpm_iterations"] == 10 * 150   # 100 measured, rounded up to the full run's check step
+    assert estimate["slowdown_vs_idle"] == pytest.approx(4.0)
+    assert estimate["seconds_idle"]["total"] == pytest.approx(estimate["seconds"]["total"] / 4, rel=1e-3)
+    summaries = {2: grid.summarize(runs[2])}
+    args = argparse.Namespace(quick=True)
+    md = render_markdown(args, QUICK, {"copypaste": "not yet"}, ddpm, summaries, runs, costs, estimate, 600.0, 1.0,
+                         3 * 3600)
+    assert "Real + copy-paste: not yet" in md and "| Real + LN-DDPM 5× | 1 |" in md and "0.97" in md
+    assert "idle 2-core machine" in md and "max_epochs" in md
+    png = curves_figure(runs, tmp_path / "missing_loss.csv", tmp_path / "curves.png")
+    assert png.exists() and png.stat().st_size > 1000
