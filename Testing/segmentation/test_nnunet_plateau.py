@@ -92,3 +92,22 @@ def _plateau_run(phantom_root, phantom_test_root, tmp_path) -> None:  # noqa: AN
     # The model predicts through its class name, as nnU-Net looks trainers up from a checkpoint.
     out = nr.predict(fold.parent, dataset_dir / "imagesTs", tmp_path / "pred")
     assert len(list(out.glob("*.nii.gz"))) == len(list((dataset_dir / "imagesTs").glob("*_0000.nii.gz")))
+
+
+def test_demo_and_run_options_pass_the_rule_to_the_pipeline(tmp_path) -> None:
+    import argparse
+
+    from LNSynthLib.cli import demo_command
+    from LNSynthLib.cli.main import main
+
+    parser = argparse.ArgumentParser()
+    demo_command.register(parser.add_subparsers())
+    args = parser.parse_args(["demo", "--out", str(tmp_path / "w"), "--nnunet-epochs", "30", "--nnunet-patience", "4",
+                              "--nnunet-min-delta", "0.01"])
+    settings = demo_command._apply(demo_command.PipelineSettings.demo(), args)
+    assert (settings.nnunet_epochs, settings.nnunet_patience, settings.nnunet_min_delta) == (30, 4, 0.01)
+    # nnU-Net's standard trainer has no budget to stop within: refused before any work.
+    (tmp_path / "a").mkdir(), (tmp_path / "b").mkdir()
+    assert main(["run", "--config", "paper", "--nnunet-patience", "3", "--out", str(tmp_path / "w2"),
+                 "--cases", str(tmp_path / "a"), "--test-cases", str(tmp_path / "b")]) == 2
+    assert not (tmp_path / "w2").exists()
