@@ -29,11 +29,11 @@ from LNSynthLib.cli.options import add_device
 
 DESCRIPTION = "Real vs copy-paste vs LN-DDPM synthesis with 2/4 real cases over seeds, with 95 % CIs (resumable)"
 # Sized for <= 3 h on an idle 2-core CPU (see the estimate in synthesis_quick.md): QC at 10x only
-# (`--strategies ... ddpm5_qc` adds the 5x one), nnU-Net at most 10 epochs of 8 + 2 iterations.
+# (`--strategies ... ddpm5_qc` adds the 5x one), nnU-Net at most 8 epochs of 8 + 2 iterations.
 FULL = {"regimes": (2, 4), "seeds": (0, 1, 2, 3, 4), "test_cases": 10,
         "strategies": tuple(k for k in grid.BY_KEY if k != "ddpm5_qc"),
         "ddpm_check_every": 150, "ddpm_max_iterations": 900, "fidelity_patches": 4,
-        "nnunet_max_epochs": 10, "nnunet_iterations": 8, "nnunet_val_iterations": 2, "patience": 3,
+        "nnunet_max_epochs": 8, "nnunet_iterations": 8, "nnunet_val_iterations": 2, "patience": 3,
         "min_delta": 0.005, "patch": (32, 32, 32)}
 QUICK = {**FULL, "regimes": (2,), "seeds": (0,), "test_cases": 3, "strategies": ("real", "copypaste", "ddpm5"),
          "ddpm_check_every": 100, "ddpm_max_iterations": 300, "nnunet_max_epochs": 3, "nnunet_iterations": 4,

@@ -19,7 +19,7 @@ import numpy as np
 
 from LNSynthLib.bench.results import markdown_table
 from LNSynthLib.metrics.segmentation import METRIC_NAMES
-from LNSynthLib.report.confidence import metric_difference
+from LNSynthLib.report.confidence import FEW_CASES, metric_difference
 
 REPORTED = tuple(m for m in METRIC_NAMES if m != "IoU")   # DSC, Recall, Precision, ASSD, NodeRecall
 REAL_KEY = "real"
@@ -154,7 +154,10 @@ def significance_sentences(summary: Mapping[str, Mapping[str, Any]], regime: str
         else:
             parts = [f"{m} {d['estimate']:+.3f} [{d['low']:+.3f}, {d['high']:+.3f}] "
                      f"({'better' if (d['estimate'] < 0) == (m == 'ASSD') else 'worse'})" for m, d in sig]
-            lines.append(f"{regime}: {label} vs Real: significant for {'; '.join(parts)}.")
+            few = min(d["n_cases"] for _, d in sig) < FEW_CASES
+            lines.append(f"{regime}: {label} vs Real: significant for {'; '.join(parts)}"
+                         + (f" (fewer than {FEW_CASES} test cases: the interval is too narrow to trust, a hint only)."
+                            if few else "."))
     return lines
 
 

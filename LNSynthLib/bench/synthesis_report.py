@@ -10,9 +10,15 @@ from typing import Any
 from LNSynthLib.bench import synthesis_grid as grid
 from LNSynthLib.bench.results import markdown_table
 
-# One `tiny` LN-DDPM iteration (32³ patches, batch 4) on this 2-core machine when idle: 300 iterations in
-# 129.8 s (Testing/Benchmarks/results/pipeline.md, seed 0). The measured/idle ratio scales the estimate.
-IDLE_DDPM_S_PER_ITERATION = 129.8 / 300
+# The same work on this 2-core machine when idle (Testing/Benchmarks/results/pipeline.md, seed 0): `tiny`
+# LN-DDPM 300 iterations in 129.8 s, 12 DDIM-20 samples in 55.9 s, two nnU-Net runs of 10 x (30 + 2)
+# iterations at 32³ in 570.9 s (planning and prediction included, so an upper bound per iteration).
+# measured / idle is how much slower each kind of work ran here; the estimate is scaled back by it.
+IDLE_COSTS = {"ddpm_s_per_iteration": 129.8 / 300, "sampling_s_per_sample": 55.9 / 12,
+              "nnunet_s_per_iteration": 570.9 / (2 * 10 * 32)}
+SCALED_BY = {"ln_ddpm": "ddpm_s_per_iteration", "fidelity_checks": "ddpm_s_per_iteration",
+             "sampling": "sampling_s_per_sample", "nnunet_training": "nnunet_s_per_iteration",
+             "nnunet_overhead": "nnunet_s_per_iteration", "prediction": "nnunet_s_per_iteration"}
 
 
 def _groups(runs: Mapping[int, Mapping[str, Mapping[int, dict]]]) -> list[dict]:
@@ -66,11 +72,10 @@ def costs_and_estimate(b: Mapping[str, Any], runs: Mapping[int, Mapping[str, Map
     fidelity_checks = pairs * max(1, measured_iters // step)
     estimate["fidelity_checks"] = round(fidelity_checks * costs["fidelity_check_s"], 1)
     estimate["total"] = round(estimate["total"] + estimate["fidelity_checks"], 1)
-    # The machine may be shared: the same LN-DDPM iteration took IDLE_DDPM_S_PER_ITERATION on it when idle,
-    # so the measured/idle ratio is how much slower everything ran here (assumed equal for every stage).
-    slowdown = max(1.0, costs["ddpm_s_per_iteration"] / IDLE_DDPM_S_PER_ITERATION) if costs["ddpm_s_per_iteration"] else 1.0
-    idle = {k: round(v / slowdown, 1) for k, v in estimate.items()}
-    return costs, {"plan": plan, "seconds": estimate, "slowdown_vs_idle": round(slowdown, 2), "seconds_idle": idle}
+    slowdown = {k: round(max(1.0, costs[k] / v), 2) if costs[k] else 1.0 for k, v in IDLE_COSTS.items()}
+    idle = {part: round(v / slowdown[SCALED_BY[part]], 1) for part, v in estimate.items() if part != "total"}
+    idle["total"] = round(sum(idle.values()), 1)
+    return costs, {"plan": plan, "seconds": estimate, "slowdown_vs_idle": slowdown, "seconds_idle": idle}
 
 
 def render_markdown(args: argparse.Namespace, b: Mapping[str, Any], skipped: Mapping[str, str],
@@ -124,10 +129,11 @@ def render_markdown(args: argparse.Namespace, b: Mapping[str, Any], skipped: Map
               + f"): about {seconds['total'] / 3600:.2f} h at the costs measured here, without plateau stops "
                 f"(every nnU-Net run at its max epochs). Parts (s): "
               + ", ".join(f"{k} {v}" for k, v in seconds.items() if k != "total") + ".", "",
-              f"This run's LN-DDPM iteration took {estimate['slowdown_vs_idle']}× its time on the idle machine "
-              f"({IDLE_DDPM_S_PER_ITERATION:.2f} s, pipeline.md): scaled by that, the full run takes about "
-              f"{idle['total'] / 3600:.2f} h on the idle 2-core machine, which {fits} the "
-              f"{limit_s / 3600:.0f} h limit (the scaling assumes every stage slowed down alike). Parts (s): "
+              "Measured here against the same work on the idle machine (pipeline.md), this run was slower by "
+              + ", ".join(f"{k.split('_s_per')[0]} {v}×" for k, v in estimate["slowdown_vs_idle"].items())
+              + f": scaled back per kind of work, the full run takes about {idle['total'] / 3600:.2f} h on the "
+                f"idle 2-core machine with every nnU-Net run at its max epochs, which {fits} the "
+                f"{limit_s / 3600:.0f} h limit (plateau stops only shorten it). Parts (s): "
               + ", ".join(f"{k} {v}" for k, v in idle.items() if k != "total") + ".", ""]
     if args.quick:
         parts += ["**What this quick run can show:** that every stage runs end to end (fidelity-checked LN-DDPM, "

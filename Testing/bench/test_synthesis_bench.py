@@ -128,7 +128,7 @@ def test_quick_bench_runs_end_to_end_and_resumes(tmp_path: Path, capsys) -> None
 def test_markdown_costs_and_estimate_from_markers(tmp_path: Path) -> None:
     from LNSynthLib.bench.synthesis_bench import FULL, QUICK
     from LNSynthLib.bench.synthesis_report import (
-        IDLE_DDPM_S_PER_ITERATION,
+        IDLE_COSTS,
         costs_and_estimate,
         curves_figure,
         render_markdown,
@@ -141,8 +141,8 @@ def test_markdown_costs_and_estimate_from_markers(tmp_path: Path) -> None:
     common = {"plateau": plateau, "stages_s": stages, "nnunet_train_s": 60.0, "nnunet_epochs_run": 3,
               "group_wall_s": 130.0}
     runs = {2: {"real": {0: {**real, **common, "predict_s_per_case": 2.0}}, "ddpm5": {0: {**synt, **common}}}}
-    ddpm = {(2, 0): {"iterations": 100, "passed": True, "train_s": 100 * IDLE_DDPM_S_PER_ITERATION * 4,
-                     "sampling_s": 50.0, "samples": 10, "rounds": [{"train_s": 100 * IDLE_DDPM_S_PER_ITERATION * 4,
+    ddpm = {(2, 0): {"iterations": 100, "passed": True, "train_s": 100 * IDLE_COSTS['ddpm_s_per_iteration'] * 4,
+                     "sampling_s": 50.0, "samples": 10, "rounds": [{"train_s": 100 * IDLE_COSTS['ddpm_s_per_iteration'] * 4,
                                                                     "seconds": 8.0}],
                      "fidelity": {"pearson_r": 0.97, "ln_fat_contrast_hu": 76.0, "target_ln_fat_contrast_hu": 97.0},
                      "sampler": "ddim-20 (eta 1.0)", "prediction": "v"}}
@@ -152,8 +152,13 @@ def test_markdown_costs_and_estimate_from_markers(tmp_path: Path) -> None:
     assert costs["nnunet_s_per_iteration"] == pytest.approx(120.0 / iters, abs=1e-3)
     assert costs["nnunet_run_overhead_s"] == pytest.approx((240 - 120) / 2 - 2.0 * QUICK["test_cases"])
     assert estimate["plan"]["ddpm_iterations"] == 10 * 150   # 100 measured, rounded up to the full run's check step
-    assert estimate["slowdown_vs_idle"] == pytest.approx(4.0)
-    assert estimate["seconds_idle"]["total"] == pytest.approx(estimate["seconds"]["total"] / 4, rel=1e-3)
+    slowdown = estimate["slowdown_vs_idle"]
+    assert slowdown["ddpm_s_per_iteration"] == pytest.approx(4.0)
+    assert slowdown["sampling_s_per_sample"] == pytest.approx(5.0 / IDLE_COSTS["sampling_s_per_sample"], abs=0.01)
+    seconds, idle = estimate["seconds"], estimate["seconds_idle"]
+    assert idle["ln_ddpm"] == pytest.approx(seconds["ln_ddpm"] / 4, abs=0.1)
+    assert idle["prediction"] == pytest.approx(seconds["prediction"] / slowdown["nnunet_s_per_iteration"], abs=0.1)
+    assert idle["total"] == pytest.approx(sum(v for k, v in idle.items() if k != "total"), abs=0.1)
     summaries = {2: grid.summarize(runs[2])}
     args = argparse.Namespace(quick=True)
     md = render_markdown(args, QUICK, {"copypaste": "not yet"}, ddpm, summaries, runs, costs, estimate, 600.0, 1.0,
