@@ -75,7 +75,10 @@ def group_settings(strategies: Sequence[Strategy]) -> dict[str, Any]:
 
 
 def pick_row(strategy: Strategy, rows: Sequence[Mapping[str, Any]]) -> Mapping[str, Any] | None:
-    """The report row of a strategy in its group's metrics.json (the pasted row has `pasted` in its method)."""
+    """The report row of a strategy in its group's metrics.json: the only row, or (a group with the pasted
+    variant) the row with or without `pasted` in its method."""
+    if len(rows) == 1:
+        return rows[0]
     matching = [r for r in rows if ("pasted" in str(r["method"]).lower()) == strategy.paste]
     return matching[0] if len(matching) == 1 else None
 

@@ -45,6 +45,8 @@ def test_groups_share_one_pipeline_call() -> None:
     assert grid.group_settings(members) == {"strategies": ("real+synt",), "synt_per_case": 10, "paste_variant": True}
     rows = [{"strategy": "Real + Synt", "method": "LN-DDPM"}, {"strategy": "Real + Synt", "method": "LN-DDPM (pasted)"}]
     assert grid.pick_row(members[0], rows) is rows[0] and grid.pick_row(members[1], rows) is rows[1]
+    only = [{"strategy": "Real + copy-paste", "method": "nodes pasted"}]
+    assert grid.pick_row(grid.BY_KEY["copypaste"], only) is only[0]
     settings = grid.replace_settings(PipelineSettings.demo(), grid.group_settings(members))
     assert settings.paste_variant and settings.synt_per_case == 10
     with pytest.raises(KeyError, match="no_such"):
