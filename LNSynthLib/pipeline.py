@@ -22,6 +22,7 @@ from LNSynthLib.diffusion.config import plain_data
 from LNSynthLib.errors import InputDataError
 from LNSynthLib.jobs.progress import Progress
 from LNSynthLib.jobs.results import emit_result
+from LNSynthLib.segmentation.nnunet_trainers.plateau import DEFAULT_MIN_DELTA
 from LNSynthLib.volumes.preprocess import TEST_MARGIN_MM, TRAIN_MARGIN_MM
 
 
@@ -45,6 +46,8 @@ class PipelineSettings:
     nnunet_epochs: int | None = 3        # None: nnU-Net's standard trainer
     nnunet_iterations: int = 10
     nnunet_val_iterations: int = 2
+    nnunet_patience: int | None = None   # plateau stopping (nnunet_trainers/plateau.py); nnunet_epochs is the budget
+    nnunet_min_delta: float = DEFAULT_MIN_DELTA
     nnunet_patch_size: tuple[int, int, int] | None = None   # None: nnU-Net's planned patch
     train_margin_mm: float = TRAIN_MARGIN_MM
     test_margin_mm: float = TEST_MARGIN_MM
@@ -167,7 +170,8 @@ def train_and_predict(layout: Layout, s: PipelineSettings, device: str) -> list:
     from LNSynthLib.segmentation import nnunet_runner as nr
 
     project = nr.NnUNetProject(layout.nnunet)
-    trainer = nr.TrainerSpec(s.nnunet_epochs, s.nnunet_iterations, s.nnunet_val_iterations)
+    trainer = nr.TrainerSpec(s.nnunet_epochs, s.nnunet_iterations, s.nnunet_val_iterations, s.nnunet_patience,
+                             s.nnunet_min_delta)
     sets = []
     for row in selected_datasets(s):
         dataset_id, name, strategy, method = row[:4]
@@ -243,6 +247,9 @@ def _evaluate(layout: Layout, s: PipelineSettings, sets: list, device: str) -> P
     trainer = ("standard (1000 epochs)" if s.nnunet_epochs is None else
                f"{s.nnunet_epochs} epochs x {s.nnunet_iterations} iterations (a short CPU run on small phantom "
                "data: it shows the pipeline working end to end, not paper-level quality)")
+    if s.nnunet_epochs is not None and s.nnunet_patience is not None:
+        trainer += (f"; stopped earlier when the smoothed validation loss had not improved by more than "
+                    f"{s.nnunet_min_delta} for {s.nnunet_patience} epochs (plateau.json in each training folder)")
     patch = f"patch {patch_label(s.nnunet_patch_size)} voxels" if s.nnunet_patch_size else "nnU-Net's planned patch"
     sample = ddpm_config(s).sample
     notes = [f"nnU-Net trainer: {trainer}; {patch}",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 from dataclasses import replace
+from pathlib import Path
 
 from LNSynthLib.cli import arg_types as at
 from LNSynthLib.cli.options import (
@@ -23,6 +24,11 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--paste", action="store_true", help="also train Real+Synt with patches pasted into the CT")
     p.add_argument("--nnunet-epochs", type=at.positive_int, default=None, help="short nnU-Net trainer epochs")
     p.add_argument("--nnunet-iterations", type=at.positive_int, default=None, help="iterations per nnU-Net epoch")
+    p.add_argument("--nnunet-patience", type=at.positive_int, default=None, metavar="EPOCHS",
+                   help="stop nnU-Net when the smoothed validation loss has not improved for this many epochs "
+                        "(--nnunet-epochs is then the max budget; the same rule for every strategy)")
+    p.add_argument("--nnunet-min-delta", type=at.positive_float, default=None,
+                   help="smallest validation-loss drop that counts as an improvement (default 0.005)")
     p.add_argument("--nnunet-patch-size", type=at.non_negative_int, nargs=3, metavar=("Z", "Y", "X"), default=None,
                    help="nnU-Net training patch (demo: 32 32 32); 0 0 0 keeps nnU-Net's planned patch")
     p.add_argument("--ddpm-iterations", type=at.positive_int, default=None, help="LN-DDPM training iterations")
@@ -61,7 +67,7 @@ def _apply(settings: PipelineSettings, args: argparse.Namespace) -> PipelineSett
         changes["paste_variant"] = True
     if args.strategies:
         changes["strategies"] = tuple(dict.fromkeys(args.strategies))
-    for key in ("nnunet_epochs", "nnunet_iterations", "synt_per_case"):
+    for key in ("nnunet_epochs", "nnunet_iterations", "synt_per_case", "nnunet_patience", "nnunet_min_delta"):
         if getattr(args, key) is not None:
             changes[key] = getattr(args, key)
     if args.nnunet_patch_size is not None:
@@ -71,6 +77,11 @@ def _apply(settings: PipelineSettings, args: argparse.Namespace) -> PipelineSett
             raise UsageError(f"argument --nnunet-patch-size: {args.nnunet_patch_size} mixes 0 with sizes",
                              fix="give three sizes >= 1 (e.g. 32 32 32), or 0 0 0 for nnU-Net's planned patch")
         changes["nnunet_patch_size"] = tuple(args.nnunet_patch_size) if any(args.nnunet_patch_size) else None
+    if changes.get("nnunet_patience") is not None and changes.get("nnunet_epochs", settings.nnunet_epochs) is None:
+        from LNSynthLib.errors import UsageError
+
+        raise UsageError("argument --nnunet-patience: plateau stopping needs a max-epoch budget",
+                         fix="give --nnunet-epochs (the most epochs any strategy may train) with --nnunet-patience")
     overrides = sampling_overrides(args)
     if args.ddpm_iterations is not None:
         overrides["train.iterations"] = args.ddpm_iterations
@@ -79,10 +90,17 @@ def _apply(settings: PipelineSettings, args: argparse.Namespace) -> PipelineSett
     return replace(settings, **changes)
 
 
+def _print_report(report: Path) -> None:
+    """The differences to Real with their confidence intervals, then where the report is."""
+    from LNSynthLib.report.confidence import summary_lines
+
+    print("\n".join(summary_lines(report.parent / "metrics.json")))
+    print(f"report: {report}")
+
+
 def run_demo(args: argparse.Namespace) -> int:
     settings = _apply(PipelineSettings.demo(n_train_cases=args.train_cases, n_test_cases=args.test_cases), args)
-    report = run_pipeline(args.out, settings)
-    print(f"report: {report}")
+    _print_report(run_pipeline(args.out, settings))
     return 0
 
 
@@ -100,8 +118,6 @@ def user_settings(args: argparse.Namespace) -> PipelineSettings:
 
 
 def run_user(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
     from LNSynthLib.errors import InputDataError
     from LNSynthLib.pipeline import prepare_raw_cases
 
@@ -121,6 +137,5 @@ def run_user(args: argparse.Namespace) -> int:
     if cases is None or test_cases is None:
         raise InputDataError("no training or test cases given",
                              fix="pass --cases and --test-cases (prepared) or --raw-cases and --raw-test-cases")
-    report = run_pipeline(args.out, settings, cases=cases, test_cases=test_cases)
-    print(f"report: {report}")
+    _print_report(run_pipeline(args.out, settings, cases=cases, test_cases=test_cases))
     return 0

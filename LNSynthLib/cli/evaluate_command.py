@@ -104,6 +104,9 @@ def run_evaluate(args: argparse.Namespace) -> int:
                               ddpm_run=Path(ddpm_run) if ddpm_run else None, generation=generation,
                               assd_form=args.assd_form)
     report, metrics = write_report(inputs)
+    from LNSynthLib.report.confidence import summary_lines
+
+    print("\n".join(summary_lines(metrics)))
     emit_result("report", report, metrics=str(metrics))
     print(f"report: {report}")
     return 0

@@ -21,7 +21,7 @@ from LNSynthLib.atomic import write_text_atomic
 from LNSynthLib.errors import InputDataError
 from LNSynthLib.jobs.progress import Progress
 from LNSynthLib.metrics.segmentation import ASSD_FORMS, EMPTY_ASSD_RULE, segmentation_metrics, summarize
-from LNSynthLib.report import figures, tables
+from LNSynthLib.report import confidence, figures, tables
 from LNSynthLib.volumes.io import read_volume
 
 
@@ -106,6 +106,8 @@ def write_report(inputs: EvaluationInputs) -> tuple[Path, Path]:
             rows.append({"strategy": pset.strategy, "method": pset.method, **summary})
             per_case_all[f"{pset.strategy} | {pset.method}"] = per_case
             progress.update()
+        labels = {f"{p.strategy} | {p.method}": (p.strategy, p.method) for p in inputs.predictions}
+        differences = confidence.differences_vs_real({k: [v] for k, v in per_case_all.items()}, labels)
         figs: dict[str, str] = {}
         if inputs.real_root and inputs.synthetic_root:
             pairs = _pairs_for_mosaic(Path(inputs.real_root), Path(inputs.synthetic_root))
@@ -124,14 +126,16 @@ def write_report(inputs: EvaluationInputs) -> tuple[Path, Path]:
             figs["segmentations"] = _segmentation_figure(inputs, out / "segmentations.png").name
         progress.update()
     metrics = {"created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "segmentation": rows,
-               "segmentation_per_case": per_case_all, "generation": inputs.generation,
+               "segmentation_per_case": per_case_all, "differences_vs_real": differences,
+               "generation": inputs.generation,
                "nnunet_epochs": curves, "ddpm_loss_last": ddpm_loss[-1] if ddpm_loss else None,
                "figures": figs, "notes": inputs.notes, "paper_000_table2": tables.PAPER_000_TABLE2,
                "anatomy_sources": {name: anatomy_sources(root) for name, root in _case_roots(inputs).items()
                                    if root is not None and Path(root).is_dir()}}
     metrics_path = write_text_atomic(out / "metrics.json", json.dumps(_clean(metrics), indent=2, default=_jsonable),
                                      overwrite=True)
-    report_path = write_text_atomic(out / "report.md", _markdown(rows, inputs, figs), overwrite=True)
+    report_path = write_text_atomic(out / "report.md", _markdown(rows, inputs, figs, differences),
+                                     overwrite=True)
     return report_path, metrics_path
 
 
@@ -148,7 +152,7 @@ def _segmentation_figure(inputs: EvaluationInputs, png: Path) -> Path:
     return figures.segmentation_mosaic(rows, png)
 
 
-def _markdown(rows: list[dict], inputs: EvaluationInputs, figs: dict[str, str]) -> str:
+def _markdown(rows: list[dict], inputs: EvaluationInputs, figs: dict[str, str], differences: list[dict]) -> str:
     assd = ("the mean of the two directed average surface distances (medpy ≤ 0.4's `assd`)"
             if inputs.assd_form == "directed-means" else
             "the pooled form, all surface distances of both directions in one mean (medpy ≥ 0.5's `assd`)")
@@ -162,6 +166,7 @@ def _markdown(rows: list[dict], inputs: EvaluationInputs, figs: dict[str, str]) 
         parts += ["Aggregation: NodeRecall pooled over all nodes (the table) and as the mean of the per-case "
                   "recalls; cases with an empty prediction are scored by the rule above.", "",
                   tables.aggregation_table(rows), ""]
+    parts += confidence.report_section(differences)
     if inputs.generation:
         parts += ["## Generation", "", "Synthetic patches against the real images on the same grid "
                   "(window [-120, 240] HU mapped to [0, 1]).", "",

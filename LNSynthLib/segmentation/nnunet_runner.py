@@ -24,6 +24,7 @@ from LNSynthLib.jobs.progress import Progress
 from LNSynthLib.segmentation.nnunet_export import MANIFEST, stamp_state, write_splits, write_stamp
 from LNSynthLib.segmentation.nnunet_progress import EpochRecord, NnUNetLogParser, failure_cause
 from LNSynthLib.segmentation.nnunet_trainers.lnsynth_trainers import trainer_name
+from LNSynthLib.segmentation.nnunet_trainers.plateau import DEFAULT_MIN_DELTA
 from LNSynthLib.segmentation.safe_checkpoints import ERROR_PREFIX
 
 TRAINERS_DIR = Path(__file__).with_name("nnunet_trainers")
@@ -45,12 +46,19 @@ class TrainerSpec:
     epochs: int | None = None          # None: nnU-Net's standard trainer (1000 epochs of 250 iterations)
     iterations: int = 10
     val_iterations: int = 2
+    patience: int | None = None        # plateau stopping (`nnunet_trainers/plateau.py`); epochs is then the budget
+    min_delta: float = DEFAULT_MIN_DELTA
+
+    def __post_init__(self) -> None:
+        if self.patience is not None and self.epochs is None:
+            raise InputDataError("plateau stopping needs a max-epoch budget",
+                                 fix="give epochs (the budget) together with patience")
 
     @property
     def name(self) -> str:
         if self.epochs is None:
             return STANDARD_TRAINER
-        return trainer_name(self.epochs, self.iterations, self.val_iterations)
+        return trainer_name(self.epochs, self.iterations, self.val_iterations, self.patience, self.min_delta)
 
     @property
     def total_epochs(self) -> int:

@@ -3,9 +3,13 @@
 nnU-Net creates trainers from a class name alone (`-tr NAME`, and again from the name stored in a
 checkpoint at prediction time), so the number of epochs and iterations is part of the name:
 `nnUNetTrainerLNSynth_<E>ep_<I>it_<V>val` trains E epochs of I training and V validation
-iterations. The class is made on demand by the module `__getattr__` (PEP 562), which nnU-Net's
-`hasattr(module, name)` search calls. A checkpoint is written after every epoch so `--c` can
-resume a short run, and test-time mirroring is off (CPU time). Everything else is nnU-Net's standard `nnUNetTrainer`.
+iterations. `nnUNetTrainerLNSynth_<E>ep_<I>it_<V>val_pat<P>_d<D>` adds the plateau stopping rule
+(`plateau.py`): stop when the smoothed validation loss has not improved by more than
+D × 1e-4 for P epochs, E being the max-epoch budget; the per-epoch curves and the epoch it
+stopped at go to `plateau.json` in the fold folder. The class is made on demand by the module
+`__getattr__` (PEP 562), which nnU-Net's `hasattr(module, name)` search calls. A checkpoint is
+written after every epoch so `--c` can resume a short run, and test-time mirroring is off (CPU
+time). Everything else is nnU-Net's standard `nnUNetTrainer`.
 """
 
 from __future__ import annotations
@@ -15,16 +19,27 @@ import re
 import torch
 from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
 
-NAME_PATTERN = re.compile(r"^nnUNetTrainerLNSynth_(\d+)ep_(\d+)it_(\d+)val$")
+from LNSynthLib.segmentation.nnunet_trainers.plateau import DELTA_UNIT, plateau_state, write_record
+
+NAME_PATTERN = re.compile(r"^nnUNetTrainerLNSynth_(\d+)ep_(\d+)it_(\d+)val(?:_pat(\d+)_d(\d+))?$")
 _CACHE: dict[str, type] = {}
 _CUDA = torch.device("cuda")  # nnU-Net's default device argument
 
 
-def trainer_name(epochs: int, iterations: int, val_iterations: int) -> str:
-    return f"nnUNetTrainerLNSynth_{int(epochs)}ep_{int(iterations)}it_{int(val_iterations)}val"
+class PlateauReached(Exception):
+    """Raised at the end of an epoch when the stopping rule says stop; ends training normally."""
 
 
-def _make(name: str, epochs: int, iterations: int, val_iterations: int) -> type:
+def trainer_name(epochs: int, iterations: int, val_iterations: int, patience: int | None = None,
+                 min_delta: float = 0.0) -> str:
+    name = f"nnUNetTrainerLNSynth_{int(epochs)}ep_{int(iterations)}it_{int(val_iterations)}val"
+    if patience is None:
+        return name
+    return f"{name}_pat{int(patience)}_d{int(round(min_delta / DELTA_UNIT))}"
+
+
+def _make(name: str, epochs: int, iterations: int, val_iterations: int, patience: int | None,
+          min_delta: float) -> type:
     def __init__(self, plans: dict, configuration: str, fold: int, dataset_json: dict,
                  device: torch.device = _CUDA) -> None:
         nnUNetTrainer.__init__(self, plans, configuration, fold, dataset_json, device)
@@ -40,11 +55,30 @@ def _make(name: str, epochs: int, iterations: int, val_iterations: int) -> type:
         self.inference_allowed_mirroring_axes = None
         return result
 
-    return type(name, (nnUNetTrainer,), {
-        "__init__": __init__, "__module__": __name__,
-        "configure_rotation_dummyDA_mirroring_and_inital_patch_size":
-            configure_rotation_dummyDA_mirroring_and_inital_patch_size,
-    })
+    def on_epoch_end(self) -> None:
+        nnUNetTrainer.on_epoch_end(self)
+        history = self.logger.get_value   # step=None: the whole list, restored from the checkpoint on resume
+        state = plateau_state(history("val_losses", step=None), patience=patience, min_delta=min_delta,
+                              max_epochs=self.num_epochs, train_losses=history("train_losses", step=None))
+        if self.local_rank == 0:
+            write_record(self.output_folder, state)
+        if state["reason"] == "plateau":
+            self.print_to_log_file(f"Plateau: no improvement of the smoothed val_loss by more than {min_delta} "
+                                   f"for {patience} epochs; stopping after epoch {state['stopped_epoch']}")
+            raise PlateauReached
+
+    def run_training(self) -> None:
+        try:
+            nnUNetTrainer.run_training(self)
+        except PlateauReached:
+            self.on_train_end()   # checkpoint_final.pth, as at the end of the budget
+
+    members = {"__init__": __init__, "__module__": __name__,
+               "configure_rotation_dummyDA_mirroring_and_inital_patch_size":
+                   configure_rotation_dummyDA_mirroring_and_inital_patch_size}
+    if patience is not None:
+        members.update(on_epoch_end=on_epoch_end, run_training=run_training)
+    return type(name, (nnUNetTrainer,), members)
 
 
 def __getattr__(name: str) -> type:
@@ -52,8 +86,10 @@ def __getattr__(name: str) -> type:
     if match is None:
         raise AttributeError(name)
     if name not in _CACHE:
-        epochs, iterations, val_iterations = (int(g) for g in match.groups())
-        if min(epochs, iterations, val_iterations) < 1:
-            raise AttributeError(f"{name}: epochs and iterations must be at least 1")
-        _CACHE[name] = _make(name, epochs, iterations, val_iterations)
+        epochs, iterations, val_iterations = (int(g) for g in match.groups()[:3])
+        patience = None if match.group(4) is None else int(match.group(4))
+        min_delta = 0.0 if match.group(5) is None else int(match.group(5)) * DELTA_UNIT
+        if min(epochs, iterations, val_iterations) < 1 or (patience is not None and patience < 1):
+            raise AttributeError(f"{name}: epochs, iterations and patience must be at least 1")
+        _CACHE[name] = _make(name, epochs, iterations, val_iterations, patience, min_delta)
     return _CACHE[name]

@@ -1,0 +1,265 @@
+"""`lnsynth bench synthesis`: does LN-DDPM synthesis help nnU-Net with 2 or 4 annotated cases?
+
+For each data regime (real training cases) and seed: phantom training cases and ≥ 10 held-out
+phantom test cases (other phantom seeds, used for nothing but the final scores); one LN-DDPM
+trained until its samples pass the condition-fidelity check (`diffusion/sample/fidelity_check`)
+and sampled once, shared by every strategy; then every strategy of `synthesis_grid.STRATEGIES`
+through `run_pipeline` with the same nnU-Net rule (plateau stopping on the validation loss of
+the training cases, the same max-epoch budget). Each (regime, seed, strategy) leaves a
+`done_<strategy>.json` marker, so a rerun continues where it stopped. Results: mean ± sd over
+seeds and the paired bootstrap difference to Real over test cases and seeds
+(`report/confidence.py`), in `synthesis.{json,md}` (`--quick`: `synthesis_quick.{json,md}`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+from dataclasses import fields
+from pathlib import Path
+from typing import Any
+
+from LNSynthLib.atomic import write_text_atomic
+from LNSynthLib.bench import synthesis_grid as grid
+from LNSynthLib.bench.results import write_results
+from LNSynthLib.cli import arg_types as at
+from LNSynthLib.cli.options import add_device
+
+DESCRIPTION = "Real vs copy-paste vs LN-DDPM synthesis with 2/4 real cases over seeds, with 95 % CIs (resumable)"
+# Sized for <= 3 h on an idle 2-core CPU (see the estimate in synthesis_quick.md): QC at 10x only
+# (`--strategies ... ddpm5_qc` adds the 5x one), nnU-Net at most 8 epochs of 8 + 2 iterations.
+FULL = {"regimes": (2, 4), "seeds": (0, 1, 2, 3, 4), "test_cases": 10,
+        "strategies": tuple(k for k in grid.BY_KEY if k != "ddpm5_qc"),
+        "ddpm_check_every": 150, "ddpm_max_iterations": 900, "fidelity_patches": 4,
+        "nnunet_max_epochs": 8, "nnunet_iterations": 8, "nnunet_val_iterations": 2, "patience": 3,
+        "min_delta": 0.005, "patch": (32, 32, 32)}
+QUICK = {**FULL, "regimes": (2,), "seeds": (0,), "test_cases": 3, "strategies": ("real", "copypaste", "ddpm5"),
+         "ddpm_check_every": 100, "ddpm_max_iterations": 300, "nnunet_max_epochs": 3, "nnunet_iterations": 4,
+         "nnunet_val_iterations": 2, "patience": 2}
+FULL_RUN_LIMIT_S = 3 * 3600
+SEED_STRIDE = 1000       # phantom seeds of bench seed k start at k * SEED_STRIDE (cases never shared)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--quick", action="store_true",
+                        help="1 regime, 1 seed, 3 strategies, tiny budgets: a smoke test of minutes")
+    parser.add_argument("--work", default="bench_synthesis", help="folder for cases, models and runs (resumable)")
+    parser.add_argument("--regimes", type=at.positive_int, nargs="+", default=None,
+                        help="real training cases per regime (at least 2: nnU-Net validates on one of them)")
+    parser.add_argument("--seeds", type=at.non_negative_int, nargs="+", default=None)
+    parser.add_argument("--strategies", nargs="+", choices=list(grid.BY_KEY), default=None)
+    parser.add_argument("--test-cases", type=at.positive_int, default=None, help="held-out phantom test cases per seed")
+    add_device(parser)
+
+
+def budget(args: argparse.Namespace) -> dict[str, Any]:
+    b = dict(QUICK if args.quick else FULL)
+    for key in ("regimes", "seeds", "strategies", "test_cases"):
+        if getattr(args, key, None):
+            b[key] = tuple(getattr(args, key)) if key != "test_cases" else int(args.test_cases)
+    if min(b["regimes"]) < 2:
+        from LNSynthLib.errors import UsageError
+
+        raise UsageError(f"argument --regimes: {min(b['regimes'])} real case(s) cannot be split into nnU-Net "
+                         "training and validation", fix="give at least 2 real training cases per regime")
+    return b
+
+
+def base_settings(b: dict[str, Any], regime: int, seed: int, device: str, multiple: int):  # noqa: ANN201
+    from LNSynthLib.pipeline import PipelineSettings
+
+    return PipelineSettings.demo(
+        n_train_cases=regime, n_test_cases=b["test_cases"], seed=seed * SEED_STRIDE, device=device,
+        ddpm_overrides={"train.iterations": b["ddpm_max_iterations"], "train.checkpoint_every": b["ddpm_check_every"],
+                        "train.seed": seed, "sample.samples_per_case": multiple},
+        nnunet_epochs=b["nnunet_max_epochs"], nnunet_iterations=b["nnunet_iterations"],
+        nnunet_val_iterations=b["nnunet_val_iterations"], nnunet_patience=b["patience"],
+        nnunet_min_delta=b["min_delta"], nnunet_patch_size=tuple(b["patch"]))
+
+
+def train_to_fidelity(layout: Any, settings: Any, b: dict[str, Any]) -> dict[str, Any]:
+    """Train the shared LN-DDPM in steps of `ddpm_check_every` until its samples follow their conditions."""
+    import torch
+
+    from LNSynthLib.devices import torch_device
+    from LNSynthLib.diffusion.sample.fidelity_check import check_fidelity, evaluation_patches
+    from LNSynthLib.diffusion.sample.sampling import load_model
+    from LNSynthLib.diffusion.train.training import train
+    from LNSynthLib.pipeline import ddpm_config
+
+    record_path = layout.ddpm_run / "fidelity.json"
+    record = json.loads(record_path.read_text(encoding="utf-8")) if record_path.exists() else {"rounds": []}
+    if (layout.ddpm_run / "done.json").exists():
+        return record
+    config = ddpm_config(settings)
+    patches = evaluation_patches(layout.train_cases, config, b["fidelity_patches"])
+    done_steps = record["rounds"][-1]["iterations"] if record["rounds"] else 0
+    for target in range(done_steps + b["ddpm_check_every"], b["ddpm_max_iterations"] + 1, b["ddpm_check_every"]):
+        t0 = time.monotonic()
+        checkpoint = train(config, layout.train_cases, layout.ddpm_run, resume=True, device=settings.device,
+                           max_steps=target, progress=False)
+        train_s = time.monotonic() - t0
+        model, _, _ = load_model(checkpoint, torch_device(settings.device))
+        with torch.no_grad():
+            fid = check_fidelity(model, config, patches, sampler=config.sample.sampler, steps=config.sample.steps,
+                                 eta=config.sample.eta)
+        record["rounds"].append({"iterations": target, "train_s": round(train_s, 1), **fid})
+        record.update(checkpoint=str(checkpoint), iterations=target, passed=bool(fid["follows_conditions"]),
+                      train_s=round(sum(r["train_s"] for r in record["rounds"]), 1), fidelity=fid,
+                      sampler=f"{config.sample.sampler}-{config.sample.steps} (eta {config.sample.eta})",
+                      prediction=config.diffusion.prediction)
+        write_text_atomic(record_path, json.dumps(record, indent=2, default=float), overwrite=True)
+        if fid["follows_conditions"]:
+            break
+    write_text_atomic(layout.ddpm_run / "done.json", json.dumps({"checkpoint": record["checkpoint"]}), overwrite=True)
+    return record
+
+
+def shared_stage(work: Path, regime: int, seed: int, b: dict[str, Any], device: str, multiple: int) -> dict:
+    """Cases, the LN-DDPM trained to fidelity and its synthetic cases for one (regime, seed)."""
+    from LNSynthLib.pipeline import Layout, make_phantom_cases, sample_synthetic
+
+    layout = Layout(work / f"regime{regime}" / f"seed{seed}" / "shared")
+    settings = base_settings(b, regime, seed, device, multiple)
+    make_phantom_cases(layout, settings)
+    ddpm = train_to_fidelity(layout, settings, b)
+    if "sampling_s" not in ddpm:
+        t0 = time.monotonic()
+        sample_synthetic(layout, settings, Path(ddpm["checkpoint"]))
+        ddpm.update(sampling_s=round(time.monotonic() - t0, 1), samples=regime * multiple)
+        write_text_atomic(layout.ddpm_run / "fidelity.json", json.dumps(ddpm, indent=2, default=float),
+                          overwrite=True)
+    return ddpm
+
+
+def _link_shared(root: Path, shared: Path) -> None:
+    root.mkdir(parents=True, exist_ok=True)
+    for name in ("cases", "ln_ddpm", "synthetic"):
+        if not (root / name).is_symlink() and (shared / name).exists():
+            (root / name).symlink_to(shared / name, target_is_directory=True)
+
+
+def measure_prediction(fold: Path, images: Path, device: str) -> float:
+    """Seconds per test case of one more prediction of the test images (the estimate's prediction cost)."""
+    import tempfile
+
+    from LNSynthLib.devices import nnunet_device
+    from LNSynthLib.segmentation.nnunet_runner import predict
+
+    with tempfile.TemporaryDirectory(dir=fold.parents[3], prefix=".predict_cost.") as tmp:
+        t0 = time.monotonic()
+        predict(fold.parent, images, Path(tmp) / "out", device=nnunet_device(device), log_dir=tmp)
+        return (time.monotonic() - t0) / max(1, len(list(images.glob("*_0000.nii.gz"))))
+
+
+def run_group(work: Path, regime: int, seed: int, members: list[grid.Strategy], b: dict[str, Any], device: str,
+              multiple: int, measure_predict: bool = False) -> None:
+    """One pipeline call for a group of strategies; a `done_<key>.json` marker per strategy."""
+    from LNSynthLib.pipeline import run_pipeline
+    from LNSynthLib.segmentation.nnunet_progress import parse_training_logs
+    from LNSynthLib.segmentation.nnunet_trainers.plateau import read_record
+
+    seed_dir = work / f"regime{regime}" / f"seed{seed}"
+    root = seed_dir / members[0].group
+    _link_shared(root, seed_dir / "shared")
+    settings = grid.replace_settings(base_settings(b, regime, seed, device, multiple), grid.group_settings(members))
+    load_before = os.getloadavg()[0]
+    t0 = time.monotonic()
+    report = run_pipeline(root, settings)
+    wall = time.monotonic() - t0
+    metrics = json.loads((report.parent / "metrics.json").read_text(encoding="utf-8"))
+    stages = json.loads((root / "timings.json").read_text(encoding="utf-8"))["stages_s"]
+    folds = {p.parents[1].name: p for p in (root / "nnunet" / "nnUNet_results").glob("Dataset*/*/fold_0")}
+    for strategy in members:
+        row = grid.pick_row(strategy, metrics["segmentation"])
+        if row is None:
+            raise RuntimeError(f"no report row for {strategy.label} in {report}")
+        fold = next((f for name, f in folds.items() if ("Pasted" in name) == strategy.paste), None)
+        epochs = parse_training_logs(fold) if fold else []
+        marker = {"nnunet_train_s": round(sum(e.epoch_time_s or 0.0 for e in epochs), 1),
+                  "nnunet_epochs_run": len(epochs),"strategy": strategy.key, "regime": regime, "seed": seed, "summary": row,
+                  "per_case": metrics["segmentation_per_case"][f"{row['strategy']} | {row['method']}"],
+                  "plateau": read_record(fold) if fold else None, "group_wall_s": round(wall, 1),
+                  "group_size": len(members), "stages_s": stages, "load_average": [load_before, os.getloadavg()[0]]}
+        if measure_predict and fold is not None:
+            images = next((root / "nnunet" / "nnUNet_raw").glob(f"{fold.parents[1].name}/imagesTs"))
+            marker["predict_s_per_case"] = round(measure_prediction(fold, images, device), 2)
+            measure_predict = False
+        write_text_atomic(seed_dir / f"done_{strategy.key}.json", json.dumps(marker, indent=2, default=float),
+                          overwrite=True)
+
+
+def run(args: argparse.Namespace) -> tuple[Path, Path]:
+    from LNSynthLib.jobs.progress import Progress
+    from LNSynthLib.pipeline import PIPELINE_STRATEGIES, PipelineSettings
+
+    b = budget(args)
+    work = Path(args.work).resolve()
+    setting_names = [f.name for f in fields(PipelineSettings)]
+    chosen = [grid.BY_KEY[k] for k in b["strategies"]]
+    skipped = {s.key: why for s in chosen if (why := grid.unsupported(s, PIPELINE_STRATEGIES, setting_names))}
+    for key, why in skipped.items():
+        print(f"bench synthesis: skipping {grid.BY_KEY[key].label}: {why}", flush=True)
+    runnable = [s for s in chosen if s.key not in skipped]
+    groups: dict[str, list[grid.Strategy]] = {}
+    for s in runnable:
+        groups.setdefault(s.group, []).append(s)
+    # The pipeline trains and samples LN-DDPM in every run, so even Real alone gets (one shared) model.
+    multiple = max((s.synt_per_case for s in runnable if s.pipeline_strategy != "real"), default=1)
+    jobs = [(r, seed, g) for r in b["regimes"] for seed in b["seeds"] for g in groups]
+    started, load_start, ran, ddpm = time.monotonic(), os.getloadavg()[0], [], {}
+    with Progress("bench_synthesis", len(jobs)) as progress:
+        for k, (regime, seed, group) in enumerate(jobs):
+            seed_dir = work / f"regime{regime}" / f"seed{seed}"
+            if (regime, seed) not in ddpm:
+                ddpm[(regime, seed)] = shared_stage(work, regime, seed, b, args.device, multiple)
+            members = groups[group]
+            if not all((seed_dir / f"done_{s.key}.json").exists() for s in members):
+                t0 = time.monotonic()
+                run_group(work, regime, seed, members, b, args.device, multiple, measure_predict=not ran)
+                ran.append(time.monotonic() - t0)
+            left = len(jobs) - k - 1
+            eta = left * sum(ran) / len(ran) if ran else None
+            print(f"bench synthesis [{k + 1}/{len(jobs)}] regime {regime}, seed {seed}, {group}: done; "
+                  f"elapsed {(time.monotonic() - started) / 60:.1f} min, ETA "
+                  f"{'n/a' if eta is None else f'{eta / 60:.1f} min'}, load {os.getloadavg()[0]:.1f}", flush=True)
+            progress.update(message=f"regime {regime} seed {seed} {group}")
+    return _write(args, b, work, skipped, ddpm, time.monotonic() - started, load_start)
+
+
+def collect(work: Path, b: dict[str, Any]) -> dict[int, dict[str, dict[int, dict]]]:
+    """Finished markers: regime → strategy → seed → marker."""
+    out: dict[int, dict[str, dict[int, dict]]] = {}
+    for regime in b["regimes"]:
+        for key in b["strategies"]:
+            for seed in b["seeds"]:
+                path = work / f"regime{regime}" / f"seed{seed}" / f"done_{key}.json"
+                if path.exists():
+                    out.setdefault(regime, {}).setdefault(key, {})[seed] = json.loads(path.read_text(encoding="utf-8"))
+    return out
+
+
+def _write(args: argparse.Namespace, b: dict[str, Any], work: Path, skipped: dict[str, str],
+           ddpm: dict, wall_s: float, load_start: float) -> tuple[Path, Path]:
+    from LNSynthLib.bench.synthesis_report import costs_and_estimate, curves_figure, render_markdown
+
+    runs = collect(work, b)
+    summaries = {regime: grid.summarize(by_strategy) for regime, by_strategy in runs.items()}
+    costs, estimate = costs_and_estimate(b, runs, ddpm, FULL)
+    name = "synthesis_quick" if args.quick else "synthesis"
+    payload = {"quick": bool(args.quick), "budget": b, "full_budget": FULL, "skipped": skipped,
+               "wall_s": round(wall_s, 1), "load_average": {"start": load_start, "end": os.getloadavg()[0]},
+               "ln_ddpm": {f"regime{r}_seed{s}": v for (r, s), v in ddpm.items()},
+               "summary": {str(r): s for r, s in summaries.items()}, "costs": costs, "full_run_estimate": estimate,
+               "runs": {str(r): v for r, v in runs.items()}}
+    body = render_markdown(args, b, skipped, ddpm, summaries, runs, costs, estimate, wall_s, load_start,
+                           FULL_RUN_LIMIT_S)
+    if runs:
+        first = next(iter(runs))
+        png = curves_figure(runs, work / f"regime{first}" / f"seed{min(b['seeds'])}" / "shared" / "ln_ddpm" / "loss.csv",
+                            Path(args.results_dir) / f"{name}_curves.png")
+        body += (f"\n\n![LN-DDPM loss and nnU-Net train/val loss per epoch, regime {first}, first seed]"
+                 f"({png.name})\n")
+    return write_results(name, payload, body, args.results_dir)
