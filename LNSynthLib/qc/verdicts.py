@@ -33,3 +33,28 @@ def rejected_cases(synthetic_root: str | Path) -> set[str] | None:
     if data is None:
         return None
     return {name for name, verdict in data["samples"].items() if not verdict.get("passed", False)}
+
+
+def merge_qc_files(sources: list[Path], target: Path) -> Path | None:
+    """Gather the verdicts of several scored folders into `target/qc.json` (the panel's export of a session).
+
+    Only the per-sample verdicts travel (thresholds differ per folder: each run is scored against its
+    own real case); None when no source folder was scored.
+    """
+    from LNSynthLib.atomic import write_text_atomic
+
+    samples: dict[str, Any] = {}
+    merged = []
+    for source in sources:
+        data = read_qc(source)
+        if data is not None:
+            samples.update(data["samples"])
+            merged.append(str(Path(source) / QC_FILE))
+    if not merged:
+        return None
+    rejected = sum(not s.get("passed", False) for s in samples.values())
+    path = Path(target) / QC_FILE
+    write_text_atomic(path, json.dumps({"n_samples": len(samples), "n_passed": len(samples) - rejected,
+                                        "n_rejected": rejected, "merged_from": merged, "samples": samples},
+                                       indent=2), overwrite=True)
+    return path
