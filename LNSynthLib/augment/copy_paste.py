@@ -9,9 +9,9 @@ target's CT, anatomy and LN mask with `NODES_PER_CASE` donor nodes added:
   affine or elastic or unchanged, with the same probabilities), applied with one draw to its
   mask and its CT crop;
 - it is placed where the node lies wholly in the target's body label (fat and unlabelled soft
-  tissue; organs, vessels and bowel excluded), not touching another node, with a mean target
-  HU under it at most `FAT_MAX_HU` (fat), and its centre within `NEAR_VESSEL_MM` of an artery or
-  vein label (visceral fat along the vessels, where abdominal nodes live; subcutaneous fat is
+  tissue; organs, vessels and bowel excluded), at least `ORGAN_CLEARANCE_VOXELS` from every organ
+  but the vessels (nodes do touch vessels), not touching another node, with a mean target HU under
+  it at most `FAT_MAX_HU` (fat), and its centre within `NEAR_VESSEL_MM` of an artery or vein label (visceral fat along the vessels, where abdominal nodes live; subcutaneous fat is
   far from them). Without a vessel label the vessel condition is dropped and recorded;
 - it is blended in softly: weight 1 on the node, falling smoothly to 0 at `BLEND_VOXELS`
   outside it, and 0 on every non-body voxel, so the target's organs stay untouched.
@@ -36,7 +36,7 @@ from scipy import ndimage
 from LNSynthLib.anatomy.groups import BODY, LABEL_NAMES
 from LNSynthLib.anatomy.lymph_nodes import label_components
 from LNSynthLib.cases import Case, is_synthetic, list_cases, load_case, missing_files, write_case_folder
-from LNSynthLib.conditions.transforms import MAX_SHIFT_VOXELS, WARPS, choose_op
+from LNSynthLib.conditions.transforms import MAX_SHIFT_VOXELS, WARPS, choose_op, organ_mask
 from LNSynthLib.errors import InputDataError
 from LNSynthLib.jobs.progress import Progress
 from LNSynthLib.volumes.geometry import Volume
@@ -48,6 +48,7 @@ BLEND_VOXELS = 2.0           # blend weight 1 on the node, 0 this far outside it
 NEAR_VESSEL_MM = 15.0        # node centre at most this far from an artery/vein label
 FAT_MAX_HU = -30.0           # mean target HU under a pasted node: fat is about -190..-30 HU
 MAX_PLACEMENT_TRIES = 200    # positions tried per node before it is left out (recorded)
+ORGAN_CLEARANCE_VOXELS = 2   # a pasted node keeps this far from organs other than vessels
 VESSEL_LABELS = tuple(LABEL_NAMES.index(name) for name in ("arteries", "veins"))
 _TOUCH = np.ones((3, 3, 3), dtype=bool)
 
@@ -108,12 +109,18 @@ def placement_candidates(ct: np.ndarray, anatomy: np.ndarray, spacing_zyx: np.nd
     return np.argwhere(fat & near), f"body-label fat within {NEAR_VESSEL_MM:g} mm of a vessel"
 
 
+def room_for_nodes(anatomy: np.ndarray) -> np.ndarray:
+    """Body-label voxels at least `ORGAN_CLEARANCE_VOXELS` from every organ but the vessels."""
+    organs = organ_mask(anatomy) & ~np.isin(anatomy, VESSEL_LABELS)
+    return (anatomy == BODY) & ~ndimage.binary_dilation(organs, structure=_TOUCH, iterations=ORGAN_CLEARANCE_VOXELS)
+
+
 def paste_node(ct: np.ndarray, anatomy: np.ndarray, ln: np.ndarray, node_ct: np.ndarray, node_mask: np.ndarray,
-               candidates: np.ndarray, rng: np.random.Generator) -> tuple[int, ...] | None:
-    """Paste one warped node in place (ct, ln changed) at a random valid candidate; its corner, or None."""
+               candidates: np.ndarray, room: np.ndarray, rng: np.random.Generator) -> tuple[int, ...] | None:
+    """Paste one warped node in place (ct, ln changed) at a random valid candidate in `room`; its corner, or None."""
     if not len(candidates):
         return None
-    allowed = (anatomy == BODY) & ~ndimage.binary_dilation(ln > 0, structure=_TOUCH)
+    allowed = room & ~ndimage.binary_dilation(ln > 0, structure=_TOUCH)
     shape = np.array(node_mask.shape)
     centre = np.array(ndimage.center_of_mass(node_mask)).round().astype(int)
     for _ in range(MAX_PLACEMENT_TRIES):
@@ -139,12 +146,13 @@ def copy_paste_case(target: Case, donors: list[DonorNode], rng: np.random.Genera
     ln = (target.ln.array > 0).astype(np.uint8)
     anatomy = target.anatomy.array
     spacing_zyx = np.asarray(target.ct.geometry.spacing, float)[::-1]
+    room = room_for_nodes(anatomy)
     candidates, rule = placement_candidates(ct, anatomy, spacing_zyx)
     records = []
     for _ in range(nodes_per_case):
         donor = donors[int(rng.integers(len(donors)))]
         node_ct, node_mask, record = warp_donor(donor, rng)
-        corner = paste_node(ct, anatomy, ln, node_ct, node_mask, candidates, rng)
+        corner = paste_node(ct, anatomy, ln, node_ct, node_mask, candidates, room, rng)
         records.append({"donor_case": donor.case_id, "donor_node": donor.number, **record,
                         "placed": corner is not None, "corner_zyx": corner, "voxels": int(node_mask.sum())})
     return ct, ln, records, rule
@@ -179,6 +187,7 @@ def write_copy_paste_cases(train_root: Path, out_root: Path, per_case: int, seed
                         "nodes_after": label_components(ln)[1], "pasted": records, "placement_rule": rule,
                         "settings": {"nodes_per_case": nodes_per_case, "margin_voxels": MARGIN_VOXELS,
                                      "blend_voxels": BLEND_VOXELS, "near_vessel_mm": NEAR_VESSEL_MM,
+                                     "organ_clearance_voxels": ORGAN_CLEARANCE_VOXELS,
                                      "fat_max_hu": FAT_MAX_HU, "transforms": "conditions/transforms.py"}}
                 geometry = target.ct.geometry
                 write_case_folder(Case(final.name, Volume(ct, geometry), Volume(target.anatomy.array, geometry),

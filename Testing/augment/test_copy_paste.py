@@ -13,6 +13,7 @@ from LNSynthLib.anatomy.groups import BODY
 from LNSynthLib.anatomy.lymph_nodes import label_components
 from LNSynthLib.augment import copy_paste as cp
 from LNSynthLib.cases import load_case
+from LNSynthLib.conditions.transforms import organ_mask
 from LNSynthLib.phantom import write_phantom_cases
 from LNSynthLib.segmentation import nnunet_export as ex
 
@@ -56,8 +57,10 @@ def test_pasted_nodes_lie_in_fat_near_vessels_and_labels_are_the_pasted_voxels(c
         if not placed:
             assert np.array_equal(new.ct.array, real.ct.array)
             continue
-        # In fat of the target: body label, fat HU in the real CT there; node HU in the new CT.
+        # In fat of the target: body label, fat HU in the real CT there, away from organs; node HU in the new CT.
         assert (real.anatomy.array[added] == BODY).all()
+        organs = organ_mask(real.anatomy.array) & ~np.isin(real.anatomy.array, cp.VESSEL_LABELS)
+        assert ndimage.distance_transform_cdt(~organs, metric="chessboard")[added].min() > cp.ORGAN_CLEARANCE_VOXELS
         assert real.ct.array[added].mean() <= cp.FAT_MAX_HU
         fat = real.ct.array[(real.anatomy.array == BODY) & ~before].mean()
         assert new.ct.array[added].mean() > (fat + real.ct.array[before].mean()) / 2   # node-like, not fat
