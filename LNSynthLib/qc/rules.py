@@ -3,8 +3,8 @@
 Rules, each named in qc.json:
 - `ln_hu`: every scored node's mean HU within `thresholds.ln_hu`;
 - `ln_fat_contrast`: mean HU of the nodes minus their surrounding fat within `thresholds.contrast_hu`;
-- `anatomy_hu`: mean absolute difference of per-anatomy-label mean HU between the sample and the
-  real image its condition came from (its source case at the same window) at most
+- `anatomy_hu`: mean absolute difference of per-anatomy-label mean HU (soft-tissue window) between
+  the sample and the real image its condition came from (its source case at the same window) at most
   `thresholds.anatomy_max_error_hu`; without that image, the real cases' mean per label;
 - `node_recall`: the share of the sample's nodes that a segmenter trained on real data finds,
   at least `thresholds.min_node_recall` (only with that segmenter).
@@ -21,7 +21,7 @@ import numpy as np
 
 from LNSynthLib.cases import Case
 from LNSynthLib.diffusion.sample.condition_fidelity import ln_fat_contrast, region_means
-from LNSynthLib.qc.thresholds import QCThresholds, RealReference, node_means
+from LNSynthLib.qc.thresholds import QCThresholds, RealReference, node_means, soft_tissue
 
 RULES = ("ln_hu", "ln_fat_contrast", "anatomy_hu", "node_recall")
 
@@ -31,10 +31,10 @@ def condition_scores(case: Case, folder: Path, real_root: Path, reference: RealR
     from LNSynthLib.metrics.generation import real_crop_for
 
     ct, anatomy, ln = case.ct.array, case.anatomy.array, case.ln.array
-    sample = region_means(ct, anatomy, ln)
+    sample = region_means(soft_tissue(ct), anatomy, ln)
     crop = real_crop_for(folder, real_root)
     if crop is not None:
-        target: dict[str, float | None] = dict(region_means(crop[0], anatomy, ln))
+        target: dict[str, float | None] = dict(region_means(soft_tissue(crop[0]), anatomy, ln))
         against = "the source case at the same window"
     else:
         target = {key: reference.label_mean(key) for key in sample}

@@ -4,12 +4,16 @@ A synthetic pair should look like real data under its condition. "Like real data
 the real training cases themselves, with a documented tolerance around what they show:
 - LN mean HU: every synthetic node's mean HU within the range of the real nodes' mean HU, widened
   by `LN_HU_TOLERANCE_HU` on each side (nodes smaller than a few voxels are noisy; partial volume);
-- LN−fat contrast (`condition_fidelity.ln_fat_contrast`): within the range of the real cases'
-  contrast, widened by `CONTRAST_TOLERANCE_HU` on each side;
-- per-anatomy-label mean HU (`condition_fidelity.region_means`): the mean absolute difference
-  between the sample and the real image its condition came from may be as large as real cases
-  differ from each other (`ANATOMY_SPREAD_FACTOR` × the mean over labels of the between-case sd of
-  a label's mean HU), and never below `ANATOMY_FLOOR_HU`;
+- LN−fat contrast (`condition_fidelity.ln_fat_contrast`): at least `MIN_CONTRAST_FRACTION` of the
+  weakest real case's contrast (the share `condition_fidelity.follows_conditions` asks of a trained
+  model: the nodes still stand out from the fat) and at most the strongest real contrast plus
+  `CONTRAST_TOLERANCE_HU`;
+- per-anatomy-label mean HU (`condition_fidelity.region_means`), in the soft-tissue window
+  `metrics.generation.WINDOW` (−120..240 HU: air and bone only need to be darker / brighter than
+  it, as the image metrics see them): the mean absolute difference between the sample and the real
+  image its condition came from may be as large as real cases differ from each other
+  (`ANATOMY_SPREAD_FACTOR` × the mean over labels of the between-case sd of a label's mean HU),
+  and never below `ANATOMY_FLOOR_HU`;
 - NodeRecall_synt per sample (only with a segmenter trained on real data): at least
   `NODE_RECALL_FRACTION` of the node recall that segmenter reaches on the real training cases.
 """
@@ -24,7 +28,11 @@ import numpy as np
 
 from LNSynthLib.anatomy.lymph_nodes import label_components
 from LNSynthLib.cases import is_synthetic, list_cases, load_case
-from LNSynthLib.diffusion.sample.condition_fidelity import ln_fat_contrast, region_means
+from LNSynthLib.diffusion.sample.condition_fidelity import (
+    MIN_CONTRAST_FRACTION,
+    ln_fat_contrast,
+    region_means,
+)
 from LNSynthLib.errors import InputDataError
 
 LN_HU_TOLERANCE_HU = 20.0
@@ -33,6 +41,7 @@ ANATOMY_SPREAD_FACTOR = 3.0
 ANATOMY_FLOOR_HU = 25.0
 NODE_RECALL_FRACTION = 0.5
 MIN_NODE_VOXELS = 5          # nodes (or node parts in a patch) below this size are not scored for HU
+SOFT_TISSUE_WINDOW_HU = (-120.0, 240.0)   # = metrics.generation.WINDOW (that module imports torch)
 
 
 @dataclass(frozen=True)
@@ -74,6 +83,11 @@ def node_means(ct_hu: np.ndarray, ln: np.ndarray) -> list[float]:
     return out
 
 
+def soft_tissue(ct_hu: np.ndarray) -> np.ndarray:
+    """HU clipped to the soft-tissue window `metrics.generation.WINDOW` (the anatomy rule compares these)."""
+    return np.clip(ct_hu, *SOFT_TISSUE_WINDOW_HU)
+
+
 def real_reference(train_root: str | Path) -> RealReference:
     """Measure the real training cases (synthetic cases in the same folder are skipped)."""
     folders = [f for f in list_cases(train_root) if not is_synthetic(f)]
@@ -87,7 +101,7 @@ def real_reference(train_root: str | Path) -> RealReference:
         contrast = ln_fat_contrast(ct, anatomy, ln)
         if contrast is not None:
             contrasts.append(contrast)
-        for key, value in region_means(ct, anatomy, ln).items():
+        for key, value in region_means(soft_tissue(ct), anatomy, ln).items():
             if key != "ln":
                 labels.setdefault(key, []).append(value)
     if not nodes or not contrasts:
@@ -107,14 +121,15 @@ def derive_thresholds(reference: RealReference, **overrides: Any) -> QCThreshold
     source = {
         "ln_hu": f"{len(reference.node_means)} real nodes in {n} training cases: mean HU {lo:.1f}..{hi:.1f}, "
                  f"± {LN_HU_TOLERANCE_HU:g} HU tolerance",
-        "contrast_hu": f"LN−fat contrast of {len(reference.contrasts)} training cases: {c_lo:.1f}..{c_hi:.1f} HU, "
-                       f"± {CONTRAST_TOLERANCE_HU:g} HU tolerance",
+        "contrast_hu": f"LN−fat contrast of {len(reference.contrasts)} training cases: {c_lo:.1f}..{c_hi:.1f} HU; "
+                       f"at least {MIN_CONTRAST_FRACTION:g} × the weakest, at most the strongest + "
+                       f"{CONTRAST_TOLERANCE_HU:g} HU",
         "anatomy_max_error_hu": f"{ANATOMY_SPREAD_FACTOR:g} × {spread:.1f} HU (mean between-case sd of a label's "
                                 f"mean HU over {n} training cases), at least {ANATOMY_FLOOR_HU:g} HU",
         "min_node_recall": "off: no segmenter trained on real data was given",
     }
     thresholds = QCThresholds((lo - LN_HU_TOLERANCE_HU, hi + LN_HU_TOLERANCE_HU),
-                              (c_lo - CONTRAST_TOLERANCE_HU, c_hi + CONTRAST_TOLERANCE_HU), anatomy, None, source)
+                              (MIN_CONTRAST_FRACTION * c_lo, c_hi + CONTRAST_TOLERANCE_HU), anatomy, None, source)
     given = {k: v for k, v in overrides.items() if v is not None}
     if given:
         source = {**source, **{k: "given by the caller" for k in given}}

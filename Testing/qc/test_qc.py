@@ -73,3 +73,10 @@ def test_export_refuses_when_qc_rejected_everything(data, tmp_path):
         ex.export_dataset(train, tmp_path / "Dataset102_RealSynt", synthetic_root=synt,
                           settings=ex.ExportSettings(strategy="real+synt", synt_per_case=1))
     assert "--no-qc" in info.value.fix
+
+
+def test_soft_tissue_window_is_the_image_metrics_window():
+    from LNSynthLib.metrics.generation import WINDOW
+    from LNSynthLib.qc.thresholds import SOFT_TISSUE_WINDOW_HU
+
+    assert SOFT_TISSUE_WINDOW_HU == WINDOW   # declared twice only because metrics.generation imports torch
