@@ -4,10 +4,10 @@ A synthetic pair should look like real data under its condition. "Like real data
 the real training cases themselves, with a documented tolerance around what they show:
 - LN mean HU: every synthetic node's mean HU within the range of the real nodes' mean HU, widened
   by `LN_HU_TOLERANCE_HU` on each side (nodes smaller than a few voxels are noisy; partial volume);
-- LN−fat contrast (`condition_fidelity.ln_fat_contrast`): at least `MIN_CONTRAST_FRACTION` of the
+- LN−fat contrast (`condition_fidelity.ln_fat_contrast`): down to `MIN_CONTRAST_FRACTION` of the
   weakest real case's contrast (the share `condition_fidelity.follows_conditions` asks of a trained
-  model: the nodes still stand out from the fat) and at most the strongest real contrast plus
-  `CONTRAST_TOLERANCE_HU`;
+  model: the nodes still stand out from the fat), and never less than `CONTRAST_TOLERANCE_HU`
+  below it; at most the strongest real contrast plus `CONTRAST_TOLERANCE_HU`;
 - per-anatomy-label mean HU (`condition_fidelity.region_means`), in the soft-tissue window
   `metrics.generation.WINDOW` (−120..240 HU: air and bone only need to be darker / brighter than
   it, as the image metrics see them): the mean absolute difference between the sample and the real
@@ -122,14 +122,15 @@ def derive_thresholds(reference: RealReference, **overrides: Any) -> QCThreshold
         "ln_hu": f"{len(reference.node_means)} real nodes in {n} training cases: mean HU {lo:.1f}..{hi:.1f}, "
                  f"± {LN_HU_TOLERANCE_HU:g} HU tolerance",
         "contrast_hu": f"LN−fat contrast of {len(reference.contrasts)} training cases: {c_lo:.1f}..{c_hi:.1f} HU; "
-                       f"at least {MIN_CONTRAST_FRACTION:g} × the weakest, at most the strongest + "
-                       f"{CONTRAST_TOLERANCE_HU:g} HU",
+                       f"down to {MIN_CONTRAST_FRACTION:g} × the weakest (at least {CONTRAST_TOLERANCE_HU:g} HU "
+                       f"below it), up to the strongest + {CONTRAST_TOLERANCE_HU:g} HU",
         "anatomy_max_error_hu": f"{ANATOMY_SPREAD_FACTOR:g} × {spread:.1f} HU (mean between-case sd of a label's "
                                 f"mean HU over {n} training cases), at least {ANATOMY_FLOOR_HU:g} HU",
         "min_node_recall": "off: no segmenter trained on real data was given",
     }
     thresholds = QCThresholds((lo - LN_HU_TOLERANCE_HU, hi + LN_HU_TOLERANCE_HU),
-                              (MIN_CONTRAST_FRACTION * c_lo, c_hi + CONTRAST_TOLERANCE_HU), anatomy, None, source)
+                              (c_lo - max(CONTRAST_TOLERANCE_HU, (1 - MIN_CONTRAST_FRACTION) * abs(c_lo)),
+                               c_hi + CONTRAST_TOLERANCE_HU), anatomy, None, source)
     given = {k: v for k, v in overrides.items() if v is not None}
     if given:
         source = {**source, **{k: "given by the caller" for k in given}}

@@ -80,3 +80,12 @@ def test_soft_tissue_window_is_the_image_metrics_window():
     from LNSynthLib.qc.thresholds import SOFT_TISSUE_WINDOW_HU
 
     assert SOFT_TISSUE_WINDOW_HU == WINDOW   # declared twice only because metrics.generation imports torch
+
+
+def test_contrast_floor_is_half_the_weakest_real_contrast_and_at_least_the_tolerance_below_it():
+    from LNSynthLib.qc.thresholds import CONTRAST_TOLERANCE_HU, RealReference, derive_thresholds
+
+    bright = derive_thresholds(RealReference([30.0], [90.0, 140.0], {"label_1": [-90.0, -95.0]}, 2))
+    assert bright.contrast_hu == (45.0, 140.0 + CONTRAST_TOLERANCE_HU)
+    faint = derive_thresholds(RealReference([30.0], [-10.0], {}, 1))   # a "node" no brighter than its fat
+    assert faint.contrast_hu[0] == -10.0 - CONTRAST_TOLERANCE_HU
