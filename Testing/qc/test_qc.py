@@ -89,3 +89,21 @@ def test_contrast_floor_is_half_the_weakest_real_contrast_and_at_least_the_toler
     assert bright.contrast_hu == (45.0, 140.0 + CONTRAST_TOLERANCE_HU)
     faint = derive_thresholds(RealReference([30.0], [-10.0], {}, 1))   # a "node" no brighter than its fat
     assert faint.contrast_hu[0] == -10.0 - CONTRAST_TOLERANCE_HU
+
+
+def test_node_recall_rule_uses_half_the_real_recall_and_says_how_many_nodes_were_found():
+    from LNSynthLib.qc.rules import failed_rules
+    from LNSynthLib.qc.thresholds import RealReference, derive_thresholds, with_node_recall
+
+    base = derive_thresholds(RealReference([30.0], [90.0], {}, 1))
+    assert base.min_node_recall is None
+    thresholds = with_node_recall(base, 0.8, 10)
+    assert thresholds.min_node_recall == pytest.approx(0.4) and "10 nodes" in thresholds.source["min_node_recall"]
+    scores = {"node_mean_hu": [30.0], "ln_fat_contrast_hu": 90.0, "anatomy_error_hu": 0.0, "label_error_hu": {},
+              "anatomy_reference": "-", "nodes_found": 1, "nodes_total": 3, "node_recall": 1 / 3}
+    assert failed_rules(scores, thresholds) == [("node_recall", "the real-data segmenter finds 1 of 3 nodes "
+                                                                "(0.33 < 0.40)")]
+    assert failed_rules({**scores, "nodes_found": 2, "node_recall": 2 / 3}, thresholds) == []
+    assert failed_rules(scores, base) == []                             # no segmenter: the rule is off
+    given = derive_thresholds(RealReference([30.0], [90.0], {}, 1), min_node_recall=0.9)
+    assert with_node_recall(given, 0.8, 10).min_node_recall == 0.9       # a caller's threshold is kept

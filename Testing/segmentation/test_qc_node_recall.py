@@ -15,6 +15,7 @@ from LNSynthLib.qc.thresholds import NODE_RECALL_FRACTION
 from LNSynthLib.volumes.io import read_volume
 
 
+@pytest.mark.slow   # two nnU-Net predictions and the evaluation: about 3 min on a busy 2-core machine
 def test_node_recall_rule_scores_every_sample_with_the_real_model(nnunet_run: dict, phantom_root: Path,
                                                                   synthetic_root: Path, tmp_path: Path) -> None:
     import shutil
