@@ -9,7 +9,8 @@ Rules, each named in qc.json:
 - `node_recall`: the share of the sample's nodes that a segmenter trained on real data finds,
   at least `thresholds.min_node_recall` (only with that segmenter).
 A score that cannot be computed (a sample without nodes, no fat around them) is recorded as None
-and its rule does not reject the sample.
+and its rule does not reject the sample; a threshold the real cases cannot give (no real node, no
+fat around one) turns its rule off, as qc.json's `thresholds.source` says.
 """
 
 from __future__ import annotations
@@ -51,13 +52,13 @@ def condition_scores(case: Case, folder: Path, real_root: Path, reference: RealR
 def failed_rules(scores: dict[str, Any], thresholds: QCThresholds) -> list[tuple[str, str]]:
     """(rule, reason) for every rule the scores break; empty: the sample passes."""
     failed = []
-    lo, hi = thresholds.ln_hu
+    lo, hi = thresholds.ln_hu or (-np.inf, np.inf)
     outside = [v for v in scores["node_mean_hu"] if not lo <= v <= hi]
     if outside:
         failed.append(("ln_hu", f"node mean HU {', '.join(f'{v:.0f}' for v in outside)} outside "
                                 f"{lo:.0f}..{hi:.0f} HU"))
     contrast = scores["ln_fat_contrast_hu"]
-    c_lo, c_hi = thresholds.contrast_hu
+    c_lo, c_hi = thresholds.contrast_hu or (-np.inf, np.inf)
     if contrast is not None and not c_lo <= contrast <= c_hi:
         failed.append(("ln_fat_contrast", f"LN−fat contrast {contrast:.0f} HU outside {c_lo:.0f}..{c_hi:.0f} HU"))
     error = scores["anatomy_error_hu"]

@@ -48,8 +48,8 @@ SOFT_TISSUE_WINDOW_HU = (-120.0, 240.0)   # = metrics.generation.WINDOW (that mo
 class QCThresholds:
     """The numbers the rules compare with; `source` says where each came from."""
 
-    ln_hu: tuple[float, float]
-    contrast_hu: tuple[float, float]
+    ln_hu: tuple[float, float] | None            # None: no real node to measure (rule off)
+    contrast_hu: tuple[float, float] | None      # None: no real node with fat around it (rule off)
     anatomy_max_error_hu: float
     min_node_recall: float | None = None     # None: the NodeRecall rule is off (no real-data segmenter)
     source: dict[str, str] = field(default_factory=dict)
@@ -104,16 +104,17 @@ def real_reference(train_root: str | Path) -> RealReference:
         for key, value in region_means(soft_tissue(ct), anatomy, ln).items():
             if key != "ln":
                 labels.setdefault(key, []).append(value)
-    if not nodes or not contrasts:
-        raise InputDataError("the real training cases hold no lymph node with surrounding fat to measure",
-                             path=train_root, fix="give the prepared real training cases (with LN masks) as --cases")
+    if not folders:
+        raise InputDataError("no real training cases to derive the quality-control thresholds from",
+                             path=train_root, fix="give the prepared real training cases as --cases")
     return RealReference(nodes, contrasts, labels, len(folders))
 
 
 def derive_thresholds(reference: RealReference, **overrides: Any) -> QCThresholds:
     """Default thresholds from `reference`; any field given in `overrides` replaces its default."""
-    lo, hi = min(reference.node_means), max(reference.node_means)
-    c_lo, c_hi = min(reference.contrasts), max(reference.contrasts)
+    nodes, contrasts = reference.node_means or [np.nan], reference.contrasts or [np.nan]
+    lo, hi = min(nodes), max(nodes)
+    c_lo, c_hi = min(contrasts), max(contrasts)
     spreads = [float(np.std(v)) for v in reference.label_means.values() if len(v) >= 2]
     spread = float(np.mean(spreads)) if spreads else 0.0
     anatomy = max(ANATOMY_FLOOR_HU, ANATOMY_SPREAD_FACTOR * spread)
@@ -128,9 +129,14 @@ def derive_thresholds(reference: RealReference, **overrides: Any) -> QCThreshold
                                 f"mean HU over {n} training cases), at least {ANATOMY_FLOOR_HU:g} HU",
         "min_node_recall": "off: no segmenter trained on real data was given",
     }
-    thresholds = QCThresholds((lo - LN_HU_TOLERANCE_HU, hi + LN_HU_TOLERANCE_HU),
-                              (c_lo - max(CONTRAST_TOLERANCE_HU, (1 - MIN_CONTRAST_FRACTION) * abs(c_lo)),
-                               c_hi + CONTRAST_TOLERANCE_HU), anatomy, None, source)
+    if not reference.node_means:
+        source["ln_hu"] = "off: the real training cases hold no lymph node to measure"
+    if not reference.contrasts:
+        source["contrast_hu"] = "off: no real lymph node has body-label fat around it"
+    thresholds = QCThresholds(
+        (lo - LN_HU_TOLERANCE_HU, hi + LN_HU_TOLERANCE_HU) if reference.node_means else None,
+        (c_lo - max(CONTRAST_TOLERANCE_HU, (1 - MIN_CONTRAST_FRACTION) * abs(c_lo)), c_hi + CONTRAST_TOLERANCE_HU)
+        if reference.contrasts else None, anatomy, None, source)
     given = {k: v for k, v in overrides.items() if v is not None}
     if given:
         source = {**source, **{k: "given by the caller" for k in given}}

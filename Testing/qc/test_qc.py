@@ -107,3 +107,15 @@ def test_node_recall_rule_uses_half_the_real_recall_and_says_how_many_nodes_were
     assert failed_rules(scores, base) == []                             # no segmenter: the rule is off
     given = derive_thresholds(RealReference([30.0], [90.0], {}, 1), min_node_recall=0.9)
     assert with_node_recall(given, 0.8, 10).min_node_recall == 0.9       # a caller's threshold is kept
+
+
+def test_a_rule_the_real_cases_cannot_calibrate_is_off_and_says_why():
+    from LNSynthLib.qc.rules import failed_rules
+    from LNSynthLib.qc.thresholds import RealReference, derive_thresholds
+
+    thresholds = derive_thresholds(RealReference([30.0], [], {}, 1))   # the real node has no fat around it
+    assert thresholds.contrast_hu is None and thresholds.source["contrast_hu"].startswith("off:")
+    scores = {"node_mean_hu": [30.0], "ln_fat_contrast_hu": 500.0, "anatomy_error_hu": None, "label_error_hu": {},
+              "anatomy_reference": "-"}
+    assert failed_rules(scores, thresholds) == []
+    assert failed_rules({**scores, "node_mean_hu": [300.0]}, thresholds)[0][0] == "ln_hu"
