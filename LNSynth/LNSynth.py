@@ -96,6 +96,7 @@ class LNSynthParameterNode:
     seed: Annotated[int, WithinRange(0, 999999)] = 0
     useTransforms: bool = True
     pasteIntoCT: bool = True
+    qualityControl: bool = True
     nnunetDatasetFolder: Path
     nnunetEpochs: Annotated[int, WithinRange(1, 1000)] = 5
     nnunetIterations: Annotated[int, WithinRange(1, 250)] = 30
@@ -419,7 +420,7 @@ class LNSynthWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             settings = SynthesisSettings(checkpoint=_path(p.checkpointPath), n_samples=p.numberOfSamples,
                                          sampler=None if p.sampler == FROM_CHECKPOINT else p.sampler,
                                          steps=p.steps or None, seed=p.seed, transforms=p.useTransforms,
-                                         device=p.device, paste_into_ct=p.pasteIntoCT)
+                                         device=p.device, paste_into_ct=p.pasteIntoCT, qc=p.qualityControl)
             chain = self.jobEngine().start_synthesis(p.inputVolume, p.anatomySegmentation,
                                                      p.lymphNodeSegmentation, settings)
             self.startJob(chain, self.ui.synthesizeButton, self._showSynthetic)
@@ -436,7 +437,7 @@ class LNSynthWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         p = self._parameterNode
         with slicer.util.tryWithErrorDisplay("Could not export the nnU-Net dataset."):
             chain = self.jobEngine().start_nnunet_export(_path(p.nnunetDatasetFolder), _path(p.casesFolder),
-                                                         paste=p.pasteIntoCT)
+                                                         paste=p.pasteIntoCT, qc=p.qualityControl)
             self.startJob(chain, self.ui.exportDatasetButton)
 
     def onTrainNnunet(self) -> None:

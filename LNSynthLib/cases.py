@@ -13,6 +13,8 @@ Synthetic cases use the same layout (plus `synthetic: true` in case.json).
 from __future__ import annotations
 
 import json
+import os
+import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -72,6 +74,29 @@ def save_case(case: Case, root: str | Path, overwrite: bool = False, ct_dtype: s
                    (Volume((case.ln.array > 0).astype(np.uint8), case.ln.geometry), folder / LN_FILE)], overwrite)
     write_text_atomic(folder / META_FILE, json.dumps(meta, indent=2, default=str), overwrite)
     return folder
+
+
+def write_case_folder(case: Case, final: Path, overwrite: bool) -> None:
+    """Write a generated case into a hidden temporary folder, then rename it onto `final` (no half-written case).
+
+    Sampling and copy-paste augmentation write their cases this way; a complete case already at
+    `final` is refused unless `overwrite`, an incomplete leftover is replaced.
+    """
+    tmp_name = f".{final.name}.tmp-{os.getpid()}"
+    tmp = final.parent / tmp_name
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    try:
+        save_case(Case(tmp_name, case.ct, case.anatomy, case.ln, case.meta), final.parent)
+        if final.exists():
+            if not overwrite and not missing_files(final):
+                raise InputDataError("generated case appeared while it was being written", path=final,
+                                     fix="make sure only one job writes to this folder")
+            shutil.rmtree(final)   # an incomplete leftover, or overwrite requested
+        os.replace(tmp, final)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp)
 
 
 def read_meta(folder: str | Path) -> dict[str, Any]:

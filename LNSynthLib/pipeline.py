@@ -43,6 +43,7 @@ class PipelineSettings:
     synt_per_case: int = 2               # synthetic cases per real case in Real+Synt (paper: 10)
     paste_variant: bool = False          # also train Real+Synt with patches pasted into their CT
     strategies: tuple[str, ...] = ("real", "real+synt")   # of PIPELINE_STRATEGIES; synt: Tables 3-4 of paper 000
+    qc: bool = True                      # score the synthetic pairs (qc/) and leave the rejected ones out of export
     nnunet_epochs: int | None = 3        # None: nnU-Net's standard trainer
     nnunet_iterations: int = 10
     nnunet_val_iterations: int = 2
@@ -85,19 +86,28 @@ class Layout:
     test_cases = property(lambda self: self.root / "cases" / "test")
     ddpm_run = property(lambda self: self.root / "ln_ddpm")
     synthetic = property(lambda self: self.root / "synthetic")
+    copy_paste = property(lambda self: self.root / "copy_paste")
     nnunet = property(lambda self: self.root / "nnunet")
     predictions = property(lambda self: self.root / "predictions")
     report = property(lambda self: self.root / "report")
 
 
-# (dataset id, name, strategy label, method label, export strategy, paste)
+# (dataset id, name, strategy label, method label, pipeline strategy, paste). Real comes first: its model
+# is the segmenter that quality control uses before the synthetic strategies are exported.
 DATASETS = [
     (101, "Real", "Real", "-", "real", False),
+    (105, "RealCopyPaste", "Real + copy-paste", "copy-paste", "real+copypaste", False),
     (102, "RealSynt", "Real + Synt", "LN-DDPM", "real+synt", False),
     (103, "RealSyntPasted", "Real + Synt", "LN-DDPM (pasted)", "real+synt", True),
     (104, "Synt", "Synt", "LN-DDPM", "synt", False),
 ]
-PIPELINE_STRATEGIES = tuple(dict.fromkeys(row[4] for row in DATASETS))   # real, real+synt, synt
+PIPELINE_STRATEGIES = tuple(dict.fromkeys(row[4] for row in DATASETS))   # real, real+copypaste, real+synt, synt
+COPY_PASTE = "real+copypaste"   # real cases + `synt_per_case` copy-paste cases each (augment/copy_paste.py)
+
+
+def export_strategy(pipeline_strategy: str) -> str:
+    """The `nnunet export` strategy of a pipeline strategy: copy-paste cases are exported like synthetic ones."""
+    return "real+synt" if pipeline_strategy == COPY_PASTE else pipeline_strategy
 
 
 def selected_datasets(s: PipelineSettings) -> list[tuple]:
@@ -149,18 +159,36 @@ def sample_synthetic(layout: Layout, s: PipelineSettings, checkpoint: Path) -> N
                  device=s.device, window=sample.window)
 
 
+def copy_paste_cases(layout: Layout, s: PipelineSettings) -> Path:
+    """`synt_per_case` copy-paste cases per real training case (resumes: finished cases are kept)."""
+    from LNSynthLib.augment.copy_paste import write_copy_paste_cases
+
+    write_copy_paste_cases(layout.train_cases, layout.copy_paste, per_case=s.synt_per_case, seed=s.seed)
+    return layout.copy_paste
+
+
+def quality_control(layout: Layout, real_model: Path | None, device: str):  # noqa: ANN201
+    """Score the synthetic pairs into `synthetic/qc.json` (QCReport); NodeRecall rule with the Real model if trained."""
+    from LNSynthLib.qc import score_synthetic
+
+    return score_synthetic(layout.train_cases, layout.synthetic, real_model=real_model, device=device,
+                           work_dir=layout.report / "work")   # the evaluation reuses these predictions
+
+
 def export_strategy_dataset(layout: Layout, s: PipelineSettings, row: tuple) -> Path:
     """The nnU-Net raw dataset of one DATASETS row (real and/or synthetic training cases, real test cases)."""
     from LNSynthLib.segmentation.nnunet_export import ExportSettings, export_dataset
     from LNSynthLib.segmentation.nnunet_runner import NnUNetProject, dataset_name
 
-    dataset_id, name, _, _, export_strategy, paste = row
-    settings = ExportSettings(strategy=export_strategy, synt_per_case=s.synt_per_case, paste_into_ct=paste,
-                              train_margin_mm=s.train_margin_mm, test_margin_mm=s.test_margin_mm)
+    dataset_id, name, _, _, strategy, paste = row
+    settings = ExportSettings(strategy=export_strategy(strategy), synt_per_case=s.synt_per_case, paste_into_ct=paste,
+                              train_margin_mm=s.train_margin_mm, test_margin_mm=s.test_margin_mm, qc=s.qc)
+    synthetic = {"real": None, COPY_PASTE: layout.copy_paste}.get(strategy, layout.synthetic)
+    if strategy == COPY_PASTE:
+        copy_paste_cases(layout, s)
     dataset_dir = NnUNetProject(layout.nnunet).raw / dataset_name(dataset_id, name)
-    export_dataset(layout.train_cases, dataset_dir,
-                   synthetic_root=layout.synthetic if export_strategy != "real" else None,
-                   test_root=layout.test_cases, settings=settings)
+    export_dataset(layout.train_cases, dataset_dir, synthetic_root=synthetic, test_root=layout.test_cases,
+                   settings=settings)
     return dataset_dir
 
 
@@ -173,8 +201,12 @@ def train_and_predict(layout: Layout, s: PipelineSettings, device: str) -> list:
     trainer = nr.TrainerSpec(s.nnunet_epochs, s.nnunet_iterations, s.nnunet_val_iterations, s.nnunet_patience,
                              s.nnunet_min_delta)
     sets = []
+    real_model, scored = None, False
     for row in selected_datasets(s):
         dataset_id, name, strategy, method = row[:4]
+        if s.qc and not scored and row[4] not in ("real", COPY_PASTE):   # the first LN-DDPM strategy
+            quality_control(layout, real_model, device)
+            scored = True
         dataset_dir = export_strategy_dataset(layout, s, row)
         nr.plan_and_preprocess(project, dataset_id, device=device)
         configuration = nr.patch_configuration(project, dataset_id, s.nnunet_patch_size)
@@ -182,6 +214,8 @@ def train_and_predict(layout: Layout, s: PipelineSettings, device: str) -> list:
         pred_dir = layout.predictions / name
         nr.predict(checkpoint.parents[1], dataset_dir / "imagesTs", pred_dir, device=device)
         sets.append(PredictionSet(strategy, method, pred_dir, checkpoint.parent))
+        if row[4] == "real":
+            real_model = checkpoint.parents[1]
     return sets
 
 
@@ -255,12 +289,26 @@ def _evaluate(layout: Layout, s: PipelineSettings, sets: list, device: str) -> P
     notes = [f"nnU-Net trainer: {trainer}; {patch}",
              f"LN-DDPM config {s.ddpm_config} {s.ddpm_overrides}; {sample.samples_per_case} samples per case "
              f"({sample.sampler}, {sample.steps} steps); Real+Synt and Synt use {s.synt_per_case} per real case.",
-             f"Strategies trained: {', '.join(row[2] + ' / ' + row[3] for row in selected_datasets(s))}."]
+             f"Strategies trained: {', '.join(row[2] + ' / ' + row[3] for row in selected_datasets(s))}.",
+             _qc_note(layout, s)]
     inputs = EvaluationInputs(layout.report, dataset_dir / "labelsTs", sets, images_dir=dataset_dir / "imagesTs",
                               real_root=layout.train_cases, test_root=layout.test_cases,
                               synthetic_root=layout.synthetic, ddpm_run=layout.ddpm_run, generation=generation, notes=notes)
     report, _ = write_report(inputs)
     return report
+
+
+def _qc_note(layout: Layout, s: PipelineSettings) -> str:
+    """What quality control removed (qc.json), for the report's notes."""
+    from LNSynthLib.qc.verdicts import read_qc
+
+    qc = read_qc(layout.synthetic) if s.qc and layout.synthetic.is_dir() else None
+    if qc is None:
+        return "Quality control of the synthetic pairs: off." if not s.qc else \
+            "Quality control of the synthetic pairs: not run (no LN-DDPM strategy trained)."
+    rules = ", ".join(f"{rule} {n}" for rule, n in qc["removed_by_rule"].items())
+    return (f"Quality control (synthetic/qc.json): {qc['n_rejected']} of {qc['n_samples']} synthetic pairs "
+            f"rejected and left out of the export; samples failing each rule: {rules}.")
 
 
 RAW_NAMES = {"ct": ("ct",), "ln": ("ln", "lymph_nodes", "ln_mask"), "anatomy": ("anatomy", "totalseg", "seg_total")}

@@ -55,6 +55,7 @@ class SynthesisSettings:
     device: str = "auto"
     margin_mm: float = TEST_MARGIN_MM
     paste_into_ct: bool = True
+    qc: bool = True      # `lnsynth sample --qc`: score the samples into qc.json (the export honours it)
 
 
 class SceneLogic:
@@ -255,6 +256,8 @@ class SceneLogic:
             sample += ["--steps", str(settings.steps)]
         if not settings.transforms:
             sample.append("--no-transforms")
+        if settings.qc:
+            sample.append("--qc")
         steps = [Step("Preparing the case", prepare, weight=1.0),
                  Step("Sampling LN-DDPM", sample, weight=4.0 * settings.n_samples)]
         return self.chain(steps, run, on_success=lambda: self.load_synthetic(
@@ -295,7 +298,8 @@ class SceneLogic:
                           on_success=None if on_success is None else (lambda: on_success(run)))
 
     def start_nnunet_export(self, project_dir: str | Path, cases_root: str | Path | None = None,
-                            synthetic_root: str | Path | None = None, paste: bool = False) -> JobChain:
+                            synthetic_root: str | Path | None = None, paste: bool = False,
+                            qc: bool = True) -> JobChain:
         """`lnsynth nnunet export`: real + synthetic prepared cases → an nnU-Net v2 project folder.
 
         Without `cases_root`, the cases made by this session's synthesis runs (in the work
@@ -310,12 +314,19 @@ class SceneLogic:
             args += ["--synthetic", str(synthetic_root), "--synt-per-case", str(min(per_source.values(), default=1))]
         if paste:
             args.append("--paste")
+        args.append("--qc" if qc else "--no-qc")
         return self.chain([Step("Exporting the nnU-Net dataset", args)], run)
 
     def gather_session_cases(self, run: Path) -> tuple[Path, Path | None]:
-        """Copy the prepared real and synthetic case folders of finished synthesis runs into `run`."""
+        """Copy the prepared real and synthetic case folders of finished synthesis runs into `run`.
+
+        The runs' quality-control verdicts (qc.json) are merged into the gathered folder's qc.json.
+        """
+        from LNSynthLib.qc.verdicts import merge_qc_files
+
         real, synthetic = run / "cases", run / "synthetic"
-        for source in sorted(self.work_root.glob("synthesis-*")):
+        runs = sorted(self.work_root.glob("synthesis-*"))
+        for source in runs:
             for kind, target in (("cases", real), ("synthetic", synthetic)):
                 if not (source / kind).is_dir():
                     continue
@@ -326,6 +337,8 @@ class SceneLogic:
             shutil.rmtree(run, ignore_errors=True)
             raise InputDataError("no prepared cases in this session's work folder", path=self.work_root,
                                  fix="run Synthesize first or choose a folder of prepared cases")
+        if synthetic.is_dir():
+            merge_qc_files([source / "synthetic" for source in runs], synthetic)
         return real, synthetic if synthetic.is_dir() else None
 
     def start_nnunet_train(self, dataset_dir: str | Path, epochs: int, device: str = "auto", *,

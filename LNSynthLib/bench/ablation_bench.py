@@ -133,7 +133,8 @@ def run_one_cell(cell: Cell, seed: int, folder: Path, work: Path, args: argparse
     settings = PipelineSettings(ddpm_config=args.config, strategies=("synt",), synt_per_case=cell.multiple,
                                 nnunet_epochs=b["nnunet_epochs"], nnunet_iterations=b["nnunet_iterations"],
                                 nnunet_val_iterations=2, seed=seed, device=args.device,
-                                nnunet_patch_size=None if args.config == "paper" else (32, 32, 32))
+                                nnunet_patch_size=None if args.config == "paper" else (32, 32, 32),
+                                qc=False)   # paper 000's grid: every sample, unfiltered
     (dataset_id, name, *_), = selected_datasets(settings)
     prediction_set, = train_and_predict(layout, settings, _nnunet_device(args.device))
     labels = layout.nnunet / "nnUNet_raw" / f"Dataset{dataset_id:03d}_{name}" / "labelsTs"

@@ -11,6 +11,7 @@ from LNSynthLib.cli.options import (
     SYNT_PER_CASE_HELP,
     add_config,
     add_device,
+    add_qc,
     add_sampling,
     chosen_config,
     sampling_overrides,
@@ -36,7 +37,10 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--synt-per-case", type=at.positive_int, default=None, help=SYNT_PER_CASE_HELP)
     p.add_argument("--strategies", nargs="+", choices=PIPELINE_STRATEGIES, default=None, metavar="STRATEGY",
                    help=f"nnU-Net training sets, of {', '.join(PIPELINE_STRATEGIES)} (default: real real+synt; "
-                        "synt is the Synt-only training of paper 000 Tables 3-4)")
+                        "real+copypaste: real nodes pasted into other fat positions, the same number of cases per "
+                        "real case as real+synt; synt is the Synt-only training of paper 000 Tables 3-4)")
+    add_qc(p, True, "after sampling (with the Real model's NodeRecall when Real is trained), before the "
+                    "synthetic strategies are exported")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--lpips-weights", default=None, help="MedicalNet resnet_10_23dataset.pth (file or folder)")
 
@@ -62,7 +66,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _apply(settings: PipelineSettings, args: argparse.Namespace) -> PipelineSettings:
-    changes = {"device": args.device, "seed": args.seed, "lpips_weights": args.lpips_weights}
+    changes = {"device": args.device, "seed": args.seed, "lpips_weights": args.lpips_weights, "qc": args.qc}
     if args.paste:
         changes["paste_variant"] = True
     if args.strategies:

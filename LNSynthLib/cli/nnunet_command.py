@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 
 from LNSynthLib.cli import arg_types as at
-from LNSynthLib.cli.options import SYNT_PER_CASE_HELP, add_device
+from LNSynthLib.cli.options import SYNT_PER_CASE_HELP, add_device, add_qc
 from LNSynthLib.devices import nnunet_device
 from LNSynthLib.jobs.results import emit_result
 from LNSynthLib.volumes.preprocess import TEST_MARGIN_MM, TRAIN_MARGIN_MM
@@ -31,6 +31,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     exp.add_argument("--train-margin-mm", type=at.positive_float, default=TRAIN_MARGIN_MM)
     exp.add_argument("--test-margin-mm", type=at.positive_float, default=TEST_MARGIN_MM)
     exp.add_argument("--overwrite", action="store_true")
+    add_qc(exp, True, "leave out the synthetic cases that --synthetic's qc.json rejects (written by "
+                      "`lnsynth sample --qc` or the pipeline; without qc.json every case is exported)")
     exp.set_defaults(func=run_export)
 
     tr = steps.add_parser("train", help="plan/preprocess and train nnU-Net (resumes)")
@@ -74,7 +76,7 @@ def run_export(args: argparse.Namespace) -> int:
     strategy = args.strategy or ("real+synt" if args.synthetic else "real")
     settings = ExportSettings(strategy=strategy, synt_per_case=args.synt_per_case, paste_into_ct=args.paste,
                               blend_mm=args.blend_mm, train_margin_mm=args.train_margin_mm,
-                              test_margin_mm=args.test_margin_mm)
+                              test_margin_mm=args.test_margin_mm, qc=args.qc)
     name = args.name or {"real": "Real", "synt": "Synt", "real+synt": "RealSynt"}[strategy] + (
         "Pasted" if args.paste and strategy != "real" else "")
     project = NnUNetProject(Path(args.out))

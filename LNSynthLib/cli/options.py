@@ -67,6 +67,17 @@ def sampling_overrides(args: argparse.Namespace) -> dict[str, object]:
     return {f"sample.{key}": value for key, value in given.items() if value is not None}
 
 
+QC_HELP = ("quality control of the synthetic pairs: score each against the real training cases (LN HU, LN-fat "
+           "contrast, anatomy HU; NodeRecall with a real-data segmenter) into qc.json and leave the rejected ones "
+           "out of the nnU-Net export")
+
+
+def add_qc(parser: argparse.ArgumentParser, default: bool, what: str) -> None:
+    """The one `--qc/--no-qc` switch; `what` says what it does in this command."""
+    parser.add_argument("--qc", action=argparse.BooleanOptionalAction, default=default,
+                        help=f"{QC_HELP}; here: {what} (default: {'on' if default else 'off'})")
+
+
 def device_arg(text: str) -> str:
     """argparse `type` of `--device`: `auto|cpu|cuda|cuda:N` (`gpu` read as `cuda`), else a usage error."""
     from LNSynthLib.devices import DeviceError, normalize_device

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from LNSynthLib.cli import arg_types as at
-from LNSynthLib.cli.options import add_device, add_sampling
+from LNSynthLib.cli.options import add_device, add_qc, add_sampling
 from LNSynthLib.errors import InputDataError
 
 
@@ -31,6 +31,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_device(p)
     p.add_argument("--overwrite", action="store_true", help="replace existing synthetic cases")
     p.add_argument("--raw-weights", action="store_true", help="use the raw weights instead of the EMA")
+    add_qc(p, False, "score the samples after sampling against the --cases (the real cases) into <out>/qc.json")
+    p.add_argument("--qc-model", type=at.input_path, default=None, metavar="DIR",
+                   help="with --qc: an nnU-Net model folder trained on real data; adds the NodeRecall rule")
     p.set_defaults(func=run)
 
 
@@ -38,9 +41,18 @@ def run(args: argparse.Namespace) -> int:
     from LNSynthLib.diffusion.sample.sampling import sample_cases
     from LNSynthLib.jobs.results import emit_result
 
+    if args.qc_model and not args.qc:   # refused before hours of sampling, not after
+        from LNSynthLib.errors import UsageError
+
+        raise UsageError("--qc-model is used by quality control only", fix="add --qc")
     folders = sample_cases(args.checkpoint, args.cases, args.out, samples_per_case=args.samples_per_case,
                            sampler=args.sampler, steps=args.steps, eta=args.eta, window=args.window, seed=args.seed,
                            transforms=not args.no_transforms, shard=parse_shard(args.shard), device=args.device,
                            overwrite=args.overwrite, use_ema=not args.raw_weights)
+    if args.qc:
+        from LNSynthLib.qc import score_synthetic
+
+        report = score_synthetic(args.cases, args.out, real_model=args.qc_model, device=args.device)
+        print(report.summary())
     emit_result("cases", args.out, count=len(folders))
     return 0

@@ -13,6 +13,7 @@ itself is never changed.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -27,6 +28,7 @@ SCALE_RANGE = (0.8, 1.25)
 MAX_SHIFT_VOXELS = 3.0
 ELASTIC_SIGMA = 2.0          # smoothness of the displacement field, voxels
 ELASTIC_MAGNITUDE = 0.35     # largest displacement as a fraction of the node radius
+P_AFFINE = P_ELASTIC = 0.5   # per node: affine, elastic or (the rest) unchanged
 _TOUCH = np.ones((3, 3, 3), dtype=bool)
 
 
@@ -44,7 +46,14 @@ def _rotation(angles: np.ndarray) -> np.ndarray:
     return rz @ ry @ rx
 
 
-def _affine_node(node: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, dict[str, Any]]:
+Warp = Callable[..., np.ndarray]   # warp(array, order=1, mode="constant") -> array warped like the node
+
+
+def affine_warp(node: np.ndarray, rng: np.random.Generator) -> tuple[Warp, dict[str, Any]]:
+    """A random affine about the node's centre, as a function any array of the node's shape can go through.
+
+    Copy-paste (`augment/copy_paste.py`) warps a CT crop with the same draw as its node mask.
+    """
     angles = np.deg2rad(rng.uniform(-ROTATION_DEG, ROTATION_DEG, 3))
     scales = rng.uniform(*SCALE_RANGE, 3)
     shift = rng.uniform(-MAX_SHIFT_VOXELS, MAX_SHIFT_VOXELS, 3)
@@ -53,19 +62,41 @@ def _affine_node(node: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray
     centre = np.array(ndimage.center_of_mass(node))
     # output voxel o samples input at inverse @ (o - centre - shift) + centre
     offset = centre - inverse @ (centre + shift)
-    out = ndimage.affine_transform(node.astype(np.float32), inverse, offset=offset, order=1) > 0.5
-    return out, {"rotation_deg": np.rad2deg(angles).round(1).tolist(), "scale": scales.round(3).tolist(),
-                 "shift_voxels": shift.round(2).tolist()}
+
+    def warp(array: np.ndarray, order: int = 1, mode: str = "constant") -> np.ndarray:
+        return ndimage.affine_transform(array.astype(np.float32), inverse, offset=offset, order=order, mode=mode)
+
+    return warp, {"rotation_deg": np.rad2deg(angles).round(1).tolist(), "scale": scales.round(3).tolist(),
+                  "shift_voxels": shift.round(2).tolist()}
 
 
-def _elastic_node(node: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, dict[str, Any]]:
+def elastic_warp(node: np.ndarray, rng: np.random.Generator) -> tuple[Warp, dict[str, Any]]:
+    """A random smooth displacement scaled to the node's radius, as a function like `affine_warp`'s."""
     radius = max(1.0, (3 * node.sum() / (4 * np.pi)) ** (1 / 3))
     magnitude = ELASTIC_MAGNITUDE * radius + 0.5
     field = np.stack([ndimage.gaussian_filter(rng.standard_normal(node.shape), ELASTIC_SIGMA) for _ in range(3)])
     field *= magnitude / max(1e-6, float(np.abs(field).max()))
     coords = np.indices(node.shape, dtype=np.float32) + field
-    out = ndimage.map_coordinates(node.astype(np.float32), coords, order=1) > 0.5
-    return out, {"max_displacement_voxels": round(float(magnitude), 2)}
+
+    def warp(array: np.ndarray, order: int = 1, mode: str = "constant") -> np.ndarray:
+        return ndimage.map_coordinates(array.astype(np.float32), coords, order=order, mode=mode)
+
+    return warp, {"max_displacement_voxels": round(float(magnitude), 2)}
+
+
+WARPS: dict[str, Callable[[np.ndarray, np.random.Generator], tuple[Warp, dict[str, Any]]]] = {
+    "affine": affine_warp, "elastic": elastic_warp}
+
+
+def choose_op(rng: np.random.Generator, p_affine: float = P_AFFINE, p_elastic: float = P_ELASTIC) -> str:
+    """`affine` with probability `p_affine`, `elastic` with `p_elastic`, else `none` (one draw)."""
+    u = rng.random()
+    return "affine" if u < p_affine else "elastic" if u < p_affine + p_elastic else "none"
+
+
+def _warp_node(op: str, node: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, dict[str, Any]]:
+    warp, params = WARPS[op](node, rng)
+    return warp(node) > 0.5, params
 
 
 def _node_box(node: np.ndarray, margin: int) -> tuple[slice, ...]:
@@ -75,8 +106,8 @@ def _node_box(node: np.ndarray, margin: int) -> tuple[slice, ...]:
     return tuple(slice(int(a), int(b)) for a, b in zip(lo, hi, strict=True))
 
 
-def transform_ln_mask(ln: np.ndarray, anatomy: np.ndarray, rng: np.random.Generator, *, p_affine: float = 0.5,
-                      p_elastic: float = 0.5, p_remove: float = 0.5,
+def transform_ln_mask(ln: np.ndarray, anatomy: np.ndarray, rng: np.random.Generator, *,
+                      p_affine: float = P_AFFINE, p_elastic: float = P_ELASTIC, p_remove: float = 0.5,
                       max_tries: int = 10) -> tuple[np.ndarray, dict[str, Any]]:
     """New LN mask (uint8, same shape) and a JSON-ready record of what was done to each node.
 
@@ -101,8 +132,7 @@ def transform_ln_mask(ln: np.ndarray, anatomy: np.ndarray, rng: np.random.Genera
     for number in keep:
         node = labels == number
         others = (labels > 0) & (labels != number) & np.isin(labels, keep)
-        u = rng.random()
-        op = "affine" if u < p_affine else "elastic" if u < p_affine + p_elastic else "none"
+        op = choose_op(rng, p_affine, p_elastic)
         record: dict[str, Any] = {"node": number, "op": op, "voxels_before": int(node.sum()), "tries": 0,
                                   "accepted": op == "none"}
         new = node
@@ -112,7 +142,7 @@ def transform_ln_mask(ln: np.ndarray, anatomy: np.ndarray, rng: np.random.Genera
             allowed_overlap = int((node & organs).sum())
             blocked = ndimage.binary_dilation(others | out, structure=_TOUCH)[box]
             for attempt in range(1, max_tries + 1):
-                local, params = (_affine_node if op == "affine" else _elastic_node)(node[box], rng)
+                local, params = _warp_node(op, node[box], rng)
                 record["tries"] = attempt
                 if not local.any() or (local & blocked).any() or int((local & organs[box]).sum()) > allowed_overlap:
                     continue

@@ -77,18 +77,8 @@ def evaluate_generation(real_root: str | Path, synthetic_root: str | Path, *, wo
         notes.append(f"FID: 3D, {FID_FEATURES}, {len(fid_real)} real crops vs {len(fid_synt)} synthetic patches "
                      "(not on the scale of 2D Inception FIDs; few samples make it noisy)")
     if real_model is not None and folders:
-        from LNSynthLib.segmentation.nnunet_runner import predict
-
-        images, preds = work_dir / "synthetic_images", work_dir / "synthetic_predictions"
-        for folder in folders:
-            target = images / f"{folder.name}_0000.nii.gz"
-            if not target.exists():
-                ct = read_volume(folder / CT_FILE)
-                write_volume(Volume(ct.array.astype(np.float32), ct.geometry), target)
-        predict(real_model, images, preds, device=device)
-        result["NodeRecall_synt"] = gm.node_recall_synt(
-            [read_volume(preds / f"{f.name}.nii.gz").array for f in folders],
-            [read_volume(f / LN_FILE).array for f in folders])
+        result["NodeRecall_synt"] = gm.node_recall_synt(segment_cases(folders, real_model, work_dir, device),
+                                                        [read_volume(f / LN_FILE).array for f in folders])
     organs, organ_cases, organ_note = evaluate_organ_dice(folders, work_dir, mode=organ_dice,
                                                          weights_dir=totalseg_weights_dir, fast=totalseg_fast,
                                                          device=device)
@@ -97,3 +87,22 @@ def evaluate_generation(real_root: str | Path, synthetic_root: str | Path, *, wo
     notes.append(organ_note)
     result["note"] = "; ".join(notes)
     return result
+
+
+def segment_cases(folders: list[Path], model: str | Path, work_dir: Path, device: str,
+                  kind: str = "synthetic") -> list[np.ndarray]:
+    """Label maps of an nnU-Net model on the cases' CTs (NodeRecall_synt; quality control per sample).
+
+    Images and predictions stay in `work_dir/<kind>_images|_predictions`, so a second caller with
+    the same folder (the pipeline's QC, then its evaluation) predicts nothing twice.
+    """
+    from LNSynthLib.segmentation.nnunet_runner import predict
+
+    images, preds = work_dir / f"{kind}_images", work_dir / f"{kind}_predictions"
+    for folder in folders:
+        target = images / f"{folder.name}_0000.nii.gz"
+        if not target.exists():
+            ct = read_volume(folder / CT_FILE)
+            write_volume(Volume(ct.array.astype(np.float32), ct.geometry), target)
+    predict(model, images, preds, device=device)
+    return [read_volume(preds / f"{f.name}.nii.gz").array for f in folders]

@@ -25,7 +25,8 @@ import numpy as np
 from LNSynthLib.atomic import write_text_atomic
 from LNSynthLib.cases import CT_FILE, LN_FILE, META_FILE, is_synthetic, list_cases, read_meta
 from LNSynthLib.errors import InputDataError, OutputExistsError
-from LNSynthLib.jobs.progress import Progress
+from LNSynthLib.jobs.progress import Progress, emit_event
+from LNSynthLib.qc.verdicts import QC_FILE, rejected_cases
 from LNSynthLib.segmentation.leakage import check_prepared_disjoint
 from LNSynthLib.segmentation.paste import DEFAULT_BLEND_MM, paste_patch
 from LNSynthLib.volumes.geometry import Volume
@@ -47,6 +48,7 @@ class ExportSettings:
     blend_mm: float = DEFAULT_BLEND_MM
     train_margin_mm: float | None = TRAIN_MARGIN_MM  # None: use the prepared case as it is
     test_margin_mm: float | None = TEST_MARGIN_MM
+    qc: bool = True      # leave out the synthetic cases quality control rejected (qc.json, when there is one)
 
     def __post_init__(self) -> None:
         if self.strategy not in STRATEGIES:
@@ -99,21 +101,46 @@ def select_training_items(real_root: str | Path, synthetic_root: str | Path | No
         groups = synthetic_by_source(synthetic_root)
         kind = "pasted" if settings.paste_into_ct else "synt"
         wanted = settings.synt_per_case
+        rejected = (rejected_cases(synthetic_root) if settings.qc else None) or set()
         for source in real:
             found = groups.get(source.name, [])
-            if wanted is None:
-                items += [TrainingItem(f.name, f, kind, source.name) for f in found]
-                continue
-            if len(found) < wanted:
+            if wanted is not None and len(found) < wanted:
                 raise InputDataError(f"only {len(found)} synthetic case(s) for {source.name}, "
                                      f"{settings.synt_per_case} requested", path=synthetic_root,
                                      fix=f"sample more (`lnsynth sample --samples-per-case {settings.synt_per_case}`) "
                                          "or lower --synt-per-case")
-            items += [TrainingItem(f.name, f, kind, source.name) for f in found[:wanted]]
+            passed = [f for f in found if f.name not in rejected]
+            items += [TrainingItem(f.name, f, kind, source.name) for f in passed[:wanted]]
+        if rejected and not any(i.kind != "real" for i in items):
+            raise InputDataError("quality control rejected every synthetic case of these real cases",
+                                 path=Path(synthetic_root) / QC_FILE,
+                                 fix="read the reasons in qc.json; train LN-DDPM longer, or export with --no-qc")
         if not any(i.kind != "real" for i in items):
             raise InputDataError("no synthetic case belongs to these real cases", path=synthetic_root,
                                  fix="sample from these cases first (`lnsynth sample --cases` with the same folder)")
     return items
+
+
+def qc_summary(real_root: str | Path, synthetic_root: str | Path | None, settings: ExportSettings,
+               items: list[TrainingItem]) -> str | None:
+    """One line for the export's log: how many synthetic cases quality control dropped (None: QC not in play)."""
+    if settings.strategy == "real":
+        return None
+    root = synthetic_root
+    if root is None:   # synthetic cases next to the real ones
+        root = real_root
+    rejected = rejected_cases(root) if settings.qc else None
+    if rejected is None:
+        return None if settings.qc else "QC off: every synthetic case may be exported (--no-qc)"
+    sources = {i.source_case for i in items}
+    groups = synthetic_by_source(root)
+    dropped = sorted(f.name for s, found in groups.items() if s in sources for f in found if f.name in rejected)
+    short = sorted(s for s in sources if settings.synt_per_case is not None
+                   and sum(i.source_case == s and i.kind != "real" for i in items) < settings.synt_per_case)
+    line = f"QC ({Path(root) / QC_FILE}): dropped {len(dropped)} rejected synthetic case(s)"
+    if short:
+        line += f"; {len(short)} real case(s) got fewer than {settings.synt_per_case} synthetic cases"
+    return line
 
 
 def _crop_to_ln(ct: Volume, ln: Volume, margin_mm: float | None) -> tuple[Volume, Volume]:
@@ -164,6 +191,9 @@ def export_dataset(real_root: str | Path, dataset_dir: str | Path, *, synthetic_
     if test_root is not None:
         check_prepared_disjoint(real_root, test_root)
     items = select_training_items(real_root, synthetic_root, settings)
+    qc_note = qc_summary(real_root, synthetic_root, settings, items)
+    if qc_note:
+        emit_event("nnunet_export", message=qc_note)
     test = list_cases(test_root) if test_root is not None else []
     manifest = {"settings": asdict(settings), "real_root": str(real_root.resolve()),
                 "synthetic_root": None if synthetic_root is None else str(Path(synthetic_root).resolve()),

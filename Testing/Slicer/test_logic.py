@@ -93,3 +93,21 @@ def test_synthesis_needs_a_checkpoint(scene_case, tmp_path):
     with pytest.raises(InputDataError, match="checkpoint not found"):
         logic.start_synthesis(ct_node, anatomy_node, ln_node, SynthesisSettings(tmp_path / "none.pt"))
     assert not any((tmp_path / "work").glob("synthesis-*"))
+
+
+def test_quality_control_setting_reaches_the_sample_and_export_command_lines(scene_case, tmp_path):
+    from LNSynthModuleLib.logic import SynthesisSettings
+
+    logic, ct_node, anatomy_node, ln_node, *_ = scene_case
+    checkpoint = tmp_path / "model.pt"
+    checkpoint.write_bytes(b"only the file's presence is checked before the job starts")
+    assert SynthesisSettings(checkpoint).qc is True                       # the panel's default: on
+    for qc in (True, False):
+        chain = logic.start_synthesis(ct_node, anatomy_node, ln_node, SynthesisSettings(checkpoint, qc=qc))
+        chain.cancel()
+        sample = chain.steps[1].args
+        assert sample[0] == "sample" and ("--qc" in sample) is qc
+    for qc, flag in ((True, "--qc"), (False, "--no-qc")):
+        chain = logic.start_nnunet_export(tmp_path / "project", tmp_path / "cases", qc=qc)
+        chain.cancel()
+        assert chain.steps[0].args[:2] == ["nnunet", "export"] and chain.steps[0].args[-1] == flag

@@ -103,3 +103,17 @@ def test_module_file_is_thin():
         elif isinstance(node, ast.ImportFrom) and node.module:
             imported.add(node.module.split(".")[0])
     assert not imported & {"subprocess", "SimpleITK", "nibabel", "torch", "shutil"}
+
+
+def test_quality_control_checkbox_is_bound_and_on_by_default():
+    widget = _widgets()["qcCheckBox"]
+    assert widget.get("class") == "QCheckBox"
+    assert _bound_parameters()["qualityControl"] == "qcCheckBox"
+    checked = next(p for p in widget.findall("property") if p.get("name") == "checked")
+    assert checked.findtext("bool") == "true"
+    defaults = {node.target.id: node.value for node in ast.walk(_module_tree())
+                if isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name)}
+    assert isinstance(defaults["qualityControl"], ast.Constant) and defaults["qualityControl"].value is True
+    calls = [ast.unparse(node) for node in ast.walk(_module_tree()) if isinstance(node, ast.Call)
+             and any(k.arg == "qc" for k in node.keywords)]
+    assert len(calls) == 2 and all("qc=p.qualityControl" in c for c in calls)   # Synthesize and Export

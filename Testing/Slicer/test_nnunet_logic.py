@@ -51,6 +51,29 @@ def test_export_gathers_the_session_cases_into_an_nnunet_dataset(core, tmp_path,
     assert len(list((datasets[0].parent / "labelsTr").glob("*.nii.gz"))) == 3
 
 
+def test_export_leaves_out_what_quality_control_rejected_in_the_session(core, tmp_path, example_ct):
+    from LNSynthLib.cases import load_case
+    from LNSynthLib.qc import score_synthetic
+
+    work = tmp_path / "work"
+    _session_with_one_synthesis_run(work, example_ct)
+    run = work / "synthesis-20260101-000000"
+    good = load_case(run / "synthetic" / "example_synt_0")
+    bright = good.ct.array.copy()
+    bright[good.ln.array > 0] = 300.0                                   # a node no real node looks like
+    save_case(Case("example_synt_2", Volume(bright, good.ct.geometry), good.anatomy, good.ln,
+                   {"synthetic": True, "source_case": "example", "sample_index": 2}), run / "synthetic")
+    assert score_synthetic(run / "cases", run / "synthetic").rejected == ["example_synt_2"]   # `sample --qc`
+    logic = SceneLogic(core.scene, work)
+    counts = {}
+    for qc in (True, False):
+        project = tmp_path / f"project_qc_{qc}"
+        state = logic.start_nnunet_export(project, qc=qc).wait(timeout_s=300)
+        assert state.succeeded, state.error
+        counts[qc] = json.loads(next(project.rglob("dataset.json")).read_text(encoding="utf-8"))["numTraining"]
+    assert counts == {True: 1 + 2, False: 1 + 3}
+
+
 def test_export_without_any_session_case_says_what_to_do(core, tmp_path):
     logic = SceneLogic(core.scene, tmp_path / "work")
     with pytest.raises(InputDataError, match="run Synthesize first"):

@@ -14,9 +14,10 @@ import pytest
 def test_demo_runs_end_to_end_and_resumes(tmp_path):
     out = tmp_path / "demo"
     env = dict(os.environ, LNSYNTH_PROGRESS="json")
+    # 100 LN-DDPM iterations paint nodes quality control rejects (all 5 of 5 checked); QC has its own test below.
     cmd = [sys.executable, "-m", "LNSynthLib", "demo", "--out", str(out), "--device", "cpu",
            "--ddpm-iterations", "100", "--nnunet-epochs", "1", "--nnunet-iterations", "3",
-           "--train-cases", "4", "--test-cases", "2"]
+           "--train-cases", "4", "--test-cases", "2", "--no-qc"]
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=3600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     events = [json.loads(line) for line in proc.stdout.splitlines() if line.startswith("{")]
@@ -92,3 +93,28 @@ def test_pipeline_bench_markdown_names_the_settings_and_each_seed():
     assert "| seed | DSC Real | NodeRecall Real |" in text
     assert "| 0 | 0.2500 | 0.5000 |" in text and "| 1 | 0.7500 | 0.5000 |" in text
     assert "0.5000 ± 0.3536" in text
+
+
+@pytest.mark.slow
+def test_demo_with_copy_paste_and_quality_control(tmp_path):
+    """Real, Real + copy-paste and Real + Synt; QC runs after Real is trained, so its NodeRecall rule is on.
+
+    The demo's 300 LN-DDPM iterations: on 6 phantom cases QC rejected 2 of 12 samples (100 iterations: all).
+    """
+    out = tmp_path / "demo"
+    env = dict(os.environ, LNSYNTH_PROGRESS="json")
+    cmd = [sys.executable, "-m", "LNSynthLib", "demo", "--out", str(out), "--device", "cpu",
+           "--nnunet-epochs", "1", "--nnunet-iterations", "3",
+           "--train-cases", "4", "--test-cases", "2", "--strategies", "real+synt", "real+copypaste", "real"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=3600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    metrics = json.loads((out / "report" / "metrics.json").read_text(encoding="utf-8"))
+    assert [(r["strategy"], r["method"]) for r in metrics["segmentation"]] == [
+        ("Real", "-"), ("Real + copy-paste", "copy-paste"), ("Real + Synt", "LN-DDPM")]
+    assert len([p for p in (out / "copy_paste").iterdir() if p.is_dir()]) == 4 * 2
+    qc = json.loads((out / "synthetic" / "qc.json").read_text(encoding="utf-8"))
+    assert qc["n_samples"] == 8 and qc["real_model"] and "node recall" in qc["thresholds"]["source"]["min_node_recall"]
+    assert all("node_recall" in s["scores"] for s in qc["samples"].values())
+    manifest = json.loads(next((out / "nnunet").rglob("Dataset102_RealSynt/lnsynth_export.json")).read_text())
+    assert not {i["case_id"] for i in manifest["training"]} & {n for n, s in qc["samples"].items() if not s["passed"]}
+    assert "Quality control (synthetic/qc.json)" in (out / "report" / "report.md").read_text(encoding="utf-8")

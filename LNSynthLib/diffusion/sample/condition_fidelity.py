@@ -22,6 +22,7 @@ from scipy import ndimage
 from LNSynthLib.anatomy.groups import BODY
 
 MIN_REGION_VOXELS = 20
+MIN_CONTRAST_FRACTION = 0.5   # a sample follows its nodes with at least this share of the real LN−fat contrast
 
 
 def region_means(ct_hu: np.ndarray, anatomy: np.ndarray, ln: np.ndarray,
@@ -100,7 +101,8 @@ def condition_fidelity(targets: Sequence[tuple[np.ndarray, np.ndarray, np.ndarra
     }
 
 
-def follows_conditions(result: dict[str, Any], min_r: float = 0.8, min_contrast_fraction: float = 0.5) -> bool:
+def follows_conditions(result: dict[str, Any], min_r: float = 0.8,
+                       min_contrast_fraction: float = MIN_CONTRAST_FRACTION) -> bool:
     """r above `min_r` and at least `min_contrast_fraction` of the target's LN−fat contrast."""
     contrast, target = result.get("ln_fat_contrast_hu"), result.get("target_ln_fat_contrast_hu")
     if contrast is None or target is None:

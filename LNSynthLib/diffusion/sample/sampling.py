@@ -11,7 +11,6 @@ outputs are skipped on a rerun, so an interrupted job resumes where it stopped.
 from __future__ import annotations
 
 import os
-import shutil
 import zlib
 from collections.abc import Callable
 from dataclasses import replace
@@ -22,7 +21,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from LNSynthLib.cases import Case, is_synthetic, save_case
+from LNSynthLib.cases import Case, is_synthetic, write_case_folder
 from LNSynthLib.cases import list_cases as list_case_folders
 from LNSynthLib.devices import autocast_dtype, torch_device
 from LNSynthLib.diffusion.config import LNDDPMConfig
@@ -171,7 +170,7 @@ def sample_cases(checkpoint: str | Path, cases_root: str | Path, out_root: str |
                     "patch_start_zyx": [int(s) for s in start], "patch_size_zyx": list(patch), "window_rule": window_rule,
                     "window": window,
                     **ckpt_info}
-            _write_case_folder(Case(final.name, Volume(hu, geometry), Volume(anatomy, geometry),
+            write_case_folder(Case(final.name, Volume(hu, geometry), Volume(anatomy, geometry),
                                     Volume(ln.astype(np.uint8), geometry), meta), final, overwrite)
             written.append(final)
             done += 1
@@ -179,21 +178,3 @@ def sample_cases(checkpoint: str | Path, cases_root: str | Path, out_root: str |
     bar.close(written=len(written))
     return written
 
-
-def _write_case_folder(case: Case, final: Path, overwrite: bool) -> None:
-    """Write into a hidden temporary folder, then rename it onto `final` (no half-written case)."""
-    tmp_name = f".{final.name}.tmp-{os.getpid()}"
-    tmp = final.parent / tmp_name
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    try:
-        save_case(Case(tmp_name, case.ct, case.anatomy, case.ln, case.meta), final.parent)
-        if final.exists():
-            if not overwrite and is_done(final):
-                raise InputDataError("synthetic case appeared while it was being written", path=final,
-                                     fix="make sure only one sampling job writes to this folder")
-            shutil.rmtree(final)   # an incomplete leftover, or overwrite requested
-        os.replace(tmp, final)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp)

@@ -1,0 +1,1 @@
+"""Training-data augmentation that needs no generative model (the copy-paste baseline)."""
