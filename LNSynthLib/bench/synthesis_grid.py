@@ -36,11 +36,9 @@ class Strategy:
     qc: bool = False               # PipelineSettings.qc (the synthetic-sample quality filter)
 
     def settings_changes(self) -> dict[str, Any]:
-        changes: dict[str, Any] = {"strategies": (self.pipeline_strategy,), "synt_per_case": self.synt_per_case,
-                                   "paste_variant": self.paste}
-        if self.qc:
-            changes["qc"] = True
-        return changes
+        # qc always explicit: the pipeline's default (on) must not filter the strategies compared without it
+        return {"strategies": (self.pipeline_strategy,), "synt_per_case": self.synt_per_case,
+                "paste_variant": self.paste, "qc": self.qc}
 
 
 STRATEGIES = (

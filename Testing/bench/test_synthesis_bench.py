@@ -29,20 +29,23 @@ def _marker(dscs: list[float], found: list[int]) -> dict:
 def test_every_strategy_names_a_pipeline_strategy_or_says_why_not() -> None:
     names = [f.name for f in fields(PipelineSettings)]
     reasons = {s.key: grid.unsupported(s, PIPELINE_STRATEGIES, names) for s in grid.STRATEGIES}
-    assert reasons["real"] is None and reasons["ddpm5"] is None and reasons["ddpm10_pasted"] is None
-    assert reasons["synt"] is None
-    # Being added elsewhere: skipped with the reason until the pipeline knows them.
-    if "real+copypaste" not in PIPELINE_STRATEGIES:
-        assert "real+copypaste" in reasons["copypaste"]
-    if "qc" not in names:
-        assert "qc" in reasons["ddpm10_qc"]
-    assert grid.unsupported(grid.BY_KEY["ddpm5_qc"], ("real+synt",), [*names, "qc"]) is None
+    assert reasons == {s.key: None for s in grid.STRATEGIES}
+    # An unknown pipeline strategy or setting is named in the reason, not run.
+    assert "real+other" in grid.unsupported(grid.Strategy("x", "X", "x", "real+other"), PIPELINE_STRATEGIES, names)
+    assert "qc" in grid.unsupported(grid.BY_KEY["ddpm5_qc"], ("real+synt",), [n for n in names if n != "qc"])
+
+
+def test_quality_control_only_where_the_strategy_asks_for_it() -> None:
+    # The pipeline filters by default; the strategies compared without the filter must turn it off.
+    assert PipelineSettings().qc is True
+    assert {s.key for s in grid.STRATEGIES if s.settings_changes()["qc"]} == {"ddpm5_qc", "ddpm10_qc"}
 
 
 def test_groups_share_one_pipeline_call() -> None:
     members = [s for s in grid.STRATEGIES if s.group == "ddpm10"]
     assert [s.key for s in members] == ["ddpm10", "ddpm10_pasted"]
-    assert grid.group_settings(members) == {"strategies": ("real+synt",), "synt_per_case": 10, "paste_variant": True}
+    assert grid.group_settings(members) == {"strategies": ("real+synt",), "synt_per_case": 10, "paste_variant": True,
+                                           "qc": False}
     rows = [{"strategy": "Real + Synt", "method": "LN-DDPM"}, {"strategy": "Real + Synt", "method": "LN-DDPM (pasted)"}]
     assert grid.pick_row(members[0], rows) is rows[0] and grid.pick_row(members[1], rows) is rows[1]
     only = [{"strategy": "Real + copy-paste", "method": "nodes pasted"}]
