@@ -17,6 +17,7 @@ from LNSynthLib.cli import arg_types as at
 from LNSynthLib.errors import InputDataError
 
 DEFAULT_PORT = 8080
+DEFAULT_MAX_SESSIONS = 8   # each session is a Slicer scene in its own process (a few hundred MB)
 WEB_MODULES = {False: "LNSynthModuleLib.web.launcher", True: "LNSynthModuleLib.web.serve"}
 TOKEN_ENV = "LNSYNTH_SERVE_TOKEN"  # how the launcher hands the token to its session processes
 WEB_EXTRA_FIX = "install the web extra: make web (or pip install '.[web]' and slicer-layer-dm --no-deps)"
@@ -31,6 +32,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--token", help="require this token on every request (open the page with ?token=...)")
     p.add_argument("--work", type=Path, default=Path("lnsynth_web"),
                    help="work folder; each session gets its own session-* folder in it (default ./lnsynth_web)")
+    p.add_argument("--max-sessions", type=at.positive_int, default=DEFAULT_MAX_SESSIONS,
+                   help=f"browser sessions open at once (each its own process and work folder; "
+                        f"default {DEFAULT_MAX_SESSIONS})")
     p.add_argument("--single-session", action="store_true", help=argparse.SUPPRESS)  # one app (the launcher's child)
     p.set_defaults(func=run)
 
@@ -63,4 +67,4 @@ def run(args: argparse.Namespace) -> int:
     token = args.token or (os.environ.get(TOKEN_ENV) if args.single_session else None)
     if args.single_session:
         return load_web_app(True).serve(args.work, args.port, args.host, token)
-    return load_web_app(False).run(args.work, args.port, args.host, token)
+    return load_web_app(False).run(args.work, args.port, args.host, token, args.max_sessions)

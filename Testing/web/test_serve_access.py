@@ -37,9 +37,10 @@ def test_exposure_warning_names_the_risk():
     assert "needs the token" in exposure_warning("0.0.0.0", "s3cret")
 
 
-def test_token_is_required_on_every_request_and_sessions_get_their_own_folder(tmp_path: Path):
+def test_token_is_required_on_every_request_and_sessions_get_their_own_folder_up_to_the_limit(tmp_path: Path):
     require_web_extra()
-    server = start_server(tmp_path / "work", tmp_path / "serve.log", "--host", "0.0.0.0", "--token", "s3cret")
+    server = start_server(tmp_path / "work", tmp_path / "serve.log", "--host", "0.0.0.0", "--token", "s3cret",
+                          "--max-sessions", "2")
     try:
         log = server.log.read_text(encoding="utf-8")
         assert "every request needs the token" in log
@@ -64,6 +65,11 @@ def test_token_is_required_on_every_request_and_sessions_get_their_own_folder(tm
         assert second.status == 302 and second.getheader("Location") != page
         folders = sorted((tmp_path / "work").glob("session-*"))
         assert len(folders) == 2 and folders[0] != folders[1]
+        # A third tab is over the limit: refused with the fix, no process or folder started; the open ones stay.
+        third = _get(url, "/", {"Cookie": cookie})
+        assert third.status == 503
+        assert len(list((tmp_path / "work").glob("session-*"))) == 2
+        assert _get(url, page, {"Cookie": cookie}).status == 200
     finally:
         stop_server(server.process)
 

@@ -4,6 +4,8 @@ trame shares one state and one scene among every page connected to a server, so 
 app would edit the same nodes and work folder. The launcher gives each visit of `/` its own app
 process (`lnsynth serve --single-session` on a free local port, with its own `session-*` folder)
 and proxies `/s/<id>/...` (HTTP and the websocket) to it; reloading `/s/<id>/` returns to it.
+Sessions live as long as the server (a closed tab's jobs keep running and its page can be reopened),
+so their number is capped: a visit of `/` beyond `max_sessions` live sessions is answered 503.
 """
 
 from __future__ import annotations
@@ -37,9 +39,14 @@ def _free_port() -> int:
 
 
 class Launcher:
-    def __init__(self, work: Path, token: str | None) -> None:
-        self.work, self.token = Path(work), token
+    def __init__(self, work: Path, token: str | None, max_sessions: int) -> None:
+        self.work, self.token, self.max_sessions = Path(work), token, max_sessions
         self.sessions: dict[str, Session] = {}
+
+    def live_sessions(self) -> int:
+        """Sessions whose process still runs (ended ones are forgotten)."""
+        self.sessions = {sid: s for sid, s in self.sessions.items() if s.process.returncode is None}
+        return len(self.sessions)
 
     async def start_session(self) -> str:
         """Start an app process and wait until it listens; returns the session id."""
@@ -84,6 +91,10 @@ class Launcher:
     async def new_session(self, request):
         from aiohttp import web
 
+        if self.live_sessions() >= self.max_sessions:
+            raise web.HTTPServiceUnavailable(
+                text=f"lnsynth serve: {self.max_sessions} sessions are open, the limit of this server; reopen "
+                     "one of them (its /s/<id>/ address) or restart the server with a higher --max-sessions\n")
         session_id = await self.start_session()
         return web.Response(status=302, headers={"Location": f"/s/{session_id}/index.html"})
 
@@ -129,12 +140,13 @@ class Launcher:
         return browser
 
 
-def run(work: str | Path, port: int, host: str, token: str | None) -> int:
+def run(work: str | Path, port: int, host: str, token: str | None,
+        max_sessions: int) -> int:
     """Serve the launcher until Ctrl+C / SIGTERM; session processes are stopped with it."""
     from aiohttp import web
 
     auth.warn(host, token)
-    launcher = Launcher(Path(work), token)
+    launcher = Launcher(Path(work), token, max_sessions)
     app = web.Application(middlewares=[auth.token_middleware(token)] if token else [])
     app.router.add_get("/", launcher.new_session)
     app.router.add_route("*", "/s/{sid}/{tail:.*}", launcher.proxy)
