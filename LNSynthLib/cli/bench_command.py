@@ -23,7 +23,7 @@ BENCHMARKS = {
                                           "channels_last), sampling time; --cpu-smoke without a GPU"),
     "pipeline": ("LNSynthLib.bench.pipeline_bench", "Real vs Real+Synt nnU-Net over several seeds (mean ± sd)"),
     "synthesis": ("LNSynthLib.bench.synthesis_bench",
-                  "Real vs copy-paste vs LN-DDPM with 2/4 real cases, seeds, 95 % CIs (resumable; --quick)"),
+                  "Real vs copy-paste vs LN-DDPM with 2/4 real cases, seeds, 95 %% CIs (resumable; --quick)"),
     "ablation": ("LNSynthLib.bench.ablation_bench",
                  "ablation grid of paper 000 Tables 3-4: Synt-only nnU-Net per LN-DDPM setting (resumable)"),
 }
