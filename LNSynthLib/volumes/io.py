@@ -151,13 +151,13 @@ def write_volumes(items: list[tuple[Volume, str | Path]], overwrite: bool = Fals
     from LNSynthLib.volumes.write_check import verify_written
 
     paths = [Path(p) for _, p in items]
-    images = [to_sitk(v) for v, _ in items]
     with contextlib.ExitStack() as stack:
         tmps = [stack.enter_context(atomic_path(p, overwrite)) for p in paths]
 
         def write(i: int) -> None:
-            _write_image(images[i], tmps[i], True)
-            verify_written(tmps[i], images[i], paths[i])   # the writer can fail without raising (disk full)
+            image = to_sitk(items[i][0])   # made here, so only the images being written exist (peak memory)
+            _write_image(image, tmps[i], True)
+            verify_written(tmps[i], image, paths[i])   # the writer can fail without raising (disk full)
 
         with ThreadPoolExecutor(max_workers=2) as pool:
             list(pool.map(write, range(len(items))))       # raises the first failure in `items` order
