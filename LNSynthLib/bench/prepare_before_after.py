@@ -34,7 +34,8 @@ t1 = time.perf_counter()
 prepare_case(d / 'ct.nii.gz', d / 'ln.nii.gz', out, 'case', anatomy_path=d / 'ts.nii.gz', labels_kind='totalseg')
 t2 = time.perf_counter()
 hwm = [l for l in Path('/proc/self/status').read_text().splitlines() if l.startswith('VmHWM')][0]
-print(json.dumps({'prepare_s': t2 - t1, 'rss_before_mib': int(rss.split()[1]) / 1024,
+import LNSynthLib
+print(json.dumps({'tree': str(Path(LNSynthLib.__file__).parents[1]), 'prepare_s': t2 - t1, 'rss_before_mib': int(rss.split()[1]) / 1024,
                   'peak_mib': int(hwm.split()[1]) / 1024}))
 """
 
@@ -42,11 +43,15 @@ print(json.dumps({'prepare_s': t2 - t1, 'rss_before_mib': int(rss.split()[1]) / 
 def _run(tree: Path, inputs: Path) -> dict[str, float]:
     with tempfile.TemporaryDirectory(prefix="lnsynth_ab_") as out:
         env = {**os.environ, "PYTHONPATH": str(tree)}
+        # cwd: `python -c` puts the working folder first on sys.path, before PYTHONPATH
         proc = subprocess.run([sys.executable, "-c", _CHILD, str(inputs), out], env=env, capture_output=True,
-                              text=True, check=False)
+                              text=True, check=False, cwd=out)
     if proc.returncode != 0:
         raise RuntimeError(f"prepare_case in {tree} failed:\n{proc.stderr[-2000:]}")
-    return json.loads(proc.stdout.strip().splitlines()[-1])
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    if Path(result.pop("tree")).resolve() != tree.resolve():
+        raise RuntimeError(f"the run meant for {tree} imported LNSynthLib from elsewhere")
+    return result
 
 
 def main(argv: list[str] | None = None) -> None:
