@@ -57,6 +57,7 @@ def _run(tree: Path, inputs: Path) -> dict[str, float]:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--before", type=Path, required=True, help="source tree of the baseline")
+    parser.add_argument("--before-name", help="what the baseline is (e.g. its commit), for the result text")
     parser.add_argument("--after", type=Path, default=Path(__file__).resolve().parents[2])
     parser.add_argument("--inputs", type=Path, required=True)
     parser.add_argument("--repeats", type=int, default=3)
@@ -77,12 +78,13 @@ def main(argv: list[str] | None = None) -> None:
     growth = {n: (med[n]["peak_mib"] - med[n]["rss_before_mib"]) / ct_mib for n in med}
     rows.append(["(peak - before) / CT float32 size", round(growth["before"], 2), round(growth["after"], 2), ""])
     body = (f"`prepare_case` on `{args.inputs}` (CT float32 size {ct_mib:.0f} MiB), runs interleaved "
-            f"before/after, {args.repeats} each.\n\n"
+            f"before/after, {args.repeats} each; before = {args.before_name or args.before}, after = this tree.\n\n"
             f"{markdown_table(['', 'before', 'after', 'after / before'], rows)}\n\n"
             f"Load average before/after: {load_before:.2f} / {load_after:.2f}; reference operation (sort 10 M "
             f"float32) before/after: {ref_before:.3f} / {ref_after:.3f} s.\n")
     results = {"runs": runs, "median": med, "ct_float32_mib": ct_mib, "loadavg": [load_before, load_after],
-               "reference_op_s": [ref_before, ref_after], "before_tree": str(args.before)}
+               "reference_op_s": [ref_before, ref_after], "before_tree": str(args.before),
+               "before_name": args.before_name}
     for path in write_results("prepare_before_after", results, body, args.results_dir):
         print(path)
 
