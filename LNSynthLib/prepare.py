@@ -25,7 +25,7 @@ from LNSynthLib.volumes.checks import check_ln_labels, check_ln_mask
 from LNSynthLib.volumes.geometry import Volume
 from LNSynthLib.volumes.grid import labels_onto
 from LNSynthLib.volumes.io import read_ct, read_volume
-from LNSynthLib.volumes.preprocess import PreprocessSettings, crop, ln_region_box, resample
+from LNSynthLib.volumes.preprocess import Box, PreprocessSettings, crop, ln_region_box, resample
 
 log = logging.getLogger(__name__)
 _CASE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")  # a folder name on every file system
@@ -37,20 +37,20 @@ def prepare_volumes(ct: Volume, anatomy: Volume, ln: Volume,
     return prepare_volume_list([ct, anatomy, ln], settings)
 
 
-def prepare_volume_list(volumes: list[Volume],
-                        settings: PreprocessSettings) -> tuple[Volume, Volume, Volume, dict[str, Any]]:
+def prepare_volume_list(volumes: list[Volume], settings: PreprocessSettings, *, box: Box | None = None,
+                        source_geometry: dict[str, Any] | None = None,
+                        ) -> tuple[Volume, Volume, Volume, dict[str, Any]]:
     """`prepare_volumes` on `[ct, anatomy, ln]`, replacing each list entry by its crop as it goes.
 
     When the list holds the only references, each full-size volume is freed as soon as it is cropped,
-    so a 512x512x300 CT is never held next to its resampled copies (peak memory).
+    so a 512x512x300 CT is never held next to its resampled copies (peak memory). With `box` (and the
+    full CT's `source_geometry`) the volumes are that crop already, as `prepare_case` makes them.
     """
-    ct, _, ln = volumes
-    box = ln_region_box(ln, settings.margin_mm)
-    source_geometry = {"shape_zyx": list(ct.shape), "spacing_xyz": list(ct.geometry.spacing),
-                       "origin_lps": list(ct.geometry.origin), "direction": list(ct.geometry.direction)}
-    del ct, ln
-    for i in range(3):
-        volumes[i] = crop(volumes[i], box)
+    if box is None:
+        box = ln_region_box(volumes[2], settings.margin_mm)
+        source_geometry = _source_geometry(volumes[0])
+        for i in range(3):
+            volumes[i] = crop(volumes[i], box)
     spacing = (settings.spacing,) * 3
     ct_out = resample(volumes[0], spacing, "linear")
     anatomy_out = resample(volumes[1], spacing, "nearest", default_value=0)
@@ -65,6 +65,11 @@ def prepare_volume_list(volumes: list[Volume],
         "nodes": [asdict(n) for n in lymph_node_components(ln_out)],
     }
     return ct_out, anatomy_out, ln_out, meta
+
+
+def _source_geometry(ct: Volume) -> dict[str, Any]:
+    return {"shape_zyx": list(ct.shape), "spacing_xyz": list(ct.geometry.spacing),
+            "origin_lps": list(ct.geometry.origin), "direction": list(ct.geometry.direction)}
 
 
 def prepare_case(ct_path: str | Path, ln_path: str | Path, out_root: str | Path, case_id: str, *,
@@ -89,14 +94,21 @@ def prepare_case(ct_path: str | Path, ln_path: str | Path, out_root: str | Path,
         ln = labels_onto(read_volume(ln_path), ct, ln_path, ct_path, resample=resample_labels)
         check_ln_labels(ln, ln_path)
         progress.update(message="read and checked")
+        # Crop first: grouping (body/air masks), checks and resampling see only the LN region.
+        try:
+            box = ln_region_box(ln, settings.margin_mm)
+        except InputDataError as exc:   # an empty mask: name the file
+            raise InputDataError(exc.problem, path=ln_path, fix=exc.fix) from None
         anatomy, source = build_anatomy(ct, ct_path, anatomy_path, anatomy_source, labels_kind=labels_kind,
                                         resample_labels=resample_labels, device=device, weights_dir=weights_dir,
-                                        fast=fast, label_filter=label_filter)
+                                        fast=fast, label_filter=label_filter, box=box)
         progress.update(message=f"anatomy from {source}")
-        check_ln_mask(ln, anatomy, ln_path)
-        volumes = [ct, anatomy, ln]
-        del ct, anatomy, ln   # the list holds the only references: each full volume goes once cropped
-        ct_p, anatomy_p, ln_p, meta = prepare_volume_list(volumes, settings)
+        source_geometry = _source_geometry(ct)
+        volumes = [crop(ct, box), anatomy, crop(ln, box)]
+        del ct, anatomy, ln   # the full volumes go here; the list holds the only references to the crops
+        check_ln_mask(volumes[2], volumes[1], ln_path)
+        ct_p, anatomy_p, ln_p, meta = prepare_volume_list(volumes, settings, box=box,
+                                                          source_geometry=source_geometry)
         progress.update(message="cropped and resampled")
         meta.update({
             "case_id": case_id, "synthetic": False, "source": "real",

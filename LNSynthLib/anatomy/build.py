@@ -25,6 +25,7 @@ from LNSynthLib.anatomy.groups import BODY, LABEL_FILTERS, NUM_LABELS, totalseg_
 from LNSynthLib.errors import InputDataError
 from LNSynthLib.volumes.geometry import Volume
 from LNSynthLib.volumes.grid import labels_onto
+from LNSynthLib.volumes.preprocess import Box, crop
 
 ANATOMY_SOURCES = ("auto", "file", "totalseg", "coarse")
 LABEL_KINDS = ("auto", "totalseg", "anatomy14")
@@ -57,14 +58,18 @@ def guess_source(label_volume: Volume, path: str | Path | None = None) -> str:
 
 def anatomy_from_labels(label_volume: Volume, ct: Volume, source: str = "totalseg", *,
                         path: str | Path | None = None, ct_path: str | Path | None = None,
-                        resample: bool = False, label_filter: str = "none") -> Volume:
+                        resample: bool = False, label_filter: str = "none", box: Box | None = None) -> Volume:
     """14-label anatomy (uint8) on the CT grid from a TotalSegmentator output or an existing 14-label map.
 
     `label_filter` applies to a TotalSegmentator output only (a 14-label map is used as it is).
+    `box`: group only this crop of the CT grid (`prepare` crops the LN region before any full-volume work);
+    the result then lies on the crop's grid.
     """
     if source not in SOURCES:
         raise ValueError(f"source must be one of {SOURCES}, got {source!r}")
     label_volume = labels_onto(label_volume, ct, path, ct_path, resample=resample)
+    if box is not None:
+        label_volume, ct = crop(label_volume, box), crop(ct, box)
     labels = np.asarray(label_volume.array)
     if np.issubdtype(labels.dtype, np.floating):
         if not np.all(np.isfinite(labels)) or not np.array_equal(labels, np.round(labels)):
@@ -92,8 +97,9 @@ def anatomy_from_labels(label_volume: Volume, ct: Volume, source: str = "totalse
 def build_anatomy(ct: Volume, ct_path: str | Path, labels_path: str | Path | None = None, source: str = "auto", *,
                   labels_kind: str = "auto", resample_labels: bool = False, device: str = "auto",
                   weights_dir: str | Path | None = None, fast: bool = True,
-                  label_filter: str = "none") -> tuple[Volume, str]:
-    """14-label anatomy on the CT grid and what it came from: `totalseg`, `anatomy14` or `coarse`."""
+                  label_filter: str = "none", box: Box | None = None) -> tuple[Volume, str]:
+    """14-label anatomy on the CT grid (or on its crop `box`) and what it came from: `totalseg`, `anatomy14` or
+    `coarse`. TotalSegmentator and the coarse fallback see the whole CT; only the grouping is limited to `box`."""
     from LNSynthLib.anatomy.fallback import COARSE_WARNING, coarse_anatomy
     from LNSynthLib.anatomy.totalseg import run_totalsegmentator, weights_available
     from LNSynthLib.volumes.io import read_volume
@@ -113,12 +119,13 @@ def build_anatomy(ct: Volume, ct_path: str | Path, labels_path: str | Path | Non
         labels = read_volume(labels_path)
         kind = guess_source(labels, labels_path) if labels_kind == "auto" else labels_kind
         return anatomy_from_labels(labels, ct, kind, path=labels_path, ct_path=ct_path,
-                                   resample=resample_labels, label_filter=label_filter), kind
+                                   resample=resample_labels, label_filter=label_filter, box=box), kind
     if source == "totalseg" or (source == "auto" and weights_available(weights_dir, fast)):
         with tempfile.TemporaryDirectory(prefix="lnsynth_ts_") as tmp:
             out = run_totalsegmentator(ct_path, Path(tmp) / "total.nii.gz", device=device, fast=fast,
                                        weights_dir=weights_dir)
             return anatomy_from_labels(read_volume(out), ct, "totalseg", path=out, ct_path=ct_path,
-                                       label_filter=label_filter), "totalseg"
+                                       label_filter=label_filter, box=box), "totalseg"
     print(f"lnsynth: warning: {COARSE_WARNING}", file=sys.stderr)
-    return coarse_anatomy(ct), "coarse"
+    coarse = coarse_anatomy(ct)
+    return (coarse if box is None else crop(coarse, box)), "coarse"

@@ -18,12 +18,12 @@ from pathlib import Path
 
 import numpy as np
 
-from LNSynthLib.anatomy.body import air_mask, body_mask
+from LNSynthLib.anatomy.body import AIR_THRESHOLD_HU, body_mask
 
 NUM_LABELS = 14
 LYMPH_NODE_SEGMENT_NAME = "lymph node"
 LABEL_GROUPS_FILE = Path(__file__).with_name("label_groups.json")
-AIR, BODY = 0, 1
+AIR, BODY = 0, 1   # `totalseg_to_anatomy` writes them as False/True of a bool array viewed as uint8
 LABEL_FILTERS = ("none", "abdominal")    # label_groups.json "label_filters"; paper pipeline: abdominal
 
 
@@ -118,6 +118,11 @@ def totalseg_to_anatomy(ts_labels: np.ndarray, ct_hu: np.ndarray, label_filter: 
         ts_labels = ts_labels.astype(np.uint16)   # small index type: no 8-byte copy of a large volume
     grouped = table[ts_labels]
     body = body_mask(ct_hu)
-    out = np.where(air_mask(ct_hu, body), np.uint8(AIR), np.uint8(BODY))
+    # BODY (1) inside the body where the CT holds no gas, else AIR (0): the complement of `air_mask`, written
+    # as one comparison and one AND into the output itself (no further whole-volume temporaries).
+    out = np.greater_equal(ct_hu, AIR_THRESHOLD_HU)
+    out &= body
+    del body
+    out = out.view(np.uint8)
     np.copyto(out, grouped, where=grouped != 255)
     return out

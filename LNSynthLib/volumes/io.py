@@ -30,10 +30,26 @@ def to_sitk(volume: Volume) -> sitk.Image:
     return image
 
 
+class _ImageBuffer:
+    """A writable numpy array on a SimpleITK image's own pixel buffer, holding the image while it is used.
+
+    `sitk.GetArrayFromImage` copies every volume read or resampled (0.4 s and twice the memory for a
+    512x512x300 CT); the array made from this object shares the buffer instead, and its `base` keeps the
+    image alive for as long as any array uses it.
+    """
+
+    def __init__(self, image: sitk.Image) -> None:
+        self._image = image
+        view = sitk.GetArrayViewFromImage(image)   # MakeUnique: the buffer is this image's alone
+        interface = dict(view.__array_interface__)
+        interface["data"] = (interface["data"][0], False)   # writable, as a copied array would be
+        self.__array_interface__ = interface
+
+
 def from_sitk(image: sitk.Image) -> Volume:
     if image.GetDimension() != 3 or image.GetNumberOfComponentsPerPixel() != 1:
         raise ValueError("expected a 3D single-component image")
-    return Volume(sitk.GetArrayFromImage(image), geometry_of(image))
+    return Volume(np.asarray(_ImageBuffer(image)), geometry_of(image))
 
 
 def read_image(path: str | Path) -> sitk.Image:
@@ -131,9 +147,19 @@ def read_ct(path: str | Path) -> Volume:
     return volume
 
 
+def _write_image(image: sitk.Image, path: Path, compress: bool) -> None:
+    """SimpleITK's writer, except `.nii.gz`: fast gzip on all cores (`fast_gzip`, any gzip reader reads it)."""
+    if compress and path.name.lower().endswith(".nii.gz"):
+        from LNSynthLib.volumes.fast_gzip import write_nifti_gz
+
+        write_nifti_gz(image, path)
+    else:
+        sitk.WriteImage(image, str(path), compress)
+
+
 def write_volumes(items: list[tuple[Volume, str | Path]], overwrite: bool = False) -> list[Path]:
     """Write several compressed volumes at once, all or none: each goes to a temporary file, the writes
-    run in 2 threads (SimpleITK releases the GIL while it compresses), and the files are renamed into
+    run in 2 threads (the gzip of `fast_gzip` and SimpleITK release the GIL), and the files are renamed into
     place only when every one of them was written and verified. An error names the first failed file."""
     import contextlib
     from concurrent.futures import ThreadPoolExecutor
@@ -141,13 +167,13 @@ def write_volumes(items: list[tuple[Volume, str | Path]], overwrite: bool = Fals
     from LNSynthLib.volumes.write_check import verify_written
 
     paths = [Path(p) for _, p in items]
-    images = [to_sitk(v) for v, _ in items]
     with contextlib.ExitStack() as stack:
         tmps = [stack.enter_context(atomic_path(p, overwrite)) for p in paths]
 
         def write(i: int) -> None:
-            sitk.WriteImage(images[i], str(tmps[i]), True)
-            verify_written(tmps[i], images[i], paths[i])   # the writer can fail without raising (disk full)
+            image = to_sitk(items[i][0])   # made here, so only the images being written exist (peak memory)
+            _write_image(image, tmps[i], True)
+            verify_written(tmps[i], image, paths[i])   # the writer can fail without raising (disk full)
 
         with ThreadPoolExecutor(max_workers=2) as pool:
             list(pool.map(write, range(len(items))))       # raises the first failure in `items` order
@@ -164,6 +190,6 @@ def write_volume(volume: Volume, path: str | Path, overwrite: bool = False, comp
 
     image = to_sitk(volume)
     with atomic_path(path, overwrite) as tmp:
-        sitk.WriteImage(image, str(tmp), compress)
+        _write_image(image, tmp, compress)
         verify_written(tmp, image, path)   # the writer can fail without raising (disk full)
     return path
