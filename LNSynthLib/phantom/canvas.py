@@ -15,7 +15,11 @@ Box = tuple[slice, slice, slice]
 
 
 class Canvas:
-    """Two label maps on one grid: TotalSegmentator ids (`ts`) and phantom tissue codes (`tissue`)."""
+    """Two label maps on one grid: TotalSegmentator ids (`ts`) and phantom tissue codes (`tissue`).
+
+    `hu_overrides` holds (box, mask, HU) of structures whose mean HU is drawn per structure (each
+    node, each hard negative) instead of per tissue; the renderer applies them in order.
+    """
 
     def __init__(self, shape_zyx: tuple[int, int, int], spacing_xyz: tuple[float, float, float]) -> None:
         self.shape = tuple(int(s) for s in shape_zyx)
@@ -28,6 +32,16 @@ class Canvas:
         self.extent_xyz = (nx * sx, ny * sy, nz * sz)
         self.ts = np.zeros(self.shape, dtype=np.uint8)
         self.tissue = np.zeros(self.shape, dtype=np.uint8)
+        self.hu_overrides: list[tuple[Box, np.ndarray, float]] = []
+
+    @property
+    def size_factor(self) -> float:
+        """1 on real-size grids; below `REAL_SIZE_BODY_HALF_WIDTH_MM` the body's scale (nodes shrink with it)."""
+        from LNSynthLib.phantom.parameters import BODY_HALF_WIDTH_FRACTIONS, REAL_SIZE_BODY_HALF_WIDTH_MM
+
+        fx, fy, _ = self.extent_xyz
+        body = min(BODY_HALF_WIDTH_FRACTIONS[0] * fx, BODY_HALF_WIDTH_FRACTIONS[1] * fy)
+        return min(1.0, body / REAL_SIZE_BODY_HALF_WIDTH_MM)
 
     @property
     def origin_xyz(self) -> tuple[float, float, float]:
@@ -47,11 +61,12 @@ class Canvas:
         return box, self.z[box[0]][:, None, None], self.y[box[1]][None, :, None], self.x[box[2]][None, None, :]
 
     def paint(self, box: Box, mask: np.ndarray, tissue: int, ts: int | None = None,
-              where: Callable[[np.ndarray, np.ndarray], np.ndarray] | None = None) -> None:
-        """Set `tissue` (and TotalSegmentator id `ts` if given) on `mask` inside `box`.
+              where: Callable[[np.ndarray, np.ndarray], np.ndarray] | None = None,
+              hu: float | None = None) -> np.ndarray:
+        """Set `tissue` (and TotalSegmentator id `ts` if given) on `mask` inside `box`; return the painted mask.
 
         `where(tissue_view, ts_view)` restricts painting, e.g. to voxels that are still fat, so
-        that organs painted earlier keep their place.
+        that organs painted earlier keep their place. `hu` gives these voxels their own mean HU.
         """
         t_view, s_view = self.tissue[box], self.ts[box]
         if where is not None:
@@ -59,6 +74,9 @@ class Canvas:
         t_view[mask] = tissue
         if ts is not None:
             s_view[mask] = ts
+        if hu is not None:
+            self.hu_overrides.append((box, mask, float(hu)))
+        return mask
 
 
 def ellipsoid_mask(canvas: Canvas, center: np.ndarray, semi: np.ndarray, angle: float = 0.0):
@@ -97,7 +115,8 @@ def paint_cylinder(canvas: Canvas, center_xy, semi_xy, z_range, tissue: int, ts:
     canvas.paint(box, np.broadcast_to(mask, (zz.shape[0],) + mask.shape[1:]).copy(), tissue, ts, where)
 
 
-def paint_tube(canvas: Canvas, points, radius: float, tissue: int, ts: int | None = None, where=None) -> None:
+def paint_tube(canvas: Canvas, points, radius: float, tissue: int, ts: int | None = None, where=None,
+               hu: float | None = None) -> None:
     """Tube of `radius` mm along a polyline (vessels, bowel): one capsule per segment, each in its own box."""
     pts = np.asarray(points, dtype=float)
     for p, q in zip(pts[:-1], pts[1:], strict=True):
@@ -111,4 +130,4 @@ def paint_tube(canvas: Canvas, points, radius: float, tissue: int, ts: int | Non
         t = ((xx - p[0]) * d[0] + (yy - p[1]) * d[1] + (zz - p[2]) * d[2]) / length2
         t = np.clip(t, 0.0, 1.0)
         dist2 = (xx - p[0] - t * d[0]) ** 2 + (yy - p[1] - t * d[1]) ** 2 + (zz - p[2] - t * d[2]) ** 2
-        canvas.paint(box, dist2 <= radius * radius, tissue, ts, where)
+        canvas.paint(box, dist2 <= radius * radius, tissue, ts, where, hu)
