@@ -17,7 +17,7 @@ from LNSynthLib.phantom import parameters as P
 from LNSynthLib.phantom import tissues as T
 from LNSynthLib.phantom.canvas import Canvas
 from LNSynthLib.phantom.layout import draw_anatomy
-from LNSynthLib.phantom.negatives import draw_hard_negatives
+from LNSynthLib.phantom.negatives import draw_lookalikes, draw_retroperitoneal_tubes
 from LNSynthLib.phantom.nodes import place_nodes
 from LNSynthLib.phantom.render import render_hu
 from LNSynthLib.volumes.geometry import Geometry, Volume
@@ -42,10 +42,11 @@ def generate_phantom(seed: int = 0, shape_zyx: tuple[int, int, int] = (96, 128, 
     rng = np.random.default_rng(seed)
     canvas = Canvas(shape_zyx, spacing_xyz)
     vessels, frame = draw_anatomy(canvas, rng)
-    draw_hard_negatives(canvas, frame, vessels)
+    draw_retroperitoneal_tubes(canvas, frame)
     lo, hi = P.NODE_COUNT_RANGE
     wanted = int(rng.integers(lo, hi + 1)) if n_nodes is None else int(n_nodes)
     place_nodes(canvas, vessels, rng, wanted)
+    draw_lookalikes(canvas, frame, vessels)
     geometry = Geometry(canvas.spacing, canvas.origin_xyz)
     ct = render_hu(canvas, rng)
     ln = np.isin(canvas.tissue, T.LN_TISSUES).astype(np.uint8)

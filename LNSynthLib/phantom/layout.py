@@ -15,7 +15,7 @@ import numpy as np
 from LNSynthLib.anatomy.groups import totalseg_class_ids
 from LNSynthLib.phantom import tissues as T
 from LNSynthLib.phantom.canvas import Canvas, ellipsoid_mask, paint_cylinder, paint_ellipsoid, paint_tube
-from LNSynthLib.phantom.parameters import BODY_HALF_WIDTH_FRACTIONS
+from LNSynthLib.phantom.parameters import BODY_HALF_WIDTH_FRACTIONS, BODY_OUTLINE_BUMPS, ORGAN_OUTLINE_BUMPS
 
 
 @dataclass
@@ -62,6 +62,10 @@ class Frame:
     def j(self, spread: float = 0.05) -> float:
         return 1.0 + self.rng.uniform(-spread, spread)
 
+    def bumps(self, amplitude: float = ORGAN_OUTLINE_BUMPS) -> tuple[float, np.ndarray]:
+        """An organic outline for one organ (the same for its nested layers)."""
+        return amplitude, self.rng.uniform(0.0, 2 * np.pi, 4)
+
 
 def draw_anatomy(canvas: Canvas, rng: np.random.Generator) -> tuple[list[Vessel], Frame]:
     """Paint the whole abdomen onto `canvas`; return the vessel centrelines and the body frame."""
@@ -78,11 +82,12 @@ def draw_anatomy(canvas: Canvas, rng: np.random.Generator) -> tuple[list[Vessel]
 
 def _body_wall(c: Canvas, f: Frame) -> None:
     z = (-f.fz, f.fz)
-    paint_cylinder(c, (0.0, f.cy), (f.a, f.b), z, T.SUBCUT_FAT)
+    outline = f.bumps(BODY_OUTLINE_BUMPS)
+    paint_cylinder(c, (0.0, f.cy), (f.a, f.b), z, T.SUBCUT_FAT, bumps=outline)
     fat = f.r(0.09 * f.j(0.2), 1.5)
-    paint_cylinder(c, (0.0, f.cy), (f.a - fat, f.b - fat), z, T.WALL_MUSCLE)
+    paint_cylinder(c, (0.0, f.cy), (f.a - fat, f.b - fat), z, T.WALL_MUSCLE, bumps=outline)
     wall = f.r(0.05, 1.5)
-    paint_cylinder(c, (0.0, f.cy), (f.a - fat - wall, f.b - fat - wall), z, T.VISCERAL_FAT)
+    paint_cylinder(c, (0.0, f.cy), (f.a - fat - wall, f.b - fat - wall), z, T.VISCERAL_FAT, bumps=outline)
 
 
 def _ring(c: Canvas, center, semi, tissue_inner: int, ts_id: int, cortex: float, angle: float = 0.0,
@@ -174,7 +179,8 @@ def _solid_organs(c: Canvas, f: Frame, ids: dict[str, int], spine_y: float, vess
         center = f.p(side * 0.46 * f.j(), 0.1, w)
         center[1] = spine_y - f.r(0.02)
         semi = (f.r(0.14, 2), f.r(0.21, 2), 0.18 * f.fz * f.j())
-        paint_ellipsoid(c, center, semi, T.KIDNEY, ids[f"kidney_{sfx}"], angle=-side * 0.5, where=_fat)
+        paint_ellipsoid(c, center, semi, T.KIDNEY, ids[f"kidney_{sfx}"], angle=-side * 0.5, where=_fat,
+                        bumps=f.bumps(0.5 * ORGAN_OUTLINE_BUMPS))
         sinus = center + np.array([-side * semi[0] * 0.45, 0.0, 0.0])
         paint_ellipsoid(c, sinus, (semi[0] * 0.35, semi[1] * 0.35, semi[2] * 0.45), T.RENAL_SINUS,
                         where=_inside(ids[f"kidney_{sfx}"]))
@@ -182,14 +188,14 @@ def _solid_organs(c: Canvas, f: Frame, ids: dict[str, int], spine_y: float, vess
         paint_ellipsoid(c, adrenal, (f.r(0.03, 1), f.r(0.08, 1.5), 0.05 * f.fz), T.ADRENAL,
                         ids[f"adrenal_gland_{sfx}"], angle=side * 0.4, where=_fat)
     paint_ellipsoid(c, f.p(-0.38, -0.5, 0.68), (f.r(0.07, 1.5), f.r(0.11, 2), 0.08 * f.fz), T.GALLBLADDER,
-                    ids["gallbladder"], where=_fat)
+                    ids["gallbladder"], where=_fat, bumps=f.bumps())
     paint_ellipsoid(c, f.p(-0.45, -0.05, 0.95), (0.5 * f.a * f.j(), 0.75 * f.b, 0.38 * f.fz * f.j()), T.LIVER,
-                    ids["liver"], angle=0.2, where=_fat)
+                    ids["liver"], angle=0.2, where=_fat, bumps=f.bumps())
     # Left lobe reaching across the midline in front of the stomach.
     paint_ellipsoid(c, f.p(0.0, -0.42, 0.9), (0.32 * f.a, 0.2 * f.b, 0.14 * f.fz * f.j()), T.LIVER,
-                    ids["liver"], angle=-0.25, where=_fat)
+                    ids["liver"], angle=-0.25, where=_fat, bumps=f.bumps())
     paint_ellipsoid(c, f.p(0.62, 0.25, 0.86), (f.r(0.15), f.r(0.32), 0.2 * f.fz * f.j()), T.SPLEEN,
-                    ids["spleen"], angle=0.6, where=_fat)
+                    ids["spleen"], angle=0.6, where=_fat, bumps=f.bumps())
     splenic = next(v for v in vessels if v.name == "portal_vein_and_splenic_vein" and len(v.points) == 3)
     pancreas = splenic.points + np.array([0.0, -f.r(0.07), 0.0])
     pancreas[0] += np.array([-f.r(0.15), 0.0, -0.03 * f.fz])
@@ -206,10 +212,11 @@ def _hollow_organs(c: Canvas, f: Frame, ids: dict[str, int], spine_y: float) -> 
     # Stomach with an air-fluid level (gas rises anteriorly in a supine patient).
     sc = f.p(0.32, -0.35, 0.86)
     semi = np.array([f.r(0.26), f.r(0.2), 0.18 * f.fz]) * f.j()
-    paint_ellipsoid(c, sc, semi, T.GI_WALL, ids["stomach"], where=_fat)
-    paint_ellipsoid(c, sc, semi - wall, T.GI_FLUID, ids["stomach"], where=_inside(ids["stomach"]))
+    outline = f.bumps()
+    paint_ellipsoid(c, sc, semi, T.GI_WALL, ids["stomach"], where=_fat, bumps=outline)
+    paint_ellipsoid(c, sc, semi - wall, T.GI_FLUID, ids["stomach"], where=_inside(ids["stomach"]), bumps=outline)
     level = sc[1] - 0.35 * semi[1]
-    found = ellipsoid_mask(c, sc, semi - wall)
+    found = ellipsoid_mask(c, sc, semi - wall, bumps=outline)
     if found is not None:
         box, mask = found
         c.paint(box, mask & (c.y[box[1]][None, :, None] < level), T.GAS, ids["stomach"],
@@ -233,7 +240,7 @@ def _hollow_organs(c: Canvas, f: Frame, ids: dict[str, int], spine_y: float) -> 
         _hollow(c, loop, f.r(0.07, 1.5), wall, ids["small_bowel"], T.GI_FLUID)
     _gas_pockets(c, f, ids["small_bowel"], 0.12)
     paint_ellipsoid(c, f.p(0.0, -0.3, 0.0), (f.r(0.25), f.r(0.2), 0.08 * f.fz), T.BLADDER,
-                    ids["urinary_bladder"], where=_fat)
+                    ids["urinary_bladder"], where=_fat, bumps=f.bumps())
 
 
 def _gas_pockets(c: Canvas, f: Frame, ts_id: int, fraction: float) -> None:

@@ -18,7 +18,7 @@ from LNSynthLib.phantom.canvas import Canvas
 from LNSynthLib.phantom.layout import Vessel
 from LNSynthLib.phantom.node_shapes import NodeShape, draw_shape, draw_volume_cm3, hilum, perpendicular_pair
 
-TRIES_PER_SHAPE = 40   # positions tried for one drawn node before drawing another (bounded bias to small nodes)
+TRIES_PER_SHAPE = 40   # positions tried for one drawn shape before drawing another of the same volume
 
 
 def min_short_axis_mm(canvas: Canvas) -> float:
@@ -41,16 +41,20 @@ def place_nodes(canvas: Canvas, vessels: list[Vessel], rng: np.random.Generator,
     weights = np.array([v.radius * np.linalg.norm(np.diff(v.points, axis=0), axis=1).sum() for v in vessels])
     weights = weights / weights.sum()
     placed = 0
-    for index in range(n_nodes):
+    for _ in range(n_nodes):
+        # The volume is drawn once per node, so crowding does not bias node sizes towards small ones ...
+        volume = draw_volume_cm3(rng) * 1000.0 * k ** 3
         shape, vessel = None, None
-        # Try harder for the first few: every phantom should hold the minimum count of nodes.
-        tries = max_tries * (3 if index < P.NODE_COUNT_RANGE[0] else 1)
-        for attempt in range(tries):
+        # ... except while the phantom holds fewer than the minimum count: then try harder, and after
+        # every `max_tries` failures draw another volume (a crowded phantom still gets its nodes).
+        below_minimum = placed < P.NODE_COUNT_RANGE[0]
+        for attempt in range(max_tries * (3 if below_minimum else 1)):
+            if below_minimum and attempt and attempt % max_tries == 0:
+                volume = draw_volume_cm3(rng) * 1000.0 * k ** 3
             if attempt % TRIES_PER_SHAPE == 0:
                 vessel = vessels[rng.choice(len(vessels), p=weights)]
                 seg = int(rng.integers(len(vessel.points) - 1))
                 direction = vessel.points[seg + 1] - vessel.points[seg]
-                volume = draw_volume_cm3(rng) * 1000.0 * k ** 3
                 shape = draw_shape(rng, volume, direction, floor)
                 touch = rng.uniform() < P.TOUCH_VESSEL_FRACTION
             center = _candidate(vessel, seg, shape, touch, gap, min(canvas.spacing), rng)
@@ -84,6 +88,8 @@ def _fits(canvas: Canvas, center: np.ndarray, shape: NodeShape, gap: float, vess
     lo, hi = center + lo - gap, center + hi + gap
     if np.any(lo < (canvas.x[0], canvas.y[0], canvas.z[0])) or np.any(hi > (canvas.x[-1], canvas.y[-1], canvas.z[-1])):
         return None   # no node clipped by the volume border
+    if not _quick_clear(canvas, center, 0.95 * (shape.short_axis_mm / 2 + gap), vessel_ts):
+        return None
     found = canvas.box(lo, hi)
     if found is None:
         return None
@@ -100,6 +106,26 @@ def _fits(canvas: Canvas, center: np.ndarray, shape: NodeShape, gap: float, vess
     if not mask.any() or not np.all(canvas.tissue[box][mask] == T.VISCERAL_FAT):
         return None   # a node touching its vessel must not lose voxels to it (its shape and size stay whole)
     return box, mask, (dx, dy, dz)
+
+
+def _quick_clear(canvas: Canvas, center: np.ndarray, radius: float, vessel_ts: int | None) -> bool:
+    """Necessary condition, cheap: the centre and 6 points `radius` away are free fat (or the touched vessel).
+
+    The grown node holds the ball of its main lobe's short semi-axis plus the gap around the centre.
+    """
+    offsets = np.array([[0, 0, 0], [1, 0, 0], [-1, 0, 0], [0, 1, 0], [0, -1, 0], [0, 0, 1], [0, 0, -1]]) * radius
+    pts = center + offsets
+    spacing = np.array(canvas.spacing)
+    origin = np.array(canvas.origin_xyz)
+    idx = np.rint((pts - origin) / spacing).astype(int)
+    shape_xyz = np.array(canvas.shape[::-1])
+    idx = np.clip(idx, 0, shape_xyz - 1)
+    tissue = canvas.tissue[idx[:, 2], idx[:, 1], idx[:, 0]]
+    ts = canvas.ts[idx[:, 2], idx[:, 1], idx[:, 0]]
+    ok = (tissue == T.VISCERAL_FAT) & (ts == 0)
+    if vessel_ts is not None:
+        ok |= ts == vessel_ts
+    return bool(ok.all())
 
 
 def _paint(canvas: Canvas, center: np.ndarray, shape: NodeShape, found, rng: np.random.Generator) -> None:

@@ -49,8 +49,8 @@ ALONG_VESSEL_FRACTION = 0.35               # share of nodes elongated along thei
 ALONG_VESSEL_ELONGATION = (1.5, 2.3)       # their long / short semi-axis
 LOBULATED_FRACTION = 0.5                   # share of nodes made of several overlapping lobes
 LOBE_COUNT_RANGE = (2, 4)                  # lobes of a lobulated node (inclusive, main lobe included)
-LOBE_SIZE_RANGE = (0.5, 0.8)               # extra lobe semi-axes as a fraction of the main lobe's
-LOBE_OFFSET_RANGE = (0.5, 0.85)            # extra lobe centre offset in main-lobe semi-axes
+LOBE_SIZE_RANGE = (0.45, 0.75)             # extra lobe semi-axes as a fraction of the main lobe's
+LOBE_OFFSET_RANGE = (0.75, 1.1)             # extra lobe centre offset in main-lobe semi-axes
 TOUCH_VESSEL_FRACTION = 0.35               # share of nodes placed against their vessel, with no fat between
 HILUM_FRACTION = 0.3                       # share of large-enough nodes with a fatty hilum
 HILUM_HU_RANGE = (-100.0, -50.0)           # [HU] hilum mean, drawn per node
@@ -64,23 +64,29 @@ NODE_NEAR_VESSEL_MM = (0.0, 1.0)           # extra distance beyond the gap, in n
 
 # The body ellipse's half-widths as fractions of the field of view (x, y): the layout's frame.
 BODY_HALF_WIDTH_FRACTIONS = (0.45, 0.37)
+# Outlines: smooth low-frequency bumps of the radius (relative amplitude) so that organs and the
+# body are organic rather than perfect ellipses; smooth, so no facets. Judged by eye against real CT.
+ORGAN_OUTLINE_BUMPS = 0.12
+BODY_OUTLINE_BUMPS = 0.05
 # Small phantoms are scaled-down abdomens: below this smaller body half-width (mm) node and
 # hard-negative sizes shrink linearly with the body (then the floors above apply). 60 mm is the
 # smallest body in which the largest real node (≈ 21 mm) still fits in the fat beside the vessels.
 REAL_SIZE_BODY_HALF_WIDTH_MM = 60.0
 
 # --- Hard negatives: node-like tubes seen in cross-section, never labelled LN [HU] --------------------
-COLLAPSED_BOWEL_COUNT = (4, 7)             # unopacified, collapsed small-bowel segments in the mesentery
+COLLAPSED_BOWEL_COUNT = (8, 14)            # unopacified, collapsed small-bowel segments beside the vessels
 COLLAPSED_BOWEL_RADIUS_MM = (4.0, 7.0)     # collapsed jejunum/ileum ≈ 8–14 mm across
-COLLAPSED_BOWEL_LENGTH_MM = (15.0, 40.0)   # the segment between gas/fluid-filled parts
+COLLAPSED_BOWEL_LENGTH_MM = (10.0, 30.0)   # the segment between gas/fluid-filled parts
 COLLAPSED_BOWEL_HU = (20.0, 50.0)          # [HU] bowel wall and collapsed content without oral contrast
 URETER_RADIUS_MM = (2.0, 3.5)              # [HU] ureter ≈ 4–7 mm across, unopacified in portal-venous phase
 URETER_HU = (20.0, 40.0)
-SMALL_VEIN_COUNT = (4, 8)                  # mesenteric branches in the root of the mesentery
+SMALL_VEIN_COUNT = (4, 8)                  # mesenteric and lumbar branches beside the large vessels
 SMALL_VEIN_RADIUS_MM = (1.5, 3.0)          # gonadal and mesenteric veins ≈ 3–6 mm across
 SMALL_VEIN_LENGTH_MM = (20.0, 60.0)
 SMALL_VEIN_HU = (40.0, 90.0)               # [HU] incompletely mixed / partial-volume opacification
 HARD_NEGATIVE_MIN_RADIUS_VOXELS = 1.0      # keep them visible on coarse grids
+LOOKALIKE_SPREAD_MM = 25.0                 # small veins / bowel segments lie up to this far beyond the gap
+HARD_NEGATIVE_TRIES = 300                  # positions tried for each small vein / bowel segment (placement only)
 
 # --- Rendering -----------------------------------------------------------------------------------------
 NOISE_SD_HU = 12.0                         # [NPS] quantum noise in soft tissue at routine dose
