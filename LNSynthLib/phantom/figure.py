@@ -185,6 +185,7 @@ def realism_figure(out_png: str | Path, real: list[tuple[str, str | Path, str | 
     from LNSynthLib.phantom import tissues as T
     from LNSynthLib.phantom.generate import generate_phantom
 
+    panels = [(name, *_real_panel(path, focus)) for name, path, focus in real]   # bad inputs fail first
     p = generate_phantom(seed=seed, shape_zyx=shape_zyx, spacing_xyz=spacing_xyz)
     ln = p.ln.array > 0
     z = _slice_through_nodes(ln)
@@ -200,9 +201,8 @@ def realism_figure(out_png: str | Path, real: list[tuple[str, str | Path, str | 
         _show(axes[row, 0], hu, sp, title if row == 0 else "Phantom, 80 mm around nodes", center)
         _outline(axes[row, 0], nodes, sp, "yellow")
         _outline(axes[row, 0], negatives, sp, "cyan", "dashed")
-    for k, (name, path, focus) in enumerate(real, start=1):
-        img, center, rsp = _real_panel(path, focus)
-        _show(axes[0, k], img, rsp, f"Real: {name}")
+    for k, (name, img, center, rsp) in enumerate(panels, start=1):
+        _show(axes[0, k], img, rsp, f"Real: {name}, {rsp[0]:.2g} mm")
         _show(axes[1, k], img, rsp, f"Real: {name}, 80 mm crop", center)
     fig.suptitle(f"Same window W{SOFT_TISSUE_WINDOW[1] - SOFT_TISSUE_WINDOW[0]:g}/L"
                  f"{(SOFT_TISSUE_WINDOW[1] + SOFT_TISSUE_WINDOW[0]) / 2:g}. Phantom: lymph nodes yellow, "
