@@ -72,10 +72,10 @@ def draw_lookalikes(c: Canvas, f: Frame, vessels: list[Vessel]) -> int:
     gap = max(P.NODE_GAP_MM * k, 1.5 * max(c.spacing))
     weights = np.array([v.radius * np.linalg.norm(np.diff(v.points, axis=0), axis=1).sum() for v in vessels])
     weights /= weights.sum()
-    kinds = [(T.SMALL_VEIN, None, P.SMALL_VEIN_RADIUS_MM, P.SMALL_VEIN_LENGTH_MM, P.SMALL_VEIN_HU, 0.3)
+    kinds = [(T.SMALL_VEIN, None, P.SMALL_VEIN_RADIUS_MM, P.SMALL_VEIN_LENGTH_MM, P.SMALL_VEIN_HU, P.SMALL_VEIN_TILT)
              ] * number(P.SMALL_VEIN_COUNT)
     kinds += [(T.COLLAPSED_BOWEL, ids["small_bowel"], P.COLLAPSED_BOWEL_RADIUS_MM, P.COLLAPSED_BOWEL_LENGTH_MM,
-               P.COLLAPSED_BOWEL_HU, 0.4)] * number(P.COLLAPSED_BOWEL_COUNT)
+               P.COLLAPSED_BOWEL_HU, P.COLLAPSED_BOWEL_TILT)] * number(P.COLLAPSED_BOWEL_COUNT)
     for tissue, ts, radius_mm, length_mm, hu, tilt in kinds:
         r = radius(radius_mm)
         for _ in range(P.HARD_NEGATIVE_TRIES):
@@ -101,7 +101,7 @@ def _beside(rng: np.random.Generator, vessel: Vessel, radius: float, gap: float,
     center = p + rng.uniform(0, 1) * (q - p) + out * (vessel.radius + radius + gap)
     d = axis + tilt * rng.normal(size=3)
     d /= np.linalg.norm(d)
-    bend = rng.normal(0, 0.1 * length, 3) * np.array([1.0, 1.0, 0.3])
+    bend = rng.normal(0, P.LOOKALIKE_BEND * length, 3) * np.array([1.0, 1.0, 0.3])
     return np.stack([center - d * length / 2, center + bend, center + d * length / 2])
 
 

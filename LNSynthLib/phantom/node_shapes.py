@@ -117,7 +117,7 @@ def draw_shape(rng: np.random.Generator, volume_mm3: float, vessel_direction: np
     along = rng.uniform() < P.ALONG_VESSEL_FRACTION
     elong = rng.uniform(*(P.ALONG_VESSEL_ELONGATION if along else P.NODE_ELONGATION))
     # Semi-axes (short, middle, long): the long axis is the frame's third row.
-    main = np.array([1.0, rng.uniform(1.0, max(1.0, elong * 0.8)), elong])
+    main = np.array([1.0, rng.uniform(1.0, max(1.0, elong * P.MIDDLE_AXIS_FRACTION)), elong])
     rot = _rotation(rng, vessel_direction if along else None)
     offsets, semis, rots = [np.zeros(3)], [main], [rot]
     if rng.uniform() < P.LOBULATED_FRACTION:
@@ -144,5 +144,5 @@ def hilum(rng: np.random.Generator, shape: NodeShape) -> tuple[np.ndarray, np.nd
     main, rot = shape.semis[0], shape.rotations[0]
     side = rng.choice([-1.0, 1.0])
     # Off-centre along the short axis, reaching the surface: fat entering at the hilum.
-    local = np.array([side * main[0] * 0.55, 0.0, 0.0])
+    local = np.array([side * main[0] * P.HILUM_OFFSET, 0.0, 0.0])
     return rot.T @ local, main * rng.uniform(*P.HILUM_SIZE_RANGE, size=3), rot

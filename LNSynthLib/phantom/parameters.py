@@ -45,16 +45,19 @@ NODE_VOLUME_RANGE_CM3 = (0.3, 4.8)         # [LN60] min, max: the log-normal is 
 NODE_VOLUME_LOG_SD = 0.6
 NODE_HU_RANGE = (20.0, 60.0)               # [HU] per-node mean, drawn uniformly
 NODE_ELONGATION = (1.0, 1.5)               # long / short semi-axis of an ordinary node
+MIDDLE_AXIS_FRACTION = 0.8                 # the middle semi-axis is drawn in [1, this × long] short semi-axes
 ALONG_VESSEL_FRACTION = 0.35               # share of nodes elongated along their vessel (e.g. para-aortic chains)
 ALONG_VESSEL_ELONGATION = (1.5, 2.3)       # their long / short semi-axis
 LOBULATED_FRACTION = 0.5                   # share of nodes made of several overlapping lobes
 LOBE_COUNT_RANGE = (2, 4)                  # lobes of a lobulated node (inclusive, main lobe included)
 LOBE_SIZE_RANGE = (0.45, 0.75)             # extra lobe semi-axes as a fraction of the main lobe's
-LOBE_OFFSET_RANGE = (0.75, 1.1)             # extra lobe centre offset in main-lobe semi-axes
+LOBE_OFFSET_RANGE = (0.75, 1.1)            # extra lobe centre offset in main-lobe semi-axes
 TOUCH_VESSEL_FRACTION = 0.35               # share of nodes placed against their vessel, with no fat between
 HILUM_FRACTION = 0.3                       # share of large-enough nodes with a fatty hilum
 HILUM_HU_RANGE = (-100.0, -50.0)           # [HU] hilum mean, drawn per node
 HILUM_SIZE_RANGE = (0.3, 0.45)             # hilum semi-axes as a fraction of the main lobe's
+HILUM_OFFSET = 0.55                        # hilum centre off the node centre, in short semi-axes: it opens
+                                           # to the surface, where fat and vessels enter the node
 HILUM_MIN_SHORT_AXIS_MM = 8.0              # smaller nodes show no hilum at CT resolution
 HILUM_MIN_SHORT_AXIS_VOXELS = 6.0          # ... nor on coarse grids
 NODE_MIN_SHORT_AXIS_MM = 5.0               # below 5 mm a node is not reported; the floor after scaling
@@ -69,8 +72,10 @@ BODY_HALF_WIDTH_FRACTIONS = (0.45, 0.37)
 ORGAN_OUTLINE_BUMPS = 0.12
 BODY_OUTLINE_BUMPS = 0.05
 # Small phantoms are scaled-down abdomens: below this smaller body half-width (mm) node and
-# hard-negative sizes shrink linearly with the body (then the floors above apply). 60 mm is the
-# smallest body in which the largest real node (≈ 21 mm) still fits in the fat beside the vessels.
+# hard-negative sizes shrink linearly with the body (then the floors above apply), so the demo's
+# 64³ and 96×128×128 grids at 1 mm (half-widths ≈ 24 and 47 mm) get proportionate nodes. From
+# 60 mm on, volumes are the real ones; the largest (≈ 20 mm) nodes find room in the fat beside the
+# vessels only from ≈ 80 mm on (a 224 mm field of view), and a node that finds no room is left out.
 REAL_SIZE_BODY_HALF_WIDTH_MM = 60.0
 
 # --- Hard negatives: node-like tubes seen in cross-section, never labelled LN [HU] --------------------
@@ -85,6 +90,9 @@ SMALL_VEIN_RADIUS_MM = (1.5, 3.0)          # gonadal and mesenteric veins ≈ 3�
 SMALL_VEIN_LENGTH_MM = (20.0, 60.0)
 SMALL_VEIN_HU = (40.0, 90.0)               # [HU] incompletely mixed / partial-volume opacification
 HARD_NEGATIVE_MIN_RADIUS_VOXELS = 1.0      # keep them visible on coarse grids
+SMALL_VEIN_TILT = 0.3                      # SD of their direction's deviation from the vessel axis (unit vector)
+COLLAPSED_BOWEL_TILT = 0.4
+LOOKALIKE_BEND = 0.1                       # mid-point bend of a look-alike, as a fraction of its length
 LOOKALIKE_SPREAD_MM = 25.0                 # small veins / bowel segments lie up to this far beyond the gap
 HARD_NEGATIVE_TRIES = 300                  # positions tried for each small vein / bowel segment (placement only)
 
