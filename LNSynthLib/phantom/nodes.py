@@ -41,10 +41,9 @@ def place_nodes(canvas: Canvas, vessels: list[Vessel], rng: np.random.Generator,
     weights = np.array([v.radius * np.linalg.norm(np.diff(v.points, axis=0), axis=1).sum() for v in vessels])
     weights = weights / weights.sum()
     placed = 0
-    # Volumes are drawn once per node, up front, and the largest placed first while the fat is
-    # emptiest: crowding then leaves out small nodes rather than large ones, so it biases sizes less ...
-    volumes = sorted((draw_volume_cm3(rng) * 1000.0 * k ** 3 for _ in range(n_nodes)), reverse=True)
-    for volume in volumes:
+    for _ in range(n_nodes):
+        # The volume is drawn once per node, so crowding does not bias node sizes towards small ones ...
+        volume = draw_volume_cm3(rng) * 1000.0 * k ** 3
         shape, vessel = None, None
         # ... except while the phantom holds fewer than the minimum count: then try harder, and after
         # every `max_tries` failures draw another volume (a crowded phantom still gets its nodes).
