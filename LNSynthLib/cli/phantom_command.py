@@ -10,8 +10,9 @@ from LNSynthLib.cli import arg_types as at
 from LNSynthLib.jobs.results import emit_result
 from LNSynthLib.volumes.preprocess import TRAIN_MARGIN_MM
 
-DEFAULT_REAL_DIR = Path(os.environ.get("LNSYNTH_SHARED_DATA", Path(__file__).resolve().parents[3] / "shared" / "data")
-                        ) / "totalseg_example"
+SHARED_DATA = Path(os.environ.get("LNSYNTH_SHARED_DATA", Path(__file__).resolve().parents[3] / "shared" / "data"))
+DEFAULT_REAL_DIR = SHARED_DATA / "totalseg_example"
+DEFAULT_HIRES_DIR = SHARED_DATA / "dcmqi_ct3slice"
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -31,6 +32,17 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="real CT for the figure (default: the shared TotalSegmentator example)")
     p.add_argument("--real-labels", default=str(DEFAULT_REAL_DIR / "example_seg_total.nii.gz"),
                    help="its TotalSegmentator 'total' labels or 14-label anatomy map")
+    p.add_argument("--realism-figure", type=at.output_png, metavar="PNG",
+                   help="also write the phantom-vs-real CT figure (W400/L40, lymph nodes outlined) to PNG, "
+                        "e.g. Resources/phantom_vs_real.png")
+    p.add_argument("--real-hires-ct", default=str(DEFAULT_HIRES_DIR),
+                   help="a real CT at about 0.8 mm for the realism figure (file or DICOM folder; "
+                        "default: the shared dcmqi 3-slice series); --real-ct is shown too")
+    p.add_argument("--real-hires-labels", default=str(DEFAULT_HIRES_DIR / "liver_spine_seg.nrrd"),
+                   help="its label file (label 2 = spine, used to centre the zoomed panel)")
+    p.add_argument("--realism-shape", type=at.positive_int, nargs=3, metavar=("Z", "Y", "X"),
+                   help="phantom grid of the realism figure, at 0.8×0.8×1.5 mm (default 300 512 512, "
+                        "the size the prepare benchmark uses)")
     p.set_defaults(func=run)
 
 
@@ -39,8 +51,9 @@ def run(args: argparse.Namespace) -> int:
     from LNSynthLib.phantom import write_phantom_cases
     from LNSynthLib.volumes.preprocess import PreprocessSettings
 
-    if not args.out and not args.figure:
-        raise InputDataError("nothing to do", fix="give --out FOLDER to write cases and/or --figure PNG")
+    if not args.out and not args.figure and not args.realism_figure:
+        raise InputDataError("nothing to do",
+                             fix="give --out FOLDER to write cases and/or --figure PNG / --realism-figure PNG")
     if len(args.spacing) not in (1, 3):
         raise InputDataError(f"--spacing takes 1 or 3 values, got {len(args.spacing)}",
                              fix="e.g. --spacing 1.0 or --spacing 0.8 0.8 2.5")
@@ -50,15 +63,24 @@ def run(args: argparse.Namespace) -> int:
                                       spacing_xyz=spacing, overwrite=args.overwrite,
                                       settings=PreprocessSettings.train(margin_mm=args.margin_mm))
         print(f"wrote {len(folders)} phantom case(s) to {args.out}")
+    figures = []
     if args.figure:
         from LNSynthLib.phantom.figure import make_readme_figure
 
-        png = make_readme_figure(args.figure, args.real_ct, args.real_labels, seed=args.seed,
-                                 overwrite=args.overwrite)
-        print(f"figure: {png}")
+        figures.append(make_readme_figure(args.figure, args.real_ct, args.real_labels, seed=args.seed,
+                                          overwrite=args.overwrite))
+        print(f"figure: {figures[-1]}")
+    if args.realism_figure:
+        from LNSynthLib.phantom.figure import realism_figure
+
+        real = [(Path(args.real_hires_ct).name, args.real_hires_ct, args.real_hires_labels),
+                (Path(args.real_ct).name, args.real_ct, args.real_labels)]
+        grid = {"shape_zyx": tuple(args.realism_shape)} if args.realism_shape else {}
+        figures.append(realism_figure(args.realism_figure, real, seed=args.seed, overwrite=args.overwrite, **grid))
+        print(f"realism figure: {figures[-1]}")
     if args.out:
         emit_result("cases", Path(args.out).resolve(), cases=[f.name for f in folders],
-                    figure=str(png) if args.figure else None)
+                    figure=str(figures[0]) if figures else None, figures=[str(f) for f in figures])
     else:
-        emit_result("figure", png)
+        emit_result("figure", figures[0], figures=[str(f) for f in figures])
     return 0

@@ -15,6 +15,7 @@ import numpy as np
 from LNSynthLib.anatomy.groups import totalseg_class_ids
 from LNSynthLib.phantom import tissues as T
 from LNSynthLib.phantom.canvas import Canvas, ellipsoid_mask, paint_cylinder, paint_ellipsoid, paint_tube
+from LNSynthLib.phantom.parameters import BODY_HALF_WIDTH_FRACTIONS, BODY_OUTLINE_BUMPS, ORGAN_OUTLINE_BUMPS
 
 
 @dataclass
@@ -38,18 +39,19 @@ def _inside(ts_id: int):
     return lambda t, s: s == ts_id
 
 
-class _Frame:
-    """Maps body-relative coordinates (u, v, w) to millimetres."""
+class Frame:
+    """Maps body-relative coordinates (u, v, w) to millimetres; `spine_y` is set once the spine is drawn."""
 
     def __init__(self, canvas: Canvas, rng: np.random.Generator) -> None:
         fx, fy, fz = canvas.extent_xyz
-        self.a = 0.45 * fx * (1 + rng.uniform(-0.03, 0.03))
-        self.b = 0.37 * fy * (1 + rng.uniform(-0.03, 0.03))
+        self.a = BODY_HALF_WIDTH_FRACTIONS[0] * fx * (1 + rng.uniform(-0.03, 0.03))
+        self.b = BODY_HALF_WIDTH_FRACTIONS[1] * fy * (1 + rng.uniform(-0.03, 0.03))
         self.cy = 0.02 * fy
         self.s = min(self.a, self.b)
         self.fz = fz
         self.min_px = max(canvas.spacing)
         self.rng = rng
+        self.spine_y = 0.0
 
     def p(self, u: float, v: float, w: float) -> np.ndarray:
         return np.array([u * self.a, self.cy + v * self.b, -self.fz / 2 + w * self.fz])
@@ -60,27 +62,32 @@ class _Frame:
     def j(self, spread: float = 0.05) -> float:
         return 1.0 + self.rng.uniform(-spread, spread)
 
+    def bumps(self, amplitude: float = ORGAN_OUTLINE_BUMPS) -> tuple[float, np.ndarray]:
+        """An organic outline for one organ (the same for its nested layers)."""
+        return amplitude, self.rng.uniform(0.0, 2 * np.pi, 4)
 
-def draw_anatomy(canvas: Canvas, rng: np.random.Generator) -> list[Vessel]:
-    """Paint the whole abdomen onto `canvas`; return the vessel centrelines."""
+
+def draw_anatomy(canvas: Canvas, rng: np.random.Generator) -> tuple[list[Vessel], Frame]:
+    """Paint the whole abdomen onto `canvas`; return the vessel centrelines and the body frame."""
     ids = totalseg_class_ids()
-    f = _Frame(canvas, rng)
+    f = Frame(canvas, rng)
     _body_wall(canvas, f)
-    spine_y = _spine(canvas, f, ids)
+    spine_y = f.spine_y = _spine(canvas, f, ids)
     _muscles(canvas, f, ids, spine_y)
     vessels = _vessels(canvas, f, ids, spine_y)
     _solid_organs(canvas, f, ids, spine_y, vessels)
     _hollow_organs(canvas, f, ids, spine_y)
-    return vessels
+    return vessels, f
 
 
-def _body_wall(c: Canvas, f: _Frame) -> None:
+def _body_wall(c: Canvas, f: Frame) -> None:
     z = (-f.fz, f.fz)
-    paint_cylinder(c, (0.0, f.cy), (f.a, f.b), z, T.SUBCUT_FAT)
+    outline = f.bumps(BODY_OUTLINE_BUMPS)
+    paint_cylinder(c, (0.0, f.cy), (f.a, f.b), z, T.SUBCUT_FAT, bumps=outline)
     fat = f.r(0.09 * f.j(0.2), 1.5)
-    paint_cylinder(c, (0.0, f.cy), (f.a - fat, f.b - fat), z, T.WALL_MUSCLE)
+    paint_cylinder(c, (0.0, f.cy), (f.a - fat, f.b - fat), z, T.WALL_MUSCLE, bumps=outline)
     wall = f.r(0.05, 1.5)
-    paint_cylinder(c, (0.0, f.cy), (f.a - fat - wall, f.b - fat - wall), z, T.VISCERAL_FAT)
+    paint_cylinder(c, (0.0, f.cy), (f.a - fat - wall, f.b - fat - wall), z, T.VISCERAL_FAT, bumps=outline)
 
 
 def _ring(c: Canvas, center, semi, tissue_inner: int, ts_id: int, cortex: float, angle: float = 0.0,
@@ -91,7 +98,7 @@ def _ring(c: Canvas, center, semi, tissue_inner: int, ts_id: int, cortex: float,
     paint_ellipsoid(c, center, inner, tissue_inner, ts_id, angle, where=_inside(ts_id))
 
 
-def _spine(c: Canvas, f: _Frame, ids: dict[str, int]) -> float:
+def _spine(c: Canvas, f: Frame, ids: dict[str, int]) -> float:
     levels = ["vertebrae_S1", "vertebrae_L5", "vertebrae_L4", "vertebrae_L3", "vertebrae_L2", "vertebrae_L1",
               "vertebrae_T12"]
     spine_y = f.cy + 0.45 * f.b
@@ -124,7 +131,7 @@ def _spine(c: Canvas, f: _Frame, ids: dict[str, int]) -> float:
     return spine_y
 
 
-def _muscles(c: Canvas, f: _Frame, ids: dict[str, int], spine_y: float) -> None:
+def _muscles(c: Canvas, f: Frame, ids: dict[str, int], spine_y: float) -> None:
     rv = f.r(0.15, 2)
     for side, sfx in ((-1, "right"), (1, "left")):
         x = side * (rv + f.r(0.14))
@@ -139,7 +146,7 @@ def _muscles(c: Canvas, f: _Frame, ids: dict[str, int], spine_y: float) -> None:
             paint_tube(c, pts, f.r(radii[k + 1], 1.5), T.MUSCLE, ids[f"iliopsoas_{sfx}"], where=_fat)
 
 
-def _vessels(c: Canvas, f: _Frame, ids: dict[str, int], spine_y: float) -> list[Vessel]:
+def _vessels(c: Canvas, f: Frame, ids: dict[str, int], spine_y: float) -> list[Vessel]:
     rv = f.r(0.15, 2)
     ra, rc = f.r(0.085, 1.5) * f.j(), f.r(0.09, 1.5) * f.j()
     vy = spine_y - rv - max(ra, rc) - f.r(0.02, 0.5)
@@ -166,13 +173,14 @@ def _vessels(c: Canvas, f: _Frame, ids: dict[str, int], spine_y: float) -> list[
     return vessels
 
 
-def _solid_organs(c: Canvas, f: _Frame, ids: dict[str, int], spine_y: float, vessels: list[Vessel]) -> None:
+def _solid_organs(c: Canvas, f: Frame, ids: dict[str, int], spine_y: float, vessels: list[Vessel]) -> None:
     for side, sfx in ((-1, "right"), (1, "left")):
         w = 0.55 + (0.0 if side > 0 else -0.05)
         center = f.p(side * 0.46 * f.j(), 0.1, w)
         center[1] = spine_y - f.r(0.02)
         semi = (f.r(0.14, 2), f.r(0.21, 2), 0.18 * f.fz * f.j())
-        paint_ellipsoid(c, center, semi, T.KIDNEY, ids[f"kidney_{sfx}"], angle=-side * 0.5, where=_fat)
+        paint_ellipsoid(c, center, semi, T.KIDNEY, ids[f"kidney_{sfx}"], angle=-side * 0.5, where=_fat,
+                        bumps=f.bumps(0.5 * ORGAN_OUTLINE_BUMPS))
         sinus = center + np.array([-side * semi[0] * 0.45, 0.0, 0.0])
         paint_ellipsoid(c, sinus, (semi[0] * 0.35, semi[1] * 0.35, semi[2] * 0.45), T.RENAL_SINUS,
                         where=_inside(ids[f"kidney_{sfx}"]))
@@ -180,14 +188,14 @@ def _solid_organs(c: Canvas, f: _Frame, ids: dict[str, int], spine_y: float, ves
         paint_ellipsoid(c, adrenal, (f.r(0.03, 1), f.r(0.08, 1.5), 0.05 * f.fz), T.ADRENAL,
                         ids[f"adrenal_gland_{sfx}"], angle=side * 0.4, where=_fat)
     paint_ellipsoid(c, f.p(-0.38, -0.5, 0.68), (f.r(0.07, 1.5), f.r(0.11, 2), 0.08 * f.fz), T.GALLBLADDER,
-                    ids["gallbladder"], where=_fat)
+                    ids["gallbladder"], where=_fat, bumps=f.bumps())
     paint_ellipsoid(c, f.p(-0.45, -0.05, 0.95), (0.5 * f.a * f.j(), 0.75 * f.b, 0.38 * f.fz * f.j()), T.LIVER,
-                    ids["liver"], angle=0.2, where=_fat)
+                    ids["liver"], angle=0.2, where=_fat, bumps=f.bumps())
     # Left lobe reaching across the midline in front of the stomach.
     paint_ellipsoid(c, f.p(0.0, -0.42, 0.9), (0.32 * f.a, 0.2 * f.b, 0.14 * f.fz * f.j()), T.LIVER,
-                    ids["liver"], angle=-0.25, where=_fat)
+                    ids["liver"], angle=-0.25, where=_fat, bumps=f.bumps())
     paint_ellipsoid(c, f.p(0.62, 0.25, 0.86), (f.r(0.15), f.r(0.32), 0.2 * f.fz * f.j()), T.SPLEEN,
-                    ids["spleen"], angle=0.6, where=_fat)
+                    ids["spleen"], angle=0.6, where=_fat, bumps=f.bumps())
     splenic = next(v for v in vessels if v.name == "portal_vein_and_splenic_vein" and len(v.points) == 3)
     pancreas = splenic.points + np.array([0.0, -f.r(0.07), 0.0])
     pancreas[0] += np.array([-f.r(0.15), 0.0, -0.03 * f.fz])
@@ -199,15 +207,16 @@ def _hollow(c: Canvas, points, radius: float, wall: float, ts_id: int, content: 
     paint_tube(c, points, max(radius - wall, 0.5 * radius), content, ts_id, where=_inside(ts_id))
 
 
-def _hollow_organs(c: Canvas, f: _Frame, ids: dict[str, int], spine_y: float) -> None:
+def _hollow_organs(c: Canvas, f: Frame, ids: dict[str, int], spine_y: float) -> None:
     wall = f.r(0.025, 1)
     # Stomach with an air-fluid level (gas rises anteriorly in a supine patient).
     sc = f.p(0.32, -0.35, 0.86)
     semi = np.array([f.r(0.26), f.r(0.2), 0.18 * f.fz]) * f.j()
-    paint_ellipsoid(c, sc, semi, T.GI_WALL, ids["stomach"], where=_fat)
-    paint_ellipsoid(c, sc, semi - wall, T.GI_FLUID, ids["stomach"], where=_inside(ids["stomach"]))
+    outline = f.bumps()
+    paint_ellipsoid(c, sc, semi, T.GI_WALL, ids["stomach"], where=_fat, bumps=outline)
+    paint_ellipsoid(c, sc, semi - wall, T.GI_FLUID, ids["stomach"], where=_inside(ids["stomach"]), bumps=outline)
     level = sc[1] - 0.35 * semi[1]
-    found = ellipsoid_mask(c, sc, semi - wall)
+    found = ellipsoid_mask(c, sc, semi - wall, bumps=outline)
     if found is not None:
         box, mask = found
         c.paint(box, mask & (c.y[box[1]][None, :, None] < level), T.GAS, ids["stomach"],
@@ -231,10 +240,10 @@ def _hollow_organs(c: Canvas, f: _Frame, ids: dict[str, int], spine_y: float) ->
         _hollow(c, loop, f.r(0.07, 1.5), wall, ids["small_bowel"], T.GI_FLUID)
     _gas_pockets(c, f, ids["small_bowel"], 0.12)
     paint_ellipsoid(c, f.p(0.0, -0.3, 0.0), (f.r(0.25), f.r(0.2), 0.08 * f.fz), T.BLADDER,
-                    ids["urinary_bladder"], where=_fat)
+                    ids["urinary_bladder"], where=_fat, bumps=f.bumps())
 
 
-def _gas_pockets(c: Canvas, f: _Frame, ts_id: int, fraction: float) -> None:
+def _gas_pockets(c: Canvas, f: Frame, ts_id: int, fraction: float) -> None:
     """Turn a random `fraction` of a bowel's lumen into gas, in smooth blobs."""
     lumen = np.argwhere((c.ts[::4, ::4, ::4] == ts_id) & (c.tissue[::4, ::4, ::4] != T.GI_WALL))
     if len(lumen) == 0:

@@ -1,6 +1,11 @@
-"""Nodes painted into the real CT sit in fat near the arteries; the README figure renders; big phantoms work."""
+"""Nodes painted into the real CT sit in fat near the arteries; the README and realism figures render; big phantoms work."""
 
 from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -33,10 +38,38 @@ def test_comparison_figure_writes_png(tmp_path):
     assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 20_000
 
 
+def test_realism_figure_from_the_cli(tmp_path, shared_data, example_ct, example_totalseg):
+    """`lnsynth phantom --realism-figure`: phantom vs both real CTs at one window, as a user runs it."""
+    hires = shared_data / "dcmqi_ct3slice"
+    if not (hires / "liver_spine_seg.nrrd").exists():
+        pytest.skip(f"{hires} not found")
+    env = {**os.environ, "LNSYNTH_PROGRESS": "json"}
+    res = subprocess.run([sys.executable, "-m", "LNSynthLib", "phantom", "--realism-figure", "fig.png",
+                          "--realism-shape", "48", "160", "160", "--seed", "1", "--real-ct", str(example_ct),
+                          "--real-labels", str(example_totalseg), "--real-hires-ct", str(hires),
+                          "--real-hires-labels", str(hires / "liver_spine_seg.nrrd")],
+                         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr
+    event = [json.loads(line) for line in res.stdout.splitlines() if line.startswith("{")][-1]
+    assert (event["kind"], event["path"]) == ("figure", "fig.png")
+    data = (tmp_path / "fig.png").read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 100_000
+
+
+def test_realism_figure_missing_real_ct_is_a_user_error(tmp_path):
+    res = subprocess.run([sys.executable, "-m", "LNSynthLib", "phantom", "--realism-figure", "fig.png",
+                          "--realism-shape", "32", "64", "64", "--real-hires-ct", str(tmp_path / "nope.nii.gz")],
+                         cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert res.returncode == 2
+    assert "nope.nii.gz" in res.stderr and "Traceback" not in res.stderr
+    assert not (tmp_path / "fig.png").exists()
+
+
 @pytest.mark.slow
 def test_full_size_phantom_512x512x300():
     p = generate_phantom(seed=0, shape_zyx=(300, 512, 512), spacing_xyz=(0.8, 0.8, 1.5))
     assert p.ct.shape == (300, 512, 512)
     assert len(p.nodes) >= 3
     assert all(5.0 <= n.short_axis_mm <= 25.0 for n in p.nodes)
+    assert all(0.25 <= n.volume_mm3 / 1000 <= 5.3 for n in p.nodes)   # real node volumes (0.3–4.8 cm³)
     assert len(np.unique(p.anatomy.array)) == 14
