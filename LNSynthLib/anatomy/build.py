@@ -69,7 +69,7 @@ def anatomy_from_labels(label_volume: Volume, ct: Volume, source: str = "totalse
         raise ValueError(f"source must be one of {SOURCES}, got {source!r}")
     label_volume = labels_onto(label_volume, ct, path, ct_path, resample=resample)
     if box is not None:
-        label_volume, ct = crop(label_volume, box), crop(ct, box)
+        label_volume, ct = crop(label_volume, box, copy=False), crop(ct, box, copy=False)   # only read here
     labels = np.asarray(label_volume.array)
     if np.issubdtype(labels.dtype, np.floating):
         if not np.all(np.isfinite(labels)) or not np.array_equal(labels, np.round(labels)):

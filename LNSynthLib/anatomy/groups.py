@@ -116,8 +116,8 @@ def totalseg_to_anatomy(ts_labels: np.ndarray, ct_hu: np.ndarray, label_filter: 
         raise ValueError("label map holds negative values")
     if not np.issubdtype(ts_labels.dtype, np.unsignedinteger):
         ts_labels = ts_labels.astype(np.uint16)   # small index type: no 8-byte copy of a large volume
+    body = body_mask(ct_hu)   # before the grouped copy exists: the body mask's label volume is the memory peak
     grouped = table[ts_labels]
-    body = body_mask(ct_hu)
     # BODY (1) inside the body where the CT holds no gas, else AIR (0): the complement of `air_mask`, written
     # as one comparison and one AND into the output itself (no further whole-volume temporaries).
     out = np.greater_equal(ct_hu, AIR_THRESHOLD_HU)

@@ -56,10 +56,15 @@ def ln_region_box(ln: Volume, margin_mm: float) -> Box:
     return (box[0], box[1], box[2])
 
 
-def crop(volume: Volume, box: Box) -> Volume:
-    """Sub-volume with the geometry of its first voxel (physical positions unchanged)."""
+def crop(volume: Volume, box: Box, copy: bool = True) -> Volume:
+    """Sub-volume with the geometry of its first voxel (physical positions unchanged).
+
+    `copy=False` gives a view for read-only use while the full volume is alive anyway (no second
+    CT-sized array at the memory peak); a copy lets the full volume be freed.
+    """
     start = tuple(int(s.start or 0) for s in box)
-    return Volume(np.ascontiguousarray(volume.array[box]), volume.geometry.shifted(start))
+    array = volume.array[box]
+    return Volume(np.ascontiguousarray(array) if copy else array, volume.geometry.shifted(start))
 
 
 def resampled_geometry(geometry: Geometry, shape_zyx: tuple[int, int, int],

@@ -93,3 +93,16 @@ def test_resample_keeps_oblique_direction_and_same_spacing_is_a_copy():
     assert same.geometry == geo and np.array_equal(same.array, arr) and same.array is not arr
     with pytest.raises(ValueError):
         resample(vol, (1, 1, 1), "cubic")
+
+
+def test_crop_copies_unless_asked_for_a_view() -> None:
+    # prepare frees the full CT after cropping (a copy); the grouping only reads its crop (a view, no second CT).
+    from LNSynthLib.volumes.geometry import Geometry, Volume
+    from LNSynthLib.volumes.preprocess import crop
+
+    volume = Volume(np.arange(4 * 5 * 6, dtype=np.float32).reshape(4, 5, 6), Geometry((1.0, 1.0, 2.0), (0.0, 0.0, 0.0)))
+    box = (slice(1, 3), slice(0, 5), slice(2, 6))
+    copied, viewed = crop(volume, box), crop(volume, box, copy=False)
+    assert not np.shares_memory(copied.array, volume.array) and np.shares_memory(viewed.array, volume.array)
+    np.testing.assert_array_equal(copied.array, viewed.array)
+    assert copied.geometry == viewed.geometry
