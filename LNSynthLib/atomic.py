@@ -16,6 +16,20 @@ NO_ROOM = frozenset({errno.ENOSPC, errno.EFBIG, errno.EDQUOT})
 NO_ROOM_FIX = "free disk space (or raise the file-size / quota limit: `ulimit -f`) and run the command again"
 
 
+def _read_umask() -> int:
+    """The process umask without changing it (Linux reports it in /proc; elsewhere set-and-restore)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 def check_writable(path: str | Path, overwrite: bool = False) -> Path:
     """Return `path`, refusing an existing file unless `overwrite` is set."""
     path = Path(path)
@@ -49,6 +63,9 @@ def atomic_path(path: str | Path, overwrite: bool = False) -> Iterator[Path]:
                 raise
             raise OutputWriteError(f"could not be written completely ({exc.strerror}); nothing was kept",
                                    path=path, fix=NO_ROOM_FIX) from exc
+        # mkstemp makes the file private (0600); give it the mode a plain open() would (0666 minus the umask),
+        # so prepared cases, datasets and results are readable by whoever may read the folder.
+        os.chmod(tmp, 0o666 & ~_read_umask())
         if overwrite is False and path.exists():
             raise OutputExistsError("output appeared while it was being written", path=path,
                                     fix="make sure only one job writes to this folder")
