@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from LNSynthLib.anatomy.groups import LABEL_NAMES, NUM_LABELS
-from LNSynthLib.atomic import atomic_path
+from LNSynthLib.report.figures import pyplot, save_figure
 from LNSynthLib.volumes.geometry import Volume
 
 SOFT_TISSUE_WINDOW = (-160.0, 240.0)   # W 400 / L 40
@@ -67,11 +67,9 @@ def comparison_figure(phantom: tuple[Volume, Volume, Volume], real: tuple[Volume
                       out_png: str | Path, overwrite: bool = False,
                       titles: tuple[str, str] = ("Phantom (procedural)", "Real CT (TotalSegmentator labels)")) -> Path:
     """Write the side-by-side PNG; each tuple is (CT in HU, 14-label anatomy, LN mask)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
     from matplotlib.patches import Patch
+
+    plt = pyplot()
 
     fig, axes = plt.subplots(1, 2, figsize=(12.5, 5.8), constrained_layout=True)
     _panel(axes[0], *phantom, titles[0])
@@ -82,11 +80,7 @@ def comparison_figure(phantom: tuple[Volume, Volume, Volume], real: tuple[Volume
     fig.legend(handles=handles, loc="outside right center", fontsize=9, frameon=False)
     fig.suptitle(f"14-label anatomy condition, CT window {SOFT_TISSUE_WINDOW[0]:g}..{SOFT_TISSUE_WINDOW[1]:g} HU",
                  fontsize=11)
-    out_png = Path(out_png)
-    with atomic_path(out_png, overwrite) as tmp:
-        fig.savefig(tmp, dpi=110, format="png")
-    plt.close(fig)
-    return out_png
+    return save_figure(fig, out_png, overwrite)
 
 
 def make_readme_figure(out_png: str | Path, real_ct: str | Path, real_labels: str | Path, seed: int = 0,
@@ -177,11 +171,7 @@ def realism_figure(out_png: str | Path, real: list[tuple[str, str | Path, str | 
     The phantom panels outline its lymph nodes (yellow) and its hard negatives (cyan, dashed); the
     real CTs have no lymph-node ground truth, so nothing is outlined there.
     """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     from LNSynthLib.phantom import tissues as T
     from LNSynthLib.phantom.generate import generate_phantom
 
@@ -208,8 +198,4 @@ def realism_figure(out_png: str | Path, real: list[tuple[str, str | Path, str | 
                  f"{(SOFT_TISSUE_WINDOW[1] + SOFT_TISSUE_WINDOW[0]) / 2:g}. Phantom: lymph nodes yellow, "
                  "hard negatives (collapsed bowel, ureters, small veins) cyan dashed; real CTs have no LN truth.",
                  fontsize=10)
-    out_png = Path(out_png)
-    with atomic_path(out_png, overwrite) as tmp:
-        fig.savefig(tmp, dpi=90, format="png")
-    plt.close(fig)
-    return out_png
+    return save_figure(fig, out_png, overwrite, dpi=90)

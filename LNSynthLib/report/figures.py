@@ -13,7 +13,8 @@ from LNSynthLib.volumes.geometry import Volume
 WINDOW = (-120.0, 240.0)
 
 
-def _plt():  # noqa: ANN202
+def pyplot():  # noqa: ANN201 - matplotlib.pyplot, imported only when a figure is drawn
+    """matplotlib.pyplot on the file-only Agg backend (no display on servers and in job processes)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -42,7 +43,7 @@ def _show(ax, image: np.ndarray, mask: np.ndarray, title: str, aspect: float = 1
 
 def mosaic(pairs: Sequence[tuple[str, Volume, Volume, Volume, Volume]], png: str | Path) -> Path:
     """One row per pair (name, real CT, real LN, synthetic CT, synthetic LN): axial and coronal views."""
-    plt = _plt()
+    plt = pyplot()
     rows = max(1, len(pairs))
     fig, axes = plt.subplots(rows, 4, figsize=(8, 2.1 * rows), squeeze=False)
     for r, (name, rct, rln, sct, sln) in enumerate(pairs):
@@ -53,12 +54,12 @@ def mosaic(pairs: Sequence[tuple[str, Volume, Volume, Volume, Volume]], png: str
         _show(axes[r, 3], *sc, "synthetic coronal", s_aspect)
     fig.suptitle("Real (left) vs synthetic (right), LN contour in yellow", fontsize=9)
     fig.tight_layout()
-    return _save(fig, png)
+    return save_figure(fig, png)
 
 
 def segmentation_mosaic(rows: Sequence[tuple[str, Volume, Volume, dict[str, Volume]]], png: str | Path) -> Path:
     """Per test case: the CT with ground truth (green) and each method's prediction (red), axial slice."""
-    plt = _plt()
+    plt = pyplot()
     n_methods = max((len(r[3]) for r in rows), default=0)
     fig, axes = plt.subplots(max(1, len(rows)), 1 + n_methods, figsize=(2.2 * (1 + n_methods), 2.3 * len(rows)),
                              squeeze=False)
@@ -72,13 +73,13 @@ def segmentation_mosaic(rows: Sequence[tuple[str, Volume, Volume, dict[str, Volu
             if pred.array[z].any():
                 axes[r, c].contour(pred.array[z] > 0, levels=[0.5], colors="red", linewidths=0.8)
     fig.tight_layout()
-    return _save(fig, png)
+    return save_figure(fig, png)
 
 
 def training_curves(ddpm_loss: Sequence[tuple[int, float]], nnunet: dict[str, Sequence[dict]],
                     png: str | Path) -> Path:
     """LN-DDPM loss per step (left) and nnU-Net train/val loss and pseudo Dice per epoch (right)."""
-    plt = _plt()
+    plt = pyplot()
     fig, (left, right) = plt.subplots(1, 2, figsize=(9, 3.2))
     if ddpm_loss:
         steps, losses = zip(*ddpm_loss, strict=True)
@@ -105,12 +106,13 @@ def training_curves(ddpm_loss: Sequence[tuple[int, float]], nnunet: dict[str, Se
     if nnunet:
         right.legend(fontsize=7)
     fig.tight_layout()
-    return _save(fig, png)
+    return save_figure(fig, png)
 
 
-def _save(fig, png: str | Path) -> Path:  # noqa: ANN001
+def save_figure(fig, png: str | Path, overwrite: bool = True, dpi: int = 110) -> Path:  # noqa: ANN001
+    """Write `fig` as PNG atomically and close it."""
     png = Path(png)
-    with atomic_path(png, overwrite=True) as tmp:
-        fig.savefig(tmp, dpi=110, format="png")
-    _plt().close(fig)
+    with atomic_path(png, overwrite=overwrite) as tmp:
+        fig.savefig(tmp, dpi=dpi, format="png")
+    pyplot().close(fig)
     return png
