@@ -225,7 +225,7 @@ class LNSynthWebApp(TrameApp):
                                      n_samples=int(s.n_samples), seed=int(s.seed),
                                      sampler=None if s.sampler == FROM_CHECKPOINT else s.sampler,
                                      steps=_int_or_none(s.steps), transforms=bool(s.transforms),
-                                     device=s.device, paste_into_ct=bool(s.paste))
+                                     device=s.device, paste_into_ct=bool(s.paste), qc=bool(s.qc))
         self._start(self.session.start_synthesis(settings), self._synthetic_ready)
 
     def _synthetic_ready(self, loaded: list) -> None:
@@ -238,7 +238,7 @@ class LNSynthWebApp(TrameApp):
     # ------------------------------------------------------------------ 6) nnU-Net
     @reports_errors
     def on_nnunet_export(self) -> None:
-        chain = self.session.start_nnunet_export(bool(self.state.paste))
+        chain = self.session.start_nnunet_export(bool(self.state.paste), qc=bool(self.state.qc))
         self.state.nnunet_dataset = str(self.session.nodes.nnunet_dataset)
         self._start(chain, lambda _: self._refresh(f"nnU-Net dataset: {self.session.nodes.nnunet_dataset}"))
 

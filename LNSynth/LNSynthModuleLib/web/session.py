@@ -130,9 +130,9 @@ class WebSession:
         return self.logic.start_synthesis(*self.require_inputs(), settings)
 
     # ------------------------------------------------------------------ nnU-Net
-    def start_nnunet_export(self, paste: bool) -> JobChain:
+    def start_nnunet_export(self, paste: bool, qc: bool = True) -> JobChain:
         self.nodes.nnunet_dataset = self.folder / "nnunet"
-        return self.logic.start_nnunet_export(self.nodes.nnunet_dataset, paste=paste)
+        return self.logic.start_nnunet_export(self.nodes.nnunet_dataset, paste=paste, qc=qc)
 
     def start_nnunet_train(self, dataset: str | None, epochs: int, iterations: int, device: str) -> JobChain:
         dataset_dir = Path(dataset) if dataset else self.nodes.nnunet_dataset

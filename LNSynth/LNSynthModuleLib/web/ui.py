@@ -86,6 +86,8 @@ def build_page(server: object, app: object, layout_manager: object) -> object:
                         v.VTextField(label="Seed", v_model=("seed", 0), id="seed", **dense)
                     v.VCheckbox(label="Transform the nodes", v_model=("transforms", True), id="transforms", **dense)
                     v.VCheckbox(label="Paste into the CT", v_model=("paste", True), id="paste", **dense)
+                    v.VCheckbox(label="Quality control: drop synthetic pairs unlike real data", v_model=("qc", True),
+                                id="qc", **dense)
                     v.VBtn("Synthesize", click=app.on_synthesize, id="synthesize", disabled=busy, block=True)
                 with section("6. nnU-Net"), v.VExpansionPanelText():
                     v.VBtn("Export dataset", click=app.on_nnunet_export, id="nnunet-export", disabled=busy,
