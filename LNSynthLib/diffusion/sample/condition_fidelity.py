@@ -25,15 +25,19 @@ MIN_REGION_VOXELS = 20
 MIN_CONTRAST_FRACTION = 0.5   # a sample follows its nodes with at least this share of the real LN−fat contrast
 
 
+def _label_regions(anatomy: np.ndarray, ln: np.ndarray, min_voxels: int):  # noqa: ANN202 - a generator
+    """(`label_<n>`, mask) per anatomy label without LN voxels, regions under `min_voxels` skipped."""
+    for label in np.unique(anatomy):
+        region = (anatomy == label) & ~ln
+        if region.sum() >= min_voxels:
+            yield f"label_{int(label)}", region
+
+
 def region_means(ct_hu: np.ndarray, anatomy: np.ndarray, ln: np.ndarray,
                  min_voxels: int = MIN_REGION_VOXELS) -> dict[str, float]:
     """Mean HU per anatomy label (without LN voxels) and inside the LN mask; small regions skipped."""
     ln = ln > 0
-    means: dict[str, float] = {}
-    for label in np.unique(anatomy):
-        region = (anatomy == label) & ~ln
-        if region.sum() >= min_voxels:
-            means[f"label_{int(label)}"] = float(ct_hu[region].mean())
+    means = {key: float(ct_hu[region].mean()) for key, region in _label_regions(anatomy, ln, min_voxels)}
     if ln.sum() >= min(min_voxels, 5):
         means["ln"] = float(ct_hu[ln].mean())
     return means
@@ -42,13 +46,7 @@ def region_means(ct_hu: np.ndarray, anatomy: np.ndarray, ln: np.ndarray,
 def region_stds(ct_hu: np.ndarray, anatomy: np.ndarray, ln: np.ndarray,
                 min_voxels: int = MIN_REGION_VOXELS) -> dict[str, float]:
     """HU standard deviation per anatomy label (without LN voxels), the texture within a region."""
-    ln = ln > 0
-    stds: dict[str, float] = {}
-    for label in np.unique(anatomy):
-        region = (anatomy == label) & ~ln
-        if region.sum() >= min_voxels:
-            stds[f"label_{int(label)}"] = float(ct_hu[region].std())
-    return stds
+    return {key: float(ct_hu[region].std()) for key, region in _label_regions(anatomy, ln > 0, min_voxels)}
 
 
 def ln_fat_contrast(ct_hu: np.ndarray, anatomy: np.ndarray, ln: np.ndarray, shell_voxels: int = 3) -> float | None:
