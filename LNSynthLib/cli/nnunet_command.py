@@ -59,14 +59,15 @@ def register(sub: argparse._SubParsersAction) -> None:
     pr.add_argument("--out", required=True)
     pr.add_argument("--region", type=at.input_path, help="mask on the CT grid: segment only its region + --margin-mm (paper)")
     pr.add_argument("--margin-mm", type=at.positive_float, default=TEST_MARGIN_MM)
-    pr.add_argument("--fold", default="0", type=at.fold)
+    pr.add_argument("--fold", default=None, type=at.fold,
+                    help="0-4 or `all` (default: the trained fold, 0 before `all`)")
     add_device(pr)
     pr.add_argument("--overwrite", action="store_true")
     pr.set_defaults(func=run_predict)
 
 
-def _fold(value: str) -> int | str:
-    return value if value == "all" else int(value)
+def _fold(value: str | int | None) -> int | str | None:
+    return value if value in (None, "all") else int(value)
 
 
 def run_export(args: argparse.Namespace) -> int:

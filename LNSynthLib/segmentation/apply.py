@@ -30,7 +30,7 @@ def check_input_images(input_dir: str | Path) -> list[Path]:
     return images
 
 
-def segment_ct(model: str | Path, ct_path: str | Path, out_path: str | Path, *, fold: int | str = 0,
+def segment_ct(model: str | Path, ct_path: str | Path, out_path: str | Path, *, fold: int | str | None = None,
                device: str = "cpu", region: str | Path | None = None, margin_mm: float = TEST_MARGIN_MM,
                overwrite: bool = False) -> Path:
     """Write the LN label map (uint8 0/1) of one CT to `out_path`, on the CT's own grid."""

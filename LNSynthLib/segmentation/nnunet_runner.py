@@ -310,19 +310,35 @@ def _parse_model_dir(model: Path) -> tuple[str, str, str, str]:
     return model.parent.name, parts[0], parts[1], parts[2]
 
 
-def predict(model: str | Path, input_dir: str | Path, output_dir: str | Path, *, fold: int | str = 0,
+def trained_fold(model: str | Path, checkpoint: str = "checkpoint_final.pth") -> str:
+    """The fold of a trained-model folder that holds `checkpoint`: fold 0 first, then `all`, then the lowest."""
+    folds = sorted(p.name.removeprefix("fold_") for p in Path(model).glob("fold_*") if (p / checkpoint).exists())
+    for preferred in ("0", "all"):
+        if preferred in folds:
+            return preferred
+    if not folds:
+        raise InputDataError(f"no fold holds {checkpoint}", path=model,
+                             fix="train a fold first (`lnsynth nnunet train`) or give the trained-model folder")
+    return folds[0]
+
+
+def predict(model: str | Path, input_dir: str | Path, output_dir: str | Path, *, fold: int | str | None = None,
             device: str = "cpu", checkpoint: str = "checkpoint_final.pth", tta: bool | None = None,
-            log_dir: str | Path | None = None) -> Path:
+            log_dir: str | Path | None = None, step_size: float | None = None) -> Path:
     """Segment the `<id>_0000.nii.gz` files of `input_dir` that have no output in `output_dir` yet.
 
     Runs `nnUNetv2_predict` on the trained-model folder `model`. nnU-Net writes into a temporary
     folder; each finished label map is then moved into `output_dir`, so a cancelled run leaves no
     half-written file there. `log_dir` is where the log goes when the model has no project logs
     folder. Test-time mirroring defaults to on for the standard trainer and off for the short
-    ones (which are not trained with it in mind and run on a CPU).
+    ones (which are not trained with it in mind and run on a CPU). `fold` None: the trained fold
+    (`trained_fold`). `step_size`: the sliding-window step as a fraction of the patch; None keeps
+    nnU-Net's (0.5: windows overlap by half), 1.0 tiles them (3× fewer windows on 64³ with 32³ patches).
     """
     model = Path(model).resolve()
     dataset, trainer_cls, plans, configuration = _parse_model_dir(model)
+    if fold is None:
+        fold = trained_fold(model, checkpoint)
     if not (model / f"fold_{fold}" / checkpoint).exists():
         raise InputDataError(f"fold {fold} has no {checkpoint}", path=model / f"fold_{fold}",
                              fix="train this fold first (`lnsynth nnunet train`) or pick the trained fold")
@@ -350,6 +366,8 @@ def predict(model: str | Path, input_dir: str | Path, output_dir: str | Path, *,
         cmd += ["-npp", "0", "-nps", "0"] if device == "cpu" else ["-npp", "2", "-nps", "2"]
         if tta is False or (tta is None and trainer_cls != STANDARD_TRAINER):
             cmd.append("--disable_tta")
+        if step_size is not None:
+            cmd += ["-step_size", str(step_size)]
         done = len(images) - len(todo)
 
         def on_line(line: str) -> None:

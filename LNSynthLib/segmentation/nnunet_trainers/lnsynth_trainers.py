@@ -8,8 +8,8 @@ iterations. `nnUNetTrainerLNSynth_<E>ep_<I>it_<V>val_pat<P>_d<D>` adds the plate
 D × 1e-4 for P epochs, E being the max-epoch budget; the per-epoch curves and the epoch it
 stopped at go to `plateau.json` in the fold folder. The class is made on demand by the module
 `__getattr__` (PEP 562), which nnU-Net's `hasattr(module, name)` search calls. A checkpoint is
-written after every epoch so `--c` can resume a short run, and test-time mirroring is off (CPU
-time). Everything else is nnU-Net's standard `nnUNetTrainer`.
+written after every epoch so `--c` can resume a short run, test-time mirroring is off (CPU
+time), and fold `all` skips the final validation on its own training cases. Everything else is nnU-Net's standard `nnUNetTrainer`.
 """
 
 from __future__ import annotations
@@ -55,6 +55,14 @@ def _make(name: str, epochs: int, iterations: int, val_iterations: int, patience
         self.inference_allowed_mirroring_axes = None
         return result
 
+    def perform_actual_validation(self, save_probabilities: bool = False) -> None:
+        if self.fold == "all":
+            # Fold `all` validates on its own training cases: a score that says nothing about new scans,
+            # at the cost of predicting every (synthetic) training case.
+            self.print_to_log_file("Final validation skipped: fold `all` holds no held-out case")
+            return
+        nnUNetTrainer.perform_actual_validation(self, save_probabilities)
+
     def on_epoch_end(self) -> None:
         nnUNetTrainer.on_epoch_end(self)
         history = self.logger.get_value   # step=None: the whole list, restored from the checkpoint on resume
@@ -73,7 +81,7 @@ def _make(name: str, epochs: int, iterations: int, val_iterations: int, patience
         except PlateauReached:
             self.on_train_end()   # checkpoint_final.pth, as at the end of the budget
 
-    members = {"__init__": __init__, "__module__": __name__,
+    members = {"__init__": __init__, "__module__": __name__, "perform_actual_validation": perform_actual_validation,
                "configure_rotation_dummyDA_mirroring_and_inital_patch_size":
                    configure_rotation_dummyDA_mirroring_and_inital_patch_size}
     if patience is not None:

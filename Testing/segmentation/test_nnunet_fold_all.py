@@ -1,0 +1,54 @@
+"""nnU-Net fold `all` (every training case trains, as the synthesis benchmark's 2-case regime needs) and tiled prediction."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from LNSynthLib.errors import InputDataError
+
+
+def test_trained_fold_prefers_fold_0_then_all(tmp_path: Path) -> None:
+    from LNSynthLib.segmentation.nnunet_runner import trained_fold
+
+    model = tmp_path / "Dataset901_X" / "T__nnUNetPlans__3d_fullres"
+    with pytest.raises(InputDataError, match="no fold holds checkpoint_final.pth"):
+        trained_fold(model)
+    for fold in ("all", "3"):
+        (model / f"fold_{fold}").mkdir(parents=True)
+        (model / f"fold_{fold}" / "checkpoint_final.pth").write_bytes(b"x")
+    (model / "fold_0").mkdir()   # started, not finished: not a trained fold
+    assert trained_fold(model) == "all"
+    (model / "fold_0" / "checkpoint_final.pth").write_bytes(b"x")
+    assert trained_fold(model) == "0"
+    (model / "fold_3" / "checkpoint_best.pth").write_bytes(b"x")
+    assert trained_fold(model, "checkpoint_best.pth") == "3"
+
+
+def test_fold_all_trains_on_every_case_skips_self_validation_and_predicts_tiled(phantom_root, phantom_test_root,
+                                                                                tmp_path) -> None:
+    """Real nnU-Net: fold `all` trains, skips the final validation on its own training cases, and the
+    prediction finds the trained fold by itself and tiles the windows when asked (`-step_size 1.0`)."""
+    from LNSynthLib.segmentation import nnunet_export as ex
+    from LNSynthLib.segmentation import nnunet_runner as nr
+
+    project = nr.NnUNetProject(tmp_path / "project")
+    dataset_dir = project.raw / nr.dataset_name(912, "FoldAll")
+    ex.export_dataset(phantom_root, dataset_dir, test_root=phantom_test_root,
+                      settings=ex.ExportSettings(strategy="real", train_margin_mm=8, test_margin_mm=8))
+    nr.plan_and_preprocess(project, 912, verify=False)
+    configuration = nr.patch_configuration(project, 912, (16, 16, 16))
+    trainer = nr.TrainerSpec(epochs=1, iterations=2, val_iterations=1)
+    final = nr.train(project, 912, trainer, fold="all", configuration=configuration)
+    fold = final.parent
+    assert fold.name == "fold_all" and final.exists()
+    log = next(project.logs.glob("train_*foldall.log")).read_text(encoding="utf-8")
+    # nnUNetTrainer.do_split: fold `all` trains and validates on every case, no split file is read.
+    assert " all " in log.splitlines()[0] and "This split has" not in log
+    assert "Final validation skipped" in log and not (fold / "validation").exists()
+    assert nr.trained_fold(fold.parent) == "all"
+    out = nr.predict(fold.parent, dataset_dir / "imagesTs", tmp_path / "pred", step_size=1.0)
+    assert len(list(out.glob("*.nii.gz"))) == len(list((dataset_dir / "imagesTs").glob("*_0000.nii.gz")))
+    predict_log = next(project.logs.glob("predict_*.log")).read_text(encoding="utf-8")
+    assert "-f all" in predict_log and "-step_size 1.0" in predict_log
