@@ -50,6 +50,10 @@ class PipelineSettings:
     nnunet_patience: int | None = None   # plateau stopping (nnunet_trainers/plateau.py); nnunet_epochs is the budget
     nnunet_min_delta: float = DEFAULT_MIN_DELTA
     nnunet_patch_size: tuple[int, int, int] | None = None   # None: nnU-Net's planned patch
+    nnunet_fold: int | str = 0           # `all`: train on every training case (no held-out validation case)
+    nnunet_step_size: float | None = None   # sliding-window step of the test predictions; None: nnU-Net's 0.5
+    qc_real_model: str | None = None     # nnU-Net model trained on real data for QC's NodeRecall rule when this
+                                         # run trains no Real model itself (the synthesis benchmark's QC groups)
     train_margin_mm: float = TRAIN_MARGIN_MM
     test_margin_mm: float = TEST_MARGIN_MM
     device: str = "auto"
@@ -201,7 +205,7 @@ def train_and_predict(layout: Layout, s: PipelineSettings, device: str) -> list:
     trainer = nr.TrainerSpec(s.nnunet_epochs, s.nnunet_iterations, s.nnunet_val_iterations, s.nnunet_patience,
                              s.nnunet_min_delta)
     sets = []
-    real_model, scored = None, False
+    real_model, scored = (Path(s.qc_real_model) if s.qc_real_model else None), False
     for row in selected_datasets(s):
         dataset_id, name, strategy, method = row[:4]
         if s.qc and not scored and row[4] not in ("real", COPY_PASTE):   # the first LN-DDPM strategy
@@ -210,9 +214,11 @@ def train_and_predict(layout: Layout, s: PipelineSettings, device: str) -> list:
         dataset_dir = export_strategy_dataset(layout, s, row)
         nr.plan_and_preprocess(project, dataset_id, device=device)
         configuration = nr.patch_configuration(project, dataset_id, s.nnunet_patch_size)
-        checkpoint = nr.train(project, dataset_id, trainer, configuration=configuration, device=device)
+        checkpoint = nr.train(project, dataset_id, trainer, fold=s.nnunet_fold, configuration=configuration,
+                              device=device)
         pred_dir = layout.predictions / name
-        nr.predict(checkpoint.parents[1], dataset_dir / "imagesTs", pred_dir, device=device)
+        nr.predict(checkpoint.parents[1], dataset_dir / "imagesTs", pred_dir, fold=s.nnunet_fold, device=device,
+                   step_size=s.nnunet_step_size)
         sets.append(PredictionSet(strategy, method, pred_dir, checkpoint.parent))
         if row[4] == "real":
             real_model = checkpoint.parents[1]
