@@ -28,13 +28,16 @@ from LNSynthLib.cli import arg_types as at
 from LNSynthLib.cli.options import add_device
 
 DESCRIPTION = "Real vs copy-paste vs LN-DDPM synthesis with 2/4 real cases over seeds, with 95 % CIs (resumable)"
-# Sized for <= 3 h on an idle 2-core CPU (see the estimate in synthesis_quick.md): QC at 10x only
-# (`--strategies ... ddpm5_qc` adds the 5x one), nnU-Net at most 8 epochs of 8 + 2 iterations.
+# Sized for <= 3 h on an idle 2-core CPU (see the estimate in synthesis.md): QC at 10x only (`--strategies ...
+# ddpm5_qc` adds the 5x one). nnU-Net trains on every real case (fold `all`: with 2 cases a held-out validation
+# case would halve the training data), at most 25 epochs of 8 + 2 iterations, stopped earlier on a plateau of
+# its smoothed validation loss (on its training cases); test images are tiled (step 1.0: 8 windows, not 27).
+# LN-DDPM samples with DPM-Solver++ in 5 steps (`lnsynth bench samplers`: same fidelity as DDPM-300).
 FULL = {"regimes": (2, 4), "seeds": (0, 1, 2, 3, 4), "test_cases": 10,
         "strategies": tuple(k for k in grid.BY_KEY if k != "ddpm5_qc"),
-        "ddpm_check_every": 150, "ddpm_max_iterations": 900, "fidelity_patches": 4,
-        "nnunet_max_epochs": 8, "nnunet_iterations": 8, "nnunet_val_iterations": 2, "patience": 3,
-        "min_delta": 0.005, "patch": (32, 32, 32)}
+        "ddpm_check_every": 150, "ddpm_max_iterations": 900, "fidelity_patches": 4, "sampler": "dpmpp",
+        "sampler_steps": 5, "nnunet_fold": "all", "nnunet_max_epochs": 25, "nnunet_iterations": 8,
+        "nnunet_val_iterations": 2, "patience": 3, "min_delta": 0.005, "patch": (32, 32, 32), "step_size": 1.0}
 QUICK = {**FULL, "regimes": (2,), "seeds": (0,), "test_cases": 3, "strategies": ("real", "copypaste", "ddpm5"),
          "ddpm_check_every": 100, "ddpm_max_iterations": 300, "nnunet_max_epochs": 3, "nnunet_iterations": 4,
          "nnunet_val_iterations": 2, "patience": 2}
@@ -51,6 +54,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seeds", type=at.non_negative_int, nargs="+", default=None)
     parser.add_argument("--strategies", nargs="+", choices=list(grid.BY_KEY), default=None)
     parser.add_argument("--test-cases", type=at.positive_int, default=None, help="held-out phantom test cases per seed")
+    parser.add_argument("--report-only", action="store_true",
+                        help="write the results from the finished runs in --work without running anything")
     add_device(parser)
 
 
@@ -73,10 +78,12 @@ def base_settings(b: dict[str, Any], regime: int, seed: int, device: str, multip
     return PipelineSettings.demo(
         n_train_cases=regime, n_test_cases=b["test_cases"], seed=seed * SEED_STRIDE, device=device,
         ddpm_overrides={"train.iterations": b["ddpm_max_iterations"], "train.checkpoint_every": b["ddpm_check_every"],
-                        "train.seed": seed, "sample.samples_per_case": multiple},
+                        "train.seed": seed, "sample.samples_per_case": multiple, "sample.sampler": b["sampler"],
+                        "sample.steps": b["sampler_steps"]},
         nnunet_epochs=b["nnunet_max_epochs"], nnunet_iterations=b["nnunet_iterations"],
         nnunet_val_iterations=b["nnunet_val_iterations"], nnunet_patience=b["patience"],
-        nnunet_min_delta=b["min_delta"], nnunet_patch_size=tuple(b["patch"]))
+        nnunet_min_delta=b["min_delta"], nnunet_patch_size=tuple(b["patch"]), nnunet_fold=b["nnunet_fold"],
+        nnunet_step_size=b["step_size"])
 
 
 def train_to_fidelity(layout: Any, settings: Any, b: dict[str, Any]) -> dict[str, Any]:
@@ -95,6 +102,7 @@ def train_to_fidelity(layout: Any, settings: Any, b: dict[str, Any]) -> dict[str
         return record
     config = ddpm_config(settings)
     patches = evaluation_patches(layout.train_cases, config, b["fidelity_patches"])
+    record.setdefault("started_at", time.time())   # the benchmark's wall span runs from the first piece of work
     done_steps = record["rounds"][-1]["iterations"] if record["rounds"] else 0
     for target in range(done_steps + b["ddpm_check_every"], b["ddpm_max_iterations"] + 1, b["ddpm_check_every"]):
         t0 = time.monotonic()
@@ -141,7 +149,13 @@ def _link_shared(root: Path, shared: Path) -> None:
             (root / name).symlink_to(shared / name, target_is_directory=True)
 
 
-def measure_prediction(fold: Path, images: Path, device: str) -> float:
+def real_model_of(seed_dir: Path) -> Path | None:
+    """The Real group's trained nnU-Net model of this (regime, seed), for the QC groups' NodeRecall rule."""
+    hits = sorted((seed_dir / grid.REAL_KEY / "nnunet" / "nnUNet_results").glob("Dataset*_Real/*/fold_*/checkpoint_final.pth"))
+    return hits[0].parents[1] if hits else None
+
+
+def measure_prediction(fold: Path, images: Path, device: str, step_size: float | None) -> float:
     """Seconds per test case of one more prediction of the test images (the estimate's prediction cost)."""
     import tempfile
 
@@ -150,7 +164,8 @@ def measure_prediction(fold: Path, images: Path, device: str) -> float:
 
     with tempfile.TemporaryDirectory(dir=fold.parents[3], prefix=".predict_cost.") as tmp:
         t0 = time.monotonic()
-        predict(fold.parent, images, Path(tmp) / "out", device=nnunet_device(device), log_dir=tmp)
+        predict(fold.parent, images, Path(tmp) / "out", device=nnunet_device(device), log_dir=tmp,
+                step_size=step_size)
         return (time.monotonic() - t0) / max(1, len(list(images.glob("*_0000.nii.gz"))))
 
 
@@ -164,14 +179,18 @@ def run_group(work: Path, regime: int, seed: int, members: list[grid.Strategy], 
     seed_dir = work / f"regime{regime}" / f"seed{seed}"
     root = seed_dir / members[0].group
     _link_shared(root, seed_dir / "shared")
-    settings = grid.replace_settings(base_settings(b, regime, seed, device, multiple), grid.group_settings(members))
+    changes = grid.group_settings(members)
+    real_model = real_model_of(seed_dir) if changes["qc"] else None
+    if real_model is not None:
+        changes["qc_real_model"] = str(real_model)
+    settings = grid.replace_settings(base_settings(b, regime, seed, device, multiple), changes)
     load_before = os.getloadavg()[0]
     t0 = time.monotonic()
     report = run_pipeline(root, settings)
     wall = time.monotonic() - t0
     metrics = json.loads((report.parent / "metrics.json").read_text(encoding="utf-8"))
     stages = json.loads((root / "timings.json").read_text(encoding="utf-8"))["stages_s"]
-    folds = {p.parents[1].name: p for p in (root / "nnunet" / "nnUNet_results").glob("Dataset*/*/fold_0")}
+    folds = {p.parents[1].name: p for p in (root / "nnunet" / "nnUNet_results").glob(f"Dataset*/*/fold_{b['nnunet_fold']}")}
     for strategy in members:
         row = grid.pick_row(strategy, metrics["segmentation"])
         if row is None:
@@ -182,10 +201,11 @@ def run_group(work: Path, regime: int, seed: int, members: list[grid.Strategy], 
                   "nnunet_epochs_run": len(epochs),"strategy": strategy.key, "regime": regime, "seed": seed, "summary": row,
                   "per_case": metrics["segmentation_per_case"][f"{row['strategy']} | {row['method']}"],
                   "plateau": read_record(fold) if fold else None, "group_wall_s": round(wall, 1),
-                  "group_size": len(members), "stages_s": stages, "load_average": [load_before, os.getloadavg()[0]]}
+                  "group_size": len(members), "stages_s": stages, "load_average": [load_before, os.getloadavg()[0]],
+                  "qc_real_model": None if real_model is None else str(real_model), "finished_at": time.time()}
         if measure_predict and fold is not None:
             images = next((root / "nnunet" / "nnUNet_raw").glob(f"{fold.parents[1].name}/imagesTs"))
-            marker["predict_s_per_case"] = round(measure_prediction(fold, images, device), 2)
+            marker["predict_s_per_case"] = round(measure_prediction(fold, images, device, b["step_size"]), 2)
             measure_predict = False
         write_text_atomic(seed_dir / f"done_{strategy.key}.json", json.dumps(marker, indent=2, default=float),
                           overwrite=True)
@@ -210,6 +230,9 @@ def run(args: argparse.Namespace) -> tuple[Path, Path]:
     multiple = max((s.synt_per_case for s in runnable if s.pipeline_strategy != "real"), default=1)
     jobs = [(r, seed, g) for r in b["regimes"] for seed in b["seeds"] for g in groups]
     started, load_start, ran, ddpm = time.monotonic(), os.getloadavg()[0], [], {}
+    if args.report_only:
+        ddpm = finished_ddpm(work, b)
+        return _write(args, b, work, skipped, ddpm, time.monotonic() - started, load_start)
     with Progress("bench_synthesis", len(jobs)) as progress:
         for k, (regime, seed, group) in enumerate(jobs):
             seed_dir = work / f"regime{regime}" / f"seed{seed}"
@@ -227,6 +250,17 @@ def run(args: argparse.Namespace) -> tuple[Path, Path]:
                   f"{'n/a' if eta is None else f'{eta / 60:.1f} min'}, load {os.getloadavg()[0]:.1f}", flush=True)
             progress.update(message=f"regime {regime} seed {seed} {group}")
     return _write(args, b, work, skipped, ddpm, time.monotonic() - started, load_start)
+
+
+def finished_ddpm(work: Path, b: dict[str, Any]) -> dict[tuple[int, int], dict]:
+    """The LN-DDPM records (fidelity.json) of the (regime, seed) pairs that have one."""
+    out = {}
+    for regime in b["regimes"]:
+        for seed in b["seeds"]:
+            path = work / f"regime{regime}" / f"seed{seed}" / "shared" / "ln_ddpm" / "fidelity.json"
+            if path.exists():
+                out[(regime, seed)] = json.loads(path.read_text(encoding="utf-8"))
+    return out
 
 
 def collect(work: Path, b: dict[str, Any]) -> dict[int, dict[str, dict[int, dict]]]:

@@ -43,7 +43,7 @@ class Strategy:
 
 STRATEGIES = (
     Strategy("real", "Real", "real", "real"),
-    Strategy("copypaste", "Real + copy-paste", "copypaste", "real+copypaste"),
+    Strategy("copypaste", "Real + copy-paste 10×", "copypaste", "real+copypaste", 10),   # as many cases as LN-DDPM 10×
     Strategy("ddpm5", "Real + LN-DDPM 5×", "ddpm5", "real+synt", 5),
     Strategy("ddpm10", "Real + LN-DDPM 10×", "ddpm10", "real+synt", 10),
     Strategy("ddpm10_pasted", "Real + LN-DDPM 10× pasted", "ddpm10", "real+synt", 10, paste=True),

@@ -84,14 +84,15 @@ def render_markdown(args: argparse.Namespace, b: Mapping[str, Any], skipped: Map
                     limit_s: float) -> str:
     import os
 
-    command = "lnsynth bench synthesis" + (" --quick" if args.quick else "")
+    command = command_line(args)
     parts = [f"Command: `{command}`. Phantom data (64³, 1 mm); regimes {list(b['regimes'])} real training cases; "
              f"{b['test_cases']} held-out test cases per seed (phantom seeds never used for training or any choice); "
              f"seeds {list(b['seeds'])}.", "",
              f"**nnU-Net rule, the same for every strategy:** patch {'x'.join(map(str, b['patch']))}, "
              f"{b['nnunet_iterations']} training + {b['nnunet_val_iterations']} validation iterations per epoch, "
              f"max {b['nnunet_max_epochs']} epochs, stop when the smoothed validation loss (EMA) has not improved by "
-             f"more than {b['min_delta']} for {b['patience']} epochs; validation = fold 0 of the training cases.", "",
+             f"more than {b['min_delta']} for {b['patience']} epochs; {_fold_words(b)}; test images predicted "
+             f"with sliding-window step {b.get('step_size') or 0.5} of the patch.", "",
              f"**LN-DDPM:** one per (regime, seed), `tiny` config, trained in steps of {b['ddpm_check_every']} "
              f"iterations (max {b['ddpm_max_iterations']}) until the condition-fidelity check passes, sampled once "
              f"({grid.MAX_MULTIPLE if not args.quick else 'the largest multiple used'} per real case) for all strategies.",
@@ -117,7 +118,10 @@ def render_markdown(args: argparse.Namespace, b: Mapping[str, Any], skipped: Map
                   for d in ddpm.values()) + sum(g.get("group_wall_s", 0.0) for g in _groups(runs)))
     idle = estimate["seconds_idle"]
     fits = "fits" if idle["total"] <= limit_s else "does NOT fit"
+    span = wall_span_s(ddpm, runs)
     parts += ["## Costs and the full-run estimate", "",
+              *([f"Wall time from the first LN-DDPM training to the last finished run, over every invocation: "
+                 f"{span / 60:.1f} min.", ""] if span else []),
               f"Work time over every invocation (LN-DDPM training, fidelity checks, sampling, each strategy's "
               f"pipeline run): {work_s / 60:.1f} min; wall time of the last invocation: {wall_s / 60:.1f} min "
               f"(a resumed invocation only redoes what was missing; load average {load_start:.1f} at the start, "
@@ -141,6 +145,34 @@ def render_markdown(args: argparse.Namespace, b: Mapping[str, Any], skipped: Map
                   "the paired bootstrap). With one seed, a few test cases and minutes of training its differences "
                   "are not evidence for or against any strategy.", ""]
     return "\n".join(parts)
+
+
+def command_line(args: argparse.Namespace) -> str:
+    """The options this report was written with (a `--report-only` report covers every run in its work folder)."""
+    words = ["lnsynth bench synthesis"] + (["--quick"] if args.quick else [])
+    for option in ("regimes", "seeds", "strategies"):
+        if getattr(args, option, None):
+            words.append(f"--{option} {' '.join(map(str, getattr(args, option)))}")
+    if getattr(args, "test_cases", None):
+        words.append(f"--test-cases {args.test_cases}")
+    if getattr(args, "report_only", False):
+        words.append("--report-only")
+    return " ".join(words)
+
+
+def _fold_words(b: Mapping[str, Any]) -> str:
+    if b.get("nnunet_fold", 0) == "all":
+        return ("trained on every training case (nnU-Net fold `all`), so the validation loss is measured on "
+                "the training cases (without augmentation): the rule stops when training has converged")
+    return f"validation = fold {b.get('nnunet_fold', 0)} of the training cases"
+
+
+def wall_span_s(ddpm: Mapping[tuple[int, int], dict], runs: Mapping[int, Mapping[str, Mapping[int, dict]]]) -> float | None:
+    """Seconds from the first LN-DDPM training to the last finished strategy run, over every invocation."""
+    starts = [d["started_at"] for d in ddpm.values() if d.get("started_at")]
+    ends = [m["finished_at"] for by_s in runs.values() for by_seed in by_s.values() for m in by_seed.values()
+            if m.get("finished_at")]
+    return max(ends) - min(starts) if starts and ends else None
 
 
 def _stops(by_strategy: Mapping[str, Mapping[int, dict]]) -> list[str]:

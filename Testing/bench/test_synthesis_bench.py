@@ -168,7 +168,20 @@ def test_markdown_costs_and_estimate_from_markers(tmp_path: Path) -> None:
     args = argparse.Namespace(quick=True)
     md = render_markdown(args, QUICK, {"copypaste": "not yet"}, ddpm, summaries, runs, costs, estimate, 600.0, 1.0,
                          3 * 3600)
-    assert "Real + copy-paste: not yet" in md and "| Real + LN-DDPM 5× | 1 |" in md and "0.97" in md
+    assert "Real + copy-paste 10×: not yet" in md and "| Real + LN-DDPM 5× | 1 |" in md and "0.97" in md
     assert "idle 2-core machine" in md and "max_epochs" in md
     png = curves_figure(runs, tmp_path / "missing_loss.csv", tmp_path / "curves.png")
     assert png.exists() and png.stat().st_size > 1000
+
+
+def test_report_names_its_options_and_the_wall_span_over_invocations() -> None:
+    from LNSynthLib.bench.synthesis_report import command_line, wall_span_s
+
+    args = argparse.Namespace(quick=False, regimes=[2], seeds=[0, 1], strategies=["real", "ddpm10"], test_cases=None,
+                              report_only=True)
+    assert command_line(args) == "lnsynth bench synthesis --regimes 2 --seeds 0 1 --strategies real ddpm10 --report-only"
+    assert command_line(argparse.Namespace(quick=True)) == "lnsynth bench synthesis --quick"
+    ddpm = {(2, 0): {"started_at": 100.0}, (2, 1): {"started_at": 250.0}}
+    runs = {2: {"real": {0: {"finished_at": 300.0}, 1: {"finished_at": 900.0}}, "ddpm10": {0: {"finished_at": 400.0}}}}
+    assert wall_span_s(ddpm, runs) == 800.0
+    assert wall_span_s({(2, 0): {}}, runs) is None   # records written before the span was kept
