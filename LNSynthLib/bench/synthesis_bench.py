@@ -263,6 +263,19 @@ def finished_ddpm(work: Path, b: dict[str, Any]) -> dict[tuple[int, int], dict]:
     return out
 
 
+def finished_qc(work: Path, b: dict[str, Any]) -> dict[tuple[int, int], dict]:
+    """What quality control removed per (regime, seed): the shared synthetic folder's qc.json, without its samples."""
+    from LNSynthLib.qc.verdicts import read_qc
+
+    out = {}
+    for regime in b["regimes"]:
+        for seed in b["seeds"]:
+            qc = read_qc(work / f"regime{regime}" / f"seed{seed}" / "shared" / "synthetic")
+            if qc is not None:
+                out[(regime, seed)] = {k: v for k, v in qc.items() if k != "samples"}
+    return out
+
+
 def collect(work: Path, b: dict[str, Any]) -> dict[int, dict[str, dict[int, dict]]]:
     """Finished markers: regime → strategy → seed → marker."""
     out: dict[int, dict[str, dict[int, dict]]] = {}
@@ -277,19 +290,21 @@ def collect(work: Path, b: dict[str, Any]) -> dict[int, dict[str, dict[int, dict
 
 def _write(args: argparse.Namespace, b: dict[str, Any], work: Path, skipped: dict[str, str],
            ddpm: dict, wall_s: float, load_start: float) -> tuple[Path, Path]:
-    from LNSynthLib.bench.synthesis_report import costs_and_estimate, curves_figure, render_markdown
+    from LNSynthLib.bench.synthesis_report import costs_and_estimate, curves_figure, qc_table, render_markdown
 
     runs = collect(work, b)
     summaries = {regime: grid.summarize(by_strategy) for regime, by_strategy in runs.items()}
     costs, estimate = costs_and_estimate(b, runs, ddpm, FULL)
+    qc = finished_qc(work, b)
     name = "synthesis_quick" if args.quick else "synthesis"
     payload = {"quick": bool(args.quick), "budget": b, "full_budget": FULL, "skipped": skipped,
                "wall_s": round(wall_s, 1), "load_average": {"start": load_start, "end": os.getloadavg()[0]},
                "ln_ddpm": {f"regime{r}_seed{s}": v for (r, s), v in ddpm.items()},
                "summary": {str(r): s for r, s in summaries.items()}, "costs": costs, "full_run_estimate": estimate,
+               "quality_control": {f"regime{r}_seed{s}": v for (r, s), v in qc.items()},
                "runs": {str(r): v for r, v in runs.items()}}
     body = render_markdown(args, b, skipped, ddpm, summaries, runs, costs, estimate, wall_s, load_start,
-                           FULL_RUN_LIMIT_S)
+                           FULL_RUN_LIMIT_S) + qc_table(qc)
     if runs:
         first = next(iter(runs))
         png = curves_figure(runs, work / f"regime{first}" / f"seed{min(b['seeds'])}" / "shared" / "ln_ddpm" / "loss.csv",

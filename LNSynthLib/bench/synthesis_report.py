@@ -160,6 +160,19 @@ def command_line(args: argparse.Namespace) -> str:
     return " ".join(words)
 
 
+def qc_table(qc: Mapping[tuple[int, int], Mapping[str, Any]]) -> str:
+    """Per (regime, seed): how many of the shared synthetic pairs quality control rejected, and by which rule."""
+    if not qc:
+        return ""
+    rules = sorted({rule for q in qc.values() for rule in q.get("removed_by_rule", {})})
+    rows = [[r, s, f"{q['n_rejected']} / {q['n_samples']}", *[q.get("removed_by_rule", {}).get(x, 0) for x in rules],
+             "yes" if q.get("real_model") else "no"] for (r, s), q in sorted(qc.items())]
+    return "\n".join(["", "## Quality control of the synthetic pairs (the QC strategies)", "",
+                      "Samples failing each rule (a sample can fail several); the QC rows train on the rest. "
+                      "The NodeRecall rule uses the Real strategy's nnU-Net of the same (regime, seed).", "",
+                      markdown_table(["regime", "seed", "rejected", *rules, "Real model used"], rows), ""])
+
+
 def _fold_words(b: Mapping[str, Any]) -> str:
     if b.get("nnunet_fold", 0) == "all":
         return ("trained on every training case (nnU-Net fold `all`), so the validation loss is measured on "

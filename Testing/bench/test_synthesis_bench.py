@@ -185,3 +185,14 @@ def test_report_names_its_options_and_the_wall_span_over_invocations() -> None:
     runs = {2: {"real": {0: {"finished_at": 300.0}, 1: {"finished_at": 900.0}}, "ddpm10": {0: {"finished_at": 400.0}}}}
     assert wall_span_s(ddpm, runs) == 800.0
     assert wall_span_s({(2, 0): {}}, runs) is None   # records written before the span was kept
+
+
+def test_quality_control_table_counts_rejections_per_rule() -> None:
+    from LNSynthLib.bench.synthesis_report import qc_table
+
+    qc = {(2, 1): {"n_rejected": 3, "n_samples": 20, "removed_by_rule": {"ln_hu": 2, "node_recall": 1}, "real_model": "m"},
+          (2, 0): {"n_rejected": 0, "n_samples": 20, "removed_by_rule": {"ln_hu": 0, "node_recall": 0}, "real_model": None}}
+    table = qc_table(qc)
+    assert "| regime | seed | rejected | ln_hu | node_recall | Real model used |" in table
+    assert table.index("| 2 | 0 | 0 / 20 | 0 | 0 | no |") < table.index("| 2 | 1 | 3 / 20 | 2 | 1 | yes |")
+    assert qc_table({}) == ""
