@@ -28,16 +28,18 @@ from LNSynthLib.cli import arg_types as at
 from LNSynthLib.cli.options import add_device
 
 DESCRIPTION = "Real vs copy-paste vs LN-DDPM synthesis with 2/4 real cases over seeds, with 95 % CIs (resumable)"
-# Sized for <= 3 h on an idle 2-core CPU (see the estimate in synthesis.md): QC at 10x only (`--strategies ...
-# ddpm5_qc` adds the 5x one). nnU-Net trains on every real case (fold `all`: with 2 cases a held-out validation
-# case would halve the training data), at most 25 epochs of 8 + 2 iterations, stopped earlier on a plateau of
-# its smoothed validation loss (on its training cases); test images are tiled (step 1.0: 8 windows, not 27).
-# LN-DDPM samples with DPM-Solver++ in 5 steps (`lnsynth bench samplers`: same fidelity as DDPM-300).
+# QC at 10x only (`--strategies ... ddpm5_qc` adds the 5x one). nnU-Net trains on every real case (fold `all`:
+# with 2 cases a held-out validation case would halve the training data), at most 40 epochs of 10 + 2
+# iterations, stopped earlier when its smoothed validation loss (on its training cases) has flattened for 6
+# epochs: at 25 epochs of 8 + 2 the Real loss was still falling steeply and it found no test node, and the
+# loss first stays flat for several epochs before the nodes are learnt, so a short patience stops too early.
+# Test images are tiled (step 1.0: 8 windows, not 27). LN-DDPM samples with DPM-Solver++ in 5 steps
+# (`lnsynth bench samplers`: the same fidelity as DDPM-300).
 FULL = {"regimes": (2, 4), "seeds": (0, 1, 2, 3, 4), "test_cases": 10,
         "strategies": tuple(k for k in grid.BY_KEY if k != "ddpm5_qc"),
         "ddpm_check_every": 150, "ddpm_max_iterations": 900, "fidelity_patches": 4, "sampler": "dpmpp",
-        "sampler_steps": 5, "nnunet_fold": "all", "nnunet_max_epochs": 25, "nnunet_iterations": 8,
-        "nnunet_val_iterations": 2, "patience": 3, "min_delta": 0.005, "patch": (32, 32, 32), "step_size": 1.0}
+        "sampler_steps": 5, "nnunet_fold": "all", "nnunet_max_epochs": 40, "nnunet_iterations": 10,
+        "nnunet_val_iterations": 2, "patience": 6, "min_delta": 0.005, "patch": (32, 32, 32), "step_size": 1.0}
 QUICK = {**FULL, "regimes": (2,), "seeds": (0,), "test_cases": 3, "strategies": ("real", "copypaste", "ddpm5"),
          "ddpm_check_every": 100, "ddpm_max_iterations": 300, "nnunet_max_epochs": 3, "nnunet_iterations": 4,
          "nnunet_val_iterations": 2, "patience": 2}
