@@ -28,8 +28,9 @@ def test_trained_fold_prefers_fold_0_then_all(tmp_path: Path) -> None:
 
 def test_fold_all_trains_on_every_case_skips_self_validation_and_predicts_tiled(phantom_root, phantom_test_root,
                                                                                 tmp_path) -> None:
-    """Real nnU-Net: fold `all` trains, skips the final validation on its own training cases, and the
-    prediction finds the trained fold by itself and tiles the windows when asked (`-step_size 1.0`)."""
+    """Real nnU-Net: fold `all` trains a narrower network (8 base features), skips the final validation on
+    its own training cases, and the prediction finds the trained fold by itself and tiles the windows when
+    asked (`-step_size 1.0`)."""
     from LNSynthLib.segmentation import nnunet_export as ex
     from LNSynthLib.segmentation import nnunet_runner as nr
 
@@ -38,7 +39,9 @@ def test_fold_all_trains_on_every_case_skips_self_validation_and_predicts_tiled(
     ex.export_dataset(phantom_root, dataset_dir, test_root=phantom_test_root,
                       settings=ex.ExportSettings(strategy="real", train_margin_mm=8, test_margin_mm=8))
     nr.plan_and_preprocess(project, 912, verify=False)
-    configuration = nr.patch_configuration(project, 912, (16, 16, 16))
+    configuration = nr.patch_configuration(project, 912, (16, 16, 16), base_features=8)
+    assert configuration == "3d_fullres_patch16x16x16_f8"
+    assert nr.patch_configuration(project, 912, (16, 16, 16), base_features=8) == configuration   # idempotent
     trainer = nr.TrainerSpec(epochs=1, iterations=2, val_iterations=1)
     final = nr.train(project, 912, trainer, fold="all", configuration=configuration)
     fold = final.parent
@@ -48,6 +51,11 @@ def test_fold_all_trains_on_every_case_skips_self_validation_and_predicts_tiled(
     assert " all " in log.splitlines()[0] and "This split has" not in log
     assert "Final validation skipped" in log and not (fold / "validation").exists()
     assert nr.trained_fold(fold.parent) == "all"
+    from LNSynthLib.segmentation.safe_checkpoints import load_checkpoint
+
+    weights = load_checkpoint(final)["network_weights"]
+    first = next(w for k, w in weights.items() if k.endswith("conv.weight"))
+    assert first.shape[0] == 8   # nnU-Net built the network from the narrower configuration
     out = nr.predict(fold.parent, dataset_dir / "imagesTs", tmp_path / "pred", step_size=1.0)
     assert len(list(out.glob("*.nii.gz"))) == len(list((dataset_dir / "imagesTs").glob("*_0000.nii.gz")))
     predict_log = next(project.logs.glob("predict_*.log")).read_text(encoding="utf-8")
