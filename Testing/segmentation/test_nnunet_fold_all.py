@@ -42,7 +42,7 @@ def test_fold_all_trains_on_every_case_skips_self_validation_and_predicts_tiled(
     configuration = nr.patch_configuration(project, 912, (16, 16, 16), base_features=8)
     assert configuration == "3d_fullres_patch16x16x16_f8"
     assert nr.patch_configuration(project, 912, (16, 16, 16), base_features=8) == configuration   # idempotent
-    trainer = nr.TrainerSpec(epochs=1, iterations=2, val_iterations=1)
+    trainer = nr.TrainerSpec(epochs=20, iterations=1, val_iterations=1)   # 20 epochs: checkpoint and plot every 2nd
     final = nr.train(project, 912, trainer, fold="all", configuration=configuration)
     fold = final.parent
     assert fold.name == "fold_all" and final.exists()
@@ -50,6 +50,7 @@ def test_fold_all_trains_on_every_case_skips_self_validation_and_predicts_tiled(
     # nnUNetTrainer.do_split: fold `all` trains and validates on every case, no split file is read.
     assert " all " in log.splitlines()[0] and "This split has" not in log
     assert "Final validation skipped" in log and not (fold / "validation").exists()
+    assert log.count("Epoch time") == 20 and (fold / "progress.png").exists()
     assert nr.trained_fold(fold.parent) == "all"
     from LNSynthLib.segmentation.safe_checkpoints import load_checkpoint
 

@@ -7,9 +7,10 @@ iterations. `nnUNetTrainerLNSynth_<E>ep_<I>it_<V>val_pat<P>_d<D>` adds the plate
 (`plateau.py`): stop when the smoothed validation loss has not improved by more than
 D × 1e-4 for P epochs, E being the max-epoch budget; the per-epoch curves and the epoch it
 stopped at go to `plateau.json` in the fold folder. The class is made on demand by the module
-`__getattr__` (PEP 562), which nnU-Net's `hasattr(module, name)` search calls. A checkpoint is
-written after every epoch so `--c` can resume a short run, test-time mirroring is off (CPU
-time), and fold `all` skips the final validation on its own training cases. Everything else is nnU-Net's standard `nnUNetTrainer`.
+`__getattr__` (PEP 562), which nnU-Net's `hasattr(module, name)` search calls. A checkpoint (and
+the progress plot) is written every 10 % of the epochs, every epoch below 20, so `--c` can resume;
+test-time mirroring is off (CPU time); fold `all` skips the final validation on its own training
+cases. Everything else is nnU-Net's standard `nnUNetTrainer`.
 """
 
 from __future__ import annotations
@@ -46,7 +47,17 @@ def _make(name: str, epochs: int, iterations: int, val_iterations: int, patience
         self.num_epochs = epochs
         self.num_iterations_per_epoch = iterations
         self.num_val_iterations_per_epoch = val_iterations
-        self.save_every = 1
+        # A checkpoint and the progress plot every 10 % of the budget (every epoch below 20): each costs about
+        # as much as a CPU epoch of these sizes, and a resumed run repeats at most 10 % of its epochs.
+        self.save_every = max(1, epochs // 10)
+        plot = self.logger.plot_progress_png
+
+        def plot_sometimes(output_folder: str, final: bool = False) -> None:
+            done = self.current_epoch + 1   # called before nnU-Net counts the epoch just finished
+            if final or done % self.save_every == 0 or done >= self.num_epochs:
+                plot(output_folder)
+
+        self.logger.plot_progress_png = plot_sometimes
 
     def configure_rotation_dummyDA_mirroring_and_inital_patch_size(self):  # noqa: ANN001, ANN202
         # Mirroring stays as data augmentation; test-time mirroring (8 passes per window) is off
@@ -79,6 +90,7 @@ def _make(name: str, epochs: int, iterations: int, val_iterations: int, patience
         try:
             nnUNetTrainer.run_training(self)
         except PlateauReached:
+            self.logger.plot_progress_png(self.output_folder, final=True)
             self.on_train_end()   # checkpoint_final.pth, as at the end of the budget
 
     members = {"__init__": __init__, "__module__": __name__, "perform_actual_validation": perform_actual_validation,
