@@ -23,6 +23,7 @@ from LNSynthLib.report.confidence import FEW_CASES, metric_difference
 
 REPORTED = tuple(m for m in METRIC_NAMES if m != "IoU")   # DSC, Recall, Precision, ASSD, NodeRecall
 REAL_KEY = "real"
+COPY_PASTE_KEY = "copypaste"   # the baseline the LN-DDPM strategies are also compared with directly
 
 
 @dataclass(frozen=True)
@@ -103,16 +104,28 @@ def summarize(runs: Mapping[str, Mapping[int, Mapping[str, Any]]]) -> dict[str, 
         for metric in REPORTED:
             mean, sd, n = mean_sd([r["summary"].get(metric) for r in by_seed.values()])
             entry["metrics"][metric] = {"mean": mean, "sd": sd, "n_seeds": n}
-        shared = sorted(set(real) & set(by_seed))
-        if key != REAL_KEY and shared:
-            for metric in REPORTED:
-                try:
-                    result = metric_difference([real[s]["per_case"] for s in shared],
-                                               [by_seed[s]["per_case"] for s in shared], metric)
-                except ValueError:
-                    continue
-                entry["vs_real"][metric] = result.to_dict()
+        if key != REAL_KEY:
+            entry["vs_real"] = paired_differences(real, by_seed)
+        if key not in (REAL_KEY, COPY_PASTE_KEY) and runs.get(COPY_PASTE_KEY):
+            entry["vs_copypaste"] = paired_differences(runs[COPY_PASTE_KEY], by_seed)
         out[key] = entry
+    return out
+
+
+def paired_differences(reference: Mapping[int, Mapping[str, Any]],
+                       other: Mapping[int, Mapping[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Per reported metric: other − reference, paired bootstrap over the seeds both finished and their test cases."""
+    shared = sorted(set(reference) & set(other))
+    out: dict[str, dict[str, Any]] = {}
+    if not shared:
+        return out
+    for metric in REPORTED:
+        try:
+            result = metric_difference([reference[s]["per_case"] for s in shared],
+                                       [other[s]["per_case"] for s in shared], metric)
+        except ValueError:
+            continue
+        out[metric] = result.to_dict()
     return out
 
 
@@ -142,21 +155,39 @@ def results_table(summary: Mapping[str, Mapping[str, Any]]) -> str:
     return markdown_table(headers, rows)
 
 
-def significance_sentences(summary: Mapping[str, Mapping[str, Any]], regime: str) -> list[str]:
-    """Plain words: which differences to Real exclude 0, for every reported metric."""
+def copy_paste_table(summary: Mapping[str, Mapping[str, Any]]) -> str:
+    """LN-DDPM strategies against the copy-paste baseline directly: ΔDSC and ΔNodeRecall with the 95 % CI."""
+    rows = []
+    for key, entry in summary.items():
+        versus = entry.get("vs_copypaste") or {}
+        if versus.get("DSC"):
+            dsc = versus["DSC"]
+            rows.append([BY_KEY[key].label if key in BY_KEY else key, dsc["n_seeds"], _ci(dsc),
+                         _ci(versus.get("NodeRecall")), f"{dsc['n_cases']} ({dsc['n_nodes']})"])
+    if not rows:
+        return ""
+    return markdown_table(["Strategy", "seeds", "ΔDSC vs copy-paste [95 % CI]", "ΔNodeRecall vs copy-paste [95 % CI]",
+                           "test cases (nodes)"], rows)
+
+
+def significance_sentences(summary: Mapping[str, Mapping[str, Any]], regime: str, against: str = "vs_real",
+                           against_label: str = "Real") -> list[str]:
+    """Plain words: which differences to Real (or, `against="vs_copypaste"`, copy-paste) exclude 0, per metric."""
     lines = []
     for key, entry in summary.items():
-        sig = [(m, d) for m, d in entry["vs_real"].items() if d["significant"]]
+        versus = entry.get(against) or {}
+        sig = [(m, d) for m, d in versus.items() if d["significant"]]
         label = BY_KEY[key].label if key in BY_KEY else key
-        if key == REAL_KEY or not entry["vs_real"]:
+        if key == REAL_KEY or not versus:
             continue
         if not sig:
-            lines.append(f"{regime}: {label} vs Real: no metric differs significantly (every 95 % CI includes 0).")
+            lines.append(f"{regime}: {label} vs {against_label}: no metric differs significantly "
+                         "(every 95 % CI includes 0).")
         else:
             parts = [f"{m} {d['estimate']:+.3f} [{d['low']:+.3f}, {d['high']:+.3f}] "
                      f"({'better' if (d['estimate'] < 0) == (m == 'ASSD') else 'worse'})" for m, d in sig]
             few = min(d["n_cases"] for _, d in sig) < FEW_CASES
-            lines.append(f"{regime}: {label} vs Real: significant for {'; '.join(parts)}"
+            lines.append(f"{regime}: {label} vs {against_label}: significant for {'; '.join(parts)}"
                          + (f" (fewer than {FEW_CASES} test cases: the interval is too narrow to trust, a hint only)."
                             if few else "."))
     return lines

@@ -105,6 +105,12 @@ def render_markdown(args: argparse.Namespace, b: Mapping[str, Any], skipped: Map
                   "Mean ± sd over seeds; Δ = strategy − Real, paired bootstrap over test cases and seeds "
                   "(95 % CI, **(sig.)** when it excludes 0).", "", grid.results_table(summary), ""]
         parts += [f"- {line}" for line in grid.significance_sentences(summary, f"{regime} cases")] + [""]
+        versus = grid.copy_paste_table(summary)
+        if versus:
+            parts += ["LN-DDPM against the copy-paste baseline directly (Δ = strategy − copy-paste, paired the same way):",
+                      "", versus, ""]
+            parts += [f"- {line}" for line in grid.significance_sentences(summary, f"{regime} cases", "vs_copypaste",
+                                                                          "Real + copy-paste")] + [""]
         parts += _stops(runs.get(regime, {}))
     parts += ["## LN-DDPM per (regime, seed)", "", markdown_table(
         ["regime", "seed", "iterations", "train s", "passed", "Pearson r", "LN−fat HU (target)", "sampler", "samples",

@@ -196,3 +196,20 @@ def test_quality_control_table_counts_rejections_per_rule() -> None:
     assert "| regime | seed | rejected | ln_hu | node_recall | Real model used |" in table
     assert table.index("| 2 | 0 | 0 / 20 | 0 | 0 | no |") < table.index("| 2 | 1 | 3 / 20 | 2 | 1 | yes |")
     assert qc_table({}) == ""
+
+
+def test_ln_ddpm_is_also_compared_with_copy_paste_directly() -> None:
+    real = {s: _marker([0.5, 0.6, 0.7, 0.5], [1, 2, 2, 1]) for s in range(2)}
+    copy_paste = {s: _marker([0.6, 0.7, 0.8, 0.6], [2, 2, 2, 1]) for s in range(2)}
+    ddpm = {s: _marker([0.5, 0.6, 0.7, 0.5], [1, 2, 2, 1]) for s in range(2)}
+    summary = grid.summarize({"real": real, "copypaste": copy_paste, "ddpm10": ddpm})
+    assert "vs_copypaste" not in summary["copypaste"] and "vs_copypaste" not in summary["real"]
+    versus = summary["ddpm10"]["vs_copypaste"]["DSC"]
+    assert versus["estimate"] == pytest.approx(-0.1) and versus["significant"] and versus["n_cases"] == 8
+    assert summary["ddpm10"]["vs_real"]["DSC"]["estimate"] == pytest.approx(0.0)
+    table = grid.copy_paste_table(summary)
+    assert "| Real + LN-DDPM 10× | 2 | -0.100 [-0.100, -0.100] **(sig.)** |" in table
+    lines = grid.significance_sentences(summary, "2 cases", "vs_copypaste", "Real + copy-paste")
+    assert lines == [line for line in lines if "vs Real + copy-paste" in line] and len(lines) == 1
+    assert "(worse)" in lines[0]
+    assert grid.copy_paste_table(grid.summarize({"real": real, "ddpm10": ddpm})) == ""
