@@ -28,7 +28,8 @@ from LNSynthLib.cli import arg_types as at
 from LNSynthLib.cli.options import add_device
 
 DESCRIPTION = "Real vs copy-paste vs LN-DDPM synthesis with 2/4 real cases over seeds, with 95 % CIs (resumable)"
-# QC at 10x only (`--strategies ... ddpm5_qc` adds the 5x one). nnU-Net trains on every real case (fold `all`:
+# Real, copy-paste and LN-DDPM 10x on 5 seeds, the variants on the first 2 (grid.PRIMARY); QC at 10x only
+# (`--strategies ... ddpm5_qc` adds the 5x one). nnU-Net trains on every real case (fold `all`:
 # with 2 cases a held-out validation case would halve the training data) with half its planned width (16 base
 # features: 2.3x faster per iteration on 2 cores), at most 80 epochs of 10 + 2 iterations, stopped earlier when
 # its smoothed validation loss (on its training cases) has not improved for 15 epochs. Why: at 25 or 40 epochs
@@ -42,7 +43,7 @@ FULL = {"regimes": (2, 4), "seeds": (0, 1, 2, 3, 4), "test_cases": 10,
         "ddpm_check_every": 150, "ddpm_max_iterations": 900, "fidelity_patches": 4, "sampler": "dpmpp",
         "sampler_steps": 5, "nnunet_fold": "all", "nnunet_base_features": 16, "nnunet_max_epochs": 80,
         "nnunet_iterations": 10, "nnunet_val_iterations": 2, "patience": 15, "min_delta": 0.005,
-        "patch": (32, 32, 32), "step_size": 1.0}
+        "patch": (32, 32, 32), "step_size": 1.0, "secondary_seeds": 2}
 QUICK = {**FULL, "regimes": (2,), "seeds": (0,), "test_cases": 3, "strategies": ("real", "copypaste", "ddpm5"),
          "ddpm_check_every": 100, "ddpm_max_iterations": 300, "nnunet_max_epochs": 3, "nnunet_iterations": 4,
          "nnunet_val_iterations": 2, "patience": 2}
@@ -69,6 +70,8 @@ def budget(args: argparse.Namespace) -> dict[str, Any]:
     for key in ("regimes", "seeds", "strategies", "test_cases"):
         if getattr(args, key, None):
             b[key] = tuple(getattr(args, key)) if key != "test_cases" else int(args.test_cases)
+    if getattr(args, "seeds", None) or getattr(args, "strategies", None):
+        b["secondary_seeds"] = None   # what the user names runs on every seed named
     if min(b["regimes"]) < 2:
         from LNSynthLib.errors import UsageError
 
@@ -234,7 +237,8 @@ def run(args: argparse.Namespace) -> tuple[Path, Path]:
         groups.setdefault(s.group, []).append(s)
     # The pipeline trains and samples LN-DDPM in every run, so even Real alone gets (one shared) model.
     multiple = max((s.synt_per_case for s in runnable if s.pipeline_strategy != "real"), default=1)
-    jobs = [(r, seed, g) for r in b["regimes"] for seed in b["seeds"] for g in groups]
+    jobs = [(r, seed, g) for r in b["regimes"] for k, seed in enumerate(b["seeds"]) for g in groups
+            if grid.runs_on_seed(groups[g], k, b.get("secondary_seeds"))]
     started, load_start, ran, ddpm = time.monotonic(), os.getloadavg()[0], [], {}
     if args.report_only:
         ddpm = finished_ddpm(work, b)

@@ -53,7 +53,23 @@ STRATEGIES = (
     Strategy("synt", "Synt only (LN-DDPM 10×)", "synt", "synt", 10),
 )
 BY_KEY = {s.key: s for s in STRATEGIES}
+# The question the benchmark answers (does LN-DDPM beat Real and the copy-paste baseline): these run on every
+# seed; the variants (5×, QC, pasted, Synt only) on the first `secondary_seeds` seeds of a full run.
+PRIMARY = ("real", "copypaste", "ddpm10")
 MAX_MULTIPLE = max(s.synt_per_case for s in STRATEGIES)   # synthetic cases sampled per real case, shared by all
+
+
+def runs_on_seed(members: Sequence[Strategy], seed_index: int, secondary_seeds: int | None) -> bool:
+    """Whether a group runs on the seed at `seed_index` of the budget (None: every strategy on every seed)."""
+    return secondary_seeds is None or seed_index < secondary_seeds or any(m.key in PRIMARY for m in members)
+
+
+def planned_runs(b: Mapping[str, Any]) -> int:
+    """nnU-Net trainings (one per strategy, regime and seed) of a budget, the secondary-seed limit applied."""
+    limit = b.get("secondary_seeds")
+    seeds = len(b["seeds"])
+    per_regime = sum(seeds if limit is None or key in PRIMARY else min(limit, seeds) for key in b["strategies"])
+    return len(b["regimes"]) * per_regime
 
 
 def unsupported(strategy: Strategy, known_strategies: Sequence[str], settings_fields: Sequence[str]) -> str | None:

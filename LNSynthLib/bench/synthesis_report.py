@@ -57,7 +57,7 @@ def costs_and_estimate(b: Mapping[str, Any], runs: Mapping[int, Mapping[str, Map
              "nnunet_run_overhead_s": overhead, "predict_s_per_case": predict_s}
     costs = {k: round(v, 3) for k, v in costs.items()}
     pairs = len(full["regimes"]) * len(full["seeds"])
-    n_strategies = len(full["strategies"])
+    n_runs = grid.planned_runs(full)
     # Iterations to pass the fidelity check as measured here; the full budget when a model did not pass.
     passed = [d.get("iterations", 0) for d in ddpm.values() if d.get("passed")]
     measured_iters = (max(passed) if passed and len(passed) == len(ddpm) else full["ddpm_max_iterations"])
@@ -65,9 +65,9 @@ def costs_and_estimate(b: Mapping[str, Any], runs: Mapping[int, Mapping[str, Map
     measured_iters = min(full["ddpm_max_iterations"], -(-measured_iters // step) * step)   # the full run checks every `step`
     plan = {"ddpm_iterations": pairs * measured_iters,
             "samples": len(full["seeds"]) * sum(full["regimes"]) * grid.MAX_MULTIPLE,
-            "nnunet_iterations": pairs * n_strategies * full["nnunet_max_epochs"]
+            "nnunet_iterations": n_runs * full["nnunet_max_epochs"]
             * (full["nnunet_iterations"] + full["nnunet_val_iterations"]),
-            "nnunet_runs": pairs * n_strategies, "predictions": pairs * n_strategies * full["test_cases"]}
+            "nnunet_runs": n_runs, "predictions": n_runs * full["test_cases"]}
     estimate = grid.estimate_full_run(costs, plan)
     fidelity_checks = pairs * max(1, measured_iters // step)
     estimate["fidelity_checks"] = round(fidelity_checks * costs["fidelity_check_s"], 1)
@@ -96,7 +96,8 @@ def render_markdown(args: argparse.Namespace, b: Mapping[str, Any], skipped: Map
              f"**LN-DDPM:** one per (regime, seed), `tiny` config, trained in steps of {b['ddpm_check_every']} "
              f"iterations (max {b['ddpm_max_iterations']}) until the condition-fidelity check passes, sampled once "
              f"({grid.MAX_MULTIPLE if not args.quick else 'the largest multiple used'} per real case) for all strategies.",
-             ""]
+             "", *([f"**Seeds:** {', '.join(grid.BY_KEY[k].label for k in grid.PRIMARY)} on every seed; the other "
+                    f"strategies on the first {b['secondary_seeds']}.", ""] if b.get("secondary_seeds") else [])]
     if skipped:
         parts += ["**Skipped (the pipeline does not offer them yet):**", ""]
         parts += [f"- {grid.BY_KEY[k].label}: {why}" for k, why in skipped.items()] + [""]

@@ -96,9 +96,17 @@ def test_budget_of_quick_and_overrides() -> None:
     assert budget(args) == QUICK and len(QUICK["regimes"]) == 1 and len(QUICK["seeds"]) <= 2
     assert FULL["regimes"] == (2, 4) and len(FULL["seeds"]) >= 5 and FULL["test_cases"] >= 10
     assert set(FULL["strategies"]) == set(grid.BY_KEY) - {"ddpm5_qc"}
+    # Real, copy-paste and LN-DDPM 10x on all 5 seeds, the 4 variants on 2: 2 regimes x (3 x 5 + 4 x 2) trainings.
+    assert FULL["secondary_seeds"] == 2 and grid.planned_runs(FULL) == 2 * (3 * 5 + 4 * 2)
+    assert grid.planned_runs({**FULL, "secondary_seeds": None}) == 2 * 7 * 5
+    variants = [grid.BY_KEY["synt"]]
+    assert grid.runs_on_seed(variants, 1, 2) and not grid.runs_on_seed(variants, 2, 2)
+    assert grid.runs_on_seed([grid.BY_KEY["ddpm10"], grid.BY_KEY["ddpm10_pasted"]], 4, 2)   # a primary member
+    assert grid.runs_on_seed(variants, 4, None)
     args = argparse.Namespace(quick=False, regimes=[4], seeds=[3], strategies=["real", "synt"], test_cases=12)
     b = budget(args)
     assert (b["regimes"], b["seeds"], b["strategies"], b["test_cases"]) == ((4,), (3,), ("real", "synt"), 12)
+    assert b["secondary_seeds"] is None   # what is named explicitly runs on every seed named
 
 
 @pytest.mark.slow
