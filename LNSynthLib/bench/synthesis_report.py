@@ -146,6 +146,16 @@ def render_markdown(args: argparse.Namespace, b: Mapping[str, Any], skipped: Map
                 f"idle 2-core machine with every nnU-Net run at its max epochs, which {fits} the "
                 f"{limit_s / 3600:.0f} h limit (plateau stops only shorten it). Parts (s): "
               + ", ".join(f"{k} {v}" for k, v in idle.items() if k != "total") + ".", ""]
+    if not args.quick:
+        parts += ["**What this can and cannot show.** The data are the embedded phantom (64³ at 1 mm, nodes and "
+                  "hard negatives as in `phantom/parameters.py`), not patient CT, and nnU-Net is CPU-sized (half "
+                  f"width, at most {b['nnunet_max_epochs']} epochs of {b['nnunet_iterations']} iterations): a "
+                  "difference here says how the strategies compare on this phantom with this training, not what "
+                  "they do on real scans or with nnU-Net's standard 1000-epoch training. The intervals cover the "
+                  "variation over test cases and seeds (each seed draws other training and test cases and trains "
+                  "its own LN-DDPM); they do not cover other LN-DDPM settings or phantom designs. Nothing was "
+                  "chosen on the test cases: the nnU-Net budget comes from a pilot on the training cases of one "
+                  "seed.", ""]
     if args.quick:
         parts += ["**What this quick run can show:** that every stage runs end to end (fidelity-checked LN-DDPM, "
                   "shared sampling, each strategy through the pipeline with plateau stopping, per-case metrics, "
