@@ -85,7 +85,7 @@ def unsupported(strategy: Strategy, known_strategies: Sequence[str], settings_fi
 
 def group_settings(strategies: Sequence[Strategy]) -> dict[str, Any]:
     """PipelineSettings changes of one group: its base strategy's, with paste_variant when a member is pasted."""
-    base = next(s for s in strategies if not s.paste)
+    base = next((s for s in strategies if not s.paste), strategies[0])   # the pasted row alone: its own settings
     return {**base.settings_changes(), "paste_variant": any(s.paste for s in strategies)}
 
 

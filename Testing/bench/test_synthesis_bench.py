@@ -46,6 +46,8 @@ def test_groups_share_one_pipeline_call() -> None:
     assert [s.key for s in members] == ["ddpm10", "ddpm10_pasted"]
     assert grid.group_settings(members) == {"strategies": ("real+synt",), "synt_per_case": 10, "paste_variant": True,
                                            "qc": False}
+    # The pasted row asked for alone (its unpasted twin already finished) runs the same pipeline call.
+    assert grid.group_settings(members[1:]) == grid.group_settings(members)
     rows = [{"strategy": "Real + Synt", "method": "LN-DDPM"}, {"strategy": "Real + Synt", "method": "LN-DDPM (pasted)"}]
     assert grid.pick_row(members[0], rows) is rows[0] and grid.pick_row(members[1], rows) is rows[1]
     only = [{"strategy": "Real + copy-paste", "method": "nodes pasted"}]
