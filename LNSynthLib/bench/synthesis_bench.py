@@ -262,28 +262,24 @@ def run(args: argparse.Namespace) -> tuple[Path, Path]:
     return _write(args, b, work, skipped, ddpm, time.monotonic() - started, load_start)
 
 
-def finished_ddpm(work: Path, b: dict[str, Any]) -> dict[tuple[int, int], dict]:
-    """The LN-DDPM records (fidelity.json) of the (regime, seed) pairs that have one."""
-    out = {}
+def _pairs(work: Path, b: dict[str, Any]):  # noqa: ANN202 - an iterator of ((regime, seed), seed folder)
     for regime in b["regimes"]:
         for seed in b["seeds"]:
-            path = work / f"regime{regime}" / f"seed{seed}" / "shared" / "ln_ddpm" / "fidelity.json"
-            if path.exists():
-                out[(regime, seed)] = json.loads(path.read_text(encoding="utf-8"))
-    return out
+            yield (regime, seed), work / f"regime{regime}" / f"seed{seed}"
+
+
+def finished_ddpm(work: Path, b: dict[str, Any]) -> dict[tuple[int, int], dict]:
+    """The LN-DDPM records (fidelity.json) of the (regime, seed) pairs that have one."""
+    paths = {pair: folder / "shared" / "ln_ddpm" / "fidelity.json" for pair, folder in _pairs(work, b)}
+    return {pair: json.loads(path.read_text(encoding="utf-8")) for pair, path in paths.items() if path.exists()}
 
 
 def finished_qc(work: Path, b: dict[str, Any]) -> dict[tuple[int, int], dict]:
     """What quality control removed per (regime, seed): the shared synthetic folder's qc.json, without its samples."""
     from LNSynthLib.qc.verdicts import read_qc
 
-    out = {}
-    for regime in b["regimes"]:
-        for seed in b["seeds"]:
-            qc = read_qc(work / f"regime{regime}" / f"seed{seed}" / "shared" / "synthetic")
-            if qc is not None:
-                out[(regime, seed)] = {k: v for k, v in qc.items() if k != "samples"}
-    return out
+    reports = {pair: read_qc(folder / "shared" / "synthetic") for pair, folder in _pairs(work, b)}
+    return {pair: {k: v for k, v in qc.items() if k != "samples"} for pair, qc in reports.items() if qc is not None}
 
 
 def collect(work: Path, b: dict[str, Any]) -> dict[int, dict[str, dict[int, dict]]]:

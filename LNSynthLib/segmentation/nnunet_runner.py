@@ -9,6 +9,7 @@ checkpoint, prediction only runs the cases that have no output yet.
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 import shutil
@@ -245,7 +246,7 @@ def patch_configuration(project: NnUNetProject, dataset_id: int, patch_size: Seq
     wanted: dict = {"inherits_from": base, "patch_size": patch}
     if base_features:
         # nnU-Net merges an inheriting configuration shallowly: the architecture is given whole.
-        architecture = json.loads(json.dumps(parent["architecture"]))
+        architecture = copy.deepcopy(parent["architecture"])
         planned = architecture["arch_kwargs"]["features_per_stage"]
         architecture["arch_kwargs"]["features_per_stage"] = [max(1, round(f * base_features / planned[0]))
                                                              for f in planned]
