@@ -138,7 +138,8 @@ class JobProcess:
         return self.state
 
     def cancel(self, grace_s: float = 5.0) -> None:
-        """Stop the job and every process it started: SIGTERM to the group, SIGKILL after `grace_s`."""
+        """Stop the job and every process it started: SIGTERM to the group, SIGKILL after `grace_s`
+        (on Windows `taskkill /F /T` both times)."""
         if self.process.poll() is not None:
             return
         self.state.cancelled = True
@@ -146,10 +147,10 @@ class JobProcess:
         try:
             self.process.wait(timeout=grace_s)
         except subprocess.TimeoutExpired:
-            _signal_group(self.process.pid, signal.SIGKILL)
+            _signal_group(self.process.pid, _kill_signal())
             self.process.wait()
         # Grandchildren that ignored SIGTERM still belong to the group.
-        _signal_group(self.process.pid, signal.SIGKILL)
+        _signal_group(self.process.pid, _kill_signal())
 
     def result_events(self, stage: str = "result") -> list[dict[str, Any]]:
         return [e for e in self.state.events if e.get("stage") == stage]
@@ -168,6 +169,11 @@ def _parse_progress(line: str) -> dict[str, Any] | None:
     except json.JSONDecodeError:
         return None
     return record if isinstance(record, dict) and "stage" in record else None
+
+
+def _kill_signal() -> int:
+    """SIGKILL, read when needed: Python on Windows has none (`_signal_group` uses `taskkill /F` there)."""
+    return getattr(signal, "SIGKILL", signal.SIGTERM)
 
 
 def _signal_group(pid: int, sig: int) -> None:
