@@ -303,15 +303,22 @@ class SceneLogic:
         """`lnsynth nnunet export`: real + synthetic prepared cases → an nnU-Net v2 project folder.
 
         Without `cases_root`, the cases made by this session's synthesis runs (in the work
-        folder) are gathered into the export's run folder first.
+        folder) are gathered into the export's run folder first. With `cases_root` (the training
+        cases of *Add current case*) and no `synthetic_root`, this session's synthetic cases are
+        gathered: without them the dataset the panel calls "real + synthetic" would be real-only.
         """
         run = self.new_run_dir("nnunet-export")
         if cases_root is None:
             cases_root, synthetic_root = self.gather_session_cases(run)
+        elif synthetic_root is None:
+            synthetic_root = self.gather_session_synthetic(run)
         args = ["nnunet", "export", "--cases", str(cases_root), "--out", str(project_dir)]
         if synthetic_root is not None:
             per_source = _synthetic_per_source(Path(synthetic_root))
-            args += ["--synthetic", str(synthetic_root), "--synt-per-case", str(min(per_source.values(), default=1))]
+            # Balanced: as many per real case as the least-sampled real case of this export has.
+            real = {folder.name for folder in list_cases(Path(cases_root))}
+            counts = [n for source, n in per_source.items() if source in real] or list(per_source.values())
+            args += ["--synthetic", str(synthetic_root), "--synt-per-case", str(min(counts, default=1))]
         if paste:
             args.append("--paste")
         args.append("--qc" if qc else "--no-qc")
@@ -322,24 +329,36 @@ class SceneLogic:
 
         The runs' quality-control verdicts (qc.json) are merged into the gathered folder's qc.json.
         """
-        from LNSynthLib.qc.verdicts import merge_qc_files
-
-        real, synthetic = run / "cases", run / "synthetic"
-        runs = sorted(self.work_root.glob("synthesis-*"))
-        for source in runs:
-            for kind, target in (("cases", real), ("synthetic", synthetic)):
-                if not (source / kind).is_dir():
-                    continue
-                for folder in list_cases(source / kind):
-                    if not (target / folder.name).exists():
-                        shutil.copytree(folder, target / folder.name)
+        real = run / "cases"
+        self._gather("cases", real)
         if not real.is_dir():
             shutil.rmtree(run, ignore_errors=True)
             raise InputDataError("no prepared cases in this session's work folder", path=self.work_root,
                                  fix="run Synthesize first or choose a folder of prepared cases")
-        if synthetic.is_dir():
-            merge_qc_files([source / "synthetic" for source in runs], synthetic)
-        return real, synthetic if synthetic.is_dir() else None
+        return real, self.gather_session_synthetic(run)
+
+    def gather_session_synthetic(self, run: Path) -> Path | None:
+        """Copy the synthetic cases of finished synthesis runs into `run/synthetic` (None: there are none),
+        with the runs' quality-control verdicts merged into its qc.json."""
+        from LNSynthLib.qc.verdicts import merge_qc_files
+
+        synthetic = run / "synthetic"
+        runs = self._gather("synthetic", synthetic)
+        if not synthetic.is_dir():
+            return None
+        merge_qc_files([source / "synthetic" for source in runs], synthetic)
+        return synthetic
+
+    def _gather(self, kind: str, target: Path) -> list[Path]:
+        """Copy the `kind` case folders of this session's synthesis runs into `target`; returns the runs."""
+        runs = sorted(self.work_root.glob("synthesis-*"))
+        for source in runs:
+            if not (source / kind).is_dir():
+                continue
+            for folder in list_cases(source / kind):
+                if not (target / folder.name).exists():
+                    shutil.copytree(folder, target / folder.name)
+        return runs
 
     def start_nnunet_train(self, dataset_dir: str | Path, epochs: int, device: str = "auto", *,
                            iterations: int = 30) -> JobChain:

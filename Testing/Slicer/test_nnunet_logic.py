@@ -74,6 +74,60 @@ def test_export_leaves_out_what_quality_control_rejected_in_the_session(core, tm
     assert counts == {True: 1 + 2, False: 1 + 3}
 
 
+def _synthesis_run_of(case_folder: Path, work: Path, n: int = 2) -> None:
+    """What a finished Synthesize of this case's CT leaves in the work folder: its prepared case and `n`
+    synthetic 32³ patches around its node (on the case's 1 mm grid, like `lnsynth sample` writes them)."""
+    from LNSynthLib.cases import load_case
+
+    case = load_case(case_folder)
+    center = np.argwhere(case.ln.array > 0).mean(axis=0).astype(int)
+    start = np.clip(center - 16, 0, np.asarray(case.ct.shape) - 32)
+    crop = tuple(slice(int(s), int(s) + 32) for s in start)
+    geometry = case.ct.geometry.shifted(tuple(int(s) for s in start))
+    patch = {name: Volume(getattr(case, name).array[crop], geometry) for name in ("ct", "anatomy", "ln")}
+    run = work / "synthesis-20260101-000000"
+    save_case(Case(case.case_id, case.ct, case.anatomy, case.ln, {"synthetic": False}), run / "cases")
+    for k in range(n):
+        save_case(Case(f"{case.case_id}_synt_{k}", Volume(patch["ct"].array + k, geometry), patch["anatomy"],
+                       patch["ln"], {"synthetic": True, "source_case": case.case_id, "sample_index": k}),
+                  run / "synthetic")
+
+
+@pytest.mark.parametrize("paste", [False, True])
+def test_export_of_the_training_cases_folder_holds_this_sessions_synthetic_cases(scene_case, tmp_path, paste):
+    """The panel's order: *Add current case* sets the cases folder, *Synthesize*, then *Export dataset* passes
+    that folder. The dataset must hold the synthetic cases as well (it was real-only: no --synthetic)."""
+    logic, ct_node, anatomy_node, ln_node, *_ = scene_case
+    cases = tmp_path / "cases"
+    added = logic.start_training_case(ct_node, anatomy_node, ln_node, cases)
+    assert added.wait(timeout_s=300).succeeded, added.state.error
+    _synthesis_run_of(cases / added.result, logic.work_root)
+    chain = logic.start_nnunet_export(tmp_path / "project", cases, paste=paste)
+    args = chain.steps[0].args
+    assert args[args.index("--cases") + 1] == str(cases)
+    assert args[args.index("--synthetic") + 1] == str(chain.run_dir / "synthetic")
+    assert args[args.index("--synt-per-case") + 1] == "2"
+    state = chain.wait(timeout_s=300)
+    assert state.succeeded, state.error
+    dataset = next((tmp_path / "project").rglob("dataset.json")).parent
+    assert json.loads((dataset / "dataset.json").read_text(encoding="utf-8"))["numTraining"] == 3
+    manifest = json.loads((dataset / "lnsynth_export.json").read_text(encoding="utf-8"))
+    kinds = sorted((item["kind"], item["source_case"]) for item in manifest["training"])
+    synthetic_kind = "pasted" if paste else "synt"
+    assert kinds == sorted([("real", added.result)] + [(synthetic_kind, added.result)] * 2)
+    assert len(list((dataset / "labelsTr").glob("*.nii.gz"))) == 3
+
+
+def test_export_of_a_cases_folder_stays_real_only_when_the_session_has_no_synthesis(core, tmp_path, example_ct):
+    """No synthesis run in the work folder: no --synthetic (the export is then the `real` strategy)."""
+    work = tmp_path / "work"
+    _session_with_one_synthesis_run(tmp_path / "elsewhere", example_ct)
+    logic = SceneLogic(core.scene, work)
+    chain = logic.start_nnunet_export(tmp_path / "project", tmp_path / "elsewhere" / "synthesis-20260101-000000" / "cases")
+    assert "--synthetic" not in chain.steps[0].args
+    chain.cancel()
+
+
 def test_export_without_any_session_case_says_what_to_do(core, tmp_path):
     logic = SceneLogic(core.scene, tmp_path / "work")
     with pytest.raises(InputDataError, match="run Synthesize first"):
