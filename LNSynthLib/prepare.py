@@ -8,7 +8,6 @@ model's data loader through `volumes.preprocess.hu_to_unit`, so prepared cases s
 from __future__ import annotations
 
 import logging
-import re
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -21,6 +20,7 @@ from LNSynthLib.atomic import check_writable
 from LNSynthLib.cases import ANATOMY_FILE, CT_FILE, LN_FILE, META_FILE, PREPARED_CT_DTYPE, Case, save_case
 from LNSynthLib.errors import InputDataError
 from LNSynthLib.jobs.progress import Progress
+from LNSynthLib.names import PLAIN_NAME_RULE, is_plain_name
 from LNSynthLib.volumes.checks import check_ln_labels, check_ln_mask
 from LNSynthLib.volumes.geometry import Volume
 from LNSynthLib.volumes.grid import labels_onto
@@ -28,7 +28,6 @@ from LNSynthLib.volumes.io import read_ct, read_volume
 from LNSynthLib.volumes.preprocess import Box, PreprocessSettings, crop, ln_region_box, resample
 
 log = logging.getLogger(__name__)
-_CASE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")  # a folder name on every file system
 
 
 def prepare_volumes(ct: Volume, anatomy: Volume, ln: Volume,
@@ -83,9 +82,9 @@ def prepare_case(ct_path: str | Path, ln_path: str | Path, out_root: str | Path,
     CT grid by the grid rule of `volumes.grid.labels_onto` (`resample_labels`: nearest neighbour).
     """
     settings = settings or PreprocessSettings.train()
-    if not _CASE_ID.match(case_id):
+    if not is_plain_name(case_id):
         raise InputDataError(f"case id {case_id!r} is not a plain folder name", path=out_root,
-                             fix="use up to 128 letters, digits, '_', '-' or '.' (e.g. case_001)")
+                             fix=f"use {PLAIN_NAME_RULE} (e.g. case_001)")
     folder = Path(out_root) / case_id
     for name in (CT_FILE, ANATOMY_FILE, LN_FILE, META_FILE):
         check_writable(folder / name, overwrite)  # fail before any work, never replace silently

@@ -19,7 +19,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--labels-source", dest="labels_kind", choices=["auto", "totalseg", "anatomy14"],
                    default=argparse.SUPPRESS, help=argparse.SUPPRESS)
     p.add_argument("--overwrite", action="store_true")
-    p.set_defaults(func=run)
+    p.set_defaults(func=run, outputs_apart={"out": ("ct", "labels")})
 
 
 def run(args: argparse.Namespace) -> int:

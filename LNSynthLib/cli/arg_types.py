@@ -68,6 +68,35 @@ non_negative_int = _at_least(int, 0, False, "must not be negative", "give a whol
 non_negative_int.__doc__ = "A whole number >= 0 (where 0 has a documented meaning, e.g. `keep the planned patch`)."
 
 
+SEED_MAX = 2**31 - 1   # every generator takes it (numpy's legacy seed stops at 2**32 - 1; phantom case i uses seed + i)
+
+
+def seed(text: str) -> int:
+    """A random seed: a whole number from 0 to `SEED_MAX` (numpy and torch refuse negative seeds)."""
+    value = int(_number(text, int, f"give a whole number from 0 to {SEED_MAX}"))
+    if not 0 <= value <= SEED_MAX:
+        _refuse(f"{text} is not a seed (a seed is a whole number from 0 to {SEED_MAX})",
+                f"give a whole number from 0 to {SEED_MAX}, e.g. 0")
+    return value
+
+
+def dataset_id(text: str) -> int:
+    """An nnU-Net dataset id: 1 to 999 (its folders are named Dataset%03d_NAME)."""
+    value = int(_number(text, int, "give a whole number from 1 to 999, e.g. 501"))
+    if not 1 <= value <= 999:
+        _refuse(f"{text} is not an nnU-Net dataset id (1 to 999)", "give a whole number from 1 to 999, e.g. 501")
+    return value
+
+
+def plain_name(text: str) -> str:
+    """A name that becomes one folder name (`names.is_plain_name`): no separators, no `..`, not hidden."""
+    from LNSynthLib.names import PLAIN_NAME_RULE, is_plain_name
+
+    if not is_plain_name(text):
+        _refuse(f"{text!r} is not a plain folder name", f"use {PLAIN_NAME_RULE}")
+    return text
+
+
 def fold(text: str) -> int | str:
     """An nnU-Net fold: a number (0-4 with nnU-Net's 5-fold split) or `all`."""
     if text == "all":
@@ -187,3 +216,31 @@ def check_value(check: Callable[[str], str], option: str, text: str) -> str:
     except argparse.ArgumentTypeError as exc:
         problem, _, fix = str(exc).partition("\nFix: ")
         raise UsageError(f"argument {option}: {problem}", fix=fix or None) from None
+
+
+def _same_path(a: str, b: str) -> bool:
+    """Whether two paths name the same file or folder (symlinks and hard links included)."""
+    try:
+        if Path(a).resolve() == Path(b).resolve():
+            return True
+        return os.path.exists(a) and os.path.exists(b) and os.path.samefile(a, b)
+    except (OSError, RuntimeError):
+        return False
+
+
+def check_outputs_apart(args: argparse.Namespace) -> None:
+    """An output never equals an input: `--out` that is also the `--ct` would replace the input CT.
+
+    A command declares its pairs with `set_defaults(outputs_apart={"out": ("ct", "labels")})`
+    (argparse dests); `cli.main` runs this after parsing, for every command.
+    """
+    for out_key, in_keys in getattr(args, "outputs_apart", {}).items():
+        out = getattr(args, out_key, None)
+        for key in in_keys:
+            given = getattr(args, key, None)
+            for value in given if isinstance(given, list) else [given]:
+                if out and value and _same_path(str(out), str(value)):
+                    out_opt, in_opt = (f"--{k.replace('_', '-')}" for k in (out_key, key))
+                    raise UsageError(f"argument {out_opt}: {out} is also the input {in_opt}; writing it would "
+                                     "replace the input",
+                                     fix=f"give {out_opt} a new path, not one of the inputs")

@@ -41,7 +41,7 @@ def _common(p: argparse.ArgumentParser) -> None:
                         "real case as real+synt; synt is the Synt-only training of paper 000 Tables 3-4)")
     add_qc(p, True, "after sampling (with the Real model's NodeRecall when Real is trained), before the "
                     "synthetic strategies are exported")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=at.seed, default=0)
     p.add_argument("--lpips-weights", default=None, help="MedicalNet resnet_10_23dataset.pth (file or folder)")
 
 
@@ -62,7 +62,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     run.add_argument("--allow-coarse-anatomy", action="store_true",
                      help="let a --config paper run train on cases whose anatomy is the weights-free coarse map "
                           "(4 of 14 labels; refused otherwise)")
-    run.set_defaults(func=run_user)
+    run.set_defaults(func=run_user, outputs_apart={"out": ("cases", "test_cases", "raw_cases", "raw_test_cases")})
 
 
 def _apply(settings: PipelineSettings, args: argparse.Namespace) -> PipelineSettings:

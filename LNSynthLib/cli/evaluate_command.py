@@ -42,7 +42,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="ASSD definition: directed-means (mean of the two directed means, medpy <= 0.4) or "
                         "pooled (all distances in one mean, medpy >= 0.5)")
     add_device(p, "for nnU-Net prediction")
-    p.set_defaults(func=run_evaluate)
+    p.set_defaults(func=run_evaluate, outputs_apart={"out": ("work", "labels", "images", "real",
+                                                             "test_cases", "synthetic", "ddpm_run")})
 
 
 def _prediction_sets(args: argparse.Namespace) -> list:

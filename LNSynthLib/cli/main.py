@@ -13,7 +13,7 @@ import signal
 import sys
 from collections.abc import Callable, Sequence
 
-from LNSynthLib.cli.arg_types import LNSynthArgumentParser
+from LNSynthLib.cli.arg_types import LNSynthArgumentParser, check_outputs_apart
 from LNSynthLib.errors import JobCancelled, LNSynthError
 
 # Sub-command modules, in the order `lnsynth --help` lists them.
@@ -68,9 +68,12 @@ def cancel_on_sigterm() -> Callable[[int, object], None]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     # Installed only while the command runs: `main` is also called in-process (tests, scripts).
+    from LNSynthLib.cli.streams import usable_streams
+
     previous = signal.signal(signal.SIGTERM, cancel_on_sigterm())
     try:
-        return _run(argv)
+        with usable_streams():   # a closed stdout or a reader that stopped early never stops the job
+            return _run(argv)
     finally:
         signal.signal(signal.SIGTERM, previous)
 
@@ -83,6 +86,7 @@ def _run(argv: Sequence[str] | None) -> int:
         if extra and not getattr(args, "takes_extra_args", False):
             parser.error(f"unrecognized arguments: {' '.join(extra)}")
         args.extra_args = extra
+        check_outputs_apart(args)
         return int(args.func(args) or 0)
     except JobCancelled as exc:
         print(f"lnsynth: cancelled ({exc})", file=sys.stderr)

@@ -21,8 +21,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     exp.add_argument("--synthetic", type=at.input_path, help="folder of synthetic cases written by `lnsynth sample`")
     exp.add_argument("--test-cases", type=at.input_path, help="folder of prepared real test cases (imagesTs/labelsTs)")
     exp.add_argument("--out", required=True, type=at.output_dir, help="nnU-Net project folder (gets nnUNet_raw/...)")
-    exp.add_argument("--dataset-id", type=int, default=501)
-    exp.add_argument("--name", default=None, help="dataset name (default from the strategy)")
+    exp.add_argument("--dataset-id", type=at.dataset_id, default=501)
+    exp.add_argument("--name", type=at.plain_name, default=None,
+                     help="dataset name, a plain folder name (default from the strategy)")
     exp.add_argument("--strategy", choices=["real", "synt", "real+synt"], default=None,
                      help="default: real+synt with --synthetic, else real")
     exp.add_argument("--synt-per-case", type=at.positive_int, default=None, help=f"{SYNT_PER_CASE_HELP}; default: all there are")
@@ -33,11 +34,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     exp.add_argument("--overwrite", action="store_true")
     add_qc(exp, True, "leave out the synthetic cases that --synthetic's qc.json rejects (written by "
                       "`lnsynth sample --qc` or the pipeline; without qc.json every case is exported)")
-    exp.set_defaults(func=run_export)
+    exp.set_defaults(func=run_export, outputs_apart={"out": ("cases", "synthetic", "test_cases")})
 
     tr = steps.add_parser("train", help="plan/preprocess and train nnU-Net (resumes)")
     tr.add_argument("--dataset", "--project", dest="project", required=True, help="nnU-Net project folder")
-    tr.add_argument("--dataset-id", type=int, default=None, help="default: the only dataset in the project")
+    tr.add_argument("--dataset-id", type=at.dataset_id, default=None, help="default: the only dataset in the project")
     tr.add_argument("--epochs", type=at.positive_int, default=None,
                     help="short trainer with this many epochs (default: nnU-Net's standard trainer)")
     tr.add_argument("--iterations", type=at.positive_int, default=10, help="iterations per epoch of the short trainer")
@@ -63,7 +64,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                     help="0-4 or `all` (default: the trained fold, 0 before `all`)")
     add_device(pr)
     pr.add_argument("--overwrite", action="store_true")
-    pr.set_defaults(func=run_predict)
+    pr.set_defaults(func=run_predict, outputs_apart={"out": ("ct", "input", "region", "model")})
 
 
 def _fold(value: str | int | None) -> int | str | None:

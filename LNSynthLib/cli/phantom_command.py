@@ -19,7 +19,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("phantom", help="write seeded phantom CT cases, already prepared (1 mm, LN-region crop)")
     p.add_argument("--out", type=at.output_dir, help="folder to write phantom_000, phantom_001, ... into")
     p.add_argument("--cases", type=at.positive_int, default=4, help="number of cases (default 4)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the first case; case i uses seed+i")
+    p.add_argument("--seed", type=at.seed, default=0, help="seed of the first case; case i uses seed+i")
     p.add_argument("--shape", type=at.positive_int, nargs=3, metavar=("Z", "Y", "X"), default=(96, 128, 128),
                    help="phantom size in voxels before preparation (default 96 128 128)")
     p.add_argument("--spacing", type=at.positive_float, nargs="+", default=[1.0], metavar="MM",
@@ -43,7 +43,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--realism-shape", type=at.positive_int, nargs=3, metavar=("Z", "Y", "X"),
                    help="phantom grid of the realism figure, at 0.8×0.8×1.5 mm (default 300 512 512, "
                         "the size the prepare benchmark uses)")
-    p.set_defaults(func=run)
+    p.set_defaults(func=run, outputs_apart={key: ("real_ct", "real_labels", "real_hires_ct", "real_hires_labels")
+                                            for key in ("figure", "realism_figure")})
 
 
 def run(args: argparse.Namespace) -> int:

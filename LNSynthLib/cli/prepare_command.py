@@ -17,13 +17,13 @@ def register(sub: argparse._SubParsersAction) -> None:
                                               "in another axis order/direction (see --resample-labels)")
     add_anatomy_source(p, "--anatomy", "auto")
     p.add_argument("--out", required=True, type=at.output_dir, help="root folder of prepared cases")
-    p.add_argument("--case-id", required=True, help="name of the case folder")
+    p.add_argument("--case-id", required=True, type=at.plain_name, help="name of the case folder")
     p.add_argument("--margin-mm", type=at.positive_float, default=TRAIN_MARGIN_MM,
                    help=f"margin around the nodes ({TRAIN_MARGIN_MM:g} mm for training, {TEST_MARGIN_MM:g} mm for "
                         "test cases)")
     p.add_argument("--spacing", type=at.positive_float, default=1.0, help="isotropic output spacing in mm (default 1.0)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing case of the same id")
-    p.set_defaults(func=run)
+    p.set_defaults(func=run, outputs_apart={"out": ("ct", "ln", "anatomy")})
 
 
 def run(args: argparse.Namespace) -> int:

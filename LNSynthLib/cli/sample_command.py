@@ -25,7 +25,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--cases", required=True, type=at.input_path, help="folder of prepared cases (conditions)")
     p.add_argument("--out", required=True, type=at.output_dir, help="folder for the synthetic case folders")
     add_sampling(p, old_n_alias=True)   # default of each: the checkpoint config's sample section
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=at.seed, default=0)
     p.add_argument("--no-transforms", action="store_true", help="keep the original LN masks")
     p.add_argument("--shard", default="0/1", help="i/n: this process does cases i, i+n, ... (torchrun: by rank)")
     add_device(p)
@@ -34,7 +34,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_qc(p, False, "score the samples after sampling against the --cases (the real cases) into <out>/qc.json")
     p.add_argument("--qc-model", type=at.input_path, default=None, metavar="DIR",
                    help="with --qc: an nnU-Net model folder trained on real data; adds the NodeRecall rule")
-    p.set_defaults(func=run)
+    p.set_defaults(func=run, outputs_apart={"out": ("cases", "checkpoint", "qc_model")})
 
 
 def run(args: argparse.Namespace) -> int:
