@@ -5,8 +5,6 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-import yaml
-
 from LNSynthLib.cli import arg_types as at
 from LNSynthLib.cli.options import add_config, add_device, chosen_config
 from LNSynthLib.errors import InputDataError
@@ -14,12 +12,20 @@ from LNSynthLib.errors import InputDataError
 
 def parse_overrides(items: list[str]) -> dict[str, Any]:
     """`key=value` pairs; values are read as YAML (`train.patch_size=[32,32,32]`, `train.amp=off`)."""
+    import yaml
+
+    from LNSynthLib.diffusion.config import read_yaml
+
     overrides = {}
     for item in items or []:
         key, sep, value = item.partition("=")
         if not sep or not key.strip():
             raise InputDataError(f"--set {item!r} is not key=value", fix="write e.g. --set train.iterations=100")
-        overrides[key.strip()] = yaml.safe_load(value)
+        try:
+            overrides[key.strip()] = read_yaml(value)
+        except yaml.YAMLError as exc:
+            raise InputDataError(f"--set {item!r}: the value is not valid YAML ({' '.join(str(exc).split())[:200]})",
+                                 fix="write e.g. --set train.patch_size=[32,32,32] (quote it in the shell)") from None
     return overrides
 
 
@@ -33,7 +39,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_device(p, "torchrun: each rank takes its own GPU")
     p.add_argument("--no-resume", action="store_true", help="refuse to continue an existing run folder")
     p.add_argument("--max-steps", type=at.positive_int, default=None, help="stop (with a checkpoint) at this global step")
-    p.set_defaults(func=run)
+    p.set_defaults(func=run, outputs_apart={"run_dir": ("cases",)})
 
 
 def run(args: argparse.Namespace) -> int:

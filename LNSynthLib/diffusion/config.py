@@ -8,6 +8,7 @@ file); `load_config("tiny")` reads a bundled one, `load_config(path)` a file, an
 from __future__ import annotations
 
 import copy
+import re
 from dataclasses import asdict, dataclass, field, fields, is_dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -19,7 +20,24 @@ from LNSynthLib.diffusion.config_checks import LAYOUT_FIX, check_config, typed_v
 from LNSynthLib.errors import ConfigError
 
 CONFIG_DIR = Path(__file__).with_name("configs")
-__all__ = ["ATTENTION_MODES", "VARIANTS", "LNDDPMConfig", "load_config", "save_config"]
+__all__ = ["ATTENTION_MODES", "VARIANTS", "LNDDPMConfig", "load_config", "read_yaml", "save_config"]
+
+
+class _ConfigLoader(yaml.SafeLoader):
+    """PyYAML's safe loader (no tags that run code), reading `1e-4` as a number as YAML 1.2 does.
+
+    YAML 1.1, which PyYAML follows, needs a dot (`1.0e-4`); `lr: 1e-4` would otherwise reach the
+    type check as the string '1e-4'.
+    """
+
+
+_ConfigLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:float", re.compile(r"^[-+]?[0-9][0-9_]*(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"), list("-+0123456789"))
+
+
+def read_yaml(text: str) -> Any:  # noqa: ANN401 - any YAML value
+    """The one reader of config YAML (files, `--set` values, the copy inside a checkpoint)."""
+    return yaml.load(text, Loader=_ConfigLoader)  # noqa: S506 - a SafeLoader subclass
 
 
 @dataclass
@@ -154,7 +172,7 @@ def load_config(name_or_path: str | Path, overrides: dict[str, Any] | None = Non
         bundled = ", ".join(sorted(p.stem for p in CONFIG_DIR.glob("*.yaml")))
         raise ConfigError("config not found", path=path, fix=f"use one of: {bundled}, or a YAML file path")
     try:
-        values = yaml.safe_load(path.read_text(encoding="utf-8"))
+        values = read_yaml(path.read_text(encoding="utf-8"))
     except (yaml.YAMLError, UnicodeDecodeError) as exc:
         raise ConfigError(f"is not valid YAML ({' '.join(str(exc).split())})", path=path,
                           fix="correct the YAML at the line shown (compare with configs/paper.yaml)") from exc
