@@ -53,7 +53,10 @@ def restore_global_rng(state: dict[str, Any]) -> None:
 
 def save_checkpoint(path: str | Path, payload: dict[str, Any]) -> Path:
     """Write atomically (temp file + rename); replaces the run's previous checkpoint."""
+    from LNSynthLib.diffusion.train.checkpoint_checks import check_finite_weights
+
     payload = {"format": FORMAT, **payload}
+    check_finite_weights(payload, path)   # a diverged run keeps its last finite checkpoint
     with atomic_path(path, overwrite=True) as tmp:
         try:
             torch.save(payload, tmp)
@@ -80,13 +83,14 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise InputDataError("not an LNSynth LN-DDPM checkpoint", path=path,
                              fix=f"give a checkpoint written by `lnsynth train` (format {FORMAT})")
+    from LNSynthLib.diffusion.train.checkpoint_checks import check_checkpoint
+
+    check_checkpoint(payload, path)   # crafted, damaged or diverged: refused before any use
     return payload
 
 
 def config_of(payload: dict[str, Any]):  # noqa: ANN201 - LNDDPMConfig
     """The LNDDPMConfig stored in a checkpoint."""
-    import yaml
+    from LNSynthLib.diffusion.config import config_from_dict, read_yaml
 
-    from LNSynthLib.diffusion.config import config_from_dict
-
-    return config_from_dict(yaml.safe_load(payload["config_yaml"]))
+    return config_from_dict(read_yaml(payload["config_yaml"]))

@@ -58,11 +58,14 @@ def _model_signature(config: LNDDPMConfig) -> dict[str, Any]:
 
 def _check_resumable(payload: dict[str, Any], config: LNDDPMConfig, path: Path) -> None:
     from LNSynthLib.diffusion.train.checkpoint import config_of
+    from LNSynthLib.diffusion.train.checkpoint_checks import check_resumable, check_same_recipe
 
+    check_resumable(payload, path)
     stored = config_of(payload)
     if _model_signature(stored) != _model_signature(config):
         raise InputDataError("the run folder holds a checkpoint of a different model configuration", path=path,
                              fix="train with the same --config/--set values, or choose a new --run-dir")
+    check_same_recipe(stored, config, path)
 
 
 def _batch_comment(per_process: int, world_size: int) -> str:
@@ -254,9 +257,13 @@ def _flush(pending: list[torch.Tensor], first_step: int, ctx: distributed.DistCo
     """Turn the losses of the last steps into (step, loss) rows, averaged over ranks."""
     if not pending:
         return []
+    from LNSynthLib.diffusion.train.checkpoint_checks import check_finite_losses
+
     values = torch.stack(pending).float()
     pending.clear()
     if ctx.enabled:
         torch.distributed.all_reduce(values)
         values /= ctx.world_size
-    return [(first_step + i, float(v)) for i, v in enumerate(values.cpu().tolist())]
+    rows = [(first_step + i, float(v)) for i, v in enumerate(values.cpu().tolist())]
+    check_finite_losses(rows)   # a diverged run stops here, before any checkpoint of it is written
+    return rows
