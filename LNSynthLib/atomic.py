@@ -1,10 +1,18 @@
-"""Atomic file writes: a reader never sees a half-written output, and nothing is overwritten silently."""
+"""Atomic file writes: a reader never sees a half-written output, and nothing is overwritten silently.
+
+This is also the one home of `--overwrite` for folders: a folder the project creates as one output
+(an nnU-Net dataset, a generated case) gets the marker `OUTPUT_MARKER`, and `remove_output_folder`
+only ever removes a folder that holds it. A folder of the user's that happens to sit where an
+output goes (`--name x/../../../victim`, a case id that matches their own folder) is refused.
+"""
 
 from __future__ import annotations
 
 import contextlib
 import errno
+import json
 import os
+import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -80,3 +88,33 @@ def write_text_atomic(path: str | Path, text: str, overwrite: bool = False) -> P
     with atomic_path(path, overwrite) as tmp:
         tmp.write_text(text, encoding="utf-8")
     return Path(path)
+
+
+OUTPUT_MARKER = ".lnsynth_output.json"   # hidden: listers of cases and datasets never pick it up
+
+
+def mark_output_folder(folder: str | Path, written_by: str) -> Path:
+    """Record that `folder` is an output the project made (`written_by`: the command), so it may replace it."""
+    return write_text_atomic(Path(folder) / OUTPUT_MARKER, json.dumps({"written_by": written_by}), overwrite=True)
+
+
+def check_removable(folder: str | Path) -> None:
+    """Raise unless `folder` is absent, empty or marked as the project's output (never a link)."""
+    folder = Path(folder)
+    if folder.is_symlink():
+        raise OutputExistsError("is a symbolic link, not an output folder LNSynth made; it is not removed",
+                                path=folder, fix="choose another output name, or remove the link yourself")
+    if not folder.exists() or (folder.is_dir() and not any(folder.iterdir())):
+        return
+    if not (folder / OUTPUT_MARKER).is_file():
+        raise OutputExistsError(f"was not written by LNSynth (it holds no {OUTPUT_MARKER}), so it is not removed "
+                                "or replaced, even with --overwrite", path=folder,
+                                fix="choose another output name or folder, or move this folder away yourself")
+
+
+def remove_output_folder(folder: str | Path) -> None:
+    """Remove a folder the project wrote (`check_removable` first); the one place `--overwrite` deletes folders."""
+    folder = Path(folder)
+    check_removable(folder)
+    if folder.exists():
+        shutil.rmtree(folder)

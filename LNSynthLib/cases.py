@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from LNSynthLib.atomic import write_text_atomic
+from LNSynthLib.atomic import mark_output_folder, remove_output_folder, write_text_atomic
 from LNSynthLib.errors import InputDataError
 from LNSynthLib.volumes.geometry import Volume
 from LNSynthLib.volumes.io import read_volume, write_volumes
@@ -88,11 +88,12 @@ def write_case_folder(case: Case, final: Path, overwrite: bool) -> None:
         shutil.rmtree(tmp)
     try:
         save_case(Case(tmp_name, case.ct, case.anatomy, case.ln, case.meta), final.parent)
+        mark_output_folder(tmp, "lnsynth " + ("sample" if case.meta.get("synthetic") else "augmentation"))
         if final.exists():
             if not overwrite and not missing_files(final):
                 raise InputDataError("generated case appeared while it was being written", path=final,
                                      fix="make sure only one job writes to this folder")
-            shutil.rmtree(final)   # an incomplete leftover, or overwrite requested
+            remove_output_folder(final)   # an incomplete leftover of ours, or overwrite requested
         os.replace(tmp, final)
     finally:
         if tmp.exists():

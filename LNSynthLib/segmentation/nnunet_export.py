@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from LNSynthLib.atomic import write_text_atomic
+from LNSynthLib.atomic import check_removable, mark_output_folder, remove_output_folder, write_text_atomic
 from LNSynthLib.cases import CT_FILE, LN_FILE, META_FILE, is_synthetic, list_cases, read_meta
 from LNSynthLib.errors import InputDataError, OutputExistsError
 from LNSynthLib.jobs.progress import Progress, emit_event
@@ -202,6 +202,7 @@ def export_dataset(real_root: str | Path, dataset_dir: str | Path, *, synthetic_
                 "test": [f.name for f in test]}
     if _check_target(dataset_dir, manifest, overwrite):
         return dataset_dir
+    check_removable(dataset_dir)   # only a dataset an export wrote (its marker) is ever replaced
     staging = _staging_folder(dataset_dir, manifest)
     dirs = {k: staging / k for k in ("imagesTr", "labelsTr", "imagesTs", "labelsTs")}
     with Progress("nnunet_export", len(items) + len(test)) as progress:
@@ -251,8 +252,9 @@ def _staging_folder(dataset_dir: Path, manifest: dict[str, Any]) -> Path:
     staging = dataset_dir.with_name(f".{dataset_dir.name}.partial")
     pending = staging / PENDING
     if staging.exists() and not (pending.exists() and json.loads(pending.read_text(encoding="utf-8")) == manifest):
-        shutil.rmtree(staging)
+        remove_output_folder(staging)
     staging.mkdir(parents=True, exist_ok=True)
+    mark_output_folder(staging, "lnsynth nnunet export")
     write_text_atomic(pending, json.dumps(manifest, indent=2), overwrite=True)
     return staging
 
