@@ -22,7 +22,10 @@ from LNSynthLib.errors import InputDataError
 from LNSynthLib.jobs.progress import Progress
 from LNSynthLib.metrics.segmentation import ASSD_FORMS, EMPTY_ASSD_RULE, segmentation_metrics, summarize
 from LNSynthLib.report import confidence, figures, tables
+from LNSynthLib.volumes.grid import labels_onto
 from LNSynthLib.volumes.io import read_volume
+
+PREDICTION_GRID_FIX = "predict on the imagesTs images of the same dataset (`lnsynth nnunet predict`)"
 
 
 @dataclass
@@ -63,10 +66,10 @@ def evaluate_predictions(labels_dir: Path, pred_dir: Path,
         if not pred_path.exists():
             raise InputDataError(f"prediction for {label.name} is missing", path=pred_dir,
                                  fix="run `lnsynth nnunet predict` on the test images first")
-        gt, pred = read_volume(label), read_volume(pred_path)
-        if gt.shape != pred.shape:
-            raise InputDataError(f"prediction grid {pred.shape} differs from the label grid {gt.shape}",
-                                 path=pred_path, fix="predict on the imagesTs images of the same dataset")
+        gt = read_volume(label)
+        # The project's one grid rule (`volumes.grid`): the same voxels in another axis order/direction are
+        # reoriented exactly; a prediction on any other grid (shifted, other spacing) is refused, never scored.
+        pred = labels_onto(read_volume(pred_path), gt, pred_path, label, refusal_fix=PREDICTION_GRID_FIX)
         per_case[label.name.removesuffix(".nii.gz")] = segmentation_metrics(pred.array, gt.array,
                                                                             gt.geometry.spacing, assd_form)
     return per_case, summarize(per_case, assd_form)

@@ -98,8 +98,11 @@ def resample_onto(volume: Volume, reference: Volume, interpolation: str = "neare
 
 
 def labels_onto(labels: Volume, reference: Volume, path: str | Path | None, reference_path: str | Path | None,
-                *, resample: bool = False) -> Volume:
-    """A label map on the reference (CT) grid by the grid rule above; refuses what it cannot map exactly."""
+                *, resample: bool = False, refusal_fix: str = RESAMPLE_FIX) -> Volume:
+    """A label map on the reference (CT) grid by the grid rule above; refuses what it cannot map exactly.
+
+    `refusal_fix` ends the refusal's Fix (commands without `--resample-labels` say what else to do).
+    """
     if same_grid(labels, reference):
         return Volume(labels.array, reference.geometry)
     reoriented = reorient_onto(labels, reference)
@@ -110,5 +113,5 @@ def labels_onto(labels: Volume, reference: Volume, path: str | Path | None, refe
     try:
         check_same_geometry(labels, reference, path, reference_path)
     except InputDataError as exc:
-        raise InputDataError(exc.problem, path=exc.path, fix=f"{exc.fix}; {RESAMPLE_FIX}") from None
+        raise InputDataError(exc.problem, path=exc.path, fix=f"{exc.fix}; {refusal_fix}") from None
     raise AssertionError("grids differ but check_same_geometry accepted them")  # isclose and the check agree
