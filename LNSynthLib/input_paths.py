@@ -7,6 +7,7 @@ file or a folder avoids that for every reader (volumes, checkpoints, configs).
 
 from __future__ import annotations
 
+import os
 import stat
 from pathlib import Path
 
@@ -26,10 +27,25 @@ def check_input_path(path: str | Path, *, folder_ok: bool = True) -> Path:
                              fix="check the path and its permissions") from None
     if stat.S_ISDIR(mode):
         if folder_ok:
+            _check_readable(path, folder=True)
             return path
         raise InputDataError("is a folder, a file is needed", path=path, fix="give the file inside the folder")
     if not stat.S_ISREG(mode):
         kind = "a named pipe" if stat.S_ISFIFO(mode) else "a socket" if stat.S_ISSOCK(mode) else "a device"
         raise InputDataError(f"is {kind}, not a regular file (reading it could wait forever)", path=path,
                              fix="give the image, mask or checkpoint file itself (save the data to a file first)")
+    _check_readable(path, folder=False)
     return path
+
+
+def _check_readable(path: Path, *, folder: bool) -> None:
+    """It exists, so a reader failing later would say "does not exist" (ITK does): try it here and say why."""
+    try:
+        if folder:
+            os.listdir(path)
+        else:
+            with open(path, "rb"):
+                pass
+    except OSError as exc:
+        raise InputDataError(f"exists but cannot be read ({exc.strerror})", path=path,
+                             fix="check its permissions (`ls -l`; e.g. `chmod u+r`) or read it as its owner") from None

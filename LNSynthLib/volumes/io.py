@@ -90,7 +90,7 @@ def _check_nifti_complete(path: Path, image: sitk.Image) -> None:
         return
     import zlib
 
-    from LNSynthLib.volumes.nifti_header import gzip_stored_size, header_cut_off, nifti_data_end
+    from LNSynthLib.volumes.nifti_header import gzip_stored_size, header_cut_off, is_gzip, nifti_data_end
 
     needed = nifti_data_end(path)
     if needed is None:
@@ -98,7 +98,7 @@ def _check_nifti_complete(path: Path, image: sitk.Image) -> None:
             raise InputDataError("is truncated (it ends inside its header)", path=path,
                                  fix="the file was cut off while copying or downloading: copy or export it again")
         return  # ITK read it; a header we cannot parse is not ours to judge
-    if name.endswith(".gz"):
+    if is_gzip(path):   # by content: a plain .nii named .nii.gz is complete when its bytes are
         # Fast path: a complete single-member gzip ends with the uncompressed size (mod 2**32).
         if gzip_stored_size(path) == needed % 2**32:
             return

@@ -50,7 +50,7 @@ def nifti_layout(path: Path) -> NiftiLayout | None:
 
 def _header_bytes(path: Path) -> bytes:
     """Up to the first 540 bytes of the (uncompressed) file; fewer when the file ends or breaks off first."""
-    opener = gzip.open if path.name.lower().endswith(".gz") else open
+    opener = gzip.open if is_gzip(path) else open
     out = b""
     try:
         with opener(path, "rb") as fh:
@@ -62,6 +62,16 @@ def _header_bytes(path: Path) -> bytes:
     except (OSError, EOFError):
         pass
     return out
+
+
+def is_gzip(path: Path) -> bool:
+    """Whether the file is gzip-compressed, by its first bytes: a plain `.nii` may be named `.nii.gz`
+    (ITK reads either), so the name does not say how to read it."""
+    try:
+        with open(path, "rb") as fh:
+            return fh.read(2) == b"\x1f\x8b"
+    except OSError:
+        return False
 
 
 def gzip_stored_size(path: Path) -> int:
@@ -100,7 +110,7 @@ def nifti_float_values(path: Path) -> np.ndarray | None:
     layout = nifti_layout(path)
     if layout is None or layout.datatype not in FLOAT_TYPES:
         return None
-    opener = gzip.open if path.name.lower().endswith(".gz") else open
+    opener = gzip.open if is_gzip(path) else open
     with opener(path, "rb") as fh:
         fh.seek(layout.offset)
         raw = fh.read(layout.data_end - layout.offset)
