@@ -24,6 +24,11 @@ def read_qc(synthetic_root: str | Path) -> dict[str, Any] | None:
     if not isinstance(data, dict) or not isinstance(data.get("samples"), dict):
         raise InputDataError("qc.json has no `samples` table", path=path,
                              fix="score the folder again (`lnsynth sample --qc`) or delete qc.json")
+    # Every reader asks `verdict["passed"]`: one malformed entry is the file's error, not a traceback later.
+    for name, verdict in data["samples"].items():
+        if not isinstance(verdict, dict) or not isinstance(verdict.get("passed"), bool):
+            raise InputDataError(f"qc.json's verdict for {name!r} is not an object with `passed: true|false`",
+                                 path=path, fix="score the folder again (`lnsynth sample --qc`) or delete qc.json")
     return data
 
 
