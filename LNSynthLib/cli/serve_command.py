@@ -23,6 +23,11 @@ TOKEN_ENV = "LNSYNTH_SERVE_TOKEN"  # how the launcher hands the token to its ses
 WEB_EXTRA_FIX = "install the web extra: make web (or pip install '.[web]' and slicer-layer-dm --no-deps)"
 
 
+def _work_folder(text: str) -> Path:
+    """`--work`: a folder (new or existing) that can be written, never a file (every visit would fail)."""
+    return Path(at.output_dir(text))
+
+
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("serve", help="the LNSynth panel in a web browser (views, brush, background jobs)")
     p.add_argument("--port", type=at.positive_int, default=DEFAULT_PORT, help=f"port (default {DEFAULT_PORT})")
@@ -30,7 +35,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="interface to listen on (default 127.0.0.1: this machine only); another host is open "
                         "to the network, without authentication unless --token is given")
     p.add_argument("--token", help="require this token on every request (open the page with ?token=...)")
-    p.add_argument("--work", type=Path, default=Path("lnsynth_web"),
+    p.add_argument("--work", type=_work_folder, default=Path("lnsynth_web"),
                    help="work folder; each session gets its own session-* folder in it (default ./lnsynth_web)")
     p.add_argument("--max-sessions", type=at.positive_int, default=DEFAULT_MAX_SESSIONS,
                    help=f"browser sessions open at once (each its own process and work folder; "
