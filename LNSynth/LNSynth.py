@@ -25,7 +25,7 @@ from slicer.ScriptedLoadableModule import (
 )
 from slicer.util import VTKObservationMixin
 
-from LNSynthLib.anatomy.build import ANATOMY_SOURCES
+from LNSynthLib.anatomy.choices import ANATOMY_SOURCES
 from LNSynthLib.devices import DEVICE_CHOICES
 from LNSynthLib.diffusion.choices import BUNDLED_CONFIGS, SAMPLERS
 

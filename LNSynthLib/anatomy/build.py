@@ -1,6 +1,6 @@
 """The 14-label anatomy of a CT, built one way for `lnsynth anatomy`, `lnsynth prepare` and the pipeline.
 
-One vocabulary (`ANATOMY_SOURCES`), each word with one meaning:
+One vocabulary (`ANATOMY_SOURCES`, declared in `anatomy.choices`), each word with one meaning:
 - `file`: group an existing label file (`LABEL_KINDS`: a TotalSegmentator `total` output or a
   ready 14-label map; `auto` guesses from its values);
 - `totalseg`: run TotalSegmentator on the CT (offline weights needed);
@@ -21,17 +21,12 @@ from pathlib import Path
 
 import numpy as np
 
+from LNSynthLib.anatomy.choices import ANATOMY_SOURCES, LABEL_KINDS, OLD_SOURCES, SOURCES
 from LNSynthLib.anatomy.groups import BODY, LABEL_FILTERS, NUM_LABELS, totalseg_to_anatomy
 from LNSynthLib.errors import InputDataError
 from LNSynthLib.volumes.geometry import Volume
 from LNSynthLib.volumes.grid import labels_onto
 from LNSynthLib.volumes.preprocess import Box, crop
-
-ANATOMY_SOURCES = ("auto", "file", "totalseg", "coarse")
-LABEL_KINDS = ("auto", "totalseg", "anatomy14")
-SOURCES = LABEL_KINDS[1:]   # kinds of a label file once known
-# Former words, still accepted: prepare's `anatomy14` (a 14-label file), `run-totalseg`; anatomy's `labels`.
-OLD_SOURCES = {"anatomy14": ("file", "anatomy14"), "run-totalseg": ("totalseg", "auto"), "labels": ("file", "auto")}
 
 
 def guess_source(label_volume: Volume, path: str | Path | None = None) -> str:

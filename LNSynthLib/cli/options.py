@@ -98,7 +98,7 @@ def add_anatomy_source(parser: argparse.ArgumentParser, labels_flag: str, defaul
     """The label file option `labels_flag`, `--anatomy-source`, `--labels-kind`, `--resample-labels`,
     TotalSegmentator's `--device`/`--weights-dir`/`--full-resolution` and `--label-filter`: one anatomy
     vocabulary (`anatomy.build`)."""
-    from LNSynthLib.anatomy.build import ANATOMY_SOURCES, LABEL_KINDS, OLD_SOURCES
+    from LNSynthLib.anatomy.choices import ANATOMY_SOURCES, LABEL_KINDS, OLD_SOURCES
     from LNSynthLib.anatomy.groups import LABEL_FILTERS
 
     parser.add_argument(labels_flag, type=at.input_path,
