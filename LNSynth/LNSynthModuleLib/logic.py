@@ -20,6 +20,7 @@ from LNSynthLib.cases import ANATOMY_FILE, CT_FILE, LN_FILE, list_cases, read_me
 from LNSynthLib.errors import InputDataError
 from LNSynthLib.jobs.chain import JobChain, Step, python_executable
 from LNSynthLib.jobs.results import result_path
+from LNSynthLib.segmentation.nnunet_constants import STANDARD_EPOCHS
 from LNSynthLib.volumes.geometry import Volume
 from LNSynthLib.volumes.grid import resample_onto
 from LNSynthLib.volumes.io import read_volume, write_volume
@@ -403,8 +404,6 @@ def _safe_id(name: str) -> str:
 
 def nnunet_train_args(dataset_dir: str | Path, epochs: int, iterations: int, device: str) -> list[str]:
     """CLI arguments: nnU-Net's standard trainer at its 1000 epochs, else the short trainer."""
-    from LNSynthLib.segmentation.nnunet_runner import STANDARD_EPOCHS
-
     args = ["nnunet", "train", "--dataset", str(dataset_dir), "--device", device]
     if epochs < STANDARD_EPOCHS:
         args += ["--epochs", str(int(epochs)), "--iterations", str(int(iterations))]

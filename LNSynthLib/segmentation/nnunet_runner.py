@@ -22,6 +22,7 @@ from pathlib import Path
 from LNSynthLib.atomic import write_text_atomic
 from LNSynthLib.errors import InputDataError, LNSynthError
 from LNSynthLib.jobs.progress import Progress
+from LNSynthLib.segmentation.nnunet_constants import STANDARD_EPOCHS
 from LNSynthLib.segmentation.nnunet_export import MANIFEST, stamp_state, write_splits, write_stamp
 from LNSynthLib.segmentation.nnunet_progress import EpochRecord, NnUNetLogParser, failure_cause
 from LNSynthLib.segmentation.nnunet_trainers.lnsynth_trainers import trainer_name
@@ -30,7 +31,6 @@ from LNSynthLib.segmentation.safe_checkpoints import ERROR_PREFIX
 
 TRAINERS_DIR = Path(__file__).with_name("nnunet_trainers")
 STANDARD_TRAINER = "nnUNetTrainer"
-STANDARD_EPOCHS = 1000
 DEFAULT_CONFIGURATION = "3d_fullres"
 ENTRY_MODULE = "LNSynthLib.segmentation.nnunet_entry"
 LIBRARY_ROOT = Path(__file__).resolve().parents[2]   # folder holding LNSynthLib, for child processes
