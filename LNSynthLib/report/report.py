@@ -101,7 +101,6 @@ def write_report(inputs: EvaluationInputs) -> tuple[Path, Path]:
     from LNSynthLib.segmentation.nnunet_progress import parse_training_logs
 
     out = Path(inputs.out_dir)
-    out.mkdir(parents=True, exist_ok=True)
     rows, per_case_all = [], {}
     with Progress("evaluate", len(inputs.predictions) + 1) as progress:
         for pset in inputs.predictions:
@@ -109,6 +108,7 @@ def write_report(inputs: EvaluationInputs) -> tuple[Path, Path]:
             rows.append({"strategy": pset.strategy, "method": pset.method, **summary})
             per_case_all[f"{pset.strategy} | {pset.method}"] = per_case
             progress.update()
+        out.mkdir(parents=True, exist_ok=True)   # only once every prediction was accepted
         labels = {f"{p.strategy} | {p.method}": (p.strategy, p.method) for p in inputs.predictions}
         differences = confidence.differences_vs_real({k: [v] for k, v in per_case_all.items()}, labels)
         figs: dict[str, str] = {}
