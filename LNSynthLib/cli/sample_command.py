@@ -45,6 +45,10 @@ def run(args: argparse.Namespace) -> int:
         from LNSynthLib.errors import UsageError
 
         raise UsageError("--qc-model is used by quality control only", fix="add --qc")
+    if args.overwrite:
+        from LNSynthLib.qc.verdicts import forget_qc
+
+        forget_qc(args.out)   # its verdicts are of the cases about to be replaced
     folders = sample_cases(args.checkpoint, args.cases, args.out, samples_per_case=args.samples_per_case,
                            sampler=args.sampler, steps=args.steps, eta=args.eta, window=args.window, seed=args.seed,
                            transforms=not args.no_transforms, shard=parse_shard(args.shard), device=args.device,

@@ -32,6 +32,16 @@ def read_qc(synthetic_root: str | Path) -> dict[str, Any] | None:
     return data
 
 
+def forget_qc(synthetic_root: str | Path) -> bool:
+    """Remove the folder's qc.json before its cases are replaced: its verdicts describe the old cases, and
+    the export would otherwise pick the new cases by them. True when there was one."""
+    path = Path(synthetic_root) / QC_FILE
+    if not path.is_file():
+        return False
+    path.unlink()
+    return True
+
+
 def rejected_cases(synthetic_root: str | Path) -> set[str] | None:
     """Names of the synthetic cases quality control rejected; None without qc.json."""
     data = read_qc(synthetic_root)
