@@ -25,8 +25,8 @@ REQUIRED = {"step": int, "config_yaml": str, "model": dict, "ema": dict}
 RESUME_REQUIRED = {"optimizer": dict, "data_rng": dict, "noise_rng": torch.Tensor, "rng": dict, "loss_history": list}
 # Config keys a resumed run may change: how long, how often it logs/saves, compilation, and sampling.
 RESUME_MAY_CHANGE = ("train.iterations", "train.log_every", "train.checkpoint_every", "train.compile", "sample.")
-DIVERGED_FIX = ("lower train.lr (e.g. --set train.lr=1e-4) or use train.amp: off; the run folder keeps its last "
-                "finite checkpoint, so training can resume from it (or start a new --run-dir)")
+DIVERGED_FIX = ("lower train.lr (e.g. --set train.lr=1e-4) and train in a new --run-dir; the run folder keeps its "
+                "last finite checkpoint, if it has one")
 
 
 def _refuse(problem: str, path: str | Path) -> InputDataError:
