@@ -467,20 +467,31 @@ class LNSynthTest(ScriptedLoadableModuleTest):
     LN-DDPM training in the background, synthesis, and the painted node found in the result.
 
     The same flow (`LNSynthModuleLib.selftest.run_flow`) runs in the test suite on slicer-core. A few
-    minutes on a CPU; the background jobs need the job packages (Advanced > Install Python dependencies).
+    minutes on a CPU; the background jobs need the job packages (Advanced > Install Python dependencies):
+    where they are missing (e.g. on the extension factory) the test is skipped with a message saying so.
     """
 
     def setUp(self):
         slicer.mrmlScene.Clear()
 
     def runTest(self):
+        """Reload and Test and the SelfTests module call this directly, outside unittest's runner, where a
+        skip would count as a failure: show the reason instead."""
+        import unittest
+
         self.setUp()
-        self.test_LNSynth_flow()
+        try:
+            self.test_LNSynth_flow()
+        except unittest.SkipTest as skipped:
+            logging.warning(str(skipped))
+            self.delayDisplay(str(skipped))
 
     def test_LNSynth_flow(self):
         import tempfile
 
-        from LNSynthModuleLib.selftest import run_flow
+        from LNSynthModuleLib.selftest import run_flow, skip_unless_job_packages
+
+        skip_unless_job_packages(self)
 
         def wait(chain):
             while chain.poll().running:
