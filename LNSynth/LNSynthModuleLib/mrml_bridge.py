@@ -28,7 +28,7 @@ from LNSynthLib.volumes.geometry import Geometry, Volume
 from . import terminology
 
 _FLIP = np.array([-1.0, -1.0, 1.0])  # LPS <-> RAS, its own inverse
-LABELMAP = "Binary labelmap"
+LABELMAP = slicer.vtkSegmentationConverter.GetSegmentationBinaryLabelmapRepresentationName()
 
 LYMPH_NODE_TERMINOLOGY = terminology.LYMPH_NODE
 

@@ -63,6 +63,11 @@ def test_segmentation_round_trip_with_named_segments(core):
     names = {1: "liver", 2: "spleen", 3: "fat", 4: "muscle", 5: "empty organ"}
     node = mb.labels_to_segmentation(Volume(labels, OBLIQUE), names, core.scene, "anatomy")
     assert mb.segment_names(node) == ["liver", "spleen", "fat", "muscle", "empty organ"]
+    # The source representation is Slicer's own labelmap representation, by the converter's name.
+    import slicer
+
+    labelmap = slicer.vtkSegmentationConverter.GetSegmentationBinaryLabelmapRepresentationName()
+    assert node.GetSegmentation().GetSourceRepresentationName() == labelmap == mb.LABELMAP
     back = mb.segmentation_to_labels(node, names, OBLIQUE, labels.shape)
     assert np.array_equal(back.array, labels) and back.geometry == OBLIQUE
     # Different label values on export: mapping goes by name, not by position.
