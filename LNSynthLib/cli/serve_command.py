@@ -18,8 +18,12 @@ from LNSynthLib.errors import InputDataError
 
 DEFAULT_PORT = 8080
 DEFAULT_MAX_SESSIONS = 8   # each session is a Slicer scene in its own process (a few hundred MB)
+DEFAULT_MAX_UPLOAD_MB = 2048  # a CT is tens to hundreds of MB; an upload is held in memory once
+DEFAULT_IDLE_MINUTES = 30.0   # a session with no open page and no running job ends after this
 WEB_MODULES = {False: "LNSynthModuleLib.web.launcher", True: "LNSynthModuleLib.web.serve"}
-TOKEN_ENV = "LNSYNTH_SERVE_TOKEN"  # how the launcher hands the token to its session processes
+TOKEN_ENV = "LNSYNTH_SERVE_TOKEN"  # the token from the environment (and how the launcher hands it on)
+MIN_TOKEN_CHARS = 16
+TOKEN_FIX = "e.g. openssl rand -hex 16 > token && chmod 600 token, then --token-file token"
 WEB_EXTRA_FIX = "install the web extra: make web (or pip install '.[web]' and slicer-layer-dm --no-deps)"
 
 
@@ -33,14 +37,27 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--port", type=at.positive_int, default=DEFAULT_PORT, help=f"port (default {DEFAULT_PORT})")
     p.add_argument("--host", default="127.0.0.1",
                    help="interface to listen on (default 127.0.0.1: this machine only); another host is open "
-                        "to the network, without authentication unless --token is given")
-    p.add_argument("--token", help="require this token on every request (open the page with ?token=...)")
+                        "to the network, without authentication unless a token is given")
+    p.add_argument("--token-file", type=Path,
+                   help=f"require the token in this file on every request (open the page with ?token=...); "
+                        f"or set {TOKEN_ENV}")
+    p.add_argument("--token", help=f"the token itself (visible to every local user in `ps`: prefer --token-file "
+                                   f"or {TOKEN_ENV})")
     p.add_argument("--work", type=_work_folder, default=Path("lnsynth_web"),
                    help="work folder; each session gets its own session-* folder in it (default ./lnsynth_web)")
+    p.add_argument("--data", type=Path, action="append", default=[], metavar="FOLDER",
+                   help="a folder of images the pages may read by path (repeat for several); otherwise a page "
+                        "reads only its own session folder (uploads and results)")
     p.add_argument("--max-sessions", type=at.positive_int, default=DEFAULT_MAX_SESSIONS,
                    help=f"browser sessions open at once (each its own process and work folder; "
                         f"default {DEFAULT_MAX_SESSIONS})")
+    p.add_argument("--max-upload-mb", type=at.positive_int, default=DEFAULT_MAX_UPLOAD_MB,
+                   help=f"largest CT a page may upload, in MB (default {DEFAULT_MAX_UPLOAD_MB})")
+    p.add_argument("--idle-minutes", type=at.positive_float, default=DEFAULT_IDLE_MINUTES,
+                   help=f"end a session after this long with no page open and no job running "
+                        f"(default {DEFAULT_IDLE_MINUTES:g}); its folder stays")
     p.add_argument("--single-session", action="store_true", help=argparse.SUPPRESS)  # one app (the launcher's child)
+    p.add_argument("--session-address", help=argparse.SUPPRESS)  # the launcher's /s/<id>/ address of that app
     p.set_defaults(func=run)
 
 
@@ -66,10 +83,47 @@ def load_web_app(single_session: bool):
     return importlib.import_module(WEB_MODULES[single_session])
 
 
+def read_token(args: argparse.Namespace) -> str | None:
+    """The token from --token-file, --token or the environment (in that order); None: no token."""
+    if args.token_file is not None:
+        try:
+            token = args.token_file.read_text(encoding="utf-8").strip()
+        except (OSError, UnicodeDecodeError) as exc:
+            raise InputDataError(f"the token file cannot be read ({exc.__class__.__name__})", path=args.token_file,
+                                 fix=TOKEN_FIX) from None
+        if not token or len(token.split()) != 1:
+            raise InputDataError("the token file must hold one token on one line", path=args.token_file,
+                                 fix=TOKEN_FIX)
+        return token
+    if args.token is not None:
+        if not args.token.strip():
+            raise InputDataError("--token is empty", fix=TOKEN_FIX)
+        return args.token.strip()
+    return os.environ.get(TOKEN_ENV, "").strip() or None
+
+
+def token_warnings(token: str | None, from_command_line: bool) -> list[str]:
+    """Lines the launcher prints about a weak or exposed token (never the token itself)."""
+    lines = []
+    if token and len(token) < MIN_TOKEN_CHARS:
+        lines.append(f"lnsynth serve: WARNING: the token has only {len(token)} characters; anyone who can reach "
+                     f"the port can guess a short one. Use at least {MIN_TOKEN_CHARS} random characters ({TOKEN_FIX}).")
+    if token and from_command_line:
+        lines.append("lnsynth serve: WARNING: --token is visible to every user of this machine (`ps`); "
+                     f"use --token-file or {TOKEN_ENV} instead.")
+    return lines
+
+
 def run(args: argparse.Namespace) -> int:
-    if args.token is not None and not args.token.strip():
-        raise InputDataError("--token is empty", fix="give a token, e.g. --token $(openssl rand -hex 16)")
-    token = args.token or (os.environ.get(TOKEN_ENV) if args.single_session else None)
+    token = read_token(args)
     if args.single_session:
-        return load_web_app(True).serve(args.work, args.port, args.host, token)
-    return load_web_app(False).run(args.work, args.port, args.host, token, args.max_sessions)
+        return load_web_app(True).serve(args.work, args.port, args.host, token, tuple(args.data),
+                                        args.max_upload_mb, args.session_address)
+    web = load_web_app(False)
+    from LNSynthModuleLib.web.paths import check_data_roots
+
+    data = check_data_roots(args.data, args.work)
+    for line in token_warnings(token, args.token is not None and args.token_file is None):
+        print(line, file=sys.stderr, flush=True)
+    return web.run(args.work, args.port, args.host, token, args.max_sessions, data_roots=data,
+                   max_upload_mb=args.max_upload_mb, idle_s=args.idle_minutes * 60)

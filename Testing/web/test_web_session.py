@@ -38,7 +38,7 @@ def test_session_folders_are_never_shared(tmp_path: Path):
 
 def test_session_actions_on_a_scene(tmp_path: Path, phantom_files: dict[str, Path]):
     core = mb.create_core_scene()
-    session = WebSession(core.scene, tmp_path / "work")
+    session = WebSession(core.scene, tmp_path / "work", data_roots=[tmp_path / "data"])
     with pytest.raises(InputDataError, match="no CT loaded"):
         session.lymph_node_segment()
     with pytest.raises(InputDataError, match="not found"):
@@ -62,10 +62,33 @@ def test_session_actions_on_a_scene(tmp_path: Path, phantom_files: dict[str, Pat
     assert rows["ct lymph nodes"]["detail"] == LYMPH_NODE_SEGMENT_NAME
     assert "liver" in rows["ct anatomy"]["detail"]
 
-    with pytest.raises(InputDataError, match="checkpoint not found"):
+    with pytest.raises(InputDataError, match="not allowed or not found"):
         from LNSynthModuleLib.logic import SynthesisSettings
 
         session.start_synthesis(SynthesisSettings(tmp_path / "none.pt"))
     with pytest.raises(InputDataError, match="no nnU-Net model"):
         session.start_nnunet_predict(None, "cpu")
+    core.scene.Clear(1)
+
+
+def test_uploads_and_paths_through_the_session(tmp_path: Path, phantom_files: dict[str, Path]):
+    """A hostile upload name writes inside the session's uploads only; a rejected upload leaves nothing."""
+    core = mb.create_core_scene()
+    session = WebSession(core.scene, tmp_path / "work", max_upload_bytes=2**20)
+    other = WebSession(core.scene, tmp_path / "work")
+    content = phantom_files["ct"].read_bytes()
+    node = session.load_upload([{"name": "../../../../ct.nii.gz", "content": content}])
+    assert node.GetName() == "ct" and not (tmp_path / "ct.nii.gz").exists()
+    assert [p.name for p in session.upload_folder.iterdir()] == ["ct.nii.gz"]
+    with pytest.raises(InputDataError, match="cannot be read|not"):
+        other.load_upload([{"name": str(tmp_path / "notes.txt"), "content": b"not a volume"}])
+    assert not (tmp_path / "notes.txt").exists() and not other.upload_folder.exists()
+    with pytest.raises(InputDataError, match="over this server's limit"):
+        session.load_upload([{"name": "big.nii.gz", "content": b"\0" * (2**20 + 1)}])
+    assert [p.name for p in session.upload_folder.iterdir()] == ["ct.nii.gz"]
+    # Another session's upload and the data next to the work folder are out of reach by path.
+    for text in (str(session.upload_folder / "ct.nii.gz"), f"../{session.folder.name}/uploads/ct.nii.gz",
+                 str(phantom_files["ct"])):
+        with pytest.raises(InputDataError, match="not allowed or not found"):
+            other.load_ct(text)
     core.scene.Clear(1)

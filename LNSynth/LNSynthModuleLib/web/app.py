@@ -15,6 +15,7 @@ from ..logic import SynthesisSettings
 from .jobs import JobMonitor
 from .session import WebSession
 from .ui import FROM_CHECKPOINT, build_page
+from .uploads import DEFAULT_MAX_UPLOAD_MB, upload_limit_text
 
 LAYOUT_ID = "LNSynth"
 
@@ -54,7 +55,8 @@ def _int_or_none(value: object) -> int | None:
 class LNSynthWebApp(TrameApp):
     """One scene, one session folder; `lnsynth serve` runs one per browser session."""
 
-    def __init__(self, work_root: str | Path, server: object = None) -> None:
+    def __init__(self, work_root: str | Path, server: object = None, data_roots: tuple[Path, ...] = (),
+                 max_upload_bytes: int = DEFAULT_MAX_UPLOAD_MB * 2**20, address: str | None = None) -> None:
         super().__init__(server)
         from trame_slicer import module as trame_slicer_module
         from trame_slicer.core import LayoutManager, SlicerApp
@@ -71,9 +73,11 @@ class LNSynthWebApp(TrameApp):
                                               ViewLayoutDefinition.threed_view()])])
         self.layout_manager.register_layout_dict({LAYOUT_ID: views})
         self.layout_manager.set_layout(LAYOUT_ID)
-        self.session = WebSession(self.slicer.scene, work_root)
+        self.session = WebSession(self.slicer.scene, work_root, data_roots=data_roots,
+                                  max_upload_bytes=max_upload_bytes)
         self.jobs = JobMonitor(self.state)
-        self.state.update({"trame__title": "LNSynth", "status": f"Work folder: {self.session.folder}",
+        self.state.update({"trame__title": "LNSynth", "status": self._welcome(address),
+                           "max_upload_bytes": max_upload_bytes, "max_upload_text": upload_limit_text(max_upload_bytes),
                            "error": "", "job_running": False, "job_done": False, "job_failed": False,
                            "job_percent": 0, "job_text": "", "job_log": "", "brush_mode": "",
                            "painted_voxels": 0, "training_cases": 0, "scene_rows": [],
@@ -83,6 +87,11 @@ class LNSynthWebApp(TrameApp):
         self.ui = build_page(self.server, self, self.layout_manager)
 
     # ------------------------------------------------------------------ shared
+    def _welcome(self, address: str | None) -> str:
+        """The first status line: where this session can be reopened and which folders it may read."""
+        reopen = f"Session address {address} (reopen it to come back). " if address else ""
+        return f"{reopen}Files this page can read: {self.session.paths.where()}"
+
     @property
     def editor(self):
         return self.slicer.segmentation_editor
@@ -138,11 +147,7 @@ class LNSynthWebApp(TrameApp):
 
     @reports_errors
     def on_upload(self, files: list[dict]) -> None:
-        from trame_slicer.utils import write_client_files_to_dir
-
-        paths = sorted(write_client_files_to_dir(files or [], str(self.session.upload_folder())))
-        if paths:
-            self._loaded(self.session.load_ct(paths[0]))
+        self._loaded(self.session.load_upload(files))
 
     def _loaded(self, node: object) -> None:
         self.editor.deactivate_effect()
@@ -221,7 +226,7 @@ class LNSynthWebApp(TrameApp):
     @reports_errors
     def on_synthesize(self) -> None:
         s = self.state
-        settings = SynthesisSettings(checkpoint=Path(str(s.checkpoint).strip()).expanduser(),
+        settings = SynthesisSettings(checkpoint=str(s.checkpoint or "").strip(),
                                      n_samples=int(s.n_samples), seed=int(s.seed),
                                      sampler=None if s.sampler == FROM_CHECKPOINT else s.sampler,
                                      steps=_int_or_none(s.steps), transforms=bool(s.transforms),

@@ -18,7 +18,8 @@ def exposure_warning(host: str, token: str | None) -> str | None:
         return (f"lnsynth serve: listening on {host}: every request needs the token "
                 f"(open the URL with ?{TOKEN_PARAM}=<token>; it is then kept in a cookie).")
     return (f"lnsynth serve: WARNING: listening on {host} with NO authentication: anyone who can reach this "
-            "port can see the scans and run jobs on this server. Give --token to require a token.")
+            "port can see the scans and run jobs on this server. Give a token (--token-file or "
+            "LNSYNTH_SERVE_TOKEN) to require one.")
 
 
 def given_token(request: object) -> str:

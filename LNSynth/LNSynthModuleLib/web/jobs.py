@@ -14,6 +14,13 @@ from LNSynthLib.jobs.chain import JobChain
 
 POLL_S = 0.5
 LOG_LINES = 40
+JOB_STARTED = "lnsynth session: job started: "   # read by the launcher: a session with a job is never idle
+JOB_ENDED = "lnsynth session: job ended: "
+
+
+def report(line: str) -> None:
+    """A line for the server log (the launcher stamps it with the time and the session id)."""
+    print(line, flush=True)
 
 
 class JobMonitor:
@@ -33,6 +40,7 @@ class JobMonitor:
         with self.state:
             self.state.update({"job_running": True, "job_done": False, "job_failed": False, "job_percent": 0,
                                "job_text": chain.state.text, "job_log": "", "error": ""})
+        report(f"{JOB_STARTED}{chain.state.text}")
         self._task = asyncio.get_event_loop().create_task(self._watch(chain, on_done))
 
     def cancel(self) -> None:
@@ -55,6 +63,8 @@ class JobMonitor:
             if not state.running:
                 break
             await asyncio.sleep(POLL_S)
+        outcome = "cancelled" if state.cancelled else "failed" if state.error else "succeeded"
+        report(f"{JOB_ENDED}{outcome} ({state.text})")
         if state.succeeded and on_done is not None:
             with self.state:
                 try:

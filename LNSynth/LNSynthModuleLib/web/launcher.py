@@ -4,8 +4,10 @@ trame shares one state and one scene among every page connected to a server, so 
 app would edit the same nodes and work folder. The launcher gives each visit of `/` its own app
 process (`lnsynth serve --single-session` on a free local port, with its own `session-*` folder)
 and proxies `/s/<id>/...` (HTTP and the websocket) to it; reloading `/s/<id>/` returns to it.
-Sessions live as long as the server (a closed tab's jobs keep running and its page can be reopened),
-so their number is capped: a visit of `/` beyond `max_sessions` live sessions is answered 503.
+A session ends when it has had no page open and no job running for `idle_s` (its folder stays),
+and the number of live sessions is capped: a visit of `/` beyond `max_sessions` is answered 503
+with the addresses of the sessions this browser opened. Every line of the log has a timestamp;
+session starts, exits (with their status) and requests are logged, the token never.
 """
 
 from __future__ import annotations
@@ -16,20 +18,61 @@ import secrets
 import signal
 import socket
 import sys
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
+from LNSynthLib.cli.serve_command import DEFAULT_IDLE_MINUTES, DEFAULT_MAX_UPLOAD_MB, TOKEN_ENV
+
 from . import auth
+from .jobs import JOB_ENDED, JOB_STARTED
 
 START_TIMEOUT_S = 180
 HOP_HEADERS = {"connection", "keep-alive", "transfer-encoding", "upgrade", "host", "content-length",
                "content-encoding", "proxy-connection", "te", "trailer"}
+SESSIONS_COOKIE = "lnsynth_sessions"   # the ids of the sessions this browser opened (for the 503's list)
+COOKIE_SESSIONS_KEPT = 16
+CROSS_SITE = ("cross-site", "same-site")  # Sec-Fetch-Site of a request another site's page made
+FRAME_OVERHEAD = 2**20
+
+
+def log(line: str) -> None:
+    """One line of the server log, with the local time."""
+    sys.stdout.write(f"{time.strftime('%Y-%m-%d %H:%M:%S')} {line.rstrip()}\n")
+    sys.stdout.flush()
+
+
+def exit_text(returncode: int) -> str:
+    """`exit status 0` or `killed by signal SIGSEGV (11)`: what the log says about an ended session."""
+    if returncode >= 0:
+        return f"exit status {returncode}"
+    try:
+        name = signal.Signals(-returncode).name
+    except ValueError:
+        name = "signal"
+    return f"killed by signal {name} ({-returncode})"
 
 
 @dataclass
 class Session:
+    sid: str
     port: int
     process: asyncio.subprocess.Process
+    folder: Path | None = None
+    last_active: float = field(default_factory=time.monotonic)
+    sockets: int = 0
+    job_running: bool = False
+    stop_reason: str = ""
+
+    @property
+    def address(self) -> str:
+        return f"/s/{self.sid}/index.html"
+
+    def idle_for(self) -> float:
+        """Seconds since the last request or open page; 0 while a page is open or a job runs."""
+        if self.sockets or self.job_running:
+            return 0.0
+        return time.monotonic() - self.last_active
 
 
 def _free_port() -> int:
@@ -39,8 +82,10 @@ def _free_port() -> int:
 
 
 class Launcher:
-    def __init__(self, work: Path, token: str | None, max_sessions: int) -> None:
+    def __init__(self, work: Path, token: str | None, max_sessions: int, data_roots: tuple[Path, ...] = (),
+                 max_upload_mb: int = DEFAULT_MAX_UPLOAD_MB, idle_s: float = DEFAULT_IDLE_MINUTES * 60) -> None:
         self.work, self.token, self.max_sessions = Path(work), token, max_sessions
+        self.data_roots, self.max_upload_mb, self.idle_s = data_roots, max_upload_mb, idle_s
         self.sessions: dict[str, Session] = {}
 
     def live_sessions(self) -> int:
@@ -48,65 +93,137 @@ class Launcher:
         self.sessions = {sid: s for sid, s in self.sessions.items() if s.process.returncode is None}
         return len(self.sessions)
 
+    def redact(self, text: str) -> str:
+        return text.replace(self.token, "<token>") if self.token else text
+
     async def start_session(self) -> str:
         """Start an app process and wait until it listens; returns the session id."""
-        port = _free_port()
+        port, sid = _free_port(), secrets.token_urlsafe(12)
         args = [sys.executable, "-m", "LNSynthLib", "serve", "--single-session", "--host", "127.0.0.1",
-                "--port", str(port), "--work", str(self.work)]
+                "--port", str(port), "--work", str(self.work), "--max-upload-mb", str(self.max_upload_mb),
+                "--session-address", f"/s/{sid}/index.html"]
+        for root in self.data_roots:
+            args += ["--data", str(root)]
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        env.pop(TOKEN_ENV, None)
         if self.token:
-            env["LNSYNTH_SERVE_TOKEN"] = self.token
+            env[TOKEN_ENV] = self.token  # the environment, not the command line: `ps` shows arguments
         process = await asyncio.create_subprocess_exec(*args, stdout=asyncio.subprocess.PIPE,
                                                        stderr=asyncio.subprocess.STDOUT, env=env)
+        session = Session(sid, port, process)
         try:
-            await asyncio.wait_for(self._wait_listening(process), START_TIMEOUT_S)
+            await asyncio.wait_for(self._wait_listening(session), START_TIMEOUT_S)
         except (asyncio.TimeoutError, RuntimeError):
             if process.returncode is None:
                 process.terminate()
             raise
-        asyncio.get_running_loop().create_task(self._forward_output(process))
-        session_id = secrets.token_urlsafe(8)
-        self.sessions[session_id] = Session(port, process)
-        return session_id
+        loop = asyncio.get_running_loop()
+        loop.create_task(self._forward_output(session))
+        loop.create_task(self._watch_exit(session))
+        session.last_active = time.monotonic()  # idle from now, not from the process start
+        self.sessions[sid] = session
+        log(f"session {sid} started: {session.address} (pid {process.pid}, folder {session.folder})")
+        return sid
 
-    async def _wait_listening(self, process: asyncio.subprocess.Process) -> None:
-        while line := await process.stdout.readline():
+    def _session_line(self, session: Session, text: str) -> None:
+        if not text.strip():
+            return
+        if text.startswith(JOB_STARTED):
+            session.job_running = True
+        elif text.startswith(JOB_ENDED):
+            session.job_running, session.last_active = False, time.monotonic()
+        log(f"[{session.sid}] {self.redact(text)}")
+
+    async def _wait_listening(self, session: Session) -> None:
+        while line := await session.process.stdout.readline():
             text = line.decode(errors="replace")
-            sys.stdout.write(text)
+            self._session_line(session, text)
             if text.startswith("lnsynth serve: http://"):
+                if "(session folder " in text:
+                    session.folder = Path(text.split("(session folder ", 1)[1].split(";", 1)[0])
                 return
         raise RuntimeError("the session process ended before listening (see the output above)")
 
-    async def _forward_output(self, process: asyncio.subprocess.Process) -> None:
-        while line := await process.stdout.readline():
-            sys.stdout.write(line.decode(errors="replace"))
-            sys.stdout.flush()
+    async def _forward_output(self, session: Session) -> None:
+        while line := await session.process.stdout.readline():
+            self._session_line(session, line.decode(errors="replace"))
+
+    async def _watch_exit(self, session: Session) -> None:
+        """Log how a session ended (a crash included) and remove its folder if it stayed empty."""
+        returncode = await session.process.wait()
+        reason = f" ({session.stop_reason})" if session.stop_reason else ""
+        log(f"session {session.sid} ended: {exit_text(returncode)}{reason}; folder {session.folder}")
+        if session.folder is not None:
+            try:
+                session.folder.rmdir()  # only when empty: a visit that did nothing leaves nothing behind
+                log(f"session {session.sid}: removed its empty folder")
+            except OSError:
+                pass
+
+    def stop_idle(self) -> list[str]:
+        """Stop the sessions idle for longer than `idle_s`; returns their ids."""
+        stopped = []
+        for session in list(self.sessions.values()):
+            idle = session.idle_for()
+            if session.process.returncode is None and not session.stop_reason and idle > self.idle_s:
+                session.stop_reason = f"idle for {idle / 60:.1f} min: no page open, no job running"
+                session.process.send_signal(signal.SIGTERM)
+                stopped.append(session.sid)
+        return stopped
+
+    async def reap_idle(self) -> None:
+        while True:
+            await asyncio.sleep(min(30.0, max(self.idle_s / 4, 0.5)))
+            self.stop_idle()
 
     def stop_all(self) -> None:
         for session in self.sessions.values():
             if session.process.returncode is None:
+                session.stop_reason = session.stop_reason or "server stopping"
                 session.process.send_signal(signal.SIGTERM)
 
     # ------------------------------------------------------------------ HTTP
+    def _mine(self, request) -> list[Session]:
+        """Live sessions this browser opened (from its cookie)."""
+        ids = request.cookies.get(SESSIONS_COOKIE, "").split(".")
+        self.live_sessions()
+        return [self.sessions[sid] for sid in ids if sid in self.sessions]
+
     async def new_session(self, request):
         from aiohttp import web
 
+        if request.headers.get("Sec-Fetch-Site", "") in CROSS_SITE:
+            raise web.HTTPForbidden(text="lnsynth serve: a new session is started only by opening this address "
+                                         "directly (not from another site's page)\n")
         if self.live_sessions() >= self.max_sessions:
+            mine = "".join(f"  {s.address}\n" for s in self._mine(request))
+            yours = f"Your sessions:\n{mine}" if mine else ""
             raise web.HTTPServiceUnavailable(
                 text=f"lnsynth serve: {self.max_sessions} sessions are open, the limit of this server; reopen "
-                     "one of them (its /s/<id>/ address) or restart the server with a higher --max-sessions\n")
-        session_id = await self.start_session()
-        return web.Response(status=302, headers={"Location": f"/s/{session_id}/index.html"})
+                     f"one of yours, or wait until idle ones end (after {self.idle_s / 60:g} min without a page) "
+                     f"or ask the admin for a higher --max-sessions\n{yours}")
+        sid = await self.start_session()
+        response = web.Response(status=302, headers={"Location": self.sessions[sid].address})
+        kept = [s.sid for s in self._mine(request)][-(COOKIE_SESSIONS_KEPT - 1):]
+        response.set_cookie(SESSIONS_COOKIE, ".".join([*kept, sid]), httponly=True, samesite="Strict", path="/")
+        return response
 
     async def proxy(self, request):
         from aiohttp import ClientSession, web
 
         session = self.sessions.get(request.match_info["sid"])
         if session is None or session.process.returncode is not None:
-            raise web.HTTPNotFound(text="lnsynth serve: this session has ended; open / for a new one\n")
+            raise web.HTTPNotFound(text="lnsynth serve: this session has ended (its files stay in its folder on "
+                                        "the server); open / for a new one\n")
+        session.last_active = time.monotonic()
         url = f"http://127.0.0.1:{session.port}/{request.match_info['tail']}"
         if request.headers.get("Upgrade", "").lower() == "websocket":
-            return await self._proxy_websocket(request, url.replace("http://", "ws://", 1))
+            session.sockets += 1
+            try:
+                return await self._proxy_websocket(request, url.replace("http://", "ws://", 1))
+            finally:
+                session.sockets -= 1
+                session.last_active = time.monotonic()
         headers = {k: v for k, v in request.headers.items() if k.lower() not in HOP_HEADERS}
         async with ClientSession(auto_decompress=True) as client, client.request(
                 request.method, url, params=request.query, headers=headers, data=await request.read(),
@@ -118,7 +235,8 @@ class Launcher:
     async def _proxy_websocket(self, request, url: str):
         from aiohttp import ClientSession, WSMsgType, web
 
-        browser = web.WebSocketResponse(max_msg_size=0)
+        # A browser's frames are wslink chunks; none may exceed an upload (the session refuses more anyway).
+        browser = web.WebSocketResponse(max_msg_size=self.max_upload_mb * 2**20 + FRAME_OVERHEAD)
         await browser.prepare(request)
         headers = {k: v for k, v in request.headers.items() if k.lower() == "cookie"}
         async with ClientSession() as client, client.ws_connect(url, headers=headers, max_msg_size=0) as app:
@@ -140,13 +258,32 @@ class Launcher:
         return browser
 
 
-def run(work: str | Path, port: int, host: str, token: str | None,
-        max_sessions: int) -> int:
+def access_logger():
+    """aiohttp access lines with the time, the client, the path (never the query: it may hold the token)."""
+    from aiohttp.abc import AbstractAccessLogger
+
+    class AccessLogger(AbstractAccessLogger):
+        def log(self, request, response, time_s: float) -> None:
+            log(f"{request.remote} {request.method} {request.path} {response.status} "
+                f"{response.body_length}B {time_s * 1000:.0f}ms")
+
+        @property
+        def enabled(self) -> bool:
+            return True
+
+    return AccessLogger
+
+
+def run(work: str | Path, port: int, host: str, token: str | None, max_sessions: int, *,
+        data_roots: tuple[Path, ...] = (), max_upload_mb: int = DEFAULT_MAX_UPLOAD_MB,
+        idle_s: float = DEFAULT_IDLE_MINUTES * 60) -> int:
     """Serve the launcher until Ctrl+C / SIGTERM; session processes are stopped with it."""
+    import logging
+
     from aiohttp import web
 
     auth.warn(host, token)
-    launcher = Launcher(Path(work), token, max_sessions)
+    launcher = Launcher(Path(work), token, max_sessions, data_roots, max_upload_mb, idle_s)
     app = web.Application(middlewares=[auth.token_middleware(token)] if token else [])
     app.router.add_get("/", launcher.new_session)
     app.router.add_route("*", "/s/{sid}/{tail:.*}", launcher.proxy)
@@ -155,14 +292,19 @@ def run(work: str | Path, port: int, host: str, token: str | None,
         launcher.stop_all()
         for session in launcher.sessions.values():
             await session.process.wait()
+        log("lnsynth serve: stopped")
 
     app.on_shutdown.append(cleanup)
-    query = f"?{auth.TOKEN_PARAM}={token}" if token else ""
+    query = f"?{auth.TOKEN_PARAM}=<token>" if token else ""
 
     async def announce(_app) -> None:
-        print(f"lnsynth serve: http://{host}:{port}/{query}  (each visit of / opens its own session in "
-              f"{Path(work).resolve()}/session-*)", flush=True)
+        asyncio.get_running_loop().create_task(launcher.reap_idle())
+        data = ", ".join(str(r) for r in data_roots) or "none (pages read only their own session folder)"
+        log(f"lnsynth serve: http://{host}:{port}/{query}  (each visit of / opens its own session in "
+            f"{Path(work).resolve()}/session-*; data folders: {data}; sessions end after "
+            f"{idle_s / 60:g} min idle)")
 
     app.on_startup.append(announce)
-    web.run_app(app, host=host, port=port, print=None)
+    logging.getLogger("aiohttp.access").setLevel(logging.INFO)
+    web.run_app(app, host=host, port=port, print=None, access_log_class=access_logger())
     return 0

@@ -7,6 +7,9 @@ import sys
 from pathlib import Path
 
 from . import auth
+from .uploads import DEFAULT_MAX_UPLOAD_MB
+
+MESSAGE_OVERHEAD = 2**20  # the page's other fields around an uploaded file
 
 
 def render_window_class() -> str:
@@ -18,8 +21,25 @@ def render_window_class() -> str:
     return window.GetClassName()
 
 
-def serve(work: str | Path, port: int, host: str = "127.0.0.1", token: str | None = None) -> int:
-    """Serve until stopped; prints the URL (with the token) once listening."""
+def cap_websocket_messages(max_bytes: int) -> None:
+    """Refuse websocket messages over `max_bytes` (an upload is one message) before allocating them.
+
+    wslink lets an authenticated client announce messages of up to 4 GB and allocates them at
+    once; the page's own check stops honest browsers, this stops the others.
+    """
+    from wslink import chunking, protocol
+
+    class CappedUnChunker(chunking.UnChunker):
+        def set_max_message_size(self, size: int) -> None:
+            super().set_max_message_size(min(size, max_bytes))
+
+    protocol.UnChunker = CappedUnChunker
+
+
+def serve(work: str | Path, port: int, host: str = "127.0.0.1", token: str | None = None,
+          data_roots: tuple[Path, ...] = (), max_upload_mb: int = DEFAULT_MAX_UPLOAD_MB,
+          address: str | None = None) -> int:
+    """Serve until stopped; prints the URL (never the token) once listening."""
     if not os.environ.get("DISPLAY"):  # no X server: go straight to EGL instead of failing on X first
         os.environ.setdefault("VTK_DEFAULT_OPENGL_WINDOW", "vtkEGLRenderWindow")
     import vtkmodules.vtkRenderingOpenGL2  # noqa: F401  (the OpenGL factory for the views)
@@ -28,11 +48,14 @@ def serve(work: str | Path, port: int, host: str = "127.0.0.1", token: str | Non
     from .app import LNSynthWebApp
 
     auth.warn(host, token)
+    max_upload_bytes = max_upload_mb * 2**20
+    cap_websocket_messages(max_upload_bytes + MESSAGE_OVERHEAD)
     server = get_server("lnsynth", client_type="vue3")
     if token:
         auth.protect(server, token)
-    app = LNSynthWebApp(work, server=server)
-    query = f"?{auth.TOKEN_PARAM}={token}" if token else ""
+    app = LNSynthWebApp(work, server=server, data_roots=data_roots, max_upload_bytes=max_upload_bytes,
+                        address=address)
+    query = f"?{auth.TOKEN_PARAM}=<token>" if token else ""
 
     def ready(**_) -> None:
         print(f"lnsynth serve: http://{host}:{server.port}/{query}  (session folder {app.session.folder}; "

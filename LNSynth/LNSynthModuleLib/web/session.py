@@ -7,8 +7,10 @@ nodes the session works on (the panel keeps them in its parameter node).
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,6 +20,8 @@ from LNSynthLib.jobs.chain import JobChain
 
 from .. import mrml_bridge as mb
 from ..logic import SceneLogic, SynthesisSettings
+from .paths import CHECKPOINT_SUFFIXES, ServerPaths
+from .uploads import DEFAULT_MAX_UPLOAD_MB, discard_upload, write_upload
 
 
 def new_session_folder(work_root: str | Path) -> Path:
@@ -47,10 +51,17 @@ class SessionNodes:
 
 
 class WebSession:
-    """The panel's actions for one session; each `start_*` returns the running `JobChain`."""
+    """The panel's actions for one session; each `start_*` returns the running `JobChain`.
 
-    def __init__(self, scene: object, work_root: str | Path, python: str | None = None) -> None:
+    Every path the page names goes through `self.paths`: only this session's folder and the
+    server's data folders (`lnsynth serve --data`) can be read.
+    """
+
+    def __init__(self, scene: object, work_root: str | Path, python: str | None = None,
+                 data_roots: Sequence[str | Path] = (), max_upload_bytes: int = DEFAULT_MAX_UPLOAD_MB * 2**20) -> None:
         self.folder = new_session_folder(work_root)
+        self.paths = ServerPaths(self.folder, data_roots)
+        self.max_upload_bytes = max_upload_bytes
         self.logic = SceneLogic(scene, self.folder, python=python)
         self.nodes = SessionNodes()
 
@@ -70,25 +81,34 @@ class WebSession:
     # ------------------------------------------------------------------ load
     def load_ct(self, path: str | Path, name: str | None = None) -> object:
         """Load a CT (NIfTI/NRRD...) as the session's CT; a new CT starts a new anatomy and LN segmentation."""
-        path = Path(path).expanduser()
-        if not path.is_file():
-            raise InputDataError("CT file not found on the server", path=path, fix="give a path on the server")
+        path = self.paths.file(path, "CT file")
         stem = path.name.split(".")[0]
         node = mb.load_volume_file(self.scene, path, name or stem)
         self.nodes.ct, self.nodes.anatomy, self.nodes.lymph_nodes = node, None, None
         return node
 
+    @property
     def upload_folder(self) -> Path:
-        folder = self.folder / "uploads"
-        folder.mkdir(exist_ok=True)
-        return folder
+        return self.folder / "uploads"
+
+    def load_upload(self, files: list[dict] | None) -> object:
+        """Write an uploaded CT (base name only, size-capped) and load it; a file that fails is removed."""
+        path = None
+        try:
+            path = write_upload(files, self.upload_folder, self.max_upload_bytes)
+            return self.load_ct(path)
+        except BaseException:
+            discard_upload(path, self.upload_folder)
+            raise
 
     # ------------------------------------------------------------------ anatomy
     def start_anatomy(self, method: str, device: str, weights_dir: str | None) -> JobChain:
-        return self.logic.start_anatomy(self.require_ct(), method, device, weights_dir or None)
+        weights = self.paths.optional_folder(weights_dir, "TotalSegmentator weights folder")
+        return self.logic.start_anatomy(self.require_ct(), method, device, weights)
 
     def anatomy_from_totalseg_file(self, path: str | Path) -> object:
-        self.nodes.anatomy = self.logic.anatomy_from_totalseg_file(self.require_ct(), Path(path).expanduser())
+        totalseg = self.paths.file(path, "TotalSegmentator file")
+        self.nodes.anatomy = self.logic.anatomy_from_totalseg_file(self.require_ct(), totalseg)
         return self.nodes.anatomy
 
     def set_anatomy(self, node: object) -> None:
@@ -120,6 +140,7 @@ class WebSession:
         return self.logic.start_training_case(*self.require_inputs(), self.cases_root)
 
     def start_ddpm_training(self, config: str, iterations: int | None, device: str) -> JobChain:
+        config = self.paths.config(config)
         run_dir = self.folder / f"ln_ddpm_{Path(config).stem or 'config'}"
         return self.logic.start_ddpm_training(self.cases_root, run_dir, config, iterations or None, device)
 
@@ -127,7 +148,8 @@ class WebSession:
         self.nodes.checkpoint = Path(checkpoint) if checkpoint else None
 
     def start_synthesis(self, settings: SynthesisSettings) -> JobChain:
-        return self.logic.start_synthesis(*self.require_inputs(), settings)
+        checkpoint = self.paths.file(settings.checkpoint, "LN-DDPM checkpoint", CHECKPOINT_SUFFIXES)
+        return self.logic.start_synthesis(*self.require_inputs(), dataclasses.replace(settings, checkpoint=checkpoint))
 
     # ------------------------------------------------------------------ nnU-Net
     def start_nnunet_export(self, paste: bool, qc: bool = True) -> JobChain:
@@ -135,13 +157,13 @@ class WebSession:
         return self.logic.start_nnunet_export(self.nodes.nnunet_dataset, paste=paste, qc=qc)
 
     def start_nnunet_train(self, dataset: str | None, epochs: int, iterations: int, device: str) -> JobChain:
-        dataset_dir = Path(dataset) if dataset else self.nodes.nnunet_dataset
+        dataset_dir = self.paths.folder(dataset, "nnU-Net dataset folder") if dataset else self.nodes.nnunet_dataset
         if dataset_dir is None:
             raise InputDataError("no nnU-Net dataset", fix="export one first (Export dataset) or give its folder")
         return self.logic.start_nnunet_train(dataset_dir, epochs, device, iterations=iterations)
 
     def start_nnunet_predict(self, model: str | None, device: str) -> JobChain:
-        model_dir = Path(model) if model else self.nodes.nnunet_model
+        model_dir = self.paths.folder(model, "nnU-Net model folder") if model else self.nodes.nnunet_model
         if model_dir is None:
             raise InputDataError("no nnU-Net model", fix="train one first (Train nnU-Net) or give its folder")
         return self.logic.start_nnunet_predict(self.require_ct(), model_dir, device)

@@ -11,6 +11,10 @@ from LNSynthLib.devices import DEVICE_CHOICES
 from LNSynthLib.diffusion.choices import BUNDLED_CONFIGS, SAMPLERS
 
 FROM_CHECKPOINT = "checkpoint's own"
+# Stable trigger names of the actions that take a path or a file (scripts and the tests call them by name).
+PAGE_TRIGGERS = {"load_ct": "on_load_path", "upload_ct": "on_upload", "create_anatomy": "on_create_anatomy",
+                 "group_totalseg": "on_group_totalseg", "train_ddpm": "on_train_ddpm", "synthesize": "on_synthesize",
+                 "nnunet_train": "on_nnunet_train", "nnunet_predict": "on_nnunet_predict"}
 ANATOMY_METHODS = [m for m in ANATOMY_SOURCES if m in ("totalseg", "coarse")]
 DRAWER_WIDTH = 380
 
@@ -21,6 +25,8 @@ def build_page(server: object, app: object, layout_manager: object) -> object:
     from trame.widgets import vuetify3 as v
     from trame_vuetify.ui.vuetify3 import SinglePageWithDrawerLayout
 
+    for name, method in PAGE_TRIGGERS.items():
+        server.controller.trigger(name)(getattr(app, method))
     busy = ("job_running",)
     dense = {"density": "compact", "hide_details": True, "classes": "mb-2"}
 
@@ -43,9 +49,9 @@ def build_page(server: object, app: object, layout_manager: object) -> object:
                 with section("1. Load a CT"), v.VExpansionPanelText():
                     v.VTextField(label="CT file on the server", v_model=("ct_path", ""), id="ct-path", **dense)
                     v.VBtn("Load", click=app.on_load_path, id="load-ct", disabled=busy, block=True, classes="mb-2")
-                    v.VFileInput(label="or upload a CT", id="upload-ct", density="compact", hide_details=True,
-                                 change=(f"trigger('{server.controller.trigger_name(app.on_upload)}', "
-                                         "[$event.target.files])"), disabled=busy)
+                    v.VFileInput(label=("'or upload a CT (at most ' + max_upload_text + ')'",), id="upload-ct",
+                                 density="compact", hide_details=True, change=_upload_handler(server, app),
+                                 disabled=busy)
                 with section("2. Anatomy"), v.VExpansionPanelText():
                     v.VSelect(label="Method", v_model=("anatomy_method", "totalseg"), items=("anatomy_methods",
                               ANATOMY_METHODS), id="anatomy-method", **dense)
@@ -105,6 +111,14 @@ def build_page(server: object, app: object, layout_manager: object) -> object:
         with layout.content:
             layout_manager.initialize_layout_grid(layout)
     return layout
+
+
+def _upload_handler(server: object, app: object) -> str:
+    """Send the chosen file, unless it is over the server's limit (the server refuses it too)."""
+    trigger = server.controller.trigger_name(app.on_upload)
+    return ("$event.target.files && $event.target.files[0] && $event.target.files[0].size > max_upload_bytes "
+            "? (error = 'error: the file is over the upload limit of this server (' + max_upload_text + ')') "
+            f": trigger('{trigger}', [$event.target.files])")
 
 
 def _job_card(v, html, app) -> None:
