@@ -9,6 +9,7 @@ import urllib.parse
 from pathlib import Path
 
 from .conftest import require_web_extra, start_server, stop_server
+from .page_client import cookie as token_cookie
 
 
 def _get(url: str, path: str, headers: dict[str, str] | None = None) -> http.client.HTTPResponse:
@@ -52,7 +53,7 @@ def test_token_is_required_on_every_request_and_sessions_get_their_own_folder_up
         # Accepted: the token in the query opens a session and sets the cookie that the page then uses.
         first = _get(url, "/?token=s3cret")
         assert first.status == 302 and first.getheader("Location").startswith("/s/")
-        cookie = first.getheader("Set-Cookie").split(";")[0]
+        cookie = token_cookie(first, "lnsynth_token")
         page = first.getheader("Location")
         assert _get(url, page).status == 403
         assert _get(url, page, {"Cookie": "lnsynth_token=wrong"}).status == 403

@@ -1,0 +1,162 @@
+"""`lnsynth serve` attacked as a hostile page would, through the real server (HTTP and the page's websocket).
+
+Each test starts the launcher on 127.0.0.1 and opens at most two sessions (each a Slicer scene in
+its own process, ~0.7 GB): upload names and sizes, paths outside the allowed folders, the Config
+field, idle sessions, and the token's exposure in the log and in `ps`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import time
+from pathlib import Path
+
+import pytest
+
+from LNSynthLib.phantom import generate_phantom
+from LNSynthLib.volumes.io import write_volume
+
+from .conftest import Served, require_web_extra, start_server, stop_server
+from .page_client import PageClient, cookie, get, open_session
+
+TIMESTAMP = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d ", re.MULTILINE)
+
+
+def _log(server: Served) -> str:
+    return server.log.read_text(encoding="utf-8", errors="replace")
+
+
+def _wait_for(predicate, timeout: float = 60, what: str = "") -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.3)
+
+
+@pytest.fixture
+def site(tmp_path: Path) -> dict[str, Path]:
+    """A data folder with a small CT, a secret outside it, and a text file with a `.yaml` suffix."""
+    data, secret = tmp_path / "data", tmp_path / "secret"
+    data.mkdir()
+    secret.mkdir()
+    write_volume(generate_phantom(seed=1, shape_zyx=(24, 32, 32)).ct, data / "ct.nii.gz")
+    (data / "notes.yaml").write_text("db_password: hunter2\nother: [unclosed\n")
+    (secret / "private.nii.gz").write_bytes((data / "ct.nii.gz").read_bytes())
+    return {"data": data, "secret": secret, "work": tmp_path / "work"}
+
+
+def test_a_hostile_page_cannot_write_or_read_outside_its_folders(tmp_path: Path, site):
+    require_web_extra()
+    server = start_server(site["work"], tmp_path / "serve.log", "--data", str(site["data"]), "--max-upload-mb", "1")
+    try:
+        first, second = open_session(server.url), open_session(server.url)
+        ct_bytes = (site["data"] / "ct.nii.gz").read_bytes()
+
+        async def attack() -> None:
+            async with PageClient(server.url, first) as page, PageClient(server.url, second) as other:
+                # Upload names: a relative and an absolute escape are written (and loaded) inside uploads/.
+                assert await page.press("upload_ct", [{"name": "../../../../escaped.nii.gz", "content": ct_bytes}]) == ""
+                assert page.state.status.startswith("Loaded escaped")
+                escape = tmp_path / "absolute.nii.gz"
+                assert await page.press("upload_ct", [{"name": str(escape), "content": ct_bytes}]) == ""
+                assert not escape.exists() and not (tmp_path / "escaped.nii.gz").exists()
+                # Rejected uploads leave nothing: a text file, an empty name, an upload over --max-upload-mb.
+                assert "cannot be read" in await other.press("upload_ct", [{"name": "/tmp/x.txt", "content": b"hi"}])
+                assert "no usable name" in await other.press("upload_ct", [{"name": "..", "content": b"hi"}])
+                big = await other.press("upload_ct", [{"name": "big.nii.gz", "content": b"\0" * (2**20 + 1)}])
+                assert "over this server's limit of 1 MB" in big
+                # Paths: secrets, missing files, another session's upload and a symlink out all read alike.
+                mine = next(site["work"].glob("session-*/uploads/escaped.nii.gz"))
+                refusals = {}
+                for text in ("/etc/shadow", "/etc/does-not-exist", "../../../../../../etc/passwd", "~/.bashrc",
+                             str(site["secret"] / "private.nii.gz"), str(mine),
+                             f"../{mine.parent.parent.name}/uploads/escaped.nii.gz"):
+                    error = await other.press("load_ct", ct_path=text)
+                    refusals[text] = error.replace(text, "<given>")
+                assert len(set(refusals.values())) == 1, refusals
+                assert "not allowed or not found" in refusals["/etc/shadow"]
+                assert await other.press("load_ct", ct_path="ct.nii.gz") == ""  # the --data folder is readable
+                for trigger, field, text in (("group_totalseg", "totalseg_file", "/etc/shadow"),
+                                             ("synthesize", "checkpoint", "/etc/passwd"),
+                                             ("nnunet_predict", "nnunet_model", "/etc"),
+                                             ("nnunet_train", "nnunet_dataset", str(mine.parent)),
+                                             ("create_anatomy", "weights_dir", "/root")):
+                    assert "not allowed or not found" in await other.press(trigger, **{field: text}), trigger
+                # The Config field: a text file is refused before any job, without quoting its lines.
+                error = await other.press("train_ddpm", ddpm_config="notes.yaml", ddpm_iterations="")
+                assert "not a valid config" in error and "hunter2" not in error
+                assert other.state.job_log in ("", None)
+
+        asyncio.run(attack())
+        uploads = sorted(p.name for p in site["work"].glob("session-*/uploads/*"))
+        assert uploads == ["absolute.nii.gz", "escaped.nii.gz"]
+        assert len(list(site["work"].glob("session-*/uploads"))) == 1  # the other session's empty folder is gone
+        assert "hunter2" not in _log(server)
+    finally:
+        stop_server(server.process)
+
+
+def test_sessions_end_when_idle_and_the_log_says_so(tmp_path: Path):
+    require_web_extra()
+    server = start_server(tmp_path / "work", tmp_path / "serve.log", "--idle-minutes", "0.1", "--max-sessions", "1")
+    try:
+        visit = get(server.url, "/")
+        page, sessions = visit.getheader("Location"), cookie(visit, "lnsynth_sessions")
+        sid = page.split("/")[2]
+        assert f"session {sid} started: {page}" in _log(server)
+        assert get(server.url, "/", {"Sec-Fetch-Site": "cross-site"}).status == 403  # not from another site's page
+
+        async def hold_open() -> None:
+            async with PageClient(server.url, page) as client:
+                await asyncio.sleep(9)  # longer than the idle limit (6 s), with the page open
+                assert client.state.status.startswith(f"Session address {page}")
+                assert get(server.url, page).status == 200
+                full = get(server.url, "/", {"Cookie": sessions})  # over --max-sessions: this browser's list
+                assert full.status == 503 and f"Your sessions:\n  {page}" in full.body
+                assert "Your sessions" not in get(server.url, "/").body  # another browser sees no addresses
+        asyncio.run(hold_open())
+        _wait_for(lambda: f"session {sid} ended" in _log(server), 60, "the idle session to end")
+        log = _log(server)
+        assert re.search(rf"session {sid} ended: (exit status 0|killed by signal SIGTERM).*idle for", log), log
+        assert get(server.url, page).status == 404
+        assert list((tmp_path / "work").glob("session-*")) == []  # it did nothing: its empty folder is removed
+        lines = [line for line in log.splitlines() if line.strip()]
+        assert all(TIMESTAMP.match(line) for line in lines if "lnsynth serve: http" in line or "session " in line)
+        assert re.search(r"GET /s/\S+/index.html 200", log)  # access lines
+    finally:
+        stop_server(server.process)
+
+
+def test_the_token_comes_from_a_file_or_the_environment_and_never_shows(tmp_path: Path):
+    require_web_extra()
+    token = "short-9f3"
+    (tmp_path / "token").write_text(token + "\n")
+    server = start_server(tmp_path / "work", tmp_path / "serve.log", "--token-file", str(tmp_path / "token"),
+                          "--host", "127.0.0.1")
+    try:
+        assert get(server.url, "/").status == 403
+        page = open_session(server.url, f"/?token={token}")
+        session_pids = [p for p in os.listdir("/proc") if p.isdigit() and _parent(p) == server.process.pid]
+        assert session_pids
+        for pid in [str(server.process.pid), *session_pids]:
+            assert token not in Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")
+        assert get(server.url, page, {"Cookie": f"lnsynth_token={token}"}).status == 200
+        log = _log(server)
+        assert token not in log and "?token=<token>" in log
+        assert "the token has only 9 characters" in log
+    finally:
+        stop_server(server.process)
+    server = start_server(tmp_path / "work2", tmp_path / "serve2.log", "--token", "x" * 32)
+    try:
+        assert "visible to every user of this machine" in _log(server) and "x" * 32 not in _log(server)
+    finally:
+        stop_server(server.process)
+
+
+def _parent(pid: str) -> int:
+    try:
+        return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+    except (OSError, IndexError, ValueError):
+        return -1
