@@ -28,6 +28,7 @@ ERROR_EXIT = 2
 
 PROGRAM_ENV = "LNSYNTH_NNUNET_PROGRAM"   # the program being run, inherited by the workers it spawns
 NO_TRAINER_PROGRAMS = frozenset({"nnUNetv2_plan_and_preprocess", "nnUNetv2_extract_fingerprint",
+                                 "nnUNetv2_move_plans_between_datasets",
                                  "nnUNetv2_plan_experiment", "nnUNetv2_preprocess"})
 
 

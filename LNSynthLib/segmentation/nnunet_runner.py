@@ -24,12 +24,17 @@ from LNSynthLib.errors import InputDataError, LNSynthError
 from LNSynthLib.jobs.progress import Progress
 from LNSynthLib.segmentation.nnunet_constants import STANDARD_EPOCHS
 from LNSynthLib.segmentation.nnunet_export import MANIFEST, stamp_state, write_splits, write_stamp
+from LNSynthLib.segmentation.nnunet_plans import plan_hash, plan_summary
 from LNSynthLib.segmentation.nnunet_progress import EpochRecord, NnUNetLogParser, failure_cause
 from LNSynthLib.segmentation.nnunet_trainers.lnsynth_trainers import trainer_name
 from LNSynthLib.segmentation.nnunet_trainers.plateau import DEFAULT_MIN_DELTA
+from LNSynthLib.segmentation.nnunet_trainers.real_share import SEED_ENV
 from LNSynthLib.segmentation.safe_checkpoints import ERROR_PREFIX
 
 TRAINERS_DIR = Path(__file__).with_name("nnunet_trainers")
+DEFAULT_PLANS = "nnUNetPlans"          # nnU-Net's own plans identifier
+SHARED_PLANS = "LNSynthRealPlans"      # a dataset's copy of the plans made from the real training cases
+TRAINING_RECORD = "lnsynth_training.json"
 STANDARD_TRAINER = "nnUNetTrainer"
 DEFAULT_CONFIGURATION = "3d_fullres"
 ENTRY_MODULE = "LNSynthLib.segmentation.nnunet_entry"
@@ -49,6 +54,7 @@ class TrainerSpec:
     val_iterations: int = 2
     patience: int | None = None        # plateau stopping (`nnunet_trainers/plateau.py`); epochs is then the budget
     min_delta: float = DEFAULT_MIN_DELTA
+    real_share: float | None = None    # share of drawn cases that are real (`nnunet_trainers/real_share.py`)
 
     def __post_init__(self) -> None:
         if self.patience is not None and self.epochs is None:
@@ -57,9 +63,12 @@ class TrainerSpec:
 
     @property
     def name(self) -> str:
-        if self.epochs is None:
+        if self.epochs is None and self.real_share is None:
             return STANDARD_TRAINER
-        return trainer_name(self.epochs, self.iterations, self.val_iterations, self.patience, self.min_delta)
+        if self.epochs is None:   # the standard budget (1000 x 250 + 50) with the real share
+            return trainer_name(STANDARD_EPOCHS, 250, 50, None, self.min_delta, self.real_share)
+        return trainer_name(self.epochs, self.iterations, self.val_iterations, self.patience, self.min_delta,
+                            self.real_share)
 
     @property
     def total_epochs(self) -> int:
@@ -207,13 +216,61 @@ def plan_and_preprocess(project: NnUNetProject, dataset_id: int, *, configuratio
     return pre
 
 
+def transfer_plans(project: NnUNetProject, source_id: int, target_id: int, *,
+                   configuration: str = DEFAULT_CONFIGURATION, device: str = "cpu") -> str:
+    """Preprocess dataset `target_id` with the plans of `source_id` (saved as `SHARED_PLANS`); returns that name.
+
+    nnU-Net's own route: `nnUNetv2_extract_fingerprint` (the trainer keeps a copy of it),
+    `nnUNetv2_move_plans_between_datasets`, then `nnUNetv2_preprocess` with the moved plans. The
+    target's data are then normalized with the source's intensity statistics and trained with the
+    source's network and patch. Skipped when done for the current export and the same source plans.
+    """
+    source = project.preprocessed / project.find_dataset(source_id) / f"{DEFAULT_PLANS}.json"
+    if not source.exists():
+        raise InputDataError("the source dataset has no plans yet", path=source,
+                             fix="plan and preprocess the real-case dataset first")
+    name = project.find_dataset(target_id)
+    pre = project.preprocessed / name
+    plans = pre / f"{SHARED_PLANS}.json"
+    data_dir = pre / f"{SHARED_PLANS}_{configuration}"
+    origin = {"source_dataset": project.find_dataset(source_id), "source_plan_hash": plan_hash(source, configuration)}
+    origin_path = pre / "lnsynth_plans_origin.json"
+    n_train = len(list((project.raw / name / "labelsTr").glob("*.nii.gz")))
+    current = stamp_state(pre, project.raw / name)
+    same_origin = origin_path.exists() and json.loads(origin_path.read_text(encoding="utf-8")) == origin
+    if current is False or (plans.exists() and not same_origin):
+        shutil.rmtree(pre)
+    elif (plans.exists() and data_dir.is_dir() and len(list(data_dir.glob("*.pkl"))) >= n_train
+            and (pre / "splits_final.json").exists()):
+        return SHARED_PLANS
+    env, n_proc = project.env(device), project.env(device)["nnUNet_def_n_proc"]
+    log = project.logs / f"plan_{name}.log"
+    progress = Progress("nnunet_plan", 3)
+    run_logged([*nnunet_command("nnUNetv2_extract_fingerprint"), "-d", str(int(target_id)), "-np", n_proc],
+               env, log)
+    progress.update(1)
+    run_logged([*nnunet_command("nnUNetv2_move_plans_between_datasets"), "-s", str(int(source_id)),
+                "-t", str(int(target_id)), "-sp", DEFAULT_PLANS, "-tp", SHARED_PLANS], env, log)
+    progress.update(2)
+    run_logged([*nnunet_command("nnUNetv2_preprocess"), "-d", str(int(target_id)), "-plans_name", SHARED_PLANS,
+                "-c", configuration, "-np", n_proc], env, log)
+    if (project.raw / name / MANIFEST).exists():
+        write_splits(project.raw / name, pre)
+    write_text_atomic(origin_path, json.dumps(origin, indent=2), overwrite=True)
+    write_stamp(pre, project.raw / name)
+    progress.update(3)
+    progress.close()
+    return SHARED_PLANS
+
+
 def patch_label(patch_size: Sequence[int]) -> str:
     """`32x32x32`: how a patch size appears in configuration names, reports and benchmarks."""
     return "x".join(str(int(v)) for v in patch_size)
 
 
 def patch_configuration(project: NnUNetProject, dataset_id: int, patch_size: Sequence[int] | None, *,
-                        base: str = DEFAULT_CONFIGURATION, base_features: int | None = None) -> str:
+                        base: str = DEFAULT_CONFIGURATION, base_features: int | None = None,
+                        plans_name: str = DEFAULT_PLANS) -> str:
     """Add a plans configuration that is `base` with another patch size and/or network width; returns its
     name (`base` when neither changes).
 
@@ -226,7 +283,7 @@ def patch_configuration(project: NnUNetProject, dataset_id: int, patch_size: Seq
     """
     if not patch_size and not base_features:
         return base
-    plans_path = project.preprocessed / project.find_dataset(dataset_id) / "nnUNetPlans.json"
+    plans_path = project.preprocessed / project.find_dataset(dataset_id) / f"{plans_name}.json"
     if not plans_path.exists():
         raise InputDataError("no nnU-Net plans yet", path=plans_path, fix="plan and preprocess the dataset first")
     plans = json.loads(plans_path.read_text(encoding="utf-8"))
@@ -260,9 +317,17 @@ def patch_configuration(project: NnUNetProject, dataset_id: int, patch_size: Seq
 
 def train(project: NnUNetProject, dataset_id: int, trainer: TrainerSpec, *, fold: int | str = 0,
           configuration: str = DEFAULT_CONFIGURATION, device: str = "cpu", resume: bool = True,
-          on_epoch: Callable[[EpochRecord], None] | None = None) -> Path:
-    """`nnUNetv2_train`; returns the final checkpoint. Progress lines: stage `nnunet_train`, one per epoch."""
-    fold_dir = project.training_dir(dataset_id, trainer, fold, configuration)
+          on_epoch: Callable[[EpochRecord], None] | None = None, seed: int | None = None,
+          plans_name: str = DEFAULT_PLANS, pretrained: Path | None = None) -> Path:
+    """`nnUNetv2_train`; returns the final checkpoint. Progress lines: stage `nnunet_train`, one per epoch.
+
+    `seed` seeds the short trainers (`real_share.seed_everything`): on a CPU, where augmentation runs in
+    the training process, two runs with one seed train the same network. A resumed run is not bit-identical
+    to an uninterrupted one (the random state is not in nnU-Net's checkpoint). `pretrained`: a checkpoint
+    whose weights start the training (nnU-Net's `-pretrained_weights`, for fine-tuning).
+    The fold folder gets `lnsynth_training.json`: trainer, seed, plans and the plan's hash (`plan_hash`).
+    """
+    fold_dir = project.training_dir(dataset_id, trainer, fold, configuration, plans_name)
     final = fold_dir / "checkpoint_final.pth"
     raw = project.raw / project.find_dataset(dataset_id)
     if stamp_state(fold_dir, raw) is False:
@@ -273,9 +338,17 @@ def train(project: NnUNetProject, dataset_id: int, trainer: TrainerSpec, *, fold
         return final
     fold_dir.mkdir(parents=True, exist_ok=True)
     write_stamp(fold_dir, raw)
+    plans_path = project.preprocessed / raw.name / f"{plans_name}.json"
+    record = {"trainer": trainer.name, "seed": seed, "plans": plans_name, "configuration": configuration,
+              "fold": str(fold), "plan_hash": plan_hash(plans_path, configuration),
+              "plan_summary": plan_summary(plans_path, configuration),
+              "pretrained": None if pretrained is None else str(pretrained)}
+    write_text_atomic(fold_dir / TRAINING_RECORD, json.dumps(record, indent=2), overwrite=True)
     cmd = [*nnunet_command("nnUNetv2_train"), str(int(dataset_id)), configuration, str(fold),
-           "-tr", trainer.name, "-device", device]
+           "-tr", trainer.name, "-p", plans_name, "-device", device]
     started = 0
+    if pretrained is not None and not any(fold_dir.glob("checkpoint_*.pth")):
+        cmd += ["-pretrained_weights", str(pretrained)]
     if resume:
         from LNSynthLib.segmentation.nnunet_resume import resume_point
 
@@ -297,6 +370,8 @@ def train(project: NnUNetProject, dataset_id: int, trainer: TrainerSpec, *, fold
 
     env = project.env(device)
     env.setdefault("nnUNet_n_proc_DA", env["LNSYNTH_NNUNET_DA_WORKERS"])
+    if seed is not None:
+        env[SEED_ENV] = str(int(seed))
     run_logged(cmd, env, project.logs / f"train_{project.find_dataset(dataset_id)}_"
                f"{trainer.name}_fold{fold}.log", on_line)
     progress.close(mean_validation_dice=parser.mean_validation_dice)

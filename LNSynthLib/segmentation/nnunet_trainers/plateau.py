@@ -2,7 +2,7 @@
 
 Train until the smoothed validation loss has not improved by more than `min_delta` for
 `patience` epochs, or until the max-epoch budget. The validation loss is nnU-Net's own, on the
-validation split of fold 0 (`splits_final.json`: training cases only; the test cases are never
+validation split of the trained fold (fold `all`: the training cases themselves) (`splits_final.json`: training cases only; the test cases are never
 in it). Smoothing is an exponential moving average (`SMOOTHING`) because a few validation
 iterations per epoch give a noisy loss. The state is recomputed from the whole loss history at
 every epoch, so a resumed run (nnU-Net restores its logger from the checkpoint) decides exactly
@@ -41,12 +41,12 @@ def smooth(values: Sequence[float], weight: float = SMOOTHING) -> list[float]:
 
 
 def plateau_state(val_losses: Sequence[float], *, patience: int, min_delta: float, max_epochs: int,
-                  train_losses: Sequence[float] | None = None) -> dict[str, Any]:
+                  train_losses: Sequence[float] | None = None, fold: int | str = 0) -> dict[str, Any]:
     """Per-epoch curves and whether to stop after the last epoch of `val_losses`.
 
     An epoch improves when its smoothed loss is below the best so far by more than `min_delta`.
     `stop` is True when the last `patience` epochs brought no improvement (reason `plateau`) or the
-    budget is spent (reason `max_epochs`).
+    budget is spent (reason `max_epochs`). `fold` names what the loss was measured on.
     """
     smoothed = smooth(val_losses)
     best, best_epoch, epochs = math.inf, -1, []
@@ -66,10 +66,16 @@ def plateau_state(val_losses: Sequence[float], *, patience: int, min_delta: floa
     else:
         reason = "running"
     return {"rule": {"patience": int(patience), "min_delta": float(min_delta), "smoothing": SMOOTHING,
-                     "max_epochs": int(max_epochs), "monitored": "nnU-Net validation loss (fold 0 validation "
-                                                                 "split of the training cases)"},
+                     "max_epochs": int(max_epochs), "monitored": monitored_loss(fold)},
             "epochs_run": done, "best_epoch": best_epoch, "stop": reason != "running", "reason": reason,
             "stopped_epoch": done - 1 if reason != "running" else None, "epochs": epochs}
+
+
+def monitored_loss(fold: int | str) -> str:
+    """What the rule watches: with fold `all` nnU-Net validates on the training cases themselves."""
+    if str(fold) == "all":
+        return "nnU-Net validation loss (fold all: the training cases themselves, no held-out case)"
+    return f"nnU-Net validation loss (fold {fold} validation split of the training cases)"
 
 
 def _finite(value: Any) -> float | None:
