@@ -18,6 +18,7 @@ from LNSynthLib.errors import InputDataError
 
 DEFAULT_PORT = 8080
 DEFAULT_MAX_SESSIONS = 8   # each session is a Slicer scene in its own process (a few hundred MB)
+DEFAULT_MAX_SESSIONS_PER_USER = 3  # per token: one user cannot take every session of the server
 DEFAULT_MAX_UPLOAD_MB = 2048  # a CT is tens to hundreds of MB; an upload is held in memory once
 DEFAULT_IDLE_MINUTES = 30.0   # a session with no open page and no running job ends after this
 WEB_MODULES = {False: "LNSynthModuleLib.web.launcher", True: "LNSynthModuleLib.web.serve"}
@@ -39,8 +40,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="interface to listen on (default 127.0.0.1: this machine only); another host is open "
                         "to the network, without authentication unless a token is given")
     p.add_argument("--token-file", type=Path,
-                   help=f"require the token in this file on every request (open the page with ?token=...); "
-                        f"or set {TOKEN_ENV}")
+                   help=f"require a token from this file on every request (open the page with ?token=...): one "
+                        f"`token` or `user token` a line, a user's sessions open only with their token; or set "
+                        f"{TOKEN_ENV}")
     p.add_argument("--token", help=f"the token itself (visible to every local user in `ps`: prefer --token-file "
                                    f"or {TOKEN_ENV})")
     p.add_argument("--work", type=_work_folder, default=Path("lnsynth_web"),
@@ -51,6 +53,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--max-sessions", type=at.positive_int, default=DEFAULT_MAX_SESSIONS,
                    help=f"browser sessions open at once (each its own process and work folder; "
                         f"default {DEFAULT_MAX_SESSIONS})")
+    p.add_argument("--max-sessions-per-user", type=at.positive_int, default=DEFAULT_MAX_SESSIONS_PER_USER,
+                   help=f"sessions one token may have open at once (default {DEFAULT_MAX_SESSIONS_PER_USER}); "
+                        "a token file may give each user a token of their own")
     p.add_argument("--max-upload-mb", type=at.positive_int, default=DEFAULT_MAX_UPLOAD_MB,
                    help=f"largest CT a page may upload, in MB (default {DEFAULT_MAX_UPLOAD_MB})")
     p.add_argument("--idle-minutes", type=at.positive_float, default=DEFAULT_IDLE_MINUTES,
@@ -83,47 +88,64 @@ def load_web_app(single_session: bool):
     return importlib.import_module(WEB_MODULES[single_session])
 
 
-def read_token(args: argparse.Namespace) -> str | None:
-    """The token from --token-file, --token or the environment (in that order); None: no token."""
-    if args.token_file is not None:
-        try:
-            token = args.token_file.read_text(encoding="utf-8").strip()
-        except (OSError, UnicodeDecodeError) as exc:
-            raise InputDataError(f"the token file cannot be read ({exc.__class__.__name__})", path=args.token_file,
-                                 fix=TOKEN_FIX) from None
-        if not token or len(token.split()) != 1:
-            raise InputDataError("the token file must hold one token on one line", path=args.token_file,
+def _token_file_lines(path: Path) -> dict[str, str]:
+    """{token: user} from a token file: one `token` or `user token` a line (# starts a comment)."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputDataError(f"the token file cannot be read ({exc.__class__.__name__})", path=path,
+                             fix=TOKEN_FIX) from None
+    tokens: dict[str, str] = {}
+    for number, line in enumerate(text.splitlines(), 1):
+        words = line.split("#", 1)[0].split()
+        if not words:
+            continue
+        if len(words) > 2:
+            raise InputDataError(f"line {number} of the token file is not `token` or `user token`", path=path,
                                  fix=TOKEN_FIX)
-        return token
+        user, token = (f"user{len(tokens) + 1}", words[0]) if len(words) == 1 else words
+        if token in tokens:
+            raise InputDataError(f"line {number} of the token file repeats a token", path=path, fix=TOKEN_FIX)
+        tokens[token] = user
+    if not tokens:
+        raise InputDataError("the token file holds no token", path=path, fix=TOKEN_FIX)
+    return tokens
+
+
+def read_tokens(args: argparse.Namespace) -> dict[str, str]:
+    """{token: user} from --token-file, --token or the environment (in that order); empty: no token."""
+    if args.token_file is not None:
+        return _token_file_lines(args.token_file)
     if args.token is not None:
         if not args.token.strip():
             raise InputDataError("--token is empty", fix=TOKEN_FIX)
-        return args.token.strip()
-    return os.environ.get(TOKEN_ENV, "").strip() or None
+        return {args.token.strip(): "user1"}
+    token = os.environ.get(TOKEN_ENV, "").strip()
+    return {token: "user1"} if token else {}
 
 
-def token_warnings(token: str | None, from_command_line: bool) -> list[str]:
-    """Lines the launcher prints about a weak or exposed token (never the token itself)."""
-    lines = []
-    if token and len(token) < MIN_TOKEN_CHARS:
-        lines.append(f"lnsynth serve: WARNING: the token has only {len(token)} characters; anyone who can reach "
-                     f"the port can guess a short one. Use at least {MIN_TOKEN_CHARS} random characters ({TOKEN_FIX}).")
-    if token and from_command_line:
+def token_warnings(tokens: dict[str, str], from_command_line: bool) -> list[str]:
+    """Lines the launcher prints about weak or exposed tokens (naming the user, never the token)."""
+    lines = [f"lnsynth serve: WARNING: the token of {user} has only {len(token)} characters; anyone who can "
+             f"reach the port can guess a short one. Use at least {MIN_TOKEN_CHARS} random characters ({TOKEN_FIX})."
+             for token, user in tokens.items() if len(token) < MIN_TOKEN_CHARS]
+    if tokens and from_command_line:
         lines.append("lnsynth serve: WARNING: --token is visible to every user of this machine (`ps`); "
                      f"use --token-file or {TOKEN_ENV} instead.")
     return lines
 
 
 def run(args: argparse.Namespace) -> int:
-    token = read_token(args)
-    if args.single_session:
-        return load_web_app(True).serve(args.work, args.port, args.host, token, tuple(args.data),
-                                        args.max_upload_mb, args.session_address)
+    tokens = read_tokens(args)
+    if args.single_session:  # the launcher's child: the one token of its user, from the environment
+        return load_web_app(True).serve(args.work, args.port, args.host, next(iter(tokens), None),
+                                        tuple(args.data), args.max_upload_mb, args.session_address)
     web = load_web_app(False)
     from LNSynthModuleLib.web.paths import check_data_roots
 
     data = check_data_roots(args.data, args.work)
-    for line in token_warnings(token, args.token is not None and args.token_file is None):
+    for line in token_warnings(tokens, args.token is not None and args.token_file is None):
         print(line, file=sys.stderr, flush=True)
-    return web.run(args.work, args.port, args.host, token, args.max_sessions, data_roots=data,
-                   max_upload_mb=args.max_upload_mb, idle_s=args.idle_minutes * 60)
+    return web.run(args.work, args.port, args.host, tokens, args.max_sessions, data_roots=data,
+                   max_upload_mb=args.max_upload_mb, idle_s=args.idle_minutes * 60,
+                   max_per_user=args.max_sessions_per_user)

@@ -88,6 +88,7 @@ def test_a_hostile_page_cannot_write_or_read_outside_its_folders(tmp_path: Path,
                 error = await other.press("train_ddpm", ddpm_config="notes.yaml", ddpm_iterations="")
                 assert "not a valid config" in error and "hunter2" not in error
                 assert other.state.job_log in ("", None)
+            await _oversized_message_closes_only_its_connection(server.url, second)
 
         asyncio.run(attack())
         uploads = sorted(p.name for p in site["work"].glob("session-*/uploads/*"))
@@ -98,6 +99,25 @@ def test_a_hostile_page_cannot_write_or_read_outside_its_folders(tmp_path: Path,
         stop_server(server.process)
 
 
+async def _oversized_message_closes_only_its_connection(url: str, page: str) -> None:
+    """A client that skips the page's size check: its message is refused by the header that announces it."""
+    import trame_server.client
+
+    chunk = trame_server.client.MAX_MSG_SIZE
+    trame_server.client.MAX_MSG_SIZE = 2**19  # small chunks: each passes the launcher, the total must not
+    try:
+        async with PageClient(url, page) as rogue:
+            call = asyncio.ensure_future(rogue.client.call_trigger(
+                "upload_ct", [[{"name": "huge.nii.gz", "content": b"\0" * 3 * 2**20}]]))
+            done, _ = await asyncio.wait([call, rogue._task], timeout=60, return_when=asyncio.FIRST_COMPLETED)
+            assert rogue._task in done  # the session closed that connection
+            call.cancel()
+    finally:
+        trame_server.client.MAX_MSG_SIZE = chunk
+    async with PageClient(url, page) as again:  # the session itself lives on
+        assert "not allowed or not found" in await again.press("load_ct", ct_path="huge.nii.gz")
+
+
 def test_sessions_end_when_idle_and_the_log_says_so(tmp_path: Path):
     require_web_extra()
     server = start_server(tmp_path / "work", tmp_path / "serve.log", "--idle-minutes", "0.1", "--max-sessions", "1")
@@ -105,7 +125,7 @@ def test_sessions_end_when_idle_and_the_log_says_so(tmp_path: Path):
         visit = get(server.url, "/")
         page, sessions = visit.getheader("Location"), cookie(visit, "lnsynth_sessions")
         sid = page.split("/")[2]
-        assert f"session {sid} started: {page}" in _log(server)
+        assert f"session {sid} started for local: {page}" in _log(server)
         assert get(server.url, "/", {"Sec-Fetch-Site": "cross-site"}).status == 403  # not from another site's page
 
         async def hold_open() -> None:
@@ -129,23 +149,28 @@ def test_sessions_end_when_idle_and_the_log_says_so(tmp_path: Path):
         stop_server(server.process)
 
 
-def test_the_token_comes_from_a_file_or_the_environment_and_never_shows(tmp_path: Path):
+def test_tokens_come_from_a_file_never_show_and_bind_each_users_sessions(tmp_path: Path):
     require_web_extra()
-    token = "short-9f3"
-    (tmp_path / "token").write_text(token + "\n")
-    server = start_server(tmp_path / "work", tmp_path / "serve.log", "--token-file", str(tmp_path / "token"),
-                          "--host", "127.0.0.1")
+    alice, bob = "short-9f3", "b" * 32
+    (tmp_path / "tokens").write_text(f"# user token\nalice {alice}\nbob {bob}\n")
+    server = start_server(tmp_path / "work", tmp_path / "serve.log", "--token-file", str(tmp_path / "tokens"),
+                          "--max-sessions-per-user", "1")
     try:
         assert get(server.url, "/").status == 403
-        page = open_session(server.url, f"/?token={token}")
+        page = open_session(server.url, f"/?token={alice}")
         session_pids = [p for p in os.listdir("/proc") if p.isdigit() and _parent(p) == server.process.pid]
         assert session_pids
         for pid in [str(server.process.pid), *session_pids]:
-            assert token not in Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")
-        assert get(server.url, page, {"Cookie": f"lnsynth_token={token}"}).status == 200
+            assert alice not in Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")
+        assert get(server.url, page, {"Cookie": f"lnsynth_token={alice}"}).status == 200
+        # Bob cannot open Alice's session (answered as if it did not exist); Alice is at her cap of 1.
+        assert get(server.url, page, {"Cookie": f"lnsynth_token={bob}"}).status == 404
+        again = get(server.url, "/", {"Cookie": f"lnsynth_token={alice}"})
+        assert again.status == 503 and f"Your sessions:\n  {page}" in again.body
         log = _log(server)
-        assert token not in log and "?token=<token>" in log
-        assert "the token has only 9 characters" in log
+        assert alice not in log and bob not in log and "?token=<token>" in log
+        assert "the token of alice has only 9 characters" in log and "token of bob" not in log
+        assert "started for alice" in log
     finally:
         stop_server(server.process)
     server = start_server(tmp_path / "work2", tmp_path / "serve2.log", "--token", "x" * 32)
@@ -160,3 +185,27 @@ def _parent(pid: str) -> int:
         return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
     except (OSError, IndexError, ValueError):
         return -1
+
+
+def test_token_file_lines_and_their_errors(tmp_path: Path, monkeypatch):
+    """One `token` or `user token` a line; the errors never repeat a token."""
+    import argparse
+
+    from LNSynthLib.cli.serve_command import TOKEN_ENV, read_tokens, token_warnings
+    from LNSynthLib.errors import InputDataError
+
+    def tokens(text: str | None, token: str | None = None) -> dict[str, str]:
+        path = None
+        if text is not None:
+            path = tmp_path / "tokens"
+            path.write_text(text)
+        return read_tokens(argparse.Namespace(token_file=path, token=token))
+
+    assert tokens("a" * 20 + "\n\n# comment\nbob " + "b" * 20 + "  # his\n") == {"a" * 20: "user1", "b" * 20: "bob"}
+    for text, message in (("", "no token"), ("a b c\n", "line 1"), ("x secret1\ny secret1\n", "repeats")):
+        with pytest.raises(InputDataError, match=message) as caught:
+            tokens(text)
+        assert "secret1" not in str(caught.value)
+    monkeypatch.setenv(TOKEN_ENV, " from-env ")
+    assert tokens(None) == {"from-env": "user1"}
+    assert token_warnings({"from-env": "user1"}, False)[0].count("from-env") == 0

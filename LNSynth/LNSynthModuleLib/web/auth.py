@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import hmac
 import sys
+from collections.abc import Collection
 
 TOKEN_PARAM = "token"
 TOKEN_COOKIE = "lnsynth_token"
 LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
+REQUEST_TOKEN = "lnsynth_token"   # the aiohttp request key the middleware fills
 
 
-def exposure_warning(host: str, token: str | None) -> str | None:
+def exposure_warning(host: str, token: object) -> str | None:
     """The line printed when the app listens beyond this machine (None when it does not)."""
     if host in LOCAL_HOSTS:
         return None
@@ -29,15 +31,29 @@ def given_token(request: object) -> str:
             or (auth[7:] if auth.startswith("Bearer ") else ""))
 
 
-def token_middleware(token: str):
-    """aiohttp middleware: every HTTP request and the websocket need `token`; a query token sets the cookie."""
+def matching_token(given: str, tokens: Collection[str]) -> str | None:
+    """The token `given` is (each compared in constant time), or None."""
+    found = None
+    for token in tokens:
+        if hmac.compare_digest(given.encode(), token.encode()):
+            found = token
+    return found
+
+
+def token_middleware(tokens: str | Collection[str]):
+    """aiohttp middleware: every HTTP request and the websocket need one of `tokens`; a query token sets the
+    cookie. The token given is kept in `request[REQUEST_TOKEN]` (whose sessions these are)."""
     from aiohttp import web
+
+    tokens = (tokens,) if isinstance(tokens, str) else tuple(tokens)
 
     @web.middleware
     async def require_token(request, handler):
-        if not hmac.compare_digest(given_token(request).encode(), token.encode()):
+        token = matching_token(given_token(request), tokens)
+        if token is None:
             raise web.HTTPForbidden(text="lnsynth serve: this server needs a token: open it as "
                                          f"http://<host>:<port>/?{TOKEN_PARAM}=<token>\n")
+        request[REQUEST_TOKEN] = token
         response = await handler(request)
         if request.query.get(TOKEN_PARAM) and not isinstance(response, web.WebSocketResponse):
             response.set_cookie(TOKEN_COOKIE, token, httponly=True, samesite="Strict")
@@ -55,7 +71,7 @@ def protect(server: object, token: str) -> None:
     server.controller.on_server_bind.add(bind)
 
 
-def warn(host: str, token: str | None) -> None:
+def warn(host: str, token: object) -> None:
     line = exposure_warning(host, token)
     if line:
         print(line, file=sys.stderr, flush=True)

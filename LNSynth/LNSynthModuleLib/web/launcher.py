@@ -22,7 +22,12 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from LNSynthLib.cli.serve_command import DEFAULT_IDLE_MINUTES, DEFAULT_MAX_UPLOAD_MB, TOKEN_ENV
+from LNSynthLib.cli.serve_command import (
+    DEFAULT_IDLE_MINUTES,
+    DEFAULT_MAX_SESSIONS_PER_USER,
+    DEFAULT_MAX_UPLOAD_MB,
+    TOKEN_ENV,
+)
 
 from . import auth
 from .jobs import JOB_ENDED, JOB_STARTED
@@ -58,6 +63,7 @@ class Session:
     sid: str
     port: int
     process: asyncio.subprocess.Process
+    owner: str = ""              # the token that opened it ("" without tokens): only it reopens the session
     folder: Path | None = None
     last_active: float = field(default_factory=time.monotonic)
     sockets: int = 0
@@ -82,10 +88,12 @@ def _free_port() -> int:
 
 
 class Launcher:
-    def __init__(self, work: Path, token: str | None, max_sessions: int, data_roots: tuple[Path, ...] = (),
-                 max_upload_mb: int = DEFAULT_MAX_UPLOAD_MB, idle_s: float = DEFAULT_IDLE_MINUTES * 60) -> None:
-        self.work, self.token, self.max_sessions = Path(work), token, max_sessions
+    def __init__(self, work: Path, tokens: dict[str, str], max_sessions: int, data_roots: tuple[Path, ...] = (),
+                 max_upload_mb: int = DEFAULT_MAX_UPLOAD_MB, idle_s: float = DEFAULT_IDLE_MINUTES * 60,
+                 max_per_user: int = DEFAULT_MAX_SESSIONS_PER_USER) -> None:
+        self.work, self.tokens, self.max_sessions = Path(work), tokens, max_sessions
         self.data_roots, self.max_upload_mb, self.idle_s = data_roots, max_upload_mb, idle_s
+        self.max_per_user = max_per_user
         self.sessions: dict[str, Session] = {}
 
     def live_sessions(self) -> int:
@@ -94,10 +102,15 @@ class Launcher:
         return len(self.sessions)
 
     def redact(self, text: str) -> str:
-        return text.replace(self.token, "<token>") if self.token else text
+        for token in self.tokens:
+            text = text.replace(token, "<token>")
+        return text
 
-    async def start_session(self) -> str:
-        """Start an app process and wait until it listens; returns the session id."""
+    def user(self, token: str) -> str:
+        return self.tokens.get(token, "local")
+
+    async def start_session(self, owner: str = "") -> str:
+        """Start an app process for the user of token `owner` and wait until it listens; returns its id."""
         port, sid = _free_port(), secrets.token_urlsafe(12)
         args = [sys.executable, "-m", "LNSynthLib", "serve", "--single-session", "--host", "127.0.0.1",
                 "--port", str(port), "--work", str(self.work), "--max-upload-mb", str(self.max_upload_mb),
@@ -106,11 +119,11 @@ class Launcher:
             args += ["--data", str(root)]
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
         env.pop(TOKEN_ENV, None)
-        if self.token:
-            env[TOKEN_ENV] = self.token  # the environment, not the command line: `ps` shows arguments
+        if owner:
+            env[TOKEN_ENV] = owner  # the environment, not the command line: `ps` shows arguments
         process = await asyncio.create_subprocess_exec(*args, stdout=asyncio.subprocess.PIPE,
                                                        stderr=asyncio.subprocess.STDOUT, env=env)
-        session = Session(sid, port, process)
+        session = Session(sid, port, process, owner)
         try:
             await asyncio.wait_for(self._wait_listening(session), START_TIMEOUT_S)
         except (asyncio.TimeoutError, RuntimeError):
@@ -122,7 +135,8 @@ class Launcher:
         loop.create_task(self._watch_exit(session))
         session.last_active = time.monotonic()  # idle from now, not from the process start
         self.sessions[sid] = session
-        log(f"session {sid} started: {session.address} (pid {process.pid}, folder {session.folder})")
+        log(f"session {sid} started for {self.user(owner)}: {session.address} (pid {process.pid}, "
+            f"folder {session.folder})")
         return sid
 
     def _session_line(self, session: Session, text: str) -> None:
@@ -184,10 +198,17 @@ class Launcher:
 
     # ------------------------------------------------------------------ HTTP
     def _mine(self, request) -> list[Session]:
-        """Live sessions this browser opened (from its cookie)."""
-        ids = request.cookies.get(SESSIONS_COOKIE, "").split(".")
+        """Live sessions of this request's token, or without tokens those this browser opened (its cookie)."""
         self.live_sessions()
+        if self.tokens:
+            return [s for s in self.sessions.values() if s.owner == request.get(auth.REQUEST_TOKEN)]
+        ids = request.cookies.get(SESSIONS_COOKIE, "").split(".")
         return [self.sessions[sid] for sid in ids if sid in self.sessions]
+
+    @staticmethod
+    def _listed(sessions: list[Session]) -> str:
+        lines = [f"  {session.address}\n" for session in sessions]
+        return "Your sessions:\n" + "".join(lines) if lines else ""
 
     async def new_session(self, request):
         from aiohttp import web
@@ -195,14 +216,18 @@ class Launcher:
         if request.headers.get("Sec-Fetch-Site", "") in CROSS_SITE:
             raise web.HTTPForbidden(text="lnsynth serve: a new session is started only by opening this address "
                                          "directly (not from another site's page)\n")
+        mine = self._mine(request)
+        if self.tokens and len(mine) >= self.max_per_user:
+            raise web.HTTPServiceUnavailable(
+                text=f"lnsynth serve: you have {len(mine)} sessions open, the limit per user of this server; "
+                     f"reopen one of them, or close its page and wait {self.idle_s / 60:g} min until it ends\n"
+                     f"{self._listed(mine)}")
         if self.live_sessions() >= self.max_sessions:
-            mine = "".join(f"  {s.address}\n" for s in self._mine(request))
-            yours = f"Your sessions:\n{mine}" if mine else ""
             raise web.HTTPServiceUnavailable(
                 text=f"lnsynth serve: {self.max_sessions} sessions are open, the limit of this server; reopen "
                      f"one of yours, or wait until idle ones end (after {self.idle_s / 60:g} min without a page) "
-                     f"or ask the admin for a higher --max-sessions\n{yours}")
-        sid = await self.start_session()
+                     f"or ask the admin for a higher --max-sessions\n{self._listed(mine)}")
+        sid = await self.start_session(request.get(auth.REQUEST_TOKEN, ""))
         response = web.Response(status=302, headers={"Location": self.sessions[sid].address})
         kept = [s.sid for s in self._mine(request)][-(COOKIE_SESSIONS_KEPT - 1):]
         response.set_cookie(SESSIONS_COOKIE, ".".join([*kept, sid]), httponly=True, samesite="Strict", path="/")
@@ -212,6 +237,8 @@ class Launcher:
         from aiohttp import ClientSession, web
 
         session = self.sessions.get(request.match_info["sid"])
+        if session is not None and auth.matching_token(request.get(auth.REQUEST_TOKEN, ""), [session.owner]) is None:
+            session = None  # another user's session: answered as if it did not exist
         if session is None or session.process.returncode is not None:
             raise web.HTTPNotFound(text="lnsynth serve: this session has ended (its files stay in its folder on "
                                         "the server); open / for a new one\n")
@@ -274,17 +301,17 @@ def access_logger():
     return AccessLogger
 
 
-def run(work: str | Path, port: int, host: str, token: str | None, max_sessions: int, *,
+def run(work: str | Path, port: int, host: str, tokens: dict[str, str], max_sessions: int, *,
         data_roots: tuple[Path, ...] = (), max_upload_mb: int = DEFAULT_MAX_UPLOAD_MB,
-        idle_s: float = DEFAULT_IDLE_MINUTES * 60) -> int:
+        idle_s: float = DEFAULT_IDLE_MINUTES * 60, max_per_user: int = DEFAULT_MAX_SESSIONS_PER_USER) -> int:
     """Serve the launcher until Ctrl+C / SIGTERM; session processes are stopped with it."""
     import logging
 
     from aiohttp import web
 
-    auth.warn(host, token)
-    launcher = Launcher(Path(work), token, max_sessions, data_roots, max_upload_mb, idle_s)
-    app = web.Application(middlewares=[auth.token_middleware(token)] if token else [])
+    auth.warn(host, bool(tokens))
+    launcher = Launcher(Path(work), tokens, max_sessions, data_roots, max_upload_mb, idle_s, max_per_user)
+    app = web.Application(middlewares=[auth.token_middleware(list(tokens))] if tokens else [])
     app.router.add_get("/", launcher.new_session)
     app.router.add_route("*", "/s/{sid}/{tail:.*}", launcher.proxy)
 
@@ -295,14 +322,14 @@ def run(work: str | Path, port: int, host: str, token: str | None, max_sessions:
         log("lnsynth serve: stopped")
 
     app.on_shutdown.append(cleanup)
-    query = f"?{auth.TOKEN_PARAM}=<token>" if token else ""
+    query = f"?{auth.TOKEN_PARAM}=<token>" if tokens else ""
 
     async def announce(_app) -> None:
         asyncio.get_running_loop().create_task(launcher.reap_idle())
         data = ", ".join(str(r) for r in data_roots) or "none (pages read only their own session folder)"
         log(f"lnsynth serve: http://{host}:{port}/{query}  (each visit of / opens its own session in "
             f"{Path(work).resolve()}/session-*; data folders: {data}; sessions end after "
-            f"{idle_s / 60:g} min idle)")
+            f"{idle_s / 60:g} min idle; {len(tokens)} token(s))")
 
     app.on_startup.append(announce)
     logging.getLogger("aiohttp.access").setLevel(logging.INFO)
