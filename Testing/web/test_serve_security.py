@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import os
 import re
+import signal
 import time
 from pathlib import Path
 
@@ -171,6 +172,10 @@ def test_tokens_come_from_a_file_never_show_and_bind_each_users_sessions(tmp_pat
         assert alice not in log and bob not in log and "?token=<token>" in log
         assert "the token of alice has only 9 characters" in log and "token of bob" not in log
         assert "started for alice" in log
+        # A session that crashes (as the nnU-Net import did: SIGSEGV) is logged with its signal.
+        os.kill(int(session_pids[0]), signal.SIGSEGV)
+        _wait_for(lambda: "ended: killed by signal SIGSEGV (11)" in _log(server), 30, "the crash to be logged")
+        assert get(server.url, page, {"Cookie": f"lnsynth_token={alice}"}).status == 404
     finally:
         stop_server(server.process)
     server = start_server(tmp_path / "work2", tmp_path / "serve2.log", "--token", "x" * 32)
