@@ -23,7 +23,7 @@ from LNSynthLib.cases import LN_FILE, list_cases
 from LNSynthLib.volumes.grid import resample_onto
 from LNSynthLib.volumes.io import read_volume
 
-from .conftest import REPO, browser_paths, require_web_extra
+from .conftest import REPO, browser_paths, require_web_extra, start_server, stop_server
 from .page import (
     axial_view,
     by_id,
@@ -41,6 +41,15 @@ pytestmark = pytest.mark.browser
 require_web_extra()  # skip the module before its fixtures train a checkpoint
 browser_paths()
 JOB_TIMEOUT_S = 300
+
+
+@pytest.fixture
+def served(tmp_path: Path, phantom_case: Path, tiny_checkpoint: Path):
+    """The server with the phantom case and the checkpoint in its --data folders (the page names them by path)."""
+    server = start_server(tmp_path / "work", tmp_path / "serve.log", "--data", str(phantom_case.parent),
+                          "--data", str(tiny_checkpoint.parent))
+    yield server
+    stop_server(server.process)
 
 
 def _painted_voxels(driver) -> int:
@@ -67,7 +76,7 @@ def test_paint_a_node_and_synthesize_in_the_browser(served, browser, phantom_cas
         screenshot(browser, shots, f"{len(times):02d}_{name}")
 
     browser.get(served.url)
-    wait_for(browser, "the page", lambda: "Work folder" in text_of(browser, "status"))
+    wait_for(browser, "the page", lambda: "Files this page can read" in text_of(browser, "status"))
     step("open")
 
     type_into(browser, "ct-path", str(phantom_case / "ct.nii.gz"))
@@ -133,7 +142,7 @@ def test_paint_a_node_and_synthesize_in_the_browser(served, browser, phantom_cas
     # Another tab is another session: its own work folder and an empty scene.
     browser.switch_to.new_window("tab")
     browser.get(served.url)
-    wait_for(browser, "the second page", lambda: "Work folder" in text_of(browser, "status"))
+    wait_for(browser, "the second page", lambda: "Files this page can read" in text_of(browser, "status"))
     second_status = text_of(browser, "status")
     assert str(first_session) not in second_status and scene_rows(browser) == [], (second_status, scene_rows(browser))
     assert len(list(served.work.glob("session-*"))) == 2
