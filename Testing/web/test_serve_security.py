@@ -137,6 +137,8 @@ def test_sessions_end_when_idle_and_the_log_says_so(tmp_path: Path):
                 full = get(server.url, "/", {"Cookie": sessions})  # over --max-sessions: this browser's list
                 assert full.status == 503 and f"Your sessions:\n  {page}" in full.body
                 assert "Your sessions" not in get(server.url, "/").body  # another browser sees no addresses
+                assert page in get(server.url, "/sessions", {"Cookie": sessions}).body
+                assert "no open session" in get(server.url, "/sessions").body
         asyncio.run(hold_open())
         _wait_for(lambda: f"session {sid} ended" in _log(server), 60, "the idle session to end")
         log = _log(server)

@@ -5,9 +5,10 @@ app would edit the same nodes and work folder. The launcher gives each visit of 
 process (`lnsynth serve --single-session` on a free local port, with its own `session-*` folder)
 and proxies `/s/<id>/...` (HTTP and the websocket) to it; reloading `/s/<id>/` returns to it.
 A session ends when it has had no page open and no job running for `idle_s` (its folder stays),
-and the number of live sessions is capped: a visit of `/` beyond `max_sessions` is answered 503
-with the addresses of the sessions this browser opened. Every line of the log has a timestamp;
-session starts, exits (with their status) and requests are logged, the token never.
+and the number of live sessions is capped (in all, and per token): a visit of `/` beyond a cap is
+answered 503 with the addresses of the user's own sessions, which `/sessions` also lists. Every
+line of the log has a timestamp; session starts, exits (with their status) and requests are
+logged, the token never.
 """
 
 from __future__ import annotations
@@ -233,6 +234,13 @@ class Launcher:
         response.set_cookie(SESSIONS_COOKIE, ".".join([*kept, sid]), httponly=True, samesite="Strict", path="/")
         return response
 
+    async def list_sessions(self, request):
+        """`/sessions`: the live sessions of this user (their token, or this browser's cookie) to reopen."""
+        from aiohttp import web
+
+        mine = self._mine(request)
+        return web.Response(text=self._listed(mine) or "lnsynth serve: you have no open session; open / for one\n")
+
     async def proxy(self, request):
         from aiohttp import ClientSession, web
 
@@ -313,6 +321,7 @@ def run(work: str | Path, port: int, host: str, tokens: dict[str, str], max_sess
     launcher = Launcher(Path(work), tokens, max_sessions, data_roots, max_upload_mb, idle_s, max_per_user)
     app = web.Application(middlewares=[auth.token_middleware(list(tokens))] if tokens else [])
     app.router.add_get("/", launcher.new_session)
+    app.router.add_get("/sessions", launcher.list_sessions)
     app.router.add_route("*", "/s/{sid}/{tail:.*}", launcher.proxy)
 
     async def cleanup(_app) -> None:
