@@ -99,3 +99,27 @@ def test_cancel_during_sampling_kills_the_job_and_leaves_no_files(scene_case, ti
     assert not chain.run_dir.exists()
     assert len(mb.segment_names(ln_node)) == 1  # the scene is as before: nothing half-loaded
     assert mb.node_classes(logic.scene) == before
+
+
+@pytest.mark.slow
+def test_add_case_synthesize_export_gives_a_dataset_with_the_synthetic_cases(scene_case, tiny_checkpoint, tmp_path):
+    """The panel's documented order: *Add current case* (sets the cases folder), *Synthesize*, *Export dataset*
+    of that folder with the panel's default paste: the nnU-Net dataset holds the synthetic cases."""
+    import json
+
+    logic, ct_node, anatomy_node, ln_node, *_ = scene_case
+    cases = tmp_path / "cases"
+    added = logic.start_training_case(ct_node, anatomy_node, ln_node, cases)
+    assert added.wait(timeout_s=300).succeeded, added.state.error
+    settings = SynthesisSettings(tiny_checkpoint, n_samples=2, steps=3, transforms=False, device="cpu")
+    synthesis = logic.start_synthesis(ct_node, anatomy_node, ln_node, settings)
+    assert synthesis.wait(timeout_s=600).succeeded, synthesis.state.error
+    # QC off: a 2-iteration model's samples are (rightly) rejected by quality control, which would say so.
+    export = logic.start_nnunet_export(tmp_path / "project", cases, paste=True, qc=False)
+    state = export.wait(timeout_s=600)
+    assert state.succeeded, state.error
+    dataset = next((tmp_path / "project").rglob("dataset.json")).parent
+    manifest = json.loads((dataset / "lnsynth_export.json").read_text(encoding="utf-8"))
+    kinds = sorted((item["kind"], item["source_case"]) for item in manifest["training"])
+    assert kinds == [("pasted", added.result)] * 2 + [("real", added.result)]
+    assert len(list((dataset / "imagesTr").glob("*.nii.gz"))) == 3
