@@ -144,8 +144,7 @@ def run(args: argparse.Namespace) -> int:
     from LNSynthModuleLib.web.paths import check_data_roots
 
     data = check_data_roots(args.data, args.work)
-    for line in token_warnings(tokens, args.token is not None and args.token_file is None):
-        print(line, file=sys.stderr, flush=True)
+    warnings = token_warnings(tokens, args.token is not None and args.token_file is None)
     return web.run(args.work, args.port, args.host, tokens, args.max_sessions, data_roots=data,
                    max_upload_mb=args.max_upload_mb, idle_s=args.idle_minutes * 60,
-                   max_per_user=args.max_sessions_per_user)
+                   max_per_user=args.max_sessions_per_user, warnings=tuple(warnings))

@@ -45,9 +45,10 @@ def open_session(url: str, path: str = "/", headers: dict[str, str] | None = Non
 class PageClient:
     """trame's Python client on one session page: `set` fields, `press` a named trigger, read `state`."""
 
-    def __init__(self, url: str, page: str) -> None:
+    def __init__(self, url: str, page: str, token: str | None = None) -> None:
         parts = urllib.parse.urlsplit(url)
-        self.ws_url = f"ws://{parts.hostname}:{parts.port}{page.rsplit('/', 1)[0]}/ws"
+        query = f"?token={urllib.parse.quote(token)}" if token else ""  # trame's client sends no cookie
+        self.ws_url = f"ws://{parts.hostname}:{parts.port}{page.rsplit('/', 1)[0]}/ws{query}"
         self.client = None
         self._task: asyncio.Task | None = None
 

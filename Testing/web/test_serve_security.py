@@ -174,6 +174,11 @@ def test_tokens_come_from_a_file_never_show_and_bind_each_users_sessions(tmp_pat
         assert alice not in log and bob not in log and "?token=<token>" in log
         assert "the token of alice has only 9 characters" in log and "token of bob" not in log
         assert "started for alice" in log
+
+        async def alice_page() -> str:  # the launcher hands the session its owner's token, however it was given
+            async with PageClient(server.url, page, alice) as client:
+                return client.state.status
+        assert asyncio.run(alice_page()).startswith(f"Session address {page}")
         # A session that crashes (as the nnU-Net import did: SIGSEGV) is logged with its signal.
         os.kill(int(session_pids[0]), signal.SIGSEGV)
         _wait_for(lambda: "ended: killed by signal SIGSEGV (11)" in _log(server), 30, "the crash to be logged")

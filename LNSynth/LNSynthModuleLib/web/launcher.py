@@ -255,7 +255,7 @@ class Launcher:
         if request.headers.get("Upgrade", "").lower() == "websocket":
             session.sockets += 1
             try:
-                return await self._proxy_websocket(request, url.replace("http://", "ws://", 1))
+                return await self._proxy_websocket(request, url.replace("http://", "ws://", 1), session.owner)
             finally:
                 session.sockets -= 1
                 session.last_active = time.monotonic()
@@ -267,13 +267,14 @@ class Launcher:
             out = {k: v for k, v in answer.headers.items() if k.lower() not in HOP_HEADERS}
             return web.Response(body=body, status=answer.status, headers=out)
 
-    async def _proxy_websocket(self, request, url: str):
+    async def _proxy_websocket(self, request, url: str, owner: str):
         from aiohttp import ClientSession, WSMsgType, web
 
         # A browser's frames are wslink chunks; none may exceed an upload (the session refuses more anyway).
         browser = web.WebSocketResponse(max_msg_size=self.max_upload_mb * 2**20 + FRAME_OVERHEAD)
         await browser.prepare(request)
-        headers = {k: v for k, v in request.headers.items() if k.lower() == "cookie"}
+        # The launcher checked the token (query, cookie or header): it hands the session its owner's token.
+        headers = {"Cookie": f"{auth.TOKEN_COOKIE}={owner}"} if owner else {}
         async with ClientSession() as client, client.ws_connect(url, headers=headers, max_msg_size=0) as app:
 
             async def pump(source, target) -> None:
@@ -311,13 +312,19 @@ def access_logger():
 
 def run(work: str | Path, port: int, host: str, tokens: dict[str, str], max_sessions: int, *,
         data_roots: tuple[Path, ...] = (), max_upload_mb: int = DEFAULT_MAX_UPLOAD_MB,
-        idle_s: float = DEFAULT_IDLE_MINUTES * 60, max_per_user: int = DEFAULT_MAX_SESSIONS_PER_USER) -> int:
-    """Serve the launcher until Ctrl+C / SIGTERM; session processes are stopped with it."""
+        idle_s: float = DEFAULT_IDLE_MINUTES * 60, max_per_user: int = DEFAULT_MAX_SESSIONS_PER_USER,
+        warnings: tuple[str, ...] = ()) -> int:
+    """Serve the launcher until Ctrl+C / SIGTERM; session processes are stopped with it.
+
+    `warnings` (about the token) go to the log first, stamped like every other line.
+    """
     import logging
 
     from aiohttp import web
 
-    auth.warn(host, bool(tokens))
+    for line in (auth.exposure_warning(host, bool(tokens)), *warnings):
+        if line:
+            log(line)
     launcher = Launcher(Path(work), tokens, max_sessions, data_roots, max_upload_mb, idle_s, max_per_user)
     app = web.Application(middlewares=[auth.token_middleware(list(tokens))] if tokens else [])
     app.router.add_get("/", launcher.new_session)

@@ -67,7 +67,7 @@ def write_upload(files: list[dict] | None, folder: Path, max_bytes: int) -> Path
     name = safe_upload_name(file.get("name"))
     content = _content(file)
     if len(content) > max_bytes:
-        raise InputDataError(f"the upload is {len(content) / 2**20:.0f} MB, over this server's limit of "
+        raise InputDataError(f"the upload is {len(content) / 2**20:.1f} MB, over this server's limit of "
                              f"{upload_limit_text(max_bytes)}",
                              fix="upload a smaller file, or ask the server's admin for a higher "
                                  "`lnsynth serve --max-upload-mb`")
