@@ -22,7 +22,13 @@ from typing import Any
 
 import numpy as np
 
-from LNSynthLib.atomic import check_removable, mark_output_folder, remove_output_folder, write_text_atomic
+from LNSynthLib.atomic import (
+    OUTPUT_MARKER,
+    check_removable,
+    mark_output_folder,
+    remove_output_folder,
+    write_text_atomic,
+)
 from LNSynthLib.cases import CT_FILE, LN_FILE, META_FILE, is_synthetic, list_cases, read_meta
 from LNSynthLib.errors import InputDataError, OutputExistsError
 from LNSynthLib.jobs.progress import Progress, emit_event
@@ -240,7 +246,7 @@ def _check_target(dataset_dir: Path, manifest: dict[str, Any], overwrite: bool) 
                                     path=dataset_dir, fix="choose another dataset id/folder or pass --overwrite")
     elif dataset_dir.exists() and not overwrite:
         # An incomplete folder (no dataset.json): replaced when it only holds what an export writes.
-        foreign = [p.name for p in dataset_dir.iterdir() if p.name not in (*EXPORT_NAMES, MANIFEST)]
+        foreign = [p.name for p in dataset_dir.iterdir() if p.name not in (*EXPORT_NAMES, MANIFEST, OUTPUT_MARKER)]
         if foreign:
             raise OutputExistsError(f"the dataset folder holds files an export does not write ({foreign[0]}, ...)",
                                     path=dataset_dir, fix="choose another dataset id/folder or pass --overwrite")

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from LNSynthLib.atomic import OUTPUT_MARKER
 from LNSynthLib.cases import LN_FILE, META_FILE
 from LNSynthLib.diffusion.sample.provenance import file_sha256
 from LNSynthLib.diffusion.sample.sampling import sample_cases
@@ -55,4 +56,4 @@ def test_a_case_missing_its_ln_mask_is_redone(straight_run: Path, phantom_cases:
     after = _snapshot(out)
     changed = sorted(name for name in after if before.get(name) != after[name])
     assert changed == sorted(f"{folders[1].name}/{name}" for name in
-                             ("ct.nii.gz", "anatomy.nii.gz", "ln.nii.gz", "case.json"))
+                             ("ct.nii.gz", "anatomy.nii.gz", "ln.nii.gz", "case.json", OUTPUT_MARKER))

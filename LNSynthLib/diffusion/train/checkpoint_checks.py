@@ -24,7 +24,9 @@ CHECKPOINT_FIX = "the file is damaged or not written by `lnsynth train`; use ano
 REQUIRED = {"step": int, "config_yaml": str, "model": dict, "ema": dict}
 RESUME_REQUIRED = {"optimizer": dict, "data_rng": dict, "noise_rng": torch.Tensor, "rng": dict, "loss_history": list}
 # Config keys a resumed run may change: how long, how often it logs/saves, compilation, and sampling.
-RESUME_MAY_CHANGE = ("train.iterations", "train.log_every", "train.checkpoint_every", "train.compile", "sample.")
+# train.batch_size is per process: its rule is the global batch (`training._check_same_global_batch`).
+RESUME_MAY_CHANGE = ("train.iterations", "train.log_every", "train.checkpoint_every", "train.compile",
+                     "train.batch_size", "sample.")
 DIVERGED_FIX = ("lower train.lr (e.g. --set train.lr=1e-4) and train in a new --run-dir; the run folder keeps its "
                 "last finite checkpoint, if it has one")
 
