@@ -82,9 +82,10 @@ class SceneLogic:
     def log_path(self, run_dir: Path) -> Path:
         return self.work_root / "logs" / f"{run_dir.name}.log"
 
-    def chain(self, steps: list[Step], run_dir: Path, on_success=None) -> JobChain:
+    def chain(self, steps: list[Step], run_dir: Path, on_success=None, **options) -> JobChain:
+        """`options`: JobChain's `resume_folder` (trainings) and `scene_bound` (results load into the scene)."""
         return JobChain(steps, run_dir, log_path=self.log_path(run_dir), python=self.python,
-                        on_success=on_success)
+                        on_success=on_success, **options)
 
     # ------------------------------------------------------------------ anatomy
     def anatomy_from_labels(self, labels: Volume, name: str, node: object | None = None) -> object:
@@ -135,7 +136,7 @@ class SceneLogic:
             return node
 
         label = "TotalSegmentator" if method == "totalseg" else "Coarse anatomy"
-        return self.chain([Step(label, args)], run, on_success=load)
+        return self.chain([Step(label, args)], run, on_success=load, scene_bound=True)
 
     # ------------------------------------------------------------------ lymph nodes
     def lymph_node_segmentation(self, ct_node: object, node: object | None = None) -> tuple[object, str]:
@@ -169,6 +170,12 @@ class SceneLogic:
     def export_inputs(self, ct_node: object, anatomy_node: object, ln_node: object, folder: Path) -> dict:
         """Write the CT, its 14-label anatomy and LN mask (all on the CT grid) for `lnsynth prepare`."""
         ct = mb.node_to_volume(ct_node)
+        absent = mb.missing_segments(anatomy_node, ANATOMY_NAMES)
+        if absent:   # e.g. another tool's segmentation: a partial anatomy would condition the synthesis wrongly
+            raise InputDataError(f"anatomy segmentation '{anatomy_node.GetName()}' has no segment for "
+                                 f"{', '.join(absent)}",
+                                 fix="create the anatomy with Create anatomy (or group a TotalSegmentator file), "
+                                     "or pick the segmentation LNSynth made")
         anatomy = mb.segmentation_to_labels(anatomy_node, ANATOMY_NAMES, ct)
         if not (anatomy.array > 0).any():
             raise InputDataError(f"anatomy segmentation '{anatomy_node.GetName()}' is empty on this CT",
@@ -232,6 +239,7 @@ class SceneLogic:
         if iterations:
             args += ["--set", f"train.iterations={int(iterations)}"]
         chain = self.start_command("Training LN-DDPM", args, "ln-ddpm-train")
+        chain.resume_folder = Path(run_dir)   # `lnsynth train` resumes there: never deleted on cancel
         chain.on_success = lambda: result_path(chain.state.events, "checkpoint")
         return chain
 
@@ -262,7 +270,7 @@ class SceneLogic:
         steps = [Step("Preparing the case", prepare, weight=1.0),
                  Step("Sampling LN-DDPM", sample, weight=4.0 * settings.n_samples)]
         return self.chain(steps, run, on_success=lambda: self.load_synthetic(
-            run / "synthetic", ct_node, inputs["ln"] if settings.paste_into_ct else None))
+            run / "synthetic", ct_node, inputs["ln"] if settings.paste_into_ct else None), scene_bound=True)
 
     def load_synthetic(self, synthetic_root: Path, ct_node: object, source_ln: Path | None = None) -> list:
         """Load every synthetic case folder; with `source_ln`, also paste each patch into the CT."""
@@ -300,8 +308,11 @@ class SceneLogic:
 
     def start_nnunet_export(self, project_dir: str | Path, cases_root: str | Path | None = None,
                             synthetic_root: str | Path | None = None, paste: bool = False,
-                            qc: bool = True) -> JobChain:
+                            qc: bool = True, overwrite: bool = False) -> JobChain:
         """`lnsynth nnunet export`: real + synthetic prepared cases → an nnU-Net v2 project folder.
+
+        `overwrite`: replace a dataset an earlier export left there with other cases or settings (the
+        panel asks first); without it such a second export is refused.
 
         Without `cases_root`, the cases made by this session's synthesis runs (in the work
         folder) are gathered into the export's run folder first. With `cases_root` (the training
@@ -323,6 +334,8 @@ class SceneLogic:
         if paste:
             args.append("--paste")
         args.append("--qc" if qc else "--no-qc")
+        if overwrite:
+            args.append("--overwrite")
         return self.chain([Step("Exporting the nnU-Net dataset", args)], run)
 
     def gather_session_cases(self, run: Path) -> tuple[Path, Path | None]:
@@ -366,6 +379,7 @@ class SceneLogic:
         """`lnsynth nnunet train` in the background; `chain.result` is the trained model folder."""
         args = nnunet_train_args(dataset_dir, epochs, iterations, device)
         chain = self.start_command("Training nnU-Net", args, "nnunet-train")
+        chain.resume_folder = Path(dataset_dir)   # `lnsynth nnunet train` resumes there (--c)
         chain.on_success = lambda: result_path(chain.state.events, "model_dir")
         return chain
 
@@ -385,7 +399,7 @@ class SceneLogic:
             node.SetReferenceImageGeometryParameterFromVolumeNode(ct_node)
             return node
 
-        return self.chain([Step("nnU-Net prediction", args)], run, on_success=load)
+        return self.chain([Step("nnU-Net prediction", args)], run, on_success=load, scene_bound=True)
 
 
 def _synthetic_per_source(synthetic_root: Path) -> dict[str, int]:

@@ -1,8 +1,9 @@
 """Background `lnsynth` steps run one after another, polled without blocking (a QTimer in Slicer).
 
-A chain owns one run folder: when it is cancelled (or the scene closes) or a step fails, the
-whole process tree is stopped and the run folder is deleted, so no partial output is left.
-The log goes to a separate file that survives, so a failure can still be diagnosed.
+A chain owns one run folder: when it is cancelled or a step fails, the whole process tree is
+stopped and the run folder is deleted, so no partial output is left. A training writes into a
+folder of its own (`resume_folder`), which is never deleted: the next run resumes from it. The
+log goes to a separate file that survives, so a failure can still be diagnosed.
 """
 
 from __future__ import annotations
@@ -78,7 +79,10 @@ class JobChain:
 
     def __init__(self, steps: Sequence[Step], run_dir: str | Path, *, log_path: str | Path | None = None,
                  python: str | None = None, env: dict[str, str] | None = None,
-                 on_success: Callable[[], Any] | None = None, keep_run_dir_on_failure: bool = False) -> None:
+                 on_success: Callable[[], Any] | None = None, keep_run_dir_on_failure: bool = False,
+                 resume_folder: str | Path | None = None, scene_bound: bool = False) -> None:
+        """`resume_folder`: where a training keeps its checkpoints (kept on cancel, resumed next time);
+        `scene_bound`: `on_success` loads results into the scene the job was started from."""
         if not steps:
             raise ValueError("a job chain needs at least one step")
         self.steps = list(steps)
@@ -89,6 +93,8 @@ class JobChain:
         self.on_success = on_success
         self.result: Any = None
         self.keep_run_dir_on_failure = keep_run_dir_on_failure
+        self.resume_folder = Path(resume_folder) if resume_folder else None
+        self.scene_bound = scene_bound
         self.state = ChainState(label=self.steps[0].label)
         self.started_at = time.monotonic()
         self._total_weight = sum(s.weight for s in self.steps)
@@ -152,7 +158,7 @@ class JobChain:
         return self.state
 
     def cancel(self) -> None:
-        """Kill the running step's process tree and delete the run folder."""
+        """Kill the running step's process tree and delete the run folder (never `resume_folder`)."""
         if not self.state.running:
             return
         if self.process is not None:

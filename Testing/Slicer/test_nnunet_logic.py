@@ -142,3 +142,29 @@ def test_train_button_runs_the_standard_trainer_at_1000_epochs_else_the_short_on
     assert short[short.index("--epochs") + 1] == "5" and short[short.index("--iterations") + 1] == "30"
     standard = nnunet_train_args(tmp_path, 1000, 30, "cuda")
     assert "--epochs" not in standard and "--iterations" not in standard and "cuda" in standard
+
+
+def test_a_second_export_into_the_same_project_replaces_the_dataset_only_when_asked_to(core, tmp_path, example_ct):
+    """After another synthesis the session has more cases: exporting into the same project was refused with no
+    way out in the panel. The panel now sees the dataset there, asks, and passes --overwrite on "Yes"."""
+    from LNSynthModuleLib.panel_rules import existing_datasets, replace_question
+
+    from LNSynthLib.cases import load_case
+
+    work, project = tmp_path / "work", tmp_path / "project"
+    _session_with_one_synthesis_run(work, example_ct)
+    logic = SceneLogic(core.scene, work)
+    assert existing_datasets(project) == []
+    assert logic.start_nnunet_export(project, qc=False).wait(timeout_s=300).succeeded
+    (dataset,) = existing_datasets(project)
+    assert dataset.name in replace_question([dataset])
+    extra = load_case(work / "synthesis-20260101-000000" / "synthetic" / "example_synt_1")
+    save_case(Case("example_synt_2", extra.ct, extra.anatomy, extra.ln,
+                   {"synthetic": True, "source_case": "example", "sample_index": 2}),
+              work / "synthesis-20260101-000000" / "synthetic")   # a second Synthesize added a sample
+    refused = logic.start_nnunet_export(project, qc=False).wait(timeout_s=300)
+    assert not refused.succeeded and "already here" in refused.error and "--overwrite" in refused.error
+    chain = logic.start_nnunet_export(project, qc=False, overwrite=True)
+    assert chain.steps[0].args[-1] == "--overwrite"
+    assert chain.wait(timeout_s=300).succeeded, chain.state.error
+    assert json.loads((dataset / "dataset.json").read_text(encoding="utf-8"))["numTraining"] == 1 + 3
