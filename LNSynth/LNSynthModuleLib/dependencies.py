@@ -8,10 +8,15 @@ installed there. So a package Slicer bundles (numpy, scipy, SimpleITK, pydicom, 
 the PyTorch extension installed are never upgraded, downgraded or reinstalled: a distribution that
 is installed, at any version (CUDA builds `2.14.1+cu126` included), counts as present.
 
-torch and torchvision go through the PyTorch extension (`PyTorchUtils`) when it is there, which
-picks the CUDA build for the GPU; the rest through `slicer.packaging.pip_ensure` (Slicer >= 5.12,
-which asks and offers the restart itself) or, on 5.10, a confirmation and `slicer.util.pip_install`.
-This module imports nothing heavy, so it is safe to import at module load.
+torch and torchvision go through the PyTorch extension (`PyTorchUtils`) when torch is missing and
+the extension is there, which picks the CUDA build for the GPU. That route is the one exception to
+"nothing of Slicer's changes": PyTorchUtils first pip-installs light-the-torch, whose 0.8.1 release
+requires `pip<26.1`, so on Slicer 5.12+ (pip 26.1.1) Slicer's pip is replaced by an older one. LNSynth
+asks first and says so (`torch_prompt`); where torch is already there, torchvision goes in with pip
+under the constraints instead. The rest goes through `slicer.packaging.pip_ensure` (Slicer >= 5.12,
+after LNSynth's own question, so declining is not an error) or, on 5.10, `slicer.util.pip_install`.
+After an install one `PythonSlicer -c` probe (`job_probe`) checks that the jobs can import what they
+need. This module imports nothing heavy, so it is safe to import at module load.
 """
 
 from __future__ import annotations
@@ -31,6 +36,9 @@ TORCH_PACKAGES = ("torch", "torchvision")
 SKIPPED_PACKAGES = ("fury", "vtk")
 # Oldest Slicer whose Python (3.12) the library supports; 5.8 ships Python 3.9.
 MINIMUM_SLICER = (5, 10)
+# light-the-torch 0.8.1 (the newest release) declares `Requires-Dist: pip<26.1,>=22.3`; PyTorchUtils installs
+# it unpinned before torch. Slicer ships pip 25.1.1 (5.10.0) and 26.1.1 (5.12.3), SuperBuild/External_python-pip.cmake.
+LIGHT_THE_TORCH_PIP_BELOW = (26, 1)
 _PIN = re.compile(r"^\s*([A-Za-z0-9_.\-\[\]]+)\s*==\s*([^\s;#]+)")
 
 
@@ -141,25 +149,71 @@ def _slicer_packaging():
     return packaging if hasattr(packaging, "pip_ensure") else None
 
 
+class InstallDeclined(Exception):
+    """The user answered No to an install question: not a failure, nothing was changed."""
+
+
+def torch_route(requirements: list[str], installed: dict[str, str], have_pytorch_extension: bool) -> str:
+    """How the missing torch packages go in: "pytorchutils", "pip", or "none".
+
+    PyTorchUtils always installs torch *and* torchvision through light-the-torch (`installTorch`
+    builds `["install", "torch"+req, "torchvision"+req]`), so where torch is already there it
+    would replace the user's torch and add light-the-torch (and, on 5.12+, downgrade pip) just to
+    add torchvision: pip under the constraints adds torchvision and keeps torch as it is.
+    """
+    if not requirements:
+        return "none"
+    if have_pytorch_extension and "torch" not in installed:
+        return "pytorchutils"
+    return "pip"
+
+
+def light_the_torch_changes(installed: dict[str, str]) -> list[str]:
+    """What PyTorchUtils' light-the-torch step changes in Slicer's Python besides torch and torchvision."""
+    if "light-the-torch" in installed:
+        return []
+    changes = ["adds light-the-torch (the PyTorch extension's installer)"]
+    pip = installed.get("pip")
+    if pip and _as_tuple(release(pip)) >= LIGHT_THE_TORCH_PIP_BELOW:
+        below = ".".join(map(str, LIGHT_THE_TORCH_PIP_BELOW))
+        changes.append(f"replaces Slicer's pip {pip} with an older pip (light-the-torch requires pip < {below})")
+    return changes
+
+
+def torch_prompt(requirements: list[str], route: str, installed: dict[str, str]) -> str:
+    """The one question before PyTorch is installed; it names everything the install changes."""
+    wanted = ", ".join(requirements)
+    if route == "pytorchutils":
+        changes = "\n".join(f"- {c}" for c in ["adds " + wanted, *light_the_torch_changes(installed)])
+        return (f"LNSynth's background jobs need PyTorch ({wanted}). The PyTorch extension installs the build "
+                f"that fits your GPU. This changes Slicer's Python:\n{changes}\n\nInstall now? This can take "
+                "several minutes, during which Slicer may not respond.")
+    kept = f"torch {installed['torch']} and every" if "torch" in installed else "Every"
+    return (f"LNSynth's background jobs need {wanted}. It is installed with pip; {kept} package Slicer already "
+            "has is kept as it is." + ("" if "torch" in installed else " Installing the PyTorch extension first "
+                                       "gets the PyTorch build that fits your GPU.")
+            + "\n\nInstall now? This can take several minutes, during which Slicer may not respond.")
+
+
 def install_torch(requirements: list[str], pins: dict[str, str], confirm: Callable[[str], bool],
-                  constraints: Path) -> bool:
-    """torch and torchvision through PyTorchUtils when the extension is installed, else pip."""
+                  constraints: Path, installed: dict[str, str] | None = None) -> bool:
+    """torch and torchvision: PyTorchUtils where torch is missing and the extension is there, else pip."""
     import slicer
 
-    if not requirements:
-        return True
+    installed = installed_versions() if installed is None else installed
     try:
         import PyTorchUtils  # the PyTorch extension's module
     except ImportError:
         PyTorchUtils = None
-    if PyTorchUtils is not None:
+    route = torch_route(requirements, installed, PyTorchUtils is not None)
+    if route == "none":
+        return True
+    if not confirm(torch_prompt(requirements, route, installed)):
+        raise InstallDeclined("PyTorch was not installed (declined).")
+    if route == "pytorchutils":   # asked above, in LNSynth's words: not a second time
         logic = PyTorchUtils.PyTorchUtilsLogic()
-        return logic.installTorch(askConfirmation=True, torchVersionRequirement=f"=={pins['torch']}",
+        return logic.installTorch(askConfirmation=False, torchVersionRequirement=f"=={pins['torch']}",
                                   torchvisionVersionRequirement=f"=={pins['torchvision']}") is not None
-    if not confirm("LNSynth's background jobs need PyTorch (" + ", ".join(requirements) + "). Install it now? "
-                   "This can take several minutes; installing the PyTorch extension first gets the build "
-                   "that fits your GPU."):
-        return False
     slicer.util.pip_install(["-c", str(constraints), *requirements])
     return True
 
@@ -170,15 +224,15 @@ def install_others(requirements: list[str], confirm: Callable[[str], bool], cons
 
     if not requirements:
         return True
-    packaging = _slicer_packaging()
-    if packaging is not None:  # asks, shows progress, offers the restart
-        packaging.pip_ensure(requirements, constraints=str(constraints), skip_packages=list(SKIPPED_PACKAGES),
-                             requester="LNSynth")
-        return not missing(dict(r.split(">=", 1) for r in requirements))
     if not confirm("LNSynth's background jobs need these Python packages:\n" + "\n".join(requirements)
                    + "\n\nPackages Slicer already has are kept as they are. Install now? Slicer may be "
                    "unresponsive for a few minutes."):
-        return False
+        raise InstallDeclined("The Python packages were not installed (declined).")
+    packaging = _slicer_packaging()
+    if packaging is not None:  # shows progress, offers the restart; asked above, so no second question
+        packaging.pip_ensure(requirements, constraints=str(constraints), skip_packages=list(SKIPPED_PACKAGES),
+                             prompt_install=False, requester="LNSynth")
+        return not missing(dict(r.split(">=", 1) for r in requirements))
     before = installed_versions()
     for step in install_steps(requirements, constraints):
         slicer.util.pip_install(step() if callable(step) else step)
@@ -202,13 +256,25 @@ def install_steps(requirements: list[str], constraints: Path) -> list:
 
 
 def dependencies_without_skipped(distribution: str) -> list[str]:
-    """The unconditional requirements of an installed distribution, minus `SKIPPED_PACKAGES`."""
+    """The requirements of an installed distribution that apply to this Python, minus `SKIPPED_PACKAGES`.
+
+    Environment markers are evaluated (`packaging`, bundled with Slicer 5.10: SuperBuild/
+    External_python-pythonqt-requirements.cmake), so `foo==1; python_version<"3.10"` is left out on
+    Python 3.12 and extras are never pulled in. The metadata caches are invalidated first, as Slicer's
+    `packaging.py` does, because the distribution was installed a moment ago.
+    """
+    from packaging.requirements import Requirement
+
+    importlib.invalidate_caches()
     out = []
-    for requirement in importlib.metadata.requires(distribution) or []:
-        spec, _, marker = requirement.partition(";")
-        if "extra" in marker or _name(spec) in SKIPPED_PACKAGES:
+    for line in importlib.metadata.requires(distribution) or []:
+        requirement = Requirement(line)
+        if requirement.marker is not None and not requirement.marker.evaluate({"extra": ""}):
             continue
-        out.append(spec.strip().replace(" ", ""))
+        if canonical(requirement.name) in SKIPPED_PACKAGES or requirement.url:
+            continue
+        extras = f"[{','.join(sorted(requirement.extras))}]" if requirement.extras else ""
+        out.append(f"{requirement.name}{extras}{requirement.specifier}")
     return out
 
 
@@ -216,18 +282,39 @@ def _name(requirement: str) -> str:
     return canonical(re.split(r"[<>=!~\[ (]", requirement.strip(), maxsplit=1)[0])
 
 
-def ensure(confirm: Callable[[str], bool], scratch: Path, pins: dict[str, str] | None = None) -> bool:
+class JobPackagesMissing(RuntimeError):
+    """Installed, yet the job Python cannot import what the jobs need (a dependency failed quietly)."""
+
+
+def check_job_python(probe: Callable[[], list[str]] | None = None) -> None:
+    """One `PythonSlicer -c` probe of the jobs' imports; raises naming every missing package."""
+    from .job_probe import missing_job_packages, missing_message
+
+    names = (probe or missing_job_packages)()
+    if names:
+        raise JobPackagesMissing(missing_message(names))
+
+
+def ensure(confirm: Callable[[str], bool], scratch: Path, pins: dict[str, str] | None = None, *,
+           probe: Callable[[], list[str]] | None = None, installers: tuple | None = None,
+           check_always: bool = False) -> bool:
     """Install whatever the job processes miss (after `confirm`); True when all is there afterwards.
 
-    `scratch` receives the constraints file. Failures raise with pip's message, so the panel can tell
-    the user which requirement to install by hand (`PythonSlicer -m pip install ...`).
+    `scratch` receives the constraints file. A declined question raises `InstallDeclined` (nothing
+    changed, not a failure). After an install (or always, with `check_always`) the job Python is
+    probed, and `JobPackagesMissing` names what it still cannot import. Install failures raise with
+    pip's message, so the panel can tell the user which requirement to install by hand.
     """
     pins = pins if pins is not None else read_pins()
     todo = missing(pins)
-    if not todo:
-        return True
-    torch, others = split_torch(todo)
-    if not install_torch(torch, pins, confirm, write_constraints(scratch)):
-        return False
-    # Written again after torch is in, so pip cannot swap the build PyTorchUtils chose.
-    return install_others(others, confirm, write_constraints(scratch))
+    if todo:
+        torch, others = split_torch(todo)
+        first, second = installers or (install_torch, install_others)
+        if not first(torch, pins, confirm, write_constraints(scratch)):
+            return False
+        # Written again after torch is in, so pip cannot swap the build PyTorchUtils chose.
+        if not second(others, confirm, write_constraints(scratch)):
+            return False
+    if todo or check_always:
+        check_job_python(probe)
+    return True

@@ -8,8 +8,6 @@ anatomy from the weights-free coarse method, so it runs offline in a few minutes
 
 from __future__ import annotations
 
-import os
-import subprocess
 import time
 import unittest
 from collections.abc import Callable
@@ -19,52 +17,17 @@ from pathlib import Path
 import numpy as np
 from scipy import ndimage
 
-import LNSynthLib
 from LNSynthLib.anatomy.groups import LABEL_NAMES, LYMPH_NODE_SEGMENT_NAME
-from LNSynthLib.jobs.chain import ChainState, JobChain, python_executable
+from LNSynthLib.jobs.chain import ChainState, JobChain
 
 from . import mrml_bridge as mb
+from .job_probe import FLOW_JOB_MODULES, missing_job_package  # noqa: F401 (the probe's home is job_probe)
 from .logic import ANATOMY_NAMES, SceneLogic, SynthesisSettings
 
 PHANTOM_SHAPE_ZYX = (48, 80, 80)
 NODE_RADIUS_MM = 6.0
 TRAINING_ITERATIONS = 8
 SAMPLER_STEPS = 3
-
-
-# What the flow's jobs import first (anatomy, prepare, LN-DDPM network, training with its loss plot, sampling):
-# importing them in the job Python names the package that is missing there.
-FLOW_JOB_MODULES = ("LNSynthLib.cli.main", "LNSynthLib.anatomy.build", "LNSynthLib.prepare",
-                    "LNSynthLib.diffusion.model.network", "LNSynthLib.diffusion.train.training",
-                    "LNSynthLib.diffusion.sample.sampling", "yaml", "matplotlib")
-LIBRARY_ROOT = Path(LNSynthLib.__file__).resolve().parents[1]   # the folder holding LNSynthLib, for the probe
-_PROBE = """
-import importlib, sys
-for name in sys.argv[1:]:
-    try:
-        importlib.import_module(name)
-    except ModuleNotFoundError as exc:
-        print(exc.name)
-        sys.exit(3)
-"""
-
-
-def missing_job_package(python: str | None = None, timeout_s: float = 600) -> str | None:
-    """The first package the flow's jobs cannot import in the job Python (PythonSlicer in Slicer), or None.
-
-    Asked of that Python itself, in one short process, because the jobs run there, not in Slicer's process.
-    """
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (str(LIBRARY_ROOT), os.environ.get("PYTHONPATH"))
-                                                        if p)}
-    done = subprocess.run([python or python_executable(), "-c", _PROBE, *FLOW_JOB_MODULES], env=env,
-                          stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=timeout_s,
-                          creationflags=getattr(subprocess, "CREATE_NO_WINDOW", 0))
-    name = done.stdout.strip().splitlines()[-1] if done.stdout.strip() else ""
-    if done.returncode == 3 and name and not name.startswith("LNSynthLib"):
-        return name
-    if done.returncode != 0:
-        raise AssertionError(f"the job Python cannot load LNSynthLib ({LIBRARY_ROOT}):\n{done.stderr[-3000:]}")
-    return None
 
 
 def skip_message(package: str) -> str:

@@ -99,3 +99,31 @@ def test_slicer_packaging_is_imported_explicitly():
     tree = ast.parse(Path(dependencies.__file__).read_text(encoding="utf-8"))
     imports = {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
     assert "slicer.packaging" in imports
+
+
+def test_slicer_5_10_route_honours_environment_markers_of_a_fresh_install(tmp_path: Path,
+                                                                         monkeypatch: pytest.MonkeyPatch):
+    """`dependencies_without_skipped` reads the metadata of a distribution pip installed a moment ago (real
+    dist-info on sys.path) and keeps only what applies to this Python: markers are evaluated, not dropped."""
+    info = tmp_path / "lnsynth_marker_probe-1.0.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text(
+        "Metadata-Version: 2.1\nName: lnsynth-marker-probe\nVersion: 1.0\n"
+        'Requires-Dist: requests==2.27.1; python_version < "3.10"\n'
+        'Requires-Dist: pywin32>=300; sys_platform == "lnsynth-nowhere"\n'
+        'Requires-Dist: nibabel>=2.3.0; python_version >= "3.9"\n'
+        "Requires-Dist: fury; python_version >= '3.9'\n"
+        'Requires-Dist: pytest; extra == "test"\n'
+        "Requires-Dist: monai[nibabel]>=1.3\n", encoding="utf-8")
+    monkeypatch.syspath_prepend(str(tmp_path))   # after the process started, as pip_install leaves it
+    assert dependencies.dependencies_without_skipped("lnsynth-marker-probe") == ["nibabel>=2.3.0", "monai[nibabel]>=1.3"]
+
+
+def test_the_5_12_install_asks_in_lnsynths_words_and_never_twice():
+    """`pip_ensure(prompt_install=False)` after LNSynth's own question: a "No" there is a plain decline
+    (pip_ensure's own prompt raised `RuntimeError("User declined package installation")`, packaging.py:444)."""
+    calls = _calls("pip_ensure")
+    assert calls and all(any(k.arg == "prompt_install" and ast.unparse(k.value) == "False" for k in c.keywords)
+                         for c in calls)
+    torch = _calls("installTorch")
+    assert all(any(k.arg == "askConfirmation" and ast.unparse(k.value) == "False" for k in c.keywords) for c in torch)
