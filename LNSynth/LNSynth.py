@@ -14,6 +14,7 @@ import qt
 import slicer
 import vtk
 from LNSynthModuleLib import dependencies, sample_data
+from LNSynthModuleLib.panel_jobs import JobPanelMixin
 from slicer import vtkMRMLScalarVolumeNode, vtkMRMLSegmentationNode
 from slicer.i18n import translate
 from slicer.parameterNodeWrapper import Choice, WithinRange, parameterNodeWrapper
@@ -58,14 +59,19 @@ nodes in the Segment Editor.</li>
 case (10 cm around the nodes, 1 mm) in the cases folder; <i>Train LN-DDPM</i> trains the <i>tiny</i> (CPU) or
 <i>paper</i> (GPU) model in the background and resumes on the next click.</li>
 <li><b>Synthesis</b>: choose the LN-DDPM checkpoint and the number of samples (sampler and steps default to the
-checkpoint's own), then <i>Synthesize</i>. The job runs in its own process (Cancel stops it and leaves no partial files); synthetic patches
-appear at their physical place with their lymph-node segmentation, optionally pasted into the CT.</li>
+checkpoint's own), then <i>Synthesize</i>. The job runs in its own process (Cancel asks, then stops it and leaves no
+partial files); synthetic patches appear at their physical place with their lymph-node segmentation, optionally
+pasted into the CT.</li>
 <li><b>nnU-Net</b>: export a dataset from real + synthetic cases, train in the background and segment lymph nodes
 in the current CT.</li>
 </ol>
+Closing the scene, reloading the module or exiting Slicer while a job runs asks first; a stopped training keeps its
+run folder and resumes on the next click. Everything is kept in the work folder shown in the panel (Documents/LNSynth
+unless you choose another in Advanced; remembered in Slicer's settings).
 The same steps run headless: <code>PythonSlicer &lt;extension&gt;/lib/Slicer-X.Y/qt-scripted-modules/Scripts/lnsynth_headless.py run --config paper --cases ... --out ...</code> or the <code>lnsynth</code> command line.
 Needs Slicer 5.10 or newer. The background jobs need PyTorch, MONAI, nnU-Net and TotalSegmentator, installed on
-first use after asking; packages Slicer already has are never changed.
+first use after asking; packages Slicer already has are kept as they are, except that the PyTorch extension's
+installer (light-the-torch) may replace Slicer's pip with an older one: the install question says so when it does.
 """
         self.parent.acknowledgementText = """
 Implements LN-DDPM from Yongrui Yu, Hanyu Chen, Zitian Zhang, Qiong Xiao, Wenhui Lei, Linrui Dai, Yu Fu, Hui Tan,
@@ -124,33 +130,39 @@ class LNSynthLogic(ScriptedLoadableModuleLogic):
     def getParameterNode(self):
         return LNSynthParameterNode(super().getParameterNode())
 
+    @staticmethod
+    def defaultWorkFolder() -> Path:
+        """The user's work folder: chosen once (Slicer's settings) or `<default scene folder>/LNSynth`."""
+        from LNSynthModuleLib import work_folder
+
+        return work_folder.work_folder(slicer.app.userSettings(), slicer.app.defaultScenePath,
+                                       slicer.app.temporaryPath)
+
     def sceneLogic(self, work_folder: Path | None = None):
         """Scene operations and background jobs on `slicer.mrmlScene` (work folder: the panel's)."""
         from LNSynthModuleLib.logic import SceneLogic
 
-        work = work_folder or Path(slicer.app.temporaryPath) / "LNSynth"
+        work = work_folder or self.defaultWorkFolder()
         if self._scene_logic is None:
             self._scene_logic = SceneLogic(slicer.mrmlScene, work)
         self._scene_logic.work_root = Path(work)
         return self._scene_logic
 
 
-class LNSynthWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
+class LNSynthWidget(JobPanelMixin, ScriptedLoadableModuleWidget, VTKObservationMixin):
+    actionButtons = ACTION_BUTTONS
+
     def __init__(self, parent=None) -> None:
+        from LNSynthModuleLib.install_gate import InstallGate
+
+        self._initJobs()
+        self._installGate = InstallGate(self._installBusy, self._showStatus)
         ScriptedLoadableModuleWidget.__init__(self, parent)
         VTKObservationMixin.__init__(self)
         self.logic = None
         self._parameterNode = None
         self._parameterNodeGuiTag = None
         self._pathEdits = {}
-        self._job = None
-        self._jobButton = None
-        self._jobButtonText = ""
-        self._jobDone = None
-        self._lastLog = None
-        self._timer = qt.QTimer()
-        self._timer.setInterval(500)
-        self._timer.connect("timeout()", self.onPollJob)
 
     # ------------------------------------------------------------------ set-up
     def setup(self) -> None:
@@ -185,10 +197,16 @@ class LNSynthWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
                 line = slicer.util.findChildren(edit, className="QLineEdit")[0]
                 line.connect("textChanged(QString)", lambda text, n=name: self._onPathText(n, text))
         self.initializeParameterNode()
+        self._installJobGuards()
 
     def cleanup(self) -> None:
-        self.cancelJob()
+        self._releaseJobs()
         self.removeObservers()
+
+    def onReload(self) -> None:
+        """A reload asks whether to keep a running job (exit stops it): `cleanup()` needs to know which."""
+        self._reloading = True
+        ScriptedLoadableModuleWidget.onReload(self)
 
     def enter(self) -> None:
         self.initializeParameterNode()
@@ -200,7 +218,7 @@ class LNSynthWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             self.removeObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent, self._updateButtons)
 
     def onSceneStartClose(self, caller, event) -> None:
-        self.cancelJob()
+        self._onSceneClose()   # asks: keep the job running, or stop it
         self.setParameterNode(None)
 
     def onSceneEndClose(self, caller, event) -> None:
@@ -214,8 +232,12 @@ class LNSynthWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             first = slicer.mrmlScene.GetFirstNodeByClass("vtkMRMLScalarVolumeNode")
             if first and not first.IsA("vtkMRMLLabelMapVolumeNode"):
                 p.inputVolume = first
-        if _path(p.workFolder) is None:
-            p.workFolder = Path(slicer.app.temporaryPath) / "LNSynth"
+        from LNSynthModuleLib import work_folder
+
+        resolved = work_folder.resolve(_path(p.workFolder), slicer.app.userSettings(), slicer.app.defaultScenePath,
+                                       slicer.app.temporaryPath)
+        if _path(p.workFolder) != resolved:   # unset, or the temporary folder of an older scene
+            p.workFolder = resolved
 
     def setParameterNode(self, inputParameterNode) -> None:
         if self._parameterNode:
@@ -241,10 +263,15 @@ class LNSynthWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
                 edit.currentPath = ""
 
     def _updateButtons(self, caller=None, event=None) -> None:
+        from LNSynthModuleLib import work_folder
+
         qt.QTimer.singleShot(0, self._blankUnsetPaths)  # after the GUI connectors wrote the values
+        p = self._parameterNode
+        if p is not None and _path(p.workFolder) is not None:   # the user's choice, for every later scene
+            work_folder.remember(slicer.app.userSettings(), _path(p.workFolder), slicer.app.temporaryPath)
+            self.ui.workFolderLabel.text = work_folder.describe(_path(p.workFolder))
         if self._job is not None:
             return
-        p = self._parameterNode
         has_ct = bool(p and p.inputVolume)
         has_case = bool(has_ct and p.anatomySegmentation and p.lymphNodeSegmentation)
         cases = self._trainingCases() if p else []
@@ -262,7 +289,7 @@ class LNSynthWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
 
     # ------------------------------------------------------------------ logic and dependencies
     def _workFolder(self) -> Path:
-        return _path(self._parameterNode.workFolder) or Path(slicer.app.temporaryPath) / "LNSynth"
+        return _path(self._parameterNode.workFolder) or self.logic.defaultWorkFolder()
 
     def _casesFolder(self) -> Path:
         return _path(self._parameterNode.casesFolder) or self._workFolder() / "cases"
@@ -276,87 +303,42 @@ class LNSynthWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         """Scene logic for what runs inside Slicer (needs only what Slicer bundles)."""
         return self.logic.sceneLogic(self._workFolder())
 
+    def _ensurePackages(self, check_always: bool = False) -> bool | None:
+        """The jobs' packages, installed after asking (one install at a time, with feedback); None: declined."""
+        def confirm(text):
+            return slicer.util.confirmOkCancelDisplay(text, "LNSynth")
+
+        return self._installGate.run(
+            lambda ask: dependencies.ensure(ask, self._workFolder(), check_always=check_always), confirm,
+            needed=lambda: check_always or bool(dependencies.missing(dependencies.read_pins())))
+
     def jobEngine(self):
-        """Scene logic for actions that start background jobs: their Python packages first (after asking)."""
-        if not dependencies.ensure(lambda text: slicer.util.confirmOkCancelDisplay(text, "LNSynth"),
-                                   self._workFolder()):
+        """Scene logic for actions that start background jobs: their Python packages first (after asking).
+        None when the install was declined or another one runs (the status line says so)."""
+        ok = self._ensurePackages()
+        if ok is None:
+            return None
+        if not ok:
             raise RuntimeError("The background jobs' Python packages are not installed (Advanced > Install "
                                "Python dependencies).")
         return self.engine()
 
     def onInstallDependencies(self) -> None:
-        with slicer.util.tryWithErrorDisplay("Installing Python dependencies failed.", waitCursor=True):
-            ok = dependencies.ensure(lambda text: slicer.util.confirmOkCancelDisplay(text, "LNSynth"),
-                                     self._workFolder())
+        with slicer.util.tryWithErrorDisplay("Installing Python dependencies failed."):
+            ok = self._ensurePackages(check_always=True)
+            if ok is None:
+                return
             older = dependencies.older_than_tested(dependencies.read_pins())
             self.ui.statusLabel.text = ("All Python dependencies are installed." if ok else "Not installed.") + (
                 "\nOlder than tested (kept): " + "; ".join(older) if older else "")
-
-    # ------------------------------------------------------------------ background jobs
-    def startJob(self, chain, button, onDone=None) -> None:
-        self._job, self._jobButton, self._jobDone = chain, button, onDone
-        self._lastLog = chain.log_path
-        self._jobButtonText = button.text
-        for name in ACTION_BUTTONS:
-            getattr(self.ui, name).enabled = False
-        button.enabled = True
-        button.text = "Cancel"
-        self.ui.progressBar.setVisible(True)
-        self.ui.progressBar.value = 0
-        self.ui.statusLabel.text = chain.state.text
-        self.ui.logTextEdit.setPlainText("")
-        self._timer.start()
-
-    def _toggleOrCancel(self, button) -> bool:
-        """True when the click was a Cancel of the running job."""
-        if self._job is not None and self._jobButton is button:
-            self.cancelJob()
-            return True
-        return False
-
-    def cancelJob(self) -> None:
-        if self._job is None:
-            return
-        self._job.cancel()
-        self.onPollJob()
-
-    def onPollJob(self) -> None:
-        job = self._job
-        if job is None:
-            self._timer.stop()
-            return
-        state = job.poll()
-        self.ui.progressBar.value = int(round(100 * state.fraction))
-        self.ui.statusLabel.text = state.text
-        self.ui.logTextEdit.setPlainText("\n".join(state.log_tail[-40:]))
-        if state.running:
-            return
-        self._timer.stop()
-        self._job = None
-        self._jobButton.text = self._jobButtonText
-        self.ui.progressBar.setVisible(False)
-        self._updateButtons()
-        if state.error:
-            self.ui.statusLabel.text = "Failed: see the log (Show log)."
-            slicer.util.errorDisplay(state.error, windowTitle="LNSynth")
-        elif state.succeeded and self._jobDone is not None:
-            self._jobDone(job.result)
-
-    def onShowLog(self) -> None:
-        if self._lastLog and Path(self._lastLog).is_file():
-            qt.QDesktopServices.openUrl(qt.QUrl.fromLocalFile(str(self._lastLog)))
-        else:
-            self.ui.statusLabel.text = f"No job log yet (logs go to {self._workFolder() / 'logs'})."
 
     # ------------------------------------------------------------------ 1) anatomy
     def onCreateAnatomy(self) -> None:
         if self._toggleOrCancel(self.ui.createAnatomyButton):
             return
         p = self._parameterNode
-        with slicer.util.tryWithErrorDisplay("Could not start the anatomy segmentation."):
-            chain = self.jobEngine().start_anatomy(p.inputVolume, p.anatomyMethod, p.device,
-                                                   _path(p.weightsFolder))
-            self.startJob(chain, self.ui.createAnatomyButton, self._setAnatomy)
+        self._startWith("Could not start the anatomy segmentation.", "createAnatomyButton",
+                        lambda e: e.start_anatomy(p.inputVolume, p.anatomyMethod, p.device, _path(p.weightsFolder)))
 
     def onGroupTotalSeg(self) -> None:
         p = self._parameterNode
@@ -385,24 +367,31 @@ class LNSynthWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         if self._toggleOrCancel(self.ui.addTrainingCaseButton):
             return
         p = self._parameterNode
-        with slicer.util.tryWithErrorDisplay("Could not add the training case."):
-            p.casesFolder = self._casesFolder()
-            chain = self.jobEngine().start_training_case(p.inputVolume, p.anatomySegmentation,
-                                                         p.lymphNodeSegmentation, self._casesFolder())
-            self.startJob(chain, self.ui.addTrainingCaseButton,
-                          lambda case: setattr(self.ui.statusLabel, "text", f"Training case added: {case}"))
+        cases = self._casesFolder()
+
+        def start(engine):
+            p.casesFolder = cases
+            return engine.start_training_case(p.inputVolume, p.anatomySegmentation, p.lymphNodeSegmentation, cases)
+
+        self._startWith("Could not add the training case.", "addTrainingCaseButton", start)
+
+    def _caseAdded(self, case) -> None:
+        self.ui.statusLabel.text = f"Training case added: {case}"
 
     def onTrainDdpm(self) -> None:
         if self._toggleOrCancel(self.ui.trainDdpmButton):
             return
+        from LNSynthModuleLib.panel_rules import ddpm_run_folder
+
         p = self._parameterNode
-        with slicer.util.tryWithErrorDisplay("Could not start LN-DDPM training."):
-            config = str(_path(p.ddpmConfigFile) or "") if p.ddpmConfig == "file" else p.ddpmConfig
-            run_dir = _path(p.ddpmRunFolder) or self._workFolder() / f"ln_ddpm_{Path(config).stem or 'config'}"
-            p.ddpmRunFolder = run_dir
-            chain = self.jobEngine().start_ddpm_training(self._casesFolder(), run_dir, config,
-                                                         iterations=p.ddpmIterations or None, device=p.device)
-            self.startJob(chain, self.ui.trainDdpmButton, self._setCheckpoint)
+        config = str(_path(p.ddpmConfigFile) or "") if p.ddpmConfig == "file" else p.ddpmConfig
+
+        def start(engine):
+            p.ddpmRunFolder = run_dir = ddpm_run_folder(_path(p.ddpmRunFolder), self._workFolder(), config)
+            return engine.start_ddpm_training(self._casesFolder(), run_dir, config,
+                                              iterations=p.ddpmIterations or None, device=p.device)
+
+        self._startWith("Could not start LN-DDPM training.", "trainDdpmButton", start)
 
     def _setCheckpoint(self, checkpoint) -> None:
         if checkpoint:
@@ -416,14 +405,12 @@ class LNSynthWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         from LNSynthModuleLib.logic import SynthesisSettings
 
         p = self._parameterNode
-        with slicer.util.tryWithErrorDisplay("Could not start the synthesis."):
-            settings = SynthesisSettings(checkpoint=_path(p.checkpointPath), n_samples=p.numberOfSamples,
-                                         sampler=None if p.sampler == FROM_CHECKPOINT else p.sampler,
-                                         steps=p.steps or None, seed=p.seed, transforms=p.useTransforms,
-                                         device=p.device, paste_into_ct=p.pasteIntoCT, qc=p.qualityControl)
-            chain = self.jobEngine().start_synthesis(p.inputVolume, p.anatomySegmentation,
-                                                     p.lymphNodeSegmentation, settings)
-            self.startJob(chain, self.ui.synthesizeButton, self._showSynthetic)
+        settings = SynthesisSettings(checkpoint=_path(p.checkpointPath), n_samples=p.numberOfSamples,
+                                     sampler=None if p.sampler == FROM_CHECKPOINT else p.sampler,
+                                     steps=p.steps or None, seed=p.seed, transforms=p.useTransforms,
+                                     device=p.device, paste_into_ct=p.pasteIntoCT, qc=p.qualityControl)
+        self._startWith("Could not start the synthesis.", "synthesizeButton", lambda e: e.start_synthesis(
+            p.inputVolume, p.anatomySegmentation, p.lymphNodeSegmentation, settings))
 
     def _showSynthetic(self, loaded) -> None:
         if loaded:
@@ -434,20 +421,23 @@ class LNSynthWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
     def onExportDataset(self) -> None:
         if self._toggleOrCancel(self.ui.exportDatasetButton):
             return
+        from LNSynthModuleLib.panel_rules import existing_datasets, replace_question
+
         p = self._parameterNode
-        with slicer.util.tryWithErrorDisplay("Could not export the nnU-Net dataset."):
-            chain = self.jobEngine().start_nnunet_export(_path(p.nnunetDatasetFolder), _path(p.casesFolder),
-                                                         paste=p.pasteIntoCT, qc=p.qualityControl)
-            self.startJob(chain, self.ui.exportDatasetButton)
+        present = existing_datasets(_path(p.nnunetDatasetFolder))   # a second export: replace only after asking
+        if present and not self._ask(replace_question(present)):
+            self.ui.statusLabel.text = "Export not started: the dataset already there is kept."
+            return
+        self._startWith("Could not export the nnU-Net dataset.", "exportDatasetButton", lambda e: e.start_nnunet_export(
+            _path(p.nnunetDatasetFolder), _path(p.casesFolder), paste=p.pasteIntoCT, qc=p.qualityControl,
+            overwrite=bool(present)))
 
     def onTrainNnunet(self) -> None:
         if self._toggleOrCancel(self.ui.trainNnunetButton):
             return
         p = self._parameterNode
-        with slicer.util.tryWithErrorDisplay("Could not start nnU-Net training."):
-            chain = self.jobEngine().start_nnunet_train(_path(p.nnunetDatasetFolder), p.nnunetEpochs, p.device,
-                                                        iterations=p.nnunetIterations)
-            self.startJob(chain, self.ui.trainNnunetButton, self._setModel)
+        self._startWith("Could not start nnU-Net training.", "trainNnunetButton", lambda e: e.start_nnunet_train(
+            _path(p.nnunetDatasetFolder), p.nnunetEpochs, p.device, iterations=p.nnunetIterations))
 
     def _setModel(self, model_dir) -> None:
         if model_dir:
@@ -457,9 +447,8 @@ class LNSynthWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         if self._toggleOrCancel(self.ui.predictButton):
             return
         p = self._parameterNode
-        with slicer.util.tryWithErrorDisplay("Could not start nnU-Net prediction."):
-            chain = self.jobEngine().start_nnunet_predict(p.inputVolume, _path(p.nnunetModelFolder), p.device)
-            self.startJob(chain, self.ui.predictButton)
+        self._startWith("Could not start nnU-Net prediction.", "predictButton", lambda e: e.start_nnunet_predict(
+            p.inputVolume, _path(p.nnunetModelFolder), p.device))
 
 
 class LNSynthTest(ScriptedLoadableModuleTest):

@@ -9,6 +9,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[2]
 UI_FILE = REPO / "LNSynth" / "Resources" / "UI" / "LNSynth.ui"
 MODULE_FILE = REPO / "LNSynth" / "LNSynth.py"
+PANEL_JOBS_FILE = REPO / "LNSynth" / "LNSynthModuleLib" / "panel_jobs.py"   # the widget's job mixin
 
 
 def _widgets() -> dict[str, ET.Element]:
@@ -29,8 +30,14 @@ def _parameters() -> list[str]:
 
 
 def _ui_names_used_by_code() -> set[str]:
+    """`self.ui.<name>` in the widget and its mixin, ACTION_BUTTONS, and button names passed as strings."""
     names = set()
-    for node in ast.walk(_module_tree()):
+    mixin = ast.parse(PANEL_JOBS_FILE.read_text(encoding="utf-8"))
+    for node in [*ast.walk(_module_tree()), *ast.walk(mixin)]:
+        if isinstance(node, ast.Call) and getattr(node.func, "attr", None) in ("startJob", "_startWith"):
+            names.update(a.value for a in node.args if isinstance(a, ast.Constant) and str(a.value).endswith("Button"))
+        if isinstance(node, ast.Assign) and any(getattr(t, "id", None) == "DONE_HANDLERS" for t in node.targets):
+            names.update(k.value for k in node.value.keys)
         if (isinstance(node, ast.Attribute) and isinstance(node.value, ast.Attribute)
                 and node.value.attr == "ui" and isinstance(node.value.value, ast.Name)
                 and node.value.value.id == "self"):
