@@ -11,10 +11,11 @@ import importlib
 import importlib.util
 import os
 import sys
+from collections.abc import Iterable
 from pathlib import Path
 
 from LNSynthLib.cli import arg_types as at
-from LNSynthLib.errors import InputDataError
+from LNSynthLib.errors import InputDataError, UsageError
 
 DEFAULT_PORT = 8080
 DEFAULT_MAX_SESSIONS = 8   # each session is a Slicer scene in its own process (a few hundred MB)
@@ -64,6 +65,25 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--single-session", action="store_true", help=argparse.SUPPRESS)  # one app (the launcher's child)
     p.add_argument("--session-address", help=argparse.SUPPRESS)  # the launcher's /s/<id>/ address of that app
     p.set_defaults(func=run)
+
+
+def check_data_roots(folders: Iterable[str | Path], work: str | Path) -> tuple[Path, ...]:
+    """The admin's `--data` folders, resolved; refused when missing or overlapping the work folder.
+
+    A data folder that holds the work folder (or lies inside it) would hand every session the
+    other sessions' uploads and results.
+    """
+    work_root = Path(work).resolve()
+    roots = []
+    for folder in folders:
+        root = Path(folder).expanduser().resolve()
+        if not root.is_dir():
+            raise UsageError("--data folder not found", path=folder, fix="give an existing folder of images")
+        if work_root.is_relative_to(root) or root.is_relative_to(work_root):
+            raise UsageError(f"--data folder overlaps the work folder {work_root}", path=folder,
+                             fix="keep the data folders and --work apart (sessions must not read each other's files)")
+        roots.append(root)
+    return tuple(dict.fromkeys(roots))
 
 
 def module_folder() -> Path:
@@ -140,10 +160,8 @@ def run(args: argparse.Namespace) -> int:
     if args.single_session:  # the launcher's child: the one token of its user, from the environment
         return load_web_app(True).serve(args.work, args.port, args.host, next(iter(tokens), None),
                                         tuple(args.data), args.max_upload_mb, args.session_address)
-    web = load_web_app(False)
-    from LNSynthModuleLib.web.paths import check_data_roots
-
     data = check_data_roots(args.data, args.work)
+    web = load_web_app(False)
     warnings = token_warnings(tokens, args.token is not None and args.token_file is None)
     return web.run(args.work, args.port, args.host, tokens, args.max_sessions, data_roots=data,
                    max_upload_mb=args.max_upload_mb, idle_s=args.idle_minutes * 60,

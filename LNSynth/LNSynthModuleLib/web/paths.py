@@ -10,34 +10,16 @@ roots: the work folder itself is not one, only this session's folder inside it.
 from __future__ import annotations
 
 import stat
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
+from LNSynthLib.cli.serve_command import check_data_roots  # noqa: F401  (the --data rule, kept with the CLI)
 from LNSynthLib.diffusion.choices import BUNDLED_CONFIGS
-from LNSynthLib.errors import ConfigError, InputDataError, UsageError
+from LNSynthLib.errors import ConfigError, InputDataError
 
 NOT_ALLOWED = "not allowed or not found on the server"
 CONFIG_SUFFIXES = (".yaml", ".yml")
 CHECKPOINT_SUFFIXES = (".pt", ".pth")
-
-
-def check_data_roots(folders: Iterable[str | Path], work: str | Path) -> tuple[Path, ...]:
-    """The admin's `--data` folders, resolved; refused when missing or overlapping the work folder.
-
-    A data folder that holds the work folder (or lies inside it) would hand every session the
-    other sessions' uploads and results.
-    """
-    work_root = Path(work).resolve()
-    roots = []
-    for folder in folders:
-        root = Path(folder).expanduser().resolve()
-        if not root.is_dir():
-            raise UsageError("--data folder not found", path=folder, fix="give an existing folder of images")
-        if work_root.is_relative_to(root) or root.is_relative_to(work_root):
-            raise UsageError(f"--data folder overlaps the work folder {work_root}", path=folder,
-                             fix="keep the data folders and --work apart (sessions must not read each other's files)")
-        roots.append(root)
-    return tuple(dict.fromkeys(roots))
 
 
 def _kind_ok(path: Path, folder: bool) -> bool:
