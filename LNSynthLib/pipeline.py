@@ -19,11 +19,14 @@ from LNSynthLib.atomic import write_text_atomic
 from LNSynthLib.cases import META_FILE, list_cases
 from LNSynthLib.devices import nnunet_device
 from LNSynthLib.diffusion.config import plain_data
+from LNSynthLib.diffusion.sample.inct_defaults import DEFAULT_MARGIN_MM
 from LNSynthLib.errors import InputDataError
 from LNSynthLib.jobs.progress import Progress
 from LNSynthLib.jobs.results import emit_result
 from LNSynthLib.segmentation.nnunet_trainers.plateau import DEFAULT_MIN_DELTA
 from LNSynthLib.volumes.preprocess import TEST_MARGIN_MM, TRAIN_MARGIN_MM
+
+DEFAULT_REAL_SHARE = 0.5   # where real and synthetic cases are mixed, half of the drawn cases are real
 
 
 @dataclass(frozen=True)
@@ -55,6 +58,11 @@ class PipelineSettings:
     nnunet_step_size: float | None = None   # sliding-window step of the test predictions; None: nnU-Net's 0.5
     qc_real_model: str | None = None     # nnU-Net model trained on real data for QC's NodeRecall rule when this
                                          # run trains no Real model itself (the synthesis benchmark's QC groups)
+    nnunet_shared_plan: bool = True      # every strategy trains with the plan of the real training cases
+                                         # (network, patch, normalization: `segmentation/nnunet_plans.py`)
+    nnunet_real_share: float | None = DEFAULT_REAL_SHARE   # share of drawn cases that are real where a dataset
+                                         # mixes real and synthetic cases; None: nnU-Net's uniform draw
+    inct_margin_mm: float = DEFAULT_MARGIN_MM   # real-inpaint: the generated neighbourhood around each new node
     train_margin_mm: float = TRAIN_MARGIN_MM
     test_margin_mm: float = TEST_MARGIN_MM
     device: str = "auto"
@@ -92,6 +100,7 @@ class Layout:
     ddpm_run = property(lambda self: self.root / "ln_ddpm")
     synthetic = property(lambda self: self.root / "synthetic")
     copy_paste = property(lambda self: self.root / "copy_paste")
+    inct = property(lambda self: self.root / "synthetic_inct")
     nnunet = property(lambda self: self.root / "nnunet")
     predictions = property(lambda self: self.root / "predictions")
     report = property(lambda self: self.root / "report")
@@ -105,14 +114,17 @@ DATASETS = [
     (102, "RealSynt", "Real + Synt", "LN-DDPM", "real+synt", False),
     (103, "RealSyntPasted", "Real + Synt", "LN-DDPM (pasted)", "real+synt", True),
     (104, "Synt", "Synt", "LN-DDPM", "synt", False),
+    (106, "RealInCT", "Real + Synt", "LN-DDPM in-CT", "real+inct", False),
 ]
 PIPELINE_STRATEGIES = tuple(dict.fromkeys(row[4] for row in DATASETS))   # real, real+copypaste, real+synt, synt
 COPY_PASTE = "real+copypaste"   # real cases + `synt_per_case` copy-paste cases each (augment/copy_paste.py)
+IN_CT = "real+inct"   # real cases + `synt_per_case` cases each with LN-DDPM nodes synthesized into the real CT
+MIXED = ("real+synt", COPY_PASTE, IN_CT)   # strategies whose datasets mix real and synthetic cases
 
 
 def export_strategy(pipeline_strategy: str) -> str:
-    """The `nnunet export` strategy of a pipeline strategy: copy-paste cases are exported like synthetic ones."""
-    return "real+synt" if pipeline_strategy == COPY_PASTE else pipeline_strategy
+    """The `nnunet export` strategy of a pipeline strategy: copy-paste and in-CT cases are exported like synthetic ones."""
+    return "real+synt" if pipeline_strategy in (COPY_PASTE, IN_CT) else pipeline_strategy
 
 
 def selected_datasets(s: PipelineSettings) -> list[tuple]:
@@ -164,6 +176,17 @@ def sample_synthetic(layout: Layout, s: PipelineSettings, checkpoint: Path) -> N
                  device=s.device, window=sample.window)
 
 
+def inct_cases(layout: Layout, s: PipelineSettings, checkpoint: Path) -> Path:
+    """`synt_per_case` in-CT cases per real training case: LN-DDPM nodes synthesized into the real CT."""
+    from LNSynthLib.diffusion.sample.inct_cases import write_inct_cases
+
+    sample = ddpm_config(s).sample
+    write_inct_cases(checkpoint, layout.train_cases, layout.inct, per_case=s.synt_per_case, seed=s.seed,
+                     margin_mm=s.inct_margin_mm, sampler=sample.sampler, steps=sample.steps, eta=sample.eta,
+                     device=s.device)
+    return layout.inct
+
+
 def copy_paste_cases(layout: Layout, s: PipelineSettings) -> Path:
     """`synt_per_case` copy-paste cases per real training case (resumes: finished cases are kept)."""
     from LNSynthLib.augment.copy_paste import write_copy_paste_cases
@@ -188,7 +211,7 @@ def export_strategy_dataset(layout: Layout, s: PipelineSettings, row: tuple) -> 
     dataset_id, name, _, _, strategy, paste = row
     settings = ExportSettings(strategy=export_strategy(strategy), synt_per_case=s.synt_per_case, paste_into_ct=paste,
                               train_margin_mm=s.train_margin_mm, test_margin_mm=s.test_margin_mm, qc=s.qc)
-    synthetic = {"real": None, COPY_PASTE: layout.copy_paste}.get(strategy, layout.synthetic)
+    synthetic = {"real": None, COPY_PASTE: layout.copy_paste, IN_CT: layout.inct}.get(strategy, layout.synthetic)
     if strategy == COPY_PASTE:
         copy_paste_cases(layout, s)
     dataset_dir = NnUNetProject(layout.nnunet).raw / dataset_name(dataset_id, name)
@@ -203,21 +226,22 @@ def train_and_predict(layout: Layout, s: PipelineSettings, device: str) -> list:
     from LNSynthLib.segmentation import nnunet_runner as nr
 
     project = nr.NnUNetProject(layout.nnunet)
-    trainer = nr.TrainerSpec(s.nnunet_epochs, s.nnunet_iterations, s.nnunet_val_iterations, s.nnunet_patience,
-                             s.nnunet_min_delta)
     sets = []
     real_model, scored = (Path(s.qc_real_model) if s.qc_real_model else None), False
     for row in selected_datasets(s):
         dataset_id, name, strategy, method = row[:4]
-        if s.qc and not scored and row[4] not in ("real", COPY_PASTE):   # the first LN-DDPM strategy
+        if s.qc and not scored and row[4] in ("real+synt", "synt"):   # the first patch-mode LN-DDPM strategy
             quality_control(layout, real_model, device)
             scored = True
         dataset_dir = export_strategy_dataset(layout, s, row)
-        nr.plan_and_preprocess(project, dataset_id, device=device)
+        plans_name = plan_dataset(layout, s, project, row, device)
         configuration = nr.patch_configuration(project, dataset_id, s.nnunet_patch_size,
-                                               base_features=s.nnunet_base_features)
+                                               base_features=s.nnunet_base_features, plans_name=plans_name)
+        share = s.nnunet_real_share if row[4] in MIXED else None
+        trainer = nr.TrainerSpec(s.nnunet_epochs, s.nnunet_iterations, s.nnunet_val_iterations, s.nnunet_patience,
+                                 s.nnunet_min_delta, share)
         checkpoint = nr.train(project, dataset_id, trainer, fold=s.nnunet_fold, configuration=configuration,
-                              device=device)
+                              device=device, seed=s.seed, plans_name=plans_name)
         pred_dir = layout.predictions / name
         nr.predict(checkpoint.parents[1], dataset_dir / "imagesTs", pred_dir, fold=s.nnunet_fold, device=device,
                    step_size=s.nnunet_step_size)
@@ -225,6 +249,24 @@ def train_and_predict(layout: Layout, s: PipelineSettings, device: str) -> list:
         if row[4] == "real":
             real_model = checkpoint.parents[1]
     return sets
+
+
+def plan_dataset(layout: Layout, s: PipelineSettings, project: Any, row: tuple, device: str) -> str:
+    """Plan and preprocess one dataset; returns the plans name to train with.
+
+    With `nnunet_shared_plan` every dataset but Real is preprocessed with the plan of the Real
+    dataset (exported and planned here when this run does not train Real), so every strategy
+    trains the same network on the same normalization (`segmentation/nnunet_plans.py`).
+    """
+    from LNSynthLib.segmentation import nnunet_runner as nr
+
+    if not s.nnunet_shared_plan or row[4] == "real":
+        nr.plan_and_preprocess(project, row[0], device=device)
+        return nr.DEFAULT_PLANS
+    real_row = DATASETS[0]
+    export_strategy_dataset(layout, s, real_row)
+    nr.plan_and_preprocess(project, real_row[0], device=device)
+    return nr.transfer_plans(project, real_row[0], row[0], device=device)
 
 
 def run_pipeline(work_dir: str | Path, settings: PipelineSettings | None = None, *,
@@ -264,6 +306,8 @@ def run_pipeline(work_dir: str | Path, settings: PipelineSettings | None = None,
         checkpoint = train_ln_ddpm(layout, s)
         stage("ln_ddpm")
         sample_synthetic(layout, s, checkpoint)
+        if IN_CT in s.strategies:
+            inct_cases(layout, s, checkpoint)
         stage("sampling")
         sets = train_and_predict(layout, s, device)
         stage("nnunet")

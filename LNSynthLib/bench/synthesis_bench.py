@@ -24,6 +24,7 @@ from typing import Any
 from LNSynthLib.atomic import write_text_atomic
 from LNSynthLib.bench import synthesis_grid as grid
 from LNSynthLib.bench.results import write_results
+from LNSynthLib.bench.synthesis_generator import train_to_gate
 from LNSynthLib.cli import arg_types as at
 from LNSynthLib.cli.options import add_device
 
@@ -39,13 +40,13 @@ DESCRIPTION = "Real vs copy-paste vs LN-DDPM synthesis with 2/4 real cases over 
 # (step 1.0: 8 windows, not 27). LN-DDPM samples with DPM-Solver++ in 5 steps (`lnsynth bench samplers`: the
 # same fidelity as DDPM-300).
 FULL = {"regimes": (2, 4), "seeds": (0, 1, 2, 3, 4), "test_cases": 10,
-        "strategies": tuple(k for k in grid.BY_KEY if k != "ddpm5_qc"),
-        "ddpm_check_every": 150, "ddpm_max_iterations": 900, "fidelity_patches": 4, "sampler": "dpmpp",
+        "strategies": (*grid.PRIMARY, *grid.FACTORS),
+        "ddpm_check_every": 300, "ddpm_max_iterations": 900, "fidelity_patches": 4, "sampler": "dpmpp",
         "sampler_steps": 5, "nnunet_fold": "all", "nnunet_base_features": 16, "nnunet_max_epochs": 80,
         "nnunet_iterations": 10, "nnunet_val_iterations": 2, "patience": 15, "min_delta": 0.005,
         "patch": (32, 32, 32), "step_size": 1.0, "secondary_seeds": 2}
 QUICK = {**FULL, "regimes": (2,), "seeds": (0,), "test_cases": 3, "strategies": ("real", "copypaste", "ddpm5"),
-         "ddpm_check_every": 100, "ddpm_max_iterations": 300, "nnunet_max_epochs": 3, "nnunet_iterations": 4,
+         "ddpm_check_every": 150, "ddpm_max_iterations": 300, "nnunet_max_epochs": 3, "nnunet_iterations": 4,
          "nnunet_val_iterations": 2, "patience": 2}
 FULL_RUN_LIMIT_S = 3 * 3600
 SEED_STRIDE = 1000       # phantom seeds of bench seed k start at k * SEED_STRIDE (cases never shared)
@@ -95,45 +96,6 @@ def base_settings(b: dict[str, Any], regime: int, seed: int, device: str, multip
         nnunet_step_size=b["step_size"])
 
 
-def train_to_fidelity(layout: Any, settings: Any, b: dict[str, Any]) -> dict[str, Any]:
-    """Train the shared LN-DDPM in steps of `ddpm_check_every` until its samples follow their conditions."""
-    import torch
-
-    from LNSynthLib.devices import torch_device
-    from LNSynthLib.diffusion.sample.fidelity_check import check_fidelity, evaluation_patches
-    from LNSynthLib.diffusion.sample.sampling import load_model
-    from LNSynthLib.diffusion.train.training import train
-    from LNSynthLib.pipeline import ddpm_config
-
-    record_path = layout.ddpm_run / "fidelity.json"
-    record = json.loads(record_path.read_text(encoding="utf-8")) if record_path.exists() else {"rounds": []}
-    if (layout.ddpm_run / "done.json").exists():
-        return record
-    config = ddpm_config(settings)
-    patches = evaluation_patches(layout.train_cases, config, b["fidelity_patches"])
-    record.setdefault("started_at", time.time())   # the benchmark's wall span runs from the first piece of work
-    done_steps = record["rounds"][-1]["iterations"] if record["rounds"] else 0
-    for target in range(done_steps + b["ddpm_check_every"], b["ddpm_max_iterations"] + 1, b["ddpm_check_every"]):
-        t0 = time.monotonic()
-        checkpoint = train(config, layout.train_cases, layout.ddpm_run, resume=True, device=settings.device,
-                           max_steps=target, progress=False)
-        train_s = time.monotonic() - t0
-        model, _, _ = load_model(checkpoint, torch_device(settings.device))
-        with torch.no_grad():
-            fid = check_fidelity(model, config, patches, sampler=config.sample.sampler, steps=config.sample.steps,
-                                 eta=config.sample.eta)
-        record["rounds"].append({"iterations": target, "train_s": round(train_s, 1), **fid})
-        record.update(checkpoint=str(checkpoint), iterations=target, passed=bool(fid["follows_conditions"]),
-                      train_s=round(sum(r["train_s"] for r in record["rounds"]), 1), fidelity=fid,
-                      sampler=f"{config.sample.sampler}-{config.sample.steps} (eta {config.sample.eta})",
-                      prediction=config.diffusion.prediction)
-        write_text_atomic(record_path, json.dumps(record, indent=2, default=float), overwrite=True)
-        if fid["follows_conditions"]:
-            break
-    write_text_atomic(layout.ddpm_run / "done.json", json.dumps({"checkpoint": record["checkpoint"]}), overwrite=True)
-    return record
-
-
 def shared_stage(work: Path, regime: int, seed: int, b: dict[str, Any], device: str, multiple: int) -> dict:
     """Cases, the LN-DDPM trained to fidelity and its synthetic cases for one (regime, seed)."""
     from LNSynthLib.pipeline import Layout, make_phantom_cases, sample_synthetic
@@ -141,7 +103,7 @@ def shared_stage(work: Path, regime: int, seed: int, b: dict[str, Any], device: 
     layout = Layout(work / f"regime{regime}" / f"seed{seed}" / "shared")
     settings = base_settings(b, regime, seed, device, multiple)
     make_phantom_cases(layout, settings)
-    ddpm = train_to_fidelity(layout, settings, b)
+    ddpm = train_to_gate(layout, settings, b)
     if "sampling_s" not in ddpm:
         t0 = time.monotonic()
         sample_synthetic(layout, settings, Path(ddpm["checkpoint"]))
@@ -151,11 +113,26 @@ def shared_stage(work: Path, regime: int, seed: int, b: dict[str, Any], device: 
     return ddpm
 
 
-def _link_shared(root: Path, shared: Path) -> None:
+def first_round_synthetic(work: Path, regime: int, seed: int, b: dict[str, Any], device: str, multiple: int) -> None:
+    """The round-1 (150-iteration) generator's synthetic set, for the gate-vs-150 factor."""
+    from LNSynthLib.pipeline import Layout, sample_synthetic
+
+    layout = Layout(work / f"regime{regime}" / f"seed{seed}" / "shared")
+    record = json.loads((layout.ddpm_run / "fidelity.json").read_text(encoding="utf-8"))
+    first = record.get("checkpoint_first_round")
+    if first:
+        settings = base_settings(b, regime, seed, device, multiple)
+        sample_synthetic(Layout(layout.root / "first_round"), settings, Path(first))
+        target = layout.root / "synthetic_it150"
+        if not target.exists():
+            target.symlink_to(layout.root / "first_round" / "synthetic", target_is_directory=True)
+
+
+def _link_shared(root: Path, shared: Path, synthetic: str = "synthetic") -> None:
     root.mkdir(parents=True, exist_ok=True)
-    for name in ("cases", "ln_ddpm", "synthetic"):
-        if not (root / name).is_symlink() and (shared / name).exists():
-            (root / name).symlink_to(shared / name, target_is_directory=True)
+    for name, source in (("cases", "cases"), ("ln_ddpm", "ln_ddpm"), ("synthetic", synthetic)):
+        if not (root / name).is_symlink() and (shared / source).exists():
+            (root / name).symlink_to(shared / source, target_is_directory=True)
 
 
 def real_model_of(seed_dir: Path) -> Path | None:
@@ -183,11 +160,12 @@ def run_group(work: Path, regime: int, seed: int, members: list[grid.Strategy], 
     """One pipeline call for a group of strategies; a `done_<key>.json` marker per strategy."""
     from LNSynthLib.pipeline import run_pipeline
     from LNSynthLib.segmentation.nnunet_progress import parse_training_logs
+    from LNSynthLib.segmentation.nnunet_runner import TRAINING_RECORD
     from LNSynthLib.segmentation.nnunet_trainers.plateau import read_record
 
     seed_dir = work / f"regime{regime}" / f"seed{seed}"
     root = seed_dir / members[0].group
-    _link_shared(root, seed_dir / "shared")
+    _link_shared(root, seed_dir / "shared", members[0].synthetic)
     changes = grid.group_settings(members)
     real_model = real_model_of(seed_dir) if changes["qc"] else None
     if real_model is not None:
@@ -206,7 +184,11 @@ def run_group(work: Path, regime: int, seed: int, members: list[grid.Strategy], 
             raise RuntimeError(f"no report row for {strategy.label} in {report}")
         fold = next((f for name, f in folds.items() if ("Pasted" in name) == strategy.paste), None)
         epochs = parse_training_logs(fold) if fold else []
+        training = json.loads((fold / TRAINING_RECORD).read_text(encoding="utf-8")) if fold else {}
         marker = {"nnunet_train_s": round(sum(e.epoch_time_s or 0.0 for e in epochs), 1),
+                  "plan_hash": training.get("plan_hash"), "plan": training.get("plan_summary"),
+                  "nnunet_seed": training.get("seed"), "trainer": training.get("trainer"),
+                  "false_positives": fp_split(root, strategy),
                   "nnunet_epochs_run": len(epochs),"strategy": strategy.key, "regime": regime, "seed": seed, "summary": row,
                   "per_case": metrics["segmentation_per_case"][f"{row['strategy']} | {row['method']}"],
                   "plateau": read_record(fold) if fold else None, "group_wall_s": round(wall, 1),
@@ -218,6 +200,27 @@ def run_group(work: Path, regime: int, seed: int, members: list[grid.Strategy], 
             measure_predict = False
         write_text_atomic(seed_dir / f"done_{strategy.key}.json", json.dumps(marker, indent=2, default=float),
                           overwrite=True)
+
+
+def fp_split(root: Path, strategy: grid.Strategy) -> dict[str, Any] | None:
+    """False positives of one strategy's test predictions by what they fell on (phantom test cases only)."""
+    from LNSynthLib.cases import list_cases, load_case
+    from LNSynthLib.phantom.false_positives import add_splits, false_positive_split, phantom_tissue
+    from LNSynthLib.pipeline import DATASETS
+    from LNSynthLib.volumes.io import read_volume
+
+    row = next(r for r in DATASETS if r[4] == strategy.pipeline_strategy and r[5] == strategy.paste)
+    total = None
+    for case in list_cases(root / "cases" / "test"):
+        pred_path = root / "predictions" / row[1] / f"{case.name}.nii.gz"
+        tissue = phantom_tissue(case)
+        if tissue is None or not pred_path.exists():
+            return None
+        pred = read_volume(pred_path).array
+        if pred.shape != tissue.shape:
+            return None
+        total = add_splits(total, false_positive_split(pred, load_case(case).ln.array, tissue))
+    return total
 
 
 def run(args: argparse.Namespace) -> tuple[Path, Path]:
@@ -249,6 +252,8 @@ def run(args: argparse.Namespace) -> tuple[Path, Path]:
             if (regime, seed) not in ddpm:
                 ddpm[(regime, seed)] = shared_stage(work, regime, seed, b, args.device, multiple)
             members = groups[group]
+            if members[0].synthetic == "synthetic_it150":
+                first_round_synthetic(work, regime, seed, b, args.device, multiple)
             if not all((seed_dir / f"done_{s.key}.json").exists() for s in members):
                 t0 = time.monotonic()
                 run_group(work, regime, seed, members, b, args.device, multiple, measure_predict=not ran)

@@ -35,27 +35,40 @@ class Strategy:
     synt_per_case: int = 1
     paste: bool = False            # the pasted row of a group run with paste_variant
     qc: bool = False               # PipelineSettings.qc (the synthetic-sample quality filter)
+    factor: str = ""               # what this strategy changes against LN-DDPM 10× (the factor table), "" for none
+    extra: tuple[tuple[str, Any], ...] = ()   # further PipelineSettings changes (the factor's)
+    synthetic: str = "synthetic"   # which shared synthetic set it trains on (`synthetic_it150`: the round-1 model)
 
     def settings_changes(self) -> dict[str, Any]:
         # qc always explicit: the pipeline's default (on) must not filter the strategies compared without it
         return {"strategies": (self.pipeline_strategy,), "synt_per_case": self.synt_per_case,
-                "paste_variant": self.paste, "qc": self.qc}
+                "paste_variant": self.paste, "qc": self.qc, **dict(self.extra)}
 
 
 STRATEGIES = (
     Strategy("real", "Real", "real", "real"),
     Strategy("copypaste", "Real + copy-paste 10×", "copypaste", "real+copypaste", 10),   # as many cases as LN-DDPM 10×
-    Strategy("ddpm5", "Real + LN-DDPM 5×", "ddpm5", "real+synt", 5),
     Strategy("ddpm10", "Real + LN-DDPM 10×", "ddpm10", "real+synt", 10),
+    Strategy("inct10", "Real + LN-DDPM in-CT 10×", "inct10", "real+inct", 10),
+    # One factor at a time against LN-DDPM 10× (shared plan, 50 % real draws, gated generator, QC off):
+    Strategy("ddpm10_ownplan", "LN-DDPM 10×, its own nnU-Net plan", "ddpm10_ownplan", "real+synt", 10,
+             factor="plan made from its own (mostly synthetic) cases", extra=(("nnunet_shared_plan", False),)),
+    Strategy("ddpm10_uniform", "LN-DDPM 10×, uniform case draws", "ddpm10_uniform", "real+synt", 10,
+             factor="nnU-Net's uniform case draws (9 % real) instead of 50 %", extra=(("nnunet_real_share", None),)),
+    Strategy("ddpm10_it150", "LN-DDPM 10×, 150-iteration generator", "ddpm10_it150", "real+synt", 10,
+             factor="the generator of round 1 (150 iterations) instead of the gated one", synthetic="synthetic_it150"),
+    Strategy("ddpm10_qc", "LN-DDPM 10×, QC on", "ddpm10_qc", "real+synt", 10, qc=True,
+             factor="quality control on"),
+    Strategy("ddpm5", "Real + LN-DDPM 5×", "ddpm5", "real+synt", 5),
     Strategy("ddpm10_pasted", "Real + LN-DDPM 10× pasted", "ddpm10", "real+synt", 10, paste=True),
-    Strategy("ddpm5_qc", "Real + LN-DDPM 5× QC", "ddpm5_qc", "real+synt", 5, qc=True),
-    Strategy("ddpm10_qc", "Real + LN-DDPM 10× QC", "ddpm10_qc", "real+synt", 10, qc=True),
     Strategy("synt", "Synt only (LN-DDPM 10×)", "synt", "synt", 10),
 )
 BY_KEY = {s.key: s for s in STRATEGIES}
 # The question the benchmark answers (does LN-DDPM beat Real and the copy-paste baseline): these run on every
-# seed; the variants (5×, QC, pasted, Synt only) on the first `secondary_seeds` seeds of a full run.
-PRIMARY = ("real", "copypaste", "ddpm10")
+# seed; the factors on the first `secondary_seeds` seeds of a full run.
+PRIMARY = ("real", "copypaste", "ddpm10", "inct10")
+FACTORS = tuple(s.key for s in STRATEGIES if s.factor)
+LN_DDPM_KEY = "ddpm10"   # the row the factors change one thing of
 MAX_MULTIPLE = max(s.synt_per_case for s in STRATEGIES)   # synthetic cases sampled per real case, shared by all
 
 

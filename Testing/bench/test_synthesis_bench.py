@@ -32,13 +32,27 @@ def test_every_strategy_names_a_pipeline_strategy_or_says_why_not() -> None:
     assert reasons == {s.key: None for s in grid.STRATEGIES}
     # An unknown pipeline strategy or setting is named in the reason, not run.
     assert "real+other" in grid.unsupported(grid.Strategy("x", "X", "x", "real+other"), PIPELINE_STRATEGIES, names)
-    assert "qc" in grid.unsupported(grid.BY_KEY["ddpm5_qc"], ("real+synt",), [n for n in names if n != "qc"])
+    assert "qc" in grid.unsupported(grid.BY_KEY["ddpm10_qc"], ("real+synt",), [n for n in names if n != "qc"])
+    shared = [n for n in names if n != "nnunet_shared_plan"]
+    assert "nnunet_shared_plan" in grid.unsupported(grid.BY_KEY["ddpm10_ownplan"], PIPELINE_STRATEGIES, shared)
+
+
+def test_each_factor_changes_one_thing_of_the_ln_ddpm_row() -> None:
+    base = grid.BY_KEY[grid.LN_DDPM_KEY]
+    for key in grid.FACTORS:
+        factor = grid.BY_KEY[key]
+        a = grid.replace_settings(PipelineSettings.demo(), base.settings_changes())
+        f = grid.replace_settings(PipelineSettings.demo(), factor.settings_changes())
+        changed = {x.name for x in fields(PipelineSettings) if getattr(a, x.name) != getattr(f, x.name)}
+        changed |= {"synthetic"} if factor.synthetic != base.synthetic else set()
+        assert len(changed) == 1, (key, changed)
+        assert factor.pipeline_strategy == base.pipeline_strategy and factor.synt_per_case == base.synt_per_case
 
 
 def test_quality_control_only_where_the_strategy_asks_for_it() -> None:
     # The pipeline filters by default; the strategies compared without the filter must turn it off.
     assert PipelineSettings().qc is True
-    assert {s.key for s in grid.STRATEGIES if s.settings_changes()["qc"]} == {"ddpm5_qc", "ddpm10_qc"}
+    assert {s.key for s in grid.STRATEGIES if s.settings_changes()["qc"]} == {"ddpm10_qc"}
 
 
 def test_groups_share_one_pipeline_call() -> None:
@@ -97,10 +111,10 @@ def test_budget_of_quick_and_overrides() -> None:
     args = argparse.Namespace(quick=True, regimes=None, seeds=None, strategies=None, test_cases=None)
     assert budget(args) == QUICK and len(QUICK["regimes"]) == 1 and len(QUICK["seeds"]) <= 2
     assert FULL["regimes"] == (2, 4) and len(FULL["seeds"]) >= 5 and FULL["test_cases"] >= 10
-    assert set(FULL["strategies"]) == set(grid.BY_KEY) - {"ddpm5_qc"}
-    # Real, copy-paste and LN-DDPM 10x on all 5 seeds, the 4 variants on 2: 2 regimes x (3 x 5 + 4 x 2) trainings.
-    assert FULL["secondary_seeds"] == 2 and grid.planned_runs(FULL) == 2 * (3 * 5 + 4 * 2)
-    assert grid.planned_runs({**FULL, "secondary_seeds": None}) == 2 * 7 * 5
+    assert set(FULL["strategies"]) == set(grid.PRIMARY) | set(grid.FACTORS)
+    # Real, copy-paste, LN-DDPM 10x and in-CT 10x on all 5 seeds, the 4 factors on 2: 2 x (4 x 5 + 4 x 2) trainings.
+    assert FULL["secondary_seeds"] == 2 and grid.planned_runs(FULL) == 2 * (4 * 5 + 4 * 2)
+    assert grid.planned_runs({**FULL, "secondary_seeds": None}) == 2 * 8 * 5
     variants = [grid.BY_KEY["synt"]]
     assert grid.runs_on_seed(variants, 1, 2) and not grid.runs_on_seed(variants, 2, 2)
     assert grid.runs_on_seed([grid.BY_KEY["ddpm10"], grid.BY_KEY["ddpm10_pasted"]], 4, 2)   # a primary member
@@ -166,7 +180,7 @@ def test_markdown_costs_and_estimate_from_markers(tmp_path: Path) -> None:
     iters = 2 * (QUICK["nnunet_iterations"] + QUICK["nnunet_val_iterations"]) * 3
     assert costs["nnunet_s_per_iteration"] == pytest.approx(120.0 / iters, abs=1e-3)
     assert costs["nnunet_run_overhead_s"] == pytest.approx((240 - 120) / 2 - 2.0 * QUICK["test_cases"])
-    assert estimate["plan"]["ddpm_iterations"] == 10 * 150   # 100 measured, rounded up to the full run's check step
+    assert estimate["plan"]["ddpm_iterations"] == 10 * FULL["ddpm_check_every"]   # 100 measured, rounded up to a check
     slowdown = estimate["slowdown_vs_idle"]
     assert slowdown["ddpm_s_per_iteration"] == pytest.approx(4.0)
     assert slowdown["sampling_s_per_sample"] == pytest.approx(5.0 / IDLE_COSTS["sampling_s_per_sample"], abs=0.01)
