@@ -15,7 +15,6 @@ from LNSynthLib.diffusion.sample.inpaint import inpaint_model_fn, seam_contrast,
 
 from .conftest import micro_config
 
-
 SEAM_TOLERANCE = 1.3   # across-boundary steps at most 30 % above what the two textures alone give
 
 
