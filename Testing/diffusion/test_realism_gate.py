@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from LNSynthLib.cases import list_cases, load_case
-from LNSynthLib.diffusion.sample.realism_gate import gate, loss_plateau, lookalike_blobs, realism_figures
+from LNSynthLib.diffusion.sample.realism_gate import gate, lookalike_blobs, loss_plateau, realism_figures
 
 
 def _windows(phantom_cases: Path, n: int = 4, size: int = 32) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
