@@ -189,3 +189,24 @@ def test_trained_model_paints_a_node_into_a_real_ct(real_training: dict, trained
     # Not asserted here: the seam. After 200 iterations on one CT the generated fat around the node reads about
     # −70 HU where this CT's fat reads −117 HU, so the step across the boundary (36 HU) exceeds what the two
     # textures give (20 HU); the phantom test above, where the model has seen enough fat, holds it.
+
+
+def test_sample_command_in_ct_mode(phantom_cases: Path, micro_checkpoint: Path, tmp_path: Path) -> None:
+    """`lnsynth sample --mode in-ct` in a real process: the full CT back per case, patch-only options refused."""
+    import subprocess
+    import sys
+
+    base = [sys.executable, "-m", "LNSynthLib", "sample", "--checkpoint", str(micro_checkpoint), "--cases",
+            str(phantom_cases), "--out", str(tmp_path / "out"), "--mode", "in-ct", "--samples-per-case", "1",
+            "--device", "cpu"]
+    env = {**__import__("os").environ, "OMP_NUM_THREADS": "1", "LNSYNTH_PROGRESS": "quiet"}
+    refused = subprocess.run([*base, "--shard", "0/2"], capture_output=True, text=True, env=env)
+    assert refused.returncode != 0 and "--mode patch only" in refused.stderr
+    done = subprocess.run(base, capture_output=True, text=True, env=env)
+    assert done.returncode == 0, done.stderr
+    folders = sorted((tmp_path / "out").iterdir())
+    assert [f.name for f in folders] == [f"{c.name}_inct_0" for c in list_cases(phantom_cases)]
+    case, source = load_case(folders[0]), load_case(list_cases(phantom_cases)[0])
+    assert case.ct.shape == source.ct.shape and case.meta["mode"] == "in-ct"
+    assert int((case.ct.array != source.ct.array).sum()) <= case.meta["region_voxels"]
+    assert np.array_equal(case.ln.array > 0, source.ln.array > 0)
