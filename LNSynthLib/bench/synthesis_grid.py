@@ -59,6 +59,8 @@ STRATEGIES = (
              factor="the generator of round 1 (150 iterations) instead of the gated one", synthetic="synthetic_it150"),
     Strategy("ddpm10_qc", "LN-DDPM 10×, QC on", "ddpm10_qc", "real+synt", 10, qc=True,
              factor="quality control on"),
+    Strategy("real_rerun", "Real, another nnU-Net seed", "real_rerun", "real",
+             extra=(("nnunet_seed_offset", 1),)),   # the Real-vs-Real spread (synthesis_sections.spread_sentence)
     Strategy("ddpm5", "Real + LN-DDPM 5×", "ddpm5", "real+synt", 5),
     Strategy("ddpm10_pasted", "Real + LN-DDPM 10× pasted", "ddpm10", "real+synt", 10, paste=True),
     Strategy("synt", "Synt only (LN-DDPM 10×)", "synt", "synt", 10),

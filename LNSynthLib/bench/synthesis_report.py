@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from LNSynthLib.bench import synthesis_grid as grid
+from LNSynthLib.bench import synthesis_sections as S
 from LNSynthLib.bench.results import markdown_table
 
 # The same work on this 2-core machine when idle (Testing/Benchmarks/results/pipeline.md, seed 0): `tiny`
@@ -93,8 +94,9 @@ def render_markdown(args: argparse.Namespace, b: Mapping[str, Any], skipped: Map
              f"max {b['nnunet_max_epochs']} epochs, stop when the smoothed validation loss (EMA) has not improved by "
              f"more than {b['min_delta']} for {b['patience']} epochs; {_fold_words(b)}; test images predicted "
              f"with sliding-window step {b.get('step_size') or 0.5} of the patch.", "",
-             f"**LN-DDPM:** one per (regime, seed), `tiny` config, trained in steps of {b['ddpm_check_every']} "
-             f"iterations (max {b['ddpm_max_iterations']}) until the condition-fidelity check passes, sampled once "
+             f"**LN-DDPM:** one per (regime, seed), `tiny` config, trained in rounds (150 iterations, then every "
+             f"{b['ddpm_check_every']}, max {b['ddpm_max_iterations']}) until its samples pass the realism gate "
+             "(`diffusion/sample/realism_gate.py`; the last round's model when none passes), sampled once "
              f"({grid.MAX_MULTIPLE if not args.quick else 'the largest multiple used'} per real case) for all strategies.",
              "", *([f"**Seeds:** {', '.join(grid.BY_KEY[k].label for k in grid.PRIMARY)} on every seed; the other "
                     f"strategies on the first {b['secondary_seeds']}.", ""] if b.get("secondary_seeds") else [])]
@@ -113,6 +115,20 @@ def render_markdown(args: argparse.Namespace, b: Mapping[str, Any], skipped: Map
             parts += [f"- {line}" for line in grid.significance_sentences(summary, f"{regime} cases", "vs_copypaste",
                                                                           "Real + copy-paste")] + [""]
         parts += _stops(runs.get(regime, {}))
+        by_strategy = runs.get(regime, {})
+        parts += [f"- {S.spread_sentence(by_strategy)}", ""]
+        factors = S.factor_table(summary, by_strategy)
+        if factors:
+            parts += ["Factors, one at a time (Δ = factor row − LN-DDPM 10× on the same seeds and test cases):", "",
+                      factors, ""]
+        fps = S.fp_table(by_strategy)
+        if fps:
+            parts += ["False-positive components (voxels) on the test cases, by the phantom tissue they fell on "
+                      "(node border: within 2 voxels of a true node):", "", fps, ""]
+        plans = S.plan_table(by_strategy)
+        if plans:
+            parts += ["nnU-Net plan each run trained with (hash of the resolved configuration and the intensity "
+                      "normalization, `segmentation/nnunet_plans.py`):", "", plans, ""]
     parts += ["## LN-DDPM per (regime, seed)", "", markdown_table(
         ["regime", "seed", "iterations", "train s", "passed", "Pearson r", "LN−fat HU (target)", "sampler", "samples",
          "sampling s"],
@@ -120,6 +136,10 @@ def render_markdown(args: argparse.Namespace, b: Mapping[str, Any], skipped: Map
           f"{_f(d.get('fidelity', {}).get('ln_fat_contrast_hu'))} ({_f(d.get('fidelity', {}).get('target_ln_fat_contrast_hu'))})",
           f"{d.get('sampler')}, {d.get('prediction')}-prediction", d.get("samples"), d.get("sampling_s")]
          for (r, s), d in ddpm.items()]), ""]
+    gates = S.gate_table(ddpm)
+    if gates:
+        parts += ["Realism gate per round: generated (real) figures on the gate's windows; the model marked used is "
+                  "the one every LN-DDPM strategy of that (regime, seed) sampled from.", "", gates, ""]
     seconds = estimate["seconds"]
     work_s = (sum(d.get("train_s", 0.0) + d.get("sampling_s", 0.0) + sum(r.get("seconds", 0.0) for r in d.get("rounds", []))
                   for d in ddpm.values()) + sum(g.get("group_wall_s", 0.0) for g in _groups(runs)))
