@@ -8,6 +8,7 @@ map fills 4 of the 14 labels; a paper-config run must not train on it without th
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from LNSynthLib.cases import list_cases, read_meta
 from LNSynthLib.errors import InputDataError
@@ -15,6 +16,8 @@ from LNSynthLib.errors import InputDataError
 COARSE = "coarse"
 UNKNOWN = "not recorded"
 ALLOW_COARSE_FLAG = "--allow-coarse-anatomy"
+ALLOW_OTHER_FLAG = "--allow-other-anatomy"
+FULL_RESOLUTION_MODEL = "full resolution 1.5 mm"   # case.json `totalseg_model` of `prepare --full-resolution`
 
 
 def anatomy_sources(root: str | Path) -> dict[str, dict[str, str]]:
@@ -38,6 +41,63 @@ def refuse_coarse_anatomy(root: str | Path, config_name: str) -> None:
             f"TotalSegmentator's: {shown}; a --config {config_name} run does not train on it silently",
             path=root, fix=f"prepare them with TotalSegmentator weights (--weights-dir) or a label file, or pass "
                            f"{ALLOW_COARSE_FLAG} to train on the coarse anatomy knowingly")
+
+
+def case_label_filter(meta: dict, real_root: str | Path | None = None) -> str:
+    """The label filter that grouped a case's anatomy map (`none` where no filter applied or none is known).
+
+    A synthetic case keeps its source's condition, so its filter is the one in its source case's
+    case.json under `real_root`.
+    """
+    if meta.get("anatomy_label_filter"):
+        return str(meta["anatomy_label_filter"])
+    source = meta.get("source_case")
+    if real_root is not None and source and (Path(real_root) / str(source) / "case.json").is_file():
+        return case_label_filter(read_meta(Path(real_root) / str(source)))
+    return "none"
+
+
+def anatomy_mismatches(root: str | Path, label_filter: str, full_resolution: bool) -> dict[str, str]:
+    """case id -> why its anatomy is not the one a run with these TotalSegmentator settings makes.
+
+    Checked from case.json: an unrecorded source; TotalSegmentator anatomy grouped with another label
+    filter; TotalSegmentator run here with the fast model where `full_resolution` is asked. Given
+    14-label maps and the phantom's labels are the user's own grouping and pass; coarse maps are
+    `refuse_coarse_anatomy`'s.
+    """
+    problems = {}
+    for case, info in anatomy_sources(root).items():
+        if info["source"] == UNKNOWN:
+            problems[case] = "anatomy source not recorded"
+        elif info["source"] == "totalseg" and info["label_filter"] != label_filter:
+            problems[case] = f"label filter {info['label_filter']}, not {label_filter}"
+        elif (info["source"] == "totalseg" and full_resolution and info["totalseg_model"] not in ("-", FULL_RESOLUTION_MODEL)):
+            problems[case] = f"TotalSegmentator {info['totalseg_model']}, not {FULL_RESOLUTION_MODEL}"
+    return problems
+
+
+def check_training_anatomy(root: str | Path, settings: Any) -> None:
+    """The anatomy guard of a paper run, the same in `lnsynth run`, `train` and `bench ablation`.
+
+    `settings` is a `PipelineSettings` (read: `ddpm_config`, `allow_coarse_anatomy`,
+    `allow_other_anatomy`, `label_filter`, `totalseg_full_resolution`). Training cases must hold
+    TotalSegmentator anatomy made as the run itself would make it from raw cases (paper 000: the
+    abdominal filter; the full-resolution model), unless the user opts out with a flag.
+    """
+    if not settings.allow_coarse_anatomy:
+        refuse_coarse_anatomy(root, settings.ddpm_config)
+    if settings.allow_other_anatomy:
+        return
+    problems = anatomy_mismatches(root, settings.label_filter, settings.totalseg_full_resolution)
+    if problems:
+        shown = "; ".join(f"{case}: {why}" for case, why in list(problems.items())[:8])
+        more = f" and {len(problems) - 8} more" if len(problems) > 8 else ""
+        model = " --full-resolution" if settings.totalseg_full_resolution else ""
+        raise InputDataError(
+            f"{len(problems)} training case(s) hold anatomy a --config {settings.ddpm_config} run does not make "
+            f"({shown}{more})", path=root,
+            fix=f"prepare them again with `lnsynth prepare --label-filter {settings.label_filter}{model}` (or give "
+                f"--raw-cases to `lnsynth run`), or pass {ALLOW_OTHER_FLAG} to train on them knowingly")
 
 
 def anatomy_section(roots: dict[str, Path | None]) -> list[str]:

@@ -20,7 +20,8 @@ from pathlib import Path
 import numpy as np
 
 from LNSynthLib.anatomy.groups import BODY, LABEL_NAMES, NUM_LABELS, totalseg_to_anatomy
-from LNSynthLib.cases import ANATOMY_FILE, CT_FILE
+from LNSynthLib.anatomy.provenance import case_label_filter
+from LNSynthLib.cases import ANATOMY_FILE, CT_FILE, read_meta
 from LNSynthLib.volumes.io import read_volume
 
 ORGAN_DICE_MODES = ("auto", "off")   # auto: run when TotalSegmentator weights are installed
@@ -35,11 +36,16 @@ def totalseg_output_path(work_dir: str | Path, synthetic_folder: str | Path, fas
     return Path(work_dir) / "totalseg" / f"{Path(synthetic_folder).name}_{mode}_{digest}.nii.gz"
 
 
-def case_organ_dice(ts_labels: np.ndarray, synthetic_ct_hu: np.ndarray, condition: np.ndarray) -> dict[str, float]:
-    """Dice per organ group present in the condition, for one TotalSegmentator `total` output."""
+def case_organ_dice(ts_labels: np.ndarray, synthetic_ct_hu: np.ndarray, condition: np.ndarray,
+                    label_filter: str = "none") -> dict[str, float]:
+    """Dice per organ group present in the condition, for one TotalSegmentator `total` output.
+
+    `label_filter` must be the filter that grouped the condition (`provenance.case_label_filter`):
+    with another one a heart or sternum voxel lands in different labels on the two sides.
+    """
     from LNSynthLib.metrics.generation import organ_dice  # keeps this module torch-free for the CLI parser
 
-    predicted = totalseg_to_anatomy(ts_labels, synthetic_ct_hu)
+    predicted = totalseg_to_anatomy(ts_labels, synthetic_ct_hu, label_filter)
     return organ_dice(predicted, np.asarray(condition), ORGAN_LABELS, ORGAN_NAMES)
 
 
@@ -55,8 +61,13 @@ def mean_organ_dice(per_case: Sequence[dict[str, float]]) -> tuple[dict[str, flo
 
 def evaluate_organ_dice(folders: Sequence[Path], work_dir: str | Path, *, mode: str = "auto",
                         weights_dir: str | Path | None = None, fast: bool = True,
-                        device: str = "cpu") -> tuple[dict[str, float] | None, dict[str, int], str]:
-    """(mean Dice per organ or None, cases per organ, note) over synthetic case folders."""
+                        device: str = "cpu", real_root: str | Path | None = None,
+                        ) -> tuple[dict[str, float] | None, dict[str, int], str]:
+    """(mean Dice per organ or None, cases per organ, note) over synthetic case folders.
+
+    Each prediction is grouped with its condition's label filter, read from the synthetic case.json
+    or its source case under `real_root`.
+    """
     if mode not in ORGAN_DICE_MODES:
         raise ValueError(f"organ Dice mode must be one of {ORGAN_DICE_MODES}, got {mode!r}")
     if mode == "off":
@@ -72,19 +83,22 @@ def evaluate_organ_dice(folders: Sequence[Path], work_dir: str | Path, *, mode: 
     from LNSynthLib.anatomy.totalseg import run_totalsegmentator
     from LNSynthLib.jobs.progress import Progress
 
-    per_case = []
+    per_case, filters = [], set()
     with Progress("organ_dice", len(folders)) as progress:
         for folder, out in zip(folders, outputs, strict=True):
             if not out.exists():
                 run_totalsegmentator(folder / CT_FILE, out, device=device, fast=fast, weights_dir=weights_dir)
             ct = read_volume(folder / CT_FILE)
-            per_case.append(case_organ_dice(read_volume(out).array, ct.array, read_volume(folder / ANATOMY_FILE).array))
+            label_filter = case_label_filter(read_meta(folder), real_root)
+            filters.add(label_filter)
+            per_case.append(case_organ_dice(read_volume(out).array, ct.array, read_volume(folder / ANATOMY_FILE).array,
+                                            label_filter))
             progress.update()
     means, counts = mean_organ_dice(per_case)
     resolution = "fast 3 mm" if fast else "full-resolution 1.5 mm"
     note = (f"organ Dice (paper 002): TotalSegmentator ({resolution}) on {len(folders)} synthetic images, grouped "
-            "into the 14-label map and compared with each image's condition; mean over the images whose condition "
-            "holds the organ; TotalSegmentator sees only the synthetic patch, without the body around it")
+            f"into the 14-label map with the conditions' label filter ({', '.join(sorted(filters))}) and compared "
+            "with each image's condition; mean over the images whose condition holds the organ; TotalSegmentator sees only the synthetic patch, without the body around it")
     return means, counts, note
 
 

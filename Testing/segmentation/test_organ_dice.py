@@ -13,7 +13,7 @@ from LNSynthLib.anatomy.groups import load_label_groups, totalseg_class_ids, tot
 from LNSynthLib.cases import CT_FILE, Case, list_cases, load_case, save_case
 from LNSynthLib.report import organ_eval
 from LNSynthLib.report.organ_eval import ORGAN_NAMES, case_organ_dice, evaluate_organ_dice, mean_organ_dice
-from LNSynthLib.volumes.geometry import Volume
+from LNSynthLib.volumes.geometry import Geometry, Volume
 from LNSynthLib.volumes.io import read_volume, write_volume
 
 IDS = totalseg_class_ids()
@@ -154,3 +154,37 @@ def test_evaluate_options_are_declared_without_loading_torch():
     out = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True, check=True,
                          env={"PYTHONPATH": str(root), "PATH": "/usr/bin:/bin"})
     assert out.stdout.strip() == "[]"
+
+
+def test_prediction_is_grouped_with_the_conditions_filter(tmp_path, monkeypatch):
+    """A paper-run condition (abdominal filter) against TotalSegmentator on its synthetic image: a heart voxel is
+    body on both sides, so the other-organs group keeps Dice 1; grouped without the filter it would count as a
+    false other-organ voxel."""
+    from LNSynthLib.cases import read_meta
+
+    from ..anatomy.test_label_filter import HEART, _synthetic_scan
+
+    monkeypatch.delenv("TOTALSEG_WEIGHTS_PATH", raising=False)
+    ct_hu, ts, _ = _synthetic_scan()
+    ts[30:34, 10:14, 30:34] = IDS["urinary_bladder"]            # an abdominal other-organ the filter keeps
+    condition = totalseg_to_anatomy(ts, ct_hu, "abdominal")
+    other = ORGAN_NAMES.index("other_organs") + 2
+    assert not np.any(condition[HEART] == other)                 # the heart is body in the condition
+    assert case_organ_dice(ts, ct_hu, condition)["other_organs"] < 0.5              # grouped without the filter
+    assert case_organ_dice(ts, ct_hu, condition, "abdominal")["other_organs"] == 1.0
+
+    ct = Volume(ct_hu.astype(np.float32), Geometry((1.0, 1.0, 1.0)))
+    real = tmp_path / "real"
+    save_case(Case("src", ct, Volume(condition, ct.geometry), Volume(np.zeros(ct.shape, np.uint8), ct.geometry),
+                   {"case_id": "src", "anatomy_source": "totalseg", "anatomy_label_filter": "abdominal"}), real)
+    folder = _synthetic_case(tmp_path / "synt", "src_synt_0", ct, condition)
+    folder_meta = read_meta(folder)
+    assert folder_meta["source_case"] == "example"
+    meta_path = folder / "case.json"
+    meta_path.write_text(json.dumps({**folder_meta, "source_case": "src"}), encoding="utf-8")
+    work = tmp_path / "work"
+    write_volume(Volume(ts, ct.geometry), organ_eval.totalseg_output_path(work, folder))   # a kept output
+    organs, _, note = evaluate_organ_dice([folder], work, weights_dir=tmp_path / "none", real_root=real)
+    assert organs["other_organs"] == 1.0 and "label filter (abdominal)" in note
+    organs, _, note = evaluate_organ_dice([folder], work, weights_dir=tmp_path / "none")   # source not found
+    assert organs["other_organs"] < 0.5 and "label filter (none)" in note
