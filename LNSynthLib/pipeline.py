@@ -10,14 +10,15 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from LNSynthLib.anatomy.provenance import refuse_coarse_anatomy
+from LNSynthLib.anatomy.provenance import check_training_anatomy
 from LNSynthLib.atomic import write_text_atomic
 from LNSynthLib.cases import META_FILE, list_cases
 from LNSynthLib.devices import nnunet_device
+from LNSynthLib.diffusion.choices import method_label
 from LNSynthLib.diffusion.config import plain_data
 from LNSynthLib.diffusion.sample.inct_defaults import DEFAULT_MARGIN_MM
 from LNSynthLib.errors import InputDataError
@@ -71,6 +72,8 @@ class PipelineSettings:
     totalseg_full_resolution: bool = False   # paper: the 1.5 mm models, not the fast 3 mm one
     label_filter: str = "none"               # anatomy.groups.LABEL_FILTERS; paper: abdominal
     allow_coarse_anatomy: bool = True        # paper: False, training cases with coarse anatomy are refused
+    allow_other_anatomy: bool = True         # paper: False, TotalSegmentator anatomy made with another label
+                                             # filter or model than above is refused (anatomy/provenance.py)
 
     @classmethod
     def demo(cls, **overrides: Any) -> PipelineSettings:
@@ -86,7 +89,9 @@ class PipelineSettings:
     def paper(cls, **overrides: Any) -> PipelineSettings:
         return cls(**{"ddpm_config": "paper", "synt_per_case": 10, "nnunet_epochs": None, "paste_variant": True,
                       "totalseg_full_resolution": True, "label_filter": "abdominal",
-                      "allow_coarse_anatomy": False, **overrides})
+                      "allow_coarse_anatomy": False, "allow_other_anatomy": False,
+                      "qc": False,   # paper 000 filters no synthetic pair: 10x stays 10x
+                      **overrides})
 
 
 @dataclass(frozen=True)
@@ -286,8 +291,7 @@ def run_pipeline(work_dir: str | Path, settings: PipelineSettings | None = None,
         from LNSynthLib.segmentation.leakage import check_prepared_disjoint
 
         check_prepared_disjoint(cases, test_cases)  # before anything is written
-        if not s.allow_coarse_anatomy:   # the training cases condition LN-DDPM; test cases only need CT + LN
-            refuse_coarse_anatomy(cases, s.ddpm_config)
+        check_training_anatomy(cases, s)   # the training cases condition LN-DDPM; test cases only need CT + LN
     layout.root.mkdir(parents=True, exist_ok=True)
     if cases is not None:
         layout = _with_user_cases(layout, Path(cases), Path(test_cases))
@@ -323,9 +327,12 @@ def _evaluate(layout: Layout, s: PipelineSettings, sets: list, device: str) -> P
     from LNSynthLib.report.report import EvaluationInputs, write_report
     from LNSynthLib.segmentation.nnunet_runner import patch_label
 
+    method = method_label(ddpm_config(s).network.variant, s.ddpm_overrides)   # rows name the variant trained
+    sets = [replace(p, method=p.method.replace("LN-DDPM", method, 1)) for p in sets]
     real_model = next((p.training_dir.parent for p in sets if p.strategy == "Real"), None)
     generation = evaluate_generation(layout.train_cases, layout.synthetic, work_dir=layout.report / "work",
-                                     lpips_weights=s.lpips_weights, real_model=real_model, device=device)
+                                     lpips_weights=s.lpips_weights, real_model=real_model, device=device,
+                                     method=method)
     from LNSynthLib.segmentation.nnunet_runner import dataset_name
 
     first_id, first_name = selected_datasets(s)[0][:2]   # every dataset holds the same test cases

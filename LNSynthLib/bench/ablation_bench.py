@@ -29,7 +29,7 @@ from LNSynthLib.bench.ablation_grid import (
 )
 from LNSynthLib.bench.results import write_results
 from LNSynthLib.cli import arg_types as at
-from LNSynthLib.cli.options import add_device
+from LNSynthLib.cli.options import add_anatomy_opt_outs, add_device
 
 DESCRIPTION = "ablation grid of paper 000 Tables 3-4 (Synt-only nnU-Net per LN-DDPM setting), resumable"
 QUICK_CELLS = ["conditioning-ln_ddpm", "conditioning-conditional", "transforms-off", "attention-GA"]
@@ -49,6 +49,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0])
     parser.add_argument("--quick", action="store_true", help=f"cells {', '.join(QUICK_CELLS)} at minimal budgets")
     add_device(parser)
+    add_anatomy_opt_outs(parser)
 
 
 def budget(args: argparse.Namespace) -> dict[str, Any]:
@@ -93,6 +94,9 @@ def _cases(args: argparse.Namespace, b: dict[str, Any], work: Path) -> tuple[Pat
         from LNSynthLib.segmentation.leakage import check_prepared_disjoint
 
         check_prepared_disjoint(args.cases, args.test_cases)
+        from LNSynthLib.cli.train_command import check_paper_anatomy
+
+        check_paper_anatomy(args.config, args.cases, args)   # the guard of `lnsynth run --config paper`
         return Path(args.cases).resolve(), Path(args.test_cases).resolve()
     from LNSynthLib.pipeline import Layout, PipelineSettings, make_phantom_cases
 

@@ -9,21 +9,32 @@ from pathlib import Path
 from LNSynthLib.cli import arg_types as at
 from LNSynthLib.cli.options import (
     SYNT_PER_CASE_HELP,
+    add_anatomy_opt_outs,
     add_config,
     add_device,
     add_qc,
     add_sampling,
+    anatomy_opt_outs,
     chosen_config,
     sampling_overrides,
 )
 from LNSynthLib.pipeline import PIPELINE_STRATEGIES, PipelineSettings, run_pipeline
 
+STANDARD = "standard"   # --nnunet-epochs standard: nnU-Net's own trainer (1000 epochs)
 
-def _common(p: argparse.ArgumentParser) -> None:
+
+def nnunet_epochs_arg(text: str) -> int | str:
+    """`--nnunet-epochs`: a positive number of epochs of the short trainer, or `standard`."""
+    return STANDARD if text.strip().lower() == STANDARD else at.positive_int(text)
+
+
+def _common(p: argparse.ArgumentParser, qc_default: bool | None) -> None:
     p.add_argument("--out", required=True, type=at.output_dir, help="work folder (re-run the same command to continue)")
     add_device(p)
     p.add_argument("--paste", action="store_true", help="also train Real+Synt with patches pasted into the CT")
-    p.add_argument("--nnunet-epochs", type=at.positive_int, default=None, help="short nnU-Net trainer epochs")
+    p.add_argument("--nnunet-epochs", type=nnunet_epochs_arg, default=None, metavar="{N,standard}",
+                   help="epochs of the short nnU-Net trainer, or `standard` for nnU-Net's own trainer (the "
+                        "default of --config paper and of your own YAML)")
     p.add_argument("--nnunet-iterations", type=at.positive_int, default=None, help="iterations per nnU-Net epoch")
     p.add_argument("--nnunet-patience", type=at.positive_int, default=None, metavar="EPOCHS",
                    help="stop nnU-Net when the smoothed validation loss has not improved for this many epochs "
@@ -39,34 +50,37 @@ def _common(p: argparse.ArgumentParser) -> None:
                    help=f"nnU-Net training sets, of {', '.join(PIPELINE_STRATEGIES)} (default: real real+synt; "
                         "real+copypaste: real nodes pasted into other fat positions, the same number of cases per "
                         "real case as real+synt; synt is the Synt-only training of paper 000 Tables 3-4)")
-    add_qc(p, True, "after sampling (with the Real model's NodeRecall when Real is trained), before the "
-                    "synthetic strategies are exported")
+    add_qc(p, qc_default, "after sampling (with the Real model's NodeRecall when Real is trained), before the "
+                          "synthetic strategies are exported; off in paper-scale runs, as paper 000 filters nothing")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override one LN-DDPM config value, e.g. --set network.variant=med_ddpm (repeatable); "
+                        "report rows are labelled with the variant")
     p.add_argument("--seed", type=at.seed, default=0)
     p.add_argument("--lpips-weights", default=None, help="MedicalNet resnet_10_23dataset.pth (file or folder)")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     demo = sub.add_parser("demo", help="the whole pipeline on the embedded phantom (minutes on a CPU)")
-    _common(demo)
+    _common(demo, True)
     demo.add_argument("--train-cases", type=at.positive_int, default=6)
     demo.add_argument("--test-cases", type=at.positive_int, default=2)
     demo.set_defaults(func=run_demo)
 
     run = sub.add_parser("run", help="the whole pipeline on your prepared cases")
-    _common(run)
+    _common(run, None)
     run.add_argument("--cases", type=at.input_path, help="prepared training cases (`lnsynth prepare`)")
     run.add_argument("--test-cases", type=at.input_path, help="prepared held-out test cases")
     run.add_argument("--raw-cases", type=at.input_path, help="unprepared training cases: <case>/{ct,ln[,anatomy|totalseg]}.nii.gz")
     run.add_argument("--raw-test-cases", type=at.input_path, help="unprepared held-out test cases, same layout")
     add_config(run)
-    run.add_argument("--allow-coarse-anatomy", action="store_true",
-                     help="let a --config paper run train on cases whose anatomy is the weights-free coarse map "
-                          "(4 of 14 labels; refused otherwise)")
+    add_anatomy_opt_outs(run)
     run.set_defaults(func=run_user, outputs_apart={"out": ("cases", "test_cases", "raw_cases", "raw_test_cases")})
 
 
 def _apply(settings: PipelineSettings, args: argparse.Namespace) -> PipelineSettings:
-    changes = {"device": args.device, "seed": args.seed, "lpips_weights": args.lpips_weights, "qc": args.qc}
+    changes = {"device": args.device, "seed": args.seed, "lpips_weights": args.lpips_weights}
+    if args.qc is not None:
+        changes["qc"] = args.qc
     if args.paste:
         changes["paste_variant"] = True
     if args.strategies:
@@ -74,6 +88,8 @@ def _apply(settings: PipelineSettings, args: argparse.Namespace) -> PipelineSett
     for key in ("nnunet_epochs", "nnunet_iterations", "synt_per_case", "nnunet_patience", "nnunet_min_delta"):
         if getattr(args, key) is not None:
             changes[key] = getattr(args, key)
+    if changes.get("nnunet_epochs") == STANDARD:
+        changes["nnunet_epochs"] = None
     if args.nnunet_patch_size is not None:
         if any(args.nnunet_patch_size) and not all(args.nnunet_patch_size):
             from LNSynthLib.errors import UsageError
@@ -86,12 +102,19 @@ def _apply(settings: PipelineSettings, args: argparse.Namespace) -> PipelineSett
 
         raise UsageError("argument --nnunet-patience: plateau stopping needs a max-epoch budget",
                          fix="give --nnunet-epochs (the most epochs any strategy may train) with --nnunet-patience")
-    overrides = sampling_overrides(args)
+    from LNSynthLib.cli.train_command import parse_overrides
+
+    overrides = {**parse_overrides(args.overrides), **sampling_overrides(args)}
     if args.ddpm_iterations is not None:
         overrides["train.iterations"] = args.ddpm_iterations
     if overrides:
         changes["ddpm_overrides"] = {**settings.ddpm_overrides, **overrides}
-    return replace(settings, **changes)
+    changed = replace(settings, **changes)
+    if args.overrides:
+        from LNSynthLib.pipeline import ddpm_config
+
+        ddpm_config(changed)   # a bad --set key or value stops here, before any work
+    return changed
 
 
 def _print_report(report: Path) -> None:
@@ -109,16 +132,14 @@ def run_demo(args: argparse.Namespace) -> int:
 
 
 def user_settings(args: argparse.Namespace) -> PipelineSettings:
-    """`lnsynth run`'s settings: the chosen config's pipeline sizes with the command-line changes."""
+    """`lnsynth run`'s settings: the chosen config's pipeline sizes with the command-line changes.
+
+    `tiny` gets the demo's CPU sizes; every other config (paper, paper-bf16, paper002, your own YAML)
+    paper 000's: nnU-Net's standard trainer, 10x, no quality control, the paper's anatomy guards.
+    """
     config = chosen_config(args)
-    if config in ("paper", "paper-bf16"):
-        base = PipelineSettings.paper(ddpm_config=config)
-    elif config == "tiny":
-        base = PipelineSettings.demo()
-    else:  # the user's own LN-DDPM YAML, used as written
-        base = PipelineSettings(ddpm_config=config)
-    settings = _apply(base, args)
-    return replace(settings, allow_coarse_anatomy=True) if args.allow_coarse_anatomy else settings
+    base = PipelineSettings.demo() if config == "tiny" else PipelineSettings.paper(ddpm_config=config)
+    return anatomy_opt_outs(_apply(base, args), args)
 
 
 def run_user(args: argparse.Namespace) -> int:

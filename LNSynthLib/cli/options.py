@@ -8,7 +8,9 @@ home of sampling defaults (`LNDDPMConfig.sampling`).
 from __future__ import annotations
 
 import argparse
+from typing import Any
 
+from LNSynthLib.anatomy.provenance import ALLOW_COARSE_FLAG, ALLOW_OTHER_FLAG
 from LNSynthLib.cli import arg_types as at
 from LNSynthLib.devices import DEVICE_HELP
 from LNSynthLib.diffusion.choices import BUNDLED_CONFIGS, SAMPLE_WINDOWS, SAMPLERS
@@ -72,10 +74,11 @@ QC_HELP = ("quality control of the synthetic pairs: score each against the real 
            "out of the nnU-Net export")
 
 
-def add_qc(parser: argparse.ArgumentParser, default: bool, what: str) -> None:
-    """The one `--qc/--no-qc` switch; `what` says what it does in this command."""
+def add_qc(parser: argparse.ArgumentParser, default: bool | None, what: str) -> None:
+    """The one `--qc/--no-qc` switch; `what` says what it does in this command (None: the config decides)."""
+    shown = "the config decides" if default is None else ("on" if default else "off")
     parser.add_argument("--qc", action=argparse.BooleanOptionalAction, default=default,
-                        help=f"{QC_HELP}; here: {what} (default: {'on' if default else 'off'})")
+                        help=f"{QC_HELP}; here: {what} (default: {shown})")
 
 
 def device_arg(text: str) -> str:
@@ -124,3 +127,22 @@ def add_anatomy_source(parser: argparse.ArgumentParser, labels_flag: str, defaul
                         help="none: group every TotalSegmentator class (default); abdominal: paper 000's filtering, "
                              "thoracic/neck/head classes become body or air by thresholding "
                              "(anatomy/label_groups.json)")
+
+
+def add_anatomy_opt_outs(parser: argparse.ArgumentParser) -> None:
+    """`--allow-coarse-anatomy` and `--allow-other-anatomy`: the opt-outs of the paper run's anatomy guards."""
+    parser.add_argument(ALLOW_COARSE_FLAG, action="store_true",
+                        help="let a paper-scale run train on cases whose anatomy is the weights-free coarse map "
+                             "(4 of 14 labels; refused otherwise)")
+    parser.add_argument(ALLOW_OTHER_FLAG, action="store_true",
+                        help="let a paper-scale run train on TotalSegmentator anatomy made without the abdominal "
+                             "label filter or with the fast model, or of unrecorded source (refused otherwise)")
+
+
+def anatomy_opt_outs(settings: Any, args: argparse.Namespace) -> Any:
+    """The `PipelineSettings` with the anatomy guards the user switched off."""
+    from dataclasses import replace
+
+    changes = {key: True for key, flag in (("allow_coarse_anatomy", args.allow_coarse_anatomy),
+                                           ("allow_other_anatomy", args.allow_other_anatomy)) if flag}
+    return replace(settings, **changes)

@@ -6,7 +6,13 @@ import argparse
 from typing import Any
 
 from LNSynthLib.cli import arg_types as at
-from LNSynthLib.cli.options import add_config, add_device, chosen_config
+from LNSynthLib.cli.options import (
+    add_anatomy_opt_outs,
+    add_config,
+    add_device,
+    anatomy_opt_outs,
+    chosen_config,
+)
 from LNSynthLib.errors import InputDataError
 
 
@@ -29,6 +35,16 @@ def parse_overrides(items: list[str]) -> dict[str, Any]:
     return overrides
 
 
+def check_paper_anatomy(config_name: str, cases: str, args: argparse.Namespace) -> None:
+    """A paper 000 config trains only on the anatomy `lnsynth run --config paper` accepts (the same guard)."""
+    from LNSynthLib.anatomy.provenance import check_training_anatomy
+    from LNSynthLib.diffusion.choices import PAPER_000_CONFIGS
+    from LNSynthLib.pipeline import PipelineSettings
+
+    if config_name in PAPER_000_CONFIGS:
+        check_training_anatomy(cases, anatomy_opt_outs(PipelineSettings.paper(ddpm_config=config_name), args))
+
+
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("train", help="train LN-DDPM on prepared cases (resumable; torchrun for several GPUs)")
     add_config(p)
@@ -39,6 +55,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_device(p, "torchrun: each rank takes its own GPU")
     p.add_argument("--no-resume", action="store_true", help="refuse to continue an existing run folder")
     p.add_argument("--max-steps", type=at.positive_int, default=None, help="stop (with a checkpoint) at this global step")
+    add_anatomy_opt_outs(p)
     p.set_defaults(func=run, outputs_apart={"run_dir": ("cases",)})
 
 
@@ -48,6 +65,7 @@ def run(args: argparse.Namespace) -> int:
     from LNSynthLib.jobs.results import emit_result
 
     config = load_config(chosen_config(args), parse_overrides(args.overrides))   # ConfigError on any bad value
+    check_paper_anatomy(args.config, args.cases, args)
     checkpoint = train(config, args.cases, args.run_dir, resume=not args.no_resume, device=args.device,
                        max_steps=args.max_steps)
     emit_result("checkpoint", checkpoint)

@@ -21,8 +21,12 @@ def evaluate_generation(real_root: str | Path, synthetic_root: str | Path, *, wo
                         device: str = "cpu", limit: int | None = None,
                         fid_weights: str | Path | None = None, organ_dice: str = "off",
                         totalseg_weights_dir: str | Path | None = None,
-                        totalseg_fast: bool = True) -> dict[str, Any]:
+                        totalseg_fast: bool = True, method: str = "LN-DDPM") -> dict[str, Any]:
     """Mean MSE/PSNR/MS-SSIM/SSIM (+ LPIPS with weights) over synthetic/real pairs, FID, NodeRecall_synt, organ Dice.
+
+    `method` labels the row (the variant that made the samples). The figures cover every sample in
+    `synthetic_root`, quality-control rejects included; `samples` in the result says so, with the
+    number of rejects when the folder holds a qc.json (`samples_note`).
 
     FID compares the set of real crops with the set of synthetic patches on features of the
     MedicalNet file `fid_weights` (default: the LPIPS file, the same network). NodeRecall_synt
@@ -64,7 +68,8 @@ def evaluate_generation(real_root: str | Path, synthetic_root: str | Path, *, wo
                     fid_real.append(fid_feature(gm.to_unit(pair[0]), fid_net))
                     fid_synt.append(fid_feature(gm.to_unit(pair[1]), fid_net))
             progress.update()
-    result: dict[str, Any] = {"method": "LN-DDPM", "pairs": len(values["MSE"])}
+    result: dict[str, Any] = {"method": method, "pairs": len(values["MSE"]),
+                              "samples": samples_covered(synthetic_root, folders)}
     for key, vals in values.items():
         finite = [v for v in vals if np.isfinite(v)]
         result[key] = float(np.mean(finite)) if finite else float("nan")
@@ -81,12 +86,24 @@ def evaluate_generation(real_root: str | Path, synthetic_root: str | Path, *, wo
                                                         [read_volume(f / LN_FILE).array for f in folders])
     organs, organ_cases, organ_note = evaluate_organ_dice(folders, work_dir, mode=organ_dice,
                                                          weights_dir=totalseg_weights_dir, fast=totalseg_fast,
-                                                         device=device)
+                                                         device=device, real_root=real_root)
     if organs is not None:
         result["organ_dice"], result["organ_dice_cases"] = organs, organ_cases
     notes.append(organ_note)
+    notes.append(f"Generation metrics cover {result['samples']}")
     result["note"] = "; ".join(notes)
     return result
+
+
+def samples_covered(synthetic_root: Path, folders: list[Path]) -> str:
+    """Which samples Table 1's figures are over: all of them; how many of those quality control rejected."""
+    from LNSynthLib.qc.verdicts import rejected_cases
+
+    rejected = rejected_cases(synthetic_root)
+    if rejected is None:
+        return f"all {len(folders)} samples (no quality control)"
+    return (f"all {len(folders)} samples, the {len(rejected & {f.name for f in folders})} that quality control "
+            "rejected included")
 
 
 def segment_cases(folders: list[Path], model: str | Path, work_dir: Path, device: str,

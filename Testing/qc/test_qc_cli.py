@@ -16,7 +16,7 @@ def test_qc_defaults_sample_off_export_run_and_demo_on(tmp_path) -> None:
     export = ["nnunet", "export", "--cases", str(tmp_path), "--out", str(tmp_path / "p")]
     run = ["run", "--out", str(tmp_path / "w"), "--config", "tiny"]
     demo = ["demo", "--out", str(tmp_path / "w")]
-    assert [parser.parse_args(c).qc for c in (sample, export, run, demo)] == [False, True, True, True]
+    assert [parser.parse_args(c).qc for c in (sample, export, run, demo)] == [False, True, None, True]   # run: config
     assert [parser.parse_args([*c, "--no-qc"]).qc for c in (export, run, demo)] == [False, False, False]
     assert parser.parse_args([*sample, "--qc", "--qc-model", str(tmp_path)]).qc_model == str(tmp_path)
 
@@ -26,9 +26,14 @@ def test_run_and_demo_pass_qc_to_the_pipeline_settings(tmp_path) -> None:
     from LNSynthLib.pipeline import PipelineSettings
 
     parser = build_parser()
-    assert PipelineSettings().qc and PipelineSettings.demo().qc and PipelineSettings.paper().qc
+    assert PipelineSettings().qc and PipelineSettings.demo().qc
+    assert PipelineSettings.paper().qc is False          # paper 000 filters no synthetic pair: 10x stays 10x
     assert _apply(PipelineSettings.demo(), parser.parse_args(["demo", "--out", "w", "--no-qc"])).qc is False
-    assert user_settings(parser.parse_args(["run", "--out", "w", "--config", "paper"])).qc is True
+    run = ["run", "--out", "w", "--config"]
+    assert user_settings(parser.parse_args([*run, "paper"])).qc is False
+    assert user_settings(parser.parse_args([*run, "paper-bf16"])).qc is False
+    assert user_settings(parser.parse_args([*run, "tiny"])).qc is True
+    assert user_settings(parser.parse_args([*run, "paper", "--qc"])).qc is True   # asked for
 
 
 def test_qc_model_without_qc_is_refused_before_sampling(tmp_path, capsys: pytest.CaptureFixture) -> None:

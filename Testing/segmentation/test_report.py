@@ -26,6 +26,23 @@ def test_generation_metrics_of_patch_cases(phantom_root, synthetic_root, tmp_pat
     assert 0.3 < result["MS-SSIM"] < 1.0
     assert math.isnan(result["LPIPS"]) and "lpips-weights" in result["note"]
     assert "reduced" in result["note"]                         # 24³ patches: fewer MS-SSIM scales, said so
+    assert result["method"] == "LN-DDPM" and result["samples"] == "all 8 samples (no quality control)"
+
+
+def test_generation_row_names_its_variant_and_the_samples_it_covers(phantom_root, synthetic_root, tmp_path):
+    """Table 1 says which method made the samples and that QC-rejected samples are in the figures."""
+    import shutil
+
+    from LNSynthLib.cases import list_cases
+
+    synthetic = shutil.copytree(synthetic_root, tmp_path / "synthetic")
+    names = [f.name for f in list_cases(synthetic)]
+    verdicts = {name: {"passed": name != names[0]} for name in names}
+    (synthetic / "qc.json").write_text(json.dumps({"samples": verdicts}), encoding="utf-8")
+    result = evaluate_generation(phantom_root, synthetic, work_dir=tmp_path / "work", method="Med-DDPM")
+    assert result["method"] == "Med-DDPM" and result["pairs"] == 8
+    assert result["samples"] == "all 8 samples, the 1 that quality control rejected included"
+    assert "Generation metrics cover all 8 samples, the 1" in result["note"]
 
 
 def test_report_files_from_a_real_run(nnunet_run, phantom_root, synthetic_root, tmp_path):
