@@ -43,7 +43,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                     help="short trainer with this many epochs (default: nnU-Net's standard trainer)")
     tr.add_argument("--iterations", type=at.positive_int, default=10, help="iterations per epoch of the short trainer")
     tr.add_argument("--val-iterations", type=at.positive_int, default=2)
-    tr.add_argument("--fold", default="0", type=at.fold, help="0-4 or `all`")
+    tr.add_argument("--fold", default=None, type=at.fold,
+                    help="0-4 or `all` (default: 0; `all` when the dataset has one source case, which has no "
+                         "train/validation split)")
     tr.add_argument("--configuration", default="3d_fullres")
     tr.add_argument("--patch-size", type=at.positive_int, nargs=3, metavar=("Z", "Y", "X"), default=None,
                     help="train on this patch size instead of the planned one (32 32 32 makes CPU runs fast)")
@@ -69,6 +71,32 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def _fold(value: str | int | None) -> int | str | None:
     return value if value in (None, "all") else int(value)
+
+
+def source_cases(dataset_dir: Path) -> int | None:
+    """How many source (real) cases an exported dataset's training cases come from; None without the manifest."""
+    import json
+
+    from LNSynthLib.segmentation.nnunet_export import MANIFEST
+
+    path = dataset_dir / MANIFEST
+    if not path.is_file():
+        return None
+    return len({item["source_case"] for item in json.loads(path.read_text(encoding="utf-8"))["training"]})
+
+
+def training_fold(dataset_dir: Path, fold: int | str | None) -> int | str:
+    """`--fold`, or by default 0, or `all` for a dataset of one source case (one painted CT: no validation split)."""
+    n_sources = source_cases(dataset_dir)
+    if fold is None:
+        return "all" if n_sources == 1 else 0
+    if fold != "all" and n_sources == 1:
+        from LNSynthLib.errors import InputDataError
+
+        raise InputDataError(f"fold {fold} needs a train/validation split, and this dataset has one source case",
+                             path=dataset_dir, fix="train fold `all` (the default for such a dataset), or export "
+                                                   "more real cases")
+    return _fold(fold)
 
 
 def run_export(args: argparse.Namespace) -> int:
@@ -102,12 +130,13 @@ def run_train(args: argparse.Namespace) -> int:
             raise InputDataError(f"{len(found)} datasets in the project, cannot choose", path=project.raw,
                                  fix="pass --dataset-id (or export first with `lnsynth nnunet export`)")
         dataset_id = int(found[0].name[len("Dataset"):].split("_")[0])
+    fold = training_fold(project.raw / project.find_dataset(dataset_id), args.fold)
     device = nnunet_device(args.device)
     trainer = nr.TrainerSpec(args.epochs, args.iterations, args.val_iterations)
     nr.plan_and_preprocess(project, dataset_id, configuration=args.configuration, device=device,
                            verify=not args.skip_verify)
     configuration = nr.patch_configuration(project, dataset_id, args.patch_size, base=args.configuration)
-    checkpoint = nr.train(project, dataset_id, trainer, fold=_fold(args.fold), configuration=configuration,
+    checkpoint = nr.train(project, dataset_id, trainer, fold=fold, configuration=configuration,
                           device=device, resume=not args.no_resume)
     model = checkpoint.parents[1]
     emit_result("model_dir", model, checkpoint=str(checkpoint))

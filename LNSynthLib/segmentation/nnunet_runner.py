@@ -208,7 +208,8 @@ def plan_and_preprocess(project: NnUNetProject, dataset_id: int, *, configuratio
         cmd.append("--verify_dataset_integrity")
     progress = Progress("nnunet_plan", 1)
     run_logged(cmd, project.env(device), project.logs / f"plan_{name}.log")
-    if (project.raw / name / MANIFEST).exists():
+    manifest = project.raw / name / MANIFEST   # one source case: no split (fold `all` trains on every case)
+    if manifest.exists() and len({i["source_case"] for i in json.loads(manifest.read_text("utf-8"))["training"]}) > 1:
         write_splits(project.raw / name, pre)
     write_stamp(pre, project.raw / name)
     progress.update(1)
