@@ -30,9 +30,9 @@ def evaluation_patches(cases_root: str | Path, config: LNDDPMConfig, n: int, see
     return PatchSampler(cases, config.train.patch_size, 1.0, seed).next_batch(n)
 
 
-def check_fidelity(model: nn.Module, config: LNDDPMConfig, patches: dict[str, torch.Tensor], *, sampler: str,
-                   steps: int, eta: float = 1.0, seed: int = 0, batch_size: int = 4) -> dict[str, Any]:
-    """Sample every patch's condition; fidelity figures, wall time and whether the conditions are followed."""
+def sample_conditions(model: nn.Module, config: LNDDPMConfig, patches: dict[str, torch.Tensor], *, sampler: str,
+                      steps: int, eta: float = 1.0, seed: int = 0, batch_size: int = 4) -> tuple[list, list, float]:
+    """Sample every patch's condition: (targets as (HU, anatomy, LN), generated HU, seconds of sampling)."""
     from LNSynthLib.volumes.preprocess import unit_to_hu
 
     schedule = process_from_config(config)
@@ -48,8 +48,17 @@ def check_fidelity(model: nn.Module, config: LNDDPMConfig, patches: dict[str, to
     seconds = time.perf_counter() - t0
     targets = [(np.asarray(unit_to_hu(x[0].numpy())), a[0].numpy(), ln[0].numpy())
                for x, a, ln in zip(patches["x0"], patches["anatomy"], patches["ln"], strict=True)]
+    return targets, generated, seconds
+
+
+def check_fidelity(model: nn.Module, config: LNDDPMConfig, patches: dict[str, torch.Tensor], *, sampler: str,
+                   steps: int, eta: float = 1.0, seed: int = 0, batch_size: int = 4) -> dict[str, Any]:
+    """Sample every patch's condition; fidelity figures, wall time and whether the conditions are followed."""
+    targets, generated, seconds = sample_conditions(model, config, patches, sampler=sampler, steps=steps, eta=eta,
+                                                    seed=seed, batch_size=batch_size)
     result = condition_fidelity(targets, generated)
-    result.update(sampler=sampler, steps=steps_used(sampler, steps, schedule.timesteps),
+    timesteps = process_from_config(config).timesteps
+    result.update(sampler=sampler, steps=steps_used(sampler, steps, timesteps),
                   eta=eta_used(sampler, eta), seconds=round(seconds, 2))
     result["follows_conditions"] = follows_conditions(result)
     return result

@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 
 from LNSynthLib.diffusion.config import LNDDPMConfig
-from LNSynthLib.diffusion.process.processes import process_from_config
-from LNSynthLib.diffusion.sample.fidelity_check import evaluation_patches
+from LNSynthLib.diffusion.sample.fidelity_check import evaluation_patches, sample_conditions
 from LNSynthLib.diffusion.sample.realism_gate import (
     GATE_SEED,
     GATE_WINDOWS,
@@ -19,9 +16,7 @@ from LNSynthLib.diffusion.sample.realism_gate import (
     loss_plateau,
     realism_figures,
 )
-from LNSynthLib.diffusion.sample.sampling import sample_patch
 from LNSynthLib.diffusion.train.loss_plot import read_loss_csv
-from LNSynthLib.volumes.preprocess import unit_to_hu
 
 
 def gate_windows(cases_root: str | Path, config: LNDDPMConfig, n: int = GATE_WINDOWS) -> dict[str, torch.Tensor]:
@@ -33,19 +28,8 @@ def check_realism(model: torch.nn.Module, config: LNDDPMConfig, windows: dict[st
                   sampler: str, steps: int, eta: float, loss_csv: str | Path | None = None,
                   upto_step: int | None = None, seed: int = 0, batch_size: int = 4) -> dict[str, Any]:
     """Sample every window's condition and apply the gate; the loss history up to `upto_step` decides the plateau."""
-    schedule = process_from_config(config)
-    model.eval()
-    generator = torch.Generator().manual_seed(seed)
-    generated = []
-    t0 = time.perf_counter()
-    for i in range(0, len(windows["x0"]), batch_size):
-        part = slice(i, i + batch_size)
-        out = sample_patch(model, schedule, windows["anatomy"][part], windows["ln"][part], sampler, steps, eta,
-                           generator)
-        generated += [np.asarray(unit_to_hu(x[0].float().cpu().numpy())) for x in out]
-    seconds = time.perf_counter() - t0
-    targets = [(np.asarray(unit_to_hu(x[0].numpy())), a[0].numpy(), ln[0].numpy())
-               for x, a, ln in zip(windows["x0"], windows["anatomy"], windows["ln"], strict=True)]
+    targets, generated, seconds = sample_conditions(model, config, windows, sampler=sampler, steps=steps, eta=eta,
+                                                    seed=seed, batch_size=batch_size)
     plateau = None
     if loss_csv is not None and Path(loss_csv).exists():
         history = [(s, v) for s, v in read_loss_csv(loss_csv) if upto_step is None or s <= upto_step]
