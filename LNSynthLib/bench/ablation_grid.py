@@ -1,12 +1,15 @@
-"""The ablation grid of paper 000 (Tables 3-4) plus the choices the paper leaves open, and its resume logic.
+"""The experiment grid of paper 000 (Tables 1-4) plus the choices the paper leaves open, and its resume logic.
 
-A cell is one Synt-only nnU-Net training (the strategy behind every ablation of Tables 3-4)
-on synthetic data from one LN-DDPM setting. The grid varies one factor at a time around the
-base setting (LN-DDPM, 10× synthetic cases per real case, condition transforms on, LD,
-max gate, all transformers), like the paper's tables:
+A cell is one nnU-Net training on real and/or synthetic data from one LN-DDPM setting. The
+grid varies one factor at a time around the base setting (LN-DDPM, 10× synthetic cases per
+real case, condition transforms on, LD, max gate, all transformers), like the paper's tables:
 
-- conditioning (Table 3): conditional, gscond_ln_only, ln_ddpm; mask_guided, edge_guided (paper 002)
-- multiple (Table 4a): 5×, 10×, 20×
+- real (Table 2 row 1): real cases only; its model also scores Table 1's NodeRecall_synt
+- conditioning (Table 3, Table 2's Synt rows): conditional, gscond_ln_only, ln_ddpm, med_ddpm (Synt-only);
+  mask_guided, edge_guided (paper 002)
+- multiple (Table 4a, Table 2's Real + Synt LN-DDPM row at 10×): 5×, 10×, 20×, trained on Real + Synt as
+  paper 000 §5.3.2 does ("using both real and synthetic data")
+- realsynt-med_ddpm (Table 2): Med-DDPM's Real + Synt row
 - transforms (Table 4b): on / off
 - attention (Table 4c): LD, LA, GA
 - ld_gate and placement (not in the paper): max / fraction / nearest, all / middle
@@ -31,16 +34,17 @@ from LNSynthLib.diffusion.choices import ATTENTION_MODES, LD_GATES, LDCOND_PLACE
 BASE_VARIANT = "ln_ddpm"
 BASE_MULTIPLE = 10
 PAPER_MULTIPLES = (5, 10, 20)                         # paper 000 Table 4a
-CONDITIONING = ("conditional", "gscond_ln_only", "ln_ddpm", "mask_guided", "edge_guided")
-GROUP_TITLES = {"conditioning": "Conditioning (Table 3; mask/edge-guided: paper 002)",
-                "multiple": "Synthetic cases per real case (Table 4a)",
+CONDITIONING = ("conditional", "gscond_ln_only", "ln_ddpm", "med_ddpm", "mask_guided", "edge_guided")
+GROUP_TITLES = {"table2": "Real, and Med-DDPM's Real + Synt (Table 2)",
+                "conditioning": "Conditioning, Synt-only (Table 3; Med-DDPM: Table 2; mask/edge-guided: paper 002)",
+                "multiple": "Synthetic cases per real case, Real + Synt (Table 4a)",
                 "transforms": "Condition transforms (Table 4b)", "attention": "LDCond attention (Table 4c)",
                 "ld_gate": "LD gate rule (not in the paper)", "placement": "LDCond placement (not in the paper)"}
 
 
 @dataclass(frozen=True)
 class Cell:
-    """One Synt-only training: the LN-DDPM overrides, the synthetic multiple and the transforms switch."""
+    """One nnU-Net training: the LN-DDPM overrides, the synthetic multiple, the transforms switch, the strategy."""
 
     name: str
     group: str
@@ -48,6 +52,7 @@ class Cell:
     overrides: dict[str, Any] = field(default_factory=dict)
     multiple: int = BASE_MULTIPLE
     transforms: bool = True
+    strategy: str = "synt"    # pipeline strategy: synt, real+synt, or real (no LN-DDPM)
 
     @property
     def model_key(self) -> str:
@@ -58,10 +63,13 @@ class Cell:
 
 
 def full_grid(multiples: tuple[int, ...] = PAPER_MULTIPLES, base_multiple: int = BASE_MULTIPLE) -> list[Cell]:
-    """Every cell, one factor varied at a time; the base cell appears once (as conditioning ln_ddpm)."""
-    cells = [Cell(f"conditioning-{v}", "conditioning", v,
-                  {} if v == BASE_VARIANT else {"network.variant": v}, base_multiple) for v in CONDITIONING]
-    cells += [Cell(f"multiple-{m}x", "multiple", f"{m}×", {}, m) for m in multiples if m != base_multiple]
+    """Every cell, one factor varied at a time; the Synt base cell appears once (as conditioning ln_ddpm)."""
+    cells = [Cell("real", "table2", "Real", {}, 0, strategy="real")]
+    cells += [Cell(f"conditioning-{v}", "conditioning", v,
+                   {} if v == BASE_VARIANT else {"network.variant": v}, base_multiple) for v in CONDITIONING]
+    cells += [Cell(f"multiple-{m}x", "multiple", f"{m}×", {}, m, strategy="real+synt") for m in multiples]
+    cells += [Cell("realsynt-med_ddpm", "table2", "Med-DDPM (Real + Synt)", {"network.variant": "med_ddpm"},
+                   base_multiple, strategy="real+synt")]
     cells += [Cell("transforms-off", "transforms", "off", {}, base_multiple, transforms=False)]
     cells += [Cell(f"attention-{m}", "attention", m, {"network.attention_mode": m}, base_multiple)
               for m in ATTENTION_MODES if m != "LD"]
@@ -90,12 +98,13 @@ def result_path(work: Path, cell: Cell, seed: int) -> Path:
 
 def run_grid(cells: list[Cell], seeds: list[int], work: Path,
              run_cell: Callable[[Cell, int, Path], dict[str, Any]]) -> tuple[list[dict[str, Any]], list[str]]:
-    """Run every (cell, seed) whose result.json is missing; returns all results and the names run now."""
+    """Run every (cell, seed) whose result.json is missing or records another cell; returns all results and the
+    names run now (a result of an older grid, e.g. a Synt-only `multiple-5x`, is not taken for the new cell)."""
     results, ran = [], []
     for cell in cells:
         for seed in seeds:
             path = result_path(work, cell, seed)
-            if not path.is_file():
+            if not path.is_file() or json.loads(path.read_text(encoding="utf-8")).get("cell") != asdict(cell):
                 metrics = run_cell(cell, seed, path.parent)
                 record = {"cell": asdict(cell), "seed": seed, **metrics}
                 write_text_atomic(path, json.dumps(record, indent=2, default=str), overwrite=True)
@@ -112,7 +121,7 @@ def render_table(results: list[dict[str, Any]], metric_names: tuple[str, ...]) -
         rows = [r for r in results if r["cell"]["group"] == group]
         if not rows:
             continue
-        if group != "conditioning":
+        if group not in ("conditioning", "multiple", "table2"):
             rows = [{**r, "cell": {**r["cell"], "setting": _base_label(group, r["cell"]["multiple"])}}
                     for r in base] + rows
         settings = list(dict.fromkeys(r["cell"]["setting"] for r in rows))

@@ -7,15 +7,10 @@ from collections.abc import Sequence
 from typing import Any
 
 from LNSynthLib.metrics.segmentation import METRIC_NAMES
+from LNSynthLib.report import paper000
 
-PAPER_000_TABLE2 = [  # nnU-Net, 88 real training cases; Real+Synt at 10x (paper 000 Table 2)
-    {"strategy": "Real", "method": "-", "DSC": 0.5273, "IoU": 0.3960, "Recall": 0.4936, "Precision": 0.6447,
-     "ASSD": 9.0027, "NodeRecall": 0.6405},
-    {"strategy": "Synt", "method": "LN-DDPM", "DSC": 0.5376, "IoU": 0.3958, "Recall": 0.5830, "Precision": 0.5547,
-     "ASSD": 8.8986, "NodeRecall": 0.7486},
-    {"strategy": "Real + Synt", "method": "LN-DDPM", "DSC": 0.5655, "IoU": 0.4200, "Recall": 0.5591,
-     "Precision": 0.6451, "ASSD": 7.1851, "NodeRecall": 0.7054},
-]
+# nnU-Net, 88 real training cases; Real+Synt at 10x (paper 000 Table 2, the rows this project reproduces)
+PAPER_000_TABLE2 = [row for row in paper000.TABLE2 if row["method"] in ("-", "LN-DDPM")]
 
 
 def fmt(value: Any, digits: int = 4) -> str:
