@@ -15,6 +15,7 @@ import slicer
 import vtk
 from LNSynthModuleLib import dependencies, sample_data
 from LNSynthModuleLib.panel_jobs import JobPanelMixin
+from LNSynthModuleLib.panel_results import SynthesisResultsMixin
 from slicer import vtkMRMLScalarVolumeNode, vtkMRMLSegmentationNode
 from slicer.i18n import translate
 from slicer.parameterNodeWrapper import Choice, WithinRange, parameterNodeWrapper
@@ -29,6 +30,7 @@ from slicer.util import VTKObservationMixin
 from LNSynthLib.anatomy.choices import ANATOMY_SOURCES
 from LNSynthLib.devices import DEVICE_CHOICES
 from LNSynthLib.diffusion.choices import BUNDLED_CONFIGS, SAMPLERS
+from LNSynthLib.diffusion.sample.inct_defaults import DEFAULT_MARGIN_MM, SYNTHESIS_MODES
 
 # Combo box choices come from the library's registries (torch-free modules, safe in Slicer's process).
 FROM_CHECKPOINT = "checkpoint"  # sampler: the one the checkpoint's config names
@@ -58,10 +60,11 @@ nodes in the Segment Editor.</li>
 <li><b>LN-DDPM training</b>: <i>Add current case</i> prepares the CT, anatomy and lymph nodes as a training
 case (10 cm around the nodes, 1 mm) in the cases folder; <i>Train LN-DDPM</i> trains the <i>tiny</i> (CPU) or
 <i>paper</i> (GPU) model in the background and resumes on the next click.</li>
-<li><b>Synthesis</b>: choose the LN-DDPM checkpoint and the number of samples (sampler and steps default to the
-checkpoint's own), then <i>Synthesize</i>. The job runs in its own process (Cancel asks, then stops it and leaves no
-partial files); synthetic patches appear at their physical place with their lymph-node segmentation, optionally
-pasted into the CT.</li>
+<li><b>Synthesis</b>: choose the LN-DDPM checkpoint, the mode and the number of samples (sampler and steps default
+to the checkpoint's own), then <i>Synthesize</i>. The job runs in its own process (Cancel asks, then stops it and
+leaves no partial files). <i>in-ct</i>: your CT comes back with the painted nodes synthesized into it (nothing else
+changed), side by side with the original in linked views; pick another result in the list to load it. <i>patch</i>:
+paper 000's synthetic patches at their physical place, optionally pasted into the CT.</li>
 <li><b>nnU-Net</b>: export a dataset from real + synthetic cases, train in the background and segment lymph nodes
 in the current CT.</li>
 </ol>
@@ -96,6 +99,8 @@ class LNSynthParameterNode:
     ddpmIterations: Annotated[int, WithinRange(0, 1000000)] = 0
     ddpmRunFolder: Path
     checkpointPath: Path
+    synthesisMode: Annotated[str, Choice(list(SYNTHESIS_MODES))] = SYNTHESIS_MODES[1]   # in-ct: nodes into this CT
+    inctMarginMm: Annotated[float, WithinRange(0.5, 50.0)] = DEFAULT_MARGIN_MM
     sampler: Annotated[str, Choice(SAMPLER_CHOICES)] = FROM_CHECKPOINT
     steps: Annotated[int, WithinRange(0, 1000)] = 0
     numberOfSamples: Annotated[int, WithinRange(1, 100)] = 4
@@ -149,7 +154,7 @@ class LNSynthLogic(ScriptedLoadableModuleLogic):
         return self._scene_logic
 
 
-class LNSynthWidget(JobPanelMixin, ScriptedLoadableModuleWidget, VTKObservationMixin):
+class LNSynthWidget(JobPanelMixin, SynthesisResultsMixin, ScriptedLoadableModuleWidget, VTKObservationMixin):
     actionButtons = ACTION_BUTTONS
 
     def __init__(self, parent=None) -> None:
@@ -196,6 +201,7 @@ class LNSynthWidget(JobPanelMixin, ScriptedLoadableModuleWidget, VTKObservationM
                 self._pathEdits[name] = edit
                 line = slicer.util.findChildren(edit, className="QLineEdit")[0]
                 line.connect("textChanged(QString)", lambda text, n=name: self._onPathText(n, text))
+        self._setupResults()
         self.initializeParameterNode()
         self._installJobGuards()
 
@@ -219,6 +225,7 @@ class LNSynthWidget(JobPanelMixin, ScriptedLoadableModuleWidget, VTKObservationM
 
     def onSceneStartClose(self, caller, event) -> None:
         self._onSceneClose()   # asks: keep the job running, or stop it
+        self._dropResults(remove=False)   # the close removes their nodes
         self.setParameterNode(None)
 
     def onSceneEndClose(self, caller, event) -> None:
@@ -270,6 +277,7 @@ class LNSynthWidget(JobPanelMixin, ScriptedLoadableModuleWidget, VTKObservationM
         if p is not None and _path(p.workFolder) is not None:   # the user's choice, for every later scene
             work_folder.remember(slicer.app.userSettings(), _path(p.workFolder), slicer.app.temporaryPath)
             self.ui.workFolderLabel.text = work_folder.describe(_path(p.workFolder))
+        self._updateSynthesisMode()
         if self._job is not None:
             return
         has_ct = bool(p and p.inputVolume)
@@ -408,14 +416,10 @@ class LNSynthWidget(JobPanelMixin, ScriptedLoadableModuleWidget, VTKObservationM
         settings = SynthesisSettings(checkpoint=_path(p.checkpointPath), n_samples=p.numberOfSamples,
                                      sampler=None if p.sampler == FROM_CHECKPOINT else p.sampler,
                                      steps=p.steps or None, seed=p.seed, transforms=p.useTransforms,
-                                     device=p.device, paste_into_ct=p.pasteIntoCT, qc=p.qualityControl)
+                                     device=p.device, paste_into_ct=p.pasteIntoCT, qc=p.qualityControl,
+                                     mode=p.synthesisMode, inct_margin_mm=p.inctMarginMm)
         self._startWith("Could not start the synthesis.", "synthesizeButton", lambda e: e.start_synthesis(
             p.inputVolume, p.anatomySegmentation, p.lymphNodeSegmentation, settings))
-
-    def _showSynthetic(self, loaded) -> None:
-        if loaded:
-            slicer.util.setSliceViewerLayers(background=loaded[0].ct, fit=True)
-        self.ui.statusLabel.text = f"{len(loaded)} synthetic volume(s) added to the scene."
 
     # ------------------------------------------------------------------ 5) nnU-Net
     def onExportDataset(self) -> None:

@@ -17,6 +17,7 @@ import numpy as np
 
 from LNSynthLib.anatomy.groups import LABEL_NAMES, LYMPH_NODE_SEGMENT_NAME
 from LNSynthLib.cases import ANATOMY_FILE, CT_FILE, LN_FILE, list_cases, read_meta
+from LNSynthLib.diffusion.sample.inct_defaults import DEFAULT_MARGIN_MM, SYNTHESIS_MODES
 from LNSynthLib.errors import InputDataError
 from LNSynthLib.jobs.chain import JobChain, Step, python_executable
 from LNSynthLib.jobs.results import result_path
@@ -43,9 +44,16 @@ def _anatomy_colors() -> dict[int, tuple[float, float, float]]:
     return {v: palette[v % len(palette)] for v in ANATOMY_NAMES}
 
 
+PATCH, IN_CT = SYNTHESIS_MODES   # `lnsynth sample --mode`: paper 000's patches, or the nodes in the user's CT
+
+
 @dataclass
 class SynthesisSettings:
-    """What *Synthesize* passes to `lnsynth sample`; sampler and steps `None`: the checkpoint's own."""
+    """What *Synthesize* passes to `lnsynth sample`; sampler and steps `None`: the checkpoint's own.
+
+    `mode` in-ct: the painted nodes synthesized into the user's own CT (`inct_margin_mm` around each
+    node is generated with it); `transforms`, `paste_into_ct` and `qc` are patch-mode options.
+    """
 
     checkpoint: Path
     n_samples: int = 4
@@ -57,6 +65,8 @@ class SynthesisSettings:
     margin_mm: float = TEST_MARGIN_MM
     paste_into_ct: bool = True
     qc: bool = True      # `lnsynth sample --qc`: score the samples into qc.json (the export honours it)
+    mode: str = PATCH
+    inct_margin_mm: float = DEFAULT_MARGIN_MM
 
 
 class SceneLogic:
@@ -247,30 +257,43 @@ class SceneLogic:
                         settings: SynthesisSettings) -> JobChain:
         """prepare → sample in the background; on success the synthetic cases appear in the scene.
 
-        `chain.result` is then the list of loaded `CaseNodes` (+ pasted CT nodes).
+        Patch mode: `chain.result` is the list of loaded `CaseNodes` (+ pasted CT nodes). In-CT mode:
+        a third step puts the nodes back into the user's CT grid, and `chain.result` is an
+        `InCTResults` with the first result loaded (the others are listed, loaded on demand).
         """
         checkpoint = Path(settings.checkpoint)
         if not checkpoint.is_file():
             raise InputDataError("LN-DDPM checkpoint not found", path=checkpoint,
                                  fix="train one (`lnsynth train`) or pick an existing .pt file in Advanced")
+        if settings.mode not in SYNTHESIS_MODES:
+            raise InputDataError(f"unknown synthesis mode {settings.mode!r}", fix=f"use one of {SYNTHESIS_MODES}")
         run, inputs = self.run_with_inputs("synthesis", ct_node, anatomy_node, ln_node)
         case_id = _safe_id(ct_node.GetName())
-        prepare = self.prepare_args(inputs, run / "cases", case_id, settings.margin_mm)
-        sample = ["sample", "--checkpoint", str(checkpoint), "--cases", str(run / "cases"), "--out",
-                  str(run / "synthetic"), "--samples-per-case", str(settings.n_samples), "--seed", str(settings.seed),
-                  "--device", settings.device]
-        if settings.sampler:
-            sample += ["--sampler", settings.sampler]
-        if settings.steps:
-            sample += ["--steps", str(settings.steps)]
-        if not settings.transforms:
-            sample.append("--no-transforms")
-        if settings.qc:
-            sample.append("--qc")
+        # In-CT: the model's window needs real context all round the node, hence the training margin.
+        prepare = self.prepare_args(inputs, run / "cases", case_id,
+                                    TRAIN_MARGIN_MM if settings.mode == IN_CT else settings.margin_mm)
         steps = [Step("Preparing the case", prepare, weight=1.0),
-                 Step("Sampling LN-DDPM", sample, weight=4.0 * settings.n_samples)]
+                 Step("Sampling LN-DDPM", sample_args(settings, run / "cases", run / "synthetic"),
+                      weight=4.0 * settings.n_samples)]
+        if settings.mode == IN_CT:
+            from . import inct_job
+
+            steps.append(Step("Placing the nodes into the CT", [], weight=1.0,
+                              command=[self.python, "-m", inct_job.__name__, "--run", str(run), "--case-id", case_id]))
+            return self.chain(steps, run, on_success=lambda: self.load_inct(run, ct_node), scene_bound=True,
+                              env=_module_path_env())
         return self.chain(steps, run, on_success=lambda: self.load_synthetic(
             run / "synthetic", ct_node, inputs["ln"] if settings.paste_into_ct else None), scene_bound=True)
+
+    def load_inct(self, run: Path, ct_node: object) -> object:
+        """The run's in-CT results, listed, with the first one loaded (`InCTResults`)."""
+        from .inct_results import InCTResults
+
+        results = InCTResults(self.scene, run, ct_node)
+        if not results.entries:
+            raise InputDataError("in-CT sampling wrote no result", path=run, fix="see the log in the work folder")
+        results.show(0)
+        return results
 
     def load_synthetic(self, synthetic_root: Path, ct_node: object, source_ln: Path | None = None) -> list:
         """Load every synthetic case folder; with `source_ln`, also paste each patch into the CT."""
@@ -400,6 +423,32 @@ class SceneLogic:
             return node
 
         return self.chain([Step("nnU-Net prediction", args)], run, on_success=load, scene_bound=True)
+
+
+def sample_args(settings: SynthesisSettings, cases: Path, out: Path) -> list[str]:
+    """`lnsynth sample` for *Synthesize*; the patch-mode options are left out in in-CT mode."""
+    args = ["sample", "--checkpoint", str(settings.checkpoint), "--cases", str(cases), "--out", str(out),
+            "--samples-per-case", str(settings.n_samples), "--seed", str(settings.seed), "--device", settings.device,
+            "--mode", settings.mode]
+    if settings.sampler:
+        args += ["--sampler", settings.sampler]
+    if settings.steps:
+        args += ["--steps", str(settings.steps)]
+    if settings.mode == IN_CT:
+        return [*args, "--margin-mm", f"{settings.inct_margin_mm:g}"]
+    if not settings.transforms:
+        args.append("--no-transforms")
+    if settings.qc:
+        args.append("--qc")
+    return args
+
+
+def _module_path_env() -> dict[str, str]:
+    """PYTHONPATH for a job step run as `-m LNSynthModuleLib.<module>` (the folder holding this package)."""
+    import os
+
+    here = str(Path(__file__).resolve().parents[1])
+    return {"PYTHONPATH": os.pathsep.join(p for p in (here, os.environ.get("PYTHONPATH")) if p)}
 
 
 def _synthetic_per_source(synthetic_root: Path) -> dict[str, int]:

@@ -7,6 +7,7 @@ imports the same way in tests and in Slicer.
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
 from pathlib import Path
 
@@ -50,6 +51,40 @@ def scene_case(core, tmp_path, example_ct, example_totalseg):
     ln_node, _ = logic.lymph_node_segmentation(ct_node)
     added = logic.add_sphere(ln_node, ct_node, center_lps, 6.0)
     return logic, ct_node, anatomy_node, ln_node, center_zyx, added
+
+
+def _lnsynth(*args: object, timeout: float = 600) -> None:
+    done = subprocess.run([sys.executable, "-m", "LNSynthLib", *map(str, args)], capture_output=True, text=True,
+                          timeout=timeout, env={"LNSYNTH_PROGRESS": "quiet", **os.environ})
+    assert done.returncode == 0, f"lnsynth {args[0]} failed:\n{done.stdout[-2000:]}\n{done.stderr[-3000:]}"
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoint(tmp_path_factory, example_ct, example_totalseg) -> Path:
+    """A real tiny LN-DDPM checkpoint (32³ patches, 2 iterations) trained on the example CT with a node in fat."""
+    import numpy as np
+    from scipy import ndimage
+
+    from LNSynthLib.anatomy.groups import totalseg_to_anatomy
+    from LNSynthLib.volumes.geometry import Volume
+    from LNSynthLib.volumes.io import read_volume, write_volume
+
+    root = tmp_path_factory.mktemp("tiny_ckpt")
+    ct = read_volume(example_ct)
+    anatomy = totalseg_to_anatomy(read_volume(example_totalseg).array.astype(np.int32), ct.array)
+    depth = ndimage.distance_transform_edt(anatomy == 1)
+    center = np.argwhere((depth >= 4) & (ct.array > -150) & (ct.array < -50))[0]
+    zz, yy, xx = np.indices(ct.shape)
+    ln = ((zz - center[0]) ** 2 + (yy - center[1]) ** 2 + (xx - center[2]) ** 2 <= 4).astype(np.uint8)
+    write_volume(Volume(anatomy, ct.geometry), root / "anatomy.nii.gz")
+    write_volume(Volume(ln, ct.geometry), root / "ln.nii.gz")
+    _lnsynth("prepare", "--ct", example_ct, "--ln", root / "ln.nii.gz", "--anatomy", root / "anatomy.nii.gz",
+             "--anatomy-source", "anatomy14", "--out", root / "cases", "--case-id", "train0", "--margin-mm", 50)
+    _lnsynth("train", "--config", "tiny", "--cases", root / "cases", "--run-dir", root / "run", "--set",
+             "train.iterations=2", "--set", "train.batch_size=1", "--device", "cpu")
+    checkpoint = root / "run" / "checkpoint.pt"
+    assert checkpoint.is_file()
+    return checkpoint
 
 
 def _process_alive(pid: int) -> bool:

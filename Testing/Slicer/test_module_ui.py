@@ -10,6 +10,8 @@ REPO = Path(__file__).resolve().parents[2]
 UI_FILE = REPO / "LNSynth" / "Resources" / "UI" / "LNSynth.ui"
 MODULE_FILE = REPO / "LNSynth" / "LNSynth.py"
 PANEL_JOBS_FILE = REPO / "LNSynth" / "LNSynthModuleLib" / "panel_jobs.py"   # the widget's job mixin
+PANEL_RESULTS_FILE = REPO / "LNSynth" / "LNSynthModuleLib" / "panel_results.py"   # its results mixin
+UNBOUND_COMBOS = {"synthesisResultComboBox"}   # lists the last synthesis' results, no parameter
 
 
 def _widgets() -> dict[str, ET.Element]:
@@ -30,10 +32,11 @@ def _parameters() -> list[str]:
 
 
 def _ui_names_used_by_code() -> set[str]:
-    """`self.ui.<name>` in the widget and its mixin, ACTION_BUTTONS, and button names passed as strings."""
+    """`self.ui.<name>` in the widget and its mixins, ACTION_BUTTONS, the mixins' widget-name tuples, and button
+    names passed as strings."""
     names = set()
-    mixin = ast.parse(PANEL_JOBS_FILE.read_text(encoding="utf-8"))
-    for node in [*ast.walk(_module_tree()), *ast.walk(mixin)]:
+    mixins = [ast.parse(f.read_text(encoding="utf-8")) for f in (PANEL_JOBS_FILE, PANEL_RESULTS_FILE)]
+    for node in [*ast.walk(_module_tree()), *(n for m in mixins for n in ast.walk(m))]:
         if isinstance(node, ast.Call) and getattr(node.func, "attr", None) in ("startJob", "_startWith"):
             names.update(a.value for a in node.args if isinstance(a, ast.Constant) and str(a.value).endswith("Button"))
         if isinstance(node, ast.Assign) and any(getattr(t, "id", None) == "DONE_HANDLERS" for t in node.targets):
@@ -42,7 +45,8 @@ def _ui_names_used_by_code() -> set[str]:
                 and node.value.attr == "ui" and isinstance(node.value.value, ast.Name)
                 and node.value.value.id == "self"):
             names.add(node.attr)
-        if isinstance(node, ast.Assign) and any(getattr(t, "id", None) == "ACTION_BUTTONS" for t in node.targets):
+        if isinstance(node, ast.Assign) and any(getattr(t, "id", None) in ("ACTION_BUTTONS", "PATCH_ONLY_WIDGETS",
+                                                                           "IN_CT_ONLY_WIDGETS") for t in node.targets):
             names.update(elt.value for elt in node.value.elts)
     return names
 
@@ -88,13 +92,16 @@ def test_node_selectors_get_the_scene_and_choices_match_the_parameter_choices():
     from LNSynthLib.anatomy.build import ANATOMY_SOURCES
     from LNSynthLib.devices import DEVICE_CHOICES
     from LNSynthLib.diffusion.choices import BUNDLED_CONFIGS, SAMPLERS
+    from LNSynthLib.diffusion.sample.inct_defaults import SYNTHESIS_MODES
 
     # The panel's choice lists are built from the library's registries (see LNSynth.py); the .ui lists the same.
     expected = {"sampler": ["checkpoint", *SAMPLERS], "device": list(DEVICE_CHOICES),
-                "ddpmConfig": [*BUNDLED_CONFIGS, "file"],
+                "ddpmConfig": [*BUNDLED_CONFIGS, "file"], "synthesisMode": list(SYNTHESIS_MODES),
                 "anatomyMethod": [s for s in ANATOMY_SOURCES if s in ("totalseg", "coarse")]}
     bound = {widget: parameter for parameter, widget in _bound_parameters().items()}
     combos = {name: w for name, w in _widgets().items() if w.get("class") == "QComboBox"}
+    assert set(combos) - set(bound) == UNBOUND_COMBOS
+    combos = {name: w for name, w in combos.items() if name not in UNBOUND_COMBOS}
     assert {bound[name] for name in combos} == set(expected)
     for name, widget in combos.items():
         items = [i.findtext("property/string") for i in widget.findall("item")]

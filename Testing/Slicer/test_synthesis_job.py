@@ -4,57 +4,23 @@ Slow (about 3-6 minutes on a shared 2-core machine: prepare, train, sample each 
 the default suite covers the same chain with real subprocesses (test_job_chain.py) and the
 loading of results (test_logic.py).
 
-A tiny checkpoint is trained in a fixture (`lnsynth train --config tiny`, 2 iterations) on the
-real example CT with a node painted in fat; the test then runs the same prepare → sample chain
-the Synthesize button starts, on a slicer-core scene.
+A tiny checkpoint is trained in a fixture (`tiny_checkpoint` in conftest.py: `lnsynth train --config
+tiny`, 2 iterations) on the real example CT with a node painted in fat; the test then runs the same
+prepare → sample chain the Synthesize button starts, on a slicer-core scene.
 """
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import time
-from pathlib import Path
 
-import numpy as np
 import pytest
 
-from LNSynthLib.anatomy.groups import LYMPH_NODE_SEGMENT_NAME, totalseg_to_anatomy
-from LNSynthLib.volumes.geometry import Volume
-from LNSynthLib.volumes.io import read_volume, write_volume
+from LNSynthLib.anatomy.groups import LYMPH_NODE_SEGMENT_NAME
 
 pytest.importorskip("slicer")
 
 from LNSynthModuleLib import mrml_bridge as mb  # noqa: E402
 from LNSynthModuleLib.logic import SynthesisSettings  # noqa: E402
-
-
-def _lnsynth(*args: object, timeout: float = 600) -> None:
-    done = subprocess.run([sys.executable, "-m", "LNSynthLib", *map(str, args)], capture_output=True, text=True,
-                          timeout=timeout, env={"LNSYNTH_PROGRESS": "quiet", **__import__("os").environ})
-    assert done.returncode == 0, f"lnsynth {args[0]} failed:\n{done.stdout[-2000:]}\n{done.stderr[-3000:]}"
-
-
-@pytest.fixture(scope="module")
-def tiny_checkpoint(tmp_path_factory, example_ct, example_totalseg) -> Path:
-    from scipy import ndimage
-
-    root = tmp_path_factory.mktemp("tiny_ckpt")
-    ct = read_volume(example_ct)
-    anatomy = totalseg_to_anatomy(read_volume(example_totalseg).array.astype(np.int32), ct.array)
-    depth = ndimage.distance_transform_edt(anatomy == 1)
-    center = np.argwhere((depth >= 4) & (ct.array > -150) & (ct.array < -50))[0]
-    zz, yy, xx = np.indices(ct.shape)
-    ln = ((zz - center[0]) ** 2 + (yy - center[1]) ** 2 + (xx - center[2]) ** 2 <= 4).astype(np.uint8)
-    write_volume(Volume(anatomy, ct.geometry), root / "anatomy.nii.gz")
-    write_volume(Volume(ln, ct.geometry), root / "ln.nii.gz")
-    _lnsynth("prepare", "--ct", example_ct, "--ln", root / "ln.nii.gz", "--anatomy", root / "anatomy.nii.gz",
-             "--anatomy-source", "anatomy14", "--out", root / "cases", "--case-id", "train0", "--margin-mm", 50)
-    _lnsynth("train", "--config", "tiny", "--cases", root / "cases", "--run-dir", root / "run", "--set",
-             "train.iterations=2", "--set", "train.batch_size=1", "--device", "cpu")
-    checkpoint = root / "run" / "checkpoint.pt"
-    assert checkpoint.is_file()
-    return checkpoint
 
 
 @pytest.mark.slow
