@@ -96,6 +96,21 @@ SCRIPT = BLOCKER + textwrap.dedent('''
         "Train nnU-Net (standard)": started(logic.start_nnunet_train(work / "nnunet_a", 1000, "cpu")),
         "Predict": started(logic.start_nnunet_predict(ct_node, work / "model", "cpu")),
     }
+    # In-CT synthesis: its chain, then its result loader on what the job leaves (the placing step run here).
+    import dataclasses
+    from LNSynthLib.volumes.geometry import Volume
+    from LNSynthModuleLib.inct_job import write_results
+
+    inct = started(logic.start_synthesis(ct_node, anatomy, ln_node, dataclasses.replace(settings, mode="in-ct")))
+    assert inct.steps[2].command[1:3] == ["-m", "LNSynthModuleLib.inct_job"], inct.steps[2].command
+    write_volume(phantom.ct, inct.run_dir / "input" / CT_FILE)
+    write_volume(phantom.ln, inct.run_dir / "input" / LN_FILE)
+    write_volume(phantom.ct, inct.run_dir / "cases" / "CT" / CT_FILE)
+    brighter = phantom.ct.array + 100 * (phantom.ln.array > 0).astype(phantom.ct.array.dtype)
+    write_volume(Volume(brighter, phantom.ct.geometry), inct.run_dir / "synthetic" / "CT_inct_0" / CT_FILE)
+    (inct.run_dir / "synthetic" / "CT_inct_0" / "case.json").write_text('{"synthetic": true}')
+    write_results(inct.run_dir, "CT")
+    assert inct.on_success().shown.ct.GetImageData() is not None
     anatomy_chain, predict_chain = chains["Create anatomy"], chains["Predict"]
     write_volume(phantom.anatomy, anatomy_chain.run_dir / "anatomy.nii.gz")
     assert anatomy_chain.on_success().GetSegmentation().GetNumberOfSegments() > 1        # result loaders
