@@ -59,6 +59,18 @@ def _prediction_sets(args: argparse.Namespace) -> list:
     return sets
 
 
+def run_method(ddpm_run: str | Path | None) -> str:
+    """The method label of an LN-DDPM run folder: its config.yaml's variant (`LN-DDPM` without one)."""
+    from LNSynthLib.diffusion.choices import method_label
+
+    config = Path(ddpm_run) / "config.yaml" if ddpm_run else None
+    if config is None or not config.is_file():
+        return method_label("ln_ddpm")
+    from LNSynthLib.diffusion.config import load_config
+
+    return method_label(load_config(str(config)).network.variant)
+
+
 def run_evaluate(args: argparse.Namespace) -> int:
     from LNSynthLib.report.generation_eval import evaluate_generation
     from LNSynthLib.report.report import EvaluationInputs, PredictionSet, write_report
@@ -73,12 +85,13 @@ def run_evaluate(args: argparse.Namespace) -> int:
 
         layout = Layout(Path(args.work).resolve())
         raw = layout.nnunet / "nnUNet_raw"
+        variant = run_method(args.ddpm_run or layout.ddpm_run)
         for dataset_id, name, strategy, method, _, _ in DATASETS:
             pred = layout.predictions / name
             if pred.is_dir():
                 fold = next((layout.nnunet / "nnUNet_results" / f"Dataset{dataset_id:03d}_{name}").glob("*/fold_0"),
                             None)
-                sets.append(PredictionSet(strategy, method, pred, fold))
+                sets.append(PredictionSet(strategy, method.replace("LN-DDPM", variant, 1), pred, fold))
                 if strategy == "Real" and fold is not None:
                     real_model = real_model or str(fold.parent)
         exported = [raw / f"Dataset{i:03d}_{n}" for i, n, *_ in DATASETS if (raw / f"Dataset{i:03d}_{n}").is_dir()]
@@ -97,7 +110,8 @@ def run_evaluate(args: argparse.Namespace) -> int:
                                          limit=args.generation_limit, fid_weights=args.fid_weights,
                                          organ_dice=args.organ_dice,
                                          totalseg_weights_dir=args.weights_dir,
-                                         totalseg_fast=not args.full_resolution)
+                                         totalseg_fast=not args.full_resolution,
+                                         method=run_method(ddpm_run))
     inputs = EvaluationInputs(Path(args.out), Path(labels), sets, images_dir=Path(images) if images else None,
                               real_root=Path(real) if real else None,
                               test_root=Path(test_cases) if test_cases else None,

@@ -46,3 +46,17 @@ def test_rows_are_labelled_with_the_variant() -> None:
     assert method_label("ln_ddpm") == "LN-DDPM" and method_label("med_ddpm", {"train.iterations": 9}) == "Med-DDPM"
     assert method_label("ln_ddpm", {"network.attention_mode": "GA", "network.variant": "ln_ddpm",
                                     "sample.steps": 5}) == "LN-DDPM (attention_mode=GA)"
+
+
+def test_evaluate_labels_rows_with_the_runs_variant(tmp_path: Path) -> None:
+    """`lnsynth evaluate` reads the LN-DDPM run's config.yaml (as training writes it) for the row label."""
+    from LNSynthLib.cli.evaluate_command import run_method
+    from LNSynthLib.diffusion.config import load_config, save_config
+    from LNSynthLib.diffusion.train.training import _batch_comment
+
+    run = tmp_path / "ln_ddpm"
+    run.mkdir()
+    assert run_method(run) == "LN-DDPM" and run_method(None) == "LN-DDPM"   # no config.yaml: the default
+    config = load_config("tiny", {"network.variant": "med_ddpm"})
+    (run / "config.yaml").write_text(_batch_comment(1, 1) + save_config(config), encoding="utf-8")
+    assert run_method(run) == "Med-DDPM"
