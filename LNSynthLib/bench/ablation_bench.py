@@ -175,10 +175,23 @@ def _synthetic_set(cell: Cell, seed: int, work: Path, args: argparse.Namespace, 
             "synthetic_cases": len(list(synthetic.glob("*_synt_*")))}
 
 
+def cell_samples(synthetic: Path, multiple: int, view: Path) -> Path:
+    """A folder of links to the first `multiple` samples per case: the set the cell trained on (the model's folder
+    may hold more, sampled for a larger Table 4a multiple)."""
+    from LNSynthLib.cases import list_cases
+
+    view.mkdir(parents=True, exist_ok=True)
+    for folder in list_cases(synthetic):
+        index = folder.name.rpartition("_synt_")[2]
+        if index.isdigit() and int(index) < multiple and not (view / folder.name).exists():
+            (view / folder.name).symlink_to(folder.resolve(), target_is_directory=True)
+    return view
+
+
 def table1_generation(results: list[dict[str, Any]], train_root: Path, work: Path,
                       args: argparse.Namespace) -> dict[str, dict[str, Any]]:
-    """Table 1 per method: generation metrics of its Synt cell's synthetic set (first seed), NodeRecall_synt by
-    the Real cell's model; kept in `work/generation/` so a rerun does not compute them again."""
+    """Table 1 per method: generation metrics of the samples its Synt cell trained on (first seed), NodeRecall_synt
+    by the Real cell's model; kept in `work/generation/` so a rerun does not compute them again."""
     from LNSynthLib.bench.ablation_tables import TABLE1_CELLS
     from LNSynthLib.report.generation_eval import evaluate_generation
 
@@ -192,7 +205,9 @@ def table1_generation(results: list[dict[str, Any]], train_root: Path, work: Pat
             continue
         cached = work / "generation" / f"{name}_seed{first[name]['seed']}.json"
         if not cached.is_file():
-            result = evaluate_generation(train_root, first[name]["synthetic"], work_dir=cached.with_suffix(""),
+            samples = cell_samples(Path(first[name]["synthetic"]), first[name]["cell"]["multiple"],
+                                   cached.with_suffix("") / "samples")
+            result = evaluate_generation(train_root, samples, work_dir=cached.with_suffix(""),
                                          lpips_weights=args.lpips_weights, real_model=real["nnunet_model"],
                                          device=_nnunet_device(args.device), method=method)
             write_text_atomic(cached, json.dumps(result, indent=2, default=str), overwrite=True)

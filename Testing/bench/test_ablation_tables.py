@@ -55,3 +55,22 @@ def test_the_papers_numbers_are_its_own() -> None:
     assert {k: paper000.TABLE4A[1][k] for k in paper000.METRIC_NAMES} == \
         {k: real_synt[k] for k in paper000.METRIC_NAMES}   # Table 4a's 10x row is Table 2's Real + Synt row
     assert paper000.TABLE4B[1]["DSC"] == paper000.TABLE4C[0]["DSC"] == synt["DSC"]
+
+
+def test_table1_scores_the_samples_the_cell_trained_on(tmp_path) -> None:
+    """The model's folder holds 3 samples per case (a larger Table 4a multiple); a 2x cell's Table 1 uses 2."""
+    import json
+
+    from LNSynthLib.bench.ablation_bench import cell_samples
+    from LNSynthLib.cases import META_FILE, list_cases
+
+    synthetic = tmp_path / "synthetic"
+    for case in ("a", "b"):
+        for k in range(3):
+            folder = synthetic / f"{case}_synt_{k}"
+            folder.mkdir(parents=True)
+            (folder / META_FILE).write_text(json.dumps({"source_case": case}), encoding="utf-8")
+    view = cell_samples(synthetic, 2, tmp_path / "view")
+    assert [f.name for f in list_cases(view)] == ["a_synt_0", "a_synt_1", "b_synt_0", "b_synt_1"]
+    assert (view / "a_synt_1").resolve() == (synthetic / "a_synt_1").resolve()
+    assert cell_samples(synthetic, 2, tmp_path / "view") == view          # a rerun keeps the links
