@@ -76,6 +76,9 @@ class SceneLogic:
         self.scene = scene
         self.work_root = Path(work_root)
         self.python = python or python_executable()
+        # The panel lists synthesis samples and loads one at a time (bounded memory, no freeze);
+        # the web page's viewer takes every sample at once.
+        self.results_on_demand = False
 
     # ------------------------------------------------------------------ runs and files
     def new_run_dir(self, kind: str) -> Path:
@@ -282,8 +285,15 @@ class SceneLogic:
                               command=[self.python, "-m", inct_job.__name__, "--run", str(run), "--case-id", case_id]))
             return self.chain(steps, run, on_success=lambda: self.load_inct(run, ct_node), scene_bound=True,
                               env=_module_path_env())
-        return self.chain(steps, run, on_success=lambda: self.load_synthetic(
-            run / "synthetic", ct_node, inputs["ln"] if settings.paste_into_ct else None), scene_bound=True)
+        if settings.paste_into_ct:   # in the job: Slicer's GUI thread only copies the CT and writes a box
+            from LNSynthLib.segmentation import paste_results
+
+            steps.append(Step("Pasting the samples into the CT", [], weight=0.5 * settings.n_samples,
+                              command=[self.python, "-m", paste_results.__name__, "--synthetic", str(run / "synthetic"),
+                                       "--ct", str(inputs["ct"]), "--ln", str(inputs["ln"]),
+                                       "--out", str(run / "pasted")]))
+        return self.chain(steps, run, on_success=lambda: self.load_patch_results(
+            run, ct_node, inputs["ln"] if settings.paste_into_ct else None), scene_bound=True)
 
     def load_inct(self, run: Path, ct_node: object) -> object:
         """The run's in-CT results, listed, with the first one loaded (`InCTResults`)."""
@@ -295,32 +305,24 @@ class SceneLogic:
         results.show(0)
         return results
 
-    def load_synthetic(self, synthetic_root: Path, ct_node: object, source_ln: Path | None = None) -> list:
-        """Load every synthetic case folder; with `source_ln`, also paste each patch into the CT."""
-        from LNSynthLib.segmentation.paste import paste_patch
+    def load_patch_results(self, run: Path, ct_node: object, source_ln: Path | None = None) -> object:
+        """The run's samples: with `results_on_demand` (the panel) a `PatchResults` listing them, the first
+        one loaded; else every sample loaded (`load_synthetic`)."""
+        from .synthesis_results import PASTED_FOLDER, PatchResults
 
-        folders = list_cases(synthetic_root)
-        if not folders:
-            raise InputDataError("sampling wrote no synthetic case", path=synthetic_root,
-                                 fix="see the log in the work folder")
-        loaded: list = []
-        base = ct_node.GetName()
-        ct = mb.node_to_volume(ct_node) if source_ln else None
-        ln_ct = read_volume(source_ln) if source_ln else None
-        for k, folder in enumerate(folders):
-            nodes = mb.load_case_folder(self.scene, folder, None, LYMPH_NODE_SEGMENT_NAME,
-                                        name_prefix=f"{base} synthetic {k}")
-            loaded.append(nodes)
-            if ct is not None and ln_ct is not None:
-                pasted_ct, pasted_ln = paste_patch(ct, read_volume(folder / CT_FILE), ln_ct,
-                                                   read_volume(folder / LN_FILE))
-                ct_out = mb.volume_to_node(pasted_ct, self.scene, f"{base} + synthetic {k}")
-                seg = mb.new_segmentation_node(self.scene, f"{base} + synthetic {k} segmentation")
-                mb.set_segment_mask(seg, LYMPH_NODE_SEGMENT_NAME, pasted_ln, mb.LYMPH_NODE_TERMINOLOGY,
-                                    color=(0.9, 0.8, 0.1))
-                seg.SetReferenceImageGeometryParameterFromVolumeNode(ct_out)
-                loaded.append(mb.CaseNodes(f"{folder.name}_pasted", ct_out, seg))
-        return loaded
+        results = PatchResults(self.scene, run / "synthetic", ct_node, run / PASTED_FOLDER, source_ln)
+        if not self.results_on_demand:
+            return results.load_all()
+        results.show(0)
+        return results
+
+    def load_synthetic(self, synthetic_root: Path, ct_node: object, source_ln: Path | None = None,
+                       pasted_dir: Path | None = None) -> list:
+        """Load every synthetic case folder; with `source_ln` (or the job's `pasted_dir`), also each
+        sample pasted into the CT. The panel loads them one at a time instead (`load_patch_results`)."""
+        from .synthesis_results import PatchResults
+
+        return PatchResults(self.scene, synthetic_root, ct_node, pasted_dir, source_ln).load_all()
 
     # ------------------------------------------------------------------ nnU-Net
     def start_command(self, label: str, args: list[str], kind: str, on_success=None) -> JobChain:
