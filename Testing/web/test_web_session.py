@@ -92,3 +92,111 @@ def test_uploads_and_paths_through_the_session(tmp_path: Path, phantom_files: di
         with pytest.raises(InputDataError, match="not allowed or not found"):
             other.load_ct(text)
     core.scene.Clear(1)
+
+
+def test_a_new_ct_clears_the_old_layers_and_a_regrouped_anatomy_replaces_the_first(tmp_path: Path,
+                                                                                     phantom_files: dict[str, Path]):
+    from LNSynthModuleLib.web.layers import layer_rows, set_layer_opacity
+
+    core = mb.create_core_scene()
+    session = WebSession(core.scene, tmp_path / "work", data_roots=[tmp_path / "data"])
+    ct_node = session.load_ct(phantom_files["ct"])
+    first = session.anatomy_from_totalseg_file(phantom_files["totalseg"])
+    session.set_anatomy(first)
+    second = session.anatomy_from_totalseg_file(phantom_files["totalseg"])
+    session.set_anatomy(second)   # grouped again: the first is hidden, not stacked under the second
+    ln_node, _ = session.lymph_node_segment()
+    assert session.layers == [second, ln_node] and not first.GetDisplayNode().GetVisibility()
+    rows = layer_rows(session.layers, ct_node, {})
+    legend = {item["name"] for item in rows[0]["legend"]}
+    assert "liver" in legend and len(legend) < len(mb.segment_names(second)) + 1   # only non-empty groups
+    assert all(item["color"].startswith("#") and len(item["color"]) == 7 for item in rows[0]["legend"])
+    set_layer_opacity(second, 0.3)
+    assert layer_rows(session.layers, ct_node, {})[0]["opacity"] == 0.3
+    session.load_ct(phantom_files["ct"])   # a new CT: the old CT's overlays are hidden and leave the list
+    assert session.layers == [] and not second.GetDisplayNode().GetVisibility()
+    assert not ln_node.GetDisplayNode().GetVisibility()
+    core.scene.Clear(1)
+
+
+def test_a_node_painted_on_fat_gets_the_lymph_node_hu_warning(tmp_path: Path, phantom_files: dict[str, Path]):
+    from LNSynthLib.phantom.parameters import NODE_HU_RANGE
+
+    core = mb.create_core_scene()
+    session = WebSession(core.scene, tmp_path / "work", data_roots=[tmp_path / "data"])
+    ct_node = session.load_ct(phantom_files["ct"])
+    ct = mb.node_to_volume(ct_node)
+    node, _ = session.lymph_node_segment()
+    assert session.painted() == (0, None) and session.paint_warning() == ""
+    fat = np.argwhere((ct.array > -120) & (ct.array < -60))   # a fat voxel of the phantom
+    center = ct.geometry.index_to_physical(fat[len(fat) // 2][::-1].astype(float))
+    session.logic.add_sphere(node, ct_node, tuple(center), 1.5)
+    voxels, mean = session.painted()
+    assert voxels > 0 and mean < NODE_HU_RANGE[0]
+    warning = session.paint_warning()
+    assert f"{mean:.0f} HU" in warning and "lymph nodes are 20-60 HU" in warning and "Undo" in warning
+    core.scene.Clear(1)
+
+
+def test_results_carry_their_qc_verdict_and_download_as_a_nifti_pair(tmp_path: Path,
+                                                                      phantom_files: dict[str, Path]):
+    import io
+    import json
+    import zipfile
+
+    from LNSynthLib.cases import CT_FILE, LN_FILE
+    from LNSynthLib.volumes.io import read_volume
+
+    core = mb.create_core_scene()
+    session = WebSession(core.scene, tmp_path / "work", data_roots=[tmp_path / "data"])
+    ct_node = session.load_ct(phantom_files["ct"])
+    ct = mb.node_to_volume(ct_node)
+    run = session.folder / "synthesis-1"
+    ln = np.zeros(ct.shape, np.uint8)
+    ln[14:18, 20:26, 20:26] = 1
+    for k in range(2):   # what `lnsynth sample --qc` leaves, as loaded by the chain (patch + pasted nodes)
+        folder = run / "synthetic" / f"ct_synt_{k}"
+        write_volume(ct, folder / CT_FILE)
+        write_volume(type(ct)(ln, ct.geometry), folder / LN_FILE)
+        (folder / "case.json").write_text('{"synthetic": true, "source_case": "ct"}')
+    (run / "synthetic" / "qc.json").write_text(json.dumps({"samples": {
+        "ct_synt_0": {"passed": True, "reasons": []},
+        "ct_synt_1": {"passed": False, "reasons": ["anatomy_hu: worst liver 80 HU off"]}}}))
+    write_volume(type(ct)(ln, ct.geometry), tmp_path / "painted.nii.gz")
+    loaded = session.logic.load_synthetic(run / "synthetic", ct_node, tmp_path / "painted.nii.gz")
+    session._synthesis_run = run
+    results = session.set_results(loaded)
+    assert [r.name for r in results] == ["ct_synt_0", "ct_synt_1"]
+    assert [r.qc_passed for r in results] == [True, False]
+    assert results[1].label == "ct_synt_1 (rejected by quality control)" and "liver" in results[1].qc_reasons[0]
+    assert results[0].ct.GetImageData().GetDimensions() == ct_node.GetImageData().GetDimensions()  # the full CT
+    name, data = session.write_result(1)
+    assert name == "ct_synt_1.zip"
+    with zipfile.ZipFile(io.BytesIO(data)) as archive:
+        assert sorted(archive.namelist()) == [f"ct_synt_1/{CT_FILE}", f"ct_synt_1/{LN_FILE}"]
+        archive.extractall(tmp_path / "downloaded")
+    assert read_volume(tmp_path / "downloaded" / "ct_synt_1" / CT_FILE).shape == ct.shape
+    assert int(read_volume(tmp_path / "downloaded" / "ct_synt_1" / LN_FILE).array.sum()) == int(ln.sum())
+    with pytest.raises(InputDataError, match="no synthetic result"):
+        session.write_result(5)
+    core.scene.Clear(1)
+
+
+def test_the_page_reads_the_panels_defaults_and_speaks_of_its_controls():
+    from LNSynthModuleLib.web.messages import page_terms
+    from LNSynthModuleLib.web.panel_defaults import panel_default, panel_range
+
+    source = (Path(__file__).resolve().parents[2] / "LNSynth" / "LNSynth.py").read_text(encoding="utf-8")
+    epochs, iterations = panel_default("nnunetEpochs"), panel_default("nnunetIterations")
+    assert f"nnunetEpochs: Annotated[int, WithinRange(1, 1000)] = {epochs}" in source and epochs < 1000
+    assert f"nnunetIterations: Annotated[int, WithinRange(1, 250)] = {iterations}" in source
+    assert panel_range("nnunetEpochs") == (1, 1000) and panel_default("numberOfSamples") == 4
+    for flag_text, words in (
+            ("Fix: read the reasons in qc.json; train LN-DDPM longer, or export with --no-qc",
+             "untick “Quality control” (section 5) and export again"),
+            ("Without weights use `--anatomy-source coarse`", "Method “coarse” (section 2)"),
+            ("prepare more real cases, or train with fold `all`", "click Train nnU-Net (section 6"),
+            ("try --device cpu", "Device (top bar)"), ("lower --epochs 3", "Epochs 3 (section 6)")):
+        assert words in page_terms(flag_text) and "--" not in page_terms(flag_text), page_terms(flag_text)
+    admin = "ask for a higher `lnsynth serve --max-upload-mb`"
+    assert page_terms(admin) == admin

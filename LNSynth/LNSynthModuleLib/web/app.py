@@ -13,11 +13,12 @@ from LNSynthLib.errors import LNSynthError
 
 from ..logic import SynthesisSettings
 from .jobs import JobMonitor
-from .session import WebSession
+from .layers import layer_rows, set_layer_opacity
+from .messages import page_terms
+from .session import WebSession, set_layer_visible
 from .ui import FROM_CHECKPOINT, build_page
 from .uploads import DEFAULT_MAX_UPLOAD_MB, upload_limit_text
-
-LAYOUT_ID = "LNSynth"
+from .viewer import Viewer, slice_view_ui
 
 
 def reports_errors(method):
@@ -31,7 +32,7 @@ def reports_errors(method):
                 return method(self, *args, **kwargs)
         except LNSynthError as exc:
             with self.state:
-                self.state.error = f"error: {exc}"
+                self.state.error = page_terms(f"error: {exc}")
         except Exception as exc:  # the page must survive any failure; the server log has the traceback
             traceback.print_exc()
             with self.state:
@@ -45,6 +46,20 @@ def _show_in_3d(segmentation: object | None) -> None:
     """Lymph-node surfaces in the 3D view (small masks: cheap; the anatomy stays 2D)."""
     if segmentation is not None:
         segmentation.CreateClosedSurfaceRepresentation()
+
+
+def _whole(value: object, control: str, panel_name: str) -> int:
+    """A whole number within the panel's range for this control, or an error naming the control."""
+    from LNSynthLib.errors import InputDataError
+
+    from .panel_defaults import panel_range
+
+    low, high = panel_range(panel_name)
+    text = str(value if value is not None else "").strip()
+    if not text.isdigit() or not low <= int(text) <= high:
+        raise InputDataError(f"{control} must be a whole number from {low:g} to {high:g}, not '{text[:20]}'",
+                             fix=f"set {control}")
+    return int(text)
 
 
 def _int_or_none(value: object) -> int | None:
@@ -61,29 +76,34 @@ class LNSynthWebApp(TrameApp):
         from trame_slicer import module as trame_slicer_module
         from trame_slicer.core import LayoutManager, SlicerApp
         from trame_slicer.rca_view import register_rca_factories
-        from trame_slicer.views import Layout, LayoutDirection, ViewLayoutDefinition
+        from undo_stack import UndoStack
 
         self.server.enable_module(trame_slicer_module)
         self.slicer = SlicerApp()
-        register_rca_factories(self.slicer.view_manager, self.server)
+        register_rca_factories(self.slicer.view_manager, self.server, slice_view_ui_f=slice_view_ui)
         self.layout_manager = LayoutManager(self.slicer.scene, self.slicer.view_manager, self.server)
-        views = Layout(LayoutDirection.Horizontal, [
-            ViewLayoutDefinition.axial_view(),
-            Layout(LayoutDirection.Vertical, [ViewLayoutDefinition.coronal_view(),
-                                              ViewLayoutDefinition.threed_view()])])
-        self.layout_manager.register_layout_dict({LAYOUT_ID: views})
-        self.layout_manager.set_layout(LAYOUT_ID)
+        self.viewer = Viewer(self.slicer, self.layout_manager, self.state)
         self.session = WebSession(self.slicer.scene, work_root, data_roots=data_roots,
                                   max_upload_bytes=max_upload_bytes)
-        self.jobs = JobMonitor(self.state)
+        self.jobs = JobMonitor(self.state, page_terms)
+        self.undo = UndoStack()   # the brush strokes (and erasures) of this page
+        self.editor.set_undo_stack(self.undo)
+        self.undo.index_changed.connect(self._on_stroke)
+        self._legends: dict[str, list[dict]] = {}
         self.state.update({"trame__title": "LNSynth", "status": self._welcome(address),
                            "max_upload_bytes": max_upload_bytes, "max_upload_text": upload_limit_text(max_upload_bytes),
                            "error": "", "job_running": False, "job_done": False, "job_failed": False,
                            "job_percent": 0, "job_text": "", "job_log": "", "brush_mode": "",
-                           "painted_voxels": 0, "training_cases": 0, "scene_rows": [],
+                           "painted_voxels": 0, "painted_hu": "", "paint_warning": "", "can_undo": False,
+                           "can_redo": False, "training_cases": 0, "scene_rows": [], "layers": [], "results": [],
+                           "result_index": 0, "result_file": "result.zip",
                            "session_folder": str(self.session.folder)})
         self.state.change("brush_diameter", "brush_sphere")(self._on_brush_settings)
         self.state.change("volume_rendering")(self._on_volume_rendering)
+        self.state.change("window_preset")(lambda window_preset, **_: self.viewer.apply_window(window_preset))
+        self.state.change("fade")(lambda fade, **_: self.viewer.set_fade(fade))
+        self.state.change("view_mode")(lambda view_mode, **_: self._on_view_mode(view_mode))
+        self.state.change("result_index")(lambda result_index, **_: self._show_result(result_index))
         self.ui = build_page(self.server, self, self.layout_manager)
 
     # ------------------------------------------------------------------ shared
@@ -100,18 +120,34 @@ class LNSynthWebApp(TrameApp):
         if status is not None:
             self.state.status = status
         self.state.scene_rows = self.session.scene_rows()
-        self.state.painted_voxels = self.session.painted_voxels()
+        self._refresh_paint()
+        self._refresh_layers()
         self.state.training_cases = len(list_cases(self.session.cases_root)) if self.session.cases_root.is_dir() \
             else 0
 
+    def _refresh_paint(self) -> None:
+        voxels, mean = self.session.painted()
+        self.state.painted_voxels = voxels
+        self.state.painted_hu = "" if mean is None else f"{mean:.0f}"
+        self.state.paint_warning = self.session.paint_warning()
+        self.state.can_undo, self.state.can_redo = self.undo.can_undo(), self.undo.can_redo()
+
+    def _on_stroke(self, *_) -> None:
+        """A stroke was painted, erased, undone or redone: the counts, the HU check and Undo/Redo follow."""
+        with self.state:
+            self._refresh_paint()
+
+    def _refresh_layers(self) -> None:
+        self.state.layers = layer_rows(self.session.layers, self.session.nodes.ct, self._legends)
+
     def _show(self, volume_node: object) -> None:
-        """Slice views show the volume; the 3D view renders it only on request (costly without a GPU)."""
+        """Slice views show the CT (work layout); the 3D view renders it only on request (costly without a GPU)."""
         self._shown = volume_node
-        display = self.slicer.display_manager
-        display.show_volume_in_slice_background(volume_node)
-        display.show_volume_in_slice_foreground(None)
+        self.viewer.show_ct(volume_node, self.session.layers)
+        self.state.results, self.state.result_index = [], 0
         self._on_volume_rendering()
-        display.reset_views()
+        self.slicer.display_manager.reset_views()
+        self.viewer.update_labels()
 
     def _on_volume_rendering(self, **_) -> None:
         node = getattr(self, "_shown", None)
@@ -120,8 +156,9 @@ class LNSynthWebApp(TrameApp):
         if self.state.volume_rendering:
             self.slicer.display_manager.show_volume(node)
         else:
-            self.slicer.display_manager.hide_volume(node)
-            self.slicer.display_manager.show_volume_in_slice_background(node)
+            display = self.slicer.volume_rendering.get_vr_display_node(node)
+            if display is not None:
+                display.SetVisibility(False)
 
     def _start(self, chain, on_done=None) -> None:
         self.on_brush_off()
@@ -166,7 +203,32 @@ class LNSynthWebApp(TrameApp):
 
     def _anatomy_ready(self, node: object) -> None:
         self.session.set_anatomy(node)
+        self.viewer.original_layers = list(self.session.layers)
         self._refresh(f"Anatomy ready: {node.GetName()}")
+
+    # ------------------------------------------------------------------ overlays (layers)
+    def on_layer_visible(self, node_id: str, visible: bool) -> None:
+        node = self._layer(node_id)
+        if node is not None:
+            set_layer_visible(node, bool(visible))
+            self._refresh_layers()
+
+    def on_layer_opacity(self, node_id: str, opacity: float) -> None:
+        node = self._layer(node_id)
+        if node is not None:
+            set_layer_opacity(node, float(opacity))
+            self._refresh_layers()
+
+    def _layer(self, node_id: object):
+        """A layer of this CT by its id (ids come from the page: only this CT's layers are accepted)."""
+        return next((n for n in self.session.layers if n.GetID() == str(node_id)), None)
+
+    # ------------------------------------------------------------------ views
+    def _on_view_mode(self, mode: str) -> None:
+        if self.viewer.result is None and mode != "ct":
+            self.state.view_mode = "ct"
+            return
+        self.viewer.set_mode(mode)
 
     # ------------------------------------------------------------------ 3) brush
     @reports_errors
@@ -188,7 +250,22 @@ class LNSynthWebApp(TrameApp):
         self.editor.set_active_effect_type(SegmentationEffectPaint if mode == "paint" else SegmentationEffectErase)
         self.state.brush_mode = mode
         self._on_brush_settings()
+        if self.viewer.state.view_mode != "ct":   # paint on the CT itself, not beside a result
+            self.viewer.set_mode("ct")
+        self.viewer.original_layers = list(self.session.layers)
         self._refresh(f"{mode.capitalize()}: drag on a slice view")
+
+    @reports_errors
+    def on_undo(self) -> None:
+        if self.undo.can_undo():
+            self.undo.undo()
+        self._refresh("Undone" if self.state.painted_voxels or self.undo.can_redo() else None)
+
+    @reports_errors
+    def on_redo(self) -> None:
+        if self.undo.can_redo():
+            self.undo.redo()
+        self._refresh("Redone")
 
     def on_brush_off(self) -> None:
         if self.state.brush_mode:
@@ -234,23 +311,62 @@ class LNSynthWebApp(TrameApp):
         self._start(self.session.start_synthesis(settings), self._synthetic_ready)
 
     def _synthetic_ready(self, loaded: list) -> None:
-        for case in loaded:
-            _show_in_3d(case.segmentation)
-        if loaded:
-            self._show(loaded[0].ct)
-        self._refresh(f"{len(loaded)} synthetic volume(s) added to the scene.")
+        results = self.session.set_results(loaded)
+        for result in results:
+            _show_in_3d(result.segmentation)
+        self.state.results = [{"index": k, "name": r.name, "label": r.label, "passed": r.qc_passed,
+                               "reasons": "; ".join(r.qc_reasons)} for k, r in enumerate(results)]
+        rejected = sum(r.qc_passed is False for r in results)
+        status = f"{len(results)} synthetic sample(s) in the full CT, side by side with the original."
+        if rejected:
+            status += (f" Quality control rejected {rejected} of {len(results)}: they are marked, and the "
+                       "nnU-Net export leaves them out.")
+        self.state.result_index = 0
+        self._show_result(0, force=True)
+        self._refresh(status)
+
+    def _show_result(self, index: object, force: bool = False) -> None:
+        results = self.session.results
+        if not results:
+            return
+        index = min(max(int(index or 0), 0), len(results) - 1)
+        if not force and self.viewer.result is results[index]:
+            return
+        for k, result in enumerate(results):
+            set_layer_visible(result.segmentation, k == index)
+        self.state.result_file = f"{results[index].name}.zip"
+        self.viewer.show_result(results[index], self.session.layers,
+                                self.state.view_mode if self.state.view_mode != "ct" else "side")
+
+    def on_result_step(self, step: int) -> None:
+        if self.session.results:
+            self.state.result_index = (int(self.state.result_index) + int(step)) % len(self.session.results)
+
+    def on_download_result(self):
+        """The shown sample as a zip of its full CT and node mask (NIfTI), sent to the browser."""
+        try:
+            name, data = self.session.write_result(int(self.state.result_index or 0))
+        except LNSynthError as exc:
+            with self.state:
+                self.state.error = page_terms(f"error: {exc}")
+            return None
+        with self.state:
+            self.state.status = f"Downloading {name} ({len(data) / 2**20:.1f} MB): ct.nii.gz and ln.nii.gz"
+        return self.server.protocol.addAttachment(memoryview(data))
 
     # ------------------------------------------------------------------ 6) nnU-Net
     @reports_errors
     def on_nnunet_export(self) -> None:
-        chain = self.session.start_nnunet_export(bool(self.state.paste), qc=bool(self.state.qc))
+        chain = self.session.start_nnunet_export(bool(self.state.paste), qc=bool(self.state.qc), overwrite=True)
         self.state.nnunet_dataset = str(self.session.nodes.nnunet_dataset)
         self._start(chain, lambda _: self._refresh(f"nnU-Net dataset: {self.session.nodes.nnunet_dataset}"))
 
     @reports_errors
     def on_nnunet_train(self) -> None:
-        chain = self.session.start_nnunet_train(self.state.nnunet_dataset or None, int(self.state.nnunet_epochs),
-                                                int(self.state.nnunet_iterations), self.state.device)
+        chain = self.session.start_nnunet_train(self.state.nnunet_dataset or None,
+                                                _whole(self.state.nnunet_epochs, "Epochs (section 6)", "nnunetEpochs"),
+                                                _whole(self.state.nnunet_iterations, "Iterations (section 6)",
+                                                       "nnunetIterations"), self.state.device)
         self._start(chain, self._model_ready)
 
     def _model_ready(self, model_dir) -> None:
@@ -262,4 +378,10 @@ class LNSynthWebApp(TrameApp):
     @reports_errors
     def on_nnunet_predict(self) -> None:
         chain = self.session.start_nnunet_predict(self.state.nnunet_model or None, self.state.device)
-        self._start(chain, lambda node: self._refresh(f"Prediction: {node.GetName()}"))
+        self._start(chain, self._prediction_ready)
+
+    def _prediction_ready(self, node: object) -> None:
+        self.session.set_prediction(node)
+        self.viewer.original_layers = list(self.session.layers)
+        self.viewer.set_mode(self.state.view_mode)
+        self._refresh(f"Prediction: {node.GetName()}")

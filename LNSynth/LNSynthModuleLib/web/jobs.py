@@ -26,8 +26,9 @@ def report(line: str) -> None:
 class JobMonitor:
     """Mirror the running chain into `state` (job_running, job_percent, job_text, job_log, job_done)."""
 
-    def __init__(self, state: object) -> None:
+    def __init__(self, state: object, wording: Callable[[str], str] = str) -> None:
         self.state = state
+        self.wording = wording   # a job's error in the page's terms (its fix names flags of the job's command)
         self.chain: JobChain | None = None
         self._task: asyncio.Task | None = None
 
@@ -59,7 +60,7 @@ class JobMonitor:
                     self.state.job_done = True
                     self.state.job_failed = bool(state.error or state.cancelled)
                     if state.error:
-                        self.state.error = state.error
+                        self.state.error = self.wording(state.error)
             if not state.running:
                 break
             await asyncio.sleep(POLL_S)

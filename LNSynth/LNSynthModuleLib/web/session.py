@@ -24,6 +24,15 @@ from .paths import CHECKPOINT_SUFFIXES, ServerPaths
 from .uploads import DEFAULT_MAX_UPLOAD_MB, discard_upload, write_upload
 
 
+def set_layer_visible(node: object | None, visible: bool) -> None:
+    """Show or hide a segmentation (or volume) node in every view."""
+    if node is None:
+        return
+    display = node.GetDisplayNode()
+    if display is not None:
+        display.SetVisibility(bool(visible))
+
+
 def new_session_folder(work_root: str | Path) -> Path:
     """A fresh `<work>/session-<time>-<pid>-<n>` folder: sessions never share a folder."""
     root = Path(work_root)
@@ -36,6 +45,23 @@ def new_session_folder(work_root: str | Path) -> Path:
         except FileExistsError:
             continue
     raise InputDataError("cannot create a session folder", path=root, fix="clean up old sessions")
+
+
+@dataclass
+class SynthResult:
+    """One synthetic sample as the page shows it: the full CT with the node pasted, and its QC verdict."""
+
+    name: str                 # the sample's case folder (`<case>_synt_<k>`)
+    ct: object                # the CT with the synthetic node pasted (the original CT's grid)
+    segmentation: object      # its lymph-node segmentation
+    patch: object | None      # the sampled patch's own nodes (hidden: the pasted CT holds it)
+    qc_passed: bool | None    # None: not scored (Quality control off)
+    qc_reasons: tuple[str, ...] = ()
+
+    @property
+    def label(self) -> str:
+        verdict = {None: "not scored", True: "QC passed"}.get(self.qc_passed, "rejected by quality control")
+        return f"{self.name} ({verdict})"
 
 
 @dataclass
@@ -64,6 +90,9 @@ class WebSession:
         self.max_upload_bytes = max_upload_bytes
         self.logic = SceneLogic(scene, self.folder, python=python)
         self.nodes = SessionNodes()
+        self.layers: list[object] = []        # segmentations drawn on the current CT (anatomy, nodes, prediction)
+        self.results: list[SynthResult] = []  # the last synthesis of the current CT
+        self._synthesis_run: Path | None = None
 
     @property
     def scene(self) -> object:
@@ -84,6 +113,9 @@ class WebSession:
         path = self.paths.file(path, "CT file")
         stem = path.name.split(".")[0]
         node = mb.load_volume_file(self.scene, path, name or stem)
+        for layer in (*self.layers, *(n for r in self.results for n in (r.segmentation, r.patch))):
+            set_layer_visible(layer, False)   # the old CT's overlays would be drawn, misaligned, on the new one
+        self.layers, self.results = [], []
         self.nodes.ct, self.nodes.anatomy, self.nodes.lymph_nodes = node, None, None
         return node
 
@@ -108,24 +140,56 @@ class WebSession:
 
     def anatomy_from_totalseg_file(self, path: str | Path) -> object:
         totalseg = self.paths.file(path, "TotalSegmentator file")
-        self.nodes.anatomy = self.logic.anatomy_from_totalseg_file(self.require_ct(), totalseg)
+        self.set_anatomy(self.logic.anatomy_from_totalseg_file(self.require_ct(), totalseg))
         return self.nodes.anatomy
 
     def set_anatomy(self, node: object) -> None:
+        """The CT's anatomy; an earlier one (coarse, then a TotalSegmentator file) is hidden, not stacked."""
+        old = self.nodes.anatomy
+        if old is not None and old is not node and old in self.layers:
+            set_layer_visible(old, False)
+            self.layers.remove(old)
         self.nodes.anatomy = node
+        self.add_layer(node)
+
+    def add_layer(self, node: object) -> None:
+        if node is not None and node not in self.layers:
+            self.layers.append(node)
 
     # ------------------------------------------------------------------ lymph nodes
     def lymph_node_segment(self) -> tuple[object, str]:
         """The session's LN segmentation and its `lymph node` segment id (created when missing)."""
         node, segment_id = self.logic.lymph_node_segmentation(self.require_ct(), self.nodes.lymph_nodes)
         self.nodes.lymph_nodes = node
+        self.add_layer(node)
         return node, segment_id
 
     def painted_voxels(self) -> int:
+        return self.painted()[0]
+
+    def painted(self) -> tuple[int, float | None]:
+        """(voxels, mean HU) of the painted lymph-node segment on the CT; (0, None) before any paint."""
         if self.nodes.lymph_nodes is None or self.nodes.ct is None:
-            return 0
+            return 0, None
         ct = mb.node_to_volume(self.nodes.ct)
-        return int(mb.segment_to_mask(self.nodes.lymph_nodes, LYMPH_NODE_SEGMENT_NAME, ct).array.sum())
+        mask = mb.segment_to_mask(self.nodes.lymph_nodes, LYMPH_NODE_SEGMENT_NAME, ct).array > 0
+        n = int(mask.sum())
+        return n, (float(ct.array[mask].mean()) if n else None)
+
+    def paint_warning(self) -> str:
+        """A warning when the painted region's mean HU is not a lymph node's (fat, vessel with contrast, bone).
+
+        Quality control takes its node HU band from the painted nodes themselves, so it would not catch it.
+        """
+        from LNSynthLib.phantom.parameters import NODE_HU_RANGE
+
+        n, mean = self.painted()
+        lo, hi = NODE_HU_RANGE
+        if not n or lo <= mean <= hi:
+            return ""
+        what = "fat" if mean < -30 else "not soft tissue" if mean < lo else "denser than a node"
+        return (f"The painted region averages {mean:.0f} HU ({what}); lymph nodes are {lo:.0f}-{hi:.0f} HU. "
+                "Paint on the node itself (Window: Abdomen shows it), or Undo the stroke.")
 
     # ------------------------------------------------------------------ LN-DDPM
     def require_inputs(self) -> tuple[object, object, object]:
@@ -148,13 +212,62 @@ class WebSession:
         self.nodes.checkpoint = Path(checkpoint) if checkpoint else None
 
     def start_synthesis(self, settings: SynthesisSettings) -> JobChain:
+        """Synthesis; every sample is also pasted into the CT, so the page shows it in the full CT."""
         checkpoint = self.paths.file(settings.checkpoint, "LN-DDPM checkpoint", CHECKPOINT_SUFFIXES)
-        return self.logic.start_synthesis(*self.require_inputs(), dataclasses.replace(settings, checkpoint=checkpoint))
+        chain = self.logic.start_synthesis(*self.require_inputs(), dataclasses.replace(
+            settings, checkpoint=checkpoint, paste_into_ct=True))
+        self._synthesis_run = chain.run_dir
+        return chain
+
+    def set_results(self, loaded: list) -> list[SynthResult]:
+        """The samples of the finished synthesis (patch and pasted nodes, as `load_synthetic` returns them)."""
+        from LNSynthLib.qc.verdicts import read_qc
+
+        for result in self.results:   # an earlier synthesis of this CT: hidden, still in the scene
+            set_layer_visible(result.segmentation, False)
+        qc = read_qc(self._synthesis_run / "synthetic") if self._synthesis_run else None
+        verdicts = qc["samples"] if qc else {}
+        patches = {case.case_id: case for case in loaded if not case.case_id.endswith("_pasted")}
+        self.results = []
+        for case in loaded:
+            if not case.case_id.endswith("_pasted"):
+                continue
+            name = case.case_id.removesuffix("_pasted")
+            verdict = verdicts.get(name)
+            patch = patches.get(name)
+            if patch is not None:
+                set_layer_visible(patch.segmentation, False)   # the pasted CT's segmentation shows the same node
+            self.results.append(SynthResult(name, case.ct, case.segmentation, patch.ct if patch else None,
+                                            None if verdict is None else bool(verdict["passed"]),
+                                            tuple(verdict.get("reasons", ())) if verdict else ()))
+        return self.results
+
+    def write_result(self, index: int) -> tuple[str, bytes]:
+        """(file name, zip bytes) of sample `index`: its full CT and lymph-node mask as a NIfTI pair."""
+        import io
+        import zipfile
+
+        from LNSynthLib.cases import CT_FILE, LN_FILE
+        from LNSynthLib.volumes.io import write_volume
+
+        if not 0 <= index < len(self.results):
+            raise InputDataError("no synthetic result to download", fix="run Synthesize first (section 5)")
+        result = self.results[index]
+        ct = mb.node_to_volume(result.ct)
+        folder = self.folder / "downloads" / result.name
+        write_volume(ct, folder / CT_FILE)
+        write_volume(mb.segment_to_mask(result.segmentation, LYMPH_NODE_SEGMENT_NAME, ct), folder / LN_FILE)
+        buffer = io.BytesIO()
+        with zipfile.ZipFile(buffer, "w", zipfile.ZIP_STORED) as archive:   # .nii.gz is compressed already
+            for name in (CT_FILE, LN_FILE):
+                archive.write(folder / name, f"{result.name}/{name}")
+        return f"{result.name}.zip", buffer.getvalue()
 
     # ------------------------------------------------------------------ nnU-Net
-    def start_nnunet_export(self, paste: bool, qc: bool = True) -> JobChain:
+    def start_nnunet_export(self, paste: bool, qc: bool = True, overwrite: bool = False) -> JobChain:
+        """Export this session's cases; `overwrite`: a new export replaces the session's earlier dataset."""
         self.nodes.nnunet_dataset = self.folder / "nnunet"
-        return self.logic.start_nnunet_export(self.nodes.nnunet_dataset, paste=paste, qc=qc)
+        return self.logic.start_nnunet_export(self.nodes.nnunet_dataset, paste=paste, qc=qc, overwrite=overwrite)
 
     def start_nnunet_train(self, dataset: str | None, epochs: int, iterations: int, device: str) -> JobChain:
         dataset_dir = self.paths.folder(dataset, "nnU-Net dataset folder") if dataset else self.nodes.nnunet_dataset
@@ -167,6 +280,9 @@ class WebSession:
         if model_dir is None:
             raise InputDataError("no nnU-Net model", fix="train one first (Train nnU-Net) or give its folder")
         return self.logic.start_nnunet_predict(self.require_ct(), model_dir, device)
+
+    def set_prediction(self, node: object) -> None:
+        self.add_layer(node)
 
     # ------------------------------------------------------------------ what the scene holds
     def scene_rows(self) -> list[dict[str, str]]:

@@ -9,12 +9,17 @@ from __future__ import annotations
 from LNSynthLib.anatomy.build import ANATOMY_SOURCES
 from LNSynthLib.devices import DEVICE_CHOICES
 from LNSynthLib.diffusion.choices import BUNDLED_CONFIGS, SAMPLERS
+from LNSynthLib.segmentation.nnunet_constants import STANDARD_EPOCHS
+
+from .panel_defaults import panel_default
 
 FROM_CHECKPOINT = "checkpoint's own"
 # Stable trigger names of the actions that take a path or a file (scripts and the tests call them by name).
 PAGE_TRIGGERS = {"load_ct": "on_load_path", "upload_ct": "on_upload", "create_anatomy": "on_create_anatomy",
                  "group_totalseg": "on_group_totalseg", "train_ddpm": "on_train_ddpm", "synthesize": "on_synthesize",
-                 "nnunet_train": "on_nnunet_train", "nnunet_predict": "on_nnunet_predict"}
+                 "nnunet_train": "on_nnunet_train", "nnunet_predict": "on_nnunet_predict", "undo": "on_undo",
+                 "redo": "on_redo", "layer_visible": "on_layer_visible", "layer_opacity": "on_layer_opacity",
+                 "result_step": "on_result_step", "download_result": "on_download_result"}
 ANATOMY_METHODS = [m for m in ANATOMY_SOURCES if m in ("totalseg", "coarse")]
 DRAWER_WIDTH = 380
 
@@ -39,6 +44,17 @@ def build_page(server: object, app: object, layout_manager: object) -> object:
         layout.root.theme = "dark"
         with layout.toolbar:
             v.VSpacer()
+            v.VSelect(label="Window", v_model=("window_preset", "Abdomen"), items=("window_presets", []),
+                      id="window-preset", style="max-width: 140px", density="compact", hide_details=True,
+                      classes="mr-2")
+            with v.VBtnToggle(v_model=("view_mode", "ct"), mandatory=True, density="compact", classes="mr-2",
+                              id="view-mode", divided=True, variant="outlined"):
+                v.VBtn("CT", value="ct", id="view-ct", size="small")
+                v.VBtn("Side by side", value="side", id="view-side", size="small", disabled=("!results.length",))
+                v.VBtn("Fade", value="fade", id="view-fade", size="small", disabled=("!results.length",))
+            v.VSlider(v_model=("fade", 0.5), min=0, max=1, step=0.05, id="fade", v_show="view_mode === 'fade'",
+                      label="Original → result", density="compact", hide_details=True, classes="mr-2",
+                      style="max-width: 240px")
             v.VCheckbox(label="3D volume rendering", v_model=("volume_rendering", False), id="volume-rendering",
                         density="compact", hide_details=True, classes="mr-4", style="max-width: 220px")
             v.VSelect(label="Device", v_model=("device", "auto"), items=("devices", list(DEVICE_CHOICES)),
@@ -53,7 +69,7 @@ def build_page(server: object, app: object, layout_manager: object) -> object:
                                  density="compact", hide_details=True, change=_upload_handler(server, app),
                                  disabled=busy)
                 with section("2. Anatomy"), v.VExpansionPanelText():
-                    v.VSelect(label="Method", v_model=("anatomy_method", "totalseg"), items=("anatomy_methods",
+                    v.VSelect(label="Method", v_model=("anatomy_method", panel_default("anatomyMethod")), items=("anatomy_methods",
                               ANATOMY_METHODS), id="anatomy-method", **dense)
                     v.VTextField(label="TotalSegmentator weights folder (optional)", v_model=("weights_dir", ""),
                                  **dense)
@@ -69,17 +85,25 @@ def build_page(server: object, app: object, layout_manager: object) -> object:
                         v.VBtn("Erase", click=app.on_erase, id="erase", disabled=busy,
                                color=("brush_mode === 'erase' ? 'primary' : ''",))
                         v.VBtn("Stop", click=app.on_brush_off, id="brush-off")
+                        v.VBtn("Undo", click=app.on_undo, id="undo", disabled=("!can_undo || job_running",))
+                        v.VBtn("Redo", click=app.on_redo, id="redo", disabled=("!can_redo || job_running",))
                     v.VSlider(label="Brush (mm)", v_model=("brush_diameter", 8.0), min=1, max=40, step=1,
                               thumb_label=True, id="brush-size", **dense)
                     v.VCheckbox(label="Sphere brush", v_model=("brush_sphere", True), id="brush-sphere", **dense)
                     html.Div("Painted: {{ painted_voxels }} voxels", id="painted-voxels", classes="text-caption")
+                    html.Div("Mean of the painted region: {{ painted_hu }} HU", id="painted-hu", v_show="painted_hu",
+                             classes="text-caption")
+                    html.Div("{{ paint_warning }}", id="paint-warning", v_show="paint_warning",
+                             classes="text-warning text-body-2", style="white-space: pre-wrap")
                 with section("4. LN-DDPM training"), v.VExpansionPanelText():
                     v.VBtn("Add current case", click=app.on_add_case, id="add-case", disabled=busy, block=True,
                            classes="mb-2")
                     html.Div("Training cases: {{ training_cases }}", classes="text-caption mb-2")
-                    v.VCombobox(label="Config (or a YAML file on the server)", v_model=("ddpm_config", "tiny"),
+                    v.VCombobox(label="Config (or a YAML file on the server)",
+                                v_model=("ddpm_config", panel_default("ddpmConfig")),
                                 items=("configs", list(BUNDLED_CONFIGS)), id="ddpm-config", **dense)
-                    v.VTextField(label="Iterations (blank: the config's)", v_model=("ddpm_iterations", ""), **dense)
+                    v.VTextField(label="Iterations (blank: the config's)", v_model=("ddpm_iterations", ""),
+                                 id="ddpm-iterations", **dense)
                     v.VBtn("Train LN-DDPM", click=app.on_train_ddpm, id="train-ddpm", disabled=busy, block=True)
                 with section("5. Synthesis"), v.VExpansionPanelText():
                     v.VTextField(label="Checkpoint (.pt on the server)", v_model=("checkpoint", ""), id="checkpoint",
@@ -88,29 +112,79 @@ def build_page(server: object, app: object, layout_manager: object) -> object:
                               items=("samplers", [FROM_CHECKPOINT, *SAMPLERS]), id="sampler", **dense)
                     with html.Div(classes="d-flex ga-1"):
                         v.VTextField(label="Steps", v_model=("steps", ""), id="steps", **dense)
-                        v.VTextField(label="Samples", v_model=("n_samples", 4), id="n-samples", **dense)
-                        v.VTextField(label="Seed", v_model=("seed", 0), id="seed", **dense)
-                    v.VCheckbox(label="Transform the nodes", v_model=("transforms", True), id="transforms", **dense)
-                    v.VCheckbox(label="Paste into the CT", v_model=("paste", True), id="paste", **dense)
-                    v.VCheckbox(label="Quality control: drop synthetic pairs unlike real data", v_model=("qc", True),
-                                id="qc", **dense)
-                    v.VBtn("Synthesize", click=app.on_synthesize, id="synthesize", disabled=busy, block=True)
+                        v.VTextField(label="Samples", v_model=("n_samples", panel_default("numberOfSamples")),
+                                     id="n-samples", **dense)
+                        v.VTextField(label="Seed", v_model=("seed", panel_default("seed")), id="seed", **dense)
+                    v.VCheckbox(label="Transform the nodes", v_model=("transforms", panel_default("useTransforms")),
+                                id="transforms", **dense)
+                    v.VCheckbox(label="Quality control: drop synthetic pairs unlike real data",
+                                v_model=("qc", panel_default("qualityControl")), id="qc", **dense)
+                    v.VBtn("Synthesize", click=app.on_synthesize, id="synthesize", disabled=busy, block=True,
+                           classes="mb-2")
+                    _results(v, html, server, app)
                 with section("6. nnU-Net"), v.VExpansionPanelText():
                     v.VBtn("Export dataset", click=app.on_nnunet_export, id="nnunet-export", disabled=busy,
                            block=True, classes="mb-2")
-                    v.VTextField(label="Dataset folder", v_model=("nnunet_dataset", ""), **dense)
+                    v.VCheckbox(label="Export the synthetic nodes pasted into their CT",
+                                v_model=("paste", panel_default("pasteIntoCT")), id="paste", **dense)
+                    v.VTextField(label="Dataset folder", v_model=("nnunet_dataset", ""), id="nnunet-dataset", **dense)
                     with html.Div(classes="d-flex ga-1"):
-                        v.VTextField(label="Epochs", v_model=("nnunet_epochs", 1000), **dense)
-                        v.VTextField(label="Iterations", v_model=("nnunet_iterations", 30), **dense)
+                        v.VTextField(label="Epochs", v_model=("nnunet_epochs", panel_default("nnunetEpochs")),
+                                     id="nnunet-epochs", **dense)
+                        v.VTextField(label="Iterations", v_model=("nnunet_iterations",
+                                                                  panel_default("nnunetIterations")),
+                                     id="nnunet-iterations", **dense)
+                    html.Div(f"Epochs × Iterations of a short run (minutes on a CPU). {STANDARD_EPOCHS} epochs is "
+                             "nnU-Net's standard trainer (250 iterations each, Iterations unused: days on a CPU). "
+                             "With one painted CT every case trains (no validation split).",
+                             id="nnunet-hint", classes="text-caption mb-2")
                     v.VBtn("Train nnU-Net", click=app.on_nnunet_train, id="nnunet-train", disabled=busy, block=True,
                            classes="mb-2")
-                    v.VTextField(label="Model folder", v_model=("nnunet_model", ""), **dense)
+                    v.VTextField(label="Model folder", v_model=("nnunet_model", ""), id="nnunet-model", **dense)
                     v.VBtn("Apply to this CT", click=app.on_nnunet_predict, id="nnunet-predict", disabled=busy,
                            block=True)
+            _layers(v, html)
             _scene_list(v, html)
         with layout.content:
             layout_manager.initialize_layout_grid(layout)
     return layout
+
+
+def _results(v, html, server: object, app: object) -> None:
+    """Browse the samples of the last synthesis (QC verdict on each), download the one shown."""
+    download = server.controller.trigger_name(app.on_download_result)
+    with html.Div(v_show="results.length", id="results"):
+        with html.Div(classes="d-flex ga-1 align-center"):
+            v.VBtn("‹", click="trigger('result_step', [-1])", id="result-prev", size="small")
+            v.VSelect(label="Sample", v_model=("result_index", 0), items=("results",), item_title="label",
+                      item_value="index", id="result-select", density="compact", hide_details=True)
+            v.VBtn("›", click="trigger('result_step', [1])", id="result-next", size="small")
+        html.Div("{{ results[result_index] ? (results[result_index].passed === false ? 'Rejected by quality "
+                 "control: ' + results[result_index].reasons : (results[result_index].passed ? 'Quality control "
+                 "passed' : 'Not scored (Quality control off)')) : '' }}", id="result-qc",
+                 classes=("results[result_index] && results[result_index].passed === false ? "
+                          "'text-error text-body-2 my-1' : 'text-caption my-1'",))
+        v.VBtn("Download this sample (CT + node mask, NIfTI)", id="download-result", block=True, size="small",
+               click=f"utils.download(result_file, trigger('{download}'), 'application/zip')")
+
+
+def _layers(v, html) -> None:
+    """The overlays of this CT: visibility, opacity and a legend each."""
+    with v.VCard(classes="mt-2 pa-2", variant="outlined", id="layers", v_show="layers.length"):
+        html.Div("Overlays", classes="text-subtitle-2")
+        with html.Div(v_for="layer in layers", key="layer.id", classes="layer mb-1",
+                      __properties=[("data_name", "data-name")], data_name=("layer.name",)):
+            with html.Div(classes="d-flex align-center ga-1"):
+                v.VCheckbox(model_value=("layer.visible",), label=("layer.name",), classes="layer-visible",
+                            density="compact", hide_details=True,
+                            update_modelValue="trigger('layer_visible', [layer.id, $event])")
+                v.VSlider(model_value=("layer.opacity",), min=0, max=1, step=0.1, classes="layer-opacity",
+                          density="compact", hide_details=True, style="max-width: 110px",
+                          update_modelValue="trigger('layer_opacity', [layer.id, $event])")
+            with html.Div(classes="d-flex flex-wrap ga-1 legend"):
+                html.Span("{{ item.name }}", v_for="item in layer.legend", key="item.name",
+                          classes="legend-item text-caption px-1",
+                          style=("{'border-left': '10px solid ' + item.color}",))
 
 
 def _upload_handler(server: object, app: object) -> str:
