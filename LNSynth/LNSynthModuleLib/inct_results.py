@@ -19,6 +19,9 @@ and v5.12.3, `Libs/MRML`):
   a view's slice position to the views of the same orientation and view group while the user interacts,
   and copies background volumes only during a volume-selector interaction (`Logic/vtkMRMLSliceLinkLogic.cxx`
   `OnMRMLNodeModified`, `BroadcastSliceCompositeNodeEvent`), so the two backgrounds set here stay apart.
+- A scalar volume display node computes its automatic window (a histogram of every voxel) only while
+  `AutoWindowLevel` or `AutoThreshold` is on (`Core/vtkMRMLScalarVolumeDisplayNode.cxx:818-824` at v5.12.3,
+  `:798-800` at v5.10.0); `CreateDefaultDisplayNodes` makes one with it on (`Core/vtkMRMLScalarVolumeNode.cxx:159-179`).
 - `vtkMRMLSliceLogic::GetSliceCompositeNode(sliceNode)` (`Logic/vtkMRMLSliceLogic.h:355`),
   `vtkMRMLSliceNode::JumpAllSlices(scene, r, a, s, mode)` (`Core/vtkMRMLSliceNode.h:385`),
   `vtkMRMLVolumeNode::CopyOrientation` (`Core/vtkMRMLVolumeNode.h:72`).
@@ -150,24 +153,29 @@ class InCTResults:
                 box = tuple(slice(int(s), int(s) + n) for s, n in zip(start, change.shape, strict=True))
                 voxels[box] = change.array.astype(voxels.dtype, copy=False)
                 image.Modified()
+            _same_window(self.scene, self.original, node)   # before the voxels: no histogram of them
             node.SetAndObserveImageData(image)
-            node.CreateDefaultDisplayNodes()
-            _same_window(self.original, node)
         except Exception:
             remove_nodes(self.scene, [node])
             raise
         return node
 
 
-def _same_window(original: object, result: object) -> None:
-    """The result in the original's window, so the two views compare like with like."""
-    source, target = original.GetDisplayNode(), result.GetDisplayNode()
-    if source is None or target is None:
-        return
-    if source.GetColorNodeID():
+def _same_window(scene: object, original: object, result: object) -> None:
+    """The result's display node, in the original's window, so the two views compare like with like.
+
+    Made before the result gets its voxels: `CreateDefaultDisplayNodes` would switch on the automatic
+    window, whose histogram of a 512x512x300 CT took 0.75 s of the 0.9 s a result took to show.
+    """
+    source = original.GetDisplayNode()
+    target = scene.AddNewNodeByClass("vtkMRMLScalarVolumeDisplayNode")
+    if source is not None and source.IsA("vtkMRMLScalarVolumeDisplayNode"):
+        target.SetAutoWindowLevel(0)
         target.SetAndObserveColorNodeID(source.GetColorNodeID())
-    target.SetAutoWindowLevel(0)
-    target.SetWindowLevel(source.GetWindow(), source.GetLevel())
+        target.SetWindowLevel(source.GetWindow(), source.GetLevel())
+    else:
+        target.SetDefaultColorMap()
+    result.SetAndObserveDisplayNodeID(target.GetID())
 
 
 def show_side_by_side(scene: object, app_logic: object | None, original: object, result: object,

@@ -67,7 +67,8 @@ def test_the_synthesize_argv_of_each_mode(scene_case, tmp_path):
     args = _sample_step(chains[PATCH])
     parsed = _parse(args)
     assert (parsed.mode, parsed.no_transforms, parsed.qc) == ("patch", True, True)
-    assert "--margin-mm" not in args and len(chains[PATCH].steps) == 2   # unchanged: prepare, sample
+    assert "--margin-mm" not in args   # prepare, sample, then the paste into the CT (in the job)
+    assert [s.label for s in chains[PATCH].steps][2:] == ["Pasting the samples into the CT"]
     assert _option(chains[PATCH].steps[0].args, "--margin-mm") == f"{TEST_MARGIN_MM:g}"
 
     args = _sample_step(chains[IN_CT])
@@ -229,6 +230,9 @@ def test_results_load_one_at_a_time_side_by_side_and_leave_no_node(core, made_ru
         red_logic.SetSliceOffset(red_logic.GetSliceOffset() + 5.0)
         red_logic.EndSliceNodeInteraction()
         assert core.app_logic.GetSliceLogic(yellow).GetSliceOffset() == pytest.approx(red_logic.GetSliceOffset())
+        shown, source = first.ct.GetDisplayNode(), ct_node.GetDisplayNode()   # the same window on both sides
+        assert (shown.GetWindow(), shown.GetLevel()) == (source.GetWindow(), source.GetLevel())
+        assert not shown.GetAutoWindowLevel() and shown.GetColorNodeID() == source.GetColorNodeID()
         segment = mb.segment_to_mask(first.segmentation, LYMPH_NODE_SEGMENT_NAME, ct_node).array
         assert np.array_equal(segment > 0, read_volume(run / "input" / LN_FILE).array > 0)   # the painted node
 
