@@ -91,6 +91,8 @@ class PipelineSettings:
                       "totalseg_full_resolution": True, "label_filter": "abdominal",
                       "allow_coarse_anatomy": False, "allow_other_anatomy": False,
                       "qc": False,   # paper 000 filters no synthetic pair: 10x stays 10x
+                      # nnU-Net as paper 000 used it: each dataset planned on its own, cases drawn uniformly
+                      "nnunet_shared_plan": False, "nnunet_real_share": None,
                       **overrides})
 
 

@@ -142,16 +142,19 @@ def run_one_cell(cell: Cell, seed: int, folder: Path, work: Path, args: argparse
 
 
 def cell_settings(cell: Cell, seed: int, args: argparse.Namespace, b: dict[str, Any]) -> Any:
-    """The cell's pipeline settings: paper 000's (`PipelineSettings.paper`) with --config paper, else CPU sizes."""
+    """The cell's pipeline settings: paper 000's (`PipelineSettings.paper`) with --config paper, else CPU sizes
+    with the paper's nnU-Net use (each dataset planned on its own, cases drawn uniformly)."""
     from LNSynthLib.pipeline import PipelineSettings
 
     common = {"ddpm_config": args.config, "strategies": (cell.strategy,), "synt_per_case": max(cell.multiple, 1),
               "nnunet_epochs": b["nnunet_epochs"], "nnunet_iterations": b["nnunet_iterations"], "seed": seed,
               "device": args.device, "paste_variant": False,
               "qc": False}   # paper 000: every sample, unfiltered, the same synthetic set in every table
+    paper = PipelineSettings.paper(**common)
     if args.config in PAPER_000_CONFIGS:
-        return PipelineSettings.paper(**common)
-    return PipelineSettings(**common, nnunet_val_iterations=2, nnunet_patch_size=(32, 32, 32))
+        return paper
+    return PipelineSettings(**common, nnunet_val_iterations=2, nnunet_patch_size=(32, 32, 32),   # the paper's
+                            nnunet_shared_plan=paper.nnunet_shared_plan, nnunet_real_share=paper.nnunet_real_share)
 
 
 def _synthetic_set(cell: Cell, seed: int, work: Path, args: argparse.Namespace, b: dict[str, Any],

@@ -110,6 +110,11 @@ def test_cli_knows_the_benchmark() -> None:
                          module.QUICK_CELLS)
     assert len(quick) == len(module.QUICK_CELLS)   # --quick names cells of its own grid: every paper table
     assert module.budget(parser.parse_args(["--config", "paper"]))["multiples"] == (5, 10, 20)
+    cell = select_cells(full_grid(), ["multiple-5x"])[0]
+    for config in (["--config", "paper"], []):   # paper cells use PipelineSettings.paper; CPU cells its nnU-Net use
+        settings = module.cell_settings(cell, 3, parser.parse_args(config), module.budget(parser.parse_args(config)))
+        assert (settings.strategies, settings.synt_per_case, settings.seed, settings.qc) == (("real+synt",), 5, 3, False)
+        assert (settings.nnunet_shared_plan, settings.nnunet_real_share, settings.paste_variant) == (False, None, False)
 
 
 @pytest.mark.slow

@@ -29,6 +29,7 @@ def test_set_and_user_yaml_give_paper_sized_variant_runs(tmp_path: Path) -> None
     mine = user_settings(parser.parse_args(_run(tmp_path, "--config", str(own))))
     paper = PipelineSettings.paper(ddpm_config=str(own))
     assert mine == paper and mine.nnunet_epochs is None     # no 3-epoch nnU-Net for a user YAML
+    assert (paper.nnunet_shared_plan, paper.nnunet_real_share) == (False, None)   # nnU-Net as paper 000 used it
     tiny = user_settings(parser.parse_args(_run(tmp_path, "--config", "tiny", "--nnunet-epochs", "standard")))
     assert tiny.nnunet_epochs is None and tiny.nnunet_patch_size == (32, 32, 32)
     assert user_settings(parser.parse_args(_run(tmp_path, "--config", "tiny", "--nnunet-epochs", "4"))).nnunet_epochs == 4
