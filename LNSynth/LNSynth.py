@@ -150,6 +150,7 @@ class LNSynthLogic(ScriptedLoadableModuleLogic):
         work = work_folder or self.defaultWorkFolder()
         if self._scene_logic is None:
             self._scene_logic = SceneLogic(slicer.mrmlScene, work)
+            self._scene_logic.results_on_demand = True   # synthesis samples listed, one loaded at a time
         self._scene_logic.work_root = Path(work)
         return self._scene_logic
 

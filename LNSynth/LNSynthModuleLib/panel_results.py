@@ -42,8 +42,9 @@ class SynthesisResultsMixin:
         import slicer
 
         from .inct_results import InCTResults
+        from .synthesis_results import PatchResults
 
-        if isinstance(loaded, InCTResults):
+        if isinstance(loaded, (InCTResults, PatchResults)):   # listed, one loaded at a time
             self._dropResults(remove=True)   # a new synthesis replaces the results shown before
             self._inctResults = loaded
             self._listResults(loaded)
@@ -65,7 +66,7 @@ class SynthesisResultsMixin:
     def _showResult(self, index: int) -> None:
         import slicer
 
-        from .inct_results import node_center_ras, show_side_by_side
+        from .inct_results import InCTResults, node_center_ras, show_side_by_side
 
         results = self._inctResults
         shown = results.show(index)
@@ -73,7 +74,8 @@ class SynthesisResultsMixin:
                           node_center_ras(results))
         self.ui.synthesisResultComboBox.currentIndex = index
         entry = results.entries[index]
-        self.ui.statusLabel.text = (f"In-CT result {index + 1} of {len(results.entries)}: {shown.ct.GetName()} "
+        kind = "In-CT result" if isinstance(results, InCTResults) else "Synthetic sample"
+        self.ui.statusLabel.text = (f"{kind} {index + 1} of {len(results.entries)}: {shown.ct.GetName()} "
                                     f"({entry.changed_voxels} voxels changed), right of the original; "
                                     f"the views are linked. Files: {results.folder}")
 

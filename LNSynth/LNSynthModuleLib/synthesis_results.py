@@ -14,8 +14,9 @@ The same interface as the in-CT results (`names`, `entries`, `show`, `clear`, `f
 `folder`), so the panel lists and switches both alike. Qt-free: Slicer's scene or a slicer-core one.
 
 Slicer facts relied on (v5.10.0 and v5.12.3, `Libs/MRML/Core`): `vtkMRMLVolumeNode::CopyOrientation`
-copies spacing, origin and IJK-to-RAS directions (`vtkMRMLVolumeNode.h:72`);
-`vtkMRMLScalarVolumeDisplayNode::SetWindowLevel` / `SetAutoWindowLevel`.
+copies spacing, origin and IJK-to-RAS directions (`vtkMRMLVolumeNode.h:72`); the pasted CT gets the
+original's window through `inct_results._same_window` (its display node made before its voxels, so no
+automatic-window histogram of a whole CT is computed; the source lines are in `inct_results`).
 """
 
 from __future__ import annotations
@@ -33,6 +34,8 @@ from LNSynthLib.segmentation.paste_results import MANIFEST
 from LNSynthLib.volumes.geometry import Geometry, Volume
 
 from . import mrml_bridge as mb
+from .inct_results import _same_window
+from .inct_results import remove_nodes as _remove
 
 PASTED_FOLDER = "pasted"   # <run>/pasted: what the job's paste step wrote
 LN_COLOR = (0.9, 0.8, 0.1)
@@ -47,19 +50,6 @@ class PatchEntry:
     change: Path | None          # the pasted values on the CT grid's changed box (None: not pasted)
     ln: Path | None              # the pasted lymph-node mask, cropped to its nodes
     changed_voxels: int
-
-
-def _remove(scene: object, nodes: list) -> None:
-    """Remove `nodes` with their display and storage nodes."""
-    for node in nodes:
-        if node is None or node.GetScene() is None:
-            continue
-        parts = [node.GetNthDisplayNode(i) for i in range(node.GetNumberOfDisplayNodes())]
-        parts.append(node.GetStorageNode() if hasattr(node, "GetStorageNode") else None)
-        scene.RemoveNode(node)
-        for part in parts:
-            if part is not None and part.GetScene() is not None:
-                scene.RemoveNode(part)
 
 
 class PatchResults:
@@ -106,8 +96,11 @@ class PatchResults:
 
     @property
     def nodes_file(self) -> Path | None:
-        """The shown sample's pasted lymph-node mask (where the views jump to)."""
-        return None if self.shown_index is None else self.entries[self.shown_index].ln
+        """The shown sample's lymph-node mask, pasted or the patch's own (where the views jump to)."""
+        if self.shown_index is None:
+            return None
+        entry = self.entries[self.shown_index]
+        return entry.ln or entry.folder / LN_FILE
 
     def show(self, index: int) -> mb.CaseNodes:
         """Load sample `index` and remove the one shown before; returns the pasted CT's nodes
@@ -196,9 +189,8 @@ class PatchResults:
                 values = np.clip(np.rint(values), info.min, info.max)
             voxels[where] = values.astype(voxels.dtype, copy=False)
             image.Modified()
+            _same_window(self.scene, self.original, node)   # before the voxels: no histogram of a whole CT
             node.SetAndObserveImageData(image)
-            node.CreateDefaultDisplayNodes()
-            _same_window(self.original, node)
             segmentation = mb.new_segmentation_node(self.scene, f"{name} segmentation")
             mask = ln if ln is not None else Volume(np.zeros((1, 1, 1), np.uint8), box.geometry)
             mb.set_segment_mask(segmentation, LYMPH_NODE_SEGMENT_NAME, mask, mb.LYMPH_NODE_TERMINOLOGY,
@@ -209,13 +201,3 @@ class PatchResults:
             raise
         return mb.CaseNodes(f"{self.entries[index].name}_pasted", node, segmentation)
 
-
-def _same_window(original: object, result: object) -> None:
-    """The pasted CT in the original's window and colours, so the two compare like with like."""
-    source, target = original.GetDisplayNode(), result.GetDisplayNode()
-    if source is None or target is None:
-        return
-    if source.GetColorNodeID():
-        target.SetAndObserveColorNodeID(source.GetColorNodeID())
-    target.SetAutoWindowLevel(0)
-    target.SetWindowLevel(source.GetWindow(), source.GetLevel())

@@ -191,3 +191,47 @@ def _volume_names(scene) -> list[str]:
     nodes = [scene.GetNthNodeByClass(i, "vtkMRMLScalarVolumeNode")
              for i in range(scene.GetNumberOfNodesByClass("vtkMRMLScalarVolumeNode"))]
     return sorted(n.GetName() for n in nodes if "synthetic" in n.GetName())
+
+
+def test_the_panel_lists_the_samples_and_switches_them_side_by_side(synthesis_run, core):
+    """The panel's results mixin takes the patch-mode result as it takes in-CT results: the samples listed in the
+    combo box, the first pasted CT shown right of the original, another one replacing it, none left after."""
+    from types import SimpleNamespace
+
+    import slicer
+    from LNSynthModuleLib.panel_results import SynthesisResultsMixin
+
+    from LNSynthLib.jobs.chain import JobChain
+
+    logic, ct_node, run, paste_step, inputs, ct, ln, names = synthesis_run
+    logic.results_on_demand = True
+    assert JobChain([paste_step], run, python=logic.python).wait(timeout_s=300).succeeded
+    baseline = mb.node_ids(core.scene)
+
+    class Combo:   # the Qt properties the mixin sets, as PythonQt attributes
+        def __init__(self):
+            self.items, self.currentIndex, self.enabled = [], -1, True
+
+        def clear(self):
+            self.items = []
+
+        def addItem(self, text):
+            self.items.append(text)
+
+    class Panel(SynthesisResultsMixin):
+        def __init__(self):
+            self.ui = SimpleNamespace(synthesisResultComboBox=Combo(), statusLabel=SimpleNamespace(text=""))
+
+    panel = Panel()
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(slicer, "mrmlScene", core.scene, raising=False)
+        patch.setattr(slicer, "app", SimpleNamespace(applicationLogic=lambda: core.app_logic), raising=False)
+        panel._showSynthetic(logic.load_patch_results(run, ct_node, inputs["ln"]))   # the chain's result
+        assert panel.ui.synthesisResultComboBox.items == names and panel.ui.synthesisResultComboBox.enabled
+        assert panel.ui.statusLabel.text.startswith(f"Synthetic sample 1 of {N_SAMPLES}: example CT + synthetic 0")
+        assert _volume_names(core.scene) == ["example CT + synthetic 0", "example CT synthetic 0"]
+        panel._showResult(2)   # the combo box choice (onSynthesisResultChosen, under a wait cursor)
+        assert _volume_names(core.scene) == ["example CT + synthetic 2", "example CT synthetic 2"]
+        assert panel.ui.synthesisResultComboBox.currentIndex == 2
+        panel._dropResults(remove=True)
+        assert mb.node_ids(core.scene) == baseline
