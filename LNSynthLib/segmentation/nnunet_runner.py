@@ -252,6 +252,8 @@ def transfer_plans(project: NnUNetProject, source_id: int, target_id: int, *,
     progress.update(1)
     run_logged([*nnunet_command("nnUNetv2_move_plans_between_datasets"), "-s", str(int(source_id)),
                 "-t", str(int(target_id)), "-sp", DEFAULT_PLANS, "-tp", SHARED_PLANS], env, log)
+    # nnU-Net's experiment planner copies dataset.json next to the plans; preprocessing reads it from there.
+    shutil.copy(project.raw / name / "dataset.json", pre / "dataset.json")
     progress.update(2)
     run_logged([*nnunet_command("nnUNetv2_preprocess"), "-d", str(int(target_id)), "-plans_name", SHARED_PLANS,
                 "-c", configuration, "-np", n_proc], env, log)
