@@ -148,8 +148,23 @@ class SceneLogic:
             (run / CT_FILE).unlink(missing_ok=True)
             return node
 
-        label = "TotalSegmentator" if method == "totalseg" else "Coarse anatomy"
-        return self.chain([Step(label, args)], run, on_success=load, scene_bound=True)
+        if method != "totalseg":
+            return self.chain([Step("Coarse anatomy", args)], run, on_success=load, scene_bound=True)
+        from LNSynthLib.anatomy.totalseg_weights import download_step
+
+        # The weights on first use (TotalSegmentator's own download, into its home), then TotalSegmentator.
+        return self.chain([download_step(self.python, weights_dir), Step("TotalSegmentator", args)], run,
+                          on_success=load, scene_bound=True)
+
+    def start_weights_import(self, zip_path: str | Path, weights_dir: str | Path | None = None) -> JobChain:
+        """Unpack a TotalSegmentator weights zip (the offline path) where TotalSegmentator reads it;
+        `chain.result` is that folder."""
+        from LNSynthLib.anatomy.totalseg_weights import EVENT, import_step
+
+        run = self.new_run_dir("totalseg-weights")
+        chain = self.chain([import_step(self.python, zip_path, weights_dir)], run)
+        chain.on_success = lambda: next((e["path"] for e in chain.state.events if e.get("stage") == EVENT), None)
+        return chain
 
     # ------------------------------------------------------------------ lymph nodes
     def lymph_node_segmentation(self, ct_node: object, node: object | None = None) -> tuple[object, str]:
