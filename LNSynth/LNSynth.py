@@ -39,7 +39,7 @@ DDPM_CONFIG_CHOICES = [*BUNDLED_CONFIGS, "file"]  # file: a YAML config chosen i
 ANATOMY_CHOICES = [s for s in ANATOMY_SOURCES if s in ("totalseg", "coarse")]  # what the panel can run on a CT
 ACTION_BUTTONS = ("createAnatomyButton", "groupTotalSegButton", "addTrainingCaseButton", "trainDdpmButton",
                   "synthesizeButton", "exportDatasetButton", "trainNnunetButton", "predictButton",
-                  "installDependenciesButton")
+                  "installDependenciesButton", "importWeightsButton")
 
 
 class LNSynth(ScriptedLoadableModule):
@@ -53,7 +53,8 @@ class LNSynth(ScriptedLoadableModule):
 Synthesize realistic abdominal CT patches with lymph nodes (LN-DDPM) and use them to train nnU-Net.
 <ol>
 <li><b>Input &amp; anatomy</b>: pick a CT; <i>Create anatomy</i> runs TotalSegmentator in the background (or the
-weights-free coarse fallback), or group an existing TotalSegmentator file. The 14 anatomy groups appear as a
+weights-free coarse fallback; TotalSegmentator's weights are downloaded on first use, or imported from a zip in Advanced
+without network), or group an existing TotalSegmentator file. The 14 anatomy groups appear as a
 segmentation.</li>
 <li><b>Lymph nodes</b>: create or pick a segmentation with a <i>lymph node</i> segment and paint existing or new
 nodes in the Segment Editor.</li>
@@ -192,6 +193,7 @@ class LNSynthWidget(JobPanelMixin, SynthesisResultsMixin, ScriptedLoadableModule
                                 ("synthesizeButton", self.onSynthesize), ("exportDatasetButton", self.onExportDataset),
                                 ("trainNnunetButton", self.onTrainNnunet), ("predictButton", self.onPredict),
                                 ("installDependenciesButton", self.onInstallDependencies),
+                                ("importWeightsButton", self.onImportWeights),
                                 ("showLogButton", self.onShowLog)):
             getattr(self.ui, button).connect("clicked(bool)", handler)
         # ctkPathLineEdit emits currentPathChanged only for acceptable (non-empty) text, so clearing a field
@@ -293,6 +295,7 @@ class LNSynthWidget(JobPanelMixin, SynthesisResultsMixin, ScriptedLoadableModule
         self.ui.exportDatasetButton.enabled = bool(p and _path(p.nnunetDatasetFolder))
         self.ui.trainNnunetButton.enabled = bool(p and _path(p.nnunetDatasetFolder))
         self.ui.predictButton.enabled = bool(has_ct and _path(p.nnunetModelFolder))
+        self.ui.importWeightsButton.enabled = self.ui.installDependenciesButton.enabled = True
         self.ui.trainingCasesLabel.text = (f"{len(cases)} case(s): " + ", ".join(cases[:6])
                                            + (" ..." if len(cases) > 6 else "")) if cases else "no training cases yet"
 
@@ -353,6 +356,21 @@ class LNSynthWidget(JobPanelMixin, SynthesisResultsMixin, ScriptedLoadableModule
         p = self._parameterNode
         with slicer.util.tryWithErrorDisplay("Could not group the TotalSegmentator file.", waitCursor=True):
             self._setAnatomy(self.engine().anatomy_from_totalseg_file(p.inputVolume, _path(p.totalSegFile)))
+
+    def onImportWeights(self) -> None:
+        """The offline path: a TotalSegmentator weights zip, unpacked by TotalSegmentator's own import (a job)."""
+        if self._toggleOrCancel(self.ui.importWeightsButton):
+            return
+        p = self._parameterNode
+        path = qt.QFileDialog.getOpenFileName(slicer.util.mainWindow(), "TotalSegmentator weights (zip)", "",
+                                              "Zip files (*.zip)")
+        if not path:
+            return
+        self._startWith("Could not import the TotalSegmentator weights.", "importWeightsButton",
+                        lambda e: e.start_weights_import(path, _path(p.weightsFolder)))
+
+    def _weightsImported(self, folder) -> None:
+        self.ui.statusLabel.text = f"TotalSegmentator weights imported into {folder}; Create anatomy can run offline."
 
     def _setAnatomy(self, node) -> None:
         self._parameterNode.anatomySegmentation = node

@@ -22,7 +22,7 @@ from . import job_guard, panel_rules
 # What the panel does with each button's result (the same after a reload hands a running job over).
 DONE_HANDLERS = {"createAnatomyButton": "_setAnatomy", "addTrainingCaseButton": "_caseAdded",
                  "trainDdpmButton": "_setCheckpoint", "synthesizeButton": "_showSynthetic",
-                 "trainNnunetButton": "_setModel"}
+                 "trainNnunetButton": "_setModel", "importWeightsButton": "_weightsImported"}
 
 
 class JobPanelMixin:

@@ -268,3 +268,26 @@ def test_the_panels_import_reports_where_the_weights_went(core, home, tmp_path):
     state = chain.wait(timeout_s=300)
     assert state.succeeded, state.error
     assert chain.result == str(home / "nnunet" / "results")
+
+
+def test_the_panels_import_button_starts_the_import_job_and_reports_the_folder():
+    """Wiring of the offline path in the panel (LNSynth.py needs Slicer's Qt to import: read it)."""
+    import ast
+
+    from LNSynthModuleLib.panel_jobs import DONE_HANDLERS
+
+    repo = Path(__file__).resolve().parents[2]
+    source = (repo / "LNSynth" / "LNSynth.py").read_text(encoding="utf-8")
+    tree = ast.parse(source)
+    functions = {n.name: n for n in ast.walk(tree) if isinstance(n, ast.FunctionDef)}
+    handler = ast.unparse(functions["onImportWeights"])
+    assert "self._toggleOrCancel(self.ui.importWeightsButton)" in handler          # Cancel while it runs
+    assert "qt.QFileDialog.getOpenFileName(" in handler and "*.zip" in handler
+    assert ("self._startWith('Could not import the TotalSegmentator weights.', 'importWeightsButton', "
+            "lambda e: e.start_weights_import(path, _path(p.weightsFolder)))") in handler
+    assert DONE_HANDLERS["importWeightsButton"] == "_weightsImported" and "_weightsImported" in functions
+    buttons = next(n.value for n in tree.body if isinstance(n, ast.Assign) and n.targets[0].id == "ACTION_BUTTONS")
+    assert "importWeightsButton" in ast.literal_eval(buttons)                    # disabled while a job runs
+    assert "('importWeightsButton', self.onImportWeights)" in ast.unparse(functions["setup"])
+    ui = (repo / "LNSynth" / "Resources" / "UI" / "LNSynth.ui").read_text(encoding="utf-8")
+    assert '<widget class="QPushButton" name="importWeightsButton">' in ui
