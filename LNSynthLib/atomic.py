@@ -12,8 +12,11 @@ import contextlib
 import errno
 import json
 import os
+import re
 import shutil
+import socket
 import tempfile
+import zlib
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -38,6 +41,86 @@ def _read_umask() -> int:
     return mask
 
 
+# Temporary names: hidden (no lister of cases, datasets or runs picks them up) and tagged with the host and
+# process that made them, so the next run in the folder removes what a killed one left (`sweep_leftovers`).
+TEMP_TAG = "lnstmp"
+_TEMP_RE = re.compile(r"^\..+\." + TEMP_TAG + r"-([0-9a-f]{4})-(\d+)-")
+# What a temporary name adds to the final one at most (pid_max is 2**22 on Linux; mkstemp adds 8 characters).
+TEMP_NAME_EXTRA = len(f"..{TEMP_TAG}-0000-4194304-") + 8 + len(".tmp")
+_OLD_TEMP_RE = re.compile(r"^\..+\.tmp-(\d+)$")   # `write_case_folder`'s name before the tag
+
+
+def _host_tag() -> str:
+    return f"{zlib.crc32(socket.gethostname().encode()) & 0xFFFF:04x}"
+
+
+def temp_prefix(name: str) -> str:
+    """The start of a temporary name for `name` made by this process (`mkstemp` adds random characters)."""
+    return f".{name}.{TEMP_TAG}-{_host_tag()}-{os.getpid()}-"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:   # someone else's live process
+        return True
+    return True
+
+
+def sweep_leftovers(folder: str | Path) -> list[Path]:
+    """Remove temporary files and folders in `folder` that a process of this host left when it was killed.
+
+    Only names made by `temp_prefix` (or the older `.<name>.tmp-<pid>`) whose process is gone are
+    removed; a live writer's temporary files, another host's, and everything else stay. Returns
+    what was removed.
+    """
+    folder = Path(folder)
+    removed: list[Path] = []
+    try:
+        entries = list(os.scandir(folder))
+    except (FileNotFoundError, NotADirectoryError, PermissionError):
+        return removed
+    host = _host_tag()
+    for entry in entries:
+        if not entry.name.startswith("."):
+            continue
+        match = _TEMP_RE.match(entry.name)
+        if match:
+            if match.group(1) != host:
+                continue
+            pid = int(match.group(2))
+        else:
+            old = _OLD_TEMP_RE.match(entry.name)
+            if not old:
+                continue
+            pid = int(old.group(1))
+        if pid == os.getpid() or _alive(pid):
+            continue
+        path = Path(entry.path)
+        try:
+            if entry.is_dir(follow_symlinks=False):
+                shutil.rmtree(path)
+            else:
+                path.unlink()
+        except FileNotFoundError:   # another sweeper was first
+            continue
+        removed.append(path)
+    return removed
+
+
+def temp_folder(name: str, parent: str | Path | None = None) -> tempfile.TemporaryDirectory:
+    """A scratch folder (in `parent`, default the system's temporary folder) that `sweep_leftovers` of that
+    folder removes once this process is gone, e.g. killed in the middle of a TotalSegmentator run."""
+    return tempfile.TemporaryDirectory(prefix=temp_prefix(name), dir=None if parent is None else str(parent))
+
+
+def sweep_scratch() -> list[Path]:
+    """`sweep_leftovers` of the system's temporary folder (`temp_folder`'s default)."""
+    return sweep_leftovers(tempfile.gettempdir())
+
+
 def check_writable(path: str | Path, overwrite: bool = False) -> Path:
     """Return `path`, refusing an existing file unless `overwrite` is set."""
     path = Path(path)
@@ -60,7 +143,7 @@ def atomic_path(path: str | Path, overwrite: bool = False) -> Iterator[Path]:
     path = check_writable(path, overwrite)
     path.parent.mkdir(parents=True, exist_ok=True)
     suffix = "".join(path.suffixes)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp" + suffix, dir=path.parent)
+    fd, tmp_name = tempfile.mkstemp(prefix=temp_prefix(path.name), suffix=".tmp" + suffix, dir=path.parent)
     os.close(fd)
     tmp = Path(tmp_name)
     try:

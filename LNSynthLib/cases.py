@@ -21,7 +21,13 @@ from typing import Any
 
 import numpy as np
 
-from LNSynthLib.atomic import mark_output_folder, remove_output_folder, write_text_atomic
+from LNSynthLib.atomic import (
+    mark_output_folder,
+    remove_output_folder,
+    sweep_leftovers,
+    temp_prefix,
+    write_text_atomic,
+)
 from LNSynthLib.errors import InputDataError
 from LNSynthLib.volumes.geometry import Volume
 from LNSynthLib.volumes.io import read_volume, write_volumes
@@ -82,10 +88,11 @@ def write_case_folder(case: Case, final: Path, overwrite: bool) -> None:
     Sampling and copy-paste augmentation write their cases this way; a complete case already at
     `final` is refused unless `overwrite`, an incomplete leftover is replaced.
     """
-    tmp_name = f".{final.name}.tmp-{os.getpid()}"
+    tmp_name = temp_prefix(final.name) + "case"
     tmp = final.parent / tmp_name
     if tmp.exists():
         shutil.rmtree(tmp)
+    sweep_leftovers(final.parent)   # what a killed writer left here
     try:
         save_case(Case(tmp_name, case.ct, case.anatomy, case.ln, case.meta), final.parent)
         mark_output_folder(tmp, "lnsynth " + ("sample" if case.meta.get("synthetic") else "augmentation"))
@@ -140,9 +147,14 @@ def load_case(folder: str | Path) -> Case:
 
 
 def list_cases(root: str | Path) -> list[Path]:
-    """Complete case folders under `root`, sorted by name."""
+    """Complete case folders under `root`, sorted by name.
+
+    Hidden folders are never cases: they are a writer's temporary folders (a killed one leaves them,
+    complete with case.json) or the system's own.
+    """
     root = Path(root)
     if not root.is_dir():
         raise InputDataError("folder of prepared cases not found", path=root,
                              fix="run `lnsynth prepare` first or check the path")
-    return sorted(p for p in root.iterdir() if p.is_dir() and (p / META_FILE).exists())
+    return sorted(p for p in root.iterdir()
+                  if not p.name.startswith(".") and p.is_dir() and (p / META_FILE).exists())

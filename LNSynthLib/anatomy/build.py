@@ -16,13 +16,13 @@ filtering to abdominal labels).
 from __future__ import annotations
 
 import sys
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
 from LNSynthLib.anatomy.choices import ANATOMY_SOURCES, LABEL_KINDS, OLD_SOURCES, SOURCES
 from LNSynthLib.anatomy.groups import BODY, LABEL_FILTERS, NUM_LABELS, totalseg_to_anatomy
+from LNSynthLib.atomic import temp_folder
 from LNSynthLib.errors import InputDataError
 from LNSynthLib.volumes.geometry import Volume
 from LNSynthLib.volumes.grid import labels_onto
@@ -116,7 +116,7 @@ def build_anatomy(ct: Volume, ct_path: str | Path, labels_path: str | Path | Non
         return anatomy_from_labels(labels, ct, kind, path=labels_path, ct_path=ct_path,
                                    resample=resample_labels, label_filter=label_filter, box=box), kind
     if source == "totalseg" or (source == "auto" and weights_available(weights_dir, fast)):
-        with tempfile.TemporaryDirectory(prefix="lnsynth_ts_") as tmp:
+        with temp_folder("lnsynth_ts") as tmp:
             out = run_totalsegmentator(ct_path, Path(tmp) / "total.nii.gz", device=device, fast=fast,
                                        weights_dir=weights_dir)
             return anatomy_from_labels(read_volume(out), ct, "totalseg", path=out, ct_path=ct_path,

@@ -11,10 +11,10 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
+from LNSynthLib.atomic import temp_folder
 from LNSynthLib.errors import InputDataError, MissingWeightsError
 
 TASK = "total"
@@ -122,7 +122,7 @@ def run_totalsegmentator(ct_path: str | Path, out_path: str | Path, *, device: s
     from LNSynthLib.devices import totalseg_device
 
     dev = totalseg_device(device)
-    with tempfile.TemporaryDirectory(prefix="lnsynth_totalseg_") as scratch, \
+    with temp_folder("lnsynth_totalseg") as scratch, \
             _totalseg_environment(weights_dir), atomic_path(out_path) as tmp:
         source = ct_path
         if not (ct_path.name.endswith(".nii") or ct_path.name.endswith(".nii.gz")):

@@ -15,10 +15,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import NoReturn
 
+from LNSynthLib.atomic import TEMP_NAME_EXTRA  # what `atomic.atomic_path`'s temporary name adds
 from LNSynthLib.errors import LNSynthError, UsageError
 
-# `atomic.atomic_path` writes `.<name>.<8 random chars>.tmp<suffixes>` next to the output first.
-TEMP_NAME_EXTRA = len("..") + 8 + len(".tmp")
 DEFAULT_NAME_MAX = 255
 VOLUME_SUFFIX_HELP = ".nii.gz, .nii, .nrrd, .nhdr, .mha or .mhd"
 

@@ -25,6 +25,8 @@ from typing import BinaryIO
 
 import SimpleITK as sitk
 
+from LNSynthLib.atomic import temp_prefix
+
 GZIP_LEVEL = 1            # zlib level: ~3x faster than the default 6 on CT data, ~2 % larger files
 CHUNK_BYTES = 1 << 22     # 4 MiB per deflate piece
 _GZIP_HEADER = b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\xff"   # deflate, no name, mtime 0, unknown OS
@@ -71,7 +73,7 @@ def gzip_bytes(data: bytes, level: int = GZIP_LEVEL, workers: int | None = None)
 def write_nifti_gz(image: sitk.Image, path: str | Path, level: int = GZIP_LEVEL, workers: int | None = None) -> None:
     """Write `image` to `path` (a `.nii.gz` name) through an uncompressed NIfTI next to it, read back in chunks."""
     path = Path(path)
-    fd, raw_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".raw.nii", dir=path.parent)
+    fd, raw_name = tempfile.mkstemp(prefix=temp_prefix(path.name), suffix=".raw.nii", dir=path.parent)
     os.close(fd)
     raw = Path(raw_name)
     try:
