@@ -34,6 +34,7 @@ from LNSynthLib.diffusion.train.checkpoint import config_of, load_checkpoint
 from LNSynthLib.diffusion.train.data import CaseArrays, case_arrays, crop_case
 from LNSynthLib.errors import InputDataError
 from LNSynthLib.jobs.progress import Progress
+from LNSynthLib.output_claims import claim_output_folder
 from LNSynthLib.volumes.geometry import Volume
 
 SYNTHETIC_TAG = "_synt_"
@@ -135,8 +136,10 @@ def sample_cases(checkpoint: str | Path, cases_root: str | Path, out_root: str |
     n_steps = steps_used(sampler, steps, schedule.timesteps)
     wanted = origin({**ckpt_info, "sampler": sampler, "steps": n_steps, "eta": eta_used(sampler, eta),
                      "seed": seed, "transforms": bool(transforms), "window_rule": window_rule})
+    # One folder, one checkpoint and settings: shards started at once too (a lock per output folder).
+    claim = claim_output_folder(out_root, {**wanted, "cases": str(Path(cases_root).resolve())}, "lnsynth sample")
     if not overwrite:
-        check_same_origin(out_root, wanted, SYNTHETIC_TAG)   # one folder, one checkpoint and settings
+        check_same_origin(out_root, wanted, SYNTHETIC_TAG)
     todo = [(f, k) for f in mine for k in range(n_per_case)
             if overwrite or not is_done(out_root / f"{f.name}{SYNTHETIC_TAG}{k}")]
     bar = Progress("sample", len(todo) * n_steps, mode=None if progress else "quiet")
@@ -176,5 +179,6 @@ def sample_cases(checkpoint: str | Path, cases_root: str | Path, out_root: str |
             done += 1
         loaded.pop(folder, None)
     bar.close(written=len(written))
+    claim.release()
     return written
 
