@@ -32,7 +32,9 @@ from LNSynthLib.atomic import (
 from LNSynthLib.cases import CT_FILE, LN_FILE, META_FILE, is_synthetic, list_cases, read_meta
 from LNSynthLib.errors import InputDataError, OutputExistsError
 from LNSynthLib.jobs.progress import Progress, emit_event
+from LNSynthLib.output_claims import claim_output_folder
 from LNSynthLib.qc.verdicts import QC_FILE, rejected_cases
+from LNSynthLib.segmentation.export_inputs import check_made_from, export_content
 from LNSynthLib.segmentation.leakage import check_prepared_disjoint
 from LNSynthLib.segmentation.paste import DEFAULT_BLEND_MM, paste_patch
 from LNSynthLib.volumes.geometry import Volume
@@ -116,6 +118,7 @@ def select_training_items(real_root: str | Path, synthetic_root: str | Path | No
                                      fix=f"sample more (`lnsynth sample --samples-per-case {settings.synt_per_case}`) "
                                          "or lower --synt-per-case")
             passed = [f for f in found if f.name not in rejected]
+            check_made_from(passed[:wanted], source)   # by content: ids repeat across folders
             items += [TrainingItem(f.name, f, kind, source.name) for f in passed[:wanted]]
         if rejected and not any(i.kind != "real" for i in items):
             raise InputDataError("quality control rejected every synthetic case of these real cases",
@@ -205,10 +208,12 @@ def export_dataset(real_root: str | Path, dataset_dir: str | Path, *, synthetic_
                 "synthetic_root": None if synthetic_root is None else str(Path(synthetic_root).resolve()),
                 "test_root": None if test_root is None else str(Path(test_root).resolve()),
                 "training": [{"case_id": i.case_id, "kind": i.kind, "source_case": i.source_case} for i in items],
-                "test": [f.name for f in test]}
+                "test": [f.name for f in test], "content": export_content(items, real_root, test)}
     if _check_target(dataset_dir, manifest, overwrite):
         return dataset_dir
     check_removable(dataset_dir)   # only a dataset an export wrote (its marker) is ever replaced
+    claim = claim_output_folder(dataset_dir.parent, manifest["content"], "lnsynth nnunet export", exclusive=True,
+                                output=dataset_dir.name)   # one export into a dataset at a time
     staging = _staging_folder(dataset_dir, manifest)
     dirs = {k: staging / k for k in ("imagesTr", "labelsTr", "imagesTs", "labelsTs")}
     with Progress("nnunet_export", len(items) + len(test)) as progress:
@@ -230,6 +235,7 @@ def export_dataset(real_root: str | Path, dataset_dir: str | Path, *, synthetic_
     write_text_atomic(staging / "dataset.json", json.dumps(dataset_json(len(items)), indent=2), overwrite=True)
     (staging / PENDING).unlink()
     _swap_in(staging, dataset_dir)
+    claim.release()
     return dataset_dir
 
 
@@ -239,7 +245,8 @@ def _check_target(dataset_dir: Path, manifest: dict[str, Any], overwrite: bool) 
         manifest_path = dataset_dir / MANIFEST
         if manifest_path.exists():
             done = json.loads(manifest_path.read_text(encoding="utf-8"))
-            if done["training"] == manifest["training"] and done["settings"] == manifest["settings"]:
+            # the same export: the same cases by content (training, test, pasted sources), settings and code
+            if all(done.get(key) == manifest[key] for key in ("training", "settings", "test", "content")):
                 return True
         if not overwrite:
             raise OutputExistsError("an nnU-Net dataset with other cases or settings is already here",

@@ -51,7 +51,8 @@ def test_leftover_of_a_failed_export_leaves_no_stale_case(phantom_root, tmp_path
     images = sorted(p.name for p in (dataset / "imagesTr").iterdir())
     assert len(images) == json.loads((dataset / "dataset.json").read_text(encoding="utf-8"))["numTraining"] == 4
     assert "gone_0000.nii.gz" not in images and not (dataset / "labelsTr" / "gone.nii.gz").exists()
-    assert [p.name for p in dataset.parent.iterdir()] == [dataset.name]   # no staging folder left
+    # no staging folder left (the hidden `.lnsynth-<dataset>.*` files are the export's claim on the dataset)
+    assert [p.name for p in dataset.parent.iterdir() if not p.name.startswith(".lnsynth-")] == [dataset.name]
 
 
 def test_a_folder_with_other_files_is_not_replaced_without_overwrite(phantom_root, tmp_path):
