@@ -16,12 +16,13 @@ from LNSynthLib.anatomy.build import build_anatomy
 from LNSynthLib.anatomy.fallback import COARSE_WARNING
 from LNSynthLib.anatomy.groups import LABEL_NAMES
 from LNSynthLib.anatomy.lymph_nodes import lymph_node_components
-from LNSynthLib.atomic import check_writable
+from LNSynthLib.atomic import check_writable, sweep_leftovers, sweep_scratch
 from LNSynthLib.cases import ANATOMY_FILE, CT_FILE, LN_FILE, META_FILE, PREPARED_CT_DTYPE, Case, save_case
 from LNSynthLib.errors import InputDataError
 from LNSynthLib.jobs.progress import Progress
 from LNSynthLib.names import PLAIN_NAME_RULE, is_plain_name
-from LNSynthLib.volumes.checks import check_ln_labels, check_ln_mask
+from LNSynthLib.segmentation.leakage import array_digest
+from LNSynthLib.volumes.checks import check_ct_physics, check_ln_labels, check_ln_mask
 from LNSynthLib.volumes.geometry import Volume
 from LNSynthLib.volumes.grid import labels_onto
 from LNSynthLib.volumes.io import read_ct, read_volume
@@ -71,6 +72,16 @@ def _source_geometry(ct: Volume) -> dict[str, Any]:
             "origin_lps": list(ct.geometry.origin), "direction": list(ct.geometry.direction)}
 
 
+def sweep_case_leftovers(out_root: str | Path, folder: str | Path) -> None:
+    """Remove what a killed `prepare` left: temporary files in the case folders, TotalSegmentator scratch."""
+    out_root = Path(out_root)
+    sweep_scratch()
+    sweep_leftovers(out_root)
+    for case in [Path(folder), *(out_root.iterdir() if out_root.is_dir() else ())]:
+        if case.is_dir() and not case.name.startswith("."):
+            sweep_leftovers(case)
+
+
 def prepare_case(ct_path: str | Path, ln_path: str | Path, out_root: str | Path, case_id: str, *,
                  anatomy_path: str | Path | None = None, anatomy_source: str = "auto", labels_kind: str = "auto",
                  resample_labels: bool = False, settings: PreprocessSettings | None = None,
@@ -89,7 +100,10 @@ def prepare_case(ct_path: str | Path, ln_path: str | Path, out_root: str | Path,
     for name in (CT_FILE, ANATOMY_FILE, LN_FILE, META_FILE):
         check_writable(folder / name, overwrite)  # fail before any work, never replace silently
     with Progress("prepare", total=5) as progress:
+        sweep_case_leftovers(out_root, folder)
         ct = read_ct(ct_path)
+        check_ct_physics(ct, ct_path)   # HU of air, fat and soft tissue; body size (spacing units)
+        source_digest = array_digest(ct.array)   # the source CT by content (train/test leakage check)
         ln = labels_onto(read_volume(ln_path), ct, ln_path, ct_path, resample=resample_labels)
         check_ln_labels(ln, ln_path)
         progress.update(message="read and checked")
@@ -112,6 +126,7 @@ def prepare_case(ct_path: str | Path, ln_path: str | Path, out_root: str | Path,
         meta.update({
             "case_id": case_id, "synthetic": False, "source": "real",
             "ct_path": str(Path(ct_path).resolve()), "ln_path": str(Path(ln_path).resolve()),
+            "source_ct_sha256": source_digest,
             "anatomy_path": None if anatomy_path is None else str(Path(anatomy_path).resolve()),
             "anatomy_source": source, "anatomy_coarse": source == "coarse",
             "anatomy_label_filter": label_filter if source == "totalseg" else None,

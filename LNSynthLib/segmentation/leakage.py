@@ -1,8 +1,11 @@
 """Train/test separation: a held-out test set must share no case with the training set.
 
-Overlap is looked for three ways: the same folder, the same case ids, and the same CT under
-another name (prepared cases: the same voxel array; unprepared cases: the same file bytes).
-Any overlap would score the segmenter on images it was trained on, so it is refused.
+Overlap is looked for four ways: the same folder, the same case ids, the same CT under another
+name (prepared cases: the same voxel array; unprepared cases: the same file bytes), and, for
+prepared cases, the same source CT: one patient prepared twice (another margin or spacing gives
+another prepared array) still has one source CT, recorded by `prepare` in case.json by content
+(`source_ct_sha256`) and path (`ct_path`). Any overlap would score the segmenter on images it
+was trained on, so it is refused.
 """
 
 from __future__ import annotations
@@ -18,14 +21,19 @@ from LNSynthLib.errors import InputDataError
 FIX = "give held-out test cases that are not among the training cases (another folder, other patients)"
 
 
+def array_digest(array: np.ndarray) -> str:
+    """SHA-256 of a CT's voxels as float32 whatever the stored type, so an int16 (prepared) and a float32
+    copy of one CT match; converted a slab at a time (a full CT is never copied whole)."""
+    digest = hashlib.sha256(f"float32{tuple(array.shape)}".encode())
+    for z in range(0, array.shape[0], 16):
+        digest.update(np.ascontiguousarray(array[z:z + 16], dtype=np.float32).tobytes())
+    return digest.hexdigest()
+
+
 def _array_digest(ct: Path) -> str:
     from LNSynthLib.volumes.io import read_volume
 
-    # float32 whatever the stored type, so an int16 (prepared) and a float32 copy of one CT match
-    array = np.ascontiguousarray(read_volume(ct).array, dtype=np.float32)
-    digest = hashlib.sha256(f"{array.dtype}{array.shape}".encode())
-    digest.update(array.tobytes())
-    return digest.hexdigest()
+    return array_digest(read_volume(ct).array)
 
 
 def _file_digest(path: Path) -> str:
@@ -72,13 +80,38 @@ def _same_prepared_case(a: Path, b: Path) -> bool:
     return True
 
 
+def _sources(folder: Path) -> set[str]:
+    """What a prepared case was made from: its source CT by content and by resolved path (case.json)."""
+    from LNSynthLib.cases import read_meta
+
+    meta = read_meta(folder)
+    found = set()
+    if meta.get("source_ct_sha256"):
+        found.add(f"content {meta['source_ct_sha256']}")
+    if meta.get("ct_path") and not meta.get("synthetic"):
+        found.add(f"file {meta['ct_path']}")
+    return found
+
+
 def check_prepared_disjoint(train_root: str | Path, test_root: str | Path) -> None:
-    """Prepared training and test cases (`lnsynth prepare` folders) share no folder, case id or CT."""
+    """Prepared training and test cases (`lnsynth prepare` folders) share no folder, case id, CT or source CT."""
     from LNSynthLib.cases import CT_FILE, list_cases
 
     _check(Path(train_root), Path(test_root), list_cases,
            lambda folder: _array_digest(folder / CT_FILE) if (folder / CT_FILE).exists() else None,
            _same_prepared_case)
+    seen: dict[str, str] = {}
+    for folder in list_cases(train_root):
+        for source in _sources(folder):
+            seen.setdefault(source, folder.name)
+    for folder in list_cases(test_root):
+        for source in sorted(_sources(folder)):
+            if source in seen:
+                kind, _, what = source.partition(" ")
+                said = "the same source CT (same voxels)" if kind == "content" else f"the same source CT file {what}"
+                raise InputDataError(f"test case {folder.name} was prepared from {said} as training case "
+                                     f"{seen[source]} in {train_root}: one patient on both sides", path=folder,
+                                     fix=FIX)
 
 
 def check_raw_disjoint(train_root: str | Path, test_root: str | Path,

@@ -55,6 +55,75 @@ def check_ct(volume: Volume, path: str | Path | None) -> None:
                              fix="give the full CT volume, not a constant or thresholded image")
 
 
+# The physics a radiologist checks first (`check_ct_physics`): air is about -1000 HU and nothing in a patient
+# is less dense; fat is about -100 HU, soft tissue 20..80 HU; an abdomen is 15..50 cm across.
+PADDING_MAX_HU = -1024.0         # the scanner's fill outside the field of view is at or below this
+BELOW_AIR_HU = -1200.0
+MAX_BELOW_AIR_FRACTION = 0.01
+LOWEST_TISSUE_MAX_HU = -80.0     # some air or fat must be there: the lowest tissue values lie below this
+BODY_HU = -500.0                 # body (and lung) above this, air below
+FAT_SOFT_HU = (-200.0, 150.0)    # fat and soft tissue
+MIN_FAT_SOFT_FRACTION = 0.3      # of the body: an abdomen is mostly fat, muscle and organs
+BODY_WIDTH_MM = (80.0, 1000.0)   # a neonate's abdomen to the widest CT bore
+
+
+def _hu_sample(arr: np.ndarray) -> np.ndarray:
+    """About a million voxels spread evenly over the volume (for percentiles; a full CT has 80 million)."""
+    step = max(1, round((arr.size / 1_000_000) ** (1 / 3)))
+    return np.asarray(arr[::step, ::step, ::step], dtype=np.float32).ravel()
+
+
+def check_ct_physics(volume: Volume, path: str | Path | None) -> None:
+    """Refuse a CT whose HU or size cannot be a patient's: an offset or scaled HU scale, spacing in other units.
+
+    Runs after `check_ct` on a CT a patient case is prepared from. Values at the scanner's padding
+    (the volume's minimum, at or below -1024 HU) are left out of the HU rules.
+    """
+    arr = volume.array
+    values = _hu_sample(arr)
+    lowest = float(values.min())
+    if lowest <= PADDING_MAX_HU:
+        values = values[values != lowest]
+    if values.size == 0:
+        return   # all padding: `check_ct`'s contrast rule speaks for it
+    below_air = float(np.mean(values < BELOW_AIR_HU))
+    offset_fix = ("check the DICOM rescale intercept/slope (applied twice, or not at all); a CT in HU has air at "
+                  "about -1000, fat at about -100 and soft tissue at about 40 HU")
+    if below_air > MAX_BELOW_AIR_FRACTION:
+        raise InputDataError(
+            f"has {100 * below_air:.0f}% of its voxels below {BELOW_AIR_HU:g} HU, less dense than air (-1000 HU), which "
+            f"no patient is (1st percentile {np.percentile(values, 1):.0f} HU): its HU look offset or scaled",
+            path=path, fix=offset_fix)
+    low = float(np.percentile(values, 0.5))
+    if low > LOWEST_TISSUE_MAX_HU:
+        raise InputDataError(
+            f"holds neither air (about -1000 HU) nor fat (about -100 HU): its lowest values (other than the padding) "
+            f"are about {low:.0f} HU, so its HU look offset (by about {low + 1000:+.0f} if that is air)",
+            path=path, fix=offset_fix)
+    body = values[values > BODY_HU]
+    if body.size:
+        fat_soft = float(np.mean((body >= FAT_SOFT_HU[0]) & (body <= FAT_SOFT_HU[1])))
+        if fat_soft < MIN_FAT_SOFT_FRACTION:
+            raise InputDataError(
+                f"has little fat or soft tissue: {100 * fat_soft:.0f}% of its voxels above {BODY_HU:g} HU lie within "
+                f"{FAT_SOFT_HU[0]:g}..{FAT_SOFT_HU[1]:g} HU (median {np.median(body):.0f} HU), where an abdomen has "
+                f"most of them: its HU look offset or scaled", path=path, fix=offset_fix)
+    inside = arr > BODY_HU
+    widths = []
+    for axis_zyx, spacing in ((2, volume.geometry.spacing[0]), (1, volume.geometry.spacing[1])):
+        profile = np.flatnonzero(inside.any(axis=tuple(a for a in range(3) if a != axis_zyx)))
+        widths.append(0.0 if profile.size == 0 else (int(profile[-1]) - int(profile[0]) + 1) * float(spacing))
+    width = max(widths)
+    if not BODY_WIDTH_MM[0] <= width <= BODY_WIDTH_MM[1]:
+        units = "cm" if width < BODY_WIDTH_MM[0] else "micrometres"
+        raise InputDataError(
+            f"shows a body {width:.0f} mm across (voxel spacing {', '.join(f'{v:g}' for v in volume.geometry.spacing)} "
+            f"mm), where an abdomen is {BODY_WIDTH_MM[0]:.0f}..{BODY_WIDTH_MM[1]:.0f} mm: the spacing looks given in "
+            f"{units}, not mm", path=path,
+            fix="write the voxel spacing in millimetres (NIfTI/NRRD header; Slicer's Volumes module shows it), or give "
+                "the whole CT rather than a small crop")
+
+
 def check_same_geometry(a: Volume, b: Volume, path_a: str | Path | None, path_b: str | Path | None) -> None:
     """Both volumes must lie on the same voxel grid (shape, spacing, origin, direction)."""
     ga, gb = a.geometry, b.geometry

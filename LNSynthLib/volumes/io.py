@@ -62,6 +62,8 @@ def read_image(path: str | Path) -> sitk.Image:
             if not series:
                 raise InputDataError("folder holds no DICOM series", path=path,
                                      fix="point to a folder of .dcm files of one series, or to a NIfTI/NRRD file")
+            if len(series) > 1:
+                raise _several_series(path, reader, series)
             files = reader.GetGDCMSeriesFileNames(str(path), series[0])
             check_slice_positions(path, files)
             reader.SetFileNames(files)
@@ -81,6 +83,24 @@ def read_image(path: str | Path) -> sitk.Image:
         raise InputDataError("has vector/RGB voxels, a scalar volume is needed", path=path,
                              fix="give a grey-value CT or a label map")
     return image
+
+
+def _several_series(folder: Path, reader: sitk.ImageSeriesReader, series: tuple[str, ...]) -> InputDataError:
+    """The refusal of a folder holding several DICOM series: which one is meant is the user's to say."""
+    shown = []
+    for uid in series[:6]:
+        files = reader.GetGDCMSeriesFileNames(str(folder), uid)
+        info = sitk.ImageFileReader()
+        info.SetFileName(files[0])
+        info.ReadImageInformation()
+        keys = set(info.GetMetaDataKeys())
+        words = [info.GetMetaData(tag).strip() for tag in ("0020|0011", "0008|103e") if tag in keys]
+        shown.append(f"{' '.join(w for w in words if w) or uid} ({len(files)} files)")
+    more = f" and {len(series) - 6} more" if len(series) > 6 else ""
+    return InputDataError(f"holds {len(series)} DICOM series ({'; '.join(shown)}{more}); which one is the CT "
+                          "is not guessed", path=folder,
+                          fix="put the series to use into a folder of its own (one series per folder) and give "
+                              "that folder")
 
 
 def _check_nifti_complete(path: Path, image: sitk.Image) -> None:
