@@ -365,3 +365,430 @@ def test_yaml_exponent_without_a_dot_is_a_number(tmp_path: Path):
     assert (config.train.lr, config.train.betas, config.train.ema_decay) == (1e-4, (0.9, 0.999), 0.995)
     assert load_config("tiny", parse_overrides(["train.lr=2e-5"])).train.lr == 2e-5
     assert read_yaml("a: '1e-4'\nb: e5\nc: 1_000\n") == {"a": "1e-4", "b": "e5", "c": 1000}   # strings stay strings
+
+
+# === Round 2, classes 1, 2, 3 and 6 ============================================================================
+# Class 3, plausible but wrong CTs: the physics a radiologist checks (HU of air, fat and soft tissue; body size;
+# one DICOM series per folder). Class 2, matched by content: synthetic cases to their source case, test cases to
+# training cases by their source CT. Class 1, stale state: an export rerun is the same export only when every
+# input's content matches. Class 6: temporary names no lister picks up, removed by the next run; a lock per
+# output folder.
+
+def _body_ct(shape: tuple[int, int, int] = (32, 32, 32)) -> np.ndarray:
+    """The bad_data CT (conftest): air around a box of fat holding soft tissue and a bone block."""
+    ct = np.full(shape, -1000, np.int16)
+    ct[2:30, 3:29, 3:29] = -100
+    ct[8:24, 8:20, 8:20] = 40
+    ct[4:28, 22:26, 14:18] = 700
+    return ct
+
+
+def _noisy_ct(shape: tuple[int, int, int] = (32, 32, 32)) -> np.ndarray:
+    """The body CT with CT noise (sigma 8 HU), as a scanner writes it."""
+    noise = np.random.default_rng(0).normal(0.0, 8.0, shape)
+    return np.rint(_body_ct(shape) + noise).astype(np.int16)
+
+
+def _ct_file(transform=lambda a: a, spacing: float = SPACING_MM, name: str = "ct_bad.nii.gz", padding: int | None = None):
+    """Setup: `{t}/<name>`, the noisy body CT after `transform` (HU), on a grid of `spacing` (header units)."""
+    def make(tmp: Path, data: Path) -> None:
+        from LNSynthLib.volumes.geometry import Geometry, Volume
+        from LNSynthLib.volumes.io import write_volume
+
+        arr = transform(_noisy_ct().astype(np.float32))
+        if padding is not None:   # the scanner's fill outside the round field of view
+            arr[:, :2, :] = padding
+        write_volume(Volume(arr.astype(np.float32), Geometry((spacing,) * 3)), tmp / name)
+    return make
+
+
+def prepare_ct(ct: str = "{t}/ct_bad.nii.gz", *extra: str) -> list[str]:
+    return ["prepare", "--ct", ct, "--ln", "{d}/ln.nii.gz", "--out", "{t}/out", "--case-id", "c1",
+            "--anatomy-source", "coarse", *extra]
+
+
+def _write_series(folder: Path, ct: np.ndarray, series: str, description: str, spacing_z: float = 2.0) -> None:
+    """One CT series (SimpleITK's DICOM writer) into `folder`, files named after the series."""
+    import SimpleITK as sitk
+
+    folder.mkdir(parents=True, exist_ok=True)
+    image = sitk.GetImageFromArray(ct)
+    image.SetSpacing((0.8, 0.8, spacing_z))
+    writer = sitk.ImageFileWriter()
+    writer.KeepOriginalImageUIDOn()
+    for k in range(ct.shape[0]):
+        s = image[:, :, k]
+        for tag, value in (("0008|0060", "CT"), ("0020|000e", series), ("0020|000d", "1.2.826.0.1.3680043.2.1125.9"),
+                           ("0008|103e", description), ("0020|0011", series.rsplit(".", 1)[-1]),
+                           ("0020|0037", "1\\0\\0\\0\\1\\0"), ("0008|0018", f"{series}.{k + 1}"),
+                           ("0020|0013", str(k + 1)),
+                           ("0020|0032", "\\".join(map(str, image.TransformIndexToPhysicalPoint((0, 0, k))))),
+                           ("0028|1052", "0"), ("0028|1053", "1")):
+            s.SetMetaData(tag, value)
+        writer.SetFileName(str(folder / f"{series.rsplit('.', 1)[-1]}_{k:03d}.dcm"))
+        writer.Execute(s)
+
+
+def _dicom_series(*kinds: str):
+    """Setup: `{t}/dicom` holding one series per entry of `kinds` (soft/bone kernel reconstructions, a scout)."""
+    def make(tmp: Path, data: Path) -> None:
+        ct = _body_ct((5, 32, 32))
+        for n, kind in enumerate(kinds, start=2):
+            slices = ct[:1] if kind == "scout" else ct
+            _write_series(tmp / "dicom", slices, f"1.2.826.0.1.3680043.2.1125.1.{n}", kind,
+                          spacing_z=1.0 if kind == "bone" else 2.0)
+    return make
+
+
+def _prepared(root: Path, case: str, ct: np.ndarray, *, margin_mm: float = 20.0, ct_name: str | None = None,
+              data: Path) -> Path:
+    """A real `prepare_case` of `ct` (with bad_data's nodes and anatomy map, rolled with the CT)."""
+    from LNSynthLib.prepare import prepare_case
+    from LNSynthLib.volumes.geometry import Geometry, Volume
+    from LNSynthLib.volumes.io import read_volume, write_volume
+    from LNSynthLib.volumes.preprocess import PreprocessSettings
+
+    ct_path = root.parent / (ct_name or f"{root.name}_{case}_ct.nii.gz")
+    write_volume(Volume(ct, Geometry((SPACING_MM,) * 3)), ct_path, overwrite=True)
+    shift = int(np.argmax(ct[:, 16, 16] != -1000)) - 2   # the rolled CT rolls its labels too
+    anatomy = read_volume(data / "anatomy14.nii.gz")
+    ln = read_volume(data / "ln.nii.gz")
+    labels = {}
+    for name, vol in (("anatomy", anatomy), ("ln", ln)):
+        path = root.parent / f"{root.name}_{case}_{name}.nii.gz"
+        write_volume(Volume(np.roll(vol.array, shift, axis=0), vol.geometry), path, overwrite=True)
+        labels[name] = path
+    return prepare_case(ct_path, labels["ln"], root, case, anatomy_path=labels["anatomy"],
+                        settings=PreprocessSettings(margin_mm=margin_mm, spacing=SPACING_MM))
+
+
+def _other_patient(shift: int = 1) -> np.ndarray:
+    return np.roll(_body_ct(), shift, axis=0)   # another body: the same shapes a voxel lower
+
+
+def _synthetic_from(source_root: Path, target: Path, pairs: dict[str, str]) -> None:
+    """`target/<made_from>_synt_0` for each `named: made_from`: a copy of `made_from` that names `named` as source."""
+    for named, made_from in pairs.items():
+        folder = target / f"{named}_synt_0"
+        shutil.copytree(source_root / made_from, folder)
+        meta = json.loads((folder / "case.json").read_text())
+        (folder / "case.json").write_text(json.dumps({**meta, "synthetic": True, "source_case": named}))
+
+
+def _samples_of_other_folder(tmp: Path, data: Path) -> None:
+    """{t}/cases_b: other patients under bad_data's ids; {t}/synt: samples made from bad_data's cases."""
+    for case, shift in (("case_a", 1), ("case_b", 2)):
+        _prepared(tmp / "cases_b", case, _other_patient(shift), data=data)
+    _synthetic_from(data / "prepared", tmp / "synt", {"case_a": "case_a", "case_b": "case_b"})
+
+
+def _sample_of_the_other_case(tmp: Path, data: Path) -> None:
+    """{t}/cases: case_a and case_b are two patients; {t}/synt holds a sample of case_b that says case_a."""
+    _prepared(tmp / "cases", "case_a", _body_ct(), data=data)
+    _prepared(tmp / "cases", "case_b", _other_patient(2), data=data)
+    _synthetic_from(tmp / "cases", tmp / "synt", {"case_a": "case_b", "case_b": "case_b"})
+
+
+def _same_patient_again(how: str):
+    """{t}/test: bad_data's patient (case_a's CT) prepared once more as `held_out`: with another margin from the
+    same file, from a copy of the file, or from a float32 copy."""
+    def make(tmp: Path, data: Path) -> None:
+        from LNSynthLib.prepare import prepare_case
+        from LNSynthLib.volumes.io import read_volume, write_volume
+        from LNSynthLib.volumes.preprocess import PreprocessSettings
+
+        ct = data / "ct.nii.gz"
+        if how == "copy":
+            ct = Path(shutil.copy(ct, tmp / "renamed_scan.nii.gz"))
+        elif how == "float32":
+            vol = read_volume(ct)
+            ct = write_volume(type(vol)(vol.array.astype(np.float32), vol.geometry), tmp / "scan_f32.nrrd")
+        prepare_case(ct, data / "ln.nii.gz", tmp / "test", "held_out", anatomy_path=data / "anatomy14.nii.gz",
+                     settings=PreprocessSettings(margin_mm=10.0, spacing=SPACING_MM))
+    return make
+
+
+def _exported_then(change):
+    """Setup: a finished export of `{t}/cases` (+ `{t}/test`) into {t}/proj, then `change(tmp, data)`."""
+    def make(tmp: Path, data: Path) -> None:
+        from LNSynthLib.cli.main import main
+
+        for case, ct in (("case_a", _body_ct()), ("case_b", _other_patient(2))):
+            _prepared(tmp / "cases", case, ct, data=data)
+        _prepared(tmp / "test", "t1", _other_patient(3), data=data)
+        assert main(["nnunet", "export", "--cases", str(tmp / "cases"), "--test-cases", str(tmp / "test"),
+                     "--out", str(tmp / "proj")]) == 0
+        change(tmp, data)
+    return make
+
+
+def _other_test_folder(tmp: Path, data: Path) -> None:
+    _prepared(tmp / "test2", "t1", _other_patient(4), data=data)   # the same id, another patient
+
+
+def _other_cases_same_ids(tmp: Path, data: Path) -> None:
+    for case, shift in (("case_a", 5), ("case_b", 6)):
+        _prepared(tmp / "cases2", case, _other_patient(shift), data=data)
+
+
+def _case_prepared_again(tmp: Path, data: Path) -> None:
+    """case_b of {t}/cases prepared again (another margin) in place: the same id, other voxels."""
+    shutil.rmtree(tmp / "cases" / "case_b")
+    _prepared(tmp / "cases", "case_b", _other_patient(2), margin_mm=10.0, data=data)
+
+
+def _test_case_edited(tmp: Path, data: Path) -> None:
+    """The test case's LN mask replaced (a corrected annotation): same id, same CT, other labels."""
+    from LNSynthLib.volumes.io import read_volume, write_volume
+
+    ln = read_volume(tmp / "test" / "t1" / "ln.nii.gz")
+    ln.array[...] = 0
+    ln.array[2:4, 2:4, 2:4] = 1
+    write_volume(ln, tmp / "test" / "t1" / "ln.nii.gz", overwrite=True)
+
+
+EXPORTED = ["nnunet", "export", "--out", "{t}/proj"]
+
+ROUND2_MORE = [
+    # class 3: HU scale and units (the issue's +1024 and cm spacing; -1024, slope applied twice, micrometres)
+    ("ct-hu-plus-1024", prepare_ct(), ["ct_bad.nii.gz"], "look offset",
+     _ct_file(lambda a: a + 1024, padding=-2000)),
+    ("ct-hu-minus-1024", prepare_ct(), ["ct_bad.nii.gz"], "look offset or scaled", _ct_file(lambda a: a - 1024)),
+    ("ct-hu-slope-twice", prepare_ct(), ["ct_bad.nii.gz"], "look offset or scaled", _ct_file(lambda a: a * 2)),
+    ("ct-hu-plus-1024-no-padding", prepare_ct(), ["ct_bad.nii.gz"], "hounsfield", _ct_file(lambda a: a + 1024)),
+    ("ct-spacing-in-cm", prepare_ct(), ["ct_bad.nii.gz"], "spacing looks given in cm",
+     _ct_file(spacing=SPACING_MM / 10)),
+    ("ct-spacing-in-micrometres", prepare_ct(), ["ct_bad.nii.gz"], "spacing looks given in micrometres",
+     _ct_file(spacing=SPACING_MM * 1000)),
+    # class 3: a DICOM folder with several series is not read as its first one
+    ("dicom-two-reconstructions", prepare_ct("{t}/dicom"), ["dicom", "soft", "bone"], "2 DICOM series",
+     _dicom_series("soft", "bone")),
+    ("dicom-scout-and-axial", prepare_ct("{t}/dicom"), ["dicom", "scout"], "2 DICOM series",
+     _dicom_series("scout", "axial")),
+    ("dicom-three-series-anatomy", ["anatomy", "--ct", "{t}/dicom", "--out", "{t}/a.nii.gz", "--method", "coarse"],
+     ["dicom"], "3 DICOM series", _dicom_series("soft", "bone", "lung")),
+    # class 2: synthetic cases belong to their source case by content, not by id
+    ("export-samples-of-another-folder",
+     ["nnunet", "export", "--cases", "{t}/cases_b", "--out", "{t}/proj", "--synthetic", "{t}/synt",
+      "--synt-per-case", "1"], ["case_a_synt_0"], "not made from", _samples_of_other_folder),
+    ("export-paste-samples-of-another-folder",
+     ["nnunet", "export", "--cases", "{t}/cases_b", "--out", "{t}/proj", "--synthetic", "{t}/synt",
+      "--synt-per-case", "1", "--paste"], ["case_a_synt_0"], "not made from", _samples_of_other_folder),
+    ("export-sample-of-the-other-case",
+     ["nnunet", "export", "--cases", "{t}/cases", "--out", "{t}/proj", "--synthetic", "{t}/synt",
+      "--synt-per-case", "1", "--strategy", "synt"], ["case_a_synt_0"], "not made from", _sample_of_the_other_case),
+    # class 2: one patient on both sides of the train/test split, whatever the margin, file name or type
+    ("leak-same-patient-other-margin", export("--test-cases", "{t}/test"), ["held_out"], "same source CT",
+     _same_patient_again("margin")),
+    ("leak-same-patient-copied-file", export("--test-cases", "{t}/test"), ["held_out"], "same source CT",
+     _same_patient_again("copy")),
+    ("leak-same-patient-float32-nrrd", export("--test-cases", "{t}/test"), ["held_out"], "same source CT",
+     _same_patient_again("float32")),
+    # class 1: an export rerun over a finished dataset is "the same" only when every input's content matches
+    ("export-rerun-other-test-folder",
+     [*EXPORTED, "--cases", "{t}/cases", "--test-cases", "{t}/test2"], ["Dataset501_Real"], "other cases",
+     _exported_then(_other_test_folder)),
+    ("export-rerun-other-cases-same-ids",
+     [*EXPORTED, "--cases", "{t}/cases2", "--test-cases", "{t}/test"], ["Dataset501_Real"], "other cases",
+     _exported_then(_other_cases_same_ids)),
+    ("export-rerun-case-prepared-again",
+     [*EXPORTED, "--cases", "{t}/cases", "--test-cases", "{t}/test"], ["Dataset501_Real"], "other cases",
+     _exported_then(_case_prepared_again)),
+    ("export-rerun-test-labels-edited",
+     [*EXPORTED, "--cases", "{t}/cases", "--test-cases", "{t}/test"], ["Dataset501_Real"], "other cases",
+     _exported_then(_test_case_edited)),
+]
+
+
+@pytest.mark.parametrize(("args", "names", "why", "setup"),
+                         [pytest.param(*case[1:], id=case[0]) for case in ROUND2_MORE])
+@pytest.mark.timeout(300)   # the first export of a session imports nnU-Net
+def test_round2_bad_input_is_refused(refused, bad_data: Path, tmp_path: Path, args, names, why, setup):
+    setup(tmp_path, bad_data)
+    refused(args, names, why)
+
+
+# --- class 6: a lock per output folder; temporary names no lister picks up and the next run removes -----------
+
+HOLDER = """
+import signal, sys
+from LNSynthLib.output_claims import claim_output_folder
+signal.alarm(120)   # never outlives the test
+folder, recipe, command, exclusive, output = sys.argv[1:6]
+claim_output_folder(folder, {"checkpoint_sha256": recipe}, command, exclusive=exclusive == "1", output=output)
+print("held", flush=True)
+sys.stdin.read()    # until the test closes the pipe (or kills it)
+"""
+_HOLDERS: list[subprocess.Popen] = []
+
+
+def _env() -> dict[str, str]:
+    return {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2]), "LNSYNTH_PROGRESS": "quiet"}
+
+
+def _hold(folder: Path, recipe: str, command: str, exclusive: bool = False, output: str = "") -> subprocess.Popen:
+    """A real second process that holds a claim on `folder` (as a running `sample` shard or export does)."""
+    proc = subprocess.Popen([sys.executable, "-c", HOLDER, str(folder), recipe, command, "1" if exclusive else "0",
+                             output], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=_env())
+    assert proc.stdout.readline().strip() == "held"
+    _HOLDERS.append(proc)
+    return proc
+
+
+@pytest.fixture(autouse=True)
+def _stop_holders():
+    yield
+    while _HOLDERS:
+        proc = _HOLDERS.pop()
+        proc.kill()
+        proc.wait()
+
+
+def _shard_running_with_another_checkpoint(tmp: Path, data: Path) -> None:
+    checkpoint(lambda payload: None)(tmp, data)   # a valid tiny checkpoint at {t}/ck.pt
+    _hold(tmp / "synt", "sha256-of-another-checkpoint", "lnsynth sample")
+
+
+def _export_running(tmp: Path, data: Path) -> None:
+    _hold(tmp / "proj" / "nnUNet_raw", "another-export", "lnsynth nnunet export", exclusive=True,
+          output="Dataset501_Real")
+
+
+ROUND2_CONCURRENT = [
+    ("sample-shard-beside-another-checkpoint", sample("{t}/ck.pt", "--shard", "1/2"), ["synt"],
+     "another `lnsynth sample`", _shard_running_with_another_checkpoint),
+    ("sample-beside-another-checkpoint-overwrite", sample("{t}/ck.pt", "--overwrite"), ["synt"],
+     "another `lnsynth sample`", _shard_running_with_another_checkpoint),
+    ("export-beside-a-running-export", export(), ["Dataset501_Real"], "another `lnsynth nnunet export`",
+     _export_running),
+]
+
+
+@pytest.mark.parametrize(("args", "names", "why", "setup"),
+                         [pytest.param(*case[1:], id=case[0]) for case in ROUND2_CONCURRENT])
+@pytest.mark.timeout(120)
+def test_round2_concurrent_writer_is_refused(refused, bad_data: Path, tmp_path: Path, args, names, why, setup):
+    setup(tmp_path, bad_data)
+    refused(args, names, why)
+    assert not list((tmp_path / "synt").glob("*_synt_*")) if (tmp_path / "synt").exists() else True
+
+
+def test_shards_of_one_recipe_share_a_folder_and_a_killed_writer_frees_it(tmp_path: Path):
+    """Same recipe: joins. Another recipe: refused while the writer lives; free once it is killed (SIGKILL)."""
+    from LNSynthLib.errors import OutputExistsError
+    from LNSynthLib.output_claims import claim_output_folder
+
+    out = tmp_path / "synt"
+    holder = _hold(out, "A", "lnsynth sample")
+    claim_output_folder(out, {"checkpoint_sha256": "A"}, "lnsynth sample").release()   # another shard of it
+    with pytest.raises(OutputExistsError, match="another `lnsynth sample`.*checkpoint_sha256"):
+        claim_output_folder(out, {"checkpoint_sha256": "B"}, "lnsynth sample")
+    holder.kill()
+    holder.wait()
+    with claim_output_folder(out, {"checkpoint_sha256": "B"}, "lnsynth sample"):   # and now B holds it
+        late = subprocess.run([sys.executable, "-c", HOLDER, str(out), "A", "lnsynth sample", "0", ""], input="",
+                              capture_output=True, text=True, env=_env(), timeout=60)
+        assert late.returncode != 0 and "another `lnsynth sample`" in late.stderr, late.stderr
+    assert not [p for p in out.iterdir() if not p.name.startswith(".lnsynth")]
+
+
+def _killed_writer(folder: Path, scratch: Path | None = None) -> None:
+    """A real process killed (SIGKILL) in the middle of atomic writes: its temporary file and scratch folder stay."""
+    code = ("import os, signal, sys\n"
+            "from LNSynthLib.atomic import atomic_path, temp_folder\n"
+            "scratch = temp_folder('lnsynth_ts')\n"
+            "open(os.path.join(scratch.name, 'total.nii.gz'), 'wb').write(b'x' * 4096)\n"
+            "with atomic_path(sys.argv[1]) as tmp:\n"
+            "    tmp.write_bytes(b'y' * 4096)\n"
+            "    os.kill(os.getpid(), signal.SIGKILL)\n")
+    env = _env() if scratch is None else {**_env(), "TMPDIR": str(scratch)}
+    res = subprocess.run([sys.executable, "-c", code, str(folder / "ct.nii.gz")], env=env, timeout=60)
+    assert res.returncode == -9
+
+
+def test_prepare_removes_what_a_killed_prepare_left(bad_data: Path, tmp_path: Path):
+    """Killed mid-write, `prepare` left a temporary CT in the case folder and a scratch folder in TMPDIR
+    (122-141 MB for a real CT); the next prepare removes both, and keeps a live writer's."""
+    out, scratch = tmp_path / "out", tmp_path / "scratch"
+    scratch.mkdir()
+    _killed_writer(out / "c1", scratch)
+    _killed_writer(out / "c0", scratch)
+    left = sorted(p.name for p in [*(out / "c1").iterdir(), *(out / "c0").iterdir(), *scratch.iterdir()])
+    assert len(left) == 4 and all(".lnstmp-" in name for name in left), left
+    live = _hold(tmp_path / "busy", "x", "lnsynth prepare")   # a live process's temporary file is not touched
+    from LNSynthLib.atomic import temp_prefix
+
+    live_tmp = out / "c1" / (temp_prefix("ln.nii.gz").replace(f"-{os.getpid()}-", f"-{live.pid}-") + "abcdefgh.tmp")
+    live_tmp.write_bytes(b"z")
+    res = subprocess.run([sys.executable, "-m", "LNSynthLib", *[a.format(d=bad_data, t=tmp_path) for a in prepare_ct(
+        "{d}/ct.nii.gz")]], env={**_env(), "TMPDIR": str(scratch)}, capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0, res.stderr
+    assert sorted(p.name for p in (out / "c1").iterdir()) == sorted(["anatomy.nii.gz", "case.json", "ct.nii.gz",
+                                                                     "ln.nii.gz", live_tmp.name])
+    assert list((out / "c0").iterdir()) == [] and list(scratch.iterdir()) == []
+
+
+def test_hidden_leftover_case_folder_is_no_case(bad_data: Path, tmp_path: Path, capsys):
+    """A writer killed between writing a case and renaming it leaves a complete hidden case folder: no lister
+    (export, train, sample) takes it for a case."""
+    from LNSynthLib.atomic import temp_prefix
+    from LNSynthLib.cases import list_cases
+    from LNSynthLib.cli.main import main
+
+    cases = tmp_path / "cases"
+    shutil.copytree(bad_data / "prepared", cases)
+    shutil.copytree(cases / "case_a", cases / (temp_prefix("case_c") + "case"))
+    shutil.copytree(cases / "case_a", cases / ".case_d.tmp-4194000")     # the name before the tag
+    assert [p.name for p in list_cases(cases)] == ["case_a", "case_b"]
+    assert main(["nnunet", "export", "--cases", str(cases), "--out", str(tmp_path / "proj")]) == 0, \
+        capsys.readouterr().err
+    manifest = json.loads((tmp_path / "proj" / "nnUNet_raw" / "Dataset501_Real" / "lnsynth_export.json").read_text())
+    assert [i["case_id"] for i in manifest["training"]] == ["case_a", "case_b"]
+
+
+def test_generated_case_write_removes_a_killed_writers_case_folder(bad_data: Path, tmp_path: Path):
+    from LNSynthLib.cases import load_case, write_case_folder
+
+    """A complete case a killed `sample` left under its temporary name goes when the next case is written."""
+    from LNSynthLib.atomic import temp_prefix
+
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    leftover = tmp_path / (temp_prefix("case_a_synt_0").replace(f"-{os.getpid()}-", f"-{dead.stdout.strip()}-")
+                           + "case")
+    shutil.copytree(bad_data / "prepared" / "case_a", leftover)
+    write_case_folder(load_case(bad_data / "prepared" / "case_a"), tmp_path / "case_a_synt_1", overwrite=False)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["case_a_synt_1"]
+
+
+# --- what must be accepted: real CTs in the physics rules, an export rerun of the same content ----------------
+
+@pytest.mark.parametrize("variant", ["noisy", "air-clipped-with-padding", "small-child-0.5mm"])
+def test_plausible_ct_is_prepared(bad_data: Path, tmp_path: Path, capsys, variant: str):
+    """The physics rules pass real-looking CTs: noise, air clipped at -1024 with -3024 padding, a small body."""
+    transform, spacing, padding = {"noisy": (lambda a: a, SPACING_MM, None),
+                                   "air-clipped-with-padding": (lambda a: np.maximum(a, -1024), SPACING_MM, -3024),
+                                   "small-child-0.5mm": (lambda a: a, 3.5, None)}[variant]
+    _ct_file(transform, spacing=spacing, padding=padding)(tmp_path, bad_data)
+    from LNSynthLib.cli.main import main
+
+    args = [a.format(d=bad_data, t=tmp_path) for a in prepare_ct()]
+    if spacing != SPACING_MM:
+        args += ["--resample-labels"]
+    assert main(args) == 0, capsys.readouterr().err
+    assert (tmp_path / "out" / "c1" / "case.json").is_file()
+
+
+def test_export_rerun_of_the_same_content_is_kept_and_overwrite_redoes_it(bad_data: Path, tmp_path: Path, capsys):
+    """Same content: nothing rewritten. Other content under the same ids with --overwrite: the images are new."""
+    from LNSynthLib.cli.main import main
+
+    _exported_then(lambda tmp, data: None)(tmp_path, bad_data)
+    dataset = tmp_path / "proj" / "nnUNet_raw" / "Dataset501_Real"
+    image = dataset / "imagesTs" / "t1_0000.nii.gz"
+    before = (image.stat().st_mtime_ns, image.read_bytes())
+    base = ["nnunet", "export", "--cases", str(tmp_path / "cases"), "--out", str(tmp_path / "proj")]
+    assert main([*base, "--test-cases", str(tmp_path / "test")]) == 0, capsys.readouterr().err
+    assert (image.stat().st_mtime_ns, image.read_bytes()) == before
+    _other_test_folder(tmp_path, bad_data)
+    assert main([*base, "--test-cases", str(tmp_path / "test2"), "--overwrite"]) == 0, capsys.readouterr().err
+    assert image.read_bytes() != before[1]
