@@ -291,3 +291,44 @@ def test_the_panels_import_button_starts_the_import_job_and_reports_the_folder()
     assert "('importWeightsButton', self.onImportWeights)" in ast.unparse(functions["setup"])
     ui = (repo / "LNSynth" / "Resources" / "UI" / "LNSynth.ui").read_text(encoding="utf-8")
     assert '<widget class="QPushButton" name="importWeightsButton">' in ui
+
+
+def test_the_panel_builds_the_weights_jobs_without_importing_totalsegmentator_or_torch(tmp_path):
+    """In Slicer's process only the step builders run: with TotalSegmentator, torch and the other job packages
+    unimportable, Create anatomy (TotalSegmentator) and the zip import still build and start their jobs."""
+    import sys
+    import textwrap
+
+    pytest.importorskip("slicer")
+    repo = Path(__file__).resolve().parents[2]
+    script = textwrap.dedent('''
+        import sys
+        BLOCKED = {"torch", "monai", "nnunetv2", "nibabel", "totalsegmentator", "skimage", "matplotlib", "yaml"}
+
+        class Block:
+            def find_spec(self, name, path=None, target=None):
+                if name.split(".")[0] in BLOCKED:
+                    raise ImportError(f"{name} is not bundled with Slicer")
+                return None
+
+        sys.meta_path.insert(0, Block())
+        sys.path[:0] = [sys.argv[1] + "/LNSynth", sys.argv[1]]
+        from pathlib import Path
+        from LNSynthModuleLib import mrml_bridge as mb
+        from LNSynthModuleLib.logic import SceneLogic
+        from LNSynthLib.phantom import generate_phantom
+
+        core = mb.create_core_scene()
+        logic = SceneLogic(core.scene, Path(sys.argv[2]))
+        ct_node = mb.volume_to_node(generate_phantom(seed=1, shape_zyx=(20, 32, 32)).ct, core.scene, "CT")
+        for chain in (logic.start_anatomy(ct_node, "totalseg", "cpu"), logic.start_weights_import(sys.argv[2] + "/w.zip")):
+            chain.cancel()
+            print([s.label for s in chain.steps])
+        leaked = sorted(m for m in sys.modules if m.split(".")[0] in BLOCKED)
+        print("LEAKED", leaked)
+        sys.exit(1 if leaked else 0)
+    ''')
+    done = subprocess.run([sys.executable, "-c", script, str(repo), str(tmp_path)], capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
+    assert f"['{tw.DOWNLOAD_LABEL}', 'TotalSegmentator']" in done.stdout and f"['{tw.IMPORT_LABEL}']" in done.stdout
