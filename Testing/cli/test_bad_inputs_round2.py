@@ -747,10 +747,9 @@ def test_hidden_leftover_case_folder_is_no_case(bad_data: Path, tmp_path: Path, 
 
 
 def test_generated_case_write_removes_a_killed_writers_case_folder(bad_data: Path, tmp_path: Path):
-    from LNSynthLib.cases import load_case, write_case_folder
-
     """A complete case a killed `sample` left under its temporary name goes when the next case is written."""
     from LNSynthLib.atomic import temp_prefix
+    from LNSynthLib.cases import load_case, write_case_folder
 
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
     leftover = tmp_path / (temp_prefix("case_a_synt_0").replace(f"-{os.getpid()}-", f"-{dead.stdout.strip()}-")
