@@ -63,6 +63,7 @@ class PipelineSettings:
                                          # (network, patch, normalization: `segmentation/nnunet_plans.py`)
     nnunet_real_share: float | None = DEFAULT_REAL_SHARE   # share of drawn cases that are real where a dataset
                                          # mixes real and synthetic cases; None: nnU-Net's uniform draw
+    nnunet_seed_offset: int = 0          # nnU-Net training is seeded with seed + this (a second draw of one run)
     inct_margin_mm: float = DEFAULT_MARGIN_MM   # real-inpaint: the generated neighbourhood around each new node
     train_margin_mm: float = TRAIN_MARGIN_MM
     test_margin_mm: float = TEST_MARGIN_MM
@@ -122,15 +123,19 @@ DATASETS = [
     (103, "RealSyntPasted", "Real + Synt", "LN-DDPM (pasted)", "real+synt", True),
     (104, "Synt", "Synt", "LN-DDPM", "synt", False),
     (106, "RealInCT", "Real + Synt", "LN-DDPM in-CT", "real+inct", False),
+    (107, "SyntThenReal", "Synt → Real", "LN-DDPM pretraining, Real fine-tuning", "synt>real", False),
 ]
 PIPELINE_STRATEGIES = tuple(dict.fromkeys(row[4] for row in DATASETS))   # real, real+copypaste, real+synt, synt
 COPY_PASTE = "real+copypaste"   # real cases + `synt_per_case` copy-paste cases each (augment/copy_paste.py)
 IN_CT = "real+inct"   # real cases + `synt_per_case` cases each with LN-DDPM nodes synthesized into the real CT
 MIXED = ("real+synt", COPY_PASTE, IN_CT)   # strategies whose datasets mix real and synthetic cases
+PRETRAIN_FINETUNE = "synt>real"   # nnU-Net pretrained on the Synt dataset, then fine-tuned on the real cases
 
 
 def export_strategy(pipeline_strategy: str) -> str:
     """The `nnunet export` strategy of a pipeline strategy: copy-paste and in-CT cases are exported like synthetic ones."""
+    if pipeline_strategy == PRETRAIN_FINETUNE:
+        return "real"   # its own dataset holds the real cases; the synthetic ones come in through pretraining
     return "real+synt" if pipeline_strategy in (COPY_PASTE, IN_CT) else pipeline_strategy
 
 
@@ -237,7 +242,7 @@ def train_and_predict(layout: Layout, s: PipelineSettings, device: str) -> list:
     real_model, scored = (Path(s.qc_real_model) if s.qc_real_model else None), False
     for row in selected_datasets(s):
         dataset_id, name, strategy, method = row[:4]
-        if s.qc and not scored and row[4] in ("real+synt", "synt"):   # the first patch-mode LN-DDPM strategy
+        if s.qc and not scored and row[4] in ("real+synt", "synt", PRETRAIN_FINETUNE):   # the first patch-mode one
             quality_control(layout, real_model, device)
             scored = True
         dataset_dir = export_strategy_dataset(layout, s, row)
@@ -247,8 +252,12 @@ def train_and_predict(layout: Layout, s: PipelineSettings, device: str) -> list:
         share = s.nnunet_real_share if row[4] in MIXED else None
         trainer = nr.TrainerSpec(s.nnunet_epochs, s.nnunet_iterations, s.nnunet_val_iterations, s.nnunet_patience,
                                  s.nnunet_min_delta, share)
+        pretrained = None
+        if row[4] == PRETRAIN_FINETUNE:
+            pretrained, trainer = pretrain_on_synthetic(layout, s, project, device, configuration)
         checkpoint = nr.train(project, dataset_id, trainer, fold=s.nnunet_fold, configuration=configuration,
-                              device=device, seed=s.seed, plans_name=plans_name)
+                              device=device, seed=s.seed + s.nnunet_seed_offset, plans_name=plans_name,
+                              pretrained=pretrained)
         pred_dir = layout.predictions / name
         nr.predict(checkpoint.parents[1], dataset_dir / "imagesTs", pred_dir, fold=s.nnunet_fold, device=device,
                    step_size=s.nnunet_step_size)
@@ -274,6 +283,42 @@ def plan_dataset(layout: Layout, s: PipelineSettings, project: Any, row: tuple, 
     export_strategy_dataset(layout, s, real_row)
     nr.plan_and_preprocess(project, real_row[0], device=device)
     return nr.transfer_plans(project, real_row[0], row[0], device=device)
+
+
+def half_budget(s: PipelineSettings) -> tuple[Any, Any]:
+    """The pretraining and the fine-tuning trainer of `synt>real`: half of the one-training budget each."""
+    from LNSynthLib.segmentation import nnunet_runner as nr
+
+    if s.nnunet_epochs is None:   # nnU-Net's standard 1000 x (250 + 50), split in two
+        epochs, iterations, val = nr.STANDARD_EPOCHS, 250, 50
+    else:
+        epochs, iterations, val = s.nnunet_epochs, s.nnunet_iterations, s.nnunet_val_iterations
+    first = max(1, epochs // 2)
+    return (nr.TrainerSpec(first, iterations, val, s.nnunet_patience, s.nnunet_min_delta),
+            nr.TrainerSpec(max(1, epochs - first), iterations, val, s.nnunet_patience, s.nnunet_min_delta))
+
+
+def pretrain_on_synthetic(layout: Layout, s: PipelineSettings, project: Any, device: str,
+                          configuration: str) -> tuple[Path, Any]:
+    """Train the Synt dataset for half the budget (the real cases' plan, so the weights fit); returns its final
+    checkpoint and the fine-tuning trainer (the other half)."""
+    from LNSynthLib.segmentation import nnunet_runner as nr
+
+    if not s.nnunet_shared_plan:
+        raise InputDataError("pretraining on synthetic cases and fine-tuning on real ones needs one network for both",
+                             fix="keep the shared plan (nnunet_shared_plan) for the synt>real strategy")
+    synt_row = next(row for row in DATASETS if row[4] == "synt")
+    export_strategy_dataset(layout, s, synt_row)
+    plans_name = plan_dataset(layout, s, project, synt_row, device)
+    config = nr.patch_configuration(project, synt_row[0], s.nnunet_patch_size, base_features=s.nnunet_base_features,
+                                    plans_name=plans_name)
+    if config != configuration:
+        raise InputDataError(f"the Synt dataset's configuration {config} differs from {configuration}",
+                             fix="train both with the same patch size and width")
+    pre, fine = half_budget(s)
+    checkpoint = nr.train(project, synt_row[0], pre, fold=s.nnunet_fold, configuration=config, device=device,
+                          seed=s.seed + s.nnunet_seed_offset, plans_name=plans_name)
+    return checkpoint, fine
 
 
 def run_pipeline(work_dir: str | Path, settings: PipelineSettings | None = None, *,

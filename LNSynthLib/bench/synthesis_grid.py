@@ -59,6 +59,9 @@ STRATEGIES = (
              factor="the generator of round 1 (150 iterations) instead of the gated one", synthetic="synthetic_it150"),
     Strategy("ddpm10_qc", "LN-DDPM 10×, QC on", "ddpm10_qc", "real+synt", 10, qc=True,
              factor="quality control on"),
+    Strategy("ddpm10_pretrain", "LN-DDPM 10× pretraining, Real fine-tuning", "ddpm10_pretrain", "synt>real", 10,
+             factor="pretrain on the synthetic cases, then fine-tune on the real ones (half the epochs each) "
+                    "instead of one mixed training"),
     Strategy("real_rerun", "Real, another nnU-Net seed", "real_rerun", "real",
              extra=(("nnunet_seed_offset", 1),)),   # the Real-vs-Real spread (synthesis_sections.spread_sentence)
     Strategy("ddpm5", "Real + LN-DDPM 5×", "ddpm5", "real+synt", 5),

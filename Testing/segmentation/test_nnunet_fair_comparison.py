@@ -69,11 +69,11 @@ def test_moved_plan_real_share_and_seeded_runs_agree(phantom_root, phantom_test_
                       settings=ex.ExportSettings(strategy="real+synt", synt_per_case=2, train_margin_mm=8,
                                                  test_margin_mm=8, qc=False))
     nr.plan_and_preprocess(project, 931, verify=False)
+    name = nr.transfer_plans(project, 931, 932)   # before any planning of its own: nothing of it is needed
     nr.plan_and_preprocess(project, 932, verify=False)   # its own plan, for comparison
     own = project.preprocessed / synt_dir.name / "nnUNetPlans.json"
     real = project.preprocessed / real_dir.name / "nnUNetPlans.json"
     assert plan_hash(own, "3d_fullres") != plan_hash(real, "3d_fullres")   # what an unfair benchmark trained
-    name = nr.transfer_plans(project, 931, 932)
     moved = project.preprocessed / synt_dir.name / f"{name}.json"
     assert plan_hash(moved, "3d_fullres") == plan_hash(real, "3d_fullres")
     assert nr.transfer_plans(project, 931, 932) == name                     # done: skipped
@@ -96,3 +96,13 @@ def test_moved_plan_real_share_and_seeded_runs_agree(phantom_root, phantom_test_
     (w0, l0), (w1, l1) = runs
     assert l0 == l1 and len(l0) == 2
     assert all(torch.equal(w0[k], w1[k]) for k in w0)
+
+    # Pretrain on the synthetic dataset, fine-tune on the real one: possible because both share one plan.
+    short = nr.TrainerSpec(epochs=1, iterations=1, val_iterations=1)
+    pretrained = nr.train(project, 932, short, fold="all", configuration=config, seed=7, plans_name=name)
+    tuned = nr.train(project, 931, nr.TrainerSpec(epochs=2, iterations=1, val_iterations=1), fold="all",
+                     configuration=config, seed=7, pretrained=pretrained)
+    log = next(project.logs.glob(f"train_{real_dir.name}_*.log")).read_text(encoding="utf-8")
+    assert "Loading pretrained weights from file" in log and str(pretrained) in log
+    record = json.loads((tuned.parent / nr.TRAINING_RECORD).read_text(encoding="utf-8"))
+    assert record["pretrained"] == str(pretrained)
