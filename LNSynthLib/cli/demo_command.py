@@ -18,9 +18,23 @@ from LNSynthLib.cli.options import (
     chosen_config,
     sampling_overrides,
 )
-from LNSynthLib.pipeline import PIPELINE_STRATEGIES, PipelineSettings, run_pipeline
+from LNSynthLib.pipeline import DEFAULT_REAL_SHARE, PIPELINE_STRATEGIES, PipelineSettings, run_pipeline
 
 STANDARD = "standard"   # --nnunet-epochs standard: nnU-Net's own trainer (1000 epochs)
+UNIFORM = "uniform"     # --nnunet-real-share uniform: nnU-Net's own uniform draw over the training cases
+
+
+def real_share_arg(text: str) -> float | str:
+    """`--nnunet-real-share`: a share strictly between 0 and 1, or `uniform`."""
+    if text.strip().lower() == UNIFORM:
+        return UNIFORM
+    value = at.positive_float(text)
+    if value >= 1:
+        from LNSynthLib.errors import UsageError
+
+        raise UsageError(f"argument --nnunet-real-share: {text} is not below 1",
+                         fix="give a share between 0 and 1 (e.g. 0.5), or `uniform`")
+    return value
 
 
 def nnunet_epochs_arg(text: str) -> int | str:
@@ -49,7 +63,15 @@ def _common(p: argparse.ArgumentParser, qc_default: bool | None) -> None:
     p.add_argument("--strategies", nargs="+", choices=PIPELINE_STRATEGIES, default=None, metavar="STRATEGY",
                    help=f"nnU-Net training sets, of {', '.join(PIPELINE_STRATEGIES)} (default: real real+synt; "
                         "real+copypaste: real nodes pasted into other fat positions, the same number of cases per "
-                        "real case as real+synt; synt is the Synt-only training of paper 000 Tables 3-4)")
+                        "real case as real+synt; real+inct: LN-DDPM nodes synthesized into the real CTs at the "
+                        "copy-paste positions; synt is the Synt-only training of paper 000 Tables 3-4; synt>real: "
+                        "nnU-Net pretrained on Synt, then fine-tuned on Real, half the epochs each)")
+    p.add_argument("--nnunet-real-share", type=real_share_arg, default=None, metavar="{R,uniform}",
+                   help="share of the cases nnU-Net draws that are real where real and synthetic cases are mixed "
+                        f"(default {DEFAULT_REAL_SHARE}; `uniform`: nnU-Net's own uniform draw over cases)")
+    p.add_argument("--nnunet-own-plans", action="store_true",
+                   help="plan every dataset on its own cases instead of giving every strategy the plan of the real "
+                        "cases (network, patch and intensity normalization)")
     add_qc(p, qc_default, "after sampling (with the Real model's NodeRecall when Real is trained), before the "
                           "synthetic strategies are exported; off in paper-scale runs, as paper 000 filters nothing")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
@@ -83,6 +105,10 @@ def _apply(settings: PipelineSettings, args: argparse.Namespace) -> PipelineSett
         changes["qc"] = args.qc
     if args.paste:
         changes["paste_variant"] = True
+    if args.nnunet_real_share is not None:
+        changes["nnunet_real_share"] = None if args.nnunet_real_share == UNIFORM else args.nnunet_real_share
+    if args.nnunet_own_plans:
+        changes["nnunet_shared_plan"] = False
     if args.strategies:
         changes["strategies"] = tuple(dict.fromkeys(args.strategies))
     for key in ("nnunet_epochs", "nnunet_iterations", "synt_per_case", "nnunet_patience", "nnunet_min_delta"):

@@ -50,6 +50,24 @@ def test_demo_and_run_sampling_options_become_config_overrides() -> None:
     assert chosen.train.iterations == 5 and chosen.train.checkpoint_every == 50   # demo overrides kept
     untouched = _apply(demo, build_parser().parse_args(["demo", "--out", "w"]))
     assert untouched.ddpm_overrides == demo.ddpm_overrides
+    assert untouched.nnunet_real_share == 0.5 and untouched.nnunet_shared_plan   # the fair rule by default
+
+
+def test_real_share_and_own_plans_options() -> None:
+    from LNSynthLib.cli.demo_command import _apply
+    from LNSynthLib.cli.main import build_parser
+    from LNSynthLib.errors import UsageError
+    from LNSynthLib.pipeline import PipelineSettings
+
+    parse = build_parser().parse_args
+    demo = PipelineSettings.demo()
+    assert _apply(demo, parse(["demo", "--out", "w", "--nnunet-real-share", "0.33"])).nnunet_real_share == 0.33
+    assert _apply(demo, parse(["demo", "--out", "w", "--nnunet-real-share", "uniform"])).nnunet_real_share is None
+    assert not _apply(demo, parse(["demo", "--out", "w", "--nnunet-own-plans"])).nnunet_shared_plan
+    assert _apply(demo, parse(["demo", "--out", "w", "--strategies", "real", "synt>real", "real+inct"])).strategies \
+        == ("real", "synt>real", "real+inct")
+    with pytest.raises(UsageError, match="not below 1"):
+        parse(["demo", "--out", "w", "--nnunet-real-share", "1"])
 
 
 @pytest.mark.parametrize("command", [["train", "--cases", "{t}", "--run-dir", "{t}/run"],
