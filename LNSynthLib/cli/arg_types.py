@@ -67,6 +67,14 @@ non_negative_int = _at_least(int, 0, False, "must not be negative", "give a whol
 non_negative_int.__doc__ = "A whole number >= 0 (where 0 has a documented meaning, e.g. `keep the planned patch`)."
 
 
+def real_share(text: str) -> float:
+    """A share of nnU-Net's drawn cases strictly between 0 and 1 (trainer names carry it in whole percent)."""
+    value = positive_float(text)
+    if value >= 1:
+        _refuse(f"{text} is not below 1", "give a share between 0 and 1, e.g. 0.5")
+    return float(value)
+
+
 SEED_MAX = 2**31 - 1   # every generator takes it (numpy's legacy seed stops at 2**32 - 1; phantom case i uses seed + i)
 
 

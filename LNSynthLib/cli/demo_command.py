@@ -26,15 +26,7 @@ UNIFORM = "uniform"     # --nnunet-real-share uniform: nnU-Net's own uniform dra
 
 def real_share_arg(text: str) -> float | str:
     """`--nnunet-real-share`: a share strictly between 0 and 1, or `uniform`."""
-    if text.strip().lower() == UNIFORM:
-        return UNIFORM
-    value = at.positive_float(text)
-    if value >= 1:
-        from LNSynthLib.errors import UsageError
-
-        raise UsageError(f"argument --nnunet-real-share: {text} is not below 1",
-                         fix="give a share between 0 and 1 (e.g. 0.5), or `uniform`")
-    return value
+    return UNIFORM if text.strip().lower() == UNIFORM else at.real_share(text)
 
 
 def nnunet_epochs_arg(text: str) -> int | str:

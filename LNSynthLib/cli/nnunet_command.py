@@ -43,6 +43,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                     help="short trainer with this many epochs (default: nnU-Net's standard trainer)")
     tr.add_argument("--iterations", type=at.positive_int, default=10, help="iterations per epoch of the short trainer")
     tr.add_argument("--val-iterations", type=at.positive_int, default=2)
+    tr.add_argument("--real-share", type=at.real_share, default=None, metavar="R",
+                    help="draw this share of every batch's cases from the real cases when the dataset mixes real and "
+                         "synthetic ones (e.g. 0.5); default: nnU-Net's uniform draw over cases")
     tr.add_argument("--fold", default=None, type=at.fold,
                     help="0-4 or `all` (default: 0; `all` when the dataset has one source case, which has no "
                          "train/validation split)")
@@ -132,7 +135,7 @@ def run_train(args: argparse.Namespace) -> int:
         dataset_id = int(found[0].name[len("Dataset"):].split("_")[0])
     fold = training_fold(project.raw / project.find_dataset(dataset_id), args.fold)
     device = nnunet_device(args.device)
-    trainer = nr.TrainerSpec(args.epochs, args.iterations, args.val_iterations)
+    trainer = nr.TrainerSpec(args.epochs, args.iterations, args.val_iterations, real_share=args.real_share)
     nr.plan_and_preprocess(project, dataset_id, configuration=args.configuration, device=device,
                            verify=not args.skip_verify)
     configuration = nr.patch_configuration(project, dataset_id, args.patch_size, base=args.configuration)
