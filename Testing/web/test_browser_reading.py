@@ -27,7 +27,8 @@ from LNSynthLib.volumes.io import read_volume
 from .conftest import REPO, browser_paths, require_web_extra, start_server, stop_server
 from .page import axial_view, by_id, choose, click, screenshot, text_of, type_into, wait_for, wait_job_done
 
-pytestmark = [pytest.mark.browser, pytest.mark.timeout(3600)]   # nnU-Net on a real CT: beyond the 1200 s default
+pytestmark = [pytest.mark.browser, pytest.mark.slow,   # nnU-Net on a real CT: on demand (make test-all)
+              pytest.mark.timeout(3600)]
 require_web_extra()
 browser_paths()
 DATA = Path(os.environ.get("LNSYNTH_SHARED_DATA", REPO.parent / "shared" / "data")) / "totalseg_example"
