@@ -29,7 +29,8 @@ def _prepare(root: Path, raw: Path, name: str, shift: float, label_filter: str) 
     ct, ts, ln = _synthetic_scan()
     folder = raw / name
     folder.mkdir(parents=True)
-    paths = {kind: write_volume(Volume(array, Geometry((1.0, 1.0, 1.0))), folder / f"{kind}.nii.gz")
+    # 2.5 mm voxels: the 40-voxel body is 100 mm across, an abdomen's size for prepare's physics check
+    paths = {kind: write_volume(Volume(array, Geometry((2.5, 2.5, 2.5))), folder / f"{kind}.nii.gz")
              for kind, array in (("ct", ct + shift), ("seg", ts), ("ln", ln))}
     return prepare_case(paths["ct"], paths["ln"], root, name, anatomy_source="file", anatomy_path=paths["seg"],
                         labels_kind="totalseg", label_filter=label_filter,
