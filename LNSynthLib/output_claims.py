@@ -130,15 +130,16 @@ def claim_output_folder(folder: str | Path, recipe: dict[str, Any], command: str
                     differ = _differences(others.get("recipe") or {}, recipe)
                     what = "" if exclusive else f" with another {', '.join(differ)}"
                     raise OutputExistsError(
-                        f"another `{others.get('command', 'lnsynth')}` (process {others.get('pid', '?')}) is writing "
+                        f"another `{others.get('command', 'lnsynth')}` is writing "
                         f"{'it' if output else 'into this folder'}{what}; two runs would mix their outputs",
                         path=folder / output if output else folder,
                         fix="wait until it has finished, or write into another output folder"
                             + ("" if exclusive else " (shards of one run need the same checkpoint and settings)"))
             else:
                 sweep_leftovers(folder)   # nobody is writing: whatever a killed writer left goes
-                write_text_atomic(folder / recipe_file, json.dumps({"command": command, "pid": os.getpid(),
-                                                                    "recipe": recipe}, indent=2), overwrite=True)
+                if (record or {}).get("recipe") != recipe or record.get("command") != command:
+                    write_text_atomic(folder / recipe_file, json.dumps({"command": command, "pid": os.getpid(),
+                                                                        "recipe": recipe}, indent=2), overwrite=True)
             fcntl.flock(writers, fcntl.LOCK_SH)
         except BaseException:
             os.close(writers)

@@ -34,7 +34,10 @@ def sampled(straight_run: Path, phantom_cases: Path, tmp_path_factory: pytest.Te
 def test_layout_meta_and_geometry(sampled: Path, phantom_cases: Path) -> None:
     folders = list_cases(sampled)
     assert [f.name for f in folders] == [f"phantom_00{i}_synt_{k}" for i in range(3) for k in range(2)]
-    assert not [p for p in sampled.iterdir() if p.name.startswith(".")], "temporary folders left behind"
+    from LNSynthLib.output_claims import CLAIM_FILES  # the folder's lock and recipe are no leftovers
+
+    assert not [p for p in sampled.iterdir() if p.name.startswith(".") and p.name not in CLAIM_FILES], \
+        "temporary folders left behind"
     synt = load_case(sampled / "phantom_001_synt_1")
     meta = synt.meta
     assert meta["synthetic"] is True and meta["source_case"] == "phantom_001" and meta["sample_index"] == 1
@@ -173,7 +176,10 @@ def test_cancel_through_the_job_runner_then_resume(straight_run: Path, phantom_c
     assert state.stage == "sample" and state.total == 3 * 20
     first = list_cases(tmp_path)
     assert 1 <= len(first) < 3
-    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")], "half-written folder left behind"
+    from LNSynthLib.output_claims import CLAIM_FILES  # the folder's lock and recipe are no leftovers
+
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".") and p.name not in CLAIM_FILES], \
+        "half-written folder left behind"
     stamp = (first[0] / "ct.nii.gz").stat().st_mtime_ns
     done = JobProcess(args, cwd=REPO).wait(timeout_s=240)
     assert done.returncode == 0, done.log_tail

@@ -137,8 +137,10 @@ def sample_cases(checkpoint: str | Path, cases_root: str | Path, out_root: str |
     wanted = origin({**ckpt_info, "sampler": sampler, "steps": n_steps, "eta": eta_used(sampler, eta),
                      "seed": seed, "transforms": bool(transforms), "window_rule": window_rule})
     # One folder, one checkpoint and settings: shards started at once too (a lock per output folder).
+    if not overwrite:   # before the claim too: a refused run changes nothing
+        check_same_origin(out_root, wanted, SYNTHETIC_TAG)
     claim = claim_output_folder(out_root, {**wanted, "cases": str(Path(cases_root).resolve())}, "lnsynth sample")
-    if not overwrite:
+    if not overwrite:   # and after it: a shard that finished in between
         check_same_origin(out_root, wanted, SYNTHETIC_TAG)
     todo = [(f, k) for f in mine for k in range(n_per_case)
             if overwrite or not is_done(out_root / f"{f.name}{SYNTHETIC_TAG}{k}")]
