@@ -65,6 +65,10 @@ BODY_HU = -500.0                 # body (and lung) above this, air below
 FAT_SOFT_HU = (-200.0, 150.0)    # fat and soft tissue
 MIN_FAT_SOFT_FRACTION = 0.3      # of the body: an abdomen is mostly fat, muscle and organs
 BODY_WIDTH_MM = (80.0, 1000.0)   # a neonate's abdomen to the widest CT bore
+# Below 80 mm the body is refused when it is tiny or when the voxels are (a CT's in-plane voxels are 0.3..1.5 mm;
+# in cm they read 0.03..0.15): small test volumes and tight crops on a millimetre grid still pass.
+BODY_MIN_ANY_MM = 30.0
+CM_SPACING_BELOW_MM = 0.2
 
 
 def _hu_sample(arr: np.ndarray) -> np.ndarray:
@@ -114,7 +118,9 @@ def check_ct_physics(volume: Volume, path: str | Path | None) -> None:
         profile = np.flatnonzero(inside.any(axis=tuple(a for a in range(3) if a != axis_zyx)))
         widths.append(0.0 if profile.size == 0 else (int(profile[-1]) - int(profile[0]) + 1) * float(spacing))
     width = max(widths)
-    if not BODY_WIDTH_MM[0] <= width <= BODY_WIDTH_MM[1]:
+    too_small = width < BODY_MIN_ANY_MM or (width < BODY_WIDTH_MM[0]
+                                            and min(volume.geometry.spacing[:2]) < CM_SPACING_BELOW_MM)
+    if too_small or width > BODY_WIDTH_MM[1]:
         units = "cm" if width < BODY_WIDTH_MM[0] else "micrometres"
         raise InputDataError(
             f"shows a body {width:.0f} mm across (voxel spacing {', '.join(f'{v:g}' for v in volume.geometry.spacing)} "

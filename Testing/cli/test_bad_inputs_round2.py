@@ -389,16 +389,21 @@ def _noisy_ct(shape: tuple[int, int, int] = (32, 32, 32)) -> np.ndarray:
     return np.rint(_body_ct(shape) + noise).astype(np.int16)
 
 
-def _ct_file(transform=lambda a: a, spacing: float = SPACING_MM, name: str = "ct_bad.nii.gz", padding: int | None = None):
-    """Setup: `{t}/<name>`, the noisy body CT after `transform` (HU), on a grid of `spacing` (header units)."""
+def _ct_file(transform=lambda a: a, spacing: float = SPACING_MM, name: str = "ct_bad.nii.gz", padding: int | None = None,
+             zoom: int = 1):
+    """Setup: `{t}/<name>`, the noisy body CT after `transform` (HU), on a grid of `spacing` (header units);
+    `zoom`: in-plane voxels per bad_data voxel (a 512-matrix CT's fine in-plane grid)."""
     def make(tmp: Path, data: Path) -> None:
         from LNSynthLib.volumes.geometry import Geometry, Volume
         from LNSynthLib.volumes.io import write_volume
 
         arr = transform(_noisy_ct().astype(np.float32))
+        if zoom > 1:
+            arr = np.ascontiguousarray(arr[::4].repeat(zoom, axis=1).repeat(zoom, axis=2))
         if padding is not None:   # the scanner's fill outside the round field of view
             arr[:, :2, :] = padding
-        write_volume(Volume(arr.astype(np.float32), Geometry((spacing,) * 3)), tmp / name)
+        write_volume(Volume(arr.astype(np.float32), Geometry((spacing, spacing, SPACING_MM if zoom > 1 else spacing))),
+                     tmp / name)
     return make
 
 
@@ -558,6 +563,10 @@ ROUND2_MORE = [
     ("ct-hu-plus-1024-no-padding", prepare_ct(), ["ct_bad.nii.gz"], "hounsfield", _ct_file(lambda a: a + 1024)),
     ("ct-spacing-in-cm", prepare_ct(), ["ct_bad.nii.gz"], "spacing looks given in cm",
      _ct_file(spacing=SPACING_MM / 10)),
+    ("ct-spacing-in-cm-fine-matrix", prepare_ct(), ["ct_bad.nii.gz"], "spacing looks given in cm",
+     _ct_file(spacing=0.015 * 5, zoom=15)),   # 390 voxels of 0.75 mm across, written as 0.075 (cm): "29 mm"
+    ("ct-spacing-in-cm-wide-patient", prepare_ct(), ["ct_bad.nii.gz"], "spacing looks given in cm",
+     _ct_file(spacing=0.15, zoom=15)),        # 390 voxels of 1.5 mm (a 585 mm patient) in cm: "58 mm"
     ("ct-spacing-in-micrometres", prepare_ct(), ["ct_bad.nii.gz"], "spacing looks given in micrometres",
      _ct_file(spacing=SPACING_MM * 1000)),
     # class 3: a DICOM folder with several series is not read as its first one
