@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from collections.abc import Sequence
 from itertools import product
 from pathlib import Path
@@ -24,7 +23,8 @@ from pathlib import Path
 import numpy as np
 
 from LNSynthLib.cases import CT_FILE, LN_FILE, list_cases, read_meta
-from LNSynthLib.errors import InputDataError, LNSynthError
+from LNSynthLib.errors import InputDataError
+from LNSynthLib.jobs.step import run_step
 from LNSynthLib.volumes.geometry import Volume
 
 RESULTS_FOLDER = "inct"          # <run>/inct: the change boxes, the node mask and the manifest
@@ -129,12 +129,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--run", required=True, help="the synthesis run folder")
     parser.add_argument("--case-id", required=True, help="the prepared case the samples were made from")
     args = parser.parse_args(argv)
-    try:
-        print(f"in-CT results: {write_results(args.run, args.case_id)}")
-    except LNSynthError as exc:
-        print(f"lnsynth: error: {exc}", file=sys.stderr)
-        return 2
-    return 0
+    return run_step(lambda: f"in-CT results: {write_results(args.run, args.case_id)}")
 
 
 if __name__ == "__main__":

@@ -37,7 +37,8 @@ from LNSynthLib.anatomy.totalseg import (
     required_datasets,
     weights_root,
 )
-from LNSynthLib.errors import InputDataError, LNSynthError, MissingWeightsError
+from LNSynthLib.errors import InputDataError, MissingWeightsError
+from LNSynthLib.jobs.step import run_step
 
 MARKER_SUFFIX = ".lnsynth-partial"    # beside a dataset folder while LNSynth downloads or unpacks it
 TMP_ZIP = "tmp_download_file.zip"     # TotalSegmentator's own download file (libs.download_url_and_unpack)
@@ -255,16 +256,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         sub.add_argument("--full-resolution", action="store_true", help="the 1.5 mm models (default: the fast 3 mm)")
     args = parser.parse_args(argv)
     fast = not args.full_resolution
-    try:
+    def step() -> str | None:
         if args.command == "download":
             ensure_weights(args.weights_dir, fast)
-        else:
-            print(f"imported {', '.join(import_weights(args.zip, args.weights_dir, fast))} into "
-                  f"{weights_root(args.weights_dir)}")
-    except LNSynthError as exc:
-        print(f"lnsynth: error: {exc}", file=sys.stderr)
-        return 2
-    return 0
+            return None
+        return (f"imported {', '.join(import_weights(args.zip, args.weights_dir, fast))} into "
+                f"{weights_root(args.weights_dir)}")
+
+    return run_step(step)
 
 
 if __name__ == "__main__":

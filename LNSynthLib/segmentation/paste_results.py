@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from itertools import product
@@ -23,7 +22,8 @@ from pathlib import Path
 
 import numpy as np
 
-from LNSynthLib.errors import InputDataError, LNSynthError
+from LNSynthLib.errors import InputDataError
+from LNSynthLib.jobs.step import run_step
 from LNSynthLib.segmentation.paste import DEFAULT_BLEND_MM, paste_patch
 from LNSynthLib.volumes.geometry import Volume
 
@@ -135,12 +135,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--out", required=True, help="folder for the pasted boxes and the manifest")
     parser.add_argument("--blend-mm", type=float, default=DEFAULT_BLEND_MM)
     args = parser.parse_args(argv)
-    try:
-        print(f"pasted samples: {write_paste_results(args.synthetic, args.ct, args.ln, args.out, args.blend_mm)}")
-    except LNSynthError as exc:
-        print(f"lnsynth: error: {exc}", file=sys.stderr)
-        return 2
-    return 0
+    return run_step(lambda: "pasted samples: "
+                    f"{write_paste_results(args.synthetic, args.ct, args.ln, args.out, args.blend_mm)}")
 
 
 if __name__ == "__main__":
