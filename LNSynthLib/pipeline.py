@@ -340,6 +340,7 @@ def run_pipeline(work_dir: str | Path, settings: PipelineSettings | None = None,
         check_prepared_disjoint(cases, test_cases)  # before anything is written
         check_training_anatomy(cases, s)   # the training cases condition LN-DDPM; test cases only need CT + LN
     layout.root.mkdir(parents=True, exist_ok=True)
+    check_settings_record(layout.root, s)   # a rerun continues the same job or refuses; it never mixes two
     if cases is not None:
         layout = _with_user_cases(layout, Path(cases), Path(test_cases))
     device = nnunet_device(s.device)
@@ -476,6 +477,28 @@ def _with_user_cases(layout: Layout, cases: Path, test_cases: Path) -> Layout:
         if not dst.exists():
             dst.symlink_to(src.resolve(), target_is_directory=True)
     return layout
+
+
+SETTINGS_RECORD = "pipeline_settings.json"
+RUN_ONLY_SETTINGS = ("device", "lpips_weights")   # where and how to compute, not what: a rerun may change them
+
+
+def check_settings_record(root: Path, s: PipelineSettings) -> None:
+    """Record this job's settings on its first run; refuse a rerun of the folder with other settings.
+
+    Every stage resumes from what is in the folder, so a rerun with new settings would keep the old stages'
+    outputs and write a report naming settings they were not made with.
+    """
+    wanted = {k: v for k, v in plain_data(asdict(s)).items() if k not in RUN_ONLY_SETTINGS}
+    path = root / SETTINGS_RECORD
+    if not path.exists():
+        write_text_atomic(path, json.dumps(wanted, indent=2, sort_keys=True), overwrite=True)
+        return
+    done = json.loads(path.read_text(encoding="utf-8"))
+    changed = sorted(k for k in set(done) | set(wanted) if done.get(k) != wanted.get(k))
+    if changed:
+        raise InputDataError(f"this work folder holds a job run with other settings ({', '.join(changed)})",
+                             path=root, fix="rerun with the same settings to continue it, or give a new --out folder")
 
 
 def _record_timings(path: Path, timings: dict[str, float], settings: dict[str, Any], device: str) -> None:

@@ -32,3 +32,22 @@ def test_raw_case_without_mask_is_named(tmp_path):
     (tmp_path / "raw" / "p" / "ct.nii.gz").write_bytes(b"")
     with pytest.raises(InputDataError, match="lymph-node mask"):
         prepare_raw_cases(tmp_path / "raw", tmp_path / "out")
+
+
+def test_a_rerun_with_other_settings_is_refused_before_any_work(tmp_path: Path) -> None:
+    """A finished or interrupted job folder continues only with the settings it was started with."""
+    from dataclasses import replace
+
+    from LNSynthLib.errors import InputDataError
+    from LNSynthLib.pipeline import SETTINGS_RECORD, PipelineSettings, check_settings_record, run_pipeline
+
+    first = PipelineSettings.demo(n_train_cases=2)
+    check_settings_record(tmp_path, first)
+    check_settings_record(tmp_path, first)                                   # the same job: continues
+    check_settings_record(tmp_path, replace(first, device="cpu"))            # where it runs is not what it is
+    with pytest.raises(InputDataError, match="nnunet_epochs, synt_per_case"):
+        check_settings_record(tmp_path, replace(first, nnunet_epochs=7, synt_per_case=5))
+    before = sorted(p.name for p in tmp_path.iterdir())
+    with pytest.raises(InputDataError, match="other settings"):
+        run_pipeline(tmp_path, replace(first, seed=3))
+    assert sorted(p.name for p in tmp_path.iterdir()) == before == [SETTINGS_RECORD]
