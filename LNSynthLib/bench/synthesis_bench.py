@@ -244,6 +244,11 @@ def run(args: argparse.Namespace) -> tuple[Path, Path]:
             if grid.runs_on_seed(groups[g], k, b.get("secondary_seeds"))]
     started, load_start, ran, ddpm = time.monotonic(), os.getloadavg()[0], [], {}
     if args.report_only:
+        if not collect(work, b):   # a wrong --work must not replace the results with empty tables
+            from LNSynthLib.errors import InputDataError
+
+            raise InputDataError("no finished benchmark run for these regimes, seeds and strategies", path=work,
+                                 fix="give the --work folder of a benchmark run (and its --regimes/--seeds)")
         ddpm = finished_ddpm(work, b)
         return _write(args, b, work, skipped, ddpm, time.monotonic() - started, load_start)
     with Progress("bench_synthesis", len(jobs)) as progress:

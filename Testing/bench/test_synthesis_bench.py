@@ -238,3 +238,15 @@ def test_ln_ddpm_is_also_compared_with_copy_paste_directly() -> None:
     assert lines == [line for line in lines if "vs Real + copy-paste" in line] and len(lines) == 1
     assert "(worse)" in lines[0]
     assert grid.copy_paste_table(grid.summarize({"real": real, "ddpm10": ddpm})) == ""
+
+
+def test_report_only_of_a_folder_without_runs_writes_nothing(tmp_path: Path) -> None:
+    """A wrong --work is refused instead of replacing the results with empty tables."""
+    from LNSynthLib.cli.main import main
+
+    results = tmp_path / "results"
+    results.mkdir()
+    (results / "synthesis.md").write_text("earlier results", encoding="utf-8")
+    argv = ["bench", "synthesis", "--report-only", "--work", str(tmp_path / "nothing"), "--results-dir", str(results)]
+    assert main(argv) != 0
+    assert (results / "synthesis.md").read_text(encoding="utf-8") == "earlier results"
