@@ -51,5 +51,5 @@ def test_export_command_leaves_rejected_samples_out_unless_no_qc(data, tmp_path)
     assert main([*base, "--dataset-id", "502"]) == 0
     assert main([*base, "--dataset-id", "503", "--no-qc"]) == 0
     counts = {p.name: json.loads((p / "dataset.json").read_text(encoding="utf-8"))["numTraining"]
-              for p in sorted((tmp_path / "p" / "nnUNet_raw").iterdir())}
+              for p in sorted((tmp_path / "p" / "nnUNet_raw").glob("Dataset*"))}   # not the exports' lock files
     assert counts == {"Dataset502_RealSynt": 3 + 3, "Dataset503_RealSynt": 3 + 6}
