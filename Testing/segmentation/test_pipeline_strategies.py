@@ -43,7 +43,7 @@ def test_synt_strategy_exports_only_synthetic_training_cases(phantom_root: Path,
 
 
 def test_default_strategies_and_the_pasted_row() -> None:
-    assert PIPELINE_STRATEGIES == ("real", "real+copypaste", "real+synt", "synt")
+    assert PIPELINE_STRATEGIES == ("real", "real+copypaste", "real+synt", "synt", "real+inct", "synt>real")
     assert [r[1] for r in selected_datasets(PipelineSettings.demo())] == ["Real", "RealSynt"]
     paper = PipelineSettings.paper(strategies=("real", "real+synt", "synt"))
     assert [r[1] for r in selected_datasets(paper)] == ["Real", "RealSynt", "RealSyntPasted", "Synt"]
