@@ -71,7 +71,7 @@ def test_config_field_takes_a_bundled_name_or_a_valid_yaml_inside_the_roots(layo
     """The Config field never hands a file to `lnsynth train` that would quote its lines in the job log."""
     from LNSynthLib.diffusion.config import CONFIG_DIR
 
-    (layout["data"] / "mine.yaml").write_text((CONFIG_DIR / "tiny.yaml").read_text())
+    (layout["data"] / "mine.yaml").write_text((CONFIG_DIR / "tiny.yaml").read_text(encoding="utf-8"), encoding="utf-8")
     (layout["data"] / "notes.yaml").write_text("db_password: hunter2\nother: [unclosed\n")
     (layout["data"] / "notes.txt").write_text("db_password: hunter2\n")
     paths = ServerPaths(layout["mine"], [layout["data"]])
