@@ -3,7 +3,7 @@
 (a) forward and forward+backward time per step of the paper network at each size, its FLOPs
     (torch.utils.flop_counter on a meta-device copy, so counting costs no compute) and the
     achieved GFLOP/s next to a dense fp32 matmul measured in the same run (the practical ceiling);
-(b) few-step samplers against DDPM-300: moved to `lnsynth bench samplers` (`diffusion_samplers.py`);
+(b) few-step samplers against DDPM-300: moved to `python -m experiments samplers` (`diffusion_samplers.py`);
 (c) peak memory: RSS sampled during the step on CPU, torch.cuda.max_memory_allocated on GPU;
 (d) growth from the first to the second size against the voxel ratio, and 128³ figures estimated
     for an H100 from the counted FLOPs at an assumed sustained bf16 throughput.
@@ -290,7 +290,7 @@ def _markdown(res: dict[str, Any]) -> str:
               f"iterations ≈ {e['train_hours']:.1f} h, one DDPM-{int(e['ddpm_sample_s'] / e['forward_s'])} "
               f"sample ≈ {e['ddpm_sample_s']:.1f} s, DDIM-20 ≈ {e['ddim20_sample_s']:.2f} s. This is an "
               "estimate from FLOPs, not a measurement.", ""]
-    lines += ["## (b) Samplers", "", "Measured by `lnsynth bench samplers` (samplers.md)."]
+    lines += ["## (b) Samplers", "", "Measured by `python -m experiments samplers` (samplers.md)."]
     load = res["load_average_before_after"]
     lines += ["", f"Load average before/after: {load[0][0]:.1f} / {load[1][0]:.1f}."
               + (f" {res['note']}" if res["note"] else "")]

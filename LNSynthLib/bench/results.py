@@ -11,8 +11,6 @@ from typing import Any
 
 from LNSynthLib.atomic import write_text_atomic
 
-DEFAULT_RESULTS_DIR = Path(__file__).resolve().parents[2] / "Testing" / "Benchmarks" / "results"
-
 
 def describe_machine() -> dict[str, Any]:
     """CPU, cores, memory, GPU and library versions: absolute times mean nothing without these."""
@@ -54,7 +52,7 @@ def _memory_gib() -> float | None:
 
 
 def write_results(name: str, results: dict[str, Any], markdown_body: str,
-                  out_dir: str | Path = DEFAULT_RESULTS_DIR) -> tuple[Path, Path]:
+                  out_dir: str | Path) -> tuple[Path, Path]:
     """Write `<name>.json` and `<name>.md` (replacing the previous run of the same benchmark)."""
     out_dir = Path(out_dir)
     machine = describe_machine()

@@ -1,4 +1,8 @@
-"""`lnsynth bench <name>`: run one benchmark and write its JSON + Markdown result.
+"""`lnsynth bench <name>`: measure this machine (preparation, the denoiser, a GPU) and write JSON + Markdown.
+
+These are machine checks a user runs on their own hardware. The research experiments (synthesis, ablation,
+samplers, pipeline seeds) live in the repository's `experiments/` package, which does not ship, and reuse
+`run_module` below for the same options and result line.
 
 Benchmark modules import torch, MONAI or nnU-Net at module level; importing them only when
 their benchmark is chosen keeps every other `lnsynth` command (and `lnsynth --help`) fast.
@@ -8,29 +12,32 @@ from __future__ import annotations
 
 import argparse
 import importlib
+from collections.abc import Sequence
+from pathlib import Path
 
-from LNSynthLib.bench.results import DEFAULT_RESULTS_DIR
 from LNSynthLib.cli.arg_types import LNSynthArgumentParser
 from LNSynthLib.jobs.results import emit_result
+
+# In the folder the command runs from: a result belongs to the machine and the user, never to the package.
+DEFAULT_RESULTS_DIR = Path("lnsynth_bench_results")
 
 # name -> (module exposing DESCRIPTION, add_arguments(parser), run(args) -> (json_path, md_path), one-line help)
 BENCHMARKS = {
     "prepare": ("LNSynthLib.bench.prepare_bench", "preprocessing of the real example CT and a 512x512x300 phantom"),
     "diffusion": ("LNSynthLib.bench.diffusion_bench",
                   "LN-DDPM denoiser step time, GFLOP/s, memory, GPU estimate"),
-    "samplers": ("LNSynthLib.bench.diffusion_samplers", "few-step samplers and rectified flow vs DDPM-300 (fidelity)"),
     "gpu": ("LNSynthLib.bench.gpu_bench", "CUDA GPU at 128³: step time/memory (fp32, bf16, checkpointing, compile, "
                                           "channels_last), sampling time; --cpu-smoke without a GPU"),
-    "pipeline": ("LNSynthLib.bench.pipeline_bench", "Real vs Real+Synt nnU-Net over several seeds (mean ± sd)"),
-    "synthesis": ("LNSynthLib.bench.synthesis_bench",
-                  "Real vs copy-paste vs LN-DDPM with 2/4 real cases, seeds, 95 %% CIs (resumable; --quick)"),
-    "ablation": ("LNSynthLib.bench.ablation_bench",
-                 "ablation grid of paper 000 Tables 3-4: Synt-only nnU-Net per LN-DDPM setting (resumable)"),
 }
 
 
+def shipped_bench_files() -> set[str]:
+    """The files of `LNSynthLib/bench/` that ship: the machine checks above and their results writer."""
+    return {"__init__.py", "results.py"} | {f"{module.rsplit('.', 1)[1]}.py" for module, _ in BENCHMARKS.values()}
+
+
 def register(sub: argparse._SubParsersAction) -> None:
-    parser = sub.add_parser("bench", help="measure speed/memory/quality on this machine")
+    parser = sub.add_parser("bench", help="measure speed and memory on this machine")
     names = parser.add_subparsers(dest="benchmark", required=True, metavar="BENCHMARK")
     for name, (module_name, help_text) in BENCHMARKS.items():
         # add_help=False: `--help` and the benchmark's options stay unparsed here (main() hands
@@ -39,19 +46,24 @@ def register(sub: argparse._SubParsersAction) -> None:
         bench_parser.set_defaults(func=_run, bench_name=name, bench_module=module_name, takes_extra_args=True)
 
 
-def benchmark_parser(name: str, module_name: str) -> tuple[argparse.ArgumentParser, object]:
+def benchmark_parser(prog: str, module_name: str,
+                     results_dir: Path = DEFAULT_RESULTS_DIR) -> tuple[argparse.ArgumentParser, object]:
     module = importlib.import_module(module_name)
-    parser = LNSynthArgumentParser(prog=f"lnsynth bench {name}", description=module.DESCRIPTION)
-    parser.add_argument("--results-dir", default=str(DEFAULT_RESULTS_DIR),
-                        help="where to write <name>.json and <name>.md")
+    parser = LNSynthArgumentParser(prog=prog, description=module.DESCRIPTION)
+    parser.add_argument("--results-dir", default=str(results_dir),
+                        help=f"where to write <name>.json and <name>.md (default: {results_dir})")
     module.add_arguments(parser)
     return parser, module
 
 
-def _run(args: argparse.Namespace) -> int:
-    parser, module = benchmark_parser(args.bench_name, args.bench_module)
-    bench_args = parser.parse_args(args.extra_args)
-    json_path, md_path = module.run(bench_args)
+def run_module(prog: str, module_name: str, argv: Sequence[str], results_dir: Path = DEFAULT_RESULTS_DIR) -> int:
+    """Parse `argv` with the module's own options, run it and announce the two result files."""
+    parser, module = benchmark_parser(prog, module_name, results_dir)
+    json_path, md_path = module.run(parser.parse_args(list(argv)))
     emit_result("benchmark", json_path, markdown=str(md_path))
     print(f"results: {json_path}\n         {md_path}")
     return 0
+
+
+def _run(args: argparse.Namespace) -> int:
+    return run_module(f"lnsynth bench {args.bench_name}", args.bench_module, args.extra_args)

@@ -67,36 +67,45 @@ def cancel_on_sigterm() -> Callable[[int, object], None]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    return run_guarded(lambda: _run(argv))
+
+
+def run_guarded(command: Callable[[], int], prog: str = "lnsynth") -> int:
+    """Run `command` as a job: SIGTERM cancels it cleanly, and errors become one line and an exit status."""
     # Installed only while the command runs: `main` is also called in-process (tests, scripts).
     from LNSynthLib.cli.streams import usable_streams
 
     previous = signal.signal(signal.SIGTERM, cancel_on_sigterm())
     try:
         with usable_streams():   # a closed stdout or a reader that stopped early never stops the job
-            return _run(argv)
+            return _report_errors(command, prog)
     finally:
         signal.signal(signal.SIGTERM, previous)
 
 
-def _run(argv: Sequence[str] | None) -> int:
-    parser = build_parser()
+def _report_errors(command: Callable[[], int], prog: str) -> int:
     try:
-        # Parsing is inside: bad values are UsageErrors (see cli.arg_types), reported like any other.
-        args, extra = parser.parse_known_args(argv)
-        if extra and not getattr(args, "takes_extra_args", False):
-            parser.error(f"unrecognized arguments: {' '.join(extra)}")
-        args.extra_args = extra
-        check_outputs_apart(args)
-        return int(args.func(args) or 0)
+        return command()
     except JobCancelled as exc:
-        print(f"lnsynth: cancelled ({exc})", file=sys.stderr)
+        print(f"{prog}: cancelled ({exc})", file=sys.stderr)
         return EXIT_CANCELLED
     except KeyboardInterrupt:
-        print("lnsynth: cancelled", file=sys.stderr)
+        print(f"{prog}: cancelled", file=sys.stderr)
         return EXIT_CANCELLED
     except LNSynthError as exc:
-        print(f"lnsynth: error: {exc}", file=sys.stderr)
+        print(f"{prog}: error: {exc}", file=sys.stderr)
         return EXIT_USER_ERROR
+
+
+def _run(argv: Sequence[str] | None) -> int:
+    parser = build_parser()
+    # Parsing is inside: bad values are UsageErrors (see cli.arg_types), reported like any other.
+    args, extra = parser.parse_known_args(argv)
+    if extra and not getattr(args, "takes_extra_args", False):
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    args.extra_args = extra
+    check_outputs_apart(args)
+    return int(args.func(args) or 0)
 
 
 if __name__ == "__main__":

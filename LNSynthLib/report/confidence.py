@@ -4,7 +4,7 @@ A report table of means invites "Real+Synt is worse" from 0.864 vs 0.836 on two 
 This module turns the per-case metrics of the same test cases into the paired difference
 (strategy − Real) with its 95 % interval (`metrics/bootstrap.py`), the number of test cases,
 nodes and seeds behind it, and one sentence saying what that can and cannot support. The
-evaluation report and `lnsynth bench synthesis` both use it.
+evaluation report and `python -m experiments synthesis` both use it.
 """
 
 from __future__ import annotations
@@ -99,7 +99,7 @@ def sentence(label: str, metric: str, r: PairedDifference) -> str:
                  "trust; treat any difference as a hint only")
     if r.n_seeds == 1:
         text += (". One seed: the spread between repeated trainings (LN-DDPM, nnU-Net) is not in this "
-                 "interval (`lnsynth bench synthesis` repeats over seeds)")
+                 "interval (`python -m experiments synthesis` repeats over seeds)")
     return text + "."
 
 

@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from LNSynthLib.cli.bench_command import shipped_bench_files
+
 REPO = Path(__file__).resolve().parents[2]
 
 STUB_PROJECT = r"""
@@ -64,3 +66,7 @@ def test_module_and_library_install_side_by_side(tmp_path: Path):
     runner = installed / "LNSynthLib" / "jobs" / "runner.py"
     assert runner.resolve().parents[2] == installed.resolve()
     assert not list(installed.rglob("__pycache__"))
+    # the research experiments stay in the repository: not in the extension, not under the library's bench/
+    assert not list(installed.rglob("experiments")) and not list(installed.rglob("synthesis_*.py"))
+    shipped_bench = {p.name for p in (installed / "LNSynthLib" / "bench").glob("*.py")}
+    assert shipped_bench <= shipped_bench_files(), sorted(shipped_bench - shipped_bench_files())

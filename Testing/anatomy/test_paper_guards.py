@@ -1,4 +1,4 @@
-"""`--config paper` means one anatomy guard in `lnsynth run`, `lnsynth train` and `lnsynth bench ablation`.
+"""`--config paper` means one anatomy guard in `lnsynth run`, `lnsynth train` and `python -m experiments ablation`.
 
 Training cases must hold anatomy as the paper run makes it (TotalSegmentator, abdominal label filter,
 the full-resolution model when TotalSegmentator ran here), read from each case.json; the user opts
@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from experiments.__main__ import main as run_experiment
 from LNSynthLib.anatomy.provenance import FULL_RESOLUTION_MODEL, anatomy_mismatches, check_training_anatomy
 from LNSynthLib.cases import META_FILE
 from LNSynthLib.cli.main import EXIT_USER_ERROR, build_parser, main
@@ -79,9 +80,10 @@ def test_every_paper_command_refuses_unfiltered_cases_before_any_work(
     cases, test = str(roots["unfiltered"]), str(roots["test"])
     argv = {"run": ["run", "--config", "paper", "--cases", cases, "--test-cases", test, "--out", str(out)],
             "train": ["train", "--config", "paper", "--cases", cases, "--run-dir", str(out)],
-            "bench": ["bench", "ablation", "--config", "paper", "--cases", cases, "--test-cases", test,
+            "bench": ["ablation", "--config", "paper", "--cases", cases, "--test-cases", test,
                       "--work", str(out), "--results-dir", str(tmp_path / "results")]}[command]
-    code = main([*argv, "--device", "cpu"])
+    # the ablation experiment (python -m experiments ablation) shares the guard and the error contract
+    code = (run_experiment if command == "bench" else main)([*argv, "--device", "cpu"])
     err = capsys.readouterr().err
     assert code == EXIT_USER_ERROR and "Traceback" not in err, err
     assert "1 training case(s) hold anatomy a --config paper run does not make (plain_1: label filter none, " \

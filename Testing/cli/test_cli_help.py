@@ -7,6 +7,8 @@ import argparse
 
 import pytest
 
+from experiments import RESULTS_DIR
+from experiments.__main__ import EXPERIMENTS
 from LNSynthLib.cli.bench_command import BENCHMARKS, benchmark_parser
 from LNSynthLib.cli.main import build_parser
 
@@ -30,5 +32,11 @@ def test_help_renders(command: tuple[str, ...]) -> None:
 
 @pytest.mark.parametrize("name", sorted(BENCHMARKS))
 def test_benchmark_help_renders(name: str) -> None:
-    parser, _ = benchmark_parser(name, BENCHMARKS[name][0])
-    assert f"lnsynth bench {name}" in parser.format_help()
+    parser, _ = benchmark_parser(f"lnsynth bench {name}", BENCHMARKS[name][0])
+    assert f"lnsynth bench {name}" in parser.format_help() and "lnsynth_bench_results" in parser.format_help()
+
+
+@pytest.mark.parametrize("name", sorted(EXPERIMENTS))
+def test_experiment_help_renders(name: str) -> None:
+    parser, _ = benchmark_parser(f"python -m experiments {name}", EXPERIMENTS[name][0], RESULTS_DIR)
+    assert f"python -m experiments {name}" in parser.format_help() and str(RESULTS_DIR) in parser.format_help()

@@ -70,7 +70,7 @@ def test_demo_nnunet_settings_segment_the_phantom_nodes(phantom_root, phantom_te
 
 
 def test_pipeline_bench_summary_is_mean_and_sd():
-    from LNSynthLib.bench.pipeline_bench import summarize_runs
+    from experiments.pipeline_bench import summarize_runs
 
     runs = {s: {"segmentation": [{"strategy": "Real", "method": "-", "DSC": d, "IoU": 0.1, "Recall": 0.2,
                                   "Precision": None, "ASSD": 3.0, "NodeRecall": 0.5}]}
@@ -81,7 +81,7 @@ def test_pipeline_bench_summary_is_mean_and_sd():
 
 
 def test_pipeline_bench_markdown_names_the_settings_and_each_seed():
-    from LNSynthLib.bench.pipeline_bench import render_markdown, summarize_runs
+    from experiments.pipeline_bench import render_markdown, summarize_runs
 
     settings = {"n_train_cases": 6, "n_test_cases": 2, "ddpm_config": "tiny",
                 "ddpm_overrides": {"train.iterations": 300}, "nnunet_epochs": 10, "nnunet_iterations": 30,

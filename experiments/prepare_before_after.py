@@ -1,6 +1,6 @@
 """Same-run, interleaved comparison of `prepare_case` between two source trees (before vs after a change).
 
-    python -m LNSynthLib.bench.prepare_before_after --before /tmp/base --inputs DIR [--repeats 3]
+    python -m experiments.prepare_before_after --before /tmp/base --inputs DIR [--repeats 3]
 
 `DIR` holds ct.nii.gz, ts.nii.gz (TotalSegmentator labels) and ln.nii.gz (e.g. the phantom inputs that
 `lnsynth bench prepare` writes). Each run is a fresh `python` whose PYTHONPATH is one tree, running the whole
@@ -20,8 +20,9 @@ import sys
 import tempfile
 from pathlib import Path
 
+from experiments import RESULTS_DIR
 from LNSynthLib.bench.prepare_bench import reference_op_s
-from LNSynthLib.bench.results import DEFAULT_RESULTS_DIR, markdown_table, write_results
+from LNSynthLib.bench.results import markdown_table, write_results
 
 _CHILD = """
 import json, sys, time
@@ -58,10 +59,10 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--before", type=Path, required=True, help="source tree of the baseline")
     parser.add_argument("--before-name", help="what the baseline is (e.g. its commit), for the result text")
-    parser.add_argument("--after", type=Path, default=Path(__file__).resolve().parents[2])
+    parser.add_argument("--after", type=Path, default=Path(__file__).resolve().parents[1])
     parser.add_argument("--inputs", type=Path, required=True)
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--results-dir", default=DEFAULT_RESULTS_DIR)
+    parser.add_argument("--results-dir", default=RESULTS_DIR)
     args = parser.parse_args(argv)
     load_before, ref_before = os.getloadavg()[0], reference_op_s()
     runs: dict[str, list[dict[str, float]]] = {"before": [], "after": []}

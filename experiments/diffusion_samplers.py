@@ -1,4 +1,4 @@
-"""`lnsynth bench samplers`: few-step samplers against DDPM-300 on the same conditions, one table.
+"""`python -m experiments samplers`: few-step samplers against DDPM-300 on the same conditions, one table.
 
 Two `tiny` checkpoints trained with the same iterations on the same phantom cases (or given with
 `--ddpm-checkpoint` / `--rflow-checkpoint`): the DDPM process (the config's v-prediction) sampled

@@ -1,4 +1,4 @@
-"""`lnsynth bench synthesis`: strategy list, table/CI logic and the estimate (fast); the quick run end to end (slow)."""
+"""`python -m experiments synthesis`: strategy list, table/CI logic and the estimate (fast); the quick run end to end (slow)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from LNSynthLib.bench import synthesis_grid as grid
+from experiments import synthesis_grid as grid
 from LNSynthLib.pipeline import PIPELINE_STRATEGIES, PipelineSettings
 from LNSynthLib.report.confidence import metric_difference
 
@@ -107,7 +107,7 @@ def test_full_run_estimate_adds_the_measured_unit_costs() -> None:
 
 
 def test_budget_of_quick_and_overrides() -> None:
-    from LNSynthLib.bench.synthesis_bench import FULL, QUICK, budget
+    from experiments.synthesis_bench import FULL, QUICK, budget
 
     args = argparse.Namespace(quick=True, regimes=None, seeds=None, strategies=None, test_cases=None)
     assert budget(args) == QUICK and len(QUICK["regimes"]) == 1 and len(QUICK["seeds"]) <= 2
@@ -129,9 +129,9 @@ def test_budget_of_quick_and_overrides() -> None:
 @pytest.mark.slow
 def test_quick_bench_runs_end_to_end_and_resumes(tmp_path: Path, capsys) -> None:
     """Real LN-DDPM, sampling, nnU-Net with plateau stopping and evaluation; a rerun trains nothing again."""
-    from LNSynthLib.cli.main import main
+    from experiments.__main__ import main
 
-    argv = ["bench", "synthesis", "--quick", "--strategies", "real", "ddpm5", "--test-cases", "2",
+    argv = ["synthesis", "--quick", "--strategies", "real", "ddpm5", "--test-cases", "2",
             "--work", str(tmp_path / "work"), "--results-dir", str(tmp_path / "results"), "--device", "cpu"]
     assert main(argv) == 0
     payload = json.loads((tmp_path / "results" / "synthesis_quick.json").read_text(encoding="utf-8"))["results"]
@@ -156,8 +156,8 @@ def test_quick_bench_runs_end_to_end_and_resumes(tmp_path: Path, capsys) -> None
 
 
 def test_markdown_costs_and_estimate_from_markers(tmp_path: Path) -> None:
-    from LNSynthLib.bench.synthesis_bench import FULL, QUICK
-    from LNSynthLib.bench.synthesis_report import (
+    from experiments.synthesis_bench import FULL, QUICK
+    from experiments.synthesis_report import (
         IDLE_COSTS,
         costs_and_estimate,
         curves_figure,
@@ -200,12 +200,12 @@ def test_markdown_costs_and_estimate_from_markers(tmp_path: Path) -> None:
 
 
 def test_report_names_its_options_and_the_wall_span_over_invocations() -> None:
-    from LNSynthLib.bench.synthesis_report import command_line, wall_span_s
+    from experiments.synthesis_report import command_line, wall_span_s
 
     args = argparse.Namespace(quick=False, regimes=[2], seeds=[0, 1], strategies=["real", "ddpm10"], test_cases=None,
                               report_only=True)
-    assert command_line(args) == "lnsynth bench synthesis --regimes 2 --seeds 0 1 --strategies real ddpm10 --report-only"
-    assert command_line(argparse.Namespace(quick=True)) == "lnsynth bench synthesis --quick"
+    assert command_line(args) == "python -m experiments synthesis --regimes 2 --seeds 0 1 --strategies real ddpm10 --report-only"
+    assert command_line(argparse.Namespace(quick=True)) == "python -m experiments synthesis --quick"
     ddpm = {(2, 0): {"started_at": 100.0}, (2, 1): {"started_at": 250.0}}
     runs = {2: {"real": {0: {"finished_at": 300.0}, 1: {"finished_at": 900.0}}, "ddpm10": {0: {"finished_at": 400.0}}}}
     assert wall_span_s(ddpm, runs) == 800.0
@@ -213,7 +213,7 @@ def test_report_names_its_options_and_the_wall_span_over_invocations() -> None:
 
 
 def test_quality_control_table_counts_rejections_per_rule() -> None:
-    from LNSynthLib.bench.synthesis_report import qc_table
+    from experiments.synthesis_report import qc_table
 
     qc = {(2, 1): {"n_rejected": 3, "n_samples": 20, "removed_by_rule": {"ln_hu": 2, "node_recall": 1}, "real_model": "m"},
           (2, 0): {"n_rejected": 0, "n_samples": 20, "removed_by_rule": {"ln_hu": 0, "node_recall": 0}, "real_model": None}}
@@ -242,11 +242,11 @@ def test_ln_ddpm_is_also_compared_with_copy_paste_directly() -> None:
 
 def test_report_only_of_a_folder_without_runs_writes_nothing(tmp_path: Path) -> None:
     """A wrong --work is refused instead of replacing the results with empty tables."""
-    from LNSynthLib.cli.main import main
+    from experiments.__main__ import main
 
     results = tmp_path / "results"
     results.mkdir()
     (results / "synthesis.md").write_text("earlier results", encoding="utf-8")
-    argv = ["bench", "synthesis", "--report-only", "--work", str(tmp_path / "nothing"), "--results-dir", str(results)]
+    argv = ["synthesis", "--report-only", "--work", str(tmp_path / "nothing"), "--results-dir", str(results)]
     assert main(argv) != 0
     assert (results / "synthesis.md").read_text(encoding="utf-8") == "earlier results"

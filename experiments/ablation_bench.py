@@ -1,4 +1,4 @@
-"""`lnsynth bench ablation`: paper 000's Tables 1, 2, 3 and 4a-c from one command, at any scale.
+"""`python -m experiments ablation`: paper 000's Tables 1, 2, 3 and 4a-c from one command, at any scale.
 
 Every cell trains nnU-Net (Real, Synt or Real + Synt, as the paper's table does) on data from one
 LN-DDPM setting (`ablation_grid.py`) and scores it on held-out real cases; Table 1 scores the
@@ -21,8 +21,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from LNSynthLib.atomic import write_text_atomic
-from LNSynthLib.bench.ablation_grid import (
+from experiments.ablation_grid import (
     BASE_MULTIPLE,
     PAPER_MULTIPLES,
     Cell,
@@ -31,7 +30,8 @@ from LNSynthLib.bench.ablation_grid import (
     run_grid,
     select_cells,
 )
-from LNSynthLib.bench.ablation_tables import paper_tables
+from experiments.ablation_tables import paper_tables
+from LNSynthLib.atomic import write_text_atomic
 from LNSynthLib.bench.results import write_results
 from LNSynthLib.cli import arg_types as at
 from LNSynthLib.cli.options import add_anatomy_opt_outs, add_device
@@ -195,7 +195,7 @@ def table1_generation(results: list[dict[str, Any]], train_root: Path, work: Pat
                       args: argparse.Namespace) -> dict[str, dict[str, Any]]:
     """Table 1 per method: generation metrics of the samples its Synt cell trained on (first seed), NodeRecall_synt
     by the Real cell's model; kept in `work/generation/` so a rerun does not compute them again."""
-    from LNSynthLib.bench.ablation_tables import TABLE1_CELLS
+    from experiments.ablation_tables import TABLE1_CELLS
     from LNSynthLib.report.generation_eval import evaluate_generation
 
     first = {}
@@ -242,7 +242,7 @@ def _markdown(args: argparse.Namespace, b: dict[str, Any], cells: list[Cell], ta
         "`--config paper --cases … --test-cases …` on a GPU server for numbers comparable with the paper.")
     return (f"Paper 000 Tables 1-4 (each row one nnU-Net training) at {scale}.\n\n"
             f"Cells run: {', '.join(c.name for c in cells)}; seeds {', '.join(map(str, args.seeds))}. "
-            f"Command: `lnsynth bench ablation --config {args.config}"
+            f"Command: `python -m experiments ablation --config {args.config}"
             f"{' --quick' if args.quick else ''}{' --cells ' + ' '.join(args.cells) if args.cells else ''}"
             f" --seeds {' '.join(map(str, args.seeds))}`.{caveat}\n\n"
             "## Paper 000's tables, the paper's numbers with ours beneath\n\n"

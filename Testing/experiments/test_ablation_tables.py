@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from LNSynthLib.bench.ablation_grid import full_grid
-from LNSynthLib.bench.ablation_tables import OUT_OF_SCOPE, paper_tables
+from experiments.ablation_grid import full_grid
+from experiments.ablation_tables import OUT_OF_SCOPE, paper_tables
 from LNSynthLib.report import paper000
 
 
@@ -61,7 +61,7 @@ def test_table1_scores_the_samples_the_cell_trained_on(tmp_path) -> None:
     """The model's folder holds 3 samples per case (a larger Table 4a multiple); a 2x cell's Table 1 uses 2."""
     import json
 
-    from LNSynthLib.bench.ablation_bench import cell_samples
+    from experiments.ablation_bench import cell_samples
     from LNSynthLib.cases import META_FILE, list_cases
 
     synthetic = tmp_path / "synthetic"

@@ -1,4 +1,4 @@
-"""`lnsynth bench synthesis`: does LN-DDPM synthesis help nnU-Net with 2 or 4 annotated cases?
+"""`python -m experiments synthesis`: does LN-DDPM synthesis help nnU-Net with 2 or 4 annotated cases?
 
 For each data regime (real training cases) and seed: phantom training cases and ≥ 10 held-out
 phantom test cases (other phantom seeds, used for nothing but the final scores); one LN-DDPM
@@ -21,10 +21,10 @@ from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
+from experiments import synthesis_grid as grid
+from experiments.synthesis_generator import train_to_gate
 from LNSynthLib.atomic import write_text_atomic
-from LNSynthLib.bench import synthesis_grid as grid
 from LNSynthLib.bench.results import write_results
-from LNSynthLib.bench.synthesis_generator import train_to_gate
 from LNSynthLib.cli import arg_types as at
 from LNSynthLib.cli.options import add_device
 
@@ -37,7 +37,7 @@ DESCRIPTION = "Real vs copy-paste vs LN-DDPM synthesis with 2/4 real cases over 
 # of the full-width network Real was still learning (the loss stays flat for 20-30 epochs before the nodes are
 # found, so a short patience would stop there); a 100-epoch pilot on the training cases of regime 2 / seed 0
 # reached training pseudo-Dice 0.86 at epoch 50 and flattened at 0.85-0.91 from there. Test images are tiled
-# (step 1.0: 8 windows, not 27). LN-DDPM samples with DPM-Solver++ in 5 steps (`lnsynth bench samplers`: the
+# (step 1.0: 8 windows, not 27). LN-DDPM samples with DPM-Solver++ in 5 steps (`python -m experiments samplers`: the
 # same fidelity as DDPM-300).
 FULL = {"regimes": (2, 4), "seeds": (0, 1, 2, 3, 4), "test_cases": 10,
         "strategies": (*grid.PRIMARY, *grid.FACTORS),
@@ -306,7 +306,7 @@ def collect(work: Path, b: dict[str, Any]) -> dict[int, dict[str, dict[int, dict
 
 def _write(args: argparse.Namespace, b: dict[str, Any], work: Path, skipped: dict[str, str],
            ddpm: dict, wall_s: float, load_start: float) -> tuple[Path, Path]:
-    from LNSynthLib.bench.synthesis_report import costs_and_estimate, curves_figure, qc_table, render_markdown
+    from experiments.synthesis_report import costs_and_estimate, curves_figure, qc_table, render_markdown
 
     runs = collect(work, b)
     summaries = {regime: grid.summarize(by_strategy) for regime, by_strategy in runs.items()}

@@ -1,4 +1,4 @@
-"""What `lnsynth bench synthesis` compares, and how its results become tables (no training here).
+"""What `python -m experiments synthesis` compares, and how its results become tables (no training here).
 
 Strategies are data: each names the pipeline strategy and settings it runs through
 `PipelineSettings` (`strategies`, `synt_per_case`, `paste_variant`, `qc`). Strategies that share

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from LNSynthLib.bench import synthesis_grid as grid
+from experiments import synthesis_grid as grid
 from LNSynthLib.bench.results import markdown_table
 from LNSynthLib.phantom.false_positives import ORDER
 

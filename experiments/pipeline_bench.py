@@ -1,4 +1,4 @@
-"""`lnsynth bench pipeline`: the demo comparison (Real vs Real+Synt) over several seeds, mean ± sd.
+"""`python -m experiments pipeline`: the demo comparison (Real vs Real+Synt) over several seeds, mean ± sd.
 
 One demo run per seed (phantom data, LN-DDPM, sampling, nnU-Net per strategy, evaluation) in
 its own work folder, so an interrupted benchmark continues where it stopped. On demand only:

@@ -1,4 +1,4 @@
-"""`lnsynth bench ablation`: the grid (every cell a valid config), resume (finished cells are skipped), the table."""
+"""`python -m experiments ablation`: the grid (every cell a valid config), resume (finished cells are skipped), the table."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from LNSynthLib.bench.ablation_grid import Cell, full_grid, render_table, result_path, run_grid, select_cells
+from experiments.ablation_grid import Cell, full_grid, render_table, result_path, run_grid, select_cells
 from LNSynthLib.diffusion.config import load_config
 from LNSynthLib.errors import UsageError
 
@@ -100,9 +100,11 @@ def test_table_is_shaped_like_tables_3_and_4() -> None:
 
 
 def test_cli_knows_the_benchmark() -> None:
-    from LNSynthLib.cli.bench_command import BENCHMARKS, benchmark_parser
+    from experiments import RESULTS_DIR
+    from experiments.__main__ import EXPERIMENTS
+    from LNSynthLib.cli.bench_command import benchmark_parser
 
-    parser, module = benchmark_parser("ablation", BENCHMARKS["ablation"][0])
+    parser, module = benchmark_parser("python -m experiments ablation", EXPERIMENTS["ablation"][0], RESULTS_DIR)
     args = parser.parse_args(["--quick", "--seeds", "0", "1", "--cells", "attention-GA"])
     assert args.quick and args.seeds == [0, 1] and args.config == "tiny"
     assert module.budget(args)["nnunet_epochs"] == 1
@@ -120,10 +122,10 @@ def test_cli_knows_the_benchmark() -> None:
 @pytest.mark.slow
 def test_one_quick_cell_end_to_end(tmp_path: Path) -> None:
     """One real cell (minutes on a CPU): LN-DDPM, sampling without transforms, Synt-only nnU-Net, metrics, resume."""
+    from experiments.__main__ import main
     from LNSynthLib.cases import load_case
-    from LNSynthLib.cli.main import main
 
-    cmd = ["bench", "ablation", "--quick", "--cells", "transforms-off", "--work", str(tmp_path / "work"),
+    cmd = ["ablation", "--quick", "--cells", "transforms-off", "--work", str(tmp_path / "work"),
            "--results-dir", str(tmp_path / "results"), "--device", "cpu"]
     assert main(cmd) == 0
     payload = json.loads((tmp_path / "results" / "ablation.json").read_text())["results"]

@@ -1,4 +1,4 @@
-"""The Markdown of `lnsynth bench synthesis`: settings, tables with CIs, LN-DDPM fidelity, costs and the estimate."""
+"""The Markdown of `python -m experiments synthesis`: settings, tables with CIs, LN-DDPM fidelity, costs and the estimate."""
 
 from __future__ import annotations
 
@@ -7,11 +7,11 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from LNSynthLib.bench import synthesis_grid as grid
-from LNSynthLib.bench import synthesis_sections as S
+from experiments import synthesis_grid as grid
+from experiments import synthesis_sections as S
 from LNSynthLib.bench.results import markdown_table
 
-# The same work on this 2-core machine when idle (Testing/Benchmarks/results/pipeline.md, seed 0): `tiny`
+# The same work on this 2-core machine when idle (experiments/results/pipeline.md, seed 0): `tiny`
 # LN-DDPM 300 iterations in 129.8 s, 12 DDIM-20 samples in 55.9 s, two nnU-Net runs of 10 x (30 + 2)
 # iterations at 32³ in 570.9 s (planning and prediction included, so an upper bound per iteration).
 # measured / idle is how much slower each kind of work ran here; the estimate is scaled back by it.
@@ -155,7 +155,7 @@ def render_markdown(args: argparse.Namespace, b: Mapping[str, Any], skipped: Map
               f"{os.getloadavg()[0]:.1f} at the end, {os.cpu_count()} cores; the machine may be shared, so costs "
               "are upper bounds).", "",
               markdown_table(["cost", "seconds"], [[k, v] for k, v in costs.items()]), "",
-              f"Full run (`lnsynth bench synthesis`, {len(estimate['plan'])} kinds of work: "
+              f"Full run (`python -m experiments synthesis`, {len(estimate['plan'])} kinds of work: "
               + ", ".join(f"{k} {v}" for k, v in estimate["plan"].items())
               + f"): about {seconds['total'] / 3600:.2f} h at the costs measured here, without plateau stops "
                 f"(every nnU-Net run at its max epochs). Parts (s): "
@@ -186,7 +186,7 @@ def render_markdown(args: argparse.Namespace, b: Mapping[str, Any], skipped: Map
 
 def command_line(args: argparse.Namespace) -> str:
     """The options this report was written with (a `--report-only` report covers every run in its work folder)."""
-    words = ["lnsynth bench synthesis"] + (["--quick"] if args.quick else [])
+    words = ["python -m experiments synthesis"] + (["--quick"] if args.quick else [])
     for option in ("regimes", "seeds", "strategies"):
         if getattr(args, option, None):
             words.append(f"--{option} {' '.join(map(str, getattr(args, option)))}")
