@@ -200,3 +200,80 @@ def test_the_page_reads_the_panels_defaults_and_speaks_of_its_controls():
         assert words in page_terms(flag_text) and "--" not in page_terms(flag_text), page_terms(flag_text)
     admin = "ask for a higher `lnsynth serve --max-upload-mb`"
     assert page_terms(admin) == admin
+
+
+def test_inct_synthesis_gives_the_full_ct_back_one_result_at_a_time(tmp_path: Path, phantom_files: dict[str, Path],
+                                                                     tiny_checkpoint: Path):
+    """In-CT mode (the page's default, as the panel's) as a real job on a tiny LN-DDPM: the session lists the
+    results, loads one at a time (a full CT each), changes the CT only around the painted node, downloads the
+    shown one, and a new CT takes the result out of the scene."""
+    import io
+    import zipfile
+
+    from LNSynthModuleLib.logic import IN_CT, SynthesisSettings
+    from LNSynthModuleLib.web.panel_defaults import panel_default
+    from scipy import ndimage
+
+    from LNSynthLib.cases import CT_FILE
+    from LNSynthLib.diffusion.sample.inct_defaults import DEFAULT_MARGIN_MM
+    from LNSynthLib.volumes.io import read_volume
+
+    assert panel_default("synthesisMode") == IN_CT and panel_default("inctMarginMm") == DEFAULT_MARGIN_MM
+    core = mb.create_core_scene()
+    session = WebSession(core.scene, tmp_path / "work", data_roots=[tmp_path / "data", tiny_checkpoint.parent])
+    ct_node = session.load_ct(phantom_files["ct"])
+    session.anatomy_from_totalseg_file(phantom_files["totalseg"])
+    node, _ = session.lymph_node_segment()
+    ct = mb.node_to_volume(ct_node)
+    session.logic.add_sphere(node, ct_node, tuple(ct.geometry.index_to_physical(np.array([24.0, 24, 16]))), 2.5)
+    painted = mb.segment_to_mask(node, LYMPH_NODE_SEGMENT_NAME, ct).array > 0
+    settings = SynthesisSettings(str(tiny_checkpoint), n_samples=2, steps=2, device="cpu", mode=IN_CT)
+    chain = session.start_synthesis(settings)
+    state = chain.wait(timeout_s=900)
+    assert state.succeeded, state.error
+
+    volumes = core.scene.GetNumberOfNodesByClass("vtkMRMLScalarVolumeNode")   # the CT and the first result
+    results = session.set_inct_results(chain.result)
+    assert [r.name for r in results] == ["ct_inct_0", "ct_inct_1"] and results[0].ct is None
+    first = session.result(0)
+    out = mb.node_to_volume(first.ct)
+    assert out.shape == ct.shape and out.geometry.isclose(ct.geometry) and out.array.dtype == ct.array.dtype
+    changed = out.array != ct.array
+    assert changed.sum() == first.changed_voxels > 0 and "voxels changed" in first.label
+    distance_mm = ndimage.distance_transform_edt(~painted, sampling=ct.geometry.spacing[::-1])
+    assert distance_mm[changed].max() <= DEFAULT_MARGIN_MM + 2 * max(ct.geometry.spacing)   # the rest bit for bit
+    assert np.array_equal(mb.segment_to_mask(first.segmentation, LYMPH_NODE_SEGMENT_NAME, ct).array > 0, painted)
+    focus = session.focus_ras()
+    centre = ct.geometry.index_to_physical(np.argwhere(painted).mean(axis=0)[::-1])
+    assert focus == pytest.approx((-centre[0], -centre[1], centre[2]), abs=1.0)
+
+    second = session.result(1)   # loaded in place of the first: one result CT in the scene
+    assert first.ct is None and first.segmentation is None
+    assert core.scene.GetNumberOfNodesByClass("vtkMRMLScalarVolumeNode") == volumes
+    name, data = session.write_result(1)
+    assert name == "ct_inct_1.zip" and second.ct is not None
+    with zipfile.ZipFile(io.BytesIO(data)) as archive:
+        archive.extractall(tmp_path / "downloaded")
+    assert np.array_equal(read_volume(tmp_path / "downloaded" / "ct_inct_1" / CT_FILE).array,
+                          mb.node_to_volume(second.ct).array)
+    shown = second.ct
+    session.load_ct(phantom_files["ct"])   # a new CT: the result leaves the scene, nothing is listed
+    assert shown.GetScene() is None and session.results == [] and session.inct is None
+    core.scene.Clear(1)
+
+
+def test_the_page_process_never_imports_the_job_stack():
+    """The page's modules (in-CT results included) load no torch, MONAI or nnU-Net: jobs run in subprocesses.
+
+    torch's triton brings an LLVM that crashed the session next to the views' EGL rendering (issue 25).
+    """
+    import subprocess
+    import sys
+
+    repo = Path(__file__).resolve().parents[2]
+    code = ("import sys; import LNSynthModuleLib.web.app, LNSynthModuleLib.web.launcher, LNSynthModuleLib.web.serve; "
+            "print(sorted(m for m in ('torch', 'monai', 'nnunetv2', 'triton') if m in sys.modules))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, cwd=repo,
+                          env={**__import__("os").environ, "PYTHONPATH": f"{repo / 'LNSynth'}:{repo}"})
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip() == "[]", done.stdout

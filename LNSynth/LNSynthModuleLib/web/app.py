@@ -9,9 +9,11 @@ from pathlib import Path
 from trame.app import TrameApp
 
 from LNSynthLib.cases import list_cases
-from LNSynthLib.errors import LNSynthError
+from LNSynthLib.diffusion.sample.inct_defaults import DEFAULT_MARGIN_MM, SYNTHESIS_MODES
+from LNSynthLib.errors import InputDataError, LNSynthError
 
-from ..logic import SynthesisSettings
+from ..inct_results import InCTResults
+from ..logic import IN_CT, SynthesisSettings
 from .jobs import JobMonitor
 from .layers import layer_rows, set_layer_opacity
 from .messages import page_terms
@@ -50,8 +52,6 @@ def _show_in_3d(segmentation: object | None) -> None:
 
 def _whole(value: object, control: str, panel_name: str) -> int:
     """A whole number within the panel's range for this control, or an error naming the control."""
-    from LNSynthLib.errors import InputDataError
-
     from .panel_defaults import panel_range
 
     low, high = panel_range(panel_name)
@@ -60,6 +60,30 @@ def _whole(value: object, control: str, panel_name: str) -> int:
         raise InputDataError(f"{control} must be a whole number from {low:g} to {high:g}, not '{text[:20]}'",
                              fix=f"set {control}")
     return int(text)
+
+
+def _number(value: object, control: str, panel_name: str) -> float:
+    """A number within the panel's range for this control, or an error naming the control."""
+    from .panel_defaults import panel_range
+
+    low, high = panel_range(panel_name)
+    text = str(value if value is not None else "").strip()
+    try:
+        number = float(text)
+    except ValueError:
+        number = float("nan")
+    if not low <= number <= high:
+        raise InputDataError(f"{control} must be a number from {low:g} to {high:g}, not '{text[:20]}'",
+                             fix=f"set {control}")
+    return number
+
+
+def _note(result: object) -> str:
+    """What the page says under an in-CT result (patch samples show their quality-control verdict)."""
+    if result.changed_voxels is None:
+        return ""
+    return (f"In-CT: your CT with the painted node(s) synthesized; {result.changed_voxels} voxels changed "
+            "around them, every other voxel as in the original.")
 
 
 def _int_or_none(value: object) -> int | None:
@@ -71,7 +95,8 @@ class LNSynthWebApp(TrameApp):
     """One scene, one session folder; `lnsynth serve` runs one per browser session."""
 
     def __init__(self, work_root: str | Path, server: object = None, data_roots: tuple[Path, ...] = (),
-                 max_upload_bytes: int = DEFAULT_MAX_UPLOAD_MB * 2**20, address: str | None = None) -> None:
+                 max_upload_bytes: int = DEFAULT_MAX_UPLOAD_MB * 2**20, address: str | None = None,
+                 folder: str | Path | None = None) -> None:
         super().__init__(server)
         from trame_slicer import module as trame_slicer_module
         from trame_slicer.core import LayoutManager, SlicerApp
@@ -84,7 +109,7 @@ class LNSynthWebApp(TrameApp):
         self.layout_manager = LayoutManager(self.slicer.scene, self.slicer.view_manager, self.server)
         self.viewer = Viewer(self.slicer, self.layout_manager, self.state)
         self.session = WebSession(self.slicer.scene, work_root, data_roots=data_roots,
-                                  max_upload_bytes=max_upload_bytes)
+                                  max_upload_bytes=max_upload_bytes, folder=folder)
         self.jobs = JobMonitor(self.state, page_terms)
         self.undo = UndoStack()   # the brush strokes (and erasures) of this page
         self.editor.set_undo_stack(self.undo)
@@ -110,6 +135,9 @@ class LNSynthWebApp(TrameApp):
     def _welcome(self, address: str | None) -> str:
         """The first status line: where this session can be reopened and which folders it may read."""
         reopen = f"Session address {address} (reopen it to come back). " if address else ""
+        if self.session.reopened:
+            reopen += (f"Reopened: the files of this session are kept in {self.session.folder} (runs, cases, "
+                       "checkpoints, uploads; name them in the fields below), the scene starts empty. ")
         return f"{reopen}Files this page can read: {self.session.paths.where()}"
 
     @property
@@ -303,21 +331,34 @@ class LNSynthWebApp(TrameApp):
     @reports_errors
     def on_synthesize(self) -> None:
         s = self.state
+        if s.synthesis_mode not in SYNTHESIS_MODES:
+            raise InputDataError(f"unknown synthesis mode '{str(s.synthesis_mode)[:20]}'",
+                                 fix="choose Into this CT or Patch (section 5)")
+        in_ct = s.synthesis_mode == IN_CT
         settings = SynthesisSettings(checkpoint=str(s.checkpoint or "").strip(),
                                      n_samples=int(s.n_samples), seed=int(s.seed),
                                      sampler=None if s.sampler == FROM_CHECKPOINT else s.sampler,
                                      steps=_int_or_none(s.steps), transforms=bool(s.transforms),
-                                     device=s.device, paste_into_ct=bool(s.paste), qc=bool(s.qc))
+                                     device=s.device, paste_into_ct=bool(s.paste), qc=bool(s.qc),
+                                     mode=s.synthesis_mode, inct_margin_mm=_number(
+                                         s.inct_margin_mm, "Margin (section 5)", "inctMarginMm")
+                                     if in_ct else DEFAULT_MARGIN_MM)
         self._start(self.session.start_synthesis(settings), self._synthetic_ready)
 
-    def _synthetic_ready(self, loaded: list) -> None:
-        results = self.session.set_results(loaded)
-        for result in results:
-            _show_in_3d(result.segmentation)
+    def _synthetic_ready(self, loaded: object) -> None:
+        """Patch samples (every one loaded) or in-CT results (loaded one at a time), shown side by side."""
+        if isinstance(loaded, InCTResults):
+            results = self.session.set_inct_results(loaded)
+            status = (f"{len(results)} in-CT result(s): your CT with the painted node(s) synthesized into it, "
+                      "side by side with the original (linked views); outside the margin the CT is unchanged.")
+        else:
+            results = self.session.set_results(loaded)
+            for result in results:
+                _show_in_3d(result.segmentation)
+            status = f"{len(results)} synthetic sample(s) in the full CT, side by side with the original."
         self.state.results = [{"index": k, "name": r.name, "label": r.label, "passed": r.qc_passed,
-                               "reasons": "; ".join(r.qc_reasons)} for k, r in enumerate(results)]
+                               "reasons": "; ".join(r.qc_reasons), "note": _note(r)} for k, r in enumerate(results)]
         rejected = sum(r.qc_passed is False for r in results)
-        status = f"{len(results)} synthetic sample(s) in the full CT, side by side with the original."
         if rejected:
             status += (f" Quality control rejected {rejected} of {len(results)}: they are marked, and the "
                        "nnU-Net export leaves them out.")
@@ -330,13 +371,17 @@ class LNSynthWebApp(TrameApp):
         if not results:
             return
         index = min(max(int(index or 0), 0), len(results) - 1)
-        if not force and self.viewer.result is results[index]:
+        if not force and self.viewer.result is results[index] and results[index].ct is not None:
             return
-        for k, result in enumerate(results):
-            set_layer_visible(result.segmentation, k == index)
-        self.state.result_file = f"{results[index].name}.zip"
-        self.viewer.show_result(results[index], self.session.layers,
+        shown = self.session.result(index)   # an in-CT result replaces the one in the scene
+        for result in results:
+            set_layer_visible(result.segmentation, result is shown)
+        self.state.result_file = f"{shown.name}.zip"
+        self.viewer.show_result(shown, self.session.layers,
                                 self.state.view_mode if self.state.view_mode != "ct" else "side")
+        focus = self.session.focus_ras()
+        if focus is not None:
+            self.viewer.focus(focus)
 
     def on_result_step(self, step: int) -> None:
         if self.session.results:

@@ -2,7 +2,9 @@
 
 The page cannot import LNSynth.py (it needs Slicer's Qt); it reads the class's source instead, so a
 default changed in the panel changes the page too: Epochs 5 × Iterations 30 for nnU-Net (a short CPU
-run; 1000 epochs is nnU-Net's standard trainer, days on a CPU), 4 samples, the `tiny` config.
+run; 1000 epochs is nnU-Net's standard trainer, days on a CPU), 4 samples, the `tiny` config, and the
+in-CT mode with its margin. A default the panel names from `inct_defaults` (the one home of the in-CT
+defaults, torch-free) is read through that module, so neither front end declares it again.
 """
 
 from __future__ import annotations
@@ -11,6 +13,8 @@ import ast
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
+
+from LNSynthLib.diffusion.sample import inct_defaults
 
 MODULE_FILE = Path(__file__).resolve().parents[2] / "LNSynth.py"
 PARAMETER_CLASS = "LNSynthParameterNode"
@@ -21,6 +25,24 @@ class PanelValue:
     default: object
     low: float | None = None     # WithinRange(low, high) of the panel's spin box
     high: float | None = None
+
+
+def _shared_names() -> dict[str, object]:
+    """The constants a panel default may name: those of `inct_defaults` (no torch, no Qt)."""
+    return {name: value for name, value in vars(inct_defaults).items() if name.isupper()}
+
+
+def _default(value: ast.expr) -> object:
+    """A literal, or an expression of `inct_defaults` constants (`SYNTHESIS_MODES[1]`, `DEFAULT_MARGIN_MM`)."""
+    try:
+        return ast.literal_eval(value)
+    except ValueError:
+        pass
+    names = {n.id for n in ast.walk(value) if isinstance(n, ast.Name)}
+    shared = _shared_names()
+    if not names <= shared.keys() or any(isinstance(n, ast.Call | ast.Attribute) for n in ast.walk(value)):
+        raise ValueError(ast.unparse(value))
+    return eval(compile(ast.Expression(value), "<panel default>", "eval"), {"__builtins__": {}}, shared)  # noqa: S307
 
 
 def _within_range(annotation: ast.expr) -> tuple[float | None, float | None]:
@@ -44,7 +66,7 @@ def panel_values(module_file: Path = MODULE_FILE) -> dict[str, PanelValue]:
     for item in cls.body:
         if isinstance(item, ast.AnnAssign) and isinstance(item.target, ast.Name) and item.value is not None:
             try:
-                default = ast.literal_eval(item.value)
+                default = _default(item.value)
             except ValueError:   # a name (e.g. FROM_CHECKPOINT): the page has its own copy of those lists
                 continue
             values[item.target.id] = PanelValue(default, *_within_range(item.annotation))

@@ -19,6 +19,7 @@ from LNSynthLib.errors import InputDataError
 from LNSynthLib.jobs.chain import JobChain
 
 from .. import mrml_bridge as mb
+from ..inct_results import InCTResults
 from ..logic import SceneLogic, SynthesisSettings
 from .paths import CHECKPOINT_SUFFIXES, ServerPaths
 from .uploads import DEFAULT_MAX_UPLOAD_MB, discard_upload, write_upload
@@ -47,19 +48,32 @@ def new_session_folder(work_root: str | Path) -> Path:
     raise InputDataError("cannot create a session folder", path=root, fix="clean up old sessions")
 
 
+def reopened_folder(work_root: str | Path, folder: str | Path) -> Path:
+    """An ended session's folder, to go on working in it: only an existing `session-*` folder of `work_root`
+    (the launcher names it; still checked, the folder becomes a readable root of the page)."""
+    root, path = Path(work_root).resolve(), Path(folder).resolve()
+    if path.parent != root or not path.name.startswith("session-") or not path.is_dir():
+        raise InputDataError("not a session folder of this server", path=folder,
+                             fix="reopen a session from the list at / (or /sessions)")
+    return path
+
+
 @dataclass
 class SynthResult:
     """One synthetic sample as the page shows it: the full CT with the node pasted, and its QC verdict."""
 
-    name: str                 # the sample's case folder (`<case>_synt_<k>`)
-    ct: object                # the CT with the synthetic node pasted (the original CT's grid)
-    segmentation: object      # its lymph-node segmentation
+    name: str                 # the sample's case folder (`<case>_synt_<k>`, in-CT `<case>_inct_<k>`)
+    ct: object | None         # the CT with the synthetic node in it (the original CT's grid); in-CT: None
+    segmentation: object | None   # until loaded (one in-CT result is in the scene at a time)
     patch: object | None      # the sampled patch's own nodes (hidden: the pasted CT holds it)
-    qc_passed: bool | None    # None: not scored (Quality control off)
+    qc_passed: bool | None    # None: not scored (Quality control off, or in-CT: no quality control)
     qc_reasons: tuple[str, ...] = ()
+    changed_voxels: int | None = None   # in-CT: the voxels of the user's CT the synthesis changed
 
     @property
     def label(self) -> str:
+        if self.changed_voxels is not None:
+            return f"{self.name} (in the CT: {self.changed_voxels} voxels changed)"
         verdict = {None: "not scored", True: "QC passed"}.get(self.qc_passed, "rejected by quality control")
         return f"{self.name} ({verdict})"
 
@@ -84,14 +98,18 @@ class WebSession:
     """
 
     def __init__(self, scene: object, work_root: str | Path, python: str | None = None,
-                 data_roots: Sequence[str | Path] = (), max_upload_bytes: int = DEFAULT_MAX_UPLOAD_MB * 2**20) -> None:
-        self.folder = new_session_folder(work_root)
+                 data_roots: Sequence[str | Path] = (), max_upload_bytes: int = DEFAULT_MAX_UPLOAD_MB * 2**20,
+                 folder: str | Path | None = None) -> None:
+        """`folder`: an ended session's folder to reopen (its files stay usable), else a new one."""
+        self.folder = reopened_folder(work_root, folder) if folder else new_session_folder(work_root)
+        self.reopened = folder is not None
         self.paths = ServerPaths(self.folder, data_roots)
         self.max_upload_bytes = max_upload_bytes
         self.logic = SceneLogic(scene, self.folder, python=python)
         self.nodes = SessionNodes()
         self.layers: list[object] = []        # segmentations drawn on the current CT (anatomy, nodes, prediction)
         self.results: list[SynthResult] = []  # the last synthesis of the current CT
+        self.inct: InCTResults | None = None  # in-CT mode: those results, loaded one at a time
         self._synthesis_run: Path | None = None
 
     @property
@@ -113,9 +131,10 @@ class WebSession:
         path = self.paths.file(path, "CT file")
         stem = path.name.split(".")[0]
         node = mb.load_volume_file(self.scene, path, name or stem)
-        for layer in (*self.layers, *(n for r in self.results for n in (r.segmentation, r.patch))):
+        for layer in self.layers:
             set_layer_visible(layer, False)   # the old CT's overlays would be drawn, misaligned, on the new one
-        self.layers, self.results = [], []
+        self.drop_results()
+        self.layers = []
         self.nodes.ct, self.nodes.anatomy, self.nodes.lymph_nodes = node, None, None
         return node
 
@@ -212,19 +231,55 @@ class WebSession:
         self.nodes.checkpoint = Path(checkpoint) if checkpoint else None
 
     def start_synthesis(self, settings: SynthesisSettings) -> JobChain:
-        """Synthesis; every sample is also pasted into the CT, so the page shows it in the full CT."""
+        """Synthesis; in-CT mode (the panel's default) returns the user's CT with the painted nodes synthesized
+        into it, patch mode pastes every sample into the CT, so the page shows either in the full CT."""
         checkpoint = self.paths.file(settings.checkpoint, "LN-DDPM checkpoint", CHECKPOINT_SUFFIXES)
         chain = self.logic.start_synthesis(*self.require_inputs(), dataclasses.replace(
             settings, checkpoint=checkpoint, paste_into_ct=True))
         self._synthesis_run = chain.run_dir
         return chain
 
+    def drop_results(self) -> None:
+        """An earlier synthesis: patch samples hidden (still in the scene), the in-CT result shown removed."""
+        for result in self.results:
+            set_layer_visible(result.segmentation, False)
+            set_layer_visible(result.patch, False)
+        if self.inct is not None:
+            self.inct.clear()
+        self.results, self.inct = [], None
+
+    def set_inct_results(self, results: InCTResults) -> list[SynthResult]:
+        """The in-CT results of the finished synthesis (`SceneLogic.load_inct`: listed, the first loaded)."""
+        self.drop_results()
+        self.inct = results
+        self.results = [SynthResult(e.name, None, None, None, None, changed_voxels=e.changed_voxels)
+                        for e in results.entries]
+        return self.results
+
+    def result(self, index: int) -> SynthResult:
+        """Result `index` with its nodes in the scene; an in-CT result is loaded in place of the one shown
+        (a full-size copy of the CT each: one at a time, as in the panel)."""
+        if not 0 <= index < len(self.results):
+            raise InputDataError("no synthetic result to show", fix="run Synthesize first (section 5)")
+        result = self.results[index]
+        if self.inct is not None:
+            shown = self.inct.show(index)
+            for other in self.results:
+                other.ct = other.segmentation = None
+            result.ct, result.segmentation = shown.ct, shown.segmentation
+        return result
+
+    def focus_ras(self) -> tuple[float, float, float] | None:
+        """Where the views jump to for an in-CT result: the painted nodes' centre (RAS)."""
+        from ..inct_results import node_center_ras
+
+        return node_center_ras(self.inct) if self.inct is not None else None
+
     def set_results(self, loaded: list) -> list[SynthResult]:
         """The samples of the finished synthesis (patch and pasted nodes, as `load_synthetic` returns them)."""
         from LNSynthLib.qc.verdicts import read_qc
 
-        for result in self.results:   # an earlier synthesis of this CT: hidden, still in the scene
-            set_layer_visible(result.segmentation, False)
+        self.drop_results()   # an earlier synthesis of this CT
         qc = read_qc(self._synthesis_run / "synthetic") if self._synthesis_run else None
         verdicts = qc["samples"] if qc else {}
         patches = {case.case_id: case for case in loaded if not case.case_id.endswith("_pasted")}
@@ -252,7 +307,7 @@ class WebSession:
 
         if not 0 <= index < len(self.results):
             raise InputDataError("no synthetic result to download", fix="run Synthesize first (section 5)")
-        result = self.results[index]
+        result = self.result(index)
         ct = mb.node_to_volume(result.ct)
         folder = self.folder / "downloads" / result.name
         write_volume(ct, folder / CT_FILE)

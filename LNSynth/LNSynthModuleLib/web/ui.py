@@ -9,6 +9,7 @@ from __future__ import annotations
 from LNSynthLib.anatomy.build import ANATOMY_SOURCES
 from LNSynthLib.devices import DEVICE_CHOICES
 from LNSynthLib.diffusion.choices import BUNDLED_CONFIGS, SAMPLERS
+from LNSynthLib.diffusion.sample.inct_defaults import SYNTHESIS_MODES
 from LNSynthLib.segmentation.nnunet_constants import STANDARD_EPOCHS
 
 from .panel_defaults import panel_default
@@ -20,6 +21,8 @@ PAGE_TRIGGERS = {"load_ct": "on_load_path", "upload_ct": "on_upload", "create_an
                  "nnunet_train": "on_nnunet_train", "nnunet_predict": "on_nnunet_predict", "undo": "on_undo",
                  "redo": "on_redo", "layer_visible": "on_layer_visible", "layer_opacity": "on_layer_opacity",
                  "result_step": "on_result_step", "download_result": "on_download_result"}
+SYNTHESIS_MODE_TITLES = {SYNTHESIS_MODES[1]: "Into this CT", SYNTHESIS_MODES[0]: "Patch"}
+PATCH_ONLY = f"synthesis_mode === '{SYNTHESIS_MODES[1]}'"   # true where the patch-only controls are off
 ANATOMY_METHODS = [m for m in ANATOMY_SOURCES if m in ("totalseg", "coarse")]
 DRAWER_WIDTH = 380
 
@@ -106,6 +109,7 @@ def build_page(server: object, app: object, layout_manager: object) -> object:
                                  id="ddpm-iterations", **dense)
                     v.VBtn("Train LN-DDPM", click=app.on_train_ddpm, id="train-ddpm", disabled=busy, block=True)
                 with section("5. Synthesis"), v.VExpansionPanelText():
+                    _synthesis_mode(v, html, dense)
                     v.VTextField(label="Checkpoint (.pt on the server)", v_model=("checkpoint", ""), id="checkpoint",
                                  **dense)
                     v.VSelect(label="Sampler", v_model=("sampler", FROM_CHECKPOINT),
@@ -116,9 +120,10 @@ def build_page(server: object, app: object, layout_manager: object) -> object:
                                      id="n-samples", **dense)
                         v.VTextField(label="Seed", v_model=("seed", panel_default("seed")), id="seed", **dense)
                     v.VCheckbox(label="Transform the nodes", v_model=("transforms", panel_default("useTransforms")),
-                                id="transforms", **dense)
+                                id="transforms", disabled=(PATCH_ONLY,), **dense)
                     v.VCheckbox(label="Quality control: drop synthetic pairs unlike real data",
-                                v_model=("qc", panel_default("qualityControl")), id="qc", **dense)
+                                v_model=("qc", panel_default("qualityControl")), id="qc", disabled=(PATCH_ONLY,),
+                                **dense)
                     v.VBtn("Synthesize", click=app.on_synthesize, id="synthesize", disabled=busy, block=True,
                            classes="mb-2")
                     _results(v, html, server, app)
@@ -150,6 +155,19 @@ def build_page(server: object, app: object, layout_manager: object) -> object:
     return layout
 
 
+def _synthesis_mode(v, html, dense: dict) -> None:
+    """In-CT (the panel's default): the painted nodes synthesized into this CT; Patch: paper 000's patches."""
+    with v.VBtnToggle(v_model=("synthesis_mode", panel_default("synthesisMode")), mandatory=True, divided=True,
+                      variant="outlined", density="compact", id="synthesis-mode", classes="mb-2"):
+        for mode, title in SYNTHESIS_MODE_TITLES.items():
+            v.VBtn(title, value=mode, id=f"synthesis-mode-{mode}", size="small")
+    v.VTextField(label="Margin around each node (mm), generated with it", id="inct-margin",
+                 v_model=("inct_margin_mm", panel_default("inctMarginMm")), disabled=(f"!({PATCH_ONLY})",), **dense)
+    html.Div("Into this CT: your CT comes back with the painted node(s) synthesized into it; every voxel "
+             "beyond the margin stays as it is. Patch: a generated patch pasted into the CT (paper 000).",
+             id="synthesis-mode-hint", classes="text-caption mb-2")
+
+
 def _results(v, html, server: object, app: object) -> None:
     """Browse the samples of the last synthesis (QC verdict on each), download the one shown."""
     download = server.controller.trigger_name(app.on_download_result)
@@ -159,7 +177,8 @@ def _results(v, html, server: object, app: object) -> None:
             v.VSelect(label="Sample", v_model=("result_index", 0), items=("results",), item_title="label",
                       item_value="index", id="result-select", density="compact", hide_details=True)
             v.VBtn("›", click="trigger('result_step', [1])", id="result-next", size="small")
-        html.Div("{{ results[result_index] ? (results[result_index].passed === false ? 'Rejected by quality "
+        html.Div("{{ results[result_index] ? (results[result_index].note ? results[result_index].note : "
+                 "results[result_index].passed === false ? 'Rejected by quality "
                  "control: ' + results[result_index].reasons : (results[result_index].passed ? 'Quality control "
                  "passed' : 'Not scored (Quality control off)')) : '' }}", id="result-qc",
                  classes=("results[result_index] && results[result_index].passed === false ? "

@@ -181,6 +181,14 @@ class Viewer:
             for tag in ORIGINAL_VIEWS:
                 self.slice_view(tag).fit_view_to_content()
 
+    def focus(self, ras: tuple[float, float, float]) -> None:
+        """Centre the original's views on `ras` (the painted node); in side-by-side the result's views follow."""
+        for tag in ORIGINAL_VIEWS:
+            view = self.slice_view(tag)
+            if view is not None:
+                view.get_view_node().JumpSliceByCentering(*ras)
+        self.update_labels()
+
     def set_fade(self, value: float) -> None:
         for tag in ORIGINAL_VIEWS:
             if self.state.view_mode == "fade":
