@@ -64,6 +64,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                         f"(default {DEFAULT_IDLE_MINUTES:g}); its folder stays")
     p.add_argument("--single-session", action="store_true", help=argparse.SUPPRESS)  # one app (the launcher's child)
     p.add_argument("--session-address", help=argparse.SUPPRESS)  # the launcher's /s/<id>/ address of that app
+    p.add_argument("--session-folder", type=Path, help=argparse.SUPPRESS)  # an ended session's folder, reopened
     p.set_defaults(func=run)
 
 
@@ -159,7 +160,8 @@ def run(args: argparse.Namespace) -> int:
     tokens = read_tokens(args)
     if args.single_session:  # the launcher's child: the one token of its user, from the environment
         return load_web_app(True).serve(args.work, args.port, args.host, next(iter(tokens), None),
-                                        tuple(args.data), args.max_upload_mb, args.session_address)
+                                        tuple(args.data), args.max_upload_mb, args.session_address,
+                                        args.session_folder)
     data = check_data_roots(args.data, args.work)
     web = load_web_app(False)
     warnings = token_warnings(tokens, args.token is not None and args.token_file is None)

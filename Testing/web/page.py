@@ -34,6 +34,13 @@ def wait_for(driver, what: str, check, timeout_s: float = WAIT_S, interval_s: fl
                          f"log: {text_of(driver, 'job-log')[-2000:]}")
 
 
+def open_page(driver, url: str) -> None:
+    """Open the server's start page and press its button: a new session, whose page then opens."""
+    driver.get(url)
+    click(driver, "new-session")
+    wait_for(driver, "the session page", lambda: "/s/" in driver.current_url and by_id(driver, "status"))
+
+
 def type_into(driver, element_id: str, text: str) -> None:
     from selenium.webdriver.common.keys import Keys
 

@@ -17,11 +17,11 @@ PENDING = "(pending)"
 READ_FIELDS = ("status", "error", "job_log", "session_folder")
 
 
-def get(url: str, path: str, headers: dict[str, str] | None = None) -> http.client.HTTPResponse:
-    """One GET; the body is read into `response.body`."""
+def get(url: str, path: str, headers: dict[str, str] | None = None, method: str = "GET") -> http.client.HTTPResponse:
+    """One GET (or `method`); the body is read into `response.body`."""
     parts = urllib.parse.urlsplit(url)
     connection = http.client.HTTPConnection(parts.hostname, parts.port, timeout=180)
-    connection.request("GET", path, headers=headers or {})
+    connection.request(method, path, body=b"" if method == "POST" else None, headers=headers or {})
     response = connection.getresponse()
     response.body = response.read().decode(errors="replace")
     connection.close()
@@ -35,10 +35,15 @@ def cookie(response: http.client.HTTPResponse, name: str) -> str:
     return found[0]
 
 
+def post(url: str, path: str, headers: dict[str, str] | None = None) -> http.client.HTTPResponse:
+    """One POST with an empty form, as the launcher's buttons send (same origin)."""
+    return get(url, path, headers, "POST")
+
+
 def open_session(url: str, path: str = "/", headers: dict[str, str] | None = None) -> str:
-    """Visit `/` and return the session's page address `/s/<id>/index.html`."""
-    response = get(url, path, headers)
-    assert response.status == 302, (response.status, response.body)
+    """Press the start page's button (POST `/`) and return the session's page address `/s/<id>/index.html`."""
+    response = post(url, path, headers)
+    assert response.status == 303, (response.status, response.body)
     return response.getheader("Location")
 
 

@@ -25,7 +25,18 @@ from LNSynthLib.cases import CT_FILE, LN_FILE
 from LNSynthLib.volumes.io import read_volume
 
 from .conftest import REPO, browser_paths, require_web_extra, start_server, stop_server
-from .page import axial_view, by_id, choose, click, screenshot, text_of, type_into, wait_for, wait_job_done
+from .page import (
+    axial_view,
+    by_id,
+    choose,
+    click,
+    open_page,
+    screenshot,
+    text_of,
+    type_into,
+    wait_for,
+    wait_job_done,
+)
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow,   # nnU-Net on a real CT: on demand (make test-all)
               pytest.mark.timeout(3600)]
@@ -97,7 +108,7 @@ def test_every_button_on_a_real_ct(served, browser, tmp_path: Path):
         times[name] = round(time.monotonic() - start, 1)
         screenshot(browser, shots, f"{len(times):02d}_{name}")
 
-    browser.get(served.url)
+    open_page(browser, served.url)
     wait_for(browser, "the page", lambda: "Files this page can read" in text_of(browser, "status"))
     step("open")
 

@@ -1,5 +1,7 @@
 """The web app as a person uses it, in headless Chromium: load a phantom CT, coarse anatomy, paint a
-node with the brush on the axial view, synthesize with a tiny LN-DDPM, see the result in the scene.
+node with the brush on the axial view, synthesize with a tiny LN-DDPM into this CT (in-CT, the default:
+the CT comes back side by side with the original, changed only around the node), then as a patch
+(paper 000), and see each result in the scene.
 
 Then a long synthesis is cancelled, and a second tab gets its own session (own folder, empty scene)
 into which a CT is uploaded. About 2 minutes on a 2-core machine (the session process, anatomy,
@@ -27,6 +29,7 @@ from .page import (
     by_id,
     choose,
     click,
+    open_page,
     scene_rows,
     screenshot,
     text_of,
@@ -63,6 +66,25 @@ def _paint_stroke(driver) -> None:
      .move_by_offset(2, 0).pause(0.3).move_by_offset(2, 0).pause(0.3).release().perform())
 
 
+def _synthesize_into_the_ct(browser, session: Path, painted: int) -> Path:
+    """In-CT, the page's default mode: the result is the full CT beside the original, changed near the node only."""
+    assert "v-btn--active" in by_id(browser, "synthesis-mode-in-ct").get_attribute("class")
+    assert by_id(browser, "transforms").get_attribute("disabled") is not None   # a patch-mode option
+    click(browser, "synthesize")
+    wait_job_done(browser, JOB_TIMEOUT_S)
+    wait_for(browser, "the in-CT result", lambda: "in-CT result(s)" in text_of(browser, "status"))
+    rows = scene_rows(browser)
+    assert any(row.startswith("volume: ct in-CT 0 (64×64×48)") for row in rows), rows
+    assert "v-btn--active" in by_id(browser, "view-side").get_attribute("class")
+    assert text_of(browser, "result-qc").startswith("In-CT: your CT with the painted node(s) synthesized")
+    (run,) = session.glob("synthesis-*")
+    assert int(read_volume(run / "input" / LN_FILE).array.sum()) == painted
+    (entry,) = json.loads((run / "inct" / "results.json").read_text())["results"]
+    assert entry["changed_voxels"] > 0 and f"{entry['changed_voxels']} voxels changed" in text_of(browser, "status") \
+        + text_of(browser, "result-qc")
+    return run
+
+
 def test_paint_a_node_and_synthesize_in_the_browser(served, browser, phantom_case: Path, tiny_checkpoint: Path,
                                                     tmp_path: Path):
     shots, times = tmp_path / "screenshots", {}
@@ -73,7 +95,7 @@ def test_paint_a_node_and_synthesize_in_the_browser(served, browser, phantom_cas
         times[name] = round(time.monotonic() - start, 1)
         screenshot(browser, shots, f"{len(times):02d}_{name}")
 
-    browser.get(served.url)
+    open_page(browser, served.url)
     wait_for(browser, "the page", lambda: "Files this page can read" in text_of(browser, "status"))
     step("open")
 
@@ -100,11 +122,18 @@ def test_paint_a_node_and_synthesize_in_the_browser(served, browser, phantom_cas
     type_into(browser, "checkpoint", str(tiny_checkpoint))
     type_into(browser, "steps", "3")
     type_into(browser, "n-samples", "1")
+    first_session = served.session_folder()
+    inct_run = _synthesize_into_the_ct(browser, first_session, painted)
+    step("synthesized_in_ct")
+
+    click(browser, "synthesis-mode-patch")
     by_id(browser, "transforms").click()  # off: the synthetic node is the painted one
     click(browser, "synthesize")
     wait_for(browser, "the progress bar", lambda: by_id(browser, "job-progress").is_displayed())
+    wait_for(browser, "the patch samples", lambda: "synthetic sample(s) in the full CT, side by side with the "
+             "original" in text_of(browser, "status") or text_of(browser, "job-text") in ("Failed", "Cancelled"),
+             JOB_TIMEOUT_S)
     wait_job_done(browser, JOB_TIMEOUT_S)
-    wait_for(browser, "the result", lambda: "side by side with the original" in text_of(browser, "status"))
     step("synthesized")
 
     rows = scene_rows(browser)
@@ -113,8 +142,7 @@ def test_paint_a_node_and_synthesize_in_the_browser(served, browser, phantom_cas
     assert any(row.startswith("volume: ct + synthetic 0 (64×64×48)") for row in rows), rows
 
     # The painted node (exported from the scene by the synthesis chain) against the result's LN segment.
-    first_session = served.session_folder()
-    (run,) = first_session.glob("synthesis-*")
+    (run,) = set(first_session.glob("synthesis-*")) - {inct_run}
     painted_mask = read_volume(run / "input" / LN_FILE)
     assert int(painted_mask.array.sum()) == painted
     (case,) = list_cases(run / "synthetic")
@@ -133,11 +161,11 @@ def test_paint_a_node_and_synthesize_in_the_browser(served, browser, phantom_cas
     click(browser, "job-cancel")
     wait_for(browser, "the cancel", lambda: text_of(browser, "job-text") == "Cancelled")
     step("cancelled")
-    assert list(first_session.glob("synthesis-*")) == [run]
+    assert set(first_session.glob("synthesis-*")) == {inct_run, run}
 
     # Another tab is another session: its own work folder and an empty scene.
     browser.switch_to.new_window("tab")
-    browser.get(served.url)
+    open_page(browser, served.url)
     wait_for(browser, "the second page", lambda: "Files this page can read" in text_of(browser, "status"))
     second_status = text_of(browser, "status")
     assert str(first_session) not in second_status and scene_rows(browser) == [], (second_status, scene_rows(browser))

@@ -1,5 +1,6 @@
 """`lnsynth serve` access rules and sessions over plain HTTP (no browser): the token is required on
-every request when given, a non-local host is warned about, and each visit gets its own session folder.
+every request when given, a non-local host is warned about, and each session started (the start page's
+button: a POST) gets its own session folder.
 """
 
 from __future__ import annotations
@@ -12,10 +13,10 @@ from .conftest import require_web_extra, start_server, stop_server
 from .page_client import cookie as token_cookie
 
 
-def _get(url: str, path: str, headers: dict[str, str] | None = None) -> http.client.HTTPResponse:
+def _get(url: str, path: str, headers: dict[str, str] | None = None, method: str = "GET") -> http.client.HTTPResponse:
     parts = urllib.parse.urlsplit(url)
     connection = http.client.HTTPConnection(parts.hostname, parts.port, timeout=180)
-    connection.request("GET", path, headers=headers or {})
+    connection.request(method, path, body=b"" if method == "POST" else None, headers=headers or {})
     response = connection.getresponse()
     response.read()
     connection.close()
@@ -48,12 +49,15 @@ def test_token_is_required_on_every_request_and_sessions_get_their_own_folder_up
         url = server.url.replace("0.0.0.0", "127.0.0.1")
         # Refused: no token, a wrong token, on the launcher and on a session's page and websocket.
         assert _get(url, "/").status == 403
-        assert _get(url, "/?token=wrong").status == 403
+        assert _get(url, "/?token=wrong", method="POST").status == 403
         assert list((tmp_path / "work").glob("session-*")) == []
-        # Accepted: the token in the query opens a session and sets the cookie that the page then uses.
-        first = _get(url, "/?token=s3cret")
-        assert first.status == 302 and first.getheader("Location").startswith("/s/")
-        cookie = token_cookie(first, "lnsynth_token")
+        # Accepted: the token in the query shows the start page (no session yet) and sets the cookie ...
+        start = _get(url, "/?token=s3cret")
+        assert start.status == 200 and list((tmp_path / "work").glob("session-*")) == []
+        cookie = token_cookie(start, "lnsynth_token")
+        # ... whose button (a POST with the cookie) opens a session.
+        first = _get(url, "/", {"Cookie": cookie}, "POST")
+        assert first.status == 303 and first.getheader("Location").startswith("/s/")
         page = first.getheader("Location")
         assert _get(url, page).status == 403
         assert _get(url, page, {"Cookie": "lnsynth_token=wrong"}).status == 403
@@ -62,12 +66,12 @@ def test_token_is_required_on_every_request_and_sessions_get_their_own_folder_up
         assert _websocket_upgrade(url, ws) == 403
         assert _websocket_upgrade(url, ws, {"Cookie": cookie}) == 101
         # A second visit (another tab) is another app process with another work folder.
-        second = _get(url, "/", {"Cookie": cookie})
-        assert second.status == 302 and second.getheader("Location") != page
+        second = _get(url, "/", {"Cookie": cookie}, "POST")
+        assert second.status == 303 and second.getheader("Location") != page
         folders = sorted((tmp_path / "work").glob("session-*"))
         assert len(folders) == 2 and folders[0] != folders[1]
         # A third tab is over the limit: refused with the fix, no process or folder started; the open ones stay.
-        third = _get(url, "/", {"Cookie": cookie})
+        third = _get(url, "/", {"Cookie": cookie}, "POST")
         assert third.status == 503
         assert len(list((tmp_path / "work").glob("session-*"))) == 2
         assert _get(url, page, {"Cookie": cookie}).status == 200

@@ -20,7 +20,7 @@ from LNSynthLib.phantom import generate_phantom
 from LNSynthLib.volumes.io import write_volume
 
 from .conftest import Served, require_web_extra, start_server, stop_server
-from .page_client import PageClient, cookie, get, open_session
+from .page_client import PageClient, cookie, get, open_session, post
 
 TIMESTAMP = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d ", re.MULTILINE)
 
@@ -123,20 +123,24 @@ def test_sessions_end_when_idle_and_the_log_says_so(tmp_path: Path):
     require_web_extra()
     server = start_server(tmp_path / "work", tmp_path / "serve.log", "--idle-minutes", "0.1", "--max-sessions", "1")
     try:
-        visit = get(server.url, "/")
+        start = get(server.url, "/")   # the start page: a GET starts nothing, its button POSTs
+        assert start.status == 200 and 'id=\'new-session\'' in start.body and "started for" not in _log(server)
+        visit = post(server.url, "/")
         page, sessions = visit.getheader("Location"), cookie(visit, "lnsynth_sessions")
         sid = page.split("/")[2]
         assert f"session {sid} started for local: {page}" in _log(server)
-        assert get(server.url, "/", {"Sec-Fetch-Site": "cross-site"}).status == 403  # not from another site's page
+        for foreign in ({"Sec-Fetch-Site": "cross-site"}, {"Origin": "http://evil.example"}, {"Origin": "null"}):
+            assert post(server.url, "/", foreign).status == 403, foreign   # not from another site's page
 
         async def hold_open() -> None:
             async with PageClient(server.url, page) as client:
                 await asyncio.sleep(9)  # longer than the idle limit (6 s), with the page open
                 assert client.state.status.startswith(f"Session address {page}")
                 assert get(server.url, page).status == 200
-                full = get(server.url, "/", {"Cookie": sessions})  # over --max-sessions: this browser's list
+                full = post(server.url, "/", {"Cookie": sessions})  # over --max-sessions: this browser's list
                 assert full.status == 503 and f"Your sessions:\n  {page}" in full.body
-                assert "Your sessions" not in get(server.url, "/").body  # another browser sees no addresses
+                assert "Your sessions" not in post(server.url, "/").body  # another browser sees no addresses
+                assert page in get(server.url, "/", {"Cookie": sessions}).body and page not in get(server.url, "/").body
                 assert page in get(server.url, "/sessions", {"Cookie": sessions}).body
                 assert "no open session" in get(server.url, "/sessions").body
         asyncio.run(hold_open())
@@ -159,7 +163,7 @@ def test_tokens_come_from_a_file_never_show_and_bind_each_users_sessions(tmp_pat
     server = start_server(tmp_path / "work", tmp_path / "serve.log", "--token-file", str(tmp_path / "tokens"),
                           "--max-sessions-per-user", "1")
     try:
-        assert get(server.url, "/").status == 403
+        assert get(server.url, "/").status == 403 and post(server.url, "/").status == 403
         page = open_session(server.url, f"/?token={alice}")
         session_pids = [p for p in os.listdir("/proc") if p.isdigit() and _parent(p) == server.process.pid]
         assert session_pids
@@ -168,7 +172,7 @@ def test_tokens_come_from_a_file_never_show_and_bind_each_users_sessions(tmp_pat
         assert get(server.url, page, {"Cookie": f"lnsynth_token={alice}"}).status == 200
         # Bob cannot open Alice's session (answered as if it did not exist); Alice is at her cap of 1.
         assert get(server.url, page, {"Cookie": f"lnsynth_token={bob}"}).status == 404
-        again = get(server.url, "/", {"Cookie": f"lnsynth_token={alice}"})
+        again = post(server.url, "/", {"Cookie": f"lnsynth_token={alice}"})
         assert again.status == 503 and f"Your sessions:\n  {page}" in again.body
         log = _log(server)
         assert alice not in log and bob not in log and "?token=<token>" in log
@@ -221,3 +225,58 @@ def test_token_file_lines_and_their_errors(tmp_path: Path, monkeypatch):
     monkeypatch.setenv(TOKEN_ENV, " from-env ")
     assert tokens(None) == {"from-env": "user1"}
     assert token_warnings({"from-env": "user1"}, False)[0].count("from-env") == 0
+
+
+def test_a_crashed_session_is_reopened_on_its_folder_and_a_new_one_can_start(tmp_path: Path, site):
+    """A session process killed by SIGSEGV (as the nnU-Net import once did): its address says how it ended and
+    offers a button that reopens it on its folder at the same address (a POST, refused from another site), with
+    its files there; `/` and `/sessions` list it; another session can still be started."""
+    require_web_extra()
+    server = start_server(site["work"], tmp_path / "serve.log", "--data", str(site["data"]), "--max-sessions", "1")
+    try:
+        visit = post(server.url, "/")
+        page, sessions = visit.getheader("Location"), cookie(visit, "lnsynth_sessions")
+        sid = page.split("/")[2]
+        ct_bytes = (site["data"] / "ct.nii.gz").read_bytes()
+
+        async def upload() -> str:
+            async with PageClient(server.url, page) as client:
+                assert await client.press("upload_ct", [{"name": "mine.nii.gz", "content": ct_bytes}]) == ""
+                return client.state.session_folder
+        folder = Path(asyncio.run(upload()))
+        assert (folder / "uploads" / "mine.nii.gz").is_file()
+        (pid,) = [p for p in os.listdir("/proc") if p.isdigit() and _parent(p) == server.process.pid]
+        os.kill(int(pid), signal.SIGSEGV)
+        _wait_for(lambda: f"session {sid} ended: killed by signal SIGSEGV (11)" in _log(server), 30, "the crash")
+
+        ended = get(server.url, page, {"Cookie": sessions})
+        assert ended.status == 404 and "killed by signal SIGSEGV (11)" in ended.body and folder.name in ended.body
+        assert f"action='/s/{sid}/reopen'" in ended.body and "Reopen this session" in ended.body
+        assert f"{page} ended (killed by signal SIGSEGV (11))" in get(server.url, "/sessions", {"Cookie": sessions}).body
+        assert f"/s/{sid}/reopen" in get(server.url, "/", {"Cookie": sessions}).body
+        assert post(server.url, f"/s/{sid}/reopen", {"Cookie": sessions, "Sec-Fetch-Site": "cross-site"}).status == 403
+        assert post(server.url, "/s/unknown/reopen").status == 404
+
+        again = post(server.url, f"/s/{sid}/reopen", {"Cookie": sessions})
+        assert again.status == 303 and again.getheader("Location") == page
+        assert f"session {sid} reopened for local: {page}" in _log(server) and f"folder {folder})" in _log(server)
+        assert post(server.url, f"/s/{sid}/reopen", {"Cookie": sessions}).getheader("Location") == page  # no second
+
+        async def reopened() -> None:
+            async with PageClient(server.url, page) as client:
+                assert client.state.session_folder == str(folder)
+                assert f"Reopened: the files of this session are kept in {folder}" in client.state.status
+                assert await client.press("load_ct", ct_path="uploads/mine.nii.gz") == ""   # its files are there
+                assert client.state.status == "Loaded mine"
+        asyncio.run(reopened())
+        assert post(server.url, "/").status == 503   # --max-sessions 1: the reopened one counts
+        # When it ends again (here: stopped), a new session starts in a folder of its own.
+        os.kill(int(next(p for p in os.listdir("/proc") if p.isdigit() and _parent(p) == server.process.pid)),
+                signal.SIGTERM)
+        _wait_for(lambda: _log(server).count(f"session {sid} ended") == 2, 30, "the reopened session to end")
+        fresh = post(server.url, "/")
+        assert fresh.status == 303 and fresh.getheader("Location") != page
+        folders = set(site["work"].glob("session-*"))
+        assert len(folders) == 2 and folder in folders and (folder / "uploads" / "mine.nii.gz").is_file()
+    finally:
+        stop_server(server.process)

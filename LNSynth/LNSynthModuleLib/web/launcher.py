@@ -4,11 +4,14 @@ trame shares one state and one scene among every page connected to a server, so 
 app would edit the same nodes and work folder. The launcher gives each visit of `/` its own app
 process (`lnsynth serve --single-session` on a free local port, with its own `session-*` folder)
 and proxies `/s/<id>/...` (HTTP and the websocket) to it; reloading `/s/<id>/` returns to it.
-A session ends when it has had no page open and no job running for `idle_s` (its folder stays),
-and the number of live sessions is capped (in all, and per token): a visit of `/` beyond a cap is
-answered 503 with the addresses of the user's own sessions, which `/sessions` also lists. Every
-line of the log has a timestamp; session starts, exits (with their status) and requests are
-logged, the token never.
+`/` is a page listing the user's sessions with a button that starts a new one (a POST: a state
+change never rides on a GET another site could send). A session ends when it has had no page open
+and no job running for `idle_s`, or when its process dies (a crash); its folder stays, and its
+address then offers to reopen it: a new process on the same folder and address (POST
+`/s/<id>/reopen`). The number of live sessions is capped (in all, and per token): a start beyond
+a cap is answered 503 with the addresses of the user's own sessions, which `/sessions` also lists.
+Every line of the log has a timestamp; session starts, reopenings, exits (with their status) and
+requests are logged, the token never.
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ from LNSynthLib.cli.serve_command import (
 
 from . import auth
 from .jobs import JOB_ENDED, JOB_STARTED
+from .launcher_pages import Listed, ended_page, start_page
 
 START_TIMEOUT_S = 180
 HOP_HEADERS = {"connection", "keep-alive", "transfer-encoding", "upgrade", "host", "content-length",
@@ -40,6 +44,7 @@ SESSIONS_COOKIE = "lnsynth_sessions"   # the ids of the sessions this browser op
 COOKIE_SESSIONS_KEPT = 16
 CROSS_SITE = ("cross-site", "same-site")  # Sec-Fetch-Site of a request another site's page made
 FRAME_OVERHEAD = 2**20
+ENDED_KEPT = 200   # ended sessions remembered for their reopen button (their folders stay either way)
 
 
 def log(line: str) -> None:
@@ -70,10 +75,14 @@ class Session:
     sockets: int = 0
     job_running: bool = False
     stop_reason: str = ""
+    ended: str = ""              # how its process ended (the exit status and why), once it has
 
     @property
     def address(self) -> str:
         return f"/s/{self.sid}/index.html"
+
+    def listed(self) -> Listed:
+        return Listed(self.address, f"/s/{self.sid}/reopen", self.ended, self.folder.name if self.folder else "")
 
     def idle_for(self) -> float:
         """Seconds since the last request or open page; 0 while a page is open or a job runs."""
@@ -96,6 +105,7 @@ class Launcher:
         self.data_roots, self.max_upload_mb, self.idle_s = data_roots, max_upload_mb, idle_s
         self.max_per_user = max_per_user
         self.sessions: dict[str, Session] = {}
+        self.ended: dict[str, Session] = {}   # ended sessions whose folder stays: their address offers a reopen
 
     def live_sessions(self) -> int:
         """Sessions whose process still runs (ended ones are forgotten)."""
@@ -110,12 +120,17 @@ class Launcher:
     def user(self, token: str) -> str:
         return self.tokens.get(token, "local")
 
-    async def start_session(self, owner: str = "") -> str:
-        """Start an app process for the user of token `owner` and wait until it listens; returns its id."""
-        port, sid = _free_port(), secrets.token_urlsafe(12)
+    async def start_session(self, owner: str = "", sid: str | None = None, folder: Path | None = None) -> str:
+        """Start an app process for the user of token `owner` and wait until it listens; returns its id.
+
+        `sid` and `folder`: reopen an ended session, at its address, on its folder.
+        """
+        port, sid = _free_port(), sid or secrets.token_urlsafe(12)
         args = [sys.executable, "-m", "LNSynthLib", "serve", "--single-session", "--host", "127.0.0.1",
                 "--port", str(port), "--work", str(self.work), "--max-upload-mb", str(self.max_upload_mb),
                 "--session-address", f"/s/{sid}/index.html"]
+        if folder is not None:
+            args += ["--session-folder", str(folder)]
         for root in self.data_roots:
             args += ["--data", str(root)]
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
@@ -136,8 +151,8 @@ class Launcher:
         loop.create_task(self._watch_exit(session))
         session.last_active = time.monotonic()  # idle from now, not from the process start
         self.sessions[sid] = session
-        log(f"session {sid} started for {self.user(owner)}: {session.address} (pid {process.pid}, "
-            f"folder {session.folder})")
+        log(f"session {sid} {'reopened' if folder else 'started'} for {self.user(owner)}: {session.address} "
+            f"(pid {process.pid}, folder {session.folder})")
         return sid
 
     def _session_line(self, session: Session, text: str) -> None:
@@ -167,13 +182,18 @@ class Launcher:
         """Log how a session ended (a crash included) and remove its folder if it stayed empty."""
         returncode = await session.process.wait()
         reason = f" ({session.stop_reason})" if session.stop_reason else ""
-        log(f"session {session.sid} ended: {exit_text(returncode)}{reason}; folder {session.folder}")
+        session.ended = f"{exit_text(returncode)}{reason}"
+        log(f"session {session.sid} ended: {session.ended}; folder {session.folder}")
         if session.folder is not None:
             try:
                 session.folder.rmdir()  # only when empty: a visit that did nothing leaves nothing behind
                 log(f"session {session.sid}: removed its empty folder")
             except OSError:
                 pass
+            if session.folder.is_dir() and self.sessions.get(session.sid, session) is session:
+                self.ended[session.sid] = session   # its address now offers to reopen it
+                for old in list(self.ended)[:-ENDED_KEPT]:
+                    del self.ended[old]
 
     def stop_idle(self) -> list[str]:
         """Stop the sessions idle for longer than `idle_s`; returns their ids."""
@@ -198,25 +218,50 @@ class Launcher:
                 session.process.send_signal(signal.SIGTERM)
 
     # ------------------------------------------------------------------ HTTP
-    def _mine(self, request) -> list[Session]:
-        """Live sessions of this request's token, or without tokens those this browser opened (its cookie)."""
+    def _mine(self, request, among: dict[str, Session] | None = None) -> list[Session]:
+        """Live sessions (or those of `among`) of this request's token, or without tokens those this browser
+        opened (its cookie)."""
         self.live_sessions()
+        among = self.sessions if among is None else among
         if self.tokens:
-            return [s for s in self.sessions.values() if s.owner == request.get(auth.REQUEST_TOKEN)]
+            return [s for s in among.values() if s.owner == request.get(auth.REQUEST_TOKEN)]
         ids = request.cookies.get(SESSIONS_COOKIE, "").split(".")
-        return [self.sessions[sid] for sid in ids if sid in self.sessions]
+        return [among[sid] for sid in ids if sid in among]
+
+    def _owned(self, request, session: Session | None) -> Session | None:
+        """`session` if this request's token opened it (another user's is treated as absent)."""
+        if session is not None and auth.matching_token(request.get(auth.REQUEST_TOKEN, ""), [session.owner]) is None:
+            return None
+        return session
 
     @staticmethod
     def _listed(sessions: list[Session]) -> str:
         lines = [f"  {session.address}\n" for session in sessions]
         return "Your sessions:\n" + "".join(lines) if lines else ""
 
-    async def new_session(self, request):
+    async def home(self, request):
+        """`/`: the user's sessions (open ones, ended ones to reopen) and the button that starts a new one."""
         from aiohttp import web
 
-        if request.headers.get("Sec-Fetch-Site", "") in CROSS_SITE:
-            raise web.HTTPForbidden(text="lnsynth serve: a new session is started only by opening this address "
-                                         "directly (not from another site's page)\n")
+        listed = [s.listed() for s in (*self._mine(request), *self._mine(request, self.ended))]
+        return web.Response(text=start_page(listed), content_type="text/html")
+
+    @staticmethod
+    def _refuse_cross_site(request) -> None:
+        """A session is started or reopened only from this server's own page, never by another site's."""
+        from urllib.parse import urlsplit
+
+        from aiohttp import web
+
+        origin = request.headers.get("Origin", "")
+        foreign = origin and origin != "null" and urlsplit(origin).netloc != request.host
+        if request.headers.get("Sec-Fetch-Site", "") in CROSS_SITE or foreign or origin == "null":
+            raise web.HTTPForbidden(text="lnsynth serve: a session is started only from this server's own page "
+                                         "(open / and press the button), not from another site's page\n")
+
+    def _check_caps(self, request) -> None:
+        from aiohttp import web
+
         mine = self._mine(request)
         if self.tokens and len(mine) >= self.max_per_user:
             raise web.HTTPServiceUnavailable(
@@ -228,26 +273,64 @@ class Launcher:
                 text=f"lnsynth serve: {self.max_sessions} sessions are open, the limit of this server; reopen "
                      f"one of yours, or wait until idle ones end (after {self.idle_s / 60:g} min without a page) "
                      f"or ask the admin for a higher --max-sessions\n{self._listed(mine)}")
-        sid = await self.start_session(request.get(auth.REQUEST_TOKEN, ""))
-        response = web.Response(status=302, headers={"Location": self.sessions[sid].address})
-        kept = [s.sid for s in self._mine(request)][-(COOKIE_SESSIONS_KEPT - 1):]
-        response.set_cookie(SESSIONS_COOKIE, ".".join([*kept, sid]), httponly=True, samesite="Strict", path="/")
+
+    def _opened(self, request, sid: str):
+        """303 to the session's page, its id added to this browser's list of sessions."""
+        from aiohttp import web
+
+        response = web.Response(status=303, headers={"Location": self.sessions[sid].address})
+        kept = [s.sid for s in (*self._mine(request), *self._mine(request, self.ended)) if s.sid != sid]
+        response.set_cookie(SESSIONS_COOKIE, ".".join([*kept[-(COOKIE_SESSIONS_KEPT - 1):], sid]), httponly=True,
+                            samesite="Strict", path="/")
         return response
+
+    async def new_session(self, request):
+        """POST `/` (the start page's button): a new session, then its page."""
+        self._refuse_cross_site(request)
+        self._check_caps(request)
+        return self._opened(request, await self.start_session(request.get(auth.REQUEST_TOKEN, "")))
+
+    async def reopen(self, request):
+        """POST `/s/<id>/reopen`: an ended session of this user starts again on its folder, at its address."""
+        from aiohttp import web
+
+        self._refuse_cross_site(request)
+        sid = request.match_info["sid"]
+        live = self._owned(request, self.sessions.get(sid))
+        if live is not None and live.process.returncode is None:
+            return self._opened(request, sid)   # running already (another tab reopened it)
+        ended = self._owned(request, self.ended.get(sid))
+        if ended is None or ended.folder is None or not ended.folder.is_dir():
+            raise web.HTTPNotFound(text="lnsynth serve: no ended session of yours at this address; open / for "
+                                        "your sessions\n")
+        self._check_caps(request)
+        del self.ended[sid]   # a second click while it starts finds nothing to reopen
+        try:
+            await self.start_session(ended.owner, sid, ended.folder)
+        except BaseException:
+            self.ended[sid] = ended
+            raise
+        return self._opened(request, sid)
 
     async def list_sessions(self, request):
         """`/sessions`: the live sessions of this user (their token, or this browser's cookie) to reopen."""
         from aiohttp import web
 
         mine = self._mine(request)
-        return web.Response(text=self._listed(mine) or "lnsynth serve: you have no open session; open / for one\n")
+        ended = "".join(f"  {s.address} ended ({s.ended}); reopen it from that address or from /\n"
+                        for s in self._mine(request, self.ended))
+        text = self._listed(mine) + (f"Ended sessions (their files are kept):\n{ended}" if ended else "")
+        return web.Response(text=text or "lnsynth serve: you have no open session; open / for one\n")
 
     async def proxy(self, request):
         from aiohttp import ClientSession, web
 
-        session = self.sessions.get(request.match_info["sid"])
-        if session is not None and auth.matching_token(request.get(auth.REQUEST_TOKEN, ""), [session.owner]) is None:
-            session = None  # another user's session: answered as if it did not exist
+        sid = request.match_info["sid"]
+        session = self._owned(request, self.sessions.get(sid))  # another user's: answered as if absent
         if session is None or session.process.returncode is not None:
+            ended = self._owned(request, self.ended.get(sid))
+            if ended is not None and request.method == "GET" and request.headers.get("Upgrade", "") == "":
+                raise web.HTTPNotFound(text=ended_page(ended.listed()), content_type="text/html")
             raise web.HTTPNotFound(text="lnsynth serve: this session has ended (its files stay in its folder on "
                                         "the server); open / for a new one\n")
         session.last_active = time.monotonic()
@@ -327,8 +410,10 @@ def run(work: str | Path, port: int, host: str, tokens: dict[str, str], max_sess
             log(line)
     launcher = Launcher(Path(work), tokens, max_sessions, data_roots, max_upload_mb, idle_s, max_per_user)
     app = web.Application(middlewares=[auth.token_middleware(list(tokens))] if tokens else [])
-    app.router.add_get("/", launcher.new_session)
+    app.router.add_get("/", launcher.home)
+    app.router.add_post("/", launcher.new_session)
     app.router.add_get("/sessions", launcher.list_sessions)
+    app.router.add_post("/s/{sid}/reopen", launcher.reopen)
     app.router.add_route("*", "/s/{sid}/{tail:.*}", launcher.proxy)
 
     async def cleanup(_app) -> None:

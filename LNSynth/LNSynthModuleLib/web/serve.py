@@ -38,8 +38,9 @@ def cap_websocket_messages(max_bytes: int) -> None:
 
 def serve(work: str | Path, port: int, host: str = "127.0.0.1", token: str | None = None,
           data_roots: tuple[Path, ...] = (), max_upload_mb: int = DEFAULT_MAX_UPLOAD_MB,
-          address: str | None = None) -> int:
-    """Serve until stopped; prints the URL (never the token) once listening."""
+          address: str | None = None, folder: str | Path | None = None) -> int:
+    """Serve until stopped; prints the URL (never the token) once listening. `folder`: an ended session's
+    folder, reopened by the launcher."""
     if not os.environ.get("DISPLAY"):  # no X server: go straight to EGL instead of failing on X first
         os.environ.setdefault("VTK_DEFAULT_OPENGL_WINDOW", "vtkEGLRenderWindow")
     import vtkmodules.vtkRenderingOpenGL2  # noqa: F401  (the OpenGL factory for the views)
@@ -54,7 +55,7 @@ def serve(work: str | Path, port: int, host: str = "127.0.0.1", token: str | Non
     if token:
         auth.protect(server, token)
     app = LNSynthWebApp(work, server=server, data_roots=data_roots, max_upload_bytes=max_upload_bytes,
-                        address=address)
+                        address=address, folder=folder)
     query = f"?{auth.TOKEN_PARAM}=<token>" if token else ""
 
     def ready(**_) -> None:
