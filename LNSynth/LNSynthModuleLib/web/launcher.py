@@ -428,7 +428,7 @@ def run(work: str | Path, port: int, host: str, tokens: dict[str, str], max_sess
     async def announce(_app) -> None:
         asyncio.get_running_loop().create_task(launcher.reap_idle())
         data = ", ".join(str(r) for r in data_roots) or "none (pages read only their own session folder)"
-        log(f"lnsynth serve: http://{host}:{port}/{query}  (each visit of / opens its own session in "
+        log(f"lnsynth serve: http://{host}:{port}/{query}  (/ lists your sessions; its button opens a new one in "
             f"{Path(work).resolve()}/session-*; data folders: {data}; sessions end after "
             f"{idle_s / 60:g} min idle; {len(tokens)} token(s))")
 
