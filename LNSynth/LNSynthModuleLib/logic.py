@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import shutil
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -415,9 +416,12 @@ class SceneLogic:
         return runs
 
     def start_nnunet_train(self, dataset_dir: str | Path, epochs: int, device: str = "auto", *,
-                           iterations: int = 30) -> JobChain:
-        """`lnsynth nnunet train` in the background; `chain.result` is the trained model folder."""
-        args = nnunet_train_args(dataset_dir, epochs, iterations, device)
+                           iterations: int = 30, patch_size: Sequence[int] | None = None) -> JobChain:
+        """`lnsynth nnunet train` in the background; `chain.result` is the trained model folder.
+
+        `patch_size` (Z, Y, X): instead of nnU-Net's planned patch (`--patch-size`; 32³ makes CPU runs short).
+        """
+        args = nnunet_train_args(dataset_dir, epochs, iterations, device, patch_size)
         chain = self.start_command("Training nnU-Net", args, "nnunet-train")
         chain.resume_folder = Path(dataset_dir)   # `lnsynth nnunet train` resumes there (--c)
         chain.on_success = lambda: result_path(chain.state.events, "model_dir")
@@ -482,9 +486,12 @@ def _safe_id(name: str) -> str:
     return cleaned or "case"
 
 
-def nnunet_train_args(dataset_dir: str | Path, epochs: int, iterations: int, device: str) -> list[str]:
+def nnunet_train_args(dataset_dir: str | Path, epochs: int, iterations: int, device: str,
+                      patch_size: Sequence[int] | None = None) -> list[str]:
     """CLI arguments: nnU-Net's standard trainer at its 1000 epochs, else the short trainer."""
     args = ["nnunet", "train", "--dataset", str(dataset_dir), "--device", device]
     if epochs < STANDARD_EPOCHS:
         args += ["--epochs", str(int(epochs)), "--iterations", str(int(iterations))]
+    if patch_size:
+        args += ["--patch-size", *(str(int(v)) for v in patch_size)]
     return args

@@ -277,3 +277,21 @@ def test_the_page_process_never_imports_the_job_stack():
                           env={**__import__("os").environ, "PYTHONPATH": f"{repo / 'LNSynth'}:{repo}"})
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.strip() == "[]", done.stdout
+
+
+def test_the_nnunet_patch_field_reaches_the_train_command(tmp_path: Path):
+    """Patch (section 6): blank keeps nnU-Net's plan; `32 32 32` becomes `--patch-size 32 32 32` (a short CPU run)."""
+    pytest.importorskip("trame", reason="the web extra is not installed")
+    from LNSynthModuleLib.logic import nnunet_train_args
+    from LNSynthModuleLib.web.app import _patch_size
+
+    from LNSynthLib.cli.main import build_parser
+
+    assert _patch_size("") is None and _patch_size(" 32, 32 ,32 ") == (32, 32, 32) == _patch_size("32×32×32")
+    for bad in ("32 32", "0 32 32", "a b c", "32 32 32 32", "1024 32 32"):
+        with pytest.raises(InputDataError, match="Patch must be three whole numbers"):
+            _patch_size(bad)
+    args = nnunet_train_args(tmp_path, 1, 2, "cpu", (32, 32, 32))
+    parsed = build_parser().parse_args(args)
+    assert parsed.patch_size == [32, 32, 32] and (parsed.epochs, parsed.iterations) == (1, 2)
+    assert "--patch-size" not in nnunet_train_args(tmp_path, 1, 2, "cpu")

@@ -86,6 +86,18 @@ def _note(result: object) -> str:
             "around them, every other voxel as in the original.")
 
 
+def _patch_size(value: object) -> tuple[int, int, int] | None:
+    """Blank: nnU-Net's planned patch; else three whole numbers Z Y X (the job checks them against the plan)."""
+    text = str(value if value is not None else "").replace(",", " ").replace("x", " ").replace("×", " ")
+    parts = text.split()
+    if not parts:
+        return None
+    if len(parts) != 3 or not all(p.isdigit() and 8 <= int(p) <= 512 for p in parts):
+        raise InputDataError(f"Patch must be three whole numbers Z Y X from 8 to 512, not '{str(value)[:30]}'",
+                             fix="set Patch (section 6), e.g. 32 32 32, or leave it blank for nnU-Net's plan")
+    return int(parts[0]), int(parts[1]), int(parts[2])
+
+
 def _int_or_none(value: object) -> int | None:
     text = str(value if value is not None else "").strip()
     return int(text) if text else None
@@ -411,7 +423,8 @@ class LNSynthWebApp(TrameApp):
         chain = self.session.start_nnunet_train(self.state.nnunet_dataset or None,
                                                 _whole(self.state.nnunet_epochs, "Epochs (section 6)", "nnunetEpochs"),
                                                 _whole(self.state.nnunet_iterations, "Iterations (section 6)",
-                                                       "nnunetIterations"), self.state.device)
+                                                       "nnunetIterations"), self.state.device,
+                                                _patch_size(self.state.nnunet_patch))
         self._start(chain, self._model_ready)
 
     def _model_ready(self, model_dir) -> None:

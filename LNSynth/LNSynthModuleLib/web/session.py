@@ -324,11 +324,13 @@ class WebSession:
         self.nodes.nnunet_dataset = self.folder / "nnunet"
         return self.logic.start_nnunet_export(self.nodes.nnunet_dataset, paste=paste, qc=qc, overwrite=overwrite)
 
-    def start_nnunet_train(self, dataset: str | None, epochs: int, iterations: int, device: str) -> JobChain:
+    def start_nnunet_train(self, dataset: str | None, epochs: int, iterations: int, device: str,
+                           patch_size: Sequence[int] | None = None) -> JobChain:
         dataset_dir = self.paths.folder(dataset, "nnU-Net dataset folder") if dataset else self.nodes.nnunet_dataset
         if dataset_dir is None:
             raise InputDataError("no nnU-Net dataset", fix="export one first (Export dataset) or give its folder")
-        return self.logic.start_nnunet_train(dataset_dir, epochs, device, iterations=iterations)
+        return self.logic.start_nnunet_train(dataset_dir, epochs, device, iterations=iterations,
+                                             patch_size=patch_size)
 
     def start_nnunet_predict(self, model: str | None, device: str) -> JobChain:
         model_dir = self.paths.folder(model, "nnU-Net model folder") if model else self.nodes.nnunet_model
