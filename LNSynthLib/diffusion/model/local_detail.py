@@ -17,9 +17,11 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
-from monai.networks.nets.diffusion_model_unet import SpatialTransformer
 
 from LNSynthLib.diffusion.choices import ATTENTION_MODES, LD_GATES
+from LNSynthLib.diffusion.model.monai_parts import import_light
+
+SpatialTransformer = import_light("monai.networks.nets.diffusion_model_unet")[0].SpatialTransformer
 
 MODES = ATTENTION_MODES
 GATE_RULES = LD_GATES

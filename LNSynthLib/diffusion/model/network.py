@@ -23,21 +23,22 @@ import math
 from typing import Any
 
 import torch
-from monai.networks.blocks import SpatialAttentionBlock
-from monai.networks.nets.diffusion_model_unet import (
-    DiffusionUnetDownsample,
-    DiffusionUNetResnetBlock,
-    WrappedUpsample,
-    get_timestep_embedding,
-    zero_module,
-)
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
 from LNSynthLib.diffusion.config import LNDDPMConfig, NetworkConfig
 from LNSynthLib.diffusion.model.local_detail import LDCondTransformer, ln_gate, local_attention_mask
 from LNSynthLib.diffusion.model.mask_encoder import GuideEncoder, LNMaskEncoder, guide_channels
+from LNSynthLib.diffusion.model.monai_parts import import_light
 from LNSynthLib.diffusion.model.variants import build_conditions, condition_channels, variant_spec
+
+_unet, _attention = import_light("monai.networks.nets.diffusion_model_unet", "monai.networks.blocks.spatialattention")
+SpatialAttentionBlock = _attention.SpatialAttentionBlock
+DiffusionUnetDownsample = _unet.DiffusionUnetDownsample
+DiffusionUNetResnetBlock = _unet.DiffusionUNetResnetBlock
+WrappedUpsample = _unet.WrappedUpsample
+get_timestep_embedding = _unet.get_timestep_embedding
+zero_module = _unet.zero_module
 
 
 class GlobalSelfAttention(SpatialAttentionBlock):

@@ -24,6 +24,13 @@ ModelFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 StepCallback = Callable[[int, int], None]
 
 
+def _rflow_scheduler() -> type:
+    """MONAI's `RFlowScheduler` class, imported without the rest of MONAI (`monai_parts`)."""
+    from LNSynthLib.diffusion.model.monai_parts import import_light
+
+    return import_light("monai.networks.schedulers.rectified_flow")[0].RFlowScheduler
+
+
 class RectifiedFlow:
     """The rflow process with the interface training and sampling use (`timesteps`, `q_sample`, ...)."""
 
@@ -31,7 +38,7 @@ class RectifiedFlow:
     prediction = "velocity"      # x0 - ε; diffusion.prediction is not used by this process
 
     def __init__(self, timesteps: int = 300) -> None:
-        from monai.networks.schedulers.rectified_flow import RFlowScheduler
+        RFlowScheduler = _rflow_scheduler()
 
         self.timesteps = int(timesteps)
         self.scheduler = RFlowScheduler(num_train_timesteps=self.timesteps, use_discrete_timesteps=True,
@@ -51,7 +58,7 @@ class RectifiedFlow:
 
     def inference_scheduler(self, steps: int):  # noqa: ANN201 - monai RFlowScheduler
         """A MONAI scheduler set to `steps` Euler steps on its integer grid T, T - T/steps, ... (at most T steps)."""
-        from monai.networks.schedulers.rectified_flow import RFlowScheduler
+        RFlowScheduler = _rflow_scheduler()
 
         scheduler = RFlowScheduler(num_train_timesteps=self.timesteps, use_discrete_timesteps=True,
                                    sample_method="uniform", use_timestep_transform=False)
