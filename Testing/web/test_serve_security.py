@@ -266,8 +266,9 @@ def test_a_crashed_session_is_reopened_on_its_folder_and_a_new_one_can_start(tmp
             async with PageClient(server.url, page) as client:
                 assert client.state.session_folder == str(folder)
                 assert f"Reopened: the files of this session are kept in {folder}" in client.state.status
+                assert "Restored: the CT mine." in client.state.status   # the CT it had loaded comes back
                 assert await client.press("load_ct", ct_path="uploads/mine.nii.gz") == ""   # its files are there
-                assert client.state.status == "Loaded mine"
+                assert client.state.status.startswith("Loaded mine")   # a second copy of the restored CT
         asyncio.run(reopened())
         assert post(server.url, "/").status == 503   # --max-sessions 1: the reopened one counts
         # When it ends again (here: stopped), a new session starts in a folder of its own.

@@ -295,3 +295,43 @@ def test_the_nnunet_patch_field_reaches_the_train_command(tmp_path: Path):
     parsed = build_parser().parse_args(args)
     assert parsed.patch_size == [32, 32, 32] and (parsed.epochs, parsed.iterations) == (1, 2)
     assert "--patch-size" not in nnunet_train_args(tmp_path, 1, 2, "cpu")
+
+
+def test_a_reopened_session_comes_back_to_its_ct_anatomy_nodes_and_checkpoint(tmp_path: Path,
+                                                                               phantom_files: dict[str, Path]):
+    """The session notes what it works on in its folder; a session reopened on that folder (after a crash: a new
+    process, an empty scene) restores it. Only a `session-*` folder of the work folder can be reopened."""
+    from LNSynthModuleLib.web.session import reopened_folder
+
+    core = mb.create_core_scene()
+    session = WebSession(core.scene, tmp_path / "work", data_roots=[tmp_path / "data"])
+    ct_node = session.load_ct(phantom_files["ct"])
+    anatomy = session.anatomy_from_totalseg_file(phantom_files["totalseg"])
+    node, _ = session.lymph_node_segment()
+    ct = mb.node_to_volume(ct_node)
+    session.logic.add_sphere(node, ct_node, tuple(ct.geometry.index_to_physical(np.array([24.0, 24, 16]))), 3.0)
+    session.remember_painted()
+    checkpoint = session.folder / "run" / "checkpoint.pt"
+    checkpoint.parent.mkdir()
+    checkpoint.write_bytes(b"weights")
+    session.set_checkpoint(checkpoint)
+    painted = mb.segment_to_mask(node, LYMPH_NODE_SEGMENT_NAME, ct).array
+    groups = mb.segment_names(anatomy)
+    core.scene.Clear(1)   # the process dies: its scene is gone, its folder stays
+
+    core = mb.create_core_scene()
+    again = WebSession(core.scene, tmp_path / "work", data_roots=[tmp_path / "data"], folder=session.folder)
+    assert again.folder == session.folder and again.reopened
+    restored = again.restore()
+    assert restored.startswith("the CT ct, its anatomy") and f"{int(painted.sum())} painted voxels" in restored
+    ct_again = again.nodes.ct
+    assert np.array_equal(mb.node_to_volume(ct_again).array, ct.array)
+    assert mb.segment_names(again.nodes.anatomy) == groups
+    assert np.array_equal(mb.segment_to_mask(again.nodes.lymph_nodes, LYMPH_NODE_SEGMENT_NAME, ct).array, painted)
+    assert again.nodes.checkpoint == checkpoint.resolve() and again.layers == [again.nodes.anatomy,
+                                                                                again.nodes.lymph_nodes]
+    assert again.require_inputs() == (ct_again, again.nodes.anatomy, again.nodes.lymph_nodes)
+    for outside in (tmp_path / "data", tmp_path, tmp_path / "work" / "session-missing"):
+        with pytest.raises(InputDataError, match="not a session folder"):
+            reopened_folder(tmp_path / "work", outside)
+    core.scene.Clear(1)

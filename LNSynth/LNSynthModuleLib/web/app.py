@@ -141,6 +141,9 @@ class LNSynthWebApp(TrameApp):
         self.state.change("fade")(lambda fade, **_: self.viewer.set_fade(fade))
         self.state.change("view_mode")(lambda view_mode, **_: self._on_view_mode(view_mode))
         self.state.change("result_index")(lambda result_index, **_: self._show_result(result_index))
+        self._painted_changed = False
+        if self.session.reopened:
+            self._restore()
         self.ui = build_page(self.server, self, self.layout_manager)
 
     # ------------------------------------------------------------------ shared
@@ -149,8 +152,30 @@ class LNSynthWebApp(TrameApp):
         reopen = f"Session address {address} (reopen it to come back). " if address else ""
         if self.session.reopened:
             reopen += (f"Reopened: the files of this session are kept in {self.session.folder} (runs, cases, "
-                       "checkpoints, uploads; name them in the fields below), the scene starts empty. ")
+                       "checkpoints, uploads; name them in the fields below). ")
         return f"{reopen}Files this page can read: {self.session.paths.where()}"
+
+    def _restore(self) -> None:
+        """A reopened session: the CT, anatomy, painted nodes and paths it had noted come back."""
+        try:
+            restored = self.session.restore()
+        except LNSynthError as exc:
+            self.state.error = page_terms(f"error: the earlier scene could not be restored: {exc}")
+            return
+        if self.session.nodes.ct is not None:
+            self._show(self.session.nodes.ct)
+            self.viewer.original_layers = list(self.session.layers)
+        for key in ("checkpoint", "nnunet_dataset", "nnunet_model"):
+            value = getattr(self.session.nodes, key)
+            if value is not None:
+                self.state[key] = str(value)
+        self._refresh(f"{self.state.status} Restored: {restored or 'nothing (no CT was loaded)'}.")
+
+    def _remember_paint(self) -> None:
+        """Painted strokes go to the session folder when a job starts or the brush stops (not per stroke)."""
+        if self._painted_changed:
+            self._painted_changed = False
+            self.session.remember_painted()
 
     @property
     def editor(self):
@@ -174,6 +199,7 @@ class LNSynthWebApp(TrameApp):
 
     def _on_stroke(self, *_) -> None:
         """A stroke was painted, erased, undone or redone: the counts, the HU check and Undo/Redo follow."""
+        self._painted_changed = True
         with self.state:
             self._refresh_paint()
 
@@ -202,6 +228,7 @@ class LNSynthWebApp(TrameApp):
 
     def _start(self, chain, on_done=None) -> None:
         self.on_brush_off()
+        self._remember_paint()
         self._refresh(chain.state.text)
         self.jobs.start(chain, lambda result: self._finished(on_done, result))
 
@@ -312,6 +339,7 @@ class LNSynthWebApp(TrameApp):
             self.editor.deactivate_effect()
             self.state.brush_mode = ""
             _show_in_3d(self.session.nodes.lymph_nodes)
+            self._remember_paint()
             self._refresh("Brush off")
 
     def _on_brush_settings(self, **_) -> None:
@@ -429,7 +457,7 @@ class LNSynthWebApp(TrameApp):
 
     def _model_ready(self, model_dir) -> None:
         if model_dir:
-            self.session.nodes.nnunet_model = Path(model_dir)
+            self.session.set_nnunet_model(model_dir)
             self.state.nnunet_model = str(model_dir)
             self.state.status = f"nnU-Net model: {model_dir}"
 

@@ -64,5 +64,5 @@ def ended_page(session: Listed) -> str:
     return _page("This LNSynth session has ended",
                  f"<p>It ended: {escape(session.ended)}. Its files are kept in its folder on the server "
                  f"({escape(session.folder)}): runs, training cases, checkpoints, datasets and uploads.</p>"
-                 f"<p>{_reopen_form(session, 'Reopen this session')} on the same folder (the scene starts "
-                 "empty: load the CT again), or <a href='/'>start a new session</a>.</p>")
+                 f"<p>{_reopen_form(session, 'Reopen this session')} on the same folder (its CT, anatomy and "
+                 "painted nodes come back), or <a href='/'>start a new session</a>.</p>")

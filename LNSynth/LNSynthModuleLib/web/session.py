@@ -21,6 +21,7 @@ from LNSynthLib.jobs.chain import JobChain
 from .. import mrml_bridge as mb
 from ..inct_results import InCTResults
 from ..logic import SceneLogic, SynthesisSettings
+from .memory import ANATOMY_FILE, NODES_FILE, SessionMemory
 from .paths import CHECKPOINT_SUFFIXES, ServerPaths
 from .uploads import DEFAULT_MAX_UPLOAD_MB, discard_upload, write_upload
 
@@ -103,6 +104,8 @@ class WebSession:
         """`folder`: an ended session's folder to reopen (its files stay usable), else a new one."""
         self.folder = reopened_folder(work_root, folder) if folder else new_session_folder(work_root)
         self.reopened = folder is not None
+        self.memory = SessionMemory(self.folder)   # what a reopened session comes back to
+        self._remembered_anatomy: object | None = None
         self.paths = ServerPaths(self.folder, data_roots)
         self.max_upload_bytes = max_upload_bytes
         self.logic = SceneLogic(scene, self.folder, python=python)
@@ -136,6 +139,7 @@ class WebSession:
         self.drop_results()
         self.layers = []
         self.nodes.ct, self.nodes.anatomy, self.nodes.lymph_nodes = node, None, None
+        self.memory.note(ct=path, anatomy=None, lymph_nodes=None)
         return node
 
     @property
@@ -162,14 +166,62 @@ class WebSession:
         self.set_anatomy(self.logic.anatomy_from_totalseg_file(self.require_ct(), totalseg))
         return self.nodes.anatomy
 
-    def set_anatomy(self, node: object) -> None:
-        """The CT's anatomy; an earlier one (coarse, then a TotalSegmentator file) is hidden, not stacked."""
+    def set_anatomy(self, node: object, remember: bool = True) -> None:
+        """The CT's anatomy; an earlier one (coarse, then a TotalSegmentator file) is hidden, not stacked.
+
+        `remember`: its labels go to the session folder, for a reopened session.
+        """
+        from ..logic import ANATOMY_NAMES
+
         old = self.nodes.anatomy
         if old is not None and old is not node and old in self.layers:
             set_layer_visible(old, False)
             self.layers.remove(old)
         self.nodes.anatomy = node
         self.add_layer(node)
+        if remember and self.nodes.ct is not None and self._remembered_anatomy is not node:
+            self._remembered_anatomy = node
+            labels = mb.segmentation_to_labels(node, ANATOMY_NAMES, self.nodes.ct)
+            self.memory.note(anatomy=self.memory.save_labels(ANATOMY_FILE, labels))
+
+    def remember_painted(self) -> None:
+        """The painted nodes to the session folder (a job starts, the brush stops), for a reopened session."""
+        if self.nodes.lymph_nodes is None or self.nodes.ct is None:
+            return
+        mask = mb.segment_to_mask(self.nodes.lymph_nodes, LYMPH_NODE_SEGMENT_NAME, self.nodes.ct)
+        self.memory.note(lymph_nodes=self.memory.save_labels(NODES_FILE, mask))
+
+    def restore(self) -> str:
+        """Back to what the session noted before it ended: its CT, anatomy, painted nodes, checkpoint and
+        nnU-Net folders (each path read through `self.paths`, like one typed into the page). Returns what came back."""
+        notes = self.memory.read()
+        anatomy, nodes = self.memory.labels("anatomy"), self.memory.labels("lymph_nodes")
+        restored = []
+        if notes.get("ct"):
+            ct = self.load_ct(notes["ct"])
+            restored.append(f"the CT {ct.GetName()}")
+            shape = tuple(ct.GetImageData().GetDimensions())[::-1]
+            if anatomy is not None and anatomy.shape == shape:
+                node = self.logic.anatomy_from_labels(anatomy, f"{ct.GetName()} anatomy")
+                self.set_anatomy(node, remember=False)
+                restored.append(f"its anatomy ({len(mb.segment_names(node))} groups)")
+            if nodes is not None and nodes.shape == shape and nodes.array.any():
+                segmentation, _ = self.logic.lymph_node_segmentation(ct)
+                mb.set_segment_mask(segmentation, LYMPH_NODE_SEGMENT_NAME, nodes, mb.LYMPH_NODE_TERMINOLOGY,
+                                    color=(0.9, 0.8, 0.1))
+                self.nodes.lymph_nodes = segmentation
+                self.add_layer(segmentation)
+                restored.append(f"{int((nodes.array > 0).sum())} painted voxels")
+            self.memory.note(anatomy=notes.get("anatomy") if anatomy is not None else None,
+                             lymph_nodes=notes.get("lymph_nodes") if nodes is not None else None)
+        if notes.get("checkpoint"):
+            self.set_checkpoint(self.paths.file(notes["checkpoint"], "LN-DDPM checkpoint", CHECKPOINT_SUFFIXES))
+            restored.append("the checkpoint")
+        for key, what in (("nnunet_dataset", "nnU-Net dataset folder"), ("nnunet_model", "nnU-Net model folder")):
+            if notes.get(key):
+                setattr(self.nodes, key, self.paths.folder(notes[key], what))
+                restored.append(what.removesuffix(" folder"))
+        return ", ".join(restored)
 
     def add_layer(self, node: object) -> None:
         if node is not None and node not in self.layers:
@@ -229,6 +281,11 @@ class WebSession:
 
     def set_checkpoint(self, checkpoint: str | Path | None) -> None:
         self.nodes.checkpoint = Path(checkpoint) if checkpoint else None
+        self.memory.note(checkpoint=self.nodes.checkpoint)
+
+    def set_nnunet_model(self, model_dir: str | Path) -> None:
+        self.nodes.nnunet_model = Path(model_dir)
+        self.memory.note(nnunet_model=self.nodes.nnunet_model)
 
     def start_synthesis(self, settings: SynthesisSettings) -> JobChain:
         """Synthesis; in-CT mode (the panel's default) returns the user's CT with the painted nodes synthesized
@@ -322,6 +379,7 @@ class WebSession:
     def start_nnunet_export(self, paste: bool, qc: bool = True, overwrite: bool = False) -> JobChain:
         """Export this session's cases; `overwrite`: a new export replaces the session's earlier dataset."""
         self.nodes.nnunet_dataset = self.folder / "nnunet"
+        self.memory.note(nnunet_dataset=self.nodes.nnunet_dataset)
         return self.logic.start_nnunet_export(self.nodes.nnunet_dataset, paste=paste, qc=qc, overwrite=overwrite)
 
     def start_nnunet_train(self, dataset: str | None, epochs: int, iterations: int, device: str,
