@@ -217,6 +217,7 @@ def quality_control(layout: Layout, real_model: Path | None, device: str):  # no
 
 def export_strategy_dataset(layout: Layout, s: PipelineSettings, row: tuple) -> Path:
     """The nnU-Net raw dataset of one DATASETS row (real and/or synthetic training cases, real test cases)."""
+    from LNSynthLib.qc.verdicts import export_rejections
     from LNSynthLib.segmentation.nnunet_export import ExportSettings, export_dataset
     from LNSynthLib.segmentation.nnunet_runner import NnUNetProject, dataset_name
 
@@ -228,7 +229,7 @@ def export_strategy_dataset(layout: Layout, s: PipelineSettings, row: tuple) -> 
         copy_paste_cases(layout, s)
     dataset_dir = NnUNetProject(layout.nnunet).raw / dataset_name(dataset_id, name)
     export_dataset(layout.train_cases, dataset_dir, synthetic_root=synthetic, test_root=layout.test_cases,
-                   settings=settings)
+                   settings=settings, rejected=export_rejections(layout.train_cases, synthetic, s.qc))
     return dataset_dir
 
 

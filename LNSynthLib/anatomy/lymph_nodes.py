@@ -16,9 +16,7 @@ import numpy as np
 from scipy import ndimage
 
 from LNSynthLib.volumes.geometry import Volume
-
-# 26-connectivity: touching voxels, even diagonally, belong to one node.
-_CONNECTIVITY = np.ones((3, 3, 3), dtype=bool)
+from LNSynthLib.volumes.masks import label_components
 
 
 @dataclass(frozen=True)
@@ -30,12 +28,6 @@ class NodeStats:
     long_axis_mm: float
     centroid_index_zyx: tuple[float, float, float]  # array order (continuous)
     centroid_lps: tuple[float, float, float]        # physical LPS millimetres (x, y, z)
-
-
-def label_components(mask: np.ndarray) -> tuple[np.ndarray, int]:
-    """Connected components (26-connectivity) of a binary mask."""
-    labels, count = ndimage.label(np.asarray(mask) > 0, structure=_CONNECTIVITY)
-    return labels, int(count)
 
 
 def _axial_axes(ys: np.ndarray, xs: np.ndarray, sy: float, sx: float) -> tuple[float, float]:

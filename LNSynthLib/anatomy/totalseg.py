@@ -132,7 +132,7 @@ def run_totalsegmentator(ct_path: str | Path, out_path: str | Path, *, device: s
             source = write_volume(read_volume(ct_path), Path(scratch) / "ct.nii.gz")
         from totalsegmentator.python_api import totalsegmentator
 
-        from LNSynthLib.segmentation.safe_checkpoints import weights_only_loading
+        from LNSynthLib.safe_checkpoints import weights_only_loading
 
         # The weights folder is user-given: its nnU-Net checkpoints load weights-only, never running code.
         with weights_only_loading():

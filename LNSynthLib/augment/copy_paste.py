@@ -34,12 +34,12 @@ import numpy as np
 from scipy import ndimage
 
 from LNSynthLib.anatomy.groups import BODY, LABEL_NAMES
-from LNSynthLib.anatomy.lymph_nodes import label_components
 from LNSynthLib.cases import Case, is_synthetic, list_cases, load_case, missing_files, write_case_folder
 from LNSynthLib.conditions.transforms import MAX_SHIFT_VOXELS, WARPS, choose_op, organ_mask
 from LNSynthLib.errors import InputDataError
 from LNSynthLib.jobs.progress import Progress
 from LNSynthLib.volumes.geometry import Volume
+from LNSynthLib.volumes.masks import label_components
 
 COPY_PASTE_TAG = "_copypaste_"
 NODES_PER_CASE = 2           # donor nodes pasted into each new case

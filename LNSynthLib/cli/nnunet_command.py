@@ -103,6 +103,7 @@ def training_fold(dataset_dir: Path, fold: int | str | None) -> int | str:
 
 
 def run_export(args: argparse.Namespace) -> int:
+    from LNSynthLib.qc.verdicts import export_rejections
     from LNSynthLib.segmentation.nnunet_export import ExportSettings, export_dataset
     from LNSynthLib.segmentation.nnunet_runner import NnUNetProject, dataset_name
 
@@ -115,7 +116,7 @@ def run_export(args: argparse.Namespace) -> int:
     project = NnUNetProject(Path(args.out))
     out = export_dataset(args.cases, project.raw / dataset_name(args.dataset_id, name),
                          synthetic_root=args.synthetic, test_root=args.test_cases, settings=settings,
-                         overwrite=args.overwrite)
+                         overwrite=args.overwrite, rejected=export_rejections(args.cases, args.synthetic, args.qc))
     emit_result("dataset", out, project=str(project.root), dataset_id=args.dataset_id)
     print(f"nnU-Net dataset: {out}")
     return 0

@@ -20,7 +20,7 @@ import numpy as np
 from scipy import ndimage
 
 from LNSynthLib.anatomy.groups import AIR, BODY
-from LNSynthLib.anatomy.lymph_nodes import label_components
+from LNSynthLib.volumes.masks import label_components
 
 NON_ORGAN_LABELS = (AIR, BODY)
 ROTATION_DEG = 30.0

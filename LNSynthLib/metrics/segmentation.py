@@ -18,7 +18,7 @@ from collections.abc import Sequence
 import numpy as np
 from scipy import ndimage
 
-from LNSynthLib.anatomy.lymph_nodes import label_components
+from LNSynthLib.volumes.masks import label_components
 
 NODE_DSC_THRESHOLD = 0.1  # paper 000: a node is detected when a prediction overlaps it with DSC > 0.1
 METRIC_NAMES = ("DSC", "IoU", "Recall", "Precision", "ASSD", "NodeRecall")

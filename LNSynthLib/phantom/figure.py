@@ -105,7 +105,7 @@ REALISM_CROP_MM = 80.0   # side of the zoomed panels
 
 def _slice_through_nodes(ln: np.ndarray) -> int:
     """Axial slice crossing the most distinct nodes (ties: more LN voxels)."""
-    from LNSynthLib.anatomy.lymph_nodes import label_components
+    from LNSynthLib.volumes.masks import label_components
 
     labels, _ = label_components(ln)
     score = [(len(np.unique(labels[z])) - 1, int((labels[z] > 0).sum())) for z in range(ln.shape[0])]

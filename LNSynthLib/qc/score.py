@@ -54,7 +54,7 @@ def _node_recalls(folders: list[Path], train_root: Path, real_model: Path, work_
     """Per sample (found, total) nodes of the real-data segmenter, and its node recall on the real training cases."""
     from LNSynthLib.devices import nnunet_device
     from LNSynthLib.metrics.segmentation import node_detection
-    from LNSynthLib.report.generation_eval import segment_cases
+    from LNSynthLib.segmentation.apply import segment_cases
     from LNSynthLib.volumes.io import read_volume
 
     dev = nnunet_device(device)

@@ -26,7 +26,6 @@ from typing import Any
 
 import numpy as np
 
-from LNSynthLib.anatomy.lymph_nodes import label_components
 from LNSynthLib.cases import is_synthetic, list_cases, load_case
 from LNSynthLib.diffusion.sample.condition_fidelity import (
     MIN_CONTRAST_FRACTION,
@@ -34,6 +33,7 @@ from LNSynthLib.diffusion.sample.condition_fidelity import (
     region_means,
 )
 from LNSynthLib.errors import InputDataError
+from LNSynthLib.volumes.masks import label_components
 
 LN_HU_TOLERANCE_HU = 20.0
 CONTRAST_TOLERANCE_HU = 20.0

@@ -50,6 +50,14 @@ def rejected_cases(synthetic_root: str | Path) -> set[str] | None:
     return {name for name, verdict in data["samples"].items() if not verdict.get("passed", False)}
 
 
+def export_rejections(real_root: str | Path, synthetic_root: str | Path | None, qc: bool) -> set[str] | None:
+    """What an nnU-Net export leaves out: the rejected synthetic cases when QC is on and has run, else None.
+
+    Synthetic cases without a folder of their own lie next to the real ones (e.g. a Slicer session).
+    """
+    return rejected_cases(synthetic_root if synthetic_root is not None else real_root) if qc else None
+
+
 def merge_qc_files(sources: list[Path], target: Path) -> Path | None:
     """Gather the verdicts of several scored folders into `target/qc.json` (the panel's export of a session).
 

@@ -7,13 +7,13 @@ from typing import Any
 
 import numpy as np
 
-from LNSynthLib.cases import CT_FILE, LN_FILE, list_cases
+from LNSynthLib.cases import LN_FILE, list_cases
 from LNSynthLib.jobs.progress import Progress
 from LNSynthLib.metrics import generation as gm
 from LNSynthLib.metrics.fid import FID_FEATURES, fid_feature, frechet_distance
 from LNSynthLib.report.organ_eval import evaluate_organ_dice
-from LNSynthLib.volumes.geometry import Volume
-from LNSynthLib.volumes.io import read_volume, write_volume
+from LNSynthLib.segmentation.apply import segment_cases
+from LNSynthLib.volumes.io import read_volume
 
 
 def evaluate_generation(real_root: str | Path, synthetic_root: str | Path, *, work_dir: str | Path,
@@ -104,22 +104,3 @@ def samples_covered(synthetic_root: Path, folders: list[Path]) -> str:
         return f"all {len(folders)} samples (no quality control)"
     return (f"all {len(folders)} samples, the {len(rejected & {f.name for f in folders})} that quality control "
             "rejected included")
-
-
-def segment_cases(folders: list[Path], model: str | Path, work_dir: Path, device: str,
-                  kind: str = "synthetic") -> list[np.ndarray]:
-    """Label maps of an nnU-Net model on the cases' CTs (NodeRecall_synt; quality control per sample).
-
-    Images and predictions stay in `work_dir/<kind>_images|_predictions`, so a second caller with
-    the same folder (the pipeline's QC, then its evaluation) predicts nothing twice.
-    """
-    from LNSynthLib.segmentation.nnunet_runner import predict
-
-    images, preds = work_dir / f"{kind}_images", work_dir / f"{kind}_predictions"
-    for folder in folders:
-        target = images / f"{folder.name}_0000.nii.gz"
-        if not target.exists():
-            ct = read_volume(folder / CT_FILE)
-            write_volume(Volume(ct.array.astype(np.float32), ct.geometry), target)
-    predict(model, images, preds, device=device)
-    return [read_volume(preds / f"{f.name}.nii.gz").array for f in folders]

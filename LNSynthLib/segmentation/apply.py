@@ -7,26 +7,27 @@ margin, segmented, and the result placed back into a label map of the full input
 
 from __future__ import annotations
 
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
-from LNSynthLib.atomic import check_writable
+from LNSynthLib.atomic import check_writable, sweep_leftovers, temp_folder
+from LNSynthLib.cases import CT_FILE
 from LNSynthLib.errors import InputDataError
 from LNSynthLib.segmentation.nnunet_runner import predict
 from LNSynthLib.volumes.geometry import Volume
-from LNSynthLib.volumes.io import read_ct, read_volume, write_volume
+from LNSynthLib.volumes.io import read_patient_ct, read_volume, write_volume
 from LNSynthLib.volumes.preprocess import TEST_MARGIN_MM
 
 NNUNET_IMAGE_GLOB = "*_0000.nii.gz"
 
 
 def check_input_images(input_dir: str | Path) -> list[Path]:
-    """Run the CT checks of `prepare` on every image nnU-Net would segment (an MR or label map is refused)."""
+    """Run the CT checks of `prepare` on every image nnU-Net would segment (an MR, a label map or a CT with
+    offset HU or spacing in cm is refused)."""
     images = sorted(Path(input_dir).glob(NNUNET_IMAGE_GLOB))
     for image in images:
-        read_ct(image)
+        read_patient_ct(image)
     return images
 
 
@@ -35,7 +36,7 @@ def segment_ct(model: str | Path, ct_path: str | Path, out_path: str | Path, *, 
                overwrite: bool = False) -> Path:
     """Write the LN label map (uint8 0/1) of one CT to `out_path`, on the CT's own grid."""
     out_path = check_writable(out_path, overwrite)
-    ct = read_ct(ct_path)
+    ct = read_patient_ct(ct_path)
     box = None
     if region is not None:
         from LNSynthLib.volumes.preprocess import crop, ln_region_box
@@ -49,7 +50,8 @@ def segment_ct(model: str | Path, ct_path: str | Path, out_path: str | Path, *, 
     else:
         ct_in = ct
     out_path.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix=".lnsynth_apply_", dir=out_path.parent) as tmp:
+    sweep_leftovers(out_path.parent)   # a killed run's scratch folder (never a live run's)
+    with temp_folder(out_path.name, out_path.parent) as tmp:
         tmp_in, tmp_out = Path(tmp) / "in", Path(tmp) / "out"
         write_volume(Volume(ct_in.array.astype(np.float32), ct_in.geometry), tmp_in / "case_0000.nii.gz")
         predict(model, tmp_in, tmp_out, fold=fold, device=device, log_dir=out_path.parent)
@@ -60,3 +62,20 @@ def segment_ct(model: str | Path, ct_path: str | Path, out_path: str | Path, *, 
     else:
         full[box] = pred.array > 0
     return write_volume(Volume(full, ct.geometry), out_path, overwrite=overwrite)
+
+
+def segment_cases(folders: list[Path], model: str | Path, work_dir: Path, device: str,
+                  kind: str = "synthetic") -> list[np.ndarray]:
+    """Label maps of an nnU-Net model on the cases' CTs (NodeRecall_synt; quality control per sample).
+
+    Images and predictions stay in `work_dir/<kind>_images|_predictions`, so a second caller with
+    the same folder (the pipeline's QC, then its evaluation) predicts nothing twice.
+    """
+    images, preds = work_dir / f"{kind}_images", work_dir / f"{kind}_predictions"
+    for folder in folders:
+        target = images / f"{folder.name}_0000.nii.gz"
+        if not target.exists():
+            ct = read_volume(folder / CT_FILE)
+            write_volume(Volume(ct.array.astype(np.float32), ct.geometry), target)
+    predict(model, images, preds, device=device)
+    return [read_volume(preds / f"{f.name}.nii.gz").array for f in folders]

@@ -70,11 +70,9 @@ def _check(train_root: Path, test_root: Path, folders: Callable[[Path], list[Pat
 
 def _same_prepared_case(a: Path, b: Path) -> bool:
     """Same id means same case, except phantoms: their ids are per folder, their seed tells them apart."""
-    import json
+    from LNSynthLib.cases import read_meta
 
-    from LNSynthLib.cases import META_FILE
-
-    metas = [json.loads((f / META_FILE).read_text(encoding="utf-8")) for f in (a, b)]
+    metas = [read_meta(f) for f in (a, b)]
     if all(m.get("source") == "phantom" and "phantom_seed" in m for m in metas):
         return metas[0]["phantom_seed"] == metas[1]["phantom_seed"]
     return True

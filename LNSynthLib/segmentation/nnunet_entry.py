@@ -18,10 +18,10 @@ import os
 import sys
 from importlib.metadata import entry_points
 
+from LNSynthLib import safe_checkpoints
 from LNSynthLib.errors import LNSynthError
-from LNSynthLib.segmentation import safe_checkpoints
+from LNSynthLib.safe_checkpoints import ERROR_PREFIX
 from LNSynthLib.segmentation.nnunet_resume import atomic_save_checkpoint
-from LNSynthLib.segmentation.safe_checkpoints import ERROR_PREFIX
 
 ERROR_EXIT = 2
 

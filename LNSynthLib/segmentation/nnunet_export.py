@@ -33,7 +33,6 @@ from LNSynthLib.cases import CT_FILE, LN_FILE, META_FILE, is_synthetic, list_cas
 from LNSynthLib.errors import InputDataError, OutputExistsError
 from LNSynthLib.jobs.progress import Progress, emit_event
 from LNSynthLib.output_claims import claim_output_folder
-from LNSynthLib.qc.verdicts import QC_FILE, rejected_cases
 from LNSynthLib.segmentation.export_inputs import check_made_from, export_content
 from LNSynthLib.segmentation.leakage import check_prepared_disjoint
 from LNSynthLib.segmentation.paste import DEFAULT_BLEND_MM, paste_patch
@@ -89,9 +88,12 @@ def synthetic_by_source(synthetic_root: str | Path) -> dict[str, list[Path]]:
     return groups
 
 
-def select_training_items(real_root: str | Path, synthetic_root: str | Path | None,
-                          settings: ExportSettings) -> list[TrainingItem]:
-    """The training cases of a strategy: real cases and/or `synt_per_case` synthetic cases per real case."""
+def select_training_items(real_root: str | Path, synthetic_root: str | Path | None, settings: ExportSettings,
+                          rejected: set[str] | None = None) -> list[TrainingItem]:
+    """The training cases of a strategy: real cases and/or `synt_per_case` synthetic cases per real case.
+
+    `rejected`: the synthetic cases quality control rejected, left out (the caller reads the verdicts).
+    """
     # A folder may hold real and synthetic cases side by side (e.g. a Slicer session); split them.
     listed = list_cases(real_root)
     real = [f for f in listed if not is_synthetic(f)]
@@ -109,7 +111,7 @@ def select_training_items(real_root: str | Path, synthetic_root: str | Path | No
         groups = synthetic_by_source(synthetic_root)
         kind = "pasted" if settings.paste_into_ct else "synt"
         wanted = settings.synt_per_case
-        rejected = (rejected_cases(synthetic_root) if settings.qc else None) or set()
+        rejected = rejected or set()
         for source in real:
             found = groups.get(source.name, [])
             if wanted is not None and len(found) < wanted:
@@ -122,7 +124,7 @@ def select_training_items(real_root: str | Path, synthetic_root: str | Path | No
             items += [TrainingItem(f.name, f, kind, source.name) for f in passed[:wanted]]
         if rejected and not any(i.kind != "real" for i in items):
             raise InputDataError("quality control rejected every synthetic case of these real cases",
-                                 path=Path(synthetic_root) / QC_FILE,
+                                 path=Path(synthetic_root),
                                  fix="read the reasons in qc.json; train LN-DDPM longer, or export with --no-qc")
         if not any(i.kind != "real" for i in items):
             raise InputDataError("no synthetic case belongs to these real cases", path=synthetic_root,
@@ -131,22 +133,21 @@ def select_training_items(real_root: str | Path, synthetic_root: str | Path | No
 
 
 def qc_summary(real_root: str | Path, synthetic_root: str | Path | None, settings: ExportSettings,
-               items: list[TrainingItem]) -> str | None:
+               items: list[TrainingItem], rejected: set[str] | None) -> str | None:
     """One line for the export's log: how many synthetic cases quality control dropped (None: QC not in play)."""
     if settings.strategy == "real":
         return None
     root = synthetic_root
     if root is None:   # synthetic cases next to the real ones
         root = real_root
-    rejected = rejected_cases(root) if settings.qc else None
-    if rejected is None:
+    if rejected is None or not settings.qc:
         return None if settings.qc else "QC off: every synthetic case may be exported (--no-qc)"
     sources = {i.source_case for i in items}
     groups = synthetic_by_source(root)
     dropped = sorted(f.name for s, found in groups.items() if s in sources for f in found if f.name in rejected)
     short = sorted(s for s in sources if settings.synt_per_case is not None
                    and sum(i.source_case == s and i.kind != "real" for i in items) < settings.synt_per_case)
-    line = f"QC ({Path(root) / QC_FILE}): dropped {len(dropped)} rejected synthetic case(s)"
+    line = f"QC ({Path(root)}): dropped {len(dropped)} rejected synthetic case(s)"
     if short:
         line += f"; {len(short)} real case(s) got fewer than {settings.synt_per_case} synthetic cases"
     return line
@@ -187,20 +188,22 @@ def dataset_json(num_training: int) -> dict[str, Any]:
 
 def export_dataset(real_root: str | Path, dataset_dir: str | Path, *, synthetic_root: str | Path | None = None,
                    test_root: str | Path | None = None, settings: ExportSettings | None = None,
-                   overwrite: bool = False) -> Path:
+                   overwrite: bool = False, rejected: set[str] | None = None) -> Path:
     """Write `dataset_dir` (imagesTr, labelsTr, optional imagesTs/labelsTs, dataset.json, lnsynth_export.json).
 
     Built aside in a hidden sibling folder and swapped in only when complete, so a failed export
     (or one with --overwrite) never damages the dataset that is there, and never leaves stale cases
     in it. An interrupted export resumes from the sibling folder when cases and settings are the
     same. An existing complete export with other settings is refused unless `overwrite`.
+    `rejected`: the synthetic cases quality control rejected (`qc.verdicts.export_rejections`), left out.
     """
     settings = settings or ExportSettings()
     real_root, dataset_dir = Path(real_root), Path(dataset_dir)
     if test_root is not None:
         check_prepared_disjoint(real_root, test_root)
-    items = select_training_items(real_root, synthetic_root, settings)
-    qc_note = qc_summary(real_root, synthetic_root, settings, items)
+    rejected = rejected if settings.qc else None
+    items = select_training_items(real_root, synthetic_root, settings, rejected)
+    qc_note = qc_summary(real_root, synthetic_root, settings, items, rejected)
     if qc_note:
         emit_event("nnunet_export", message=qc_note)
     test = list_cases(test_root) if test_root is not None else []

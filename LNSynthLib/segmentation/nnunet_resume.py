@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from LNSynthLib.segmentation.safe_checkpoints import UnsafeCheckpointError, load_checkpoint
+from LNSynthLib.safe_checkpoints import UnsafeCheckpointError, load_checkpoint
 
 RESUME_ORDER = ("checkpoint_latest.pth", "checkpoint_best.pth")   # nnU-Net's `--c` order after final
 UNREADABLE_SUFFIX = ".unreadable"

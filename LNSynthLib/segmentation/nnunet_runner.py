@@ -14,14 +14,14 @@ import json
 import os
 import shutil
 import sys
-import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from LNSynthLib.atomic import write_text_atomic
+from LNSynthLib.atomic import sweep_leftovers, temp_folder, write_text_atomic
 from LNSynthLib.errors import InputDataError, LNSynthError
 from LNSynthLib.jobs.progress import Progress
+from LNSynthLib.safe_checkpoints import ERROR_PREFIX
 from LNSynthLib.segmentation.nnunet_constants import STANDARD_EPOCHS
 from LNSynthLib.segmentation.nnunet_export import MANIFEST, stamp_state, write_splits, write_stamp
 from LNSynthLib.segmentation.nnunet_plans import plan_hash, plan_summary
@@ -29,7 +29,6 @@ from LNSynthLib.segmentation.nnunet_progress import EpochRecord, NnUNetLogParser
 from LNSynthLib.segmentation.nnunet_trainers.lnsynth_trainers import trainer_name
 from LNSynthLib.segmentation.nnunet_trainers.plateau import DEFAULT_MIN_DELTA
 from LNSynthLib.segmentation.nnunet_trainers.real_share import SEED_ENV
-from LNSynthLib.segmentation.safe_checkpoints import ERROR_PREFIX
 
 TRAINERS_DIR = Path(__file__).with_name("nnunet_trainers")
 DEFAULT_PLANS = "nnUNetPlans"          # nnU-Net's own plans identifier
@@ -418,8 +417,9 @@ def predict(model: str | Path, input_dir: str | Path, output_dir: str | Path, *,
     """Segment the `<id>_0000.nii.gz` files of `input_dir` that have no output in `output_dir` yet.
 
     Runs `nnUNetv2_predict` on the trained-model folder `model`. nnU-Net writes into a temporary
-    folder; each finished label map is then moved into `output_dir`, so a cancelled run leaves no
-    half-written file there. `log_dir` is where the log goes when the model has no project logs
+    folder of this run's own (`atomic.temp_folder`: no other run uses it, and the next run removes it
+    when this one was killed); each finished label map is then moved into `output_dir`, so a cancelled
+    run leaves no half-written file there. `log_dir` is where the log goes when the model has no project logs
     folder. Test-time mirroring defaults to on for the standard trainer and off for the short
     ones (which are not trained with it in mind and run on a CPU). `fold` None: the trained fold
     (`trained_fold`). `step_size`: the sliding-window step as a fraction of the patch; None keeps
@@ -439,12 +439,13 @@ def predict(model: str | Path, input_dir: str | Path, output_dir: str | Path, *,
                              fix="give an nnU-Net imagesTs-style folder, or one CT with `--ct`")
     todo = [p for p in images if not (output_dir / p.name.replace("_0000.nii.gz", ".nii.gz")).exists()]
     output_dir.mkdir(parents=True, exist_ok=True)
+    sweep_leftovers(output_dir.parent)   # what a killed run left beside the output (never a live run's)
     if not todo:
         return output_dir
     env = NnUNetProject(model.parents[2]).env(device)
     env["nnUNet_results"] = str(model.parents[1])
     progress = Progress("nnunet_predict", len(images), start_step=len(images) - len(todo))
-    with tempfile.TemporaryDirectory(dir=output_dir.parent, prefix=f".{output_dir.name}.") as tmp:
+    with temp_folder(output_dir.name, output_dir.parent) as tmp:   # this run's own: pid-tagged, swept when dead
         tmp_in, tmp_out = Path(tmp) / "in", Path(tmp) / "out"
         tmp_in.mkdir()
         for image in todo:

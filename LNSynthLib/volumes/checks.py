@@ -32,6 +32,14 @@ def non_finite_error(bad: int, path: str | Path | None) -> InputDataError:
                               "float image with undefined voxels")
 
 
+def blank_ct_error(what: str, path: str | Path | None) -> InputDataError:
+    """The one message for a CT with no patient in it: one value everywhere, or padding with almost nothing else."""
+    return InputDataError(f"is blank: {what} HU, so there is no patient in it (no contrast at all)", path=path,
+                          fix="give the CT as exported from the scanner/PACS or Slicer; a blank volume comes from an "
+                              "export or conversion that failed, or is the wrong file (a placeholder, an empty "
+                              "reconstruction)")
+
+
 def check_ct(volume: Volume, path: str | Path | None) -> None:
     """Reject non-CT input: NaN/inf, no negative HU (8-bit images, MR, unrescaled raw values), absurd maxima."""
     arr = volume.array
@@ -41,6 +49,8 @@ def check_ct(volume: Volume, path: str | Path | None) -> None:
     if np.issubdtype(arr.dtype, np.floating) and not np.isfinite(arr).all():
         raise non_finite_error(int((~np.isfinite(arr)).sum()), path)
     lo, hi = float(arr.min()), float(arr.max())
+    if lo == hi:
+        raise blank_ct_error(f"every voxel is {lo:g}", path)
     if lo > CT_MIN_HU_REQUIRED:
         raise InputDataError(
             f"does not look like a CT in Hounsfield units (lowest value {lo:g}; a CT has air at about -1000 "
@@ -61,6 +71,7 @@ PADDING_MAX_HU = -1024.0         # the scanner's fill outside the field of view 
 BELOW_AIR_HU = -1200.0
 MAX_BELOW_AIR_FRACTION = 0.01
 LOWEST_TISSUE_MAX_HU = -80.0     # some air or fat must be there: the lowest tissue values lie below this
+MIN_IMAGE_FRACTION = 0.01        # of the voxels, at least this share is not padding (a body fills a tenth or more)
 BODY_HU = -500.0                 # body (and lung) above this, air below
 FAT_SOFT_HU = (-200.0, 150.0)    # fat and soft tissue
 MIN_FAT_SOFT_FRACTION = 0.3      # of the body: an abdomen is mostly fat, muscle and organs
@@ -80,16 +91,19 @@ def _hu_sample(arr: np.ndarray) -> np.ndarray:
 def check_ct_physics(volume: Volume, path: str | Path | None) -> None:
     """Refuse a CT whose HU or size cannot be a patient's: an offset or scaled HU scale, spacing in other units.
 
-    Runs after `check_ct` on a CT a patient case is prepared from. Values at the scanner's padding
+    Runs after `check_ct` on a patient's CT given by the user (`io.read_patient_ct`: prepare, anatomy, nnunet
+    predict); a CT that is (almost) all padding is called blank. Values at the scanner's padding
     (the volume's minimum, at or below -1024 HU) are left out of the HU rules.
     """
     arr = volume.array
     values = _hu_sample(arr)
     lowest = float(values.min())
     if lowest <= PADDING_MAX_HU:
+        sampled = values.size
         values = values[values != lowest]
-    if values.size == 0:
-        return   # all padding: `check_ct`'s contrast rule speaks for it
+        if values.size < MIN_IMAGE_FRACTION * sampled:
+            raise blank_ct_error(f"{100 * (1 - values.size / sampled):.2f}% of its voxels are the padding value "
+                                 f"{lowest:g}", path)
     below_air = float(np.mean(values < BELOW_AIR_HU))
     offset_fix = ("check the DICOM rescale intercept/slope (applied twice, or not at all); a CT in HU has air at "
                   "about -1000, fat at about -100 and soft tissue at about 40 HU")
@@ -181,7 +195,7 @@ def check_ln_mask(ln: Volume, body_or_anatomy: Volume | np.ndarray, path: str | 
 
 def check_ln_labels(ln: Volume, path: str | Path | None) -> None:
     """An LN mask is 0 plus one label value, with node-sized components (see the LN_MAX_* limits)."""
-    from LNSynthLib.anatomy.lymph_nodes import label_components
+    from LNSynthLib.volumes.masks import label_components
 
     arr = np.asarray(ln.array)
     values = np.unique(arr[arr != 0])

@@ -10,6 +10,7 @@ import pytest
 from LNSynthLib.errors import InputDataError
 from LNSynthLib.qc import QC_FILE, rejected_cases, score_synthetic
 from LNSynthLib.qc.thresholds import LN_HU_TOLERANCE_HU, real_reference
+from LNSynthLib.qc.verdicts import export_rejections
 from LNSynthLib.segmentation import nnunet_export as ex
 
 
@@ -55,13 +56,15 @@ def test_export_drops_the_rejected_samples_and_says_so(data, tmp_path, capsys):
     score_synthetic(train, synt)
     capsys.readouterr()
     out = ex.export_dataset(train, tmp_path / "Dataset102_RealSynt", synthetic_root=synt,
-                            settings=ex.ExportSettings(strategy="real+synt", synt_per_case=None))
+                            settings=ex.ExportSettings(strategy="real+synt", synt_per_case=None),
+                            rejected=export_rejections(train, synt, qc=True))
     exported = {i["case_id"] for i in json.loads((out / ex.MANIFEST).read_text(encoding="utf-8"))["training"]}
     assert exported == {f"phantom_00{i}" for i in range(3)} | {f"phantom_00{i}_synt_0" for i in range(3)}
     assert "dropped 3 rejected synthetic case(s)" in capsys.readouterr().out
     # With QC off every sample is exported again.
     off = ex.export_dataset(train, tmp_path / "Dataset103_NoQC", synthetic_root=synt,
-                            settings=ex.ExportSettings(strategy="real+synt", synt_per_case=None, qc=False))
+                            settings=ex.ExportSettings(strategy="real+synt", synt_per_case=None, qc=False),
+                            rejected=export_rejections(train, synt, qc=False))
     assert json.loads((off / "dataset.json").read_text(encoding="utf-8"))["numTraining"] == 9
     assert "QC off" in capsys.readouterr().out
 
@@ -71,7 +74,8 @@ def test_export_refuses_when_qc_rejected_everything(data, tmp_path):
     score_synthetic(train, synt, thresholds={"anatomy_max_error_hu": -1.0})
     with pytest.raises(InputDataError, match="rejected every synthetic case") as info:
         ex.export_dataset(train, tmp_path / "Dataset102_RealSynt", synthetic_root=synt,
-                          settings=ex.ExportSettings(strategy="real+synt", synt_per_case=1))
+                          settings=ex.ExportSettings(strategy="real+synt", synt_per_case=1),
+                          rejected=export_rejections(train, synt, qc=True))
     assert "--no-qc" in info.value.fix
 
 

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 import torch
 
+from LNSynthLib import safe_checkpoints
 from LNSynthLib.errors import InputDataError
-from LNSynthLib.segmentation import safe_checkpoints
 from LNSynthLib.volumes.io import write_volume
 
 
@@ -42,7 +42,8 @@ def test_predict_refuses_a_checkpoint_that_would_run_code(tmp_path):
     images = tmp_path / "images"
     from LNSynthLib.phantom import generate_phantom
 
-    write_volume(generate_phantom(seed=0, shape_zyx=(16, 24, 24)).ct, images / "a_0000.nii.gz")  # passes the CT checks
+    write_volume(generate_phantom(seed=0, shape_zyx=(16, 24, 24), spacing_xyz=(2.0, 2.0, 2.0)).ct,
+                 images / "a_0000.nii.gz")  # passes the CT checks (a body 48 mm across)
     proc = subprocess.run([sys.executable, "-m", "LNSynthLib", "nnunet", "predict", "--model", str(model),
                            "--input", str(images), "--out", str(tmp_path / "pred"), "--device", "cpu"],
                           capture_output=True, text=True, timeout=300,

@@ -58,9 +58,9 @@ def test_moved_plan_real_share_and_seeded_runs_agree(phantom_root, phantom_test_
     network pretrained on Real + Synt fine-tunes on Real (one plan, so the weights fit)."""
     import torch
 
+    from LNSynthLib.safe_checkpoints import load_checkpoint
     from LNSynthLib.segmentation import nnunet_export as ex
     from LNSynthLib.segmentation import nnunet_runner as nr
-    from LNSynthLib.segmentation.safe_checkpoints import load_checkpoint
 
     project = nr.NnUNetProject(tmp_path / "project")
     real_dir, synt_dir = project.raw / nr.dataset_name(931, "Real"), project.raw / nr.dataset_name(932, "RealSynt")

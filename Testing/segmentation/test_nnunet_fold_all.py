@@ -52,7 +52,7 @@ def test_fold_all_trains_on_every_case_skips_self_validation_and_predicts_tiled(
     assert "Final validation skipped" in log and not (fold / "validation").exists()
     assert log.count("Epoch time") == 20 and (fold / "progress.png").exists()
     assert nr.trained_fold(fold.parent) == "all"
-    from LNSynthLib.segmentation.safe_checkpoints import load_checkpoint
+    from LNSynthLib.safe_checkpoints import load_checkpoint
 
     weights = load_checkpoint(final)["network_weights"]
     first = next(w for k, w in weights.items() if k.endswith("conv.weight"))

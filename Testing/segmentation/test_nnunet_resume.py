@@ -13,9 +13,9 @@ import time
 import pytest
 import torch
 
+from LNSynthLib.safe_checkpoints import UnsafeCheckpointError, load_checkpoint
 from LNSynthLib.segmentation import nnunet_runner as nr
 from LNSynthLib.segmentation.nnunet_resume import atomic_save_checkpoint, resume_point
-from LNSynthLib.segmentation.safe_checkpoints import UnsafeCheckpointError, load_checkpoint
 
 
 def _checkpoint(path, epoch: int) -> None:

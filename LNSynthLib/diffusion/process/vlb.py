@@ -21,6 +21,7 @@ import math
 from typing import TYPE_CHECKING
 
 import torch
+import torch.nn.functional as F
 
 if TYPE_CHECKING:
     from LNSynthLib.diffusion.config import LNDDPMConfig
@@ -80,11 +81,18 @@ def vlb_terms(schedule: Schedule, prediction: torch.Tensor, v: torch.Tensor, x0:
     return torch.where(t == 0, nll / math.log(2.0), kl)
 
 
+def diffusion_loss(output: torch.Tensor, target: torch.Tensor, kind: str) -> torch.Tensor:
+    """L_simple: the l1 or l2 distance between what the network predicts and its target."""
+    if kind == "l1":
+        return F.l1_loss(output.float(), target)
+    if kind in ("l2", "mse"):
+        return F.mse_loss(output.float(), target)
+    raise ValueError(f"diffusion.loss must be l1 or l2, got {kind!r}")   # configs are checked at load
+
+
 def hybrid_loss(schedule: NoiseProcess, output: torch.Tensor, target: torch.Tensor, x0: torch.Tensor,
                 x_t: torch.Tensor, t: torch.Tensor, kind: str, vlb_weight: float) -> torch.Tensor:
     """L_simple(prediction, target) + λ·T·mean_batch(L_t), with the mean's gradient stopped in L_t."""
-    from LNSynthLib.diffusion.train.training import diffusion_loss
-
     output = output.float()
     prediction, v = split_output(output, schedule)
     simple = diffusion_loss(prediction, target, kind)

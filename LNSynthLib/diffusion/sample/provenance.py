@@ -10,12 +10,11 @@ files are there.
 from __future__ import annotations
 
 import hashlib
-import json
 from pathlib import Path
 from typing import Any
 
-from LNSynthLib.cases import META_FILE, missing_files
-from LNSynthLib.errors import OutputExistsError
+from LNSynthLib.cases import META_FILE, missing_files, read_meta
+from LNSynthLib.errors import InputDataError, OutputExistsError
 
 # case.json keys that must agree between the synthetic cases of one folder.
 ORIGIN_KEYS = ("checkpoint_sha256", "ema", "sampler", "steps", "eta", "seed", "transforms", "window_rule")
@@ -47,8 +46,8 @@ def check_same_origin(out_root: Path, wanted: dict[str, Any], tag: str) -> None:
         if folder.name.startswith(".") or not meta_path.is_file():   # a case still being written
             continue
         try:
-            found = origin(json.loads(meta_path.read_text(encoding="utf-8")))
-        except (OSError, ValueError):
+            found = origin(read_meta(folder))
+        except (OSError, InputDataError):   # unreadable: not made by these settings either
             found = {}
         if found != wanted:
             differ = [k for k in ORIGIN_KEYS if found.get(k) != wanted[k]]

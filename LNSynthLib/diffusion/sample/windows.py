@@ -38,7 +38,7 @@ def patch_window(case: CaseArrays, patch_size: Sequence[int]) -> tuple[int, ...]
     start = centred_start((case.ln_voxels.min(0) + case.ln_voxels.max(0) + 1) / 2.0, patch_size, case.shape)
     if crop_case(case, start, patch_size)[2].any():
         return start
-    from LNSynthLib.anatomy.lymph_nodes import label_components
+    from LNSynthLib.volumes.masks import label_components
 
     labels, _ = label_components(case.ln)
     largest = int(np.argmax(np.bincount(labels.ravel())[1:])) + 1
@@ -49,7 +49,7 @@ def node_boxes(ln: np.ndarray) -> list[Box]:
     """Bounding boxes of the connected LN components, largest node first (ties: lower label first)."""
     from scipy import ndimage
 
-    from LNSynthLib.anatomy.lymph_nodes import label_components
+    from LNSynthLib.volumes.masks import label_components
 
     labels, count = label_components(ln)
     if not count:

@@ -18,7 +18,6 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from LNSynthLib.atomic import write_text_atomic
@@ -40,14 +39,6 @@ from LNSynthLib.diffusion.train.loss_plot import plot_loss, write_loss_csv
 from LNSynthLib.diffusion.train.run_folder import claim_run_dir
 from LNSynthLib.errors import InputDataError, OutputExistsError
 from LNSynthLib.jobs.progress import Progress
-
-
-def diffusion_loss(output: torch.Tensor, target: torch.Tensor, kind: str) -> torch.Tensor:
-    if kind == "l1":
-        return F.l1_loss(output.float(), target)
-    if kind in ("l2", "mse"):
-        return F.mse_loss(output.float(), target)
-    raise ValueError(f"diffusion.loss must be l1 or l2, got {kind!r}")   # configs are checked at load
 
 
 def _model_signature(config: LNDDPMConfig) -> dict[str, Any]:
