@@ -2,7 +2,7 @@
 same global batch, because every rank draws the global batch and trains on its own part.
 
 `train.batch_size` is per process: 2 ranks of batch 1 make the global batch 2 of the one-process run,
-and the paper's batch 1 runs under torchrun as the README writes it."""
+and the paper's batch 1 runs under torchrun as docs/gpu-server.md writes it."""
 
 from __future__ import annotations
 
@@ -66,7 +66,7 @@ PAPER_SHAPED = ["--set", "train.patch_size=[16,16,16]", "--set", "network.channe
 
 
 def test_paper_config_batch_one_per_rank_under_torchrun(phantom_cases: Path, tmp_path: Path) -> None:
-    """The README's `torchrun --nproc_per_node N -m LNSynthLib train --config paper` works as written."""
+    """docs/gpu-server.md's `torchrun --nproc_per_node N -m LNSynthLib train --config paper` works as written."""
     run_dir = tmp_path / "paper_ddp"
     out = _torchrun_train("paper", phantom_cases, run_dir, PAPER_SHAPED)
     ckpt = load_checkpoint(run_dir / "checkpoint.pt")
