@@ -22,10 +22,10 @@ from LNSynthLib.errors import InputDataError
 from LNSynthLib.jobs.progress import Progress
 from LNSynthLib.names import PLAIN_NAME_RULE, is_plain_name
 from LNSynthLib.segmentation.leakage import array_digest
-from LNSynthLib.volumes.checks import check_ct_physics, check_ln_labels, check_ln_mask
+from LNSynthLib.volumes.checks import check_ln_labels, check_ln_mask
 from LNSynthLib.volumes.geometry import Volume
 from LNSynthLib.volumes.grid import labels_onto
-from LNSynthLib.volumes.io import read_ct, read_volume
+from LNSynthLib.volumes.io import read_patient_ct, read_volume
 from LNSynthLib.volumes.preprocess import Box, PreprocessSettings, crop, ln_region_box, resample
 
 log = logging.getLogger(__name__)
@@ -101,8 +101,7 @@ def prepare_case(ct_path: str | Path, ln_path: str | Path, out_root: str | Path,
         check_writable(folder / name, overwrite)  # fail before any work, never replace silently
     with Progress("prepare", total=5) as progress:
         sweep_case_leftovers(out_root, folder)
-        ct = read_ct(ct_path)
-        check_ct_physics(ct, ct_path)   # HU of air, fat and soft tissue; body size (spacing units)
+        ct = read_patient_ct(ct_path)   # HU of air, fat and soft tissue; body size (spacing units)
         source_digest = array_digest(ct.array)   # the source CT by content (train/test leakage check)
         ln = labels_onto(read_volume(ln_path), ct, ln_path, ct_path, resample=resample_labels)
         check_ln_labels(ln, ln_path)

@@ -26,10 +26,10 @@ def run(args: argparse.Namespace) -> int:
     from LNSynthLib.anatomy.build import build_anatomy
     from LNSynthLib.atomic import check_writable
     from LNSynthLib.jobs.results import emit_result
-    from LNSynthLib.volumes.io import read_ct, write_volume
+    from LNSynthLib.volumes.io import read_patient_ct, write_volume
 
     check_writable(args.out, args.overwrite)
-    ct = read_ct(args.ct)
+    ct = read_patient_ct(args.ct)
     anatomy, used = build_anatomy(ct, args.ct, args.labels, args.anatomy_source, labels_kind=args.labels_kind,
                                   resample_labels=args.resample_labels, device=args.device,
                                   weights_dir=args.weights_dir, fast=not args.full_resolution,

@@ -10,7 +10,7 @@ import SimpleITK as sitk
 from LNSynthLib.atomic import atomic_path
 from LNSynthLib.errors import InputDataError
 from LNSynthLib.input_paths import check_input_path
-from LNSynthLib.volumes.checks import check_ct, non_finite_error
+from LNSynthLib.volumes.checks import check_ct, check_ct_physics, non_finite_error
 from LNSynthLib.volumes.dicom_checks import check_slice_positions
 from LNSynthLib.volumes.geometry import Geometry, Volume
 
@@ -164,6 +164,15 @@ def read_ct(path: str | Path) -> Volume:
     """Read a CT and run `check_ct` on it: the one way every command that takes a CT reads it."""
     volume = read_volume(path)
     check_ct(volume, path)
+    return volume
+
+
+def read_patient_ct(path: str | Path) -> Volume:
+    """`read_ct` plus the radiologist's physics (`check_ct_physics`: HU of air, fat and soft tissue; body size):
+    the reader of a patient's CT given by the user (prepare, anatomy, nnunet predict). CTs the project made
+    itself (phantoms, synthetic cases) are read with `read_ct`."""
+    volume = read_ct(path)
+    check_ct_physics(volume, path)
     return volume
 
 

@@ -35,7 +35,7 @@ def fifo(name: str):
 CT_CASES = [
     ("ct-mr", prepare("{d}/mr.nii.gz"), ["{d}/mr.nii.gz"], "Hounsfield", None),
     ("ct-label-map", prepare("{d}/labelmap_u8.nii.gz"), ["labelmap_u8.nii.gz"], "Hounsfield", None),
-    ("ct-all-zero", prepare("{d}/zeros.nii.gz"), ["zeros.nii.gz"], "Hounsfield", None),
+    ("ct-all-zero", prepare("{d}/zeros.nii.gz"), ["zeros.nii.gz"], "is blank", None),
     ("ct-constant", prepare("{d}/constant.nii.gz"), ["constant.nii.gz"], "contrast", None),
     ("ct-beyond-hu", prepare("{d}/huge.nii.gz"), ["huge.nii.gz"], "beyond any Hounsfield", None),
     ("ct-8bit", prepare("{d}/png_like.nii.gz"), ["png_like.nii.gz"], "Hounsfield", None),

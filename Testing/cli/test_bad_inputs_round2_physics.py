@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from .round2_inputs import SPACING_MM, _body_ct, ct_file, prepare_ct, rows
+from .round2_inputs import SPACING_MM, _body_ct, anatomy_of, ct_file, predict_ct, prepare_ct, rows
 
 
 def _write_series(folder: Path, ct: np.ndarray, series: str, description: str, spacing_z: float = 2.0) -> None:
@@ -48,6 +48,24 @@ def _dicom_series(*kinds: str):
     return make
 
 
+def _blank(value: float):
+    """Every voxel at `value` (an export that failed: air or the scanner's padding only)."""
+    return lambda a: np.full_like(a, value)
+
+
+def _almost_blank(a: np.ndarray) -> np.ndarray:
+    """Padding at -1024 everywhere but a 3x3x3 block of soft tissue (0.08% of the voxels)."""
+    out = np.full_like(a, -1024)
+    out[14:17, 14:17, 14:17] = 40
+    return out
+
+
+def predict_folder() -> list[str]:
+    """`nnunet predict --input` of an imagesTs-style folder ({t}/images); the images are checked before the model."""
+    return ["nnunet", "predict", "--model", "{d}/prepared", "--input", "{t}/images", "--out", "{t}/pred", "--device",
+            "cpu"]
+
+
 TABLE = [
     # HU scale and units (the issue's +1024 and cm spacing; -1024, slope applied twice, micrometres)
     ("ct-hu-plus-1024", prepare_ct(), ["ct_bad.nii.gz"], "look offset", ct_file(lambda a: a + 1024, padding=-2000)),
@@ -67,6 +85,24 @@ TABLE = [
      _dicom_series("soft", "bone")),
     ("dicom-scout-and-axial", prepare_ct("{t}/dicom"), ["dicom", "scout"], "2 DICOM series",
      _dicom_series("scout", "axial")),
+    # a blank CT (one value everywhere, or padding with almost nothing else): "is blank", not a physics rule
+    ("ct-blank-minus-1024", prepare_ct(), ["ct_bad.nii.gz"], "every voxel is -1024", ct_file(_blank(-1024))),
+    ("ct-blank-minus-1024-anatomy", anatomy_of(), ["ct_bad.nii.gz"], "every voxel is -1024", ct_file(_blank(-1024))),
+    ("ct-blank-minus-1024-predict", predict_ct(), ["ct_bad.nii.gz"], "every voxel is -1024", ct_file(_blank(-1024))),
+    ("ct-blank-minus-3024-predict-folder", predict_folder(), ["scan_0000.nii.gz"], "every voxel is -3024",
+     ct_file(_blank(-3024), name="images/scan_0000.nii.gz")),
+    ("ct-blank-zero-float", prepare_ct(), ["ct_bad.nii.gz"], "is blank", ct_file(_blank(0.0))),
+    ("ct-almost-all-padding", prepare_ct(), ["ct_bad.nii.gz"], "are the padding value -1024", ct_file(_almost_blank)),
+    # anatomy and nnunet predict run the same physics as prepare (`io.read_patient_ct`)
+    ("anatomy-ct-hu-plus-1024", anatomy_of(), ["ct_bad.nii.gz"], "look offset",
+     ct_file(lambda a: a + 1024, padding=-2000)),
+    ("anatomy-ct-spacing-in-cm", anatomy_of(), ["ct_bad.nii.gz"], "spacing looks given in cm",
+     ct_file(spacing=SPACING_MM / 10)),
+    ("predict-ct-hu-minus-1024", predict_ct(), ["ct_bad.nii.gz"], "look offset or scaled",
+     ct_file(lambda a: a - 1024)),
+    ("predict-ct-slope-twice", predict_ct(), ["ct_bad.nii.gz"], "look offset or scaled", ct_file(lambda a: a * 2)),
+    ("predict-folder-spacing-in-micrometres", predict_folder(), ["scan_0000.nii.gz"],
+     "spacing looks given in micrometres", ct_file(spacing=SPACING_MM * 1000, name="images/scan_0000.nii.gz")),
     ("dicom-three-series-anatomy", ["anatomy", "--ct", "{t}/dicom", "--out", "{t}/a.nii.gz", "--method", "coarse"],
      ["dicom"], "3 DICOM series", _dicom_series("soft", "bone", "lung")),
 ]
@@ -94,3 +130,11 @@ def test_plausible_ct_is_prepared(bad_data: Path, tmp_path: Path, capsys, varian
     assert main(args) == 0, capsys.readouterr().err
     assert (tmp_path / "out" / "c1" / "case.json").is_file()
 
+
+def test_plausible_ct_gets_its_anatomy(tmp_path: Path, bad_data: Path, capsys):
+    """`anatomy` with the physics check still maps a real-looking CT (noise, air clipped at -1024, -3024 padding)."""
+    from LNSynthLib.cli.main import main
+
+    ct_file(lambda a: np.maximum(a, -1024), padding=-3024)(tmp_path, bad_data)
+    assert main([a.format(d=bad_data, t=tmp_path) for a in anatomy_of()]) == 0, capsys.readouterr().err
+    assert (tmp_path / "a.nii.gz").is_file()

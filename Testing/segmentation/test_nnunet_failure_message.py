@@ -51,7 +51,7 @@ def test_failed_prediction_through_the_cli_names_the_cause_and_keeps_its_log(tmp
     torch.save({"network_weights": {}}, model / "fold_0" / "checkpoint_final.pth")  # loads; the plans are broken
     ct = np.full((16, 16, 16), -1000, np.int16)
     ct[2:14, 2:14, 2:14] = 40
-    write_volume(Volume(ct, Geometry((2.0, 2.0, 2.0))), tmp_path / "ct.nii.gz")
+    write_volume(Volume(ct, Geometry((3.0, 3.0, 3.0))), tmp_path / "ct.nii.gz")   # a body 36 mm across
     out = tmp_path / "preds" / "seg.nii.gz"
     (tmp_path / "preds").mkdir()
     code = main(["nnunet", "predict", "--model", str(model), "--ct", str(tmp_path / "ct.nii.gz"), "--out", str(out),
