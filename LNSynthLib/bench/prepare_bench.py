@@ -19,7 +19,6 @@ from typing import Any
 from LNSynthLib.bench.results import markdown_table, write_results
 
 DESCRIPTION = "time + peak memory of preparation (read, checks, grouping, crop, resample, write)"
-SHARED = Path(os.environ.get("LNSYNTH_SHARED_DATA", Path(__file__).resolve().parents[3] / "shared" / "data"))
 STAGES = ["read", "checks", "crop", "grouping", "resample", "write"]
 
 
@@ -33,8 +32,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "write a CT, or float32 (then reading also checks every value for NaN/inf)")
     parser.add_argument("--phantom-repeats", type=int, default=1, help="runs of the phantom workload (median)")
     parser.add_argument("--skip-phantom", action="store_true", help="only the real example CT")
-    parser.add_argument("--real-ct", default=str(SHARED / "totalseg_example" / "example_ct.nii.gz"))
-    parser.add_argument("--real-labels", default=str(SHARED / "totalseg_example" / "example_seg_total.nii.gz"))
+    parser.add_argument("--real-ct", help="a real CT to time too (e.g. TotalSegmentator's example_ct.nii.gz)")
+    parser.add_argument("--real-labels", help="its TotalSegmentator 'total' labels (example_seg_total.nii.gz)")
 
 
 def reference_op_s(repeats: int = 3) -> float:
@@ -207,15 +206,19 @@ def _run_workload(kind: str, args: argparse.Namespace, repeats: int) -> dict[str
 def run(args: argparse.Namespace) -> tuple[Path, Path]:
     load_before, reference_before = os.getloadavg(), reference_op_s()
     workloads: dict[str, dict[str, Any]] = {}
-    if Path(args.real_ct).exists() and Path(args.real_labels).exists():
+    if args.real_ct and args.real_labels:
+        from LNSynthLib.input_paths import check_input_path
+
+        check_input_path(args.real_ct, folder_ok=False)
+        check_input_path(args.real_labels, folder_ok=False)
         workloads["real example CT"] = _run_workload("real", args, args.repeats)
     if not args.skip_phantom:
         workloads["phantom"] = _run_workload("phantom", args, args.phantom_repeats)
     if not workloads:
         from LNSynthLib.errors import InputDataError
 
-        raise InputDataError("no workload to run: real example CT not found and --skip-phantom given",
-                             path=args.real_ct, fix="set LNSYNTH_SHARED_DATA or drop --skip-phantom")
+        raise InputDataError("no workload to run: no real CT given and --skip-phantom",
+                             fix="give --real-ct FILE --real-labels FILE, or drop --skip-phantom")
     load_after, reference_after = os.getloadavg(), reference_op_s()
     names = list(workloads)
     rows = [[stage] + [round(workloads[n]["stages_s"][stage], 3) for n in names] for stage in STAGES]

@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 import argparse
-import os
 from pathlib import Path
 
 from LNSynthLib.cli import arg_types as at
 from LNSynthLib.jobs.results import emit_result
 from LNSynthLib.volumes.preprocess import TRAIN_MARGIN_MM
 
-SHARED_DATA = Path(os.environ.get("LNSYNTH_SHARED_DATA", Path(__file__).resolve().parents[3] / "shared" / "data"))
-DEFAULT_REAL_DIR = SHARED_DATA / "totalseg_example"
-DEFAULT_HIRES_DIR = SHARED_DATA / "dcmqi_ct3slice"
+# The figures compare the phantom with real CTs the user names: none ships with the package.
+REAL_OPTIONS = {"figure": ("real_ct", "real_labels"),
+                "realism_figure": ("real_ct", "real_labels", "real_hires_ct", "real_hires_labels")}
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -28,18 +27,14 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help=f"LN-region crop margin (default {TRAIN_MARGIN_MM:g} = training)")
     p.add_argument("--overwrite", action="store_true", help="replace existing phantom cases")
     p.add_argument("--figure", type=at.output_png, metavar="PNG", help="also write the phantom-vs-real anatomy figure to PNG")
-    p.add_argument("--real-ct", default=str(DEFAULT_REAL_DIR / "example_ct.nii.gz"),
-                   help="real CT for the figure (default: the shared TotalSegmentator example)")
-    p.add_argument("--real-labels", default=str(DEFAULT_REAL_DIR / "example_seg_total.nii.gz"),
-                   help="its TotalSegmentator 'total' labels or 14-label anatomy map")
+    p.add_argument("--real-ct", help="real CT for the figures (e.g. TotalSegmentator's example_ct.nii.gz)")
+    p.add_argument("--real-labels", help="its TotalSegmentator 'total' labels or 14-label anatomy map")
     p.add_argument("--realism-figure", type=at.output_png, metavar="PNG",
                    help="also write the phantom-vs-real CT figure (W400/L40, lymph nodes outlined) to PNG, "
                         "e.g. Resources/phantom_vs_real.png")
-    p.add_argument("--real-hires-ct", default=str(DEFAULT_HIRES_DIR),
-                   help="a real CT at about 0.8 mm for the realism figure (file or DICOM folder; "
-                        "default: the shared dcmqi 3-slice series); --real-ct is shown too")
-    p.add_argument("--real-hires-labels", default=str(DEFAULT_HIRES_DIR / "liver_spine_seg.nrrd"),
-                   help="its label file (label 2 = spine, used to centre the zoomed panel)")
+    p.add_argument("--real-hires-ct", help="a real CT at about 0.8 mm for the realism figure (file or DICOM folder, "
+                                           "e.g. dcmqi's 3-slice series); --real-ct is shown too")
+    p.add_argument("--real-hires-labels", help="its label file (label 2 = spine, used to centre the zoomed panel)")
     p.add_argument("--realism-shape", type=at.positive_int, nargs=3, metavar=("Z", "Y", "X"),
                    help="phantom grid of the realism figure, at 0.8×0.8×1.5 mm (default 300 512 512, "
                         "the size the prepare benchmark uses)")
@@ -59,6 +54,12 @@ def run(args: argparse.Namespace) -> int:
         raise InputDataError(f"--spacing takes 1 or 3 values, got {len(args.spacing)}",
                              fix="e.g. --spacing 1.0 or --spacing 0.8 0.8 2.5")
     spacing = tuple(args.spacing * 3) if len(args.spacing) == 1 else tuple(args.spacing)
+    for figure, needed in REAL_OPTIONS.items():
+        missing = [f"--{name.replace('_', '-')}" for name in needed if getattr(args, figure) and not getattr(args, name)]
+        if missing:
+            raise InputDataError(f"--{figure.replace('_', '-')} compares the phantom with real CTs: "
+                                 f"{', '.join(missing)} not given",
+                                 fix=f"name the real CT files with {' '.join(m + ' FILE' for m in missing)}")
     if args.out:
         folders = write_phantom_cases(args.out, args.cases, seed=args.seed, shape_zyx=tuple(args.shape),
                                       spacing_xyz=spacing, overwrite=args.overwrite,
