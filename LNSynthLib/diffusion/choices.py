@@ -21,6 +21,7 @@ VARIANTS = ("ln_ddpm", "conditional", "mask_guided", "edge_guided", "gscond_ln_o
 # How tables name each variant (paper 000 Tables 1-2, paper 002); med_ddpm is the shared-U-Net analogue.
 VARIANT_LABELS = {"ln_ddpm": "LN-DDPM", "conditional": "Conditional DDPM", "mask_guided": "Mask-guided DDPM",
                   "edge_guided": "Edge-guided DDPM", "gscond_ln_only": "GSCond w/ LN mask", "med_ddpm": "Med-DDPM"}
+LDCOND_VARIANTS = ("ln_ddpm",)                    # with LDCond transformers; the others: plain self-attention
 ATTENTION_MODES = ("LD", "LA", "GA")              # LDCond mode (paper 000 Table 4c)
 LD_GATES = ("max", "fraction", "nearest")         # LN mask -> transformer level (local_detail.ln_gate)
 LDCOND_PLACEMENTS = ("all", "middle")             # LDCond transformers: every block at 16³, or one

@@ -11,7 +11,7 @@ import math
 from pathlib import Path
 from typing import Any
 
-from LNSynthLib.diffusion.choices import CONFIG_CHOICES, RFLOW_SAMPLERS, SAMPLERS
+from LNSynthLib.diffusion.choices import CONFIG_CHOICES, LDCOND_VARIANTS, RFLOW_SAMPLERS, SAMPLERS
 from LNSynthLib.errors import ConfigError
 
 Source = str | Path | None
@@ -97,6 +97,7 @@ def check_config(config: Any, source: Source) -> None:  # noqa: ANN401 - LNDDPMC
                 wanted = f"{'>' if low_open else '>='} {low:g}" + ("" if high is None else f" and <= {high:g}")
                 raise ConfigError(f"{key} = {value!r} is out of range; it must be finite and {wanted}",
                                   path=source, fix=f"set {key} to a value {wanted}")
+    _check_network_rules(config.network, source)
     divisor = 2 ** (len(config.network.channels) - 1)
     if any(size % divisor for size in config.train.patch_size):
         raise ConfigError(f"train.patch_size {list(config.train.patch_size)} must be divisible by {divisor} "
@@ -115,6 +116,32 @@ def check_config(config: Any, source: Source) -> None:  # noqa: ANN401 - LNDDPMC
         raise ConfigError(f"network.channels {list(config.network.channels)} must all be multiples of "
                           f"network.norm_groups = {groups}", path=source,
                           fix="change network.channels or network.norm_groups")
+
+
+def _check_network_rules(net: Any, source: Source) -> None:  # noqa: ANN401 - NetworkConfig (import cycle)
+    """The network's own rules, which a value can break while in range: the attention level is one of the
+    U-Net's levels, plain self-attention splits its channels into heads, one input channel per anatomy label."""
+    levels, divisor = len(net.channels), net.transformer_resolution_divisor
+    allowed = [2**level for level in range(levels)]
+    if divisor not in allowed:
+        listed = ", ".join(map(str, allowed))
+        raise ConfigError(f"network.transformer_resolution_divisor = {divisor} is not a level of the U-Net: with "
+                          f"{levels} network.channels level{'s' if levels > 1 else ''} the attention sits at patch/{listed.replace(', ', ', /')}",
+                          path=source, fix=f"set network.transformer_resolution_divisor to one of {listed}, or give "
+                                           "network.channels more levels")
+    width = net.channels[allowed.index(divisor)]
+    if net.variant not in LDCOND_VARIANTS and width % net.transformer_head_dim:
+        fitting = [d for d in range(1, width + 1) if width % d == 0 and d <= net.transformer_head_dim]
+        raise ConfigError(f"network.transformer_head_dim = {net.transformer_head_dim} does not divide the {width} "
+                          f"channels of the attention level of network.variant = {net.variant} (plain "
+                          "self-attention splits them into heads of that size)", path=source,
+                          fix=f"set network.transformer_head_dim to a divisor of {width}, e.g. {fitting[-1]}")
+    from LNSynthLib.anatomy.groups import NUM_LABELS
+
+    if net.anatomy_labels < NUM_LABELS:
+        raise ConfigError(f"network.anatomy_labels = {net.anatomy_labels} is fewer than the {NUM_LABELS} labels "
+                          f"(0..{NUM_LABELS - 1}) of the anatomy map every prepared case holds", path=source,
+                          fix=f"set network.anatomy_labels={NUM_LABELS}")
 
 
 def _check_process(config: Any, source: Source) -> None:  # noqa: ANN401 - LNDDPMConfig

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +14,7 @@ from LNSynthLib.input_paths import check_input_path
 from LNSynthLib.volumes.checks import check_ct, check_ct_physics, non_finite_error
 from LNSynthLib.volumes.dicom_checks import check_slice_positions
 from LNSynthLib.volumes.geometry import Geometry, Volume
+from LNSynthLib.volumes.memory import check_fits_in_memory
 
 # File types a 3D volume is written to (the CLI checks output names against them while parsing).
 SUPPORTED_SUFFIXES = (".nii", ".nii.gz", ".nrrd", ".nhdr", ".mha", ".mhd")
@@ -66,9 +68,11 @@ def read_image(path: str | Path) -> sitk.Image:
                 raise _several_series(path, reader, series)
             files = reader.GetGDCMSeriesFileNames(str(path), series[0])
             check_slice_positions(path, files)
+            _check_fits(path, files[0], slices=len(files))
             reader.SetFileNames(files)
             image = reader.Execute()
         else:
+            _check_fits(path, path)
             image = sitk.ReadImage(str(path))
             _check_nifti_complete(path, image)
             _check_nifti_finite(path, image)
@@ -83,6 +87,21 @@ def read_image(path: str | Path) -> sitk.Image:
         raise InputDataError("has vector/RGB voxels, a scalar volume is needed", path=path,
                              fix="give a grey-value CT or a label map")
     return image
+
+
+def _check_fits(path: Path, first_file: str | Path, slices: int | None = None) -> None:
+    """Refuse an image too large for memory from its header, before ITK allocates it (a DICOM series: its first
+    file's slice size times the number of files)."""
+    info = sitk.ImageFileReader()
+    info.SetFileName(str(first_file))
+    info.ReadImageInformation()
+    size = list(info.GetSize())
+    if slices is not None:
+        size = [*size[:2], slices]
+    kind = sitk.GetPixelIDValueAsString(info.GetPixelID())
+    bits = re.search(r"(\d+)-bit", kind)
+    component = (int(bits.group(1)) // 8 if bits else 8) * (2 if kind.startswith("complex") else 1)
+    check_fits_in_memory(tuple(size), component * max(1, info.GetNumberOfComponents()), path)
 
 
 def _several_series(folder: Path, reader: sitk.ImageSeriesReader, series: tuple[str, ...]) -> InputDataError:

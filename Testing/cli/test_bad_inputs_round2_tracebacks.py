@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from .round2_inputs import CASES, checkpoint, export, rows, sample
+from .round2_inputs import CASES, anatomy_of, checkpoint, export, predict_ct, prepare_ct, rows, sample
 
 
 def _drop(key: str):
@@ -51,6 +51,47 @@ def _synthetic_folder(qc: object):
     return make
 
 
+HUGE_XYZ = (20000, 20000, 12000)   # int16: 8.7 TiB, more memory than any machine has
+
+
+def _huge_nifti(tmp: Path, data: Path) -> None:
+    """{t}/huge.nii: a complete NIfTI whose header says HUGE_XYZ int16 voxels, as a sparse file (the disk holds
+    its header only)."""
+    import nibabel
+    import numpy as np
+
+    header = nibabel.Nifti1Header()
+    header.set_data_dtype(np.int16)
+    header.set_data_shape(HUGE_XYZ)
+    header.set_zooms((0.5, 0.5, 0.5))
+    header.set_sform(np.diag([-0.5, -0.5, 0.5, 1.0]), code=1)
+    header["vox_offset"] = 352
+    with open(tmp / "huge.nii", "wb") as fh:
+        fh.write(header.binaryblock + b"\0" * (352 - len(header.binaryblock)))
+        fh.truncate(352 + 2 * HUGE_XYZ[0] * HUGE_XYZ[1] * HUGE_XYZ[2])
+
+
+def _huge_nrrd_header(tmp: Path, data: Path) -> None:
+    """{t}/huge.nhdr: a detached NRRD header of HUGE_XYZ voxels (a typo in `sizes`); its data file is small."""
+    (tmp / "huge.raw").write_bytes(b"\0" * 64)
+    (tmp / "huge.nhdr").write_text(
+        "NRRD0004\ntype: short\ndimension: 3\nspace: left-posterior-superior\n"
+        f"sizes: {' '.join(map(str, HUGE_XYZ))}\nspace directions: (0.5,0,0) (0,0.5,0) (0,0,0.5)\n"
+        "kinds: domain domain domain\nendian: little\nencoding: raw\nspace origin: (0,0,0)\ndata file: huge.raw\n")
+
+
+def _train_set(*sets: str) -> list[str]:
+    args = ["train", "--config", "tiny", "--cases", CASES, "--run-dir", "{t}/run"]
+    for item in sets:
+        args += ["--set", item]
+    return args
+
+
+def _config_breaking_the_network(payload: dict) -> None:
+    payload["config_yaml"] = payload["config_yaml"].replace("transformer_resolution_divisor: 4",
+                                                            "transformer_resolution_divisor: 3")
+
+
 TABLE = [
     ("phantom-seed-negative", ["phantom", "--out", "{t}/ph", "--seed", "-1"], ["--seed"], "not a seed", None),
     ("phantom-seed-too-big", ["phantom", "--out", "{t}/ph", "--seed", str(2**40)], ["--seed"], "not a seed", None),
@@ -80,8 +121,30 @@ TABLE = [
     ("export-qc-not-json", export("--synthetic", "{t}/synt"), ["qc.json"], "cannot be read",
      _synthetic_folder('{"samples": {')),
     ("serve-work-is-a-file", ["serve", "--work", "{d}/a_file"], ["--work", "a_file"], "is a file", None),
-    ("train-set-not-yaml", ["train", "--config", "tiny", "--cases", CASES, "--run-dir", "{t}/run", "--set",
-                            "train.patch_size=[32,32"], ["train.patch_size"], "not valid YAML", None),
+    ("train-set-not-yaml", _train_set("train.patch_size=[32,32"), ["train.patch_size"], "not valid YAML", None),
+    # inputs too large for memory: refused from the header, with what they would need, before anything is read
+    ("ct-too-large-for-memory", prepare_ct("{t}/huge.nii"), ["huge.nii"], "GiB to read", _huge_nifti),
+    ("ct-too-large-for-memory-predict", predict_ct("{t}/huge.nii"), ["huge.nii"], "too large for the memory",
+     _huge_nifti),
+    ("ct-too-large-nrrd-header-anatomy", anatomy_of("{t}/huge.nhdr"), ["huge.nhdr", "20000 x 20000 x 12000"],
+     "too large for the memory", _huge_nrrd_header),
+    ("ln-too-large-for-memory", ["prepare", "--ct", "{d}/ct.nii.gz", "--ln", "{t}/huge.nii", "--out", "{t}/out",
+                                 "--case-id", "c1", "--anatomy-source", "coarse"], ["huge.nii"],
+     "too large for the memory", _huge_nifti),
+    # config values that pass the type and range checks but not the network's rules: refused at load
+    ("train-set-attention-not-a-level", _train_set("network.transformer_resolution_divisor=3"),
+     ["network.transformer_resolution_divisor"], "not a level of the U-Net", None),
+    ("train-set-one-level-unet", _train_set("network.channels=[8]"), ["network.transformer_resolution_divisor"],
+     "not a level of the U-Net", None),
+    ("train-set-head-dim-plain-attention", _train_set("network.variant=conditional", "network.transformer_head_dim=12"),
+     ["network.transformer_head_dim"], "does not divide the 32 channels", None),
+    ("train-set-anatomy-labels-2", _train_set("network.anatomy_labels=2"), ["network.anatomy_labels"],
+     "fewer than the 14 labels", None),
+    ("train-set-patch-not-divisible", _train_set("train.patch_size=[30,32,32]"), ["train.patch_size"],
+     "must be divisible by 4", None),
+    ("train-set-channels-0", _train_set("network.channels=[0,16,32]"), ["network.channels"], "out of range", None),
+    ("sample-checkpoint-config-breaks-network", sample("{t}/ck.pt"), ["ck.pt", "network.transformer_resolution_divisor"],
+     "not a level of the U-Net", checkpoint(_config_breaking_the_network)),
 ]
 
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 import torch
 
+from LNSynthLib.diffusion.choices import LDCOND_VARIANTS
 from LNSynthLib.diffusion.model.conditioning import body_mask, edge_map, one_hot_anatomy
 
 
@@ -21,22 +22,26 @@ class VariantSpec:
     name: str
     input: tuple[str, ...]   # condition channels concatenated to x_t, in order
     guide: tuple[str, ...]   # condition channels of the guide encoder; () = no guide branch
-    ldcond: bool             # LDCond spatial transformers with LN mask tokens
     description: str
+
+    @property
+    def ldcond(self) -> bool:
+        """LDCond spatial transformers with LN mask tokens (`choices.LDCOND_VARIANTS`); else plain self-attention."""
+        return self.name in LDCOND_VARIANTS
 
 
 VARIANT_SPECS: dict[str, VariantSpec] = {
-    "ln_ddpm": VariantSpec("ln_ddpm", ("anatomy", "ln"), (), True,
+    "ln_ddpm": VariantSpec("ln_ddpm", ("anatomy", "ln"), (),
                            "paper 000: GSCond (x_t + one-hot anatomy + LN) and LDCond on LN voxels"),
-    "conditional": VariantSpec("conditional", ("anatomy", "ln"), (), False,
+    "conditional": VariantSpec("conditional", ("anatomy", "ln"), (),
                                "paper 002 (a): channel-wise concatenation only"),
-    "mask_guided": VariantSpec("mask_guided", (), ("anatomy", "ln"), False,
+    "mask_guided": VariantSpec("mask_guided", (), ("anatomy", "ln"),
                                "paper 002 (b): conditions encoded by a separate U-Net-like encoder"),
-    "edge_guided": VariantSpec("edge_guided", ("anatomy", "ln"), ("edge",), False,
+    "edge_guided": VariantSpec("edge_guided", ("anatomy", "ln"), ("edge",),
                                "paper 002 (c): concatenation + semantic edge map through the guide encoder"),
-    "gscond_ln_only": VariantSpec("gscond_ln_only", ("ln",), (), False,
+    "gscond_ln_only": VariantSpec("gscond_ln_only", ("ln",), (),
                                   "paper 000 ablation: x_t + LN mask only"),
-    "med_ddpm": VariantSpec("med_ddpm", ("ln", "body"), (), False,
+    "med_ddpm": VariantSpec("med_ddpm", ("ln", "body"), (),
                             "paper 000 baseline (Med-DDPM style): x_t + LN mask + body mask"),
 }
 
