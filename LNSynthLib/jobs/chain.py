@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from LNSynthLib.jobs.runner import JobProcess
+from LNSynthLib.jobs.warm_client import WarmRequest, WarmWorker
 
 
 @dataclass
@@ -24,12 +25,23 @@ class Step:
     """One `python -m LNSynthLib <args>` call; `weight` is its share of the progress bar.
 
     `command` replaces the whole command line (e.g. `torchrun ...`), keeping progress and cancel.
+    `warm`: run by the chain's warm worker when it has one (a short step of an interactive job whose
+    imports and model load would cost more than its work); `command` is then `[python, "-m", module, ...]`.
     """
 
     label: str
     args: list[str]
     weight: float = 1.0
     command: list[str] | None = None
+    warm: bool = False
+
+    def module_and_args(self) -> tuple[str, list[str]]:
+        """What `python -m` runs for this step: `LNSynthLib <args>`, or the module of `command`."""
+        if self.command is None:
+            return "LNSynthLib", list(self.args)
+        if len(self.command) < 3 or self.command[1] != "-m":
+            raise ValueError(f"a warm step runs `python -m module ...`, not {self.command}")
+        return self.command[2], list(self.command[3:])
 
 
 @dataclass
@@ -80,9 +92,11 @@ class JobChain:
     def __init__(self, steps: Sequence[Step], run_dir: str | Path, *, log_path: str | Path | None = None,
                  python: str | None = None, env: dict[str, str] | None = None,
                  on_success: Callable[[], Any] | None = None, keep_run_dir_on_failure: bool = False,
-                 resume_folder: str | Path | None = None, scene_bound: bool = False) -> None:
+                 resume_folder: str | Path | None = None, scene_bound: bool = False,
+                 worker: WarmWorker | None = None) -> None:
         """`resume_folder`: where a training keeps its checkpoints (kept on cancel, resumed next time);
-        `scene_bound`: `on_success` loads results into the scene the job was started from."""
+        `scene_bound`: `on_success` loads results into the scene the job was started from;
+        `worker`: the session's warm worker, which runs the steps marked `warm`."""
         if not steps:
             raise ValueError("a job chain needs at least one step")
         self.steps = list(steps)
@@ -95,12 +109,13 @@ class JobChain:
         self.keep_run_dir_on_failure = keep_run_dir_on_failure
         self.resume_folder = Path(resume_folder) if resume_folder else None
         self.scene_bound = scene_bound
+        self.worker = worker
         self.state = ChainState(label=self.steps[0].label)
         self.started_at = time.monotonic()
         self._total_weight = sum(s.weight for s in self.steps)
         self._done_weight = 0.0
         self._index = 0
-        self.process: JobProcess | None = None
+        self.process: JobProcess | WarmRequest | None = None
         self._start_current()
 
     def _start_current(self) -> None:
@@ -109,8 +124,12 @@ class JobChain:
             self.log_path.parent.mkdir(parents=True, exist_ok=True)
             with open(self.log_path, "a", encoding="utf-8") as log:
                 log.write("$ " + " ".join(step.command or ["lnsynth", *step.args]) + "\n")
-        self.process = JobProcess(step.args, python=self.python, env=self.env, log_path=self.log_path,
-                                  command=step.command)
+        if step.warm and self.worker is not None:
+            module, args = step.module_and_args()
+            self.process = self.worker.submit(args, module=module, env=self.env, log_path=self.log_path)
+        else:
+            self.process = JobProcess(step.args, python=self.python, env=self.env, log_path=self.log_path,
+                                      command=step.command)
         self.state.label = step.label
         self.state.step_index = self._index
 

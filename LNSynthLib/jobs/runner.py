@@ -58,13 +58,7 @@ class JobProcess:
         if command is None:
             command = [python or sys.executable, "-m", "LNSynthLib", *self.args]
         command = [str(c) for c in command]
-        child_env = dict(os.environ)
-        child_env.update(env or {})
-        child_env[PROGRESS_ENV] = "json"
-        child_env.setdefault("PYTHONUNBUFFERED", "1")
-        child_env["PYTHONIOENCODING"] = "utf-8"  # the child writes what the reader decodes
-        repo_root = str(Path(__file__).resolve().parents[2])
-        child_env["PYTHONPATH"] = os.pathsep.join(p for p in (repo_root, child_env.get("PYTHONPATH")) if p)
+        child_env = job_env(env)
         self._log = open(log_path, "a", encoding="utf-8") if log_path else None  # noqa: SIM115
         self._lines: queue.Queue[str | None] = queue.Queue()
         self.state = JobState()
@@ -115,18 +109,7 @@ class JobProcess:
             self._log.flush()
         if self._on_line is not None:
             self._on_line(line)
-        record = _parse_progress(line)
-        if record is None:
-            self.state.log_tail.append(line)
-            del self.state.log_tail[: -self._tail_lines]
-            return
-        self.state.last = record
-        self.state.events.append(record)
-        if "step" in record and "total" in record:
-            self.state.stage = str(record.get("stage", ""))
-            self.state.step = int(record["step"])
-            self.state.total = int(record["total"])
-            self.state.eta_s = record.get("eta_s")
+        record_line(self.state, line, self._tail_lines)
 
     def wait(self, timeout_s: float | None = None, poll_interval_s: float = 0.1) -> JobState:
         """Block until the job ends (for scripts and tests; the GUI polls instead)."""
@@ -158,6 +141,34 @@ class JobProcess:
     def result(self, kind: str | None = None) -> Path | None:
         """Path the command announced as its result (`jobs.results`), or None."""
         return result_path(self.state.events, kind)
+
+
+def record_line(state: JobState, line: str, tail_lines: int) -> None:
+    """Take one output line of a job into its state: a progress record, or a line of the log tail."""
+    record = _parse_progress(line)
+    if record is None:
+        state.log_tail.append(line)
+        del state.log_tail[: -tail_lines]
+        return
+    state.last = record
+    state.events.append(record)
+    if "step" in record and "total" in record:
+        state.stage = str(record.get("stage", ""))
+        state.step = int(record["step"])
+        state.total = int(record["total"])
+        state.eta_s = record.get("eta_s")
+
+
+def job_env(env: dict[str, str] | None = None) -> dict[str, str]:
+    """The environment of a job process: JSON progress, UTF-8 output, this library importable."""
+    child_env = dict(os.environ)
+    child_env.update(env or {})
+    child_env[PROGRESS_ENV] = "json"
+    child_env.setdefault("PYTHONUNBUFFERED", "1")
+    child_env["PYTHONIOENCODING"] = "utf-8"  # the child writes what the reader decodes
+    repo_root = str(Path(__file__).resolve().parents[2])
+    child_env["PYTHONPATH"] = os.pathsep.join(p for p in (repo_root, child_env.get("PYTHONPATH")) if p)
+    return child_env
 
 
 def _parse_progress(line: str) -> dict[str, Any] | None:

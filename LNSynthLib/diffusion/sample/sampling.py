@@ -34,14 +34,35 @@ from LNSynthLib.diffusion.train.checkpoint import config_of, load_checkpoint
 from LNSynthLib.diffusion.train.data import CaseArrays, case_arrays, crop_case
 from LNSynthLib.errors import InputDataError
 from LNSynthLib.jobs.progress import Progress
+from LNSynthLib.jobs.warm_worker import WARM_ENV
 from LNSynthLib.output_claims import claim_output_folder
 from LNSynthLib.volumes.geometry import Volume
 
 SYNTHETIC_TAG = "_synt_"
 
 
+# Models a warm worker (`jobs/warm_worker.py`) keeps loaded, keyed by the checkpoint file's identity.
+_LOADED: dict[tuple, tuple[nn.Module, LNDDPMConfig, dict]] = {}
+
+
 def load_model(checkpoint: str | Path, device: torch.device, use_ema: bool = True) -> tuple[nn.Module, LNDDPMConfig, dict]:
-    """Denoiser with the checkpoint's EMA (default) or raw weights, in eval mode on `device`."""
+    """Denoiser with the checkpoint's EMA (default) or raw weights, in eval mode on `device`.
+
+    In a warm worker the model stays loaded for the next request, until the file changes (another path,
+    size or modification time: a training that saved again, or another checkpoint chosen).
+    """
+    if os.environ.get(WARM_ENV) != "1":
+        return _load_model(checkpoint, device, use_ema)
+    path = Path(checkpoint).resolve()
+    stat = path.stat()
+    key = (str(path), stat.st_size, stat.st_mtime_ns, str(device), use_ema)
+    if key not in _LOADED:
+        _LOADED.clear()   # one model at a time: a session samples from the checkpoint it shows
+        _LOADED[key] = _load_model(checkpoint, device, use_ema)
+    return _LOADED[key]
+
+
+def _load_model(checkpoint: str | Path, device: torch.device, use_ema: bool) -> tuple[nn.Module, LNDDPMConfig, dict]:
     from LNSynthLib.diffusion.model.network import build_denoiser
 
     payload = load_checkpoint(checkpoint)
