@@ -1,4 +1,5 @@
-"""Which device a job runs on: one vocabulary (`auto`, `cpu`, `cuda`, `cuda:N`) for every command.
+"""Which device a job runs on: one vocabulary (`auto`, `cpu`, `cuda`, `cuda:N`) for every command;
+and how many CPU threads a job process uses (`job_threads`, `apply_job_threads`).
 
 Each engine wants its own spelling, translated here and nowhere else: a torch device for
 LN-DDPM (`cuda` picks the torchrun rank's GPU), `cuda`/`cpu` for nnU-Net, `gpu`/`gpu:N`/`cpu`
@@ -8,7 +9,9 @@ functions, so the Slicer panel can import `DEVICE_CHOICES` for its combo box.
 
 from __future__ import annotations
 
+import os
 import re
+import sys
 from typing import TYPE_CHECKING
 
 from LNSynthLib.errors import LNSynthError
@@ -18,6 +21,9 @@ if TYPE_CHECKING:
 
 DEVICE_CHOICES = ("auto", "cpu", "cuda")   # plus cuda:N; `gpu` is read as `cuda` (former TotalSegmentator word)
 DEVICE_HELP = "auto (the GPU when there is one, else the CPU), cpu, cuda or cuda:N"
+THREADS_ENV = "LNSYNTH_THREADS"                 # torch/OpenMP threads of a job process (unset: `job_threads`)
+NNUNET_THREADS_ENV = "LNSYNTH_NNUNET_THREADS"   # the same for a CPU nnU-Net training (unset: `job_threads`)
+RULE_MARK = "LNSYNTH_OMP_THREADS_BY_RULE"       # the OMP_NUM_THREADS that `apply_job_threads` set, not a user
 _DEVICE = re.compile(r"^(auto|cpu|cuda|gpu)(?::(\d+))?$")
 
 
@@ -98,3 +104,46 @@ def autocast_dtype(amp: str, device: torch.device) -> torch.dtype | None:
     if amp not in ("auto", "off"):   # configs are checked at load (config_checks); this guards direct calls
         raise ValueError(f"train.amp must be auto, bf16 or off, got {amp!r}")
     return None
+
+
+def job_threads(env: str = THREADS_ENV) -> int:
+    """Torch threads for a job process: `env` (or the user's OMP_NUM_THREADS) if set, else the free cores.
+
+    Measured (`lnsynth bench threads`, AMD EPYC, 2 cores): on a loaded machine two OpenMP threads that spin
+    at every barrier ran a tiny denoiser 2.8-4.6x slower than one thread (a descheduled thread stalls the
+    other); with passive waiting two threads were within the noise of one. So a job takes the cores that
+    the 1-minute load average leaves free (at least one), and waits passively (`apply_job_threads`).
+    """
+    text = os.environ.get(env, "").strip()
+    if text:
+        try:
+            return max(1, int(text))
+        except ValueError:
+            raise DeviceError(f"{env}={text!r} is not a number of threads", fix=f"set {env} to e.g. 1, or unset it") \
+                from None
+    omp = os.environ.get("OMP_NUM_THREADS", "").strip()
+    if omp.isdigit() and omp != os.environ.get(RULE_MARK):   # the user's own OpenMP setting
+        return max(1, int(omp))
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    try:
+        load = os.getloadavg()[0]
+    except (AttributeError, OSError):   # no load average (Windows): assume an idle machine
+        load = 0.0
+    return max(1, min(cores, int(cores - load + 0.5)))
+
+
+def apply_job_threads(env: str = THREADS_ENV) -> int:
+    """Set this job process's thread count (`job_threads`) and an OpenMP waiting that yields the core.
+
+    OpenMP reads its variables once, when torch first loads it: set before that import they rule every
+    pool (OpenMP, MKL). Threads that sleep at a barrier (`PASSIVE`) instead of spinning leave a shared core
+    to whoever needs it. A value the user set is kept; one this rule set (`RULE_MARK`) is decided anew by a
+    child job, whose machine load is its own. After torch's import only torch's own count can change.
+    """
+    threads = job_threads(env)
+    if os.environ.get("OMP_NUM_THREADS", "").strip() in ("", os.environ.get(RULE_MARK)):
+        os.environ["OMP_NUM_THREADS"] = os.environ["MKL_NUM_THREADS"] = os.environ[RULE_MARK] = str(threads)
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    if "torch" in sys.modules:
+        sys.modules["torch"].set_num_threads(threads)
+    return threads

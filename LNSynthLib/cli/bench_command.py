@@ -28,6 +28,8 @@ BENCHMARKS = {
                   "LN-DDPM denoiser step time, GFLOP/s, memory, GPU estimate"),
     "gpu": ("LNSynthLib.bench.gpu_bench", "CUDA GPU at 128³: step time/memory (fp32, bf16, checkpointing, compile, "
                                           "channels_last), sampling time; --cpu-smoke without a GPU"),
+    "threads": ("LNSynthLib.bench.threads_bench", "tiny denoiser forward at 32³ by thread count and OpenMP waiting, "
+                                                  "idle and beside a busy process; the jobs' thread rule"),
 }
 
 

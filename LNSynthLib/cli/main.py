@@ -98,6 +98,10 @@ def _report_errors(command: Callable[[], int], prog: str) -> int:
 
 
 def _run(argv: Sequence[str] | None) -> int:
+    if argv is None:   # a process of its own (`lnsynth`, `python -m LNSynthLib`), not a call from Python code
+        from LNSynthLib.devices import apply_job_threads
+
+        apply_job_threads()
     parser = build_parser()
     # Parsing is inside: bad values are UsageErrors (see cli.arg_types), reported like any other.
     args, extra = parser.parse_known_args(argv)

@@ -26,10 +26,11 @@ import re
 import torch
 from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
 
+from LNSynthLib.devices import NNUNET_THREADS_ENV, job_threads
 from LNSynthLib.segmentation.nnunet_trainers.plateau import DELTA_UNIT, plateau_state, write_record
 from LNSynthLib.segmentation.nnunet_trainers.real_share import SEED_ENV, real_share_loaders, seed_everything
 
-THREADS_ENV = "LNSYNTH_NNUNET_THREADS"   # torch threads of a CPU training (unset: nnU-Net's own, every core)
+THREADS_ENV = NNUNET_THREADS_ENV   # torch threads of a CPU training (unset: the jobs' rule, `job_threads`)
 
 NAME_PATTERN = re.compile(r"^nnUNetTrainerLNSynth_(\d+)ep_(\d+)it_(\d+)val(?:_pat(\d+)_d(\d+))?(?:_rs(\d+))?$")
 _CACHE: dict[str, type] = {}
@@ -56,10 +57,10 @@ def _make(name: str, epochs: int, iterations: int, val_iterations: int, patience
                  device: torch.device = _CUDA) -> None:
         if os.environ.get(SEED_ENV):
             seed_everything(int(os.environ[SEED_ENV]))   # before nnU-Net draws anything
-        if os.environ.get(THREADS_ENV):
+        if device.type == "cpu" or os.environ.get(THREADS_ENV):
             # nnU-Net gives a CPU run every core; on a shared machine two spinning OpenMP threads are many times
-            # slower than one (a descheduled thread stalls the other at every barrier).
-            torch.set_num_threads(max(1, int(os.environ[THREADS_ENV])))
+            # slower than one (a descheduled thread stalls the other at every barrier): the jobs' rule instead.
+            torch.set_num_threads(job_threads(THREADS_ENV))
         nnUNetTrainer.__init__(self, plans, configuration, fold, dataset_json, device)
         self.num_epochs = epochs
         self.num_iterations_per_epoch = iterations
