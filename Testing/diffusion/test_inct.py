@@ -204,7 +204,9 @@ def test_sample_command_in_ct_mode(phantom_cases: Path, micro_checkpoint: Path, 
     assert refused.returncode != 0 and "--mode patch only" in refused.stderr
     done = subprocess.run(base, capture_output=True, text=True, env=env)
     assert done.returncode == 0, done.stderr
-    folders = sorted((tmp_path / "out").iterdir())
+    from LNSynthLib.output_claims import CLAIM_FILES  # the folder's lock and recipe (`output_claims`)
+
+    folders = sorted(p for p in (tmp_path / "out").iterdir() if p.name not in CLAIM_FILES)
     assert [f.name for f in folders] == [f"{c.name}_inct_0" for c in list_cases(phantom_cases)]
     case, source = load_case(folders[0]), load_case(list_cases(phantom_cases)[0])
     assert case.ct.shape == source.ct.shape and case.meta["mode"] == "in-ct"

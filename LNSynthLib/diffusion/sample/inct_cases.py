@@ -23,12 +23,14 @@ import torch
 
 from LNSynthLib.cases import Case, is_synthetic, list_cases, load_case, missing_files, write_case_folder
 from LNSynthLib.devices import autocast_dtype, torch_device
-from LNSynthLib.diffusion.process.processes import process_from_config
+from LNSynthLib.diffusion.config import SampleConfig
+from LNSynthLib.diffusion.process.processes import NoiseProcess, process_from_config
 from LNSynthLib.diffusion.process.samplers import eta_used, steps_used
 from LNSynthLib.diffusion.sample.inct_defaults import DEFAULT_MARGIN_MM, INCT_TAG
 from LNSynthLib.diffusion.sample.inpaint import synthesize_nodes
 from LNSynthLib.errors import InputDataError
 from LNSynthLib.jobs.progress import Progress
+from LNSynthLib.output_claims import Claim, claim_output_folder
 from LNSynthLib.volumes.geometry import Volume
 
 
@@ -57,6 +59,17 @@ def _model(checkpoint: str | Path, device: str) -> tuple[Any, Any, Any, dict]:
     return model, config, process_from_config(config), info
 
 
+def _claim(out_root: Path, cases_root: Path, info: dict, chosen: SampleConfig, schedule: NoiseProcess, seed: int,
+           margin_mm: float, command: str) -> Claim:
+    """The output-folder lock (`output_claims`): one in-CT run writes into a folder at a time (no shards), and
+    neither a patch sampler nor another in-CT run joins it."""
+    recipe = {"mode": "in-ct", "checkpoint_sha256": info["checkpoint_sha256"], "sampler": chosen.sampler,
+              "steps": steps_used(chosen.sampler, chosen.steps, schedule.timesteps),
+              "eta": eta_used(chosen.sampler, chosen.eta), "seed": int(seed), "margin_mm": float(margin_mm),
+              "cases": str(cases_root.resolve())}
+    return claim_output_folder(out_root, recipe, command, exclusive=True)
+
+
 def write_inct_cases(checkpoint: str | Path, train_root: str | Path, out_root: str | Path, *, per_case: int,
                      seed: int, margin_mm: float = DEFAULT_MARGIN_MM, sampler: str | None = None,
                      steps: int | None = None, eta: float | None = None, device: str = "auto") -> list[Path]:
@@ -78,7 +91,8 @@ def write_inct_cases(checkpoint: str | Path, train_root: str | Path, out_root: s
     donors = donor_nodes(list(cases.values()))
     patch = tuple(int(s) for s in config.train.patch_size)
     amp = autocast_dtype(config.train.amp, next(model.parameters()).device)
-    with Progress("sample_inct", len(todo)) as progress:
+    claim = _claim(out_root, train_root, info, chosen, schedule, seed, margin_mm, "lnsynth in-CT synthesis")
+    with claim, Progress("sample_inct", len(todo)) as progress:
         for folder, k, final in todo:
             target = cases[folder.name]
             seeds = _case_seed(seed, folder.name, k)
@@ -115,10 +129,10 @@ def sample_inct_cases(checkpoint: str | Path, cases_root: str | Path, out_root: 
     chosen = config.sampling(sampler=sampler, steps=steps, eta=eta, samples_per_case=samples_per_case)
     patch = tuple(int(s) for s in config.train.patch_size)
     amp = autocast_dtype(config.train.amp, next(model.parameters()).device)
-    out_root.mkdir(parents=True, exist_ok=True)
     wanted = [(f, k, out_root / f"{f.name}{INCT_TAG}{k}") for f in folders for k in range(chosen.samples_per_case)]
     written = []
-    with Progress("sample", len(wanted)) as progress:
+    claim = _claim(out_root, cases_root, info, chosen, schedule, seed, margin_mm, "lnsynth sample --mode in-ct")
+    with claim, Progress("sample", len(wanted)) as progress:
         for folder, k, final in wanted:
             written.append(final)
             if not missing_files(final):
