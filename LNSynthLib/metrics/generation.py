@@ -8,7 +8,7 @@ compares sets, not pairs: see `metrics/fid.py`.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -117,11 +117,16 @@ def pair_metrics(real_hu: np.ndarray, synt_hu: np.ndarray, features: object | No
     return out
 
 
-def node_recall_synt(predictions: Sequence[np.ndarray], ln_masks: Sequence[np.ndarray]) -> float:
-    """Paper 000 NodeRecall_synt: nodes of the synthetic masks found by a real-data segmenter, pooled."""
+def node_recall_synt(predictions: Mapping[str, np.ndarray], ln_masks: Mapping[str, np.ndarray]) -> float:
+    """Paper 000 NodeRecall_synt: nodes of the synthetic masks found by a real-data segmenter, pooled.
+
+    Both are keyed by case id: a prediction is scored against its own case's mask, never by list position.
+    """
+    if set(predictions) != set(ln_masks):
+        raise ValueError(f"predictions and LN masks name other cases: {sorted(set(predictions) ^ set(ln_masks))}")
     found = total = 0
-    for pred, ln in zip(predictions, ln_masks, strict=True):
-        f, t = node_detection(pred, ln)
+    for case, ln in ln_masks.items():
+        f, t = node_detection(predictions[case], ln)
         found, total = found + f, total + t
     return found / total if total else float("nan")
 

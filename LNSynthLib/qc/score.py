@@ -58,13 +58,13 @@ def _node_recalls(folders: list[Path], train_root: Path, real_model: Path, work_
     from LNSynthLib.volumes.io import read_volume
 
     dev = nnunet_device(device)
-    per_sample = {}
-    for folder, pred in zip(folders, segment_cases(folders, real_model, work_dir, dev), strict=True):
-        per_sample[folder.name] = node_detection(pred, read_volume(folder / LN_FILE).array)
+    predictions = segment_cases(folders, real_model, work_dir, dev)   # by case id
+    per_sample = {f.name: node_detection(predictions[f.name], read_volume(f / LN_FILE).array) for f in folders}
     real = [f for f in list_cases(train_root) if not is_synthetic(f)]
+    real_predictions = segment_cases(real, real_model, work_dir, dev, kind="real")
     found = total = 0
-    for folder, pred in zip(real, segment_cases(real, real_model, work_dir, dev, kind="real"), strict=True):
-        f, t = node_detection(pred, read_volume(folder / LN_FILE).array)
+    for folder in real:
+        f, t = node_detection(real_predictions[folder.name], read_volume(folder / LN_FILE).array)
         found, total = found + f, total + t
     return per_sample, (found / total if total else 0.0), total
 

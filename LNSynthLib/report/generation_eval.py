@@ -83,7 +83,7 @@ def evaluate_generation(real_root: str | Path, synthetic_root: str | Path, *, wo
                      "(not on the scale of 2D Inception FIDs; few samples make it noisy)")
     if real_model is not None and folders:
         result["NodeRecall_synt"] = gm.node_recall_synt(segment_cases(folders, real_model, work_dir, device),
-                                                        [read_volume(f / LN_FILE).array for f in folders])
+                                                        {f.name: read_volume(f / LN_FILE).array for f in folders})
     organs, organ_cases, organ_note = evaluate_organ_dice(folders, work_dir, mode=organ_dice,
                                                          weights_dir=totalseg_weights_dir, fast=totalseg_fast,
                                                          device=device, real_root=real_root)

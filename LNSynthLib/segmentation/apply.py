@@ -7,6 +7,7 @@ margin, segmented, and the result placed back into a label map of the full input
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -19,7 +20,10 @@ from LNSynthLib.volumes.geometry import Volume
 from LNSynthLib.volumes.io import read_patient_ct, read_volume, write_volume
 from LNSynthLib.volumes.preprocess import TEST_MARGIN_MM
 
-NNUNET_IMAGE_GLOB = "*_0000.nii.gz"
+IMAGE_SUFFIX = "_0000.nii.gz"   # nnU-Net's name of a case's only channel
+NNUNET_IMAGE_GLOB = f"*{IMAGE_SUFFIX}"
+DIGEST_CHARS = 12
+_STORED_NAME = re.compile(rf"[0-9a-f]{{{DIGEST_CHARS}}}{re.escape(IMAGE_SUFFIX)}")   # after `<case id>-`
 
 
 def check_input_images(input_dir: str | Path) -> list[Path]:
@@ -65,17 +69,26 @@ def segment_ct(model: str | Path, ct_path: str | Path, out_path: str | Path, *, 
 
 
 def segment_cases(folders: list[Path], model: str | Path, work_dir: Path, device: str,
-                  kind: str = "synthetic") -> list[np.ndarray]:
-    """Label maps of an nnU-Net model on the cases' CTs (NodeRecall_synt; quality control per sample).
+                  kind: str = "synthetic") -> dict[str, np.ndarray]:
+    """Label maps of an nnU-Net model on the cases' CTs, by case id (NodeRecall_synt; quality control per sample).
 
-    Images and predictions stay in `work_dir/<kind>_images|_predictions`, so a second caller with
-    the same folder (the pipeline's QC, then its evaluation) predicts nothing twice.
+    Images and predictions stay in `work_dir/<kind>_images|_predictions` under the case id and the digest of
+    its CT file, so a second caller with the same cases (the pipeline's QC, then its evaluation) predicts
+    nothing twice, and a case written again under its id (`sample --overwrite`) is predicted again instead of
+    being scored with the label map of the case it replaced.
     """
+    from LNSynthLib.output_claims import content_digest
+
     images, preds = work_dir / f"{kind}_images", work_dir / f"{kind}_predictions"
+    names = {folder.name: f"{folder.name}-{content_digest(folder / CT_FILE)[:DIGEST_CHARS]}" for folder in folders}
     for folder in folders:
-        target = images / f"{folder.name}_0000.nii.gz"
+        target = images / f"{names[folder.name]}{IMAGE_SUFFIX}"
+        for old in images.glob(f"{folder.name}-*{IMAGE_SUFFIX}") if images.is_dir() else ():
+            if old != target and _STORED_NAME.fullmatch(old.name[len(folder.name) + 1:]):   # this case's old CT
+                old.unlink()
+                (preds / old.name.replace(IMAGE_SUFFIX, ".nii.gz")).unlink(missing_ok=True)
         if not target.exists():
             ct = read_volume(folder / CT_FILE)
             write_volume(Volume(ct.array.astype(np.float32), ct.geometry), target)
     predict(model, images, preds, device=device)
-    return [read_volume(preds / f"{f.name}.nii.gz").array for f in folders]
+    return {case: read_volume(preds / f"{name}.nii.gz").array for case, name in names.items()}

@@ -150,3 +150,40 @@ def test_export_rerun_of_the_same_content_is_kept_and_overwrite_redoes_it(bad_da
     _other_test_folder(tmp_path, bad_data)
     assert main([*base, "--test-cases", str(tmp_path / "test2"), "--overwrite"]) == 0, capsys.readouterr().err
     assert image.read_bytes() != before[1]
+
+
+def test_qc_label_maps_follow_the_case_id_and_a_rewritten_case_is_predicted_again(bad_data: Path, tmp_path: Path,
+                                                                                   monkeypatch):
+    """`segment_cases` (QC's NodeRecall rule, NodeRecall_synt) returns each case's label map under its id, whatever
+    the order of the folders; a case written again under its id (`sample --overwrite`) is predicted again instead
+    of being scored with the map of the case it replaced. nnU-Net is stood in for by a threshold with its rule:
+    every image without an output is segmented."""
+    from LNSynthLib.cases import load_case
+    from LNSynthLib.segmentation import apply
+    from LNSynthLib.volumes.geometry import Volume
+    from LNSynthLib.volumes.io import read_volume, write_volume
+
+    segmented: list[str] = []
+
+    def threshold(model, images: Path, preds: Path, device: str = "cpu") -> Path:
+        preds.mkdir(parents=True, exist_ok=True)
+        for image in sorted(images.glob("*_0000.nii.gz")):
+            out = preds / image.name.replace("_0000.nii.gz", ".nii.gz")
+            if not out.exists():
+                ct = read_volume(image)
+                write_volume(Volume((ct.array > 0).astype(np.uint8), ct.geometry), out)
+                segmented.append(image.name.split("-")[0])
+        return preds
+
+    monkeypatch.setattr(apply, "predict", threshold)
+    synt, work = tmp_path / "synt", tmp_path / "work"
+    folders = [prepared(synt, "s_b", other_patient(2), data=bad_data), prepared(synt, "s_a", _body_ct(), data=bad_data)]
+    maps = apply.segment_cases(folders, "model", work, "cpu")
+    assert sorted(maps) == ["s_a", "s_b"] and sorted(segmented) == ["s_a", "s_b"]
+    for folder in folders:
+        assert np.array_equal(maps[folder.name], load_case(folder).ct.array > 0)
+    shutil.rmtree(synt / "s_a")
+    rewritten = prepared(synt, "s_a", other_patient(5), data=bad_data)
+    again = apply.segment_cases(list(reversed(folders)), "model", work, "cpu")
+    assert np.array_equal(again["s_a"], load_case(rewritten).ct.array > 0) and segmented[2:] == ["s_a"]
+    assert len(list((work / "synthetic_images").iterdir())) == 2   # the replaced case's image is gone

@@ -174,3 +174,17 @@ def test_job_finishes_when_stdout_is_closed(tmp_path: Path, stdout: str):
     assert proc.wait(timeout=120) == 0, err
     assert "Traceback" not in err and "Exception ignored" not in err, err
     assert sorted(p.name for p in out.iterdir()) == ["phantom_000", "phantom_001"]
+
+
+def test_memory_limit_of_the_process_counts(tmp_path: Path):
+    """Under `ulimit -v` (an address-space limit, as a job scheduler sets) the memory check counts that limit,
+    not the machine's free memory: a 4 GiB CT is refused there, with what it needs."""
+    code = ("import resource, sys\n"
+            "resource.setrlimit(resource.RLIMIT_AS, (3 * 2**30, resource.RLIM_INFINITY))\n"
+            "from LNSynthLib.volumes.memory import available_memory, check_fits_in_memory\n"
+            "assert available_memory() < 3 * 2**30, available_memory()\n"
+            "check_fits_in_memory((1024, 1024, 2048), 2, sys.argv[1])\n")
+    res = subprocess.run([sys.executable, "-c", code, str(tmp_path / "ct.nii.gz")], capture_output=True, text=True,
+                         timeout=60, env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])})
+    assert res.returncode == 1 and "InputDataError" in res.stderr, res.stderr
+    assert "1024 x 1024 x 2048 voxels of 2 bytes need 4.0 GiB to read" in res.stderr, res.stderr

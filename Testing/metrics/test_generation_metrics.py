@@ -91,7 +91,12 @@ def test_node_recall_synt_and_organ_dice():
     ln[6:8, 6:8, 6:8] = 1
     pred = np.zeros_like(ln)
     pred[1:3, 1:3, 1:3] = 1
-    assert gm.node_recall_synt([pred, ln], [ln, ln]) == pytest.approx(3 / 4)
+    assert gm.node_recall_synt({"a": pred, "b": ln}, {"a": ln, "b": ln}) == pytest.approx(3 / 4)
+    other = np.zeros_like(ln)   # case b: one node, found; listed first, it is still scored against its own mask
+    other[6:8, 6:8, 6:8] = 1
+    assert gm.node_recall_synt({"b": other, "a": pred}, {"a": ln, "b": other}) == pytest.approx(2 / 3)
+    with pytest.raises(ValueError, match="other cases"):
+        gm.node_recall_synt({"a": pred}, {"b": ln})
     labels = np.zeros((4, 4, 4), np.uint8)
     labels[:2] = 2
     guess = np.zeros_like(labels)
