@@ -16,7 +16,7 @@ from typing import Any
 
 from LNSynthLib.anatomy.provenance import check_training_anatomy
 from LNSynthLib.atomic import write_text_atomic
-from LNSynthLib.cases import META_FILE, list_cases
+from LNSynthLib.cases import list_cases
 from LNSynthLib.devices import nnunet_device
 from LNSynthLib.diffusion.choices import method_label
 from LNSynthLib.diffusion.config import plain_data
@@ -24,6 +24,7 @@ from LNSynthLib.diffusion.sample.inct_defaults import DEFAULT_MARGIN_MM
 from LNSynthLib.errors import InputDataError
 from LNSynthLib.jobs.progress import Progress
 from LNSynthLib.jobs.results import emit_result
+from LNSynthLib.prepare_raw import prepare_raw_folder
 from LNSynthLib.segmentation.nnunet_trainers.plateau import DEFAULT_MIN_DELTA
 from LNSynthLib.volumes.preprocess import TEST_MARGIN_MM, TRAIN_MARGIN_MM
 
@@ -419,50 +420,18 @@ def _qc_note(layout: Layout, s: PipelineSettings) -> str:
             f"rejected and left out of the export; samples failing each rule: {rules}.")
 
 
-RAW_NAMES = {"ct": ("ct",), "ln": ("ln", "lymph_nodes", "ln_mask"), "anatomy": ("anatomy", "totalseg", "seg_total")}
-RAW_SUFFIXES = (".nii.gz", ".nii", ".nrrd", ".mha", ".mhd")
-
-
-def _find_raw(folder: Path, kind: str) -> Path | None:
-    for stem in RAW_NAMES[kind]:
-        for suffix in RAW_SUFFIXES:
-            if (folder / f"{stem}{suffix}").exists():
-                return folder / f"{stem}{suffix}"
-    return None
-
-
-def find_raw_ct(folder: Path) -> Path | None:
-    """The CT file of an unprepared case folder (None when it has none)."""
-    return _find_raw(folder, "ct")
-
-
 def prepare_raw_cases(raw_root: str | Path, out_root: str | Path, *, device: str = "auto",
                       anatomy_source: str = "auto", settings: PipelineSettings | None = None) -> Path:
     """Prepare `<raw_root>/<case>/{ct, ln[, anatomy|totalseg]}.<nii.gz|nrrd|...>` into prepared cases.
 
     Without an anatomy file, `prepare_case` makes one (TotalSegmentator when its weights are
     there, else the labelled coarse fallback), with `settings`' TotalSegmentator model and label
-    filter. Cases already prepared are kept (resume).
+    filter. Cases already prepared are kept (resume); see `prepare_raw.prepare_raw_folder`.
     """
-    from LNSynthLib.prepare import prepare_case
-
     s = settings or PipelineSettings()
-    raw_root, out_root = Path(raw_root), Path(out_root)
-    folders = sorted(p for p in raw_root.iterdir() if p.is_dir()) if raw_root.is_dir() else []
-    if not folders:
-        raise InputDataError("no case folders found", path=raw_root,
-                             fix="give one folder per case holding ct.nii.gz and ln.nii.gz (anatomy optional)")
-    for folder in folders:
-        if (out_root / folder.name / META_FILE).exists():
-            continue
-        ct, ln = _find_raw(folder, "ct"), _find_raw(folder, "ln")
-        if ct is None or ln is None:
-            raise InputDataError("case folder needs a CT and a lymph-node mask", path=folder,
-                                 fix="name them ct.nii.gz and ln.nii.gz (or .nrrd/.mha)")
-        prepare_case(ct, ln, out_root, folder.name, anatomy_path=_find_raw(folder, "anatomy"),
-                     anatomy_source=anatomy_source, device=device, fast=not s.totalseg_full_resolution,
-                     label_filter=s.label_filter)
-    return out_root
+    prepare_raw_folder(raw_root, out_root, anatomy_source=anatomy_source, device=device,
+                       fast=not s.totalseg_full_resolution, label_filter=s.label_filter)
+    return Path(out_root)
 
 
 def _with_user_cases(layout: Layout, cases: Path, test_cases: Path) -> Layout:

@@ -167,7 +167,7 @@ def run_user(args: argparse.Namespace) -> int:
     settings = user_settings(args)
     cases, test_cases = args.cases, args.test_cases
     if args.raw_cases and args.raw_test_cases:
-        from LNSynthLib.pipeline import find_raw_ct
+        from LNSynthLib.prepare_raw import find_raw_ct
         from LNSynthLib.segmentation.leakage import check_raw_disjoint
 
         check_raw_disjoint(args.raw_cases, args.raw_test_cases, find_raw_ct)

@@ -7,17 +7,7 @@ import argparse
 from LNSynthLib.cli import arg_types as at
 from LNSynthLib.cli.options import add_device, add_qc, add_sampling
 from LNSynthLib.diffusion.sample.inct_defaults import DEFAULT_MARGIN_MM, INCT_TAG, SYNTHESIS_MODES
-from LNSynthLib.errors import InputDataError
-
-
-def parse_shard(text: str) -> tuple[int, int]:
-    try:
-        index, count = (int(v) for v in text.split("/"))
-    except ValueError as exc:
-        raise InputDataError(f"--shard {text!r} is not i/n", fix="write e.g. --shard 0/4") from exc
-    if not 0 <= index < count:
-        raise InputDataError(f"--shard {text!r}: need 0 <= i < n", fix="write e.g. --shard 0/4")
-    return index, count
+from LNSynthLib.shards import parse_shard
 
 
 def register(sub: argparse._SubParsersAction) -> None:

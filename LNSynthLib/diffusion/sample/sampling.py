@@ -29,13 +29,13 @@ from LNSynthLib.diffusion.process.processes import NoiseProcess, process_from_co
 from LNSynthLib.diffusion.process.samplers import eta_used, run_sampler, steps_used
 from LNSynthLib.diffusion.sample.provenance import check_same_origin, is_done, origin
 from LNSynthLib.diffusion.sample.windows import sample_window
-from LNSynthLib.diffusion.train import distributed
 from LNSynthLib.diffusion.train.checkpoint import config_of, load_checkpoint
 from LNSynthLib.diffusion.train.data import CaseArrays, case_arrays, crop_case
 from LNSynthLib.errors import InputDataError
 from LNSynthLib.jobs.progress import Progress
 from LNSynthLib.jobs.warm_worker import WARM_ENV
 from LNSynthLib.output_claims import claim_output_folder
+from LNSynthLib.shards import this_shard
 from LNSynthLib.volumes.geometry import Volume
 
 SYNTHETIC_TAG = "_synt_"
@@ -114,15 +114,6 @@ def sample_seed(seed: int, case_id: str, k: int) -> np.random.SeedSequence:
     return np.random.SeedSequence([int(seed), zlib.crc32(case_id.encode("utf-8")), int(k)])
 
 
-def _shard(shard: tuple[int, int]) -> tuple[int, int]:
-    index, count = int(shard[0]), int(shard[1])
-    if count == 1 and distributed.env_world_size() > 1:   # launched by torchrun: one shard per rank
-        return int(os.environ["RANK"]), distributed.env_world_size()
-    if not 0 <= index < count:
-        raise ValueError(f"shard must be i/n with 0 <= i < n, got {index}/{count}")
-    return index, count
-
-
 def sample_cases(checkpoint: str | Path, cases_root: str | Path, out_root: str | Path, *,
                  samples_per_case: int | None = None, sampler: str | None = None, steps: int | None = None,
                  eta: float | None = None, seed: int = 0, transforms: bool = True,
@@ -138,7 +129,7 @@ def sample_cases(checkpoint: str | Path, cases_root: str | Path, out_root: str |
     from LNSynthLib.conditions.transforms import transform_ln_mask
     from LNSynthLib.volumes.preprocess import unit_to_hu
 
-    index, count = _shard(shard)
+    index, count = this_shard(shard)
     dev = torch_device(device, int(os.environ.get("LOCAL_RANK", "0")))
     model, config, ckpt_info = load_model(checkpoint, dev, use_ema)
     chosen = config.sampling(sampler=sampler, steps=steps, eta=eta, samples_per_case=samples_per_case)

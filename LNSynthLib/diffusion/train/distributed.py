@@ -15,6 +15,8 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 
+from LNSynthLib.shards import torchrun_world_size
+
 
 @dataclass(frozen=True)
 class DistContext:
@@ -40,7 +42,7 @@ class DistContext:
 
 
 def env_world_size() -> int:
-    return int(os.environ.get("WORLD_SIZE", "1"))
+    return torchrun_world_size()
 
 
 def setup(device: torch.device) -> DistContext:
