@@ -83,6 +83,9 @@ def serve(stdin: Any = None, preload: tuple[str, ...] = PRELOAD) -> int:
     stdin = stdin or sys.stdin
     os.environ[WARM_ENV] = "1"
     signal.signal(signal.SIGTERM, _stop)
+    from LNSynthLib.devices import apply_job_threads
+
+    apply_job_threads()   # before torch loads OpenMP: its waiting policy is read once (each request sets the count)
     for name in preload:
         importlib.import_module(name)
     print(json.dumps({"stage": READY, "pid": os.getpid()}), flush=True)
