@@ -16,6 +16,8 @@ EXPERIMENTS = {
                  "paper 000 Tables 1-4c in the paper's layout, one cell per setting (resumable; --quick)"),
     "samplers": ("experiments.diffusion_samplers", "few-step samplers and rectified flow vs DDPM-300 (fidelity)"),
     "pipeline": ("experiments.pipeline_bench", "Real vs Real+Synt nnU-Net over several seeds (mean ± sd)"),
+    "interactive": ("experiments.interactive_bench",
+                    "click → synthetic volume in a slicer-core scene: one process per step vs the warm worker"),
 }
 # Not listed: `python -m experiments.prepare_before_after` compares prepare_case between two source trees.
 

@@ -22,7 +22,7 @@ from LNSynthLib.diffusion.sample.inct_defaults import DEFAULT_MARGIN_MM, SYNTHES
 from LNSynthLib.errors import InputDataError
 from LNSynthLib.jobs.chain import JobChain, Step, python_executable
 from LNSynthLib.jobs.results import result_path
-from LNSynthLib.segmentation.nnunet_constants import STANDARD_EPOCHS
+from LNSynthLib.jobs.warm_client import WarmWorker
 from LNSynthLib.volumes.geometry import Volume
 from LNSynthLib.volumes.grid import resample_onto
 from LNSynthLib.volumes.io import read_volume, write_volume
@@ -30,6 +30,7 @@ from LNSynthLib.volumes.preprocess import TEST_MARGIN_MM, TRAIN_MARGIN_MM
 
 from . import mrml_bridge as mb
 from . import terminology
+from .job_args import IN_CT, PATCH, nnunet_train_args, sample_args  # noqa: F401 - re-exported
 
 ANATOMY_NAMES: dict[int, str] = dict(enumerate(LABEL_NAMES))
 ANATOMY_TERMINOLOGY: dict[str, str] = {name: terminology.entry(name) for name in LABEL_NAMES}
@@ -45,7 +46,6 @@ def _anatomy_colors() -> dict[int, tuple[float, float, float]]:
     return {v: palette[v % len(palette)] for v in ANATOMY_NAMES}
 
 
-PATCH, IN_CT = SYNTHESIS_MODES   # `lnsynth sample --mode`: paper 000's patches, or the nodes in the user's CT
 
 
 @dataclass
@@ -80,6 +80,24 @@ class SceneLogic:
         # The panel lists synthesis samples and loads one at a time (bounded memory, no freeze);
         # the web page's viewer takes every sample at once.
         self.results_on_demand = False
+        self._warm: WarmWorker | None = None
+        self.use_warm_worker = True   # False: every step its own process (as long jobs always are)
+
+    def warm_worker(self) -> WarmWorker | None:
+        """The session's warm job process (started by the first synthesis, kept for the next ones).
+
+        It ends with this logic: its stdin closes when the logic is dropped or Slicer exits.
+        """
+        if not self.use_warm_worker:
+            return None
+        if self._warm is None:
+            self._warm = WarmWorker(python=self.python)
+        return self._warm
+
+    def stop_warm_worker(self) -> None:
+        if self._warm is not None:
+            self._warm.stop()
+            self._warm = None
 
     # ------------------------------------------------------------------ runs and files
     def new_run_dir(self, kind: str) -> Path:
@@ -291,25 +309,27 @@ class SceneLogic:
         # In-CT: the model's window needs real context all round the node, hence the training margin.
         prepare = self.prepare_args(inputs, run / "cases", case_id,
                                     TRAIN_MARGIN_MM if settings.mode == IN_CT else settings.margin_mm)
-        steps = [Step("Preparing the case", prepare, weight=1.0),
+        # Warm steps: a second click reuses the session's worker (imports and model already loaded).
+        steps = [Step("Preparing the case", prepare, weight=1.0, warm=True),
                  Step("Sampling LN-DDPM", sample_args(settings, run / "cases", run / "synthetic"),
-                      weight=4.0 * settings.n_samples)]
+                      weight=4.0 * settings.n_samples, warm=True)]
         if settings.mode == IN_CT:
             from . import inct_job
 
-            steps.append(Step("Placing the nodes into the CT", [], weight=1.0,
+            steps.append(Step("Placing the nodes into the CT", [], weight=1.0, warm=True,
                               command=[self.python, "-m", inct_job.__name__, "--run", str(run), "--case-id", case_id]))
             return self.chain(steps, run, on_success=lambda: self.load_inct(run, ct_node), scene_bound=True,
-                              env=_module_path_env())
+                              env=_module_path_env(), worker=self.warm_worker())
         if settings.paste_into_ct:   # in the job: Slicer's GUI thread only copies the CT and writes a box
             from LNSynthLib.segmentation import paste_results
 
-            steps.append(Step("Pasting the samples into the CT", [], weight=0.5 * settings.n_samples,
+            steps.append(Step("Pasting the samples into the CT", [], weight=0.5 * settings.n_samples, warm=True,
                               command=[self.python, "-m", paste_results.__name__, "--synthetic", str(run / "synthetic"),
                                        "--ct", str(inputs["ct"]), "--ln", str(inputs["ln"]),
                                        "--out", str(run / "pasted")]))
         return self.chain(steps, run, on_success=lambda: self.load_patch_results(
-            run, ct_node, inputs["ln"] if settings.paste_into_ct else None), scene_bound=True)
+            run, ct_node, inputs["ln"] if settings.paste_into_ct else None), scene_bound=True,
+            worker=self.warm_worker())
 
     def load_inct(self, run: Path, ct_node: object) -> object:
         """The run's in-CT results, listed, with the first one loaded (`InCTResults`)."""
@@ -419,7 +439,8 @@ class SceneLogic:
                            iterations: int = 30, patch_size: Sequence[int] | None = None) -> JobChain:
         """`lnsynth nnunet train` in the background; `chain.result` is the trained model folder.
 
-        `patch_size` (Z, Y, X): instead of nnU-Net's planned patch (`--patch-size`; 32³ makes CPU runs short).
+        `patch_size` (Z, Y, X): instead of nnU-Net's planned patch (`--patch-size`; a smaller patch makes
+        CPU runs short).
         """
         args = nnunet_train_args(dataset_dir, epochs, iterations, device, patch_size)
         chain = self.start_command("Training nnU-Net", args, "nnunet-train")
@@ -446,24 +467,6 @@ class SceneLogic:
         return self.chain([Step("nnU-Net prediction", args)], run, on_success=load, scene_bound=True)
 
 
-def sample_args(settings: SynthesisSettings, cases: Path, out: Path) -> list[str]:
-    """`lnsynth sample` for *Synthesize*; the patch-mode options are left out in in-CT mode."""
-    args = ["sample", "--checkpoint", str(settings.checkpoint), "--cases", str(cases), "--out", str(out),
-            "--samples-per-case", str(settings.n_samples), "--seed", str(settings.seed), "--device", settings.device,
-            "--mode", settings.mode]
-    if settings.sampler:
-        args += ["--sampler", settings.sampler]
-    if settings.steps:
-        args += ["--steps", str(settings.steps)]
-    if settings.mode == IN_CT:
-        return [*args, "--margin-mm", f"{settings.inct_margin_mm:g}"]
-    if not settings.transforms:
-        args.append("--no-transforms")
-    if settings.qc:
-        args.append("--qc")
-    return args
-
-
 def _module_path_env() -> dict[str, str]:
     """PYTHONPATH for a job step run as `-m LNSynthModuleLib.<module>` (the folder holding this package)."""
     import os
@@ -484,14 +487,3 @@ def _synthetic_per_source(synthetic_root: Path) -> dict[str, int]:
 def _safe_id(name: str) -> str:
     cleaned = "".join(c if c.isalnum() or c in "-_" else "_" for c in name).strip("_")
     return cleaned or "case"
-
-
-def nnunet_train_args(dataset_dir: str | Path, epochs: int, iterations: int, device: str,
-                      patch_size: Sequence[int] | None = None) -> list[str]:
-    """CLI arguments: nnU-Net's standard trainer at its 1000 epochs, else the short trainer."""
-    args = ["nnunet", "train", "--dataset", str(dataset_dir), "--device", device]
-    if epochs < STANDARD_EPOCHS:
-        args += ["--epochs", str(int(epochs)), "--iterations", str(int(iterations))]
-    if patch_size:
-        args += ["--patch-size", *(str(int(v)) for v in patch_size)]
-    return args

@@ -124,7 +124,7 @@ class JobChain:
             self.log_path.parent.mkdir(parents=True, exist_ok=True)
             with open(self.log_path, "a", encoding="utf-8") as log:
                 log.write("$ " + " ".join(step.command or ["lnsynth", *step.args]) + "\n")
-        if step.warm and self.worker is not None:
+        if step.warm and self.worker is not None and not self.worker.busy:   # busy: another chain's step
             module, args = step.module_and_args()
             self.process = self.worker.submit(args, module=module, env=self.env, log_path=self.log_path)
         else:

@@ -75,6 +75,10 @@ class JobProcess:
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
 
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
     def _read(self) -> None:
         assert self.process.stdout is not None
         for line in self.process.stdout:

@@ -47,6 +47,11 @@ class WarmWorker:
         return self.process.pid if self.alive else None
 
     @property
+    def busy(self) -> bool:
+        """A request is running: another job step starts its own process instead of waiting."""
+        return self.current is not None and self.current.poll().running
+
+    @property
     def alive(self) -> bool:
         return self.process is not None and self.process.poll() is None
 
@@ -70,7 +75,7 @@ class WarmWorker:
     def submit(self, args: Sequence[str], *, module: str = "LNSynthLib", env: dict[str, str] | None = None,
                cwd: str | Path | None = None, log_path: str | Path | None = None) -> WarmRequest:
         """Run `python -m <module> <args>` in the worker (started now if it is not running)."""
-        if self.current is not None and self.current.poll().running:
+        if self.busy:
             raise RuntimeError("the warm worker is still running a request")
         if not self.alive:
             self._start()
@@ -120,6 +125,11 @@ class WarmRequest:
         self._log = open(log_path, "a", encoding="utf-8") if log_path else None  # noqa: SIM115
         self._lines = worker._lines
         self._process = worker.process
+
+    @property
+    def pid(self) -> int | None:
+        """The worker process running this request."""
+        return None if self._process is None else self._process.pid
 
     def poll(self) -> JobState:
         """Drain the lines that arrived since the last call; never blocks."""

@@ -75,7 +75,7 @@ SCRIPT = BLOCKER + textwrap.dedent('''
 
     # Every button's job: its command line is built and its real process started in Slicer's process.
     def started(chain, outputs=()):
-        assert chain.process.process.pid > 0 and chain.steps[0].args, chain.steps
+        assert chain.process.pid > 0 and chain.steps[0].args, chain.steps
         chain.cancel()
         assert chain.state.cancelled and not chain.state.error, chain.state.error
         for path, volume in outputs:  # what the job would have written, for its result loader
