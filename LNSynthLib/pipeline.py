@@ -12,7 +12,7 @@ import json
 import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from LNSynthLib.anatomy.provenance import check_training_anatomy
 from LNSynthLib.atomic import write_text_atomic
@@ -115,18 +115,29 @@ class Layout:
     report = property(lambda self: self.root / "report")
 
 
-# (dataset id, name, strategy label, method label, pipeline strategy, paste). Real comes first: its model
-# is the segmenter that quality control uses before the synthetic strategies are exported.
+class DatasetRow(NamedTuple):
+    """One nnU-Net dataset the pipeline can train: read by name; still a tuple for unpacking callers."""
+
+    dataset_id: int
+    name: str              # nnU-Net's Dataset<id>_<name>
+    strategy_label: str    # the report's Strategy column
+    method: str            # the report's Method column
+    strategy: str          # a pipeline strategy (`--strategies`)
+    paste: bool            # synthetic patches pasted into the real CT (paper 000's variant)
+
+
+# Real comes first: its model is the segmenter that quality control uses before the synthetic strategies
+# are exported.
 DATASETS = [
-    (101, "Real", "Real", "-", "real", False),
-    (105, "RealCopyPaste", "Real + copy-paste", "copy-paste", "real+copypaste", False),
-    (102, "RealSynt", "Real + Synt", "LN-DDPM", "real+synt", False),
-    (103, "RealSyntPasted", "Real + Synt", "LN-DDPM (pasted)", "real+synt", True),
-    (104, "Synt", "Synt", "LN-DDPM", "synt", False),
-    (106, "RealInCT", "Real + Synt", "LN-DDPM in-CT", "real+inct", False),
-    (107, "SyntThenReal", "Synt → Real", "LN-DDPM pretraining, Real fine-tuning", "synt>real", False),
+    DatasetRow(101, "Real", "Real", "-", "real", False),
+    DatasetRow(105, "RealCopyPaste", "Real + copy-paste", "copy-paste", "real+copypaste", False),
+    DatasetRow(102, "RealSynt", "Real + Synt", "LN-DDPM", "real+synt", False),
+    DatasetRow(103, "RealSyntPasted", "Real + Synt", "LN-DDPM (pasted)", "real+synt", True),
+    DatasetRow(104, "Synt", "Synt", "LN-DDPM", "synt", False),
+    DatasetRow(106, "RealInCT", "Real + Synt", "LN-DDPM in-CT", "real+inct", False),
+    DatasetRow(107, "SyntThenReal", "Synt → Real", "LN-DDPM pretraining, Real fine-tuning", "synt>real", False),
 ]
-PIPELINE_STRATEGIES = tuple(dict.fromkeys(row[4] for row in DATASETS))   # real, real+copypaste, real+synt, synt
+PIPELINE_STRATEGIES = tuple(dict.fromkeys(row.strategy for row in DATASETS))   # real, real+copypaste, real+synt, ...
 COPY_PASTE = "real+copypaste"   # real cases + `synt_per_case` copy-paste cases each (augment/copy_paste.py)
 IN_CT = "real+inct"   # real cases + `synt_per_case` cases each with LN-DDPM nodes synthesized into the real CT
 MIXED = ("real+synt", COPY_PASTE, IN_CT)   # strategies whose datasets mix real and synthetic cases
@@ -140,13 +151,13 @@ def export_strategy(pipeline_strategy: str) -> str:
     return "real+synt" if pipeline_strategy in (COPY_PASTE, IN_CT) else pipeline_strategy
 
 
-def selected_datasets(s: PipelineSettings) -> list[tuple]:
+def selected_datasets(s: PipelineSettings) -> list[DatasetRow]:
     """The DATASETS rows this run trains: its `strategies`, the pasted row only with `paste_variant`."""
     unknown = [name for name in s.strategies if name not in PIPELINE_STRATEGIES]
     if unknown or not s.strategies:
         raise InputDataError(f"unknown or no training strategies {list(s.strategies)}",
                              fix=f"choose one or more of {', '.join(PIPELINE_STRATEGIES)}")
-    return [row for row in DATASETS if row[4] in s.strategies and (s.paste_variant or not row[5])]
+    return [row for row in DATASETS if row.strategy in s.strategies and (s.paste_variant or not row.paste)]
 
 
 def make_phantom_cases(layout: Layout, s: PipelineSettings) -> None:
@@ -216,7 +227,7 @@ def quality_control(layout: Layout, real_model: Path | None, device: str):  # no
                            work_dir=layout.report / "work")   # the evaluation reuses these predictions
 
 
-def export_strategy_dataset(layout: Layout, s: PipelineSettings, row: tuple) -> Path:
+def export_strategy_dataset(layout: Layout, s: PipelineSettings, row: DatasetRow) -> Path:
     """The nnU-Net raw dataset of one DATASETS row (real and/or synthetic training cases, real test cases)."""
     from LNSynthLib.qc.verdicts import export_rejections
     from LNSynthLib.segmentation.nnunet_export import ExportSettings, export_dataset
@@ -243,19 +254,19 @@ def train_and_predict(layout: Layout, s: PipelineSettings, device: str) -> list:
     sets = []
     real_model, scored = (Path(s.qc_real_model) if s.qc_real_model else None), False
     for row in selected_datasets(s):
-        dataset_id, name, strategy, method = row[:4]
-        if s.qc and not scored and row[4] in ("real+synt", "synt", PRETRAIN_FINETUNE):   # the first patch-mode one
+        dataset_id, name, strategy, method = row.dataset_id, row.name, row.strategy_label, row.method
+        if s.qc and not scored and row.strategy in ("real+synt", "synt", PRETRAIN_FINETUNE):   # the first patch-mode one
             quality_control(layout, real_model, device)
             scored = True
         dataset_dir = export_strategy_dataset(layout, s, row)
         plans_name = plan_dataset(layout, s, project, row, device)
         configuration = nr.patch_configuration(project, dataset_id, s.nnunet_patch_size,
                                                base_features=s.nnunet_base_features, plans_name=plans_name)
-        share = s.nnunet_real_share if row[4] in MIXED else None
+        share = s.nnunet_real_share if row.strategy in MIXED else None
         trainer = nr.TrainerSpec(s.nnunet_epochs, s.nnunet_iterations, s.nnunet_val_iterations, s.nnunet_patience,
                                  s.nnunet_min_delta, share)
         pretrained = None
-        if row[4] == PRETRAIN_FINETUNE:
+        if row.strategy == PRETRAIN_FINETUNE:
             pretrained, trainer = pretrain_on_synthetic(layout, s, project, device, configuration)
         checkpoint = nr.train(project, dataset_id, trainer, fold=s.nnunet_fold, configuration=configuration,
                               device=device, seed=s.seed + s.nnunet_seed_offset, plans_name=plans_name,
@@ -264,12 +275,12 @@ def train_and_predict(layout: Layout, s: PipelineSettings, device: str) -> list:
         nr.predict(checkpoint.parents[1], dataset_dir / "imagesTs", pred_dir, fold=s.nnunet_fold, device=device,
                    step_size=s.nnunet_step_size)
         sets.append(PredictionSet(strategy, method, pred_dir, checkpoint.parent))
-        if row[4] == "real":
+        if row.strategy == "real":
             real_model = checkpoint.parents[1]
     return sets
 
 
-def plan_dataset(layout: Layout, s: PipelineSettings, project: Any, row: tuple, device: str) -> str:
+def plan_dataset(layout: Layout, s: PipelineSettings, project: Any, row: DatasetRow, device: str) -> str:
     """Plan and preprocess one dataset; returns the plans name to train with.
 
     With `nnunet_shared_plan` every dataset but Real is preprocessed with the plan of the Real
@@ -278,13 +289,13 @@ def plan_dataset(layout: Layout, s: PipelineSettings, project: Any, row: tuple, 
     """
     from LNSynthLib.segmentation import nnunet_runner as nr
 
-    if not s.nnunet_shared_plan or row[4] == "real":
-        nr.plan_and_preprocess(project, row[0], device=device)
+    if not s.nnunet_shared_plan or row.strategy == "real":
+        nr.plan_and_preprocess(project, row.dataset_id, device=device)
         return nr.DEFAULT_PLANS
     real_row = DATASETS[0]
     export_strategy_dataset(layout, s, real_row)
-    nr.plan_and_preprocess(project, real_row[0], device=device)
-    return nr.transfer_plans(project, real_row[0], row[0], device=device)
+    nr.plan_and_preprocess(project, real_row.dataset_id, device=device)
+    return nr.transfer_plans(project, real_row.dataset_id, row.dataset_id, device=device)
 
 
 def half_budget(s: PipelineSettings) -> tuple[Any, Any]:
@@ -309,16 +320,16 @@ def pretrain_on_synthetic(layout: Layout, s: PipelineSettings, project: Any, dev
     if not s.nnunet_shared_plan:
         raise InputDataError("pretraining on synthetic cases and fine-tuning on real ones needs one network for both",
                              fix="keep the shared plan (nnunet_shared_plan) for the synt>real strategy")
-    synt_row = next(row for row in DATASETS if row[4] == "synt")
+    synt_row = next(row for row in DATASETS if row.strategy == "synt")
     export_strategy_dataset(layout, s, synt_row)
     plans_name = plan_dataset(layout, s, project, synt_row, device)
-    config = nr.patch_configuration(project, synt_row[0], s.nnunet_patch_size, base_features=s.nnunet_base_features,
+    config = nr.patch_configuration(project, synt_row.dataset_id, s.nnunet_patch_size, base_features=s.nnunet_base_features,
                                     plans_name=plans_name)
     if config != configuration:
         raise InputDataError(f"the Synt dataset's configuration {config} differs from {configuration}",
                              fix="train both with the same patch size and width")
     pre, fine = half_budget(s)
-    checkpoint = nr.train(project, synt_row[0], pre, fold=s.nnunet_fold, configuration=config, device=device,
+    checkpoint = nr.train(project, synt_row.dataset_id, pre, fold=s.nnunet_fold, configuration=config, device=device,
                           seed=s.seed + s.nnunet_seed_offset, plans_name=plans_name)
     return checkpoint, fine
 
@@ -383,10 +394,10 @@ def _evaluate(layout: Layout, s: PipelineSettings, sets: list, device: str) -> P
     generation = evaluate_generation(layout.train_cases, layout.synthetic, work_dir=layout.report / "work",
                                      lpips_weights=s.lpips_weights, real_model=real_model, device=device,
                                      method=method)
-    from LNSynthLib.segmentation.nnunet_runner import dataset_name
+    from LNSynthLib.segmentation.nnunet_runner import NnUNetProject, dataset_name
 
-    first_id, first_name = selected_datasets(s)[0][:2]   # every dataset holds the same test cases
-    dataset_dir = layout.nnunet / "nnUNet_raw" / dataset_name(first_id, first_name)
+    first = selected_datasets(s)[0]   # every dataset holds the same test cases
+    dataset_dir = NnUNetProject(layout.nnunet).raw / dataset_name(first.dataset_id, first.name)
     trainer = ("standard (1000 epochs)" if s.nnunet_epochs is None else
                f"{s.nnunet_epochs} epochs x {s.nnunet_iterations} iterations (a short CPU run on small phantom "
                "data: it shows the pipeline working end to end, not paper-level quality)")
@@ -398,7 +409,7 @@ def _evaluate(layout: Layout, s: PipelineSettings, sets: list, device: str) -> P
     notes = [f"nnU-Net trainer: {trainer}; {patch}",
              f"LN-DDPM config {s.ddpm_config} {s.ddpm_overrides}; {sample.samples_per_case} samples per case "
              f"({sample.sampler}, {sample.steps} steps); Real+Synt and Synt use {s.synt_per_case} per real case.",
-             f"Strategies trained: {', '.join(row[2] + ' / ' + row[3] for row in selected_datasets(s))}.",
+             f"Strategies trained: {', '.join(row.strategy_label + ' / ' + row.method for row in selected_datasets(s))}.",
              _qc_note(layout, s)]
     inputs = EvaluationInputs(layout.report, dataset_dir / "labelsTs", sets, images_dir=dataset_dir / "imagesTs",
                               real_root=layout.train_cases, test_root=layout.test_cases,

@@ -36,9 +36,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--note", default="", help="a line about the machine's load, shown with the result")
 
 
-def _scene(ct: str, totalseg: str, work: Path):  # noqa: ANN202 - slicer-core objects
+def _module_path() -> None:
+    """`LNSynthModuleLib` imports as in Slicer: its folder on sys.path."""
     if str(MODULE_DIR) not in sys.path:
         sys.path.insert(0, str(MODULE_DIR))
+
+
+def _scene(ct: str, totalseg: str, work: Path):  # noqa: ANN202 - slicer-core objects
+    _module_path()
     from LNSynthModuleLib import mrml_bridge as mb
     from LNSynthModuleLib.logic import SceneLogic
     from LNSynthModuleLib.selftest import fat_center
@@ -84,8 +89,8 @@ def _tiny_checkpoint(ct: str, totalseg: str, root: Path) -> Path:
     return root / "run" / "checkpoint.pt"
 
 
-def _click(logic: Any, nodes: tuple, settings: Any, warm: bool) -> float:
-    """Seconds from the click to the result in the scene; the nodes it added are removed afterwards."""
+def _click(logic: Any, nodes: tuple, settings: Any, warm: bool) -> dict[str, Any]:
+    """Seconds from the click to the result in the scene, and per step; the nodes it added are removed after."""
     from LNSynthModuleLib import mrml_bridge as mb
 
     logic.use_warm_worker = warm   # off: one process per step, as long jobs run
@@ -96,11 +101,13 @@ def _click(logic: Any, nodes: tuple, settings: Any, warm: bool) -> float:
         seconds = time.perf_counter() - started
     if not state.succeeded:
         raise RuntimeError(f"synthesis failed: {state.error}")
-    return seconds
+    steps = {label: round(s, 2) for label, s in chain.step_seconds}
+    return {"total_s": seconds, "steps_s": steps, "load_results_s": round(seconds - sum(steps.values()), 2)}
 
 
 def run(args: argparse.Namespace) -> tuple[Path, Path]:
     os.environ["OMP_NUM_THREADS"] = str(args.threads)
+    _module_path()
     from LNSynthModuleLib.logic import SynthesisSettings
 
     with tempfile.TemporaryDirectory(prefix="lnsynth_interactive_") as tmp:
@@ -110,12 +117,13 @@ def run(args: argparse.Namespace) -> tuple[Path, Path]:
         settings = SynthesisSettings(checkpoint, n_samples=1, steps=args.steps, sampler="dpmpp", device="cpu",
                                      mode=args.mode, transforms=False)
         load_before = os.getloadavg()[0]
-        cold = [_click(logic, tuple(nodes), settings, warm=False) for _ in range(args.clicks)]
-        warm = [_click(logic, tuple(nodes), settings, warm=True) for _ in range(args.clicks)]
+        cold_clicks = [_click(logic, tuple(nodes), settings, warm=False) for _ in range(args.clicks)]
+        warm_clicks = [_click(logic, tuple(nodes), settings, warm=True) for _ in range(args.clicks)]
         logic.stop_warm_worker()
         load_after = os.getloadavg()[0]
+    cold, warm = [c["total_s"] for c in cold_clicks], [c["total_s"] for c in warm_clicks]
     second = statistics.median(warm[1:]) if len(warm) > 1 else float("nan")
-    results = {"mode": args.mode, "steps": args.steps, "threads": args.threads, "cold_s": cold, "warm_s": warm,
+    results = {"cold_clicks": cold_clicks, "warm_clicks": warm_clicks, "mode": args.mode, "steps": args.steps, "threads": args.threads, "cold_s": cold, "warm_s": warm,
                "warm_first_s": warm[0], "warm_later_median_s": second, "cold_median_s": statistics.median(cold),
                "load_before": load_before, "load_after": load_after, "note": args.note}
     rows = [["one process per step (every click)", f"{statistics.median(cold):.2f}", ", ".join(f"{t:.2f}" for t in cold)],
@@ -124,6 +132,11 @@ def run(args: argparse.Namespace) -> tuple[Path, Path]:
     body = (f"{DESCRIPTION}. Mode {args.mode}, 1 sample, DPM-Solver++ {args.steps} steps, {args.threads} torch "
             f"thread(s), CPU; click → result loaded into a slicer-core scene (the panel's `start_synthesis`).\n\n"
             + markdown_table(["way", "median (s)", "each click (s)"], rows)
+            + "\n\nWhere a click's time goes (seconds; the last of each way):\n\n"
+            + markdown_table(["way", *cold_clicks[-1]["steps_s"], "loading into the scene"],
+                             [[name, *click["steps_s"].values(), click["load_results_s"]]
+                              for name, click in (("one process per step", cold_clicks[-1]),
+                                                  ("warm worker", warm_clicks[-1]))])
             + f"\n\nLater clicks: {statistics.median(cold) / second:.1f}× faster than one process per step. "
               f"Load average {load_before:.1f} before, {load_after:.1f} after. {args.note}\n")
     return write_results("interactive", results, body, args.results_dir)

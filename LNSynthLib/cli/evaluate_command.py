@@ -82,20 +82,21 @@ def run_evaluate(args: argparse.Namespace) -> int:
     test_cases = args.test_cases
     if args.work:
         from LNSynthLib.pipeline import DATASETS, Layout
+        from LNSynthLib.segmentation.nnunet_runner import NnUNetProject, dataset_name
 
         layout = Layout(Path(args.work).resolve())
-        raw = layout.nnunet / "nnUNet_raw"
+        project = NnUNetProject(layout.nnunet)
         variant = run_method(args.ddpm_run or layout.ddpm_run)
-        for dataset_id, name, strategy, method, _, _ in DATASETS:
-            pred = layout.predictions / name
+        for row in DATASETS:
+            pred = layout.predictions / row.name
             if pred.is_dir():
-                fold = next((layout.nnunet / "nnUNet_results" / f"Dataset{dataset_id:03d}_{name}").glob("*/fold_0"),
-                            None)
-                sets.append(PredictionSet(strategy, method.replace("LN-DDPM", variant, 1), pred, fold))
-                if strategy == "Real" and fold is not None:
+                fold = next((project.results / dataset_name(row.dataset_id, row.name)).glob("*/fold_*"), None)
+                sets.append(PredictionSet(row.strategy_label, row.method.replace("LN-DDPM", variant, 1), pred, fold))
+                if row.strategy == "real" and fold is not None:
                     real_model = real_model or str(fold.parent)
-        exported = [raw / f"Dataset{i:03d}_{n}" for i, n, *_ in DATASETS if (raw / f"Dataset{i:03d}_{n}").is_dir()]
-        test_set = exported[0] if exported else raw / "Dataset101_Real"   # all hold the same test cases
+        folders = [project.raw / dataset_name(row.dataset_id, row.name) for row in DATASETS]
+        exported = [folder for folder in folders if folder.is_dir()]
+        test_set = exported[0] if exported else folders[0]   # all hold the same test cases (Real's is first)
         labels = labels or str(test_set / "labelsTs")
         images = images or str(test_set / "imagesTs")
         real, synthetic = real or str(layout.train_cases), synthetic or str(layout.synthetic)

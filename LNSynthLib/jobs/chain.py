@@ -112,6 +112,8 @@ class JobChain:
         self.worker = worker
         self.state = ChainState(label=self.steps[0].label)
         self.started_at = time.monotonic()
+        self.step_seconds: list[tuple[str, float]] = []   # (label, wall seconds) of each finished step
+        self._step_started = self.started_at
         self._total_weight = sum(s.weight for s in self.steps)
         self._done_weight = 0.0
         self._index = 0
@@ -120,6 +122,7 @@ class JobChain:
 
     def _start_current(self) -> None:
         step = self.steps[self._index]
+        self._step_started = time.monotonic()
         if self.log_path:
             self.log_path.parent.mkdir(parents=True, exist_ok=True)
             with open(self.log_path, "a", encoding="utf-8") as log:
@@ -152,6 +155,7 @@ class JobChain:
             self._finish(remove_outputs=not self.keep_run_dir_on_failure)
             return self.state
         self._done_weight += step.weight
+        self.step_seconds.append((step.label, time.monotonic() - self._step_started))
         self._index += 1
         if self._index < len(self.steps):
             self._start_current()
