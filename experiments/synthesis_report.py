@@ -100,6 +100,7 @@ def render_markdown(args: argparse.Namespace, b: Mapping[str, Any], skipped: Map
              f"({grid.MAX_MULTIPLE if not args.quick else 'the largest multiple used'} per real case) for all strategies.",
              "", *([f"**Seeds:** {', '.join(grid.BY_KEY[k].label for k in grid.PRIMARY)} on every seed; the other "
                     f"strategies on the first {b['secondary_seeds']}.", ""] if b.get("secondary_seeds") else [])]
+    parts += S.can_and_cannot_show(summaries, runs)
     if skipped:
         parts += ["**Skipped (the pipeline does not offer them yet):**", ""]
         parts += [f"- {grid.BY_KEY[k].label}: {why}" for k, why in skipped.items()] + [""]

@@ -99,6 +99,32 @@ def spread_sentence(runs: Mapping[str, Mapping[int, Mapping[str, Any]]]) -> str:
             "is within training noise.")
 
 
+def can_and_cannot_show(summaries: Mapping[int, Mapping[str, Any]],
+                        runs: Mapping[int, Mapping[str, Mapping[int, Mapping[str, Any]]]]) -> list[str]:
+    """The reading rule of the tables: a difference smaller than two trainings of Real differ is not evidence."""
+    lines = []
+    for regime, summary in summaries.items():
+        real, rerun = runs.get(regime, {}).get(grid.REAL_KEY), runs.get(regime, {}).get(REAL_RERUN_KEY)
+        spread = grid.paired_differences(real, rerun).get("DSC") if real and rerun else None
+        if not spread:
+            continue
+        width = abs(spread["estimate"])
+        beyond = [f"{grid.BY_KEY[key].label} ({entry['vs_real']['DSC']['estimate']:+.3f})"
+                  for key, entry in summary.items()
+                  if key not in (grid.REAL_KEY, REAL_RERUN_KEY) and entry.get("vs_real", {}).get("DSC")
+                  and round(abs(entry["vs_real"]["DSC"]["estimate"]), 3) > round(width, 3)]
+        lines.append(f"- {regime} real cases: Real trained again with another nnU-Net seed moved DSC by "
+                     f"{spread['estimate']:+.3f} over {spread['n_seeds']} seed(s). Beyond that: "
+                     f"{', '.join(beyond) if beyond else 'no strategy'}.")
+    if not lines:
+        return []
+    return ["**What this run can and cannot show.** The 95 % intervals resample test cases (and seeds when there "
+            "are several), not trainings: two nnU-Net trainings of the same data differ by the Real-vs-Real spread "
+            "below, so a difference smaller than that spread is not evidence for either strategy, however narrow "
+            "its interval. Only more seeds per strategy (each a new nnU-Net training) put that spread into the "
+            "intervals.", "", *lines, ""]
+
+
 def fp_table(runs: Mapping[str, Mapping[int, Mapping[str, Any]]]) -> str:
     """False-positive components per strategy (summed over seeds), by what they fell on."""
     rows = []

@@ -250,3 +250,19 @@ def test_report_only_of_a_folder_without_runs_writes_nothing(tmp_path: Path) -> 
     argv = ["synthesis", "--report-only", "--work", str(tmp_path / "nothing"), "--results-dir", str(results)]
     assert main(argv) != 0
     assert (results / "synthesis.md").read_text(encoding="utf-8") == "earlier results"
+
+
+def test_reading_rule_names_only_differences_beyond_the_real_vs_real_spread() -> None:
+    from experiments import synthesis_sections as S
+
+    real = {0: _marker([0.5, 0.6, 0.7, 0.5], [1, 2, 2, 1])}
+    rerun = {0: _marker([0.6, 0.7, 0.8, 0.6], [1, 2, 2, 1])}          # the same data trained again: +0.100
+    small = {0: _marker([0.55, 0.65, 0.75, 0.55], [1, 2, 2, 1])}      # +0.050: within that spread
+    large = {0: _marker([0.8, 0.9, 0.9, 0.8], [2, 2, 2, 1])}          # +0.275: beyond it
+    runs = {2: {"real": real, "real_rerun": rerun, "ddpm10": small, "inct10": large}}
+    lines = S.can_and_cannot_show({2: grid.summarize(runs[2])}, runs)
+    assert lines[0].startswith("**What this run can and cannot show.**")
+    (regime,) = [line for line in lines if line.startswith("- 2 real cases")]
+    assert "moved DSC by +0.100" in regime and "LN-DDPM in-CT 10× (+0.275)" in regime and "LN-DDPM 10×" not in regime
+    assert S.can_and_cannot_show({2: grid.summarize({"real": real, "ddpm10": small})},
+                                 {2: {"real": real, "ddpm10": small}}) == []   # no rerun: no rule to state
