@@ -10,12 +10,12 @@ import pytest
 from scipy import ndimage
 
 from LNSynthLib.anatomy.groups import BODY
-from LNSynthLib.anatomy.lymph_nodes import label_components
 from LNSynthLib.augment import copy_paste as cp
 from LNSynthLib.cases import load_case
 from LNSynthLib.conditions.transforms import organ_mask
 from LNSynthLib.phantom import write_phantom_cases
 from LNSynthLib.segmentation import nnunet_export as ex
+from LNSynthLib.volumes.masks import label_components
 
 SHAPE = (48, 64, 64)
 

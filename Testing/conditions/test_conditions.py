@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from LNSynthLib.anatomy.lymph_nodes import label_components
 from LNSynthLib.conditions.transforms import organ_mask, transform_ln_mask
+from LNSynthLib.volumes.masks import label_components
 
 SHAPE = (40, 40, 40)
 

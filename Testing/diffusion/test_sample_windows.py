@@ -7,12 +7,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from LNSynthLib.anatomy.lymph_nodes import label_components
 from LNSynthLib.cases import Case, list_cases, load_case, save_case
 from LNSynthLib.diffusion.sample.sampling import sample_cases
 from LNSynthLib.diffusion.sample.windows import node_boxes, node_clusters, sample_window
 from LNSynthLib.diffusion.train.data import CaseArrays, case_arrays, crop_case
 from LNSynthLib.volumes.geometry import Volume
+from LNSynthLib.volumes.masks import label_components
 
 PATCH = (16, 16, 16)
 NODES = {"near_corner": (slice(4, 8), slice(4, 8), slice(4, 8)),          # 64 voxels

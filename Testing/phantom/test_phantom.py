@@ -9,9 +9,9 @@ import pytest
 from scipy import ndimage
 
 from LNSynthLib.anatomy.groups import LABEL_NAMES, NUM_LABELS
-from LNSynthLib.anatomy.lymph_nodes import label_components
 from LNSynthLib.phantom import generate_phantom
 from LNSynthLib.phantom import tissues as T
+from LNSynthLib.volumes.masks import label_components
 
 BODY = LABEL_NAMES.index("body")
 ARTERIES, VEINS = LABEL_NAMES.index("arteries"), LABEL_NAMES.index("veins")

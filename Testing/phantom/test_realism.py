@@ -8,13 +8,13 @@ import pytest
 from scipy import ndimage
 
 from LNSynthLib.anatomy.groups import LABEL_NAMES
-from LNSynthLib.anatomy.lymph_nodes import label_components
 from LNSynthLib.phantom import generate_phantom
 from LNSynthLib.phantom import parameters as P
 from LNSynthLib.phantom import tissues as T
 from LNSynthLib.phantom.canvas import Canvas
 from LNSynthLib.phantom.node_shapes import draw_volume_cm3
 from LNSynthLib.phantom.render import ct_noise
+from LNSynthLib.volumes.masks import label_components
 
 REAL_SIZE = (96, 224, 224)   # 1 mm voxels, a small but real-size abdomen (size factor 1)
 SEEDS = range(6)

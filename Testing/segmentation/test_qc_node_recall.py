@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from LNSynthLib.anatomy.lymph_nodes import label_components
 from LNSynthLib.cases import list_cases
 from LNSynthLib.qc import QC_FILE, score_synthetic
 from LNSynthLib.qc.thresholds import NODE_RECALL_FRACTION
 from LNSynthLib.volumes.io import read_volume
+from LNSynthLib.volumes.masks import label_components
 
 
 @pytest.mark.slow   # two nnU-Net predictions and the evaluation: about 3 min on a busy 2-core machine
