@@ -301,6 +301,9 @@ def patch_configuration(project: NnUNetProject, dataset_id: int, patch_size: Seq
     if len(patch) != len(parent["patch_size"]) or any(p % d for p, d in zip(patch, downsampling, strict=True)):
         raise InputDataError(f"patch size {patch} does not fit the planned network", path=plans_path,
                              fix=f"give {len(parent['patch_size'])} sizes, each a multiple of {downsampling}")
+    if all(p == d for p, d in zip(patch, downsampling, strict=True)):   # instance norm needs two voxels there
+        raise InputDataError(f"patch size {patch} leaves one voxel at the bottom of the planned network",
+                             path=plans_path, fix=f"give a larger patch: twice {downsampling} along at least one axis")
     name = f"{base}_patch{patch_label(patch)}"
     wanted: dict = {"inherits_from": base, "patch_size": patch}
     if base_features:

@@ -52,6 +52,8 @@ def test_patch_configuration_is_idempotent_and_checks_the_network(nnunet_run):
     assert nr.patch_configuration(project, 901, None) == "3d_fullres"     # no patch: the planned one
     with pytest.raises(InputDataError, match="multiple of"):
         nr.patch_configuration(project, 901, (18, 16, 16))        # the planned net halves twice: multiples of 4
+    with pytest.raises(InputDataError, match="one voxel at the bottom"):
+        nr.patch_configuration(project, 901, (4, 4, 4))           # 1x1x1 there: nnU-Net's instance norm fails
     with pytest.raises(InputDataError, match="no configuration"):
         nr.patch_configuration(project, 901, (16, 16, 16), base="2d_missing")
 

@@ -252,7 +252,8 @@ def test_a_crashed_session_is_reopened_on_its_folder_and_a_new_one_can_start(tmp
         ended = get(server.url, page, {"Cookie": sessions})
         assert ended.status == 404 and "killed by signal SIGSEGV (11)" in ended.body and folder.name in ended.body
         assert f"action='/s/{sid}/reopen'" in ended.body and "Reopen this session" in ended.body
-        assert f"{page} ended (killed by signal SIGSEGV (11))" in get(server.url, "/sessions", {"Cookie": sessions}).body
+        listed = get(server.url, "/sessions", {"Cookie": sessions}).body
+        assert f"{page} ended (killed by signal SIGSEGV (11))" in listed
         assert f"/s/{sid}/reopen" in get(server.url, "/", {"Cookie": sessions}).body
         assert post(server.url, f"/s/{sid}/reopen", {"Cookie": sessions, "Sec-Fetch-Site": "cross-site"}).status == 403
         assert post(server.url, "/s/unknown/reopen").status == 404

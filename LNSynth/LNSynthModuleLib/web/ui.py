@@ -143,8 +143,9 @@ def build_page(server: object, app: object, layout_manager: object) -> object:
                                      placeholder="planned", persistent_placeholder=True, **dense)
                     html.Div(f"Epochs × Iterations of a short run (minutes on a CPU). {STANDARD_EPOCHS} epochs is "
                              "nnU-Net's standard trainer (250 iterations each, Iterations unused: days on a CPU). "
-                             "With one painted CT every case trains (no validation split). Patch blank: nnU-Net's plan; "
-                             "32 32 32 makes a CPU run several times shorter.",
+                             "With one painted CT every case trains (no validation split). "
+                             "Patch blank: nnU-Net's plan; a smaller one (e.g. 64 64 64: multiples of the plan's downsampling) makes a CPU run "
+                             "several times shorter.",
                              id="nnunet-hint", classes="text-caption mb-2")
                     v.VBtn("Train nnU-Net", click=app.on_nnunet_train, id="nnunet-train", disabled=busy, block=True,
                            classes="mb-2")
