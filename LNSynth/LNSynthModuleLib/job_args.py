@@ -1,18 +1,38 @@
-"""The `lnsynth` command lines the panel and the web page start: one builder per job, shared by both."""
+"""The `lnsynth` command lines the panel and the web page start, and the settings they are built from."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
-from LNSynthLib.diffusion.sample.inct_defaults import SYNTHESIS_MODES
+from LNSynthLib.diffusion.sample.inct_defaults import DEFAULT_MARGIN_MM, SYNTHESIS_MODES
 from LNSynthLib.segmentation.nnunet_constants import STANDARD_EPOCHS
-
-if TYPE_CHECKING:
-    from .logic import SynthesisSettings
+from LNSynthLib.volumes.preprocess import TEST_MARGIN_MM
 
 PATCH, IN_CT = SYNTHESIS_MODES   # `lnsynth sample --mode`: paper 000's patches, or the nodes in the user's CT
+
+
+@dataclass
+class SynthesisSettings:
+    """What *Synthesize* passes to `lnsynth sample`; sampler and steps `None`: the checkpoint's own.
+
+    `mode` in-ct: the painted nodes synthesized into the user's own CT (`inct_margin_mm` around each
+    node is generated with it); `transforms`, `paste_into_ct` and `qc` are patch-mode options.
+    """
+
+    checkpoint: Path
+    n_samples: int = 4
+    sampler: str | None = None
+    steps: int | None = None
+    seed: int = 0
+    transforms: bool = True
+    device: str = "auto"
+    margin_mm: float = TEST_MARGIN_MM
+    paste_into_ct: bool = True
+    qc: bool = True      # `lnsynth sample --qc`: score the samples into qc.json (the export honours it)
+    mode: str = PATCH
+    inct_margin_mm: float = DEFAULT_MARGIN_MM
 
 
 def sample_args(settings: SynthesisSettings, cases: Path, out: Path) -> list[str]:

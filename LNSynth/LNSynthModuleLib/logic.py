@@ -11,14 +11,13 @@ from __future__ import annotations
 import shutil
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from LNSynthLib.anatomy.groups import LABEL_NAMES, LYMPH_NODE_SEGMENT_NAME
 from LNSynthLib.cases import ANATOMY_FILE, CT_FILE, LN_FILE, list_cases, read_meta
-from LNSynthLib.diffusion.sample.inct_defaults import DEFAULT_MARGIN_MM, SYNTHESIS_MODES
+from LNSynthLib.diffusion.sample.inct_defaults import SYNTHESIS_MODES
 from LNSynthLib.errors import InputDataError
 from LNSynthLib.jobs.chain import JobChain, Step, python_executable
 from LNSynthLib.jobs.results import result_path
@@ -26,11 +25,11 @@ from LNSynthLib.jobs.warm_client import WarmWorker
 from LNSynthLib.volumes.geometry import Volume
 from LNSynthLib.volumes.grid import resample_onto
 from LNSynthLib.volumes.io import read_volume, write_volume
-from LNSynthLib.volumes.preprocess import TEST_MARGIN_MM, TRAIN_MARGIN_MM
+from LNSynthLib.volumes.preprocess import TRAIN_MARGIN_MM
 
 from . import mrml_bridge as mb
 from . import terminology
-from .job_args import IN_CT, PATCH, nnunet_train_args, sample_args  # noqa: F401 - re-exported
+from .job_args import IN_CT, PATCH, SynthesisSettings, nnunet_train_args, sample_args  # noqa: F401 - re-exported
 
 ANATOMY_NAMES: dict[int, str] = dict(enumerate(LABEL_NAMES))
 ANATOMY_TERMINOLOGY: dict[str, str] = {name: terminology.entry(name) for name in LABEL_NAMES}
@@ -46,28 +45,6 @@ def _anatomy_colors() -> dict[int, tuple[float, float, float]]:
     return {v: palette[v % len(palette)] for v in ANATOMY_NAMES}
 
 
-
-
-@dataclass
-class SynthesisSettings:
-    """What *Synthesize* passes to `lnsynth sample`; sampler and steps `None`: the checkpoint's own.
-
-    `mode` in-ct: the painted nodes synthesized into the user's own CT (`inct_margin_mm` around each
-    node is generated with it); `transforms`, `paste_into_ct` and `qc` are patch-mode options.
-    """
-
-    checkpoint: Path
-    n_samples: int = 4
-    sampler: str | None = None
-    steps: int | None = None
-    seed: int = 0
-    transforms: bool = True
-    device: str = "auto"
-    margin_mm: float = TEST_MARGIN_MM
-    paste_into_ct: bool = True
-    qc: bool = True      # `lnsynth sample --qc`: score the samples into qc.json (the export honours it)
-    mode: str = PATCH
-    inct_margin_mm: float = DEFAULT_MARGIN_MM
 
 
 class SceneLogic:
