@@ -48,6 +48,15 @@ class JobMonitor:
         if self.chain is not None:
             self.chain.cancel()
 
+    def stop_processes(self, grace_s: float = 2.0) -> None:
+        """Kill the running step's process tree and keep its files: the session process is ending.
+
+        Jobs run in their own process group (Cancel kills the tree), so a signal to the session alone
+        would leave them running, a 2 GB nnU-Net prediction included, with no page left to show them.
+        """
+        if self.running and self.chain.process is not None:
+            self.chain.process.cancel(grace_s)
+
     async def _watch(self, chain: JobChain, on_done: Callable[[Any], None] | None) -> None:
         while True:
             state = chain.poll()

@@ -36,6 +36,22 @@ def cap_websocket_messages(max_bytes: int) -> None:
     protocol.UnChunker = CappedUnChunker
 
 
+def end_jobs_with_the_session(app: object) -> None:
+    """On SIGTERM (idle end, the launcher stopping) the session's job processes and warm worker end with it,
+    their files kept; the session then dies of that signal as before (the launcher logs it)."""
+    import signal
+
+    def handler(signum: int, _frame: object) -> None:
+        try:
+            app.jobs.stop_processes()
+            app.session.logic.stop_warm_worker()
+        finally:
+            signal.signal(signum, signal.SIG_DFL)
+            os.kill(os.getpid(), signum)
+
+    signal.signal(signal.SIGTERM, handler)
+
+
 def serve(work: str | Path, port: int, host: str = "127.0.0.1", token: str | None = None,
           data_roots: tuple[Path, ...] = (), max_upload_mb: int = DEFAULT_MAX_UPLOAD_MB,
           address: str | None = None, folder: str | Path | None = None) -> int:
@@ -59,6 +75,7 @@ def serve(work: str | Path, port: int, host: str = "127.0.0.1", token: str | Non
     query = f"?{auth.TOKEN_PARAM}=<token>" if token else ""
 
     def ready(**_) -> None:
+        end_jobs_with_the_session(app)   # once listening: after the server's own set-up
         print(f"lnsynth serve: http://{host}:{server.port}/{query}  (session folder {app.session.folder}; "
               f"rendering with {render_window_class()})", flush=True)
 
