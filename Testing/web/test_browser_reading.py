@@ -6,8 +6,8 @@ train LN-DDPM for two iterations, synthesize two results into the CT (in-CT, the
 side by side (linked) with the original, then two patch samples in the full CT side by side and faded,
 browse and download them, export nnU-Net, train nnU-Net with the page's short run (1 epoch of 2
 iterations on 64³ patches) on the one painted CT, cancel a job, upload a new CT (the old layers go) and
-apply the model to it. Several minutes on a 2-core machine; each step's time since the
-page opened goes to timings.json. With LNSYNTH_UPDATE_SCREENSHOTS=1 the side-by-side view replaces
+apply the model to it. About 30 minutes on a loaded 2-core machine (nnU-Net: 7 min training, 16 min
+predicting); each step's time since the page opened goes to timings.json. With LNSYNTH_UPDATE_SCREENSHOTS=1 the side-by-side view replaces
 Resources/web_synthesis.png.
 """
 
