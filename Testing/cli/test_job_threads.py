@@ -75,7 +75,7 @@ print("THREADS", os.environ["OMP_NUM_THREADS"], os.environ["OMP_WAIT_POLICY"], "
 
 def test_a_job_process_sets_the_rule_before_torch_loads() -> None:
     env = {k: v for k, v in os.environ.items() if k not in SETTINGS}
-    done = subprocess.run([sys.executable, "-c", PROBE], capture_output=True, text=True,
+    done = subprocess.run([sys.executable, "-c", PROBE], capture_output=True, encoding="utf-8", errors="replace",
                           env={**env, THREADS_ENV: "1"}, timeout=600)
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.splitlines()[-1] == "THREADS 1 PASSIVE False"

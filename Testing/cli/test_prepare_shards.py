@@ -87,7 +87,7 @@ KILLED = textwrap.dedent("""
 def test_a_killed_shard_leaves_no_case_and_the_rerun_completes_it(raw_cases: Path, tmp_path: Path) -> None:
     env = {**os.environ, PROGRESS_ENV: "quiet"}
     killed = subprocess.run([sys.executable, "-c", KILLED, str(raw_cases), str(tmp_path)], env=env,
-                            capture_output=True, text=True, timeout=600)
+                            capture_output=True, encoding="utf-8", errors="replace", timeout=600)
     assert killed.returncode == 9, killed.stderr[-2000:]
     assert list_cases(tmp_path) == [] and not (tmp_path / "patient_a").exists()
     assert [p for p in tmp_path.iterdir() if p.name.startswith(".patient_a")]   # the dead process's leftover

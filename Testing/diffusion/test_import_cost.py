@@ -27,7 +27,7 @@ raise SystemExit(main(sys.argv[1:]))
 
 def _job_modules(args: list[str]) -> set[str]:
     env = {**os.environ, "LNSYNTH_PROGRESS": "quiet", "OMP_NUM_THREADS": "1"}
-    done = subprocess.run([sys.executable, "-c", REPORT, *args], capture_output=True, text=True, env=env,
+    done = subprocess.run([sys.executable, "-c", REPORT, *args], capture_output=True, encoding="utf-8", errors="replace", env=env,
                           timeout=600)
     assert done.returncode == 0, done.stderr[-2000:]
     line = next(line for line in done.stdout.splitlines() if line.startswith("MODULES "))
@@ -49,7 +49,8 @@ def test_monai_imported_in_full_later_finds_the_same_blocks() -> None:
             "import monai, sys\n"
             "from monai.networks.nets.diffusion_model_unet import DiffusionUNetResnetBlock as full\n"
             "print(full is DiffusionUNetResnetBlock, 'monai.transforms' in sys.modules, monai.__version__)")
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600)
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, encoding="utf-8", errors="replace",
+                          timeout=600)
     assert done.returncode == 0, done.stderr[-2000:]
     same, full, version = done.stdout.split()
     assert (same, full) == ("True", "True") and version[0].isdigit()

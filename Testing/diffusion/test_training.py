@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from LNSynthLib.devices import THREADS_ENV
 from LNSynthLib.diffusion.train.checkpoint import load_checkpoint
 from LNSynthLib.diffusion.train.training import train
 from LNSynthLib.errors import InputDataError, OutputExistsError
@@ -56,7 +57,9 @@ def test_sigkill_mid_run_then_resume_is_identical(straight_run: Path, phantom_ca
     run_dir = tmp_path / "run"
     cmd = [sys.executable, "-m", "LNSynthLib", "train", "--config", "tiny", "--cases", str(phantom_cases),
            "--run-dir", str(run_dir), "--device", "cpu", *micro_cli_sets()]
-    env = {**os.environ, "LNSYNTH_PROGRESS": "json"}
+    # The killed part runs with this process's thread count, as the reference run did: float sums taken over
+    # another number of threads differ in the last bits, and the comparison below is exact.
+    env = {**os.environ, "LNSYNTH_PROGRESS": "json", THREADS_ENV: str(torch.get_num_threads())}
     proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         deadline = time.monotonic() + 240

@@ -52,8 +52,14 @@ def test_patch_configuration_is_idempotent_and_checks_the_network(nnunet_run):
     assert nr.patch_configuration(project, 901, None) == "3d_fullres"     # no patch: the planned one
     with pytest.raises(InputDataError, match="multiple of"):
         nr.patch_configuration(project, 901, (18, 16, 16))        # the planned net halves twice: multiples of 4
+    import json
+
+    import numpy as np
+
+    strides = json.loads(before)["configurations"]["3d_fullres"]["architecture"]["arch_kwargs"]["strides"]
+    bottom = tuple(int(v) for v in np.prod(np.asarray(strides), axis=0))   # the plan's total downsampling
     with pytest.raises(InputDataError, match="one voxel at the bottom"):
-        nr.patch_configuration(project, 901, (4, 4, 4))           # 1x1x1 there: nnU-Net's instance norm fails
+        nr.patch_configuration(project, 901, bottom)              # 1x1x1 there: nnU-Net's instance norm fails
     with pytest.raises(InputDataError, match="no configuration"):
         nr.patch_configuration(project, 901, (16, 16, 16), base="2d_missing")
 
