@@ -27,16 +27,9 @@ from slicer.ScriptedLoadableModule import (
 )
 from slicer.util import VTKObservationMixin
 
-from LNSynthLib.anatomy.choices import ANATOMY_SOURCES
-from LNSynthLib.devices import DEVICE_CHOICES
-from LNSynthLib.diffusion.choices import BUNDLED_CONFIGS, SAMPLERS
-from LNSynthLib.diffusion.sample.inct_defaults import DEFAULT_MARGIN_MM, SYNTHESIS_MODES
+from LNSynthScene import form
+from LNSynthScene.form import FROM_CHECKPOINT
 
-# Combo box choices come from the library's registries (torch-free modules, safe in Slicer's process).
-FROM_CHECKPOINT = "checkpoint"  # sampler: the one the checkpoint's config names
-SAMPLER_CHOICES = [FROM_CHECKPOINT, *SAMPLERS]
-DDPM_CONFIG_CHOICES = [*BUNDLED_CONFIGS, "file"]  # file: a YAML config chosen in the panel
-ANATOMY_CHOICES = [s for s in ANATOMY_SOURCES if s in ("totalseg", "coarse")]  # what the panel can run on a CT
 ACTION_BUTTONS = ("createAnatomyButton", "groupTotalSegButton", "addTrainingCaseButton", "trainDdpmButton",
                   "synthesizeButton", "exportDatasetButton", "trainNnunetButton", "predictButton",
                   "installDependenciesButton", "importWeightsButton")
@@ -89,31 +82,34 @@ CT". Uses TotalSegmentator, MONAI and nnU-Net v2.
 
 @parameterNodeWrapper
 class LNSynthParameterNode:
+    """Defaults, ranges and choices come from the form's one declaration (`LNSynthScene.form`), shared with the page."""
+
     inputVolume: vtkMRMLScalarVolumeNode
-    anatomyMethod: Annotated[str, Choice(ANATOMY_CHOICES)] = "totalseg"
+    anatomyMethod: Annotated[str, Choice(form.choices("anatomyMethod"))] = form.default("anatomyMethod")
     totalSegFile: Path
     anatomySegmentation: vtkMRMLSegmentationNode
     lymphNodeSegmentation: vtkMRMLSegmentationNode
     casesFolder: Path
-    ddpmConfig: Annotated[str, Choice(DDPM_CONFIG_CHOICES)] = "tiny"
+    ddpmConfig: Annotated[str, Choice(form.choices("ddpmConfig"))] = form.default("ddpmConfig")
     ddpmConfigFile: Path
-    ddpmIterations: Annotated[int, WithinRange(0, 1000000)] = 0
+    ddpmIterations: Annotated[int, WithinRange(*form.value_range("ddpmIterations"))] = form.default("ddpmIterations")
     ddpmRunFolder: Path
     checkpointPath: Path
-    synthesisMode: Annotated[str, Choice(list(SYNTHESIS_MODES))] = SYNTHESIS_MODES[1]   # in-ct: nodes into this CT
-    inctMarginMm: Annotated[float, WithinRange(0.5, 50.0)] = DEFAULT_MARGIN_MM
-    sampler: Annotated[str, Choice(SAMPLER_CHOICES)] = FROM_CHECKPOINT
-    steps: Annotated[int, WithinRange(0, 1000)] = 0
-    numberOfSamples: Annotated[int, WithinRange(1, 100)] = 4
-    seed: Annotated[int, WithinRange(0, 999999)] = 0
-    useTransforms: bool = True
-    pasteIntoCT: bool = True
-    qualityControl: bool = True
+    synthesisMode: Annotated[str, Choice(form.choices("synthesisMode"))] = form.default("synthesisMode")
+    inctMarginMm: Annotated[float, WithinRange(*form.value_range("inctMarginMm"))] = form.default("inctMarginMm")
+    sampler: Annotated[str, Choice(form.choices("sampler"))] = form.default("sampler")
+    steps: Annotated[int, WithinRange(*form.value_range("steps"))] = form.default("steps")
+    numberOfSamples: Annotated[int, WithinRange(*form.value_range("numberOfSamples"))] = form.default("numberOfSamples")
+    seed: Annotated[int, WithinRange(*form.value_range("seed"))] = form.default("seed")
+    useTransforms: bool = form.default("useTransforms")
+    pasteIntoCT: bool = form.default("pasteIntoCT")
+    qualityControl: bool = form.default("qualityControl")
     nnunetDatasetFolder: Path
-    nnunetEpochs: Annotated[int, WithinRange(1, 1000)] = 5
-    nnunetIterations: Annotated[int, WithinRange(1, 250)] = 30
+    nnunetEpochs: Annotated[int, WithinRange(*form.value_range("nnunetEpochs"))] = form.default("nnunetEpochs")
+    nnunetIterations: Annotated[int, WithinRange(*form.value_range("nnunetIterations"))] = form.default(
+        "nnunetIterations")
     nnunetModelFolder: Path
-    device: Annotated[str, Choice(list(DEVICE_CHOICES))] = "auto"
+    device: Annotated[str, Choice(form.choices("device"))] = form.default("device")
     workFolder: Path
     weightsFolder: Path
 
@@ -126,7 +122,7 @@ def _path(value) -> Path | None:
 class LNSynthLogic(ScriptedLoadableModuleLogic):
     """The module logic (`slicer.util.getModuleLogic("LNSynth")`): the parameter node and the scene logic.
 
-    The work itself is in `LNSynthModuleLib.logic.SceneLogic`, which needs no Qt and is tested on slicer-core.
+    The work itself is in `LNSynthScene.logic.SceneLogic`, which needs no Qt and is tested on slicer-core.
     """
 
     def __init__(self):
@@ -146,7 +142,7 @@ class LNSynthLogic(ScriptedLoadableModuleLogic):
 
     def sceneLogic(self, work_folder: Path | None = None):
         """Scene operations and background jobs on `slicer.mrmlScene` (work folder: the panel's)."""
-        from LNSynthModuleLib.logic import SceneLogic
+        from LNSynthScene.logic import SceneLogic
 
         work = work_folder or self.defaultWorkFolder()
         if self._scene_logic is None:
@@ -429,7 +425,7 @@ class LNSynthWidget(JobPanelMixin, SynthesisResultsMixin, ScriptedLoadableModule
     def onSynthesize(self) -> None:
         if self._toggleOrCancel(self.ui.synthesizeButton):
             return
-        from LNSynthModuleLib.logic import SynthesisSettings
+        from LNSynthScene.logic import SynthesisSettings
 
         p = self._parameterNode
         settings = SynthesisSettings(checkpoint=_path(p.checkpointPath), n_samples=p.numberOfSamples,

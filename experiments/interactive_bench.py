@@ -44,11 +44,11 @@ def _module_path() -> None:
 
 def _scene(ct: str, totalseg: str, work: Path):  # noqa: ANN202 - slicer-core objects
     _module_path()
-    from LNSynthModuleLib import mrml_bridge as mb
-    from LNSynthModuleLib.logic import SceneLogic
     from LNSynthModuleLib.selftest import fat_center
 
     from LNSynthLib.anatomy.groups import LABEL_NAMES
+    from LNSynthScene import mrml_bridge as mb
+    from LNSynthScene.logic import SceneLogic
 
     core = mb.create_core_scene()
     logic = SceneLogic(core.scene, work)
@@ -91,7 +91,7 @@ def _tiny_checkpoint(ct: str, totalseg: str, root: Path) -> Path:
 
 def _click(logic: Any, nodes: tuple, settings: Any, warm: bool) -> dict[str, Any]:
     """Seconds from the click to the result in the scene, and per step; the nodes it added are removed after."""
-    from LNSynthModuleLib import mrml_bridge as mb
+    from LNSynthScene import mrml_bridge as mb
 
     logic.use_warm_worker = warm   # off: one process per step, as long jobs run
     with mb.temporary_nodes(logic.scene):
@@ -108,7 +108,7 @@ def _click(logic: Any, nodes: tuple, settings: Any, warm: bool) -> dict[str, Any
 def run(args: argparse.Namespace) -> tuple[Path, Path]:
     os.environ["OMP_NUM_THREADS"] = str(args.threads)
     _module_path()
-    from LNSynthModuleLib.logic import SynthesisSettings
+    from LNSynthScene.logic import SynthesisSettings
 
     with tempfile.TemporaryDirectory(prefix="lnsynth_interactive_") as tmp:
         root = Path(tmp)

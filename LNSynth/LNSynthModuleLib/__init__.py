@@ -1,1 +1,1 @@
-"""Logic of the LNSynth Slicer module, importable without the Slicer application (tests use slicer-core)."""
+"""The Slicer panel's own parts: Qt mixins, install gate, job probe, work folder, sample data and self-test."""

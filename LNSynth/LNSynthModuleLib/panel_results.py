@@ -41,8 +41,8 @@ class SynthesisResultsMixin:
         """The synthesis job's result: in-CT results (the first one shown), or the patch samples."""
         import slicer
 
-        from .inct_results import InCTResults
-        from .synthesis_results import PatchResults
+        from LNSynthScene.inct_results import InCTResults
+        from LNSynthScene.synthesis_results import PatchResults
 
         if isinstance(loaded, (InCTResults, PatchResults)):   # listed, one loaded at a time
             self._dropResults(remove=True)   # a new synthesis replaces the results shown before
@@ -66,7 +66,7 @@ class SynthesisResultsMixin:
     def _showResult(self, index: int) -> None:
         import slicer
 
-        from .inct_results import InCTResults, node_center_ras, show_side_by_side
+        from LNSynthScene.inct_results import InCTResults, node_center_ras, show_side_by_side
 
         results = self._inctResults
         shown = results.show(index)

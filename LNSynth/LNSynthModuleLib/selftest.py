@@ -19,10 +19,10 @@ from scipy import ndimage
 
 from LNSynthLib.anatomy.groups import LABEL_NAMES, LYMPH_NODE_SEGMENT_NAME
 from LNSynthLib.jobs.chain import ChainState, JobChain
+from LNSynthScene import mrml_bridge as mb
+from LNSynthScene.logic import ANATOMY_NAMES, SceneLogic, SynthesisSettings
 
-from . import mrml_bridge as mb
 from .job_probe import FLOW_JOB_MODULES, missing_job_package  # noqa: F401 (the probe's home is job_probe)
-from .logic import ANATOMY_NAMES, SceneLogic, SynthesisSettings
 
 PHANTOM_SHAPE_ZYX = (48, 80, 80)
 NODE_RADIUS_MM = 6.0

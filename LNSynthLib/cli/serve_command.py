@@ -1,7 +1,8 @@
 """`lnsynth serve`: the LNSynth panel in a web browser (trame-slicer), for a GPU server.
 
-The web app lives with the Slicer module's scene logic (`LNSynth/LNSynthModuleLib/web`); it is
-imported only when the command runs, so the library itself never imports Slicer or VTK.
+The web app lives in the scene package shared with the Slicer panel (`LNSynthScene.web`, installed
+with this library); it is imported by name only when the command runs, so the library itself never
+imports Slicer or VTK.
 """
 
 from __future__ import annotations
@@ -10,7 +11,6 @@ import argparse
 import importlib
 import importlib.util
 import os
-import sys
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -22,7 +22,7 @@ DEFAULT_MAX_SESSIONS = 8   # each session is a Slicer scene in its own process (
 DEFAULT_MAX_SESSIONS_PER_USER = 3  # per token: one user cannot take every session of the server
 DEFAULT_MAX_UPLOAD_MB = 2048  # a CT is tens to hundreds of MB; an upload is held in memory once
 DEFAULT_IDLE_MINUTES = 30.0   # a session with no open page and no running job ends after this
-WEB_MODULES = {False: "LNSynthModuleLib.web.launcher", True: "LNSynthModuleLib.web.serve"}
+WEB_MODULES = {False: "LNSynthScene.web.launcher", True: "LNSynthScene.web.serve"}
 TOKEN_ENV = "LNSYNTH_SERVE_TOKEN"  # the token from the environment (and how the launcher hands it on)
 MIN_TOKEN_CHARS = 16
 TOKEN_FIX = "e.g. openssl rand -hex 16 > token && chmod 600 token, then --token-file token"
@@ -87,25 +87,12 @@ def check_data_roots(folders: Iterable[str | Path], work: str | Path) -> tuple[P
     return tuple(dict.fromkeys(roots))
 
 
-def module_folder() -> Path:
-    """The folder that holds `LNSynthModuleLib`: `LNSynth/` in the source tree, next to LNSynthLib when installed."""
-    library = Path(__file__).resolve().parents[2]
-    for folder in (library / "LNSynth", library):
-        if (folder / "LNSynthModuleLib" / "web").is_dir():
-            return folder
-    raise InputDataError("the LNSynth web app is not next to this LNSynthLib", path=library,
-                         fix="run lnsynth from the LNSynth source tree (pip install -e .)")
-
-
 def load_web_app(single_session: bool):
     """Import the web app (needs slicer-core, trame-slicer and slicer-layer-dm)."""
-    for package in ("slicer", "trame_slicer", "trame_vuetify"):
+    for package in ("LNSynthScene", "slicer", "trame_slicer", "trame_vuetify"):
         if importlib.util.find_spec(package) is None:
             raise InputDataError(f"`lnsynth serve` needs the Python package '{package}', which is not installed",
                                  fix=WEB_EXTRA_FIX)
-    folder = str(module_folder())
-    if folder not in sys.path:
-        sys.path.insert(0, folder)
     return importlib.import_module(WEB_MODULES[single_session])
 
 

@@ -1,7 +1,8 @@
 """Fixtures for the Slicer suites: a real MRML scene from the slicer-core wheel (no Slicer app).
 
 The module folder `LNSynth/` goes on sys.path as Slicer puts it there, so `LNSynthModuleLib`
-imports the same way in tests and in Slicer.
+imports the same way in tests and in Slicer; `LNSynthScene` and `LNSynthLib` sit in the repository root,
+as they sit next to the module in the extension.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ if str(MODULE_DIR) not in sys.path:
 def core():
     """Fresh scene with the Colors and Segmentations logics registered."""
     pytest.importorskip("slicer", reason="slicer-core is not installed (pip install slicer-core)")
-    from LNSynthModuleLib.mrml_bridge import create_core_scene
+    from LNSynthScene.mrml_bridge import create_core_scene
 
     core = create_core_scene()
     yield core
@@ -35,11 +36,11 @@ def scene_case(core, tmp_path, example_ct, example_totalseg):
 
     Returns (logic, ct_node, anatomy_node, ln_node, center_zyx, voxels_added).
     """
-    from LNSynthModuleLib import mrml_bridge as mb
-    from LNSynthModuleLib.logic import SceneLogic
     from LNSynthModuleLib.selftest import fat_center
 
     from LNSynthLib.anatomy.groups import LABEL_NAMES
+    from LNSynthScene import mrml_bridge as mb
+    from LNSynthScene.logic import SceneLogic
 
     logic = SceneLogic(core.scene, tmp_path / "work")
     ct_node = mb.load_volume_file(core.scene, example_ct, "example CT")

@@ -9,8 +9,8 @@ from LNSynthLib.anatomy.groups import LABEL_NAMES
 
 pytest.importorskip("slicer")
 
-from LNSynthModuleLib import mrml_bridge as mb  # noqa: E402
-from LNSynthModuleLib.logic import SceneLogic  # noqa: E402
+from LNSynthScene import mrml_bridge as mb  # noqa: E402
+from LNSynthScene.logic import SceneLogic  # noqa: E402
 
 
 @pytest.mark.slow

@@ -1,4 +1,4 @@
-"""LNSynth/CMakeLists.txt configures, builds and installs LNSynthLib next to the module.
+"""LNSynth/CMakeLists.txt configures, builds and installs LNSynthLib and LNSynthScene next to the module.
 
 No Slicer build is available in CI, so Slicer's macros are replaced by stubs that copy and
 install exactly what they are given (as slicerMacroBuildScriptedModule does, relative to the
@@ -54,10 +54,14 @@ def test_module_and_library_install_side_by_side(tmp_path: Path):
     for root in (build, prefix):
         modules = root / "lib" / "Slicer" / "qt-scripted-modules"
         assert (modules / "LNSynth.py").is_file()
-        assert (modules / "LNSynthModuleLib" / "logic.py").is_file()
         # every module file the panel imports, so a new one cannot be left out of CMakeLists.txt
         for source in sorted((REPO / "LNSynth" / "LNSynthModuleLib").glob("*.py")):
             assert (modules / "LNSynthModuleLib" / source.name).is_file(), f"{root.name}: {source.name} not installed"
+        # the scene package shared with the web page, the web app included, as it is in the source tree
+        for source in sorted((REPO / "LNSynthScene").rglob("*.py")):
+            relative = source.relative_to(REPO)
+            assert (modules / relative).is_file(), f"{root.name}: {relative} not installed"
+        assert (modules / "LNSynthScene" / "web" / "app.py").is_file()
         assert (modules / "Resources" / "UI" / "LNSynth.ui").is_file()
         for name in ("__init__.py", "requirements.txt", "jobs/runner.py", "jobs/chain.py", "cli/main.py",
                      "anatomy/label_groups.json", "anatomy/totalseg_classes.json", "diffusion/configs/tiny.yaml"):

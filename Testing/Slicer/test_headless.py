@@ -118,8 +118,8 @@ def test_headless_pipeline_on_phantom_cases(tmp_path: Path):
 def _predict_through_the_panel_logic(model_dir: Path, cases: Path, tmp_path: Path) -> None:
     """The trained model segments a CT in a slicer-core scene; the result lands on the CT grid."""
     pytest.importorskip("slicer")
-    from LNSynthModuleLib import mrml_bridge as mb
-    from LNSynthModuleLib.logic import SceneLogic
+    from LNSynthScene import mrml_bridge as mb
+    from LNSynthScene.logic import SceneLogic
 
     core = mb.create_core_scene()
     ct_node = mb.load_volume_file(core.scene, sorted(cases.glob("*/ct.nii.gz"))[0], "phantom CT")

@@ -42,8 +42,9 @@ SCRIPT = BLOCKER + textwrap.dedent('''
     import shutil
     from pathlib import Path
     import numpy as np
-    from LNSynthModuleLib import dependencies, mrml_bridge as mb, terminology  # noqa: F401
-    from LNSynthModuleLib.logic import ANATOMY_NAMES, SceneLogic, SynthesisSettings
+    from LNSynthModuleLib import dependencies  # noqa: F401
+    from LNSynthScene import form, mrml_bridge as mb, terminology  # noqa: F401  (form: the panel's choice lists)
+    from LNSynthScene.logic import ANATOMY_NAMES, SceneLogic, SynthesisSettings
     from LNSynthModuleLib.selftest import fat_center
     from LNSynthLib.anatomy.choices import ANATOMY_SOURCES  # noqa: F401  (the panel's choice lists)
     from LNSynthLib.devices import DEVICE_CHOICES  # noqa: F401
@@ -99,10 +100,10 @@ SCRIPT = BLOCKER + textwrap.dedent('''
     # In-CT synthesis: its chain, then its result loader on what the job leaves (the placing step run here).
     import dataclasses
     from LNSynthLib.volumes.geometry import Volume
-    from LNSynthModuleLib.inct_job import write_results
+    from LNSynthScene.inct_job import write_results
 
     inct = started(logic.start_synthesis(ct_node, anatomy, ln_node, dataclasses.replace(settings, mode="in-ct")))
-    assert inct.steps[2].command[1:3] == ["-m", "LNSynthModuleLib.inct_job"], inct.steps[2].command
+    assert inct.steps[2].command[1:3] == ["-m", "LNSynthScene.inct_job"], inct.steps[2].command
     write_volume(phantom.ct, inct.run_dir / "input" / CT_FILE)
     write_volume(phantom.ln, inct.run_dir / "input" / LN_FILE)
     write_volume(phantom.ct, inct.run_dir / "cases" / "CT" / CT_FILE)
@@ -119,7 +120,7 @@ SCRIPT = BLOCKER + textwrap.dedent('''
     assert "--synthetic" in chains["Export (cases folder)"].steps[0].args
 
     # The web page's session: the same actions through its own code.
-    from LNSynthModuleLib.web.session import WebSession
+    from LNSynthScene.web.session import WebSession
 
     web = WebSession(core.scene, work / "web")   # its files in its own folder: the page may read only there
     write_volume(phantom.ct, web.folder / "ct.nii.gz")
@@ -162,7 +163,7 @@ def test_the_block_really_blocks(tmp_path: Path):
 MODULE_FILE = REPO / "LNSynth" / "LNSynth.py"
 # What LNSynth.py may import at the top: Slicer runs these at every start, before anyone opens the panel.
 START_UP_ROOTS = ("__future__", "logging", "pathlib", "typing", "qt", "ctk", "vtk", "slicer",
-                  "LNSynthLib", "LNSynthModuleLib")
+                  "LNSynthLib", "LNSynthModuleLib", "LNSynthScene")
 START_UP_BLOCKED = (*NOT_IN_SLICER, "SimpleITK", "scipy")   # bundled, but seconds of start-up for a choice list
 
 
@@ -177,7 +178,7 @@ def _start_up_library_imports() -> list[str]:
         names = [a.name for a in node.names] if isinstance(node, ast.Import) else [node.module or ""]
         roots = {n.split(".")[0] for n in names}
         assert roots <= set(START_UP_ROOTS), f"LNSynth.py imports {sorted(roots)} at Slicer start-up"
-        if roots & {"LNSynthLib", "LNSynthModuleLib"}:
+        if roots & {"LNSynthLib", "LNSynthModuleLib", "LNSynthScene"}:
             statements.append(ast.unparse(node))
     return statements
 
@@ -186,7 +187,7 @@ def test_slicer_start_up_imports_neither_simpleitk_nor_scipy(tmp_path: Path):
     """What Slicer runs when it loads the module (the top of LNSynth.py) fills choice lists from modules that
     import nothing heavy: no SimpleITK or scipy (they cost Slicer's start-up), no job package."""
     statements = _start_up_library_imports()
-    assert any("anatomy" in line for line in statements) and len(statements) >= 4
+    assert any("LNSynthScene import form" in line for line in statements) and len(statements) >= 4
     script = BLOCKER + "\n".join(statements) + (
         "\nprint('start-up ok; modules:', ','.join(sorted(m for m in sys.modules if m.split('.')[0] in BLOCKED)))")
     done = subprocess.run([sys.executable, "-c", script, str(REPO), ",".join(START_UP_BLOCKED), str(tmp_path)],
@@ -205,5 +206,19 @@ def test_the_library_imports_no_slicer_module():
             names = [a.name for a in node.names] if isinstance(node, ast.Import) else (
                 [node.module] if isinstance(node, ast.ImportFrom) and node.module else [])
             offenders += [f"{path.relative_to(REPO)}: {n}" for n in names
-                          if n.split(".")[0] in ("slicer", "vtk", "qt", "ctk", "LNSynthModuleLib")]
+                          if n.split(".")[0] in ("slicer", "vtk", "qt", "ctk", "LNSynthModuleLib", "LNSynthScene")]
+    assert not offenders
+
+
+def test_the_scene_package_imports_no_panel_part():
+    """LNSynthScene runs in the web page's process too, which has no Qt: it imports no panel module."""
+    import ast
+
+    offenders = []
+    for path in (REPO / "LNSynthScene").rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else (
+                [node.module] if isinstance(node, ast.ImportFrom) and node.module else [])
+            offenders += [f"{path.relative_to(REPO)}: {n}" for n in names
+                          if n.split(".")[0] in ("qt", "ctk", "LNSynthModuleLib", "experiments")]
     assert not offenders

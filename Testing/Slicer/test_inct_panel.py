@@ -22,12 +22,11 @@ from LNSynthLib.volumes.preprocess import TEST_MARGIN_MM, TRAIN_MARGIN_MM, crop,
 
 pytest.importorskip("slicer")
 
-from LNSynthModuleLib import mrml_bridge as mb  # noqa: E402
-from LNSynthModuleLib.inct_job import MANIFEST, RESULTS_FOLDER  # noqa: E402
-from LNSynthModuleLib.inct_results import InCTResults  # noqa: E402
-from LNSynthModuleLib.logic import IN_CT, PATCH, SceneLogic, SynthesisSettings, _module_path_env  # noqa: E402
-
 from LNSynthLib.jobs.chain import JobChain, Step  # noqa: E402
+from LNSynthScene import mrml_bridge as mb  # noqa: E402
+from LNSynthScene.inct_job import MANIFEST, RESULTS_FOLDER  # noqa: E402
+from LNSynthScene.inct_results import InCTResults  # noqa: E402
+from LNSynthScene.logic import IN_CT, PATCH, SceneLogic, SynthesisSettings, _module_path_env  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -79,7 +78,7 @@ def test_the_synthesize_argv_of_each_mode(scene_case, tmp_path):
     # The model's window needs real context all round the node: the case is prepared with the training margin.
     assert _option(chains[IN_CT].steps[0].args, "--margin-mm") == f"{TRAIN_MARGIN_MM:g}"
     place = chains[IN_CT].steps[2].command
-    assert place[1:3] == ["-m", "LNSynthModuleLib.inct_job"] and _option(place, "--run") == str(chains[IN_CT].run_dir)
+    assert place[1:3] == ["-m", "LNSynthScene.inct_job"] and _option(place, "--run") == str(chains[IN_CT].run_dir)
     assert SynthesisSettings(checkpoint).mode == PATCH and SynthesisSettings(checkpoint).inct_margin_mm == DEFAULT_MARGIN_MM
 
 
@@ -90,8 +89,13 @@ def test_the_panel_passes_the_mode_and_the_margin_and_defaults_to_in_ct():
     tree = ast.parse((REPO / "LNSynth" / "LNSynth.py").read_text(encoding="utf-8"))
     defaults = {n.target.id: ast.unparse(n.value) for n in ast.walk(tree)
                 if isinstance(n, ast.AnnAssign) and isinstance(n.target, ast.Name) and n.value is not None}
-    assert defaults["synthesisMode"] == "SYNTHESIS_MODES[1]" and SYNTHESIS_MODES[1] == "in-ct"
-    assert defaults["inctMarginMm"] == "DEFAULT_MARGIN_MM"
+    from LNSynthLib.diffusion.sample.inct_defaults import DEFAULT_MARGIN_MM
+    from LNSynthScene import form
+
+    assert defaults["synthesisMode"] == "form.default('synthesisMode')" and defaults["inctMarginMm"] == (
+        "form.default('inctMarginMm')")
+    assert form.default("synthesisMode") == SYNTHESIS_MODES[1] == "in-ct"
+    assert form.default("inctMarginMm") == DEFAULT_MARGIN_MM
     call = next(ast.unparse(n) for n in ast.walk(tree) if isinstance(n, ast.Call)
                 and getattr(n.func, "id", None) == "SynthesisSettings")
     assert "mode=p.synthesisMode" in call and "inct_margin_mm=p.inctMarginMm" in call
@@ -147,7 +151,7 @@ def made_run(core, tmp_path):
         (folder / "case.json").write_text(json.dumps({"synthetic": True, "mode": "in-ct",
                                                        "region_voxels": int(ball.sum())}))
     chain = JobChain([Step("Placing the nodes into the CT", [], command=[
-        __import__("sys").executable, "-m", "LNSynthModuleLib.inct_job", "--run", str(run), "--case-id", "CT"])],
+        __import__("sys").executable, "-m", "LNSynthScene.inct_job", "--run", str(run), "--case-id", "CT"])],
         run, env=_module_path_env())
     state = chain.wait(timeout_s=120)
     assert state.succeeded, state.error

@@ -20,7 +20,8 @@ from LNSynthLib.jobs.chain import JobChain, Step
 pytest.importorskip("slicer")
 
 from LNSynthModuleLib import job_guard  # noqa: E402
-from LNSynthModuleLib.logic import SceneLogic  # noqa: E402
+
+from LNSynthScene.logic import SceneLogic  # noqa: E402
 
 TRAINING_SCRIPT = r"""
 import json, pathlib, subprocess, sys, time
@@ -99,7 +100,7 @@ def test_scene_close_stop_answer_stops_the_job(core, tmp_path: Path, process_ali
 
 
 def test_a_kept_job_whose_results_belong_in_the_closed_scene_leaves_them_in_its_run_folder(core, tmp_path: Path):
-    from LNSynthModuleLib import mrml_bridge as mb
+    from LNSynthScene import mrml_bridge as mb
 
     logic = SceneLogic(core.scene, tmp_path / "work")
     run = logic.new_run_dir("anatomy")
@@ -122,11 +123,10 @@ def test_a_kept_job_whose_results_belong_in_the_closed_scene_leaves_them_in_its_
 
 
 def test_the_panels_jobs_say_whether_they_resume_or_load_into_the_scene(core, tmp_path: Path, example_ct):
-    from LNSynthModuleLib import mrml_bridge as mb
-
     from LNSynthLib.cases import Case, save_case
     from LNSynthLib.volumes.geometry import Volume
     from LNSynthLib.volumes.io import read_volume
+    from LNSynthScene import mrml_bridge as mb
 
     logic = SceneLogic(core.scene, tmp_path / "work")
     ct_node = mb.load_volume_file(core.scene, example_ct, "example CT")

@@ -13,8 +13,8 @@ from LNSynthLib.volumes.io import read_volume
 
 pytest.importorskip("slicer")
 
-from LNSynthModuleLib import mrml_bridge as mb  # noqa: E402
-from LNSynthModuleLib.logic import SceneLogic  # noqa: E402
+from LNSynthScene import mrml_bridge as mb  # noqa: E402
+from LNSynthScene.logic import SceneLogic  # noqa: E402
 
 
 def test_anatomy_from_totalsegmentator_file_uses_library_grouping(scene_case, example_ct, example_totalseg):
@@ -87,7 +87,7 @@ def test_synthetic_results_load_at_their_place_and_paste_into_the_ct(scene_case,
 
 
 def test_synthesis_needs_a_checkpoint(scene_case, tmp_path):
-    from LNSynthModuleLib.logic import SynthesisSettings
+    from LNSynthScene.logic import SynthesisSettings
 
     logic, ct_node, anatomy_node, ln_node, *_ = scene_case
     with pytest.raises(InputDataError, match="checkpoint not found"):
@@ -96,7 +96,7 @@ def test_synthesis_needs_a_checkpoint(scene_case, tmp_path):
 
 
 def test_quality_control_setting_reaches_the_sample_and_export_command_lines(scene_case, tmp_path):
-    from LNSynthModuleLib.logic import SynthesisSettings
+    from LNSynthScene.logic import SynthesisSettings
 
     logic, ct_node, anatomy_node, ln_node, *_ = scene_case
     checkpoint = tmp_path / "model.pt"

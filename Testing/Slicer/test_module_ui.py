@@ -127,7 +127,10 @@ def test_quality_control_checkbox_is_bound_and_on_by_default():
     assert checked.findtext("bool") == "true"
     defaults = {node.target.id: node.value for node in ast.walk(_module_tree())
                 if isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name)}
-    assert isinstance(defaults["qualityControl"], ast.Constant) and defaults["qualityControl"].value is True
+    assert ast.unparse(defaults["qualityControl"]) == "form.default('qualityControl')"   # the form's one declaration
+    from LNSynthScene import form
+
+    assert form.default("qualityControl") is True
     calls = [ast.unparse(node) for node in ast.walk(_module_tree()) if isinstance(node, ast.Call)
              and any(k.arg == "qc" for k in node.keywords)]
     assert len(calls) == 2 and all("qc=p.qualityControl" in c for c in calls)   # Synthesize and Export

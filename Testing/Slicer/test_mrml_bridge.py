@@ -11,7 +11,7 @@ from LNSynthLib.volumes.io import read_volume, write_volume
 
 pytest.importorskip("slicer")
 
-from LNSynthModuleLib import mrml_bridge as mb  # noqa: E402
+from LNSynthScene import mrml_bridge as mb  # noqa: E402
 
 
 def _rotation(ax: float, ay: float, az: float) -> np.ndarray:

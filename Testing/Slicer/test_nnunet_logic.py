@@ -15,7 +15,7 @@ from LNSynthLib.volumes.io import read_volume
 
 pytest.importorskip("slicer")
 
-from LNSynthModuleLib.logic import SceneLogic  # noqa: E402
+from LNSynthScene.logic import SceneLogic  # noqa: E402
 
 
 def _session_with_one_synthesis_run(work: Path, example_ct: Path) -> None:
@@ -136,7 +136,7 @@ def test_export_without_any_session_case_says_what_to_do(core, tmp_path):
 
 
 def test_train_button_runs_the_standard_trainer_at_1000_epochs_else_the_short_one(tmp_path):
-    from LNSynthModuleLib.logic import nnunet_train_args
+    from LNSynthScene.logic import nnunet_train_args
 
     short = nnunet_train_args(tmp_path, 5, 30, "cpu")
     assert short[short.index("--epochs") + 1] == "5" and short[short.index("--iterations") + 1] == "30"

@@ -19,8 +19,8 @@ from LNSynthLib.anatomy.groups import LYMPH_NODE_SEGMENT_NAME
 
 pytest.importorskip("slicer")
 
-from LNSynthModuleLib import mrml_bridge as mb  # noqa: E402
-from LNSynthModuleLib.logic import SynthesisSettings  # noqa: E402
+from LNSynthScene import mrml_bridge as mb  # noqa: E402
+from LNSynthScene.logic import SynthesisSettings  # noqa: E402
 
 
 @pytest.mark.slow

@@ -19,9 +19,9 @@ from LNSynthLib.volumes.io import read_volume
 
 pytest.importorskip("slicer")
 
-from LNSynthModuleLib import mrml_bridge as mb  # noqa: E402
-from LNSynthModuleLib.logic import SynthesisSettings  # noqa: E402
-from LNSynthModuleLib.synthesis_results import PASTED_FOLDER, PatchResults  # noqa: E402
+from LNSynthScene import mrml_bridge as mb  # noqa: E402
+from LNSynthScene.logic import SynthesisSettings  # noqa: E402
+from LNSynthScene.synthesis_results import PASTED_FOLDER, PatchResults  # noqa: E402
 
 N_SAMPLES = 4
 

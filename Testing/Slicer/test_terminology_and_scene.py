@@ -13,9 +13,9 @@ from LNSynthLib.anatomy.groups import LABEL_NAMES, LYMPH_NODE_SEGMENT_NAME
 
 pytest.importorskip("slicer")
 
-from LNSynthModuleLib import mrml_bridge as mb  # noqa: E402
-from LNSynthModuleLib import terminology  # noqa: E402
-from LNSynthModuleLib.logic import ANATOMY_NAMES  # noqa: E402
+from LNSynthScene import mrml_bridge as mb  # noqa: E402
+from LNSynthScene import terminology  # noqa: E402
+from LNSynthScene.logic import ANATOMY_NAMES  # noqa: E402
 
 EXCERPT = Path(__file__).parent / "data" / "slicer_terminology_excerpt.json"
 

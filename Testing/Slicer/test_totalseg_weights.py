@@ -259,7 +259,7 @@ def test_the_panels_anatomy_job_gets_the_weights_first_and_coarse_needs_none(sce
 
 
 def test_the_panels_import_reports_where_the_weights_went(core, home, tmp_path):
-    from LNSynthModuleLib.logic import SceneLogic
+    from LNSynthScene.logic import SceneLogic
 
     logic = SceneLogic(core.scene, tmp_path / "work")
     archive = tmp_path / f"{FOLDER}.zip"
@@ -314,8 +314,8 @@ def test_the_panel_builds_the_weights_jobs_without_importing_totalsegmentator_or
         sys.meta_path.insert(0, Block())
         sys.path[:0] = [sys.argv[1] + "/LNSynth", sys.argv[1]]
         from pathlib import Path
-        from LNSynthModuleLib import mrml_bridge as mb
-        from LNSynthModuleLib.logic import SceneLogic
+        from LNSynthScene import mrml_bridge as mb
+        from LNSynthScene.logic import SceneLogic
         from LNSynthLib.phantom import generate_phantom
 
         core = mb.create_core_scene()

@@ -21,9 +21,6 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
-MODULE_DIR = REPO / "LNSynth"  # as Slicer puts it on sys.path: `LNSynthModuleLib` imports the same way
-if str(MODULE_DIR) not in sys.path:
-    sys.path.insert(0, str(MODULE_DIR))
 WEB_PACKAGES = ("slicer", "trame_slicer", "trame_vuetify", "selenium")
 CHROMIUM = ("chromium", "chromium-browser", "google-chrome")
 CHROMEDRIVER = "chromedriver"

@@ -1,4 +1,4 @@
-"""Small helpers to use the page the way a person does (ids from LNSynthModuleLib/web/ui.py)."""
+"""Small helpers to use the page the way a person does (ids from LNSynthScene/web/ui.py)."""
 
 from __future__ import annotations
 

@@ -32,7 +32,7 @@ def _websocket_upgrade(url: str, path: str, headers: dict[str, str] | None = Non
 
 def test_exposure_warning_names_the_risk():
     require_web_extra()
-    from LNSynthModuleLib.web.auth import exposure_warning
+    from LNSynthScene.web.auth import exposure_warning
 
     assert exposure_warning("127.0.0.1", None) is None
     assert "NO authentication" in exposure_warning("0.0.0.0", None)

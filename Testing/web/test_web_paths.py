@@ -10,10 +10,10 @@ import os
 from pathlib import Path
 
 import pytest
-from LNSynthModuleLib.web.paths import NOT_ALLOWED, ServerPaths, check_data_roots
-from LNSynthModuleLib.web.uploads import discard_upload, safe_upload_name, write_upload
 
 from LNSynthLib.errors import InputDataError, UsageError
+from LNSynthScene.web.paths import NOT_ALLOWED, ServerPaths, check_data_roots
+from LNSynthScene.web.uploads import discard_upload, safe_upload_name, write_upload
 
 
 @pytest.fixture

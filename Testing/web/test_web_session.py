@@ -18,8 +18,8 @@ from LNSynthLib.volumes.io import write_volume
 
 pytest.importorskip("slicer", reason="slicer-core is not installed (pip install slicer-core)")
 
-from LNSynthModuleLib import mrml_bridge as mb  # noqa: E402
-from LNSynthModuleLib.web.session import WebSession, new_session_folder  # noqa: E402
+from LNSynthScene import mrml_bridge as mb  # noqa: E402
+from LNSynthScene.web.session import WebSession, new_session_folder  # noqa: E402
 
 
 @pytest.fixture
@@ -63,7 +63,7 @@ def test_session_actions_on_a_scene(tmp_path: Path, phantom_files: dict[str, Pat
     assert "liver" in rows["ct anatomy"]["detail"]
 
     with pytest.raises(InputDataError, match="not allowed or not found"):
-        from LNSynthModuleLib.logic import SynthesisSettings
+        from LNSynthScene.logic import SynthesisSettings
 
         session.start_synthesis(SynthesisSettings(tmp_path / "none.pt"))
     with pytest.raises(InputDataError, match="no nnU-Net model"):
@@ -96,7 +96,7 @@ def test_uploads_and_paths_through_the_session(tmp_path: Path, phantom_files: di
 
 def test_a_new_ct_clears_the_old_layers_and_a_regrouped_anatomy_replaces_the_first(tmp_path: Path,
                                                                                      phantom_files: dict[str, Path]):
-    from LNSynthModuleLib.web.layers import layer_rows, set_layer_opacity
+    from LNSynthScene.web.layers import layer_rows, set_layer_opacity
 
     core = mb.create_core_scene()
     session = WebSession(core.scene, tmp_path / "work", data_roots=[tmp_path / "data"])
@@ -182,15 +182,27 @@ def test_results_carry_their_qc_verdict_and_download_as_a_nifti_pair(tmp_path: P
     core.scene.Clear(1)
 
 
-def test_the_page_reads_the_panels_defaults_and_speaks_of_its_controls():
-    from LNSynthModuleLib.web.messages import page_terms
-    from LNSynthModuleLib.web.panel_defaults import panel_default, panel_range
+def test_the_panel_and_the_page_read_one_form_declaration_and_the_page_speaks_of_its_controls():
+    import ast
+
+    from LNSynthLib.segmentation.nnunet_constants import STANDARD_EPOCHS
+    from LNSynthScene import form
+    from LNSynthScene.web.messages import page_terms
 
     source = (Path(__file__).resolve().parents[2] / "LNSynth" / "LNSynth.py").read_text(encoding="utf-8")
-    epochs, iterations = panel_default("nnunetEpochs"), panel_default("nnunetIterations")
-    assert f"nnunetEpochs: Annotated[int, WithinRange(1, 1000)] = {epochs}" in source and epochs < 1000
-    assert f"nnunetIterations: Annotated[int, WithinRange(1, 250)] = {iterations}" in source
-    assert panel_range("nnunetEpochs") == (1, 1000) and panel_default("numberOfSamples") == 4
+    node = next(n for n in ast.parse(source).body if isinstance(n, ast.ClassDef) and n.name == "LNSynthParameterNode")
+    declared = {}
+    for item in node.body:
+        if isinstance(item, ast.AnnAssign) and item.value is not None:
+            declared[item.target.id] = ast.unparse(item.value)
+            for call in ast.walk(item.annotation):   # Choice(...) / WithinRange(*...) name the same field
+                if isinstance(call, ast.Call) and getattr(call.func, "id", "") in ("Choice", "WithinRange"):
+                    assert f"'{item.target.id}'" in ast.unparse(call), ast.unparse(item)
+    # every default of the panel's parameter node is the form's, by name: no literal is declared twice
+    assert declared == {name: f"form.default('{name}')" for name in form.FIELDS}
+    epochs = form.default("nnunetEpochs")
+    assert epochs < STANDARD_EPOCHS and form.value_range("nnunetEpochs") == (1, 1000)
+    assert form.default("numberOfSamples") == 4 and form.default("sampler") in form.choices("sampler")
     for flag_text, words in (
             ("Fix: read the reasons in qc.json; train LN-DDPM longer, or export with --no-qc",
              "untick “Quality control” (section 5) and export again"),
@@ -210,15 +222,15 @@ def test_inct_synthesis_gives_the_full_ct_back_one_result_at_a_time(tmp_path: Pa
     import io
     import zipfile
 
-    from LNSynthModuleLib.logic import IN_CT, SynthesisSettings
-    from LNSynthModuleLib.web.panel_defaults import panel_default
     from scipy import ndimage
 
     from LNSynthLib.cases import CT_FILE
     from LNSynthLib.diffusion.sample.inct_defaults import DEFAULT_MARGIN_MM
     from LNSynthLib.volumes.io import read_volume
+    from LNSynthScene import form
+    from LNSynthScene.logic import IN_CT, SynthesisSettings
 
-    assert panel_default("synthesisMode") == IN_CT and panel_default("inctMarginMm") == DEFAULT_MARGIN_MM
+    assert form.default("synthesisMode") == IN_CT and form.default("inctMarginMm") == DEFAULT_MARGIN_MM
     core = mb.create_core_scene()
     session = WebSession(core.scene, tmp_path / "work", data_roots=[tmp_path / "data", tiny_checkpoint.parent])
     ct_node = session.load_ct(phantom_files["ct"])
@@ -271,7 +283,7 @@ def test_the_page_process_never_imports_the_job_stack():
     import sys
 
     repo = Path(__file__).resolve().parents[2]
-    code = ("import sys; import LNSynthModuleLib.web.app, LNSynthModuleLib.web.launcher, LNSynthModuleLib.web.serve; "
+    code = ("import sys; import LNSynthScene.web.app, LNSynthScene.web.launcher, LNSynthScene.web.serve; "
             "print(sorted(m for m in ('torch', 'monai', 'nnunetv2', 'triton') if m in sys.modules))")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, cwd=repo,
                           env={**__import__("os").environ, "PYTHONPATH": f"{repo / 'LNSynth'}:{repo}"})
@@ -282,10 +294,9 @@ def test_the_page_process_never_imports_the_job_stack():
 def test_the_nnunet_patch_field_reaches_the_train_command(tmp_path: Path):
     """Patch (section 6): blank keeps nnU-Net's plan; `32 32 32` becomes `--patch-size 32 32 32` (a short CPU run)."""
     pytest.importorskip("trame", reason="the web extra is not installed")
-    from LNSynthModuleLib.logic import nnunet_train_args
-    from LNSynthModuleLib.web.app import _patch_size
-
     from LNSynthLib.cli.main import build_parser
+    from LNSynthScene.logic import nnunet_train_args
+    from LNSynthScene.web.app import _patch_size
 
     assert _patch_size("") is None and _patch_size(" 32, 32 ,32 ") == (32, 32, 32) == _patch_size("32×32×32")
     for bad in ("32 32", "0 32 32", "a b c", "32 32 32 32", "1024 32 32"):
@@ -301,7 +312,7 @@ def test_a_reopened_session_comes_back_to_its_ct_anatomy_nodes_and_checkpoint(tm
                                                                                phantom_files: dict[str, Path]):
     """The session notes what it works on in its folder; a session reopened on that folder (after a crash: a new
     process, an empty scene) restores it. Only a `session-*` folder of the work folder can be reopened."""
-    from LNSynthModuleLib.web.session import reopened_folder
+    from LNSynthScene.web.session import reopened_folder
 
     core = mb.create_core_scene()
     session = WebSession(core.scene, tmp_path / "work", data_roots=[tmp_path / "data"])

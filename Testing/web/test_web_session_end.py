@@ -21,8 +21,8 @@ SESSION = r'''
 import sys, time
 from types import SimpleNamespace
 from LNSynthLib.jobs.chain import JobChain, Step
-from LNSynthModuleLib.web.jobs import JobMonitor
-from LNSynthModuleLib.web.serve import end_jobs_with_the_session
+from LNSynthScene.web.jobs import JobMonitor
+from LNSynthScene.web.serve import end_jobs_with_the_session
 
 run = sys.argv[1]
 __import__("pathlib").Path(run).mkdir()

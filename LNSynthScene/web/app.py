@@ -12,13 +12,14 @@ from LNSynthLib.cases import list_cases
 from LNSynthLib.diffusion.sample.inct_defaults import DEFAULT_MARGIN_MM, SYNTHESIS_MODES
 from LNSynthLib.errors import InputDataError, LNSynthError
 
+from ..form import FROM_CHECKPOINT, value_range
 from ..inct_results import InCTResults
 from ..logic import IN_CT, SynthesisSettings
 from .jobs import JobMonitor
 from .layers import layer_rows, set_layer_opacity
 from .messages import page_terms
 from .session import WebSession, set_layer_visible
-from .ui import FROM_CHECKPOINT, build_page
+from .ui import build_page
 from .uploads import DEFAULT_MAX_UPLOAD_MB, upload_limit_text
 from .viewer import Viewer, slice_view_ui
 
@@ -52,9 +53,7 @@ def _show_in_3d(segmentation: object | None) -> None:
 
 def _whole(value: object, control: str, panel_name: str) -> int:
     """A whole number within the panel's range for this control, or an error naming the control."""
-    from .panel_defaults import panel_range
-
-    low, high = panel_range(panel_name)
+    low, high = value_range(panel_name)
     text = str(value if value is not None else "").strip()
     if not text.isdigit() or not low <= int(text) <= high:
         raise InputDataError(f"{control} must be a whole number from {low:g} to {high:g}, not '{text[:20]}'",
@@ -64,9 +63,7 @@ def _whole(value: object, control: str, panel_name: str) -> int:
 
 def _number(value: object, control: str, panel_name: str) -> float:
     """A number within the panel's range for this control, or an error naming the control."""
-    from .panel_defaults import panel_range
-
-    low, high = panel_range(panel_name)
+    low, high = value_range(panel_name)
     text = str(value if value is not None else "").strip()
     try:
         number = float(text)

@@ -8,7 +8,7 @@ Outside that box the result *is* the user's CT, so the panel builds the full res
 it already holds (one copy plus the box) instead of reading a full-size file in Slicer's GUI thread,
 and the job writes a few small files per sample instead of one CT each.
 
-Runs as a job step: `python -m LNSynthModuleLib.inct_job --run <run folder> --case-id <id>`
+Runs as a job step: `python -m LNSynthScene.inct_job --run <run folder> --case-id <id>`
 (numpy, SimpleITK and LNSynthLib only; never Qt or slicer).
 """
 
@@ -125,7 +125,7 @@ def write_results(run: str | Path, case_id: str) -> Path:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="LNSynthModuleLib.inct_job", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="LNSynthScene.inct_job", description=__doc__.splitlines()[0])
     parser.add_argument("--run", required=True, help="the synthesis run folder")
     parser.add_argument("--case-id", required=True, help="the prepared case the samples were made from")
     args = parser.parse_args(argv)

@@ -445,7 +445,7 @@ class SceneLogic:
 
 
 def _module_path_env() -> dict[str, str]:
-    """PYTHONPATH for a job step run as `-m LNSynthModuleLib.<module>` (the folder holding this package)."""
+    """PYTHONPATH for a job step run as `-m LNSynthScene.<module>` (the folder holding this package)."""
     import os
 
     here = str(Path(__file__).resolve().parents[1])

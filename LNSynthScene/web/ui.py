@@ -6,15 +6,12 @@ anyone scripting the page use them.
 
 from __future__ import annotations
 
-from LNSynthLib.anatomy.build import ANATOMY_SOURCES
-from LNSynthLib.devices import DEVICE_CHOICES
-from LNSynthLib.diffusion.choices import BUNDLED_CONFIGS, SAMPLERS
+from LNSynthLib.diffusion.choices import BUNDLED_CONFIGS
 from LNSynthLib.diffusion.sample.inct_defaults import SYNTHESIS_MODES
 from LNSynthLib.segmentation.nnunet_constants import STANDARD_EPOCHS
 
-from .panel_defaults import panel_default
+from .. import form
 
-FROM_CHECKPOINT = "checkpoint's own"
 # Stable trigger names of the actions that take a path or a file (scripts and the tests call them by name).
 PAGE_TRIGGERS = {"load_ct": "on_load_path", "upload_ct": "on_upload", "create_anatomy": "on_create_anatomy",
                  "group_totalseg": "on_group_totalseg", "train_ddpm": "on_train_ddpm", "synthesize": "on_synthesize",
@@ -23,7 +20,7 @@ PAGE_TRIGGERS = {"load_ct": "on_load_path", "upload_ct": "on_upload", "create_an
                  "result_step": "on_result_step", "download_result": "on_download_result"}
 SYNTHESIS_MODE_TITLES = {SYNTHESIS_MODES[1]: "Into this CT", SYNTHESIS_MODES[0]: "Patch"}
 PATCH_ONLY = f"synthesis_mode === '{SYNTHESIS_MODES[1]}'"   # true where the patch-only controls are off
-ANATOMY_METHODS = [m for m in ANATOMY_SOURCES if m in ("totalseg", "coarse")]
+
 DRAWER_WIDTH = 380
 
 
@@ -60,7 +57,7 @@ def build_page(server: object, app: object, layout_manager: object) -> object:
                       style="max-width: 240px")
             v.VCheckbox(label="3D volume rendering", v_model=("volume_rendering", False), id="volume-rendering",
                         density="compact", hide_details=True, classes="mr-4", style="max-width: 220px")
-            v.VSelect(label="Device", v_model=("device", "auto"), items=("devices", list(DEVICE_CHOICES)),
+            v.VSelect(label="Device", v_model=("device", form.default("device")), items=("devices", form.choices("device")),
                       id="device", style="max-width: 140px", **dense)
         with layout.drawer, html.Div(classes="pa-2"):
             _job_card(v, html, app)
@@ -72,8 +69,8 @@ def build_page(server: object, app: object, layout_manager: object) -> object:
                                  density="compact", hide_details=True, change=_upload_handler(server, app),
                                  disabled=busy)
                 with section("2. Anatomy"), v.VExpansionPanelText():
-                    v.VSelect(label="Method", v_model=("anatomy_method", panel_default("anatomyMethod")), items=("anatomy_methods",
-                              ANATOMY_METHODS), id="anatomy-method", **dense)
+                    v.VSelect(label="Method", v_model=("anatomy_method", form.default("anatomyMethod")), items=("anatomy_methods",
+                              form.choices("anatomyMethod")), id="anatomy-method", **dense)
                     v.VTextField(label="TotalSegmentator weights folder (optional)", v_model=("weights_dir", ""),
                                  **dense)
                     v.VBtn("Create anatomy", click=app.on_create_anatomy, id="create-anatomy", disabled=busy,
@@ -103,7 +100,7 @@ def build_page(server: object, app: object, layout_manager: object) -> object:
                            classes="mb-2")
                     html.Div("Training cases: {{ training_cases }}", classes="text-caption mb-2")
                     v.VCombobox(label="Config (or a YAML file on the server)",
-                                v_model=("ddpm_config", panel_default("ddpmConfig")),
+                                v_model=("ddpm_config", form.default("ddpmConfig")),
                                 items=("configs", list(BUNDLED_CONFIGS)), id="ddpm-config", **dense)
                     v.VTextField(label="Iterations (blank: the config's)", v_model=("ddpm_iterations", ""),
                                  id="ddpm-iterations", **dense)
@@ -112,17 +109,17 @@ def build_page(server: object, app: object, layout_manager: object) -> object:
                     _synthesis_mode(v, html, dense)
                     v.VTextField(label="Checkpoint (.pt on the server)", v_model=("checkpoint", ""), id="checkpoint",
                                  **dense)
-                    v.VSelect(label="Sampler", v_model=("sampler", FROM_CHECKPOINT),
-                              items=("samplers", [FROM_CHECKPOINT, *SAMPLERS]), id="sampler", **dense)
+                    v.VSelect(label="Sampler", v_model=("sampler", form.default("sampler")),
+                              items=("samplers", form.choices("sampler")), id="sampler", **dense)
                     with html.Div(classes="d-flex ga-1"):
                         v.VTextField(label="Steps", v_model=("steps", ""), id="steps", **dense)
-                        v.VTextField(label="Samples", v_model=("n_samples", panel_default("numberOfSamples")),
+                        v.VTextField(label="Samples", v_model=("n_samples", form.default("numberOfSamples")),
                                      id="n-samples", **dense)
-                        v.VTextField(label="Seed", v_model=("seed", panel_default("seed")), id="seed", **dense)
-                    v.VCheckbox(label="Transform the nodes", v_model=("transforms", panel_default("useTransforms")),
+                        v.VTextField(label="Seed", v_model=("seed", form.default("seed")), id="seed", **dense)
+                    v.VCheckbox(label="Transform the nodes", v_model=("transforms", form.default("useTransforms")),
                                 id="transforms", disabled=(PATCH_ONLY,), **dense)
                     v.VCheckbox(label="Quality control: drop synthetic pairs unlike real data",
-                                v_model=("qc", panel_default("qualityControl")), id="qc", disabled=(PATCH_ONLY,),
+                                v_model=("qc", form.default("qualityControl")), id="qc", disabled=(PATCH_ONLY,),
                                 **dense)
                     v.VBtn("Synthesize", click=app.on_synthesize, id="synthesize", disabled=busy, block=True,
                            classes="mb-2")
@@ -131,13 +128,13 @@ def build_page(server: object, app: object, layout_manager: object) -> object:
                     v.VBtn("Export dataset", click=app.on_nnunet_export, id="nnunet-export", disabled=busy,
                            block=True, classes="mb-2")
                     v.VCheckbox(label="Export the synthetic nodes pasted into their CT",
-                                v_model=("paste", panel_default("pasteIntoCT")), id="paste", **dense)
+                                v_model=("paste", form.default("pasteIntoCT")), id="paste", **dense)
                     v.VTextField(label="Dataset folder", v_model=("nnunet_dataset", ""), id="nnunet-dataset", **dense)
                     with html.Div(classes="d-flex ga-1"):
-                        v.VTextField(label="Epochs", v_model=("nnunet_epochs", panel_default("nnunetEpochs")),
+                        v.VTextField(label="Epochs", v_model=("nnunet_epochs", form.default("nnunetEpochs")),
                                      id="nnunet-epochs", **dense)
                         v.VTextField(label="Iterations", v_model=("nnunet_iterations",
-                                                                  panel_default("nnunetIterations")),
+                                                                  form.default("nnunetIterations")),
                                      id="nnunet-iterations", **dense)
                         v.VTextField(label="Patch Z Y X", v_model=("nnunet_patch", ""), id="nnunet-patch",
                                      placeholder="planned", persistent_placeholder=True, **dense)
@@ -161,12 +158,12 @@ def build_page(server: object, app: object, layout_manager: object) -> object:
 
 def _synthesis_mode(v, html, dense: dict) -> None:
     """In-CT (the panel's default): the painted nodes synthesized into this CT; Patch: paper 000's patches."""
-    with v.VBtnToggle(v_model=("synthesis_mode", panel_default("synthesisMode")), mandatory=True, divided=True,
+    with v.VBtnToggle(v_model=("synthesis_mode", form.default("synthesisMode")), mandatory=True, divided=True,
                       variant="outlined", density="compact", id="synthesis-mode", classes="mb-2"):
         for mode, title in SYNTHESIS_MODE_TITLES.items():
             v.VBtn(title, value=mode, id=f"synthesis-mode-{mode}", size="small")
     v.VTextField(label="Margin around each node (mm), generated with it", id="inct-margin",
-                 v_model=("inct_margin_mm", panel_default("inctMarginMm")), disabled=(f"!({PATCH_ONLY})",), **dense)
+                 v_model=("inct_margin_mm", form.default("inctMarginMm")), disabled=(f"!({PATCH_ONLY})",), **dense)
     html.Div("Into this CT: your CT comes back with the painted node(s) synthesized into it; every voxel "
              "beyond the margin stays as it is. Patch: a generated patch pasted into the CT (paper 000).",
              id="synthesis-mode-hint", classes="text-caption mb-2")

@@ -1,6 +1,6 @@
 """One browser session's work: its own work folder, its nodes, and the panel's actions on `SceneLogic`.
 
-No trame here: every action is a call into the panel's scene logic (`LNSynthModuleLib.logic`), so the
+No trame here: every action is a call into the panel's scene logic (`LNSynthScene.logic`), so the
 web app and the Slicer panel share one implementation of every step; this class only remembers which
 nodes the session works on (the panel keeps them in its parameter node).
 """
