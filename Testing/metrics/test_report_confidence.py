@@ -76,6 +76,10 @@ def test_report_and_terminal_give_the_difference_ci_and_counts(tmp_path: Path, c
     assert "worse than Real" in dsc["sentence"] and "shows no difference" in same["sentence"]
     assert dsc["sentence"] in report and dsc["sentence"] in printed
     assert "One seed" in dsc["sentence"] and f"fewer than {FEW_CASES}" not in dsc["sentence"]
+    # The best strategy by DSC, against Real with its CI, in the report and on the terminal (the demo's last word):
+    # Copy equals Real, LN-DDPM is worse, so the pick is Copy and the sentence says it does not show a gain.
+    best = "Best strategy here: Copy (paste), DSC +0.000 vs Real (95 % CI +0.000 to +0.000); its interval includes 0"
+    assert best in report and best in printed and "Picked on the test cases that score it" in printed
 
 
 def test_two_test_cases_cannot_show_a_difference(tmp_path: Path, capsys) -> None:
