@@ -108,6 +108,7 @@ class LNSynthParameterNode:
     nnunetEpochs: Annotated[int, WithinRange(*form.value_range("nnunetEpochs"))] = form.default("nnunetEpochs")
     nnunetIterations: Annotated[int, WithinRange(*form.value_range("nnunetIterations"))] = form.default(
         "nnunetIterations")
+    nnunetPatchSize: str = form.default("nnunetPatchSize")
     nnunetModelFolder: Path
     device: Annotated[str, Choice(form.choices("device"))] = form.default("device")
     workFolder: Path
@@ -456,7 +457,8 @@ class LNSynthWidget(JobPanelMixin, SynthesisResultsMixin, ScriptedLoadableModule
             return
         p = self._parameterNode
         self._startWith("Could not start nnU-Net training.", "trainNnunetButton", lambda e: e.start_nnunet_train(
-            _path(p.nnunetDatasetFolder), p.nnunetEpochs, p.device, iterations=p.nnunetIterations))
+            _path(p.nnunetDatasetFolder), p.nnunetEpochs, p.device, iterations=p.nnunetIterations,
+            patch_size=form.patch_size(p.nnunetPatchSize, "nnU-Net section")))
 
     def _setModel(self, model_dir) -> None:
         if model_dir:

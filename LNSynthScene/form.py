@@ -15,11 +15,13 @@ from LNSynthLib.anatomy.choices import ANATOMY_SOURCES
 from LNSynthLib.devices import DEVICE_CHOICES
 from LNSynthLib.diffusion.choices import BUNDLED_CONFIGS, SAMPLERS
 from LNSynthLib.diffusion.sample.inct_defaults import DEFAULT_MARGIN_MM, SYNTHESIS_MODES
+from LNSynthLib.errors import InputDataError
 
 FROM_CHECKPOINT = "checkpoint"  # sampler: the one the checkpoint's config names
 SAMPLER_CHOICES = [FROM_CHECKPOINT, *SAMPLERS]
 DDPM_CONFIG_CHOICES = [*BUNDLED_CONFIGS, "file"]  # file: a YAML config chosen in the panel
 ANATOMY_CHOICES = [s for s in ANATOMY_SOURCES if s in ("totalseg", "coarse")]  # what the panel can run on a CT
+PATCH_SIDE_RANGE = (8, 512)   # a patch side the form accepts; the job checks it against nnU-Net's plan
 
 
 @dataclass(frozen=True)
@@ -47,6 +49,7 @@ FIELDS: dict[str, Field] = {
     "qualityControl": Field(True),
     "nnunetEpochs": Field(5, 1, 1000),
     "nnunetIterations": Field(30, 1, 250),
+    "nnunetPatchSize": Field(""),                    # blank: nnU-Net's planned patch; else "Z Y X"
     "device": Field("auto", choices=tuple(DEVICE_CHOICES)),
 }
 
@@ -68,3 +71,20 @@ def choices(name: str) -> list[str]:
     if not FIELDS[name].choices:
         raise KeyError(f"the form's {name} has no choices")
     return list(FIELDS[name].choices)
+
+
+def patch_size(text: object, where: str) -> tuple[int, int, int] | None:
+    """The nnU-Net Patch field: blank is nnU-Net's planned patch, else three whole numbers Z Y X.
+
+    `where` names the field for the fix (the panel's section or the page's). "32,32,32", "32x32x32" and
+    "32 × 32 × 32" read as "32 32 32".
+    """
+    raw = str(text if text is not None else "")
+    parts = raw.replace(",", " ").replace("x", " ").replace("×", " ").split()
+    if not parts:
+        return None
+    low, high = PATCH_SIDE_RANGE
+    if len(parts) != 3 or not all(p.isdigit() and low <= int(p) <= high for p in parts):
+        raise InputDataError(f"Patch must be three whole numbers Z Y X from {low} to {high}, not '{raw[:30]}'",
+                             fix=f"set Patch ({where}), e.g. 32 32 32, or leave it blank for nnU-Net's plan")
+    return int(parts[0]), int(parts[1]), int(parts[2])

@@ -12,7 +12,7 @@ from LNSynthLib.cases import list_cases
 from LNSynthLib.diffusion.sample.inct_defaults import DEFAULT_MARGIN_MM, SYNTHESIS_MODES
 from LNSynthLib.errors import InputDataError, LNSynthError
 
-from ..form import FROM_CHECKPOINT, value_range
+from ..form import FROM_CHECKPOINT, patch_size, value_range
 from ..inct_results import InCTResults
 from ..logic import IN_CT, SynthesisSettings
 from .jobs import JobMonitor
@@ -81,18 +81,6 @@ def _note(result: object) -> str:
         return ""
     return (f"In-CT: your CT with the painted node(s) synthesized; {result.changed_voxels} voxels changed "
             "around them, every other voxel as in the original.")
-
-
-def _patch_size(value: object) -> tuple[int, int, int] | None:
-    """Blank: nnU-Net's planned patch; else three whole numbers Z Y X (the job checks them against the plan)."""
-    text = str(value if value is not None else "").replace(",", " ").replace("x", " ").replace("×", " ")
-    parts = text.split()
-    if not parts:
-        return None
-    if len(parts) != 3 or not all(p.isdigit() and 8 <= int(p) <= 512 for p in parts):
-        raise InputDataError(f"Patch must be three whole numbers Z Y X from 8 to 512, not '{str(value)[:30]}'",
-                             fix="set Patch (section 6), e.g. 32 32 32, or leave it blank for nnU-Net's plan")
-    return int(parts[0]), int(parts[1]), int(parts[2])
 
 
 def _int_or_none(value: object) -> int | None:
@@ -449,7 +437,7 @@ class LNSynthWebApp(TrameApp):
                                                 _whole(self.state.nnunet_epochs, "Epochs (section 6)", "nnunetEpochs"),
                                                 _whole(self.state.nnunet_iterations, "Iterations (section 6)",
                                                        "nnunetIterations"), self.state.device,
-                                                _patch_size(self.state.nnunet_patch))
+                                                patch_size(self.state.nnunet_patch, "section 6"))
         self._start(chain, self._model_ready)
 
     def _model_ready(self, model_dir) -> None:

@@ -134,3 +134,15 @@ def test_quality_control_checkbox_is_bound_and_on_by_default():
     calls = [ast.unparse(node) for node in ast.walk(_module_tree()) if isinstance(node, ast.Call)
              and any(k.arg == "qc" for k in node.keywords)]
     assert len(calls) == 2 and all("qc=p.qualityControl" in c for c in calls)   # Synthesize and Export
+
+
+def test_the_patch_field_is_bound_and_reaches_train_nnunet():
+    """The panel's Patch (Z Y X), as the page's: bound to `nnunetPatchSize` (blank by default: nnU-Net's plan) and
+    handed to the training through the form's one parser."""
+    from LNSynthScene import form
+
+    assert _widgets()["nnunetPatchLineEdit"].get("class") == "QLineEdit"
+    assert _bound_parameters()["nnunetPatchSize"] == "nnunetPatchLineEdit" and form.default("nnunetPatchSize") == ""
+    calls = [ast.unparse(node) for node in ast.walk(_module_tree()) if isinstance(node, ast.Call)
+             and getattr(node.func, "attr", "") == "start_nnunet_train"]
+    assert len(calls) == 1 and "patch_size=form.patch_size(p.nnunetPatchSize, 'nnU-Net section')" in calls[0]

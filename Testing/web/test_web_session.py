@@ -292,16 +292,17 @@ def test_the_page_process_never_imports_the_job_stack():
 
 
 def test_the_nnunet_patch_field_reaches_the_train_command(tmp_path: Path):
-    """Patch (section 6): blank keeps nnU-Net's plan; `32 32 32` becomes `--patch-size 32 32 32` (a short CPU run)."""
-    pytest.importorskip("trame", reason="the web extra is not installed")
+    """Patch (the page's section 6, the panel's nnU-Net section; one parser): blank keeps nnU-Net's plan;
+    `32 32 32` becomes `--patch-size 32 32 32` (a short CPU run)."""
     from LNSynthLib.cli.main import build_parser
+    from LNSynthScene.form import patch_size
     from LNSynthScene.logic import nnunet_train_args
-    from LNSynthScene.web.app import _patch_size
 
-    assert _patch_size("") is None and _patch_size(" 32, 32 ,32 ") == (32, 32, 32) == _patch_size("32×32×32")
+    assert patch_size("", "here") is None and patch_size(" 32, 32 ,32 ", "here") == (32, 32, 32)
+    assert patch_size("32×32×32", "here") == (32, 32, 32)
     for bad in ("32 32", "0 32 32", "a b c", "32 32 32 32", "1024 32 32"):
-        with pytest.raises(InputDataError, match="Patch must be three whole numbers"):
-            _patch_size(bad)
+        with pytest.raises(InputDataError, match=r"Patch must be three whole numbers(.|\n)*set Patch \(here\)"):
+            patch_size(bad, "here")
     args = nnunet_train_args(tmp_path, 1, 2, "cpu", (32, 32, 32))
     parsed = build_parser().parse_args(args)
     assert parsed.patch_size == [32, 32, 32] and (parsed.epochs, parsed.iterations) == (1, 2)
