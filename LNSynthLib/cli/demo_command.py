@@ -49,6 +49,21 @@ def _common(p: argparse.ArgumentParser, qc_default: bool | None) -> None:
                    help="smallest validation-loss drop that counts as an improvement (default 0.005)")
     p.add_argument("--nnunet-patch-size", type=at.non_negative_int, nargs=3, metavar=("Z", "Y", "X"), default=None,
                    help="nnU-Net training patch (demo: 32 32 32); 0 0 0 keeps nnU-Net's planned patch")
+    p.add_argument("--nnunet-base-features", type=at.positive_int, default=None, metavar="N",
+                   help="features of nnU-Net's first stage (default: nnU-Net's 32); 16 is the half-width network, "
+                        "about 4x cheaper, for CPU runs; every strategy gets the same")
+    p.add_argument("--nnunet-fold", type=at.fold, default=None,
+                   help="0-4, or `all`: train on every training case without a held-out validation case (a run with "
+                        "few real cases); default 0")
+    p.add_argument("--nnunet-step-size", type=at.positive_float, default=None, metavar="F",
+                   help="sliding-window step of the test predictions, as a fraction of the patch (default: nnU-Net's "
+                        "0.5; 1.0 predicts each voxel once, faster)")
+    p.add_argument("--nnunet-seed-offset", type=at.seed, default=None, metavar="K",
+                   help="train nnU-Net with seed + K: a repeat of the same run that measures the run-to-run spread "
+                        "(default 0)")
+    p.add_argument("--qc-model", type=at.input_path, default=None, metavar="FOLDER",
+                   help="a trained Real nnU-Net model folder for quality control's NodeRecall rule, for a run that "
+                        "trains no Real model itself (default: the run's own Real model)")
     p.add_argument("--ddpm-iterations", type=at.positive_int, default=None, help="LN-DDPM training iterations")
     add_sampling(p)
     p.add_argument("--synt-per-case", type=at.positive_int, default=None, help=SYNT_PER_CASE_HELP)
@@ -103,9 +118,14 @@ def _apply(settings: PipelineSettings, args: argparse.Namespace) -> PipelineSett
         changes["nnunet_shared_plan"] = False
     if args.strategies:
         changes["strategies"] = tuple(dict.fromkeys(args.strategies))
-    for key in ("nnunet_epochs", "nnunet_iterations", "synt_per_case", "nnunet_patience", "nnunet_min_delta"):
+    for key in ("nnunet_epochs", "nnunet_iterations", "synt_per_case", "nnunet_patience", "nnunet_min_delta",
+                "nnunet_base_features", "nnunet_step_size", "nnunet_seed_offset"):
         if getattr(args, key) is not None:
             changes[key] = getattr(args, key)
+    if args.nnunet_fold is not None:
+        changes["nnunet_fold"] = args.nnunet_fold
+    if args.qc_model is not None:
+        changes["qc_real_model"] = args.qc_model
     if changes.get("nnunet_epochs") == STANDARD:
         changes["nnunet_epochs"] = None
     if args.nnunet_patch_size is not None:

@@ -70,6 +70,44 @@ def test_real_share_and_own_plans_options() -> None:
         parse(["demo", "--out", "w", "--nnunet-real-share", "1"])
 
 
+def test_every_segmenter_setting_of_the_pipeline_is_reachable_from_run_and_demo(tmp_path) -> None:  # noqa: ANN001
+    """The nnU-Net settings the synthesis benchmark varies are product settings: `lnsynth run` and `lnsynth demo`
+    reach each of them, and a run without the options keeps the defaults."""
+    from dataclasses import fields
+
+    from LNSynthLib.cli.demo_command import _apply
+    from LNSynthLib.cli.main import build_parser
+    from LNSynthLib.errors import UsageError
+    from LNSynthLib.pipeline import PipelineSettings
+
+    parse = build_parser().parse_args
+    demo = PipelineSettings.demo()
+    model = tmp_path / "real_model"
+    model.mkdir()
+    for command in ("demo", "run"):
+        args = parse([command, "--out", str(tmp_path / "w"), "--nnunet-base-features", "16", "--nnunet-fold", "all",
+                      "--nnunet-step-size", "1.0", "--nnunet-seed-offset", "1", "--qc-model", str(model),
+                      *(["--cases", str(tmp_path)] if command == "run" else [])])
+        changed = _apply(demo, args)
+        assert (changed.nnunet_base_features, changed.nnunet_fold, changed.nnunet_step_size) == (16, "all", 1.0)
+        assert changed.nnunet_seed_offset == 1 and changed.qc_real_model == str(model)
+    assert _apply(demo, parse(["demo", "--out", "w", "--nnunet-fold", "2"])).nnunet_fold == 2
+    plain = _apply(demo, parse(["demo", "--out", "w"]))
+    assert (plain.nnunet_base_features, plain.nnunet_fold, plain.nnunet_step_size, plain.nnunet_seed_offset,
+            plain.qc_real_model) == (None, 0, None, 0, None)
+    import argparse
+
+    commands = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    options = {a.dest for a in commands.choices["run"]._actions}
+    nnunet_fields = {f.name for f in fields(PipelineSettings) if f.name.startswith("nnunet_")} - {
+        "nnunet_val_iterations", "nnunet_shared_plan"}   # fixed validation budget; --nnunet-own-plans
+    assert nnunet_fields <= options, sorted(nnunet_fields - options)
+    with pytest.raises(UsageError, match="not a fold"):
+        parse(["demo", "--out", "w", "--nnunet-fold", "one"])
+    with pytest.raises(UsageError):
+        parse(["run", "--out", "w", "--qc-model", str(tmp_path / "missing")])
+
+
 @pytest.mark.parametrize("command", [["train", "--cases", "{t}", "--run-dir", "{t}/run"],
                                      ["run", "--cases", "{t}", "--test-cases", "{t}", "--out", "{t}/work"]])
 def test_train_and_run_require_a_config_naming_the_choices(command: list[str], tmp_path,  # noqa: ANN001
