@@ -24,6 +24,7 @@ import numpy as np
 
 from LNSynthLib.cases import CT_FILE, LN_FILE, list_cases, read_meta
 from LNSynthLib.errors import InputDataError
+from LNSynthLib.jobs.parent_watch import stop_with_parent
 from LNSynthLib.jobs.step import run_step
 from LNSynthLib.volumes.geometry import Volume
 
@@ -133,4 +134,5 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
+    stop_with_parent()   # the panel or the page died without stopping this job: stop too
     raise SystemExit(main())

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from LNSynthLib.jobs.parent_watch import parent_env
 from LNSynthLib.jobs.progress import PROGRESS_ENV
 from LNSynthLib.jobs.results import result_path
 
@@ -164,9 +165,11 @@ def record_line(state: JobState, line: str, tail_lines: int) -> None:
 
 
 def job_env(env: dict[str, str] | None = None) -> dict[str, str]:
-    """The environment of a job process: JSON progress, UTF-8 output, this library importable."""
+    """The environment of a job process: JSON progress, UTF-8 output, this library importable, and this
+    process named as its parent (the job stops if this process dies without stopping it: `parent_watch`)."""
     child_env = dict(os.environ)
     child_env.update(env or {})
+    child_env.update(parent_env())
     child_env[PROGRESS_ENV] = "json"
     child_env.setdefault("PYTHONUNBUFFERED", "1")
     child_env["PYTHONIOENCODING"] = "utf-8"  # the child writes what the reader decodes
