@@ -176,7 +176,12 @@ def _check_nifti_finite(path: Path, image: sitk.Image) -> None:
 
 
 def read_volume(path: str | Path) -> Volume:
-    return from_sitk(read_image(path))
+    """The volume in a file (or DICOM folder); in a warm worker, a file it wrote itself and that is unchanged
+    since comes from `worker_cache` (the same voxels and geometry, without decompressing it again)."""
+    from LNSynthLib.volumes.worker_cache import recall
+
+    kept = recall(path)
+    return kept if kept is not None else from_sitk(read_image(path))
 
 
 def read_ct(path: str | Path) -> Volume:
@@ -196,11 +201,12 @@ def read_patient_ct(path: str | Path) -> Volume:
 
 
 def _write_image(image: sitk.Image, path: Path, compress: bool) -> None:
-    """SimpleITK's writer, except `.nii.gz`: fast gzip on all cores (`fast_gzip`, any gzip reader reads it)."""
+    """SimpleITK's writer, except `.nii.gz`: fast gzip on all cores (`fast_gzip`, any gzip reader reads it),
+    at the level of `fast_gzip.gzip_level` (a warm worker stores CTs uncompressed)."""
     if compress and path.name.lower().endswith(".nii.gz"):
-        from LNSynthLib.volumes.fast_gzip import write_nifti_gz
+        from LNSynthLib.volumes.fast_gzip import gzip_level, write_nifti_gz
 
-        write_nifti_gz(image, path)
+        write_nifti_gz(image, path, gzip_level(image))
     else:
         sitk.WriteImage(image, str(path), compress)
 
@@ -225,7 +231,17 @@ def write_volumes(items: list[tuple[Volume, str | Path]], overwrite: bool = Fals
 
         with ThreadPoolExecutor(max_workers=2) as pool:
             list(pool.map(write, range(len(items))))       # raises the first failure in `items` order
+    _keep(items)
     return paths
+
+
+def _keep(items: list[tuple[Volume, str | Path]]) -> None:
+    """A warm worker keeps what it wrote for its next step (`worker_cache`); elsewhere nothing is kept."""
+    from LNSynthLib.volumes import worker_cache
+
+    if worker_cache.active():
+        for volume, path in items:
+            worker_cache.keep(path, volume)
 
 
 def write_volume(volume: Volume, path: str | Path, overwrite: bool = False, compress: bool = True) -> Path:
@@ -240,4 +256,5 @@ def write_volume(volume: Volume, path: str | Path, overwrite: bool = False, comp
     with atomic_path(path, overwrite) as tmp:
         _write_image(image, tmp, compress)
         verify_written(tmp, image, path)   # the writer can fail without raising (disk full)
+    _keep([(volume, path)])
     return path

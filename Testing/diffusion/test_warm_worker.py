@@ -9,14 +9,18 @@ import signal
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
+from LNSynthLib.cases import ANATOMY_FILE, CT_FILE, LN_FILE, list_cases
 from LNSynthLib.diffusion.sample.provenance import file_sha256
 from LNSynthLib.jobs.chain import JobChain, Step
+from LNSynthLib.jobs.runner import JobProcess
 from LNSynthLib.jobs.warm_client import WarmWorker
+from LNSynthLib.volumes.geometry import Geometry, Volume
 
-from .conftest import micro_cli_sets
+from .conftest import micro_cli_sets, micro_config
 
 WORKER_ENV = {"OMP_NUM_THREADS": "1"}
 
@@ -121,3 +125,101 @@ def test_two_sessions_have_two_workers_and_a_chain_runs_its_warm_steps_in_one(st
     finally:
         for w in sessions:
             w.stop()
+
+
+def _stored(path: Path) -> bool:
+    """Whether a gzip file's deflate stream starts with a stored block (level 0) rather than a compressed one."""
+    head = path.read_bytes()[:11]
+    assert head[:3] == b"\x1f\x8b\x08" and head[3] == 0   # no optional fields: the deflate stream starts at byte 10
+    return (head[10] >> 1) & 3 == 0
+
+
+@pytest.fixture(scope="module")
+def inct_checkpoint(phantom_cases: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A micro run with 32³ windows, room for a phantom node and its border (as `test_inct`)."""
+    from LNSynthLib.diffusion.train.training import train
+
+    config = micro_config(**{"train.patch_size": [32, 32, 32], "sample.sampler": "dpmpp", "sample.steps": 2})
+    return train(config, phantom_cases, tmp_path_factory.mktemp("inct_run"), device="cpu", progress=False)
+
+
+def test_an_interactive_in_ct_chain_gives_the_one_shot_voxels_with_its_cts_stored(worker, inct_checkpoint,
+                                                                                   phantom_cases, tmp_path):
+    """prepare → sample --mode in-ct as the panel runs them: the warm worker (CTs stored, not deflated; the prepared
+    case read back from what it wrote) and one process per step write the same voxels."""
+    from LNSynthLib.volumes.io import read_volume
+
+    source = list_cases(phantom_cases)[0]
+
+    def steps(out: Path) -> list[list[str]]:
+        return [["prepare", "--ct", str(source / CT_FILE), "--ln", str(source / LN_FILE), "--anatomy",
+                 str(source / ANATOMY_FILE), "--anatomy-source", "file", "--labels-kind", "anatomy14", "--out",
+                 str(out / "cases"), "--case-id", "painted", "--margin-mm", "100"],
+                ["sample", "--checkpoint", str(inct_checkpoint), "--cases", str(out / "cases"), "--out",
+                 str(out / "synthetic"), "--samples-per-case", "1", "--device", "cpu", "--mode", "in-ct"]]
+
+    for args in steps(tmp_path / "warm"):
+        state = worker.submit(args, env=WORKER_ENV).wait(600)
+        assert state.returncode == 0, state.log_tail[-10:]
+    for args in steps(tmp_path / "cold"):
+        job = JobProcess(args, env=WORKER_ENV)
+        assert job.wait(timeout_s=600).returncode == 0, job.state.log_tail[-10:]
+    assert worker.starts == 1
+    for folder in ("cases/painted", "synthetic/painted_inct_0"):
+        for name in (CT_FILE, ANATOMY_FILE, LN_FILE):
+            warm, cold = read_volume(tmp_path / "warm" / folder / name), read_volume(tmp_path / "cold" / folder / name)
+            assert warm.array.dtype == cold.array.dtype and np.array_equal(warm.array, cold.array), (folder, name)
+            assert warm.geometry == cold.geometry
+        # The warm worker's CTs are stored (the raw size, no deflate time); its label maps still deflated.
+        assert _stored(tmp_path / "warm" / folder / CT_FILE) and not _stored(tmp_path / "cold" / folder / CT_FILE)
+        assert not _stored(tmp_path / "warm" / folder / ANATOMY_FILE)
+    synthetic = read_volume(tmp_path / "warm" / "synthetic/painted_inct_0" / CT_FILE)
+    assert not np.array_equal(synthetic.array, read_volume(tmp_path / "warm" / "cases/painted" / CT_FILE).array)
+
+
+def test_a_volume_the_worker_wrote_reads_back_from_memory_as_from_its_file(tmp_path, monkeypatch):
+    """`worker_cache`: the same voxels and geometry (an oblique grid, spacings float32 cannot hold) as reading the
+    file; a copy each time; a file replaced since, a non-finite volume or another process: read from the file."""
+    from LNSynthLib.errors import InputDataError
+    from LNSynthLib.jobs.warm_worker import WARM_ENV
+    from LNSynthLib.volumes import worker_cache
+    from LNSynthLib.volumes.io import read_volume, write_volume, write_volumes
+
+    c, s = np.cos(0.3), np.sin(0.3)
+    geometry = Geometry((0.7, 0.9, 1.1), (-12.345678901, 33.3, 7.1), (c, -s, 0.0, s, c, 0.0, 0.0, 0.0, 1.0))
+    rng = np.random.default_rng(0)
+    ct = Volume(rng.normal(0, 300, (9, 10, 11)).astype(np.float32), geometry)
+    labels = Volume(rng.integers(0, 14, (9, 10, 11)).astype(np.uint8), geometry)
+    worker_cache.clear()
+    write_volume(ct, tmp_path / "outside.nii.gz")   # not a warm worker: nothing kept
+    assert worker_cache.recall(tmp_path / "outside.nii.gz") is None
+
+    monkeypatch.setenv(WARM_ENV, "1")
+    write_volumes([(ct, tmp_path / "case" / "ct.nii.gz"), (labels, tmp_path / "case" / "anatomy.nii.gz")])
+    (tmp_path / "case").rename(tmp_path / "renamed")   # as `write_case_folder` renames its folder into place
+    kept = {name: worker_cache.recall(tmp_path / "renamed" / name) for name in ("ct.nii.gz", "anatomy.nii.gz")}
+    worker_cache.clear()
+    for name, volume in (("ct.nii.gz", ct), ("anatomy.nii.gz", labels)):
+        from_file = read_volume(tmp_path / "renamed" / name)
+        assert kept[name] is not None and kept[name].array.dtype == from_file.array.dtype
+        assert np.array_equal(kept[name].array, from_file.array)
+        assert kept[name].geometry == from_file.geometry != geometry   # the header's float32 geometry, as read
+        write_volume(volume, tmp_path / "again" / name)
+        first = read_volume(tmp_path / "again" / name)
+        first.array[...] = 0   # a reader's own copy: the next read is unchanged
+        assert np.array_equal(read_volume(tmp_path / "again" / name).array, from_file.array)
+
+    path = tmp_path / "again" / "ct.nii.gz"
+    replacement = tmp_path / "other.nii.gz"
+    monkeypatch.delenv(WARM_ENV)
+    write_volume(Volume(ct.array + 1, geometry), replacement)
+    monkeypatch.setenv(WARM_ENV, "1")
+    replacement.replace(path)   # another writer's file now: read from disk
+    assert np.array_equal(read_volume(path).array, ct.array + 1)
+
+    bad = ct.array.copy()
+    bad[0, 0, 0] = np.nan
+    write_volume(Volume(bad, geometry), tmp_path / "nan.nii.gz")   # never kept: the file's reader refuses it
+    with pytest.raises(InputDataError, match="NaN|not finite|non-finite"):
+        read_volume(tmp_path / "nan.nii.gz")
+    worker_cache.clear()
