@@ -35,10 +35,13 @@ INPUT_FOLDER = "input"           # what `SceneLogic.export_inputs` wrote (the us
 
 
 def _box(mask: np.ndarray, pad: int, shape: Sequence[int]) -> tuple[slice, ...]:
-    where = np.argwhere(mask)
-    lo = np.maximum(where.min(axis=0) - pad, 0)
-    hi = np.minimum(where.max(axis=0) + 1 + pad, np.asarray(shape))
-    return tuple(slice(int(a), int(b)) for a, b in zip(lo, hi, strict=True))
+    """The bounding box of `mask` with `pad` voxels more on every side, inside `shape` (from the mask's
+    projections on each axis: a few ms on a 1 mm case, where listing every voxel took a fifth of a second)."""
+    box = []
+    for axis in range(mask.ndim):
+        hit = np.flatnonzero(mask.any(axis=tuple(a for a in range(mask.ndim) if a != axis)))
+        box.append(slice(max(int(hit[0]) - pad, 0), min(int(hit[-1]) + 1 + pad, int(shape[axis]))))
+    return tuple(box)
 
 
 def _source_box(prepared_box: tuple[slice, ...], prepared: Volume, source: Volume) -> tuple[slice, ...]:

@@ -209,7 +209,7 @@ class SceneLogic:
             raise InputDataError(f"the '{LYMPH_NODE_SEGMENT_NAME}' segment of '{ln_node.GetName()}' is empty",
                                  fix="paint at least one lymph node (Edit lymph nodes)")
         paths = {"ct": folder / CT_FILE, "anatomy": folder / ANATOMY_FILE, "ln": folder / LN_FILE}
-        write_volume(ct, paths["ct"])
+        write_volume(ct, paths["ct"], stored=True)   # the job reads it moments later: no deflate in the click
         write_volume(anatomy, paths["anatomy"])
         write_volume(ln, paths["ln"])
         return paths

@@ -3,10 +3,11 @@
 An interactive synthesis is a chain of steps run one after another by the session's warm worker
 (`jobs/warm_worker.py`): `prepare` writes the case that `sample` reads, `sample` writes the samples that
 the in-CT step reads. In that process, and only there, every volume written is kept (the newest, up to
-`KEPT_BYTES`), and a read of a file that is still the one written (same device, inode, size and
-modification time: a rename keeps them, any other write changes them; and the same gzip trailer, the CRC-32
-of the uncompressed bytes, in case a coarse file clock let a new file take a deleted one's inode within the
-same tick) gives a copy of the kept voxels. Only `.nii.gz` files are kept: the case files, the large ones.
+`KEPT_BYTES` or a quarter of the memory left), and a read of a file that is still the one written gives a
+copy of the kept voxels. "Still the one written": the same device, inode, size and modification time (a
+rename keeps them, any other write changes them) and the same gzip trailer, the CRC-32 of the uncompressed
+bytes (in case a coarse file clock let a new file take a deleted one's inode within the same tick). Only
+`.nii.gz` files are kept: the case files, the large ones.
 
 A kept volume is what reading its file gives: the geometry is the one the file's header reads back as
 (NIfTI holds it in float32), and a volume is kept only when its voxel type reads back unchanged and, for
@@ -24,7 +25,8 @@ import SimpleITK as sitk
 
 from LNSynthLib.volumes.geometry import Geometry, Volume
 
-KEPT_BYTES = 512 * 1024**2   # a prepared 1 mm case and its samples, a few times over
+KEPT_BYTES = 512 * 1024**2   # a prepared 1 mm case and its samples, a few times over ...
+KEPT_SHARE = 4               # ... and never more than a quarter of the memory this process can still have
 
 _kept: OrderedDict[tuple[int, int, int, int, bytes], Volume] = OrderedDict()
 
@@ -52,9 +54,19 @@ def _identity(path: Path) -> tuple[int, int, int, int, bytes] | None:
     return stat.st_dev, stat.st_ino, stat.st_size, stat.st_mtime_ns, trailer
 
 
+def _limit() -> int:
+    from LNSynthLib.volumes.memory import available_memory
+
+    available = available_memory()
+    return KEPT_BYTES if available is None else min(KEPT_BYTES, available // KEPT_SHARE)
+
+
 def keep(path: str | Path, volume: Volume) -> None:
     """Remember `volume` as the content of `path`, just written from it and renamed into place."""
-    if not active() or volume.array.nbytes > KEPT_BYTES or volume.array.ndim != 3:
+    if not active() or volume.array.ndim != 3:
+        return
+    limit = _limit()
+    if volume.array.nbytes > limit:
         return
     array = volume.array
     if np.issubdtype(array.dtype, np.floating) and not np.isfinite(array).all():
@@ -77,7 +89,7 @@ def keep(path: str | Path, volume: Volume) -> None:
     _kept.pop(identity, None)
     _kept[identity] = Volume(copy, Geometry(reader.GetSpacing(), reader.GetOrigin(), reader.GetDirection()))
     total = sum(v.array.nbytes for v in _kept.values())
-    while total > KEPT_BYTES:
+    while total > limit:
         total -= _kept.popitem(last=False)[1].array.nbytes
 
 

@@ -217,9 +217,37 @@ def test_a_volume_the_worker_wrote_reads_back_from_memory_as_from_its_file(tmp_p
     replacement.replace(path)   # another writer's file now: read from disk
     assert np.array_equal(read_volume(path).array, ct.array + 1)
 
+    write_volume(ct, tmp_path / "input.nii.gz", stored=True)   # a job's input, as the panel exports its CT
+    assert _stored(tmp_path / "input.nii.gz")
+    worker_cache.clear()
+    assert np.array_equal(read_volume(tmp_path / "input.nii.gz").array, ct.array)
+
     bad = ct.array.copy()
     bad[0, 0, 0] = np.nan
     write_volume(Volume(bad, geometry), tmp_path / "nan.nii.gz")   # never kept: the file's reader refuses it
     with pytest.raises(InputDataError, match="NaN|not finite|non-finite"):
         read_volume(tmp_path / "nan.nii.gz")
     worker_cache.clear()
+
+
+def test_a_clicks_boxes_and_node_labels_are_those_of_the_whole_grid():
+    """The in-CT steps find the nodes and the changed box from the masks' projections; the same as labelling and
+    listing every voxel of the grid (`ndimage.label`/`find_objects`, `np.argwhere`)."""
+    from scipy import ndimage
+
+    from LNSynthLib.diffusion.sample.inpaint import _node_components
+    from LNSynthScene.inct_job import _box
+
+    rng = np.random.default_rng(0)
+    for _ in range(200):
+        shape = tuple(int(v) for v in rng.integers(1, 24, 3))
+        mask = rng.random(shape) < rng.choice([0.0, 0.005, 0.05, 0.4])
+        components, boxes = _node_components(mask)
+        expected = ndimage.label(mask)[0]
+        assert components.dtype == expected.dtype and np.array_equal(components, expected)
+        assert boxes == ndimage.find_objects(expected)
+        if mask.any():
+            pad = int(rng.integers(0, 3))
+            where = np.argwhere(mask)
+            lo, hi = np.maximum(where.min(axis=0) - pad, 0), np.minimum(where.max(axis=0) + 1 + pad, shape)
+            assert _box(mask, pad, shape) == tuple(slice(int(a), int(b)) for a, b in zip(lo, hi, strict=True))

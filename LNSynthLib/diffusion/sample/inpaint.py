@@ -73,6 +73,24 @@ class InCTResult:
     skipped: np.ndarray
 
 
+def _node_components(nodes: np.ndarray) -> tuple[np.ndarray, list[tuple[slice, ...]]]:
+    """`ndimage.label` and `find_objects` of `nodes`, computed inside the box that holds them.
+
+    Outside that box there is no node, so the labels (numbered in scan order) and their boxes are those of
+    the whole grid; on a 1 mm case of 219x156x219 voxels with one node, a few ms instead of a fifth of a second.
+    """
+    components = np.zeros(nodes.shape, dtype=np.int32)
+    where = [np.flatnonzero(nodes.any(axis=tuple(a for a in range(nodes.ndim) if a != axis)))
+             for axis in range(nodes.ndim)]
+    if any(w.size == 0 for w in where):
+        return components, []
+    outer = tuple(slice(int(w[0]), int(w[-1]) + 1) for w in where)
+    components[outer] = ndimage.label(nodes[outer])[0]
+    boxes = [tuple(slice(s.start + o.start, s.stop + o.start) for s, o in zip(box, outer, strict=True))
+             for box in ndimage.find_objects(components[outer])]
+    return components, boxes
+
+
 def synthesize_nodes(model: torch.nn.Module, schedule: Schedule, ct_hu: np.ndarray, anatomy: np.ndarray,
                      ln: np.ndarray, nodes: np.ndarray, *, patch: tuple[int, int, int], margin_voxels: float,
                      sampler: str, steps: int, eta: float, generator: torch.Generator,
@@ -99,10 +117,11 @@ def synthesize_nodes(model: torch.nn.Module, schedule: Schedule, ct_hu: np.ndarr
     out = np.asarray(ct_hu, dtype=np.float32).copy()
     region_all = np.zeros(ct_hu.shape, dtype=bool)
     skipped = np.zeros(ct_hu.shape, dtype=bool)
-    components, n = ndimage.label(nodes > 0)
+    components, boxes = _node_components(nodes > 0)
+    n = len(boxes)
     device = next(model.parameters()).device
     records = []
-    for index, box in enumerate(ndimage.find_objects(components), start=1):
+    for index, box in enumerate(boxes, start=1):
         centre = np.array([(s.start + s.stop) / 2.0 for s in box])
         start = centred_start(centre, patch, out.shape)
         window = tuple(slice(int(a), int(a) + int(p)) for a, p in zip(start, patch, strict=True))
