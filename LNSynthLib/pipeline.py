@@ -25,7 +25,7 @@ from LNSynthLib.errors import InputDataError
 from LNSynthLib.jobs.progress import Progress
 from LNSynthLib.jobs.results import emit_result
 from LNSynthLib.prepare_raw import prepare_raw_folder
-from LNSynthLib.segmentation.nnunet_trainers.plateau import DEFAULT_MIN_DELTA
+from LNSynthLib.segmentation.nnunet.trainers.plateau import DEFAULT_MIN_DELTA
 from LNSynthLib.volumes.preprocess import TEST_MARGIN_MM, TRAIN_MARGIN_MM
 
 DEFAULT_REAL_SHARE = 0.5   # where real and synthetic cases are mixed, half of the drawn cases are real
@@ -52,7 +52,7 @@ class PipelineSettings:
     nnunet_epochs: int | None = 3        # None: nnU-Net's standard trainer
     nnunet_iterations: int = 10
     nnunet_val_iterations: int = 2
-    nnunet_patience: int | None = None   # plateau stopping (nnunet_trainers/plateau.py); nnunet_epochs is the budget
+    nnunet_patience: int | None = None   # plateau stopping (segmentation/nnunet/trainers/plateau.py); nnunet_epochs is the budget
     nnunet_min_delta: float = DEFAULT_MIN_DELTA
     nnunet_patch_size: tuple[int, int, int] | None = None   # None: nnU-Net's planned patch
     nnunet_base_features: int | None = None   # features of the first stage (None: nnU-Net's 32); 16 is ~4x cheaper
@@ -61,7 +61,7 @@ class PipelineSettings:
     qc_real_model: str | None = None     # nnU-Net model trained on real data for QC's NodeRecall rule when this
                                          # run trains no Real model itself (the synthesis benchmark's QC groups)
     nnunet_shared_plan: bool = True      # every strategy trains with the plan of the real training cases
-                                         # (network, patch, normalization: `segmentation/nnunet_plans.py`)
+                                         # (network, patch, normalization: `segmentation/nnunet/plans.py`)
     nnunet_real_share: float | None = DEFAULT_REAL_SHARE   # share of drawn cases that are real where a dataset
                                          # mixes real and synthetic cases; None: nnU-Net's uniform draw
     nnunet_seed_offset: int = 0          # nnU-Net training is seeded with seed + this (a second draw of one run)
@@ -230,8 +230,8 @@ def quality_control(layout: Layout, real_model: Path | None, device: str):  # no
 def export_strategy_dataset(layout: Layout, s: PipelineSettings, row: DatasetRow) -> Path:
     """The nnU-Net raw dataset of one DATASETS row (real and/or synthetic training cases, real test cases)."""
     from LNSynthLib.qc.verdicts import export_rejections
-    from LNSynthLib.segmentation.nnunet_export import ExportSettings, export_dataset
-    from LNSynthLib.segmentation.nnunet_runner import NnUNetProject, dataset_name
+    from LNSynthLib.segmentation.nnunet.export import ExportSettings, export_dataset
+    from LNSynthLib.segmentation.nnunet.project import NnUNetProject
 
     dataset_id, name, _, _, strategy, paste = row
     settings = ExportSettings(strategy=export_strategy(strategy), synt_per_case=s.synt_per_case, paste_into_ct=paste,
@@ -239,7 +239,7 @@ def export_strategy_dataset(layout: Layout, s: PipelineSettings, row: DatasetRow
     synthetic = {"real": None, COPY_PASTE: layout.copy_paste, IN_CT: layout.inct}.get(strategy, layout.synthetic)
     if strategy == COPY_PASTE:
         copy_paste_cases(layout, s)
-    dataset_dir = NnUNetProject(layout.nnunet).raw / dataset_name(dataset_id, name)
+    dataset_dir = NnUNetProject(layout.nnunet).raw_dataset(dataset_id, name)
     export_dataset(layout.train_cases, dataset_dir, synthetic_root=synthetic, test_root=layout.test_cases,
                    settings=settings, rejected=export_rejections(layout.train_cases, synthetic, s.qc))
     return dataset_dir
@@ -248,9 +248,10 @@ def export_strategy_dataset(layout: Layout, s: PipelineSettings, row: DatasetRow
 def train_and_predict(layout: Layout, s: PipelineSettings, device: str) -> list:
     """Export, plan, train and predict each strategy; returns the report's PredictionSets."""
     from LNSynthLib.report.report import PredictionSet
-    from LNSynthLib.segmentation import nnunet_runner as nr
+    from LNSynthLib.segmentation.nnunet import runner as nr
+    from LNSynthLib.segmentation.nnunet.project import NnUNetProject, TrainerSpec, model_of
 
-    project = nr.NnUNetProject(layout.nnunet)
+    project = NnUNetProject(layout.nnunet)
     sets = []
     real_model, scored = (Path(s.qc_real_model) if s.qc_real_model else None), False
     for row in selected_datasets(s):
@@ -263,7 +264,7 @@ def train_and_predict(layout: Layout, s: PipelineSettings, device: str) -> list:
         configuration = nr.patch_configuration(project, dataset_id, s.nnunet_patch_size,
                                                base_features=s.nnunet_base_features, plans_name=plans_name)
         share = s.nnunet_real_share if row.strategy in MIXED else None
-        trainer = nr.TrainerSpec(s.nnunet_epochs, s.nnunet_iterations, s.nnunet_val_iterations, s.nnunet_patience,
+        trainer = TrainerSpec(s.nnunet_epochs, s.nnunet_iterations, s.nnunet_val_iterations, s.nnunet_patience,
                                  s.nnunet_min_delta, share)
         pretrained = None
         if row.strategy == PRETRAIN_FINETUNE:
@@ -272,11 +273,11 @@ def train_and_predict(layout: Layout, s: PipelineSettings, device: str) -> list:
                               device=device, seed=s.seed + s.nnunet_seed_offset, plans_name=plans_name,
                               pretrained=pretrained)
         pred_dir = layout.predictions / name
-        nr.predict(checkpoint.parents[1], dataset_dir / "imagesTs", pred_dir, fold=s.nnunet_fold, device=device,
+        nr.predict(model_of(checkpoint), dataset_dir / "imagesTs", pred_dir, fold=s.nnunet_fold, device=device,
                    step_size=s.nnunet_step_size)
         sets.append(PredictionSet(strategy, method, pred_dir, checkpoint.parent))
         if row.strategy == "real":
-            real_model = checkpoint.parents[1]
+            real_model = model_of(checkpoint)
     return sets
 
 
@@ -285,13 +286,14 @@ def plan_dataset(layout: Layout, s: PipelineSettings, project: Any, row: Dataset
 
     With `nnunet_shared_plan` every dataset but Real is preprocessed with the plan of the Real
     dataset (exported and planned here when this run does not train Real), so every strategy
-    trains the same network on the same normalization (`segmentation/nnunet_plans.py`).
+    trains the same network on the same normalization (`segmentation/nnunet/plans.py`).
     """
-    from LNSynthLib.segmentation import nnunet_runner as nr
+    from LNSynthLib.segmentation.nnunet import runner as nr
+    from LNSynthLib.segmentation.nnunet.project import DEFAULT_PLANS
 
     if not s.nnunet_shared_plan or row.strategy == "real":
         nr.plan_and_preprocess(project, row.dataset_id, device=device)
-        return nr.DEFAULT_PLANS
+        return DEFAULT_PLANS
     real_row = DATASETS[0]
     export_strategy_dataset(layout, s, real_row)
     nr.plan_and_preprocess(project, real_row.dataset_id, device=device)
@@ -300,22 +302,22 @@ def plan_dataset(layout: Layout, s: PipelineSettings, project: Any, row: Dataset
 
 def half_budget(s: PipelineSettings) -> tuple[Any, Any]:
     """The pretraining and the fine-tuning trainer of `synt>real`: half of the one-training budget each."""
-    from LNSynthLib.segmentation import nnunet_runner as nr
+    from LNSynthLib.segmentation.nnunet.project import STANDARD_EPOCHS, TrainerSpec
 
     if s.nnunet_epochs is None:   # nnU-Net's standard 1000 x (250 + 50), split in two
-        epochs, iterations, val = nr.STANDARD_EPOCHS, 250, 50
+        epochs, iterations, val = STANDARD_EPOCHS, 250, 50
     else:
         epochs, iterations, val = s.nnunet_epochs, s.nnunet_iterations, s.nnunet_val_iterations
     first = max(1, epochs // 2)
-    return (nr.TrainerSpec(first, iterations, val, s.nnunet_patience, s.nnunet_min_delta),
-            nr.TrainerSpec(max(1, epochs - first), iterations, val, s.nnunet_patience, s.nnunet_min_delta))
+    return (TrainerSpec(first, iterations, val, s.nnunet_patience, s.nnunet_min_delta),
+            TrainerSpec(max(1, epochs - first), iterations, val, s.nnunet_patience, s.nnunet_min_delta))
 
 
 def pretrain_on_synthetic(layout: Layout, s: PipelineSettings, project: Any, device: str,
                           configuration: str) -> tuple[Path, Any]:
     """Train the Synt dataset for half the budget (the real cases' plan, so the weights fit); returns its final
     checkpoint and the fine-tuning trainer (the other half)."""
-    from LNSynthLib.segmentation import nnunet_runner as nr
+    from LNSynthLib.segmentation.nnunet import runner as nr
 
     if not s.nnunet_shared_plan:
         raise InputDataError("pretraining on synthetic cases and fine-tuning on real ones needs one network for both",
@@ -386,19 +388,18 @@ def run_pipeline(work_dir: str | Path, settings: PipelineSettings | None = None,
 def _evaluate(layout: Layout, s: PipelineSettings, sets: list, device: str) -> Path:
     from LNSynthLib.report.generation_eval import evaluate_generation
     from LNSynthLib.report.report import EvaluationInputs, write_report
-    from LNSynthLib.segmentation.nnunet_runner import patch_label
+    from LNSynthLib.segmentation.nnunet.project import STANDARD_EPOCHS, NnUNetProject, model_of
+    from LNSynthLib.segmentation.nnunet.runner import patch_label
 
     method = method_label(ddpm_config(s).network.variant, s.ddpm_overrides)   # rows name the variant trained
     sets = [replace(p, method=p.method.replace("LN-DDPM", method, 1)) for p in sets]
-    real_model = next((p.training_dir.parent for p in sets if p.strategy == "Real"), None)
+    real_model = next((model_of(p.training_dir) for p in sets if p.strategy == "Real"), None)
     generation = evaluate_generation(layout.train_cases, layout.synthetic, work_dir=layout.report / "work",
                                      lpips_weights=s.lpips_weights, real_model=real_model, device=device,
                                      method=method)
-    from LNSynthLib.segmentation.nnunet_runner import NnUNetProject, dataset_name
-
     first = selected_datasets(s)[0]   # every dataset holds the same test cases
-    dataset_dir = NnUNetProject(layout.nnunet).raw / dataset_name(first.dataset_id, first.name)
-    trainer = ("standard (1000 epochs)" if s.nnunet_epochs is None else
+    dataset_dir = NnUNetProject(layout.nnunet).raw_dataset(first.dataset_id, first.name)
+    trainer = (f"standard ({STANDARD_EPOCHS} epochs)" if s.nnunet_epochs is None else
                f"{s.nnunet_epochs} epochs x {s.nnunet_iterations} iterations (a short CPU run on small phantom "
                "data: it shows the pipeline working end to end, not paper-level quality)")
     if s.nnunet_epochs is not None and s.nnunet_patience is not None:

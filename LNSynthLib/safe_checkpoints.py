@@ -6,7 +6,7 @@ payload runs that payload. Here `torch.load` is replaced by one that always load
 allowing only the few globals genuine nnU-Net checkpoints hold (numpy scalars in the training
 log, `torch.device` in the trainer arguments). A file that needs anything else is refused with
 `UnsafeCheckpointError` and nothing from it runs. Installed for good in the nnU-Net processes
-LNSynth starts (`nnunet_entry`), and around in-process calls (TotalSegmentator) with
+LNSynth starts (`segmentation/nnunet/entry.py`), and around in-process calls (TotalSegmentator) with
 `weights_only_loading()`.
 """
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from LNSynthLib.diffusion.sample.inct_defaults import DEFAULT_MARGIN_MM, SYNTHESIS_MODES
-from LNSynthLib.segmentation.nnunet_constants import STANDARD_EPOCHS
+from LNSynthLib.segmentation.nnunet.constants import STANDARD_EPOCHS
 from LNSynthLib.volumes.preprocess import TEST_MARGIN_MM
 
 PATCH, IN_CT = SYNTHESIS_MODES   # `lnsynth sample --mode`: paper 000's patches, or the nodes in the user's CT

@@ -122,6 +122,7 @@ def run_one_cell(cell: Cell, seed: int, folder: Path, work: Path, args: argparse
     """Train (or reuse) the cell's LN-DDPM, sample its synthetic set, train the cell's nnU-Net, score it."""
     from LNSynthLib.pipeline import Layout, _with_user_cases, selected_datasets, train_and_predict
     from LNSynthLib.report.report import evaluate_predictions
+    from LNSynthLib.segmentation.nnunet.project import NnUNetProject, model_of
 
     t0 = time.monotonic()
     layout = _with_user_cases(Layout(folder), train_root, test_root)
@@ -133,10 +134,10 @@ def run_one_cell(cell: Cell, seed: int, folder: Path, work: Path, args: argparse
     settings = cell_settings(cell, seed, args, b)
     (dataset_id, name, *_), = selected_datasets(settings)
     prediction_set, = train_and_predict(layout, settings, _nnunet_device(args.device))
-    labels = layout.nnunet / "nnUNet_raw" / f"Dataset{dataset_id:03d}_{name}" / "labelsTs"
+    labels = NnUNetProject(layout.nnunet).raw_dataset(dataset_id, name) / "labelsTs"
     per_case, summary = evaluate_predictions(labels, prediction_set.folder)
     return {"segmentation": summary, "per_case": per_case, "ddpm_config": args.config, **ddpm,
-            "nnunet_model": str(prediction_set.training_dir.parent),
+            "nnunet_model": str(model_of(prediction_set.training_dir)),
             "settings": json.loads(json.dumps(asdict(settings), default=str)),
             "wall_s": round(time.monotonic() - t0, 1)}
 

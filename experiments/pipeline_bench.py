@@ -71,7 +71,7 @@ def render_markdown(seeds: list[int], per_seed: dict, summary: dict[str, dict[st
 
 def describe_settings(per_seed: dict) -> str:
     """The sizes that decide what the numbers can show, from the first seed's recorded settings."""
-    from LNSynthLib.segmentation.nnunet_runner import patch_label
+    from LNSynthLib.segmentation.nnunet.runner import patch_label
 
     s = next(iter(per_seed.values())).get("settings") or {}
     if not s:

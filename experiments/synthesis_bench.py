@@ -137,8 +137,12 @@ def _link_shared(root: Path, shared: Path, synthetic: str = "synthetic") -> None
 
 def real_model_of(seed_dir: Path) -> Path | None:
     """The Real group's trained nnU-Net model of this (regime, seed), for the QC groups' NodeRecall rule."""
-    hits = sorted((seed_dir / grid.REAL_KEY / "nnunet" / "nnUNet_results").glob("Dataset*_Real/*/fold_*/checkpoint_final.pth"))
-    return hits[0].parents[1] if hits else None
+    from LNSynthLib.pipeline import Layout
+    from LNSynthLib.segmentation.nnunet.project import NnUNetProject, model_of
+
+    project = NnUNetProject(Layout(seed_dir / grid.REAL_KEY).nnunet)
+    hits = project.fold_dirs("Dataset*_Real", checkpoint="checkpoint_final.pth")
+    return model_of(hits[0]) if hits else None
 
 
 def measure_prediction(fold: Path, images: Path, device: str, step_size: float | None) -> float:
@@ -146,11 +150,13 @@ def measure_prediction(fold: Path, images: Path, device: str, step_size: float |
     import tempfile
 
     from LNSynthLib.devices import nnunet_device
-    from LNSynthLib.segmentation.nnunet_runner import predict
+    from LNSynthLib.segmentation.nnunet.project import NnUNetProject, model_of
+    from LNSynthLib.segmentation.nnunet.runner import predict
 
-    with tempfile.TemporaryDirectory(dir=fold.parents[3], prefix=".predict_cost.") as tmp:
+    model = model_of(fold)
+    with tempfile.TemporaryDirectory(dir=NnUNetProject.of_model(model).root, prefix=".predict_cost.") as tmp:
         t0 = time.monotonic()
-        predict(fold.parent, images, Path(tmp) / "out", device=nnunet_device(device), log_dir=tmp,
+        predict(model, images, Path(tmp) / "out", device=nnunet_device(device), log_dir=tmp,
                 step_size=step_size)
         return (time.monotonic() - t0) / max(1, len(list(images.glob("*_0000.nii.gz"))))
 
@@ -158,10 +164,11 @@ def measure_prediction(fold: Path, images: Path, device: str, step_size: float |
 def run_group(work: Path, regime: int, seed: int, members: list[grid.Strategy], b: dict[str, Any], device: str,
               multiple: int, measure_predict: bool = False) -> None:
     """One pipeline call for a group of strategies; a `done_<key>.json` marker per strategy."""
-    from LNSynthLib.pipeline import run_pipeline
-    from LNSynthLib.segmentation.nnunet_progress import parse_training_logs
-    from LNSynthLib.segmentation.nnunet_runner import TRAINING_RECORD
-    from LNSynthLib.segmentation.nnunet_trainers.plateau import read_record
+    from LNSynthLib.pipeline import Layout, run_pipeline
+    from LNSynthLib.segmentation.nnunet.progress import parse_training_logs
+    from LNSynthLib.segmentation.nnunet.project import NnUNetProject, dataset_of, model_of
+    from LNSynthLib.segmentation.nnunet.runner import TRAINING_RECORD
+    from LNSynthLib.segmentation.nnunet.trainers.plateau import read_record
 
     seed_dir = work / f"regime{regime}" / f"seed{seed}"
     root = seed_dir / members[0].group
@@ -177,12 +184,14 @@ def run_group(work: Path, regime: int, seed: int, members: list[grid.Strategy], 
     wall = time.monotonic() - t0
     metrics = json.loads((report.parent / "metrics.json").read_text(encoding="utf-8"))
     stages = json.loads((root / "timings.json").read_text(encoding="utf-8"))["stages_s"]
-    folds = {p.parents[1].name: p for p in (root / "nnunet" / "nnUNet_results").glob(f"Dataset*/*/fold_{b['nnunet_fold']}")}
+    project = NnUNetProject(Layout(root).nnunet)
+    folds = {dataset_of(model_of(fold)): fold for fold in project.fold_dirs(fold=b["nnunet_fold"])}
     for strategy in members:
         row = grid.pick_row(strategy, metrics["segmentation"])
         if row is None:
             raise RuntimeError(f"no report row for {strategy.label} in {report}")
-        fold = next((f for name, f in folds.items() if ("Pasted" in name) == strategy.paste), None)
+        dataset, fold = next(((name, f) for name, f in folds.items() if ("Pasted" in name) == strategy.paste),
+                             (None, None))
         epochs = parse_training_logs(fold) if fold else []
         training = json.loads((fold / TRAINING_RECORD).read_text(encoding="utf-8")) if fold else {}
         marker = {"nnunet_train_s": round(sum(e.epoch_time_s or 0.0 for e in epochs), 1),
@@ -195,7 +204,7 @@ def run_group(work: Path, regime: int, seed: int, members: list[grid.Strategy], 
                   "group_size": len(members), "stages_s": stages, "load_average": [load_before, os.getloadavg()[0]],
                   "qc_real_model": None if real_model is None else str(real_model), "finished_at": time.time()}
         if measure_predict and fold is not None:
-            images = next((root / "nnunet" / "nnUNet_raw").glob(f"{fold.parents[1].name}/imagesTs"))
+            images = project.raw / dataset / "imagesTs"
             marker["predict_s_per_case"] = round(measure_prediction(fold, images, device, b["step_size"]), 2)
             measure_predict = False
         write_text_atomic(seed_dir / f"done_{strategy.key}.json", json.dumps(marker, indent=2, default=float),

@@ -129,7 +129,7 @@ def render_markdown(args: argparse.Namespace, b: Mapping[str, Any], skipped: Map
         plans = S.plan_table(by_strategy)
         if plans:
             parts += ["nnU-Net plan each run trained with (hash of the resolved configuration and the intensity "
-                      "normalization, `segmentation/nnunet_plans.py`):", "", plans, ""]
+                      "normalization, `segmentation/nnunet/plans.py`):", "", plans, ""]
     parts += ["## LN-DDPM per (regime, seed)", "", markdown_table(
         ["regime", "seed", "iterations", "train s", "passed", "Pearson r", "LN−fat HU (target)", "sampler", "samples",
          "sampling s"],

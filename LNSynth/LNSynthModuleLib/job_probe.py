@@ -22,8 +22,10 @@ from LNSynthLib.jobs.chain import python_executable
 FLOW_JOB_MODULES = ("LNSynthLib.cli.main", "LNSynthLib.anatomy.build", "LNSynthLib.prepare",
                     "LNSynthLib.diffusion.model.network", "LNSynthLib.diffusion.train.training",
                     "LNSynthLib.diffusion.sample.sampling", "yaml", "matplotlib")
-# Every button's job: the flow's, plus nnU-Net (export, train, predict) and TotalSegmentator (anatomy).
-JOB_MODULES = (*FLOW_JOB_MODULES, "LNSynthLib.segmentation.nnunet_runner", "nnunetv2", "totalsegmentator",
+# Every button's job: the flow's, plus nnU-Net (export, train, predict; the trainers module imports nnU-Net's
+# trainer and what it needs) and TotalSegmentator (anatomy).
+JOB_MODULES = (*FLOW_JOB_MODULES, "LNSynthLib.segmentation.nnunet.runner",
+               "LNSynthLib.segmentation.nnunet.trainers.lnsynth_trainers", "nnunetv2", "totalsegmentator",
                "totalsegmentator.map_tasks_config", "nibabel", "skimage")
 LIBRARY_ROOT = Path(LNSynthLib.__file__).resolve().parents[1]   # the folder holding LNSynthLib
 PROBE_EXIT = 3

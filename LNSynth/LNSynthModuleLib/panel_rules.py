@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from LNSynthLib.segmentation.nnunet.project import NnUNetProject
+
 AUTO_RUN_PREFIX = "ln_ddpm_"
 
 
@@ -58,7 +60,7 @@ def existing_datasets(project_dir: Path | None) -> list[Path]:
     """nnU-Net datasets an export already wrote into the project folder (`nnUNet_raw/Dataset*/dataset.json`)."""
     if project_dir is None:
         return []
-    return sorted(p.parent for p in Path(project_dir).glob("nnUNet_raw/Dataset*/dataset.json"))
+    return [d for d in NnUNetProject(project_dir).datasets() if (d / "dataset.json").is_file()]
 
 
 def replace_question(datasets: list[Path]) -> str:

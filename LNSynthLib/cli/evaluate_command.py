@@ -82,7 +82,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
     test_cases = args.test_cases
     if args.work:
         from LNSynthLib.pipeline import DATASETS, Layout
-        from LNSynthLib.segmentation.nnunet_runner import NnUNetProject, dataset_name
+        from LNSynthLib.segmentation.nnunet.project import NnUNetProject, dataset_name, model_of
 
         layout = Layout(Path(args.work).resolve())
         project = NnUNetProject(layout.nnunet)
@@ -90,11 +90,11 @@ def run_evaluate(args: argparse.Namespace) -> int:
         for row in DATASETS:
             pred = layout.predictions / row.name
             if pred.is_dir():
-                fold = next((project.results / dataset_name(row.dataset_id, row.name)).glob("*/fold_*"), None)
+                fold = next(iter(project.fold_dirs(dataset_name(row.dataset_id, row.name))), None)
                 sets.append(PredictionSet(row.strategy_label, row.method.replace("LN-DDPM", variant, 1), pred, fold))
                 if row.strategy == "real" and fold is not None:
-                    real_model = real_model or str(fold.parent)
-        folders = [project.raw / dataset_name(row.dataset_id, row.name) for row in DATASETS]
+                    real_model = real_model or str(model_of(fold))
+        folders = [project.raw_dataset(row.dataset_id, row.name) for row in DATASETS]
         exported = [folder for folder in folders if folder.is_dir()]
         test_set = exported[0] if exported else folders[0]   # all hold the same test cases (Real's is first)
         labels = labels or str(test_set / "labelsTs")

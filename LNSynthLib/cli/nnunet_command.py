@@ -80,7 +80,7 @@ def source_cases(dataset_dir: Path) -> int | None:
     """How many source (real) cases an exported dataset's training cases come from; None without the manifest."""
     import json
 
-    from LNSynthLib.segmentation.nnunet_export import MANIFEST
+    from LNSynthLib.segmentation.nnunet.export import MANIFEST
 
     path = dataset_dir / MANIFEST
     if not path.is_file():
@@ -104,8 +104,8 @@ def training_fold(dataset_dir: Path, fold: int | str | None) -> int | str:
 
 def run_export(args: argparse.Namespace) -> int:
     from LNSynthLib.qc.verdicts import export_rejections
-    from LNSynthLib.segmentation.nnunet_export import ExportSettings, export_dataset
-    from LNSynthLib.segmentation.nnunet_runner import NnUNetProject, dataset_name
+    from LNSynthLib.segmentation.nnunet.export import ExportSettings, export_dataset
+    from LNSynthLib.segmentation.nnunet.project import NnUNetProject
 
     strategy = args.strategy or ("real+synt" if args.synthetic else "real")
     settings = ExportSettings(strategy=strategy, synt_per_case=args.synt_per_case, paste_into_ct=args.paste,
@@ -114,7 +114,7 @@ def run_export(args: argparse.Namespace) -> int:
     name = args.name or {"real": "Real", "synt": "Synt", "real+synt": "RealSynt"}[strategy] + (
         "Pasted" if args.paste and strategy != "real" else "")
     project = NnUNetProject(Path(args.out))
-    out = export_dataset(args.cases, project.raw / dataset_name(args.dataset_id, name),
+    out = export_dataset(args.cases, project.raw_dataset(args.dataset_id, name),
                          synthetic_root=args.synthetic, test_root=args.test_cases, settings=settings,
                          overwrite=args.overwrite, rejected=export_rejections(args.cases, args.synthetic, args.qc))
     emit_result("dataset", out, project=str(project.root), dataset_id=args.dataset_id)
@@ -124,25 +124,26 @@ def run_export(args: argparse.Namespace) -> int:
 
 def run_train(args: argparse.Namespace) -> int:
     from LNSynthLib.errors import InputDataError
-    from LNSynthLib.segmentation import nnunet_runner as nr
+    from LNSynthLib.segmentation.nnunet import runner as nr
+    from LNSynthLib.segmentation.nnunet.project import NnUNetProject, TrainerSpec, dataset_id_of, model_of
 
-    project = nr.NnUNetProject(Path(args.project))
+    project = NnUNetProject(Path(args.project))
     dataset_id = args.dataset_id
     if dataset_id is None:
-        found = sorted(project.raw.glob("Dataset*_*")) if project.raw.is_dir() else []
+        found = project.datasets()
         if len(found) != 1:
             raise InputDataError(f"{len(found)} datasets in the project, cannot choose", path=project.raw,
                                  fix="pass --dataset-id (or export first with `lnsynth nnunet export`)")
-        dataset_id = int(found[0].name[len("Dataset"):].split("_")[0])
-    fold = training_fold(project.raw / project.find_dataset(dataset_id), args.fold)
+        dataset_id = dataset_id_of(found[0].name)
+    fold = training_fold(project.raw_dataset(dataset_id), args.fold)
     device = nnunet_device(args.device)
-    trainer = nr.TrainerSpec(args.epochs, args.iterations, args.val_iterations, real_share=args.real_share)
+    trainer = TrainerSpec(args.epochs, args.iterations, args.val_iterations, real_share=args.real_share)
     nr.plan_and_preprocess(project, dataset_id, configuration=args.configuration, device=device,
                            verify=not args.skip_verify)
     configuration = nr.patch_configuration(project, dataset_id, args.patch_size, base=args.configuration)
     checkpoint = nr.train(project, dataset_id, trainer, fold=fold, configuration=configuration,
                           device=device, resume=not args.no_resume)
-    model = checkpoint.parents[1]
+    model = model_of(checkpoint)
     emit_result("model_dir", model, checkpoint=str(checkpoint))
     print(f"model_dir: {model}")
     return 0
@@ -150,7 +151,7 @@ def run_train(args: argparse.Namespace) -> int:
 
 def run_predict(args: argparse.Namespace) -> int:
     from LNSynthLib.segmentation.apply import check_input_images, segment_ct
-    from LNSynthLib.segmentation.nnunet_runner import predict
+    from LNSynthLib.segmentation.nnunet.runner import predict
 
     at.check_value(at.output_volume if args.ct else at.output_dir, "--out", args.out)
     device = nnunet_device(args.device)

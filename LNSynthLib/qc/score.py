@@ -5,7 +5,7 @@ A synthetic pair that does not look like its condition teaches the segmenter wro
 training cases (`qc/thresholds.py`) and writes qc.json: per sample the scores, pass/fail and the
 reasons; per rule how many samples break it (a sample can break several; `n_rejected` counts each
 sample once); the thresholds and where each came from. `nnunet export` leaves the rejected
-samples out while QC is on (`segmentation/nnunet_export.py`).
+samples out while QC is on (`segmentation/nnunet/export.py`).
 """
 
 from __future__ import annotations

@@ -98,7 +98,7 @@ def _pairs_for_mosaic(real_root: Path, synthetic_root: Path, limit: int = 4) -> 
 
 def write_report(inputs: EvaluationInputs) -> tuple[Path, Path]:
     """Compute the segmentation table, draw the figures, write report.md + metrics.json; return both paths."""
-    from LNSynthLib.segmentation.nnunet_progress import parse_training_logs
+    from LNSynthLib.segmentation.nnunet.progress import parse_training_logs
 
     out = Path(inputs.out_dir)
     rows, per_case_all = [], {}

@@ -15,7 +15,7 @@ import numpy as np
 from LNSynthLib.atomic import check_writable, sweep_leftovers, temp_folder
 from LNSynthLib.cases import CT_FILE
 from LNSynthLib.errors import InputDataError
-from LNSynthLib.segmentation.nnunet_runner import predict
+from LNSynthLib.segmentation.nnunet.runner import predict
 from LNSynthLib.volumes.geometry import Volume
 from LNSynthLib.volumes.io import read_patient_ct, read_volume, write_volume
 from LNSynthLib.volumes.preprocess import TEST_MARGIN_MM

@@ -31,7 +31,7 @@ def case_digest(folder: Path) -> str:
 
 
 def export_content(items: list[Any], real_root: Path, test: list[Path]) -> dict[str, Any]:
-    """The content half of an export's recipe (`items`: `nnunet_export.TrainingItem`s)."""
+    """The content half of an export's recipe (`items`: `nnunet.export.TrainingItem`s)."""
     sources = sorted({i.source_case for i in items if i.kind == "pasted"})
     return {"code": code_version(),
             "training": {i.case_id: case_digest(i.folder) for i in items},

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from LNSynthLib.diffusion.choices import BUNDLED_CONFIGS
 from LNSynthLib.diffusion.sample.inct_defaults import SYNTHESIS_MODES
-from LNSynthLib.segmentation.nnunet_constants import STANDARD_EPOCHS
+from LNSynthLib.segmentation.nnunet.constants import STANDARD_EPOCHS
 
 from .. import form
 

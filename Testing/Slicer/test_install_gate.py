@@ -87,7 +87,7 @@ def test_the_self_test_and_the_install_check_share_one_probe():
 
     assert selftest.missing_job_package is job_probe.missing_job_package
     assert set(job_probe.FLOW_JOB_MODULES) < set(job_probe.JOB_MODULES)
-    assert {"nnunetv2", "totalsegmentator", "LNSynthLib.segmentation.nnunet_runner"} <= set(job_probe.JOB_MODULES)
+    assert {"nnunetv2", "totalsegmentator", "LNSynthLib.segmentation.nnunet.runner"} <= set(job_probe.JOB_MODULES)
 
 
 # ---------------------------------------------------------------------------- PyTorch route (row 10)

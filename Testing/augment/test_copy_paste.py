@@ -14,7 +14,7 @@ from LNSynthLib.augment import copy_paste as cp
 from LNSynthLib.cases import load_case
 from LNSynthLib.conditions.transforms import organ_mask
 from LNSynthLib.phantom import write_phantom_cases
-from LNSynthLib.segmentation import nnunet_export as ex
+from LNSynthLib.segmentation.nnunet import export as ex
 from LNSynthLib.volumes.masks import label_components
 
 SHAPE = (48, 64, 64)

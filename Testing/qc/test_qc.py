@@ -11,7 +11,7 @@ from LNSynthLib.errors import InputDataError
 from LNSynthLib.qc import QC_FILE, rejected_cases, score_synthetic
 from LNSynthLib.qc.thresholds import LN_HU_TOLERANCE_HU, real_reference
 from LNSynthLib.qc.verdicts import export_rejections
-from LNSynthLib.segmentation import nnunet_export as ex
+from LNSynthLib.segmentation.nnunet import export as ex
 
 
 def test_good_samples_pass_and_broken_ones_fail_for_the_right_reason(data):

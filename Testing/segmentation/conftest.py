@@ -67,11 +67,12 @@ def synthetic_root(phantom_root: Path, tmp_path_factory: pytest.TempPathFactory)
 def nnunet_run(phantom_root: Path, phantom_test_root: Path, synthetic_root: Path,
                tmp_path_factory: pytest.TempPathFactory) -> dict:
     """Export Real+Synt, plan, train 1 epoch of 2 iterations on the CPU, predict the test cases (one real run)."""
-    from LNSynthLib.segmentation import nnunet_export as ex
-    from LNSynthLib.segmentation import nnunet_runner as nr
+    from LNSynthLib.segmentation.nnunet import export as ex
+    from LNSynthLib.segmentation.nnunet import runner as nr
+    from LNSynthLib.segmentation.nnunet.project import NnUNetProject, TrainerSpec, model_dir
 
-    project = nr.NnUNetProject(tmp_path_factory.mktemp("nnunet_project"))
-    dataset_dir = project.raw / nr.dataset_name(901, "PhantomRealSynt")
+    project = NnUNetProject(tmp_path_factory.mktemp("nnunet_project"))
+    dataset_dir = project.raw_dataset(901, "PhantomRealSynt")
     # Small LN-region margins keep nnU-Net's patch small (the paper's 10/5 cm are the defaults).
     settings = ex.ExportSettings(strategy="real+synt", synt_per_case=1, train_margin_mm=8, test_margin_mm=8)
     ex.export_dataset(phantom_root, dataset_dir, synthetic_root=synthetic_root, test_root=phantom_test_root,
@@ -85,10 +86,10 @@ def nnunet_run(phantom_root: Path, phantom_test_root: Path, synthetic_root: Path
                           capture_output=True, text=True, env=env, timeout=1500)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
     events = [json.loads(line) for line in proc.stdout.splitlines() if line.startswith("{")]
-    trainer = nr.TrainerSpec(epochs=1, iterations=2, val_iterations=1)
+    trainer = TrainerSpec(epochs=1, iterations=2, val_iterations=1)
     configuration = "3d_fullres_patch16x16x16"
     checkpoint = project.training_dir(901, trainer, configuration=configuration) / "checkpoint_final.pth"
-    model = nr.model_dir(project, 901, trainer, configuration)
+    model = model_dir(project, 901, trainer, configuration)
     predictions = nr.predict(model, dataset_dir / "imagesTs", project.root / "predictions", device="cpu")
     return {"project": project, "dataset_dir": dataset_dir, "trainer": trainer, "checkpoint": checkpoint,
             "configuration": configuration,

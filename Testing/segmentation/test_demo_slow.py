@@ -48,17 +48,18 @@ def test_demo_nnunet_settings_segment_the_phantom_nodes(phantom_root, phantom_te
 
     from LNSynthLib.metrics.segmentation import segmentation_metrics
     from LNSynthLib.pipeline import PipelineSettings
-    from LNSynthLib.segmentation import nnunet_runner as nr
-    from LNSynthLib.segmentation.nnunet_export import ExportSettings, export_dataset
+    from LNSynthLib.segmentation.nnunet import runner as nr
+    from LNSynthLib.segmentation.nnunet.export import ExportSettings, export_dataset
+    from LNSynthLib.segmentation.nnunet.project import NnUNetProject, TrainerSpec
     from LNSynthLib.volumes.io import read_volume
 
     demo = PipelineSettings.demo()
-    project = nr.NnUNetProject(tmp_path / "nnunet")
-    dataset = export_dataset(phantom_root, project.raw / nr.dataset_name(111, "Real"), test_root=phantom_test_root,
+    project = NnUNetProject(tmp_path / "nnunet")
+    dataset = export_dataset(phantom_root, project.raw_dataset(111, "Real"), test_root=phantom_test_root,
                              settings=ExportSettings(strategy="real"))
     nr.plan_and_preprocess(project, 111, verify=False)
     configuration = nr.patch_configuration(project, 111, demo.nnunet_patch_size)
-    trainer = nr.TrainerSpec(demo.nnunet_epochs, demo.nnunet_iterations, demo.nnunet_val_iterations)
+    trainer = TrainerSpec(demo.nnunet_epochs, demo.nnunet_iterations, demo.nnunet_val_iterations)
     checkpoint = nr.train(project, 111, trainer, configuration=configuration)
     predictions = nr.predict(checkpoint.parents[1], dataset / "imagesTs", tmp_path / "pred")
     dsc = []

@@ -9,7 +9,7 @@ import pytest
 
 from LNSynthLib.cases import list_cases
 from LNSynthLib.errors import InputDataError, OutputExistsError
-from LNSynthLib.segmentation import nnunet_export as ex
+from LNSynthLib.segmentation.nnunet import export as ex
 from LNSynthLib.segmentation.paste import border_weight, paste_patch
 from LNSynthLib.volumes.geometry import Geometry, Volume
 from LNSynthLib.volumes.io import read_volume, write_volume

@@ -11,7 +11,7 @@ import pytest
 from LNSynthLib.cases import LN_FILE, list_cases
 from LNSynthLib.cli.main import main
 from LNSynthLib.errors import InputDataError, OutputExistsError
-from LNSynthLib.segmentation.nnunet_export import ExportSettings, export_dataset
+from LNSynthLib.segmentation.nnunet.export import ExportSettings, export_dataset
 
 SMALL = {"train_margin_mm": 8, "test_margin_mm": 8}
 
@@ -65,13 +65,14 @@ def test_a_folder_with_other_files_is_not_replaced_without_overwrite(phantom_roo
 
 
 def test_preprocessed_data_and_models_of_an_earlier_export_are_not_reused(phantom_root, synthetic_root, tmp_path):
-    from LNSynthLib.segmentation import nnunet_runner as nr
-    from LNSynthLib.segmentation.nnunet_export import stamp_state, write_stamp
+    from LNSynthLib.segmentation.nnunet import runner as nr
+    from LNSynthLib.segmentation.nnunet.export import stamp_state, write_stamp
+    from LNSynthLib.segmentation.nnunet.project import NnUNetProject, TrainerSpec
 
-    project = nr.NnUNetProject(tmp_path / "project")
-    dataset = project.raw / nr.dataset_name(8, "Lymph")
+    project = NnUNetProject(tmp_path / "project")
+    dataset = project.raw_dataset(8, "Lymph")
     export_dataset(phantom_root, dataset, settings=ExportSettings(strategy="real", **SMALL))
-    trainer = nr.TrainerSpec(epochs=1, iterations=1, val_iterations=1)
+    trainer = TrainerSpec(epochs=1, iterations=1, val_iterations=1)
     fold_dir = project.training_dir(8, trainer)
     pre = project.preprocessed / dataset.name
     for folder in (pre, fold_dir):

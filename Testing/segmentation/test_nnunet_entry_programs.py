@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 LIBRARY_ROOT = Path(__file__).resolve().parents[2]
-PROBE = ("import sys, LNSynthLib.segmentation.nnunet_entry as e; "
+PROBE = ("import sys, LNSynthLib.segmentation.nnunet.entry as e; "
          "print(e._this_program(), 'nnunetv2.training.nnUNetTrainer.nnUNetTrainer' in sys.modules)")
 
 
@@ -28,7 +28,7 @@ def test_planning_worker_skips_trainer_import():
 
 
 def test_unknown_program_gets_the_trainer_patch():
-    from LNSynthLib.segmentation.nnunet_entry import NO_TRAINER_PROGRAMS
+    from LNSynthLib.segmentation.nnunet.entry import NO_TRAINER_PROGRAMS
 
     assert "nnUNetv2_train" not in NO_TRAINER_PROGRAMS and "nnUNetv2_predict" not in NO_TRAINER_PROGRAMS
     from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
@@ -38,9 +38,10 @@ def test_unknown_program_gets_the_trainer_patch():
 
 def test_plan_command_sets_fingerprint_workers(tmp_path, monkeypatch):
     """`-npfp` follows `-np` (nnU-Net's default of 8 spawned workers is most of the planning time)."""
-    from LNSynthLib.segmentation import nnunet_runner as nr
+    from LNSynthLib.segmentation.nnunet import runner as nr
+    from LNSynthLib.segmentation.nnunet.project import NnUNetProject
 
-    project = nr.NnUNetProject(tmp_path / "nnunet")
+    project = NnUNetProject(tmp_path / "nnunet")
     (project.raw / "Dataset120_X" / "labelsTr").mkdir(parents=True)
     seen: list[list[str]] = []
 

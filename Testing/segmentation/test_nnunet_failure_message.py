@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from LNSynthLib.segmentation.nnunet_runner import NnUNetError, run_logged
+from LNSynthLib.segmentation.nnunet.runner import NnUNetError, run_logged
 
 
 def _fail(tmp_path: Path, code: str) -> NnUNetError:

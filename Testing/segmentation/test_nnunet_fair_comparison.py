@@ -10,8 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from LNSynthLib.segmentation.nnunet_plans import plan_hash, plan_summary, resolved_configuration
-from LNSynthLib.segmentation.nnunet_trainers.real_share import case_probabilities
+from LNSynthLib.segmentation.nnunet.plans import plan_hash, plan_summary, resolved_configuration
+from LNSynthLib.segmentation.nnunet.trainers.real_share import case_probabilities
 
 
 def test_case_probabilities_give_real_cases_their_share() -> None:
@@ -59,11 +59,12 @@ def test_moved_plan_real_share_and_seeded_runs_agree(phantom_root, phantom_test_
     import torch
 
     from LNSynthLib.safe_checkpoints import load_checkpoint
-    from LNSynthLib.segmentation import nnunet_export as ex
-    from LNSynthLib.segmentation import nnunet_runner as nr
+    from LNSynthLib.segmentation.nnunet import export as ex
+    from LNSynthLib.segmentation.nnunet import runner as nr
+    from LNSynthLib.segmentation.nnunet.project import NnUNetProject, TrainerSpec
 
-    project = nr.NnUNetProject(tmp_path / "project")
-    real_dir, synt_dir = project.raw / nr.dataset_name(931, "Real"), project.raw / nr.dataset_name(932, "RealSynt")
+    project = NnUNetProject(tmp_path / "project")
+    real_dir, synt_dir = project.raw_dataset(931, "Real"), project.raw_dataset(932, "RealSynt")
     ex.export_dataset(phantom_root, real_dir, test_root=phantom_test_root,
                       settings=ex.ExportSettings(strategy="real", train_margin_mm=8, test_margin_mm=8))
     ex.export_dataset(phantom_root, synt_dir, synthetic_root=synthetic_root, test_root=phantom_test_root,
@@ -80,7 +81,7 @@ def test_moved_plan_real_share_and_seeded_runs_agree(phantom_root, phantom_test_
     assert config == nr.patch_configuration(project, 931, (16, 16, 16), base_features=8)
     assert plan_hash(moved, config) == plan_hash(real, config)
 
-    trainer = nr.TrainerSpec(epochs=2, iterations=2, val_iterations=1, real_share=0.5)
+    trainer = TrainerSpec(epochs=2, iterations=2, val_iterations=1, real_share=0.5)
     assert trainer.name.endswith("_rs50")
     runs = []
     for attempt in range(2):
@@ -97,9 +98,9 @@ def test_moved_plan_real_share_and_seeded_runs_agree(phantom_root, phantom_test_
     assert all(torch.equal(w0[k], w1[k]) for k in w0)
 
     # Pretrain on the synthetic dataset, fine-tune on the real one: possible because both share one plan.
-    short = nr.TrainerSpec(epochs=1, iterations=1, val_iterations=1)
+    short = TrainerSpec(epochs=1, iterations=1, val_iterations=1)
     pretrained = nr.train(project, 932, short, fold="all", configuration=config, seed=7, plans_name=name)
-    tuned = nr.train(project, 931, nr.TrainerSpec(epochs=2, iterations=1, val_iterations=1), fold="all",
+    tuned = nr.train(project, 931, TrainerSpec(epochs=2, iterations=1, val_iterations=1), fold="all",
                      configuration=config, seed=7, pretrained=pretrained)
     log = next(project.logs.glob(f"train_{real_dir.name}_*.log")).read_text(encoding="utf-8")
     assert "Loading pretrained weights from file" in log and str(pretrained) in log

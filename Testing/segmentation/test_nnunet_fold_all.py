@@ -10,7 +10,7 @@ from LNSynthLib.errors import InputDataError
 
 
 def test_trained_fold_prefers_fold_0_then_all(tmp_path: Path) -> None:
-    from LNSynthLib.segmentation.nnunet_runner import trained_fold
+    from LNSynthLib.segmentation.nnunet.project import trained_fold
 
     model = tmp_path / "Dataset901_X" / "T__nnUNetPlans__3d_fullres"
     with pytest.raises(InputDataError, match="no fold holds checkpoint_final.pth"):
@@ -31,18 +31,19 @@ def test_fold_all_trains_on_every_case_skips_self_validation_and_predicts_tiled(
     """Real nnU-Net: fold `all` trains a narrower network (8 base features), skips the final validation on
     its own training cases, and the prediction finds the trained fold by itself and tiles the windows when
     asked (`-step_size 1.0`)."""
-    from LNSynthLib.segmentation import nnunet_export as ex
-    from LNSynthLib.segmentation import nnunet_runner as nr
+    from LNSynthLib.segmentation.nnunet import export as ex
+    from LNSynthLib.segmentation.nnunet import runner as nr
+    from LNSynthLib.segmentation.nnunet.project import NnUNetProject, TrainerSpec, trained_fold
 
-    project = nr.NnUNetProject(tmp_path / "project")
-    dataset_dir = project.raw / nr.dataset_name(912, "FoldAll")
+    project = NnUNetProject(tmp_path / "project")
+    dataset_dir = project.raw_dataset(912, "FoldAll")
     ex.export_dataset(phantom_root, dataset_dir, test_root=phantom_test_root,
                       settings=ex.ExportSettings(strategy="real", train_margin_mm=8, test_margin_mm=8))
     nr.plan_and_preprocess(project, 912, verify=False)
     configuration = nr.patch_configuration(project, 912, (16, 16, 16), base_features=8)
     assert configuration == "3d_fullres_patch16x16x16_f8"
     assert nr.patch_configuration(project, 912, (16, 16, 16), base_features=8) == configuration   # idempotent
-    trainer = nr.TrainerSpec(epochs=20, iterations=1, val_iterations=1)   # 20 epochs: checkpoint and plot every 2nd
+    trainer = TrainerSpec(epochs=20, iterations=1, val_iterations=1)   # 20 epochs: checkpoint and plot every 2nd
     final = nr.train(project, 912, trainer, fold="all", configuration=configuration)
     fold = final.parent
     assert fold.name == "fold_all" and final.exists()
@@ -51,7 +52,7 @@ def test_fold_all_trains_on_every_case_skips_self_validation_and_predicts_tiled(
     assert " all " in log.splitlines()[0] and "This split has" not in log
     assert "Final validation skipped" in log and not (fold / "validation").exists()
     assert log.count("Epoch time") == 20 and (fold / "progress.png").exists()
-    assert nr.trained_fold(fold.parent) == "all"
+    assert trained_fold(fold.parent) == "all"
     from LNSynthLib.safe_checkpoints import load_checkpoint
 
     weights = load_checkpoint(final)["network_weights"]

@@ -25,8 +25,8 @@ def _train(project: Path, *extra: str) -> subprocess.CompletedProcess:
 def test_one_source_case_trains_fold_all_and_refuses_a_numbered_fold(phantom_root: Path, synthetic_root: Path,
                                                                       tmp_path: Path) -> None:
     from LNSynthLib.cli.nnunet_command import source_cases, training_fold
-    from LNSynthLib.segmentation import nnunet_export as ex
-    from LNSynthLib.segmentation import nnunet_runner as nr
+    from LNSynthLib.segmentation.nnunet import export as ex
+    from LNSynthLib.segmentation.nnunet.project import NnUNetProject
 
     real = tmp_path / "real"
     source = list_cases(phantom_root)[0]
@@ -37,8 +37,8 @@ def test_one_source_case_trains_fold_all_and_refuses_a_numbered_fold(phantom_roo
     for folder in list_cases(synthetic_root):
         if folder.name.startswith(source.name + "_"):
             os.symlink(folder, synthetic / folder.name)
-    project = nr.NnUNetProject(tmp_path / "project")
-    dataset = ex.export_dataset(real, project.raw / nr.dataset_name(931, "OneSource"), synthetic_root=synthetic,
+    project = NnUNetProject(tmp_path / "project")
+    dataset = ex.export_dataset(real, project.raw_dataset(931, "OneSource"), synthetic_root=synthetic,
                                 settings=ex.ExportSettings(strategy="real+synt", synt_per_case=2, train_margin_mm=8))
     assert source_cases(dataset) == 1 and training_fold(dataset, None) == "all"
 

@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from LNSynthLib.segmentation.nnunet_trainers.plateau import plateau_state, read_record, smooth
+from LNSynthLib.segmentation.nnunet.trainers.plateau import plateau_state, read_record, smooth
 
 
 def test_smoothing_is_an_exponential_moving_average() -> None:
@@ -41,8 +41,8 @@ def test_nan_losses_do_not_count_as_improvement() -> None:
 
 
 def test_trainer_names_carry_the_rule() -> None:
-    from LNSynthLib.segmentation.nnunet_runner import TrainerSpec
-    from LNSynthLib.segmentation.nnunet_trainers import lnsynth_trainers as lt
+    from LNSynthLib.segmentation.nnunet.project import TrainerSpec
+    from LNSynthLib.segmentation.nnunet.trainers import lnsynth_trainers as lt
 
     spec = TrainerSpec(epochs=40, iterations=30, val_iterations=5, patience=8, min_delta=0.005)
     assert spec.name == "nnUNetTrainerLNSynth_40ep_30it_5val_pat8_d50"
@@ -64,19 +64,20 @@ def test_real_nnunet_run_stops_on_the_plateau(phantom_root, phantom_test_root, t
 
 
 def _plateau_run(phantom_root, phantom_test_root, tmp_path) -> None:  # noqa: ANN001
-    from LNSynthLib.segmentation import nnunet_export as ex
-    from LNSynthLib.segmentation import nnunet_runner as nr
-    from LNSynthLib.segmentation.nnunet_progress import parse_training_logs
+    from LNSynthLib.segmentation.nnunet import export as ex
+    from LNSynthLib.segmentation.nnunet import runner as nr
+    from LNSynthLib.segmentation.nnunet.progress import parse_training_logs
+    from LNSynthLib.segmentation.nnunet.project import NnUNetProject, TrainerSpec
 
-    project = nr.NnUNetProject(tmp_path / "project")
-    dataset_dir = project.raw / nr.dataset_name(911, "Plateau")
+    project = NnUNetProject(tmp_path / "project")
+    dataset_dir = project.raw_dataset(911, "Plateau")
     ex.export_dataset(phantom_root, dataset_dir, test_root=phantom_test_root,
                       settings=ex.ExportSettings(strategy="real", train_margin_mm=8, test_margin_mm=8))
     nr.plan_and_preprocess(project, 911, verify=False)
     configuration = nr.patch_configuration(project, 911, (16, 16, 16))
     # min_delta 10: no epoch can improve on epoch 0, so the rule must stop after epoch `patience`, far
     # below the budget of 6 epochs.
-    trainer = nr.TrainerSpec(epochs=6, iterations=2, val_iterations=1, patience=1, min_delta=10.0)
+    trainer = TrainerSpec(epochs=6, iterations=2, val_iterations=1, patience=1, min_delta=10.0)
     final = nr.train(project, 911, trainer, configuration=configuration)
     fold = final.parent
     record = read_record(fold)

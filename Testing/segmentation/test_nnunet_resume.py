@@ -14,8 +14,8 @@ import pytest
 import torch
 
 from LNSynthLib.safe_checkpoints import UnsafeCheckpointError, load_checkpoint
-from LNSynthLib.segmentation import nnunet_runner as nr
-from LNSynthLib.segmentation.nnunet_resume import atomic_save_checkpoint, resume_point
+from LNSynthLib.segmentation.nnunet.project import NnUNetProject, TrainerSpec
+from LNSynthLib.segmentation.nnunet.resume import atomic_save_checkpoint, resume_point
 
 
 def _checkpoint(path, epoch: int) -> None:
@@ -76,10 +76,10 @@ def test_interrupted_checkpoint_write_keeps_the_previous_file(tmp_path):
 @pytest.mark.slow
 def test_sigterm_after_an_epoch_then_resume(nnunet_run, tmp_path):
     """`lnsynth nnunet train` stopped right after epoch 0's checkpoint resumes from it and finishes."""
-    project = nr.NnUNetProject(tmp_path / "project")
+    project = NnUNetProject(tmp_path / "project")
     for folder in ("nnUNet_raw", "nnUNet_preprocessed"):
         shutil.copytree(nnunet_run["project"].root / folder, project.root / folder)
-    trainer = nr.TrainerSpec(epochs=3, iterations=2, val_iterations=1)
+    trainer = TrainerSpec(epochs=3, iterations=2, val_iterations=1)
     fold_dir = project.training_dir(901, trainer, configuration=nnunet_run["configuration"])
     cmd = [sys.executable, "-m", "LNSynthLib", "nnunet", "train", "--dataset", str(project.root), "--dataset-id",
            "901", "--epochs", "3", "--iterations", "2", "--val-iterations", "1", "--device", "cpu",

@@ -11,8 +11,8 @@ import numpy as np
 
 from LNSynthLib.jobs.results import result_path
 from LNSynthLib.metrics.segmentation import segmentation_metrics
-from LNSynthLib.segmentation import nnunet_runner as nr
-from LNSynthLib.segmentation.nnunet_progress import parse_training_logs
+from LNSynthLib.segmentation.nnunet import runner as nr
+from LNSynthLib.segmentation.nnunet.progress import parse_training_logs
 from LNSynthLib.volumes.io import read_volume
 
 

@@ -113,7 +113,7 @@ def _ts_from_condition(condition: np.ndarray) -> np.ndarray:
 
 def test_evaluate_command_reports_organ_dice(phantom_root, phantom_test_root, synthetic_root, tmp_path, monkeypatch):
     from LNSynthLib.cli.main import main
-    from LNSynthLib.segmentation.nnunet_export import ExportSettings, export_dataset
+    from LNSynthLib.segmentation.nnunet.export import ExportSettings, export_dataset
 
     monkeypatch.delenv("TOTALSEG_WEIGHTS_PATH", raising=False)
     dataset = export_dataset(phantom_root, tmp_path / "Dataset009_T", test_root=phantom_test_root,

@@ -77,7 +77,7 @@ def test_evaluate_cli_scores_perfect_predictions_as_one(phantom_root, phantom_te
     import shutil
 
     from LNSynthLib.cli.main import main
-    from LNSynthLib.segmentation.nnunet_export import ExportSettings, export_dataset
+    from LNSynthLib.segmentation.nnunet.export import ExportSettings, export_dataset
 
     dataset = export_dataset(phantom_root, tmp_path / "Dataset007_T", test_root=phantom_test_root,
                              settings=ExportSettings(strategy="real"))
@@ -95,7 +95,7 @@ def test_evaluate_cli_scores_perfect_predictions_as_one(phantom_root, phantom_te
 def test_report_counts_missed_cases_and_states_the_aggregation(phantom_root, phantom_test_root, tmp_path, capsys):
     from LNSynthLib.cli.main import main
     from LNSynthLib.metrics.segmentation import diagonal_mm
-    from LNSynthLib.segmentation.nnunet_export import ExportSettings, export_dataset
+    from LNSynthLib.segmentation.nnunet.export import ExportSettings, export_dataset
     from LNSynthLib.volumes.geometry import Volume
     from LNSynthLib.volumes.io import read_volume, write_volume
 

@@ -185,7 +185,7 @@ def test_results_carry_their_qc_verdict_and_download_as_a_nifti_pair(tmp_path: P
 def test_the_panel_and_the_page_read_one_form_declaration_and_the_page_speaks_of_its_controls():
     import ast
 
-    from LNSynthLib.segmentation.nnunet_constants import STANDARD_EPOCHS
+    from LNSynthLib.segmentation.nnunet.constants import STANDARD_EPOCHS
     from LNSynthScene import form
     from LNSynthScene.web.messages import page_terms
 

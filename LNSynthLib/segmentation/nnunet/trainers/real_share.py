@@ -6,7 +6,7 @@ with `sampling_probabilities=None`). With 2 real and 20 synthetic cases the real
 `case_probabilities` gives every real case `share / n_real` and every synthetic case
 `(1 - share) / n_synthetic`; nnU-Net's own loader takes them through its `sampling_probabilities`
 argument, which the standard trainer leaves at None (`real_share_loaders`). Which cases are real
-is read from the export manifest (`nnunet_export.MANIFEST`, `kind` of each training case) in the
+is read from the export manifest (`export.MANIFEST`, `kind` of each training case) in the
 dataset's raw folder, the one record of where each case came from.
 """
 
@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-SEED_ENV = "LNSYNTH_NNUNET_SEED"   # set by `nnunet_runner.train(seed=...)` for the nnU-Net process
+SEED_ENV = "LNSYNTH_NNUNET_SEED"   # set by `runner.train(seed=...)` for the nnU-Net process
 
 
 def seed_everything(seed: int) -> None:
@@ -47,7 +47,7 @@ def case_probabilities(identifiers: Sequence[str], real_ids: set[str], share: fl
 
 def real_case_ids(raw_dataset_dir: str | Path) -> set[str]:
     """Training case ids whose export kind is `real` (empty when the dataset was not exported by LNSynth)."""
-    from LNSynthLib.segmentation.nnunet_export import MANIFEST
+    from LNSynthLib.segmentation.nnunet.export import MANIFEST
 
     path = Path(raw_dataset_dir) / MANIFEST
     if not path.exists():
@@ -65,6 +65,8 @@ def real_share_loaders(trainer: Any, share: float, build: Callable[[], Any]) -> 
     from nnunetv2.training.dataloading.data_loader import nnUNetDataLoader
     from nnunetv2.training.nnUNetTrainer import nnUNetTrainer as trainer_module
 
+    # The variable nnU-Net's `nnunetv2.paths.nnUNet_raw` reads, read directly: without it (a training started
+    # by hand) no case is known as real and the draw stays uniform, where nnU-Net's object would raise.
     raw = Path(os.environ.get("nnUNet_raw", "")) / trainer.plans_manager.dataset_name
     real_ids = real_case_ids(raw)
     used: dict[str, Any] = {}

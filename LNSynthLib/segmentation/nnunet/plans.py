@@ -5,7 +5,7 @@ segmenter: architecture, patch, spacing and intensity normalization. nnU-Net pla
 from its own cases (the median shape, the foreground intensities), so a dataset of 32³ synthetic
 patches would get a smaller network and another normalization than the real cases. The pipeline
 therefore plans the real cases and moves that plan to every other dataset
-(`nnunet_runner.transfer_plans`, nnU-Net's own `nnUNetv2_move_plans_between_datasets`); the hash
+(`runner.transfer_plans`, nnU-Net's own `nnUNetv2_move_plans_between_datasets`); the hash
 below is written next to every trained model, so a result row can show which plan it used.
 Plain JSON: no nnU-Net import.
 """

@@ -1,4 +1,4 @@
-"""`python -m LNSynthLib.segmentation.nnunet_entry PROGRAM ARGS...`: an nnU-Net program, run safely.
+"""`python -m LNSynthLib.segmentation.nnunet.entry PROGRAM ARGS...`: an nnU-Net program, run safely.
 
 LNSynth starts nnU-Net's programs through this module instead of their console scripts, so that
 in the nnU-Net process (and in worker processes it forks or spawns, which re-import this module
@@ -8,7 +8,7 @@ as `__mp_main__`):
   during `save_checkpoint` leaves the previous checkpoint instead of a truncated one (not patched,
   and the trainer not imported, in planning/preprocessing processes, which save no checkpoint).
 A refused checkpoint ends the program with one `lnsynth-error: {json}` line and exit code 2;
-`nnunet_runner.run_logged` turns that line back into the project's error.
+`runner.run_logged` turns that line back into the project's error.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from importlib.metadata import entry_points
 from LNSynthLib import safe_checkpoints
 from LNSynthLib.errors import LNSynthError
 from LNSynthLib.safe_checkpoints import ERROR_PREFIX
-from LNSynthLib.segmentation.nnunet_resume import atomic_save_checkpoint
+from LNSynthLib.segmentation.nnunet.resume import atomic_save_checkpoint
 
 ERROR_EXIT = 2
 
@@ -55,14 +55,14 @@ def install(program: str | None = None) -> None:
 
 
 def report_error(exc: LNSynthError) -> None:
-    """One machine-readable line for the parent process (see `nnunet_runner.run_logged`)."""
+    """One machine-readable line for the parent process (see `runner.run_logged`)."""
     payload = {"problem": exc.problem, "path": None if exc.path is None else str(exc.path), "fix": exc.fix}
     print(ERROR_PREFIX + json.dumps(payload), flush=True)
 
 
 def main(argv: list[str]) -> int:
     if not argv:
-        print("usage: python -m LNSynthLib.segmentation.nnunet_entry PROGRAM [ARGS...]", file=sys.stderr)
+        print("usage: python -m LNSynthLib.segmentation.nnunet.entry PROGRAM [ARGS...]", file=sys.stderr)
         return ERROR_EXIT
     program, args = argv[0], argv[1:]
     found = list(entry_points(group="console_scripts", name=program))

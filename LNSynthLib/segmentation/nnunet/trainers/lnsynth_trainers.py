@@ -27,8 +27,8 @@ import torch
 from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
 
 from LNSynthLib.devices import NNUNET_THREADS_ENV, job_threads
-from LNSynthLib.segmentation.nnunet_trainers.plateau import DELTA_UNIT, plateau_state, write_record
-from LNSynthLib.segmentation.nnunet_trainers.real_share import SEED_ENV, real_share_loaders, seed_everything
+from LNSynthLib.segmentation.nnunet.trainers.plateau import DELTA_UNIT, plateau_state, write_record
+from LNSynthLib.segmentation.nnunet.trainers.real_share import SEED_ENV, real_share_loaders, seed_everything
 
 THREADS_ENV = NNUNET_THREADS_ENV   # torch threads of a CPU training (unset: the jobs' rule, `job_threads`)
 

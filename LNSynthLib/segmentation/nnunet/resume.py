@@ -3,7 +3,7 @@
 nnU-Net writes `checkpoint_latest.pth` with a plain `torch.save`; a SIGTERM during that write left
 a 0-byte file, and `--c` then failed with EOFError every time. In the training process LNSynth
 starts, `atomic_save_checkpoint` replaces nnU-Net's `save_checkpoint` (installed by
-`nnunet_entry`); before resuming, `resume_point` checks the checkpoints nnU-Net would pick (latest,
+`entry`); before resuming, `resume_point` checks the checkpoints nnU-Net would pick (latest,
 then best), sets aside any that does not load, and says so.
 """
 

@@ -1,10 +1,9 @@
 """Plan/preprocess, train and predict through nnU-Net v2's own command-line programs.
 
-Each project folder holds its own `nnUNet_raw`, `nnUNet_preprocessed` and `nnUNet_results`,
-passed to nnU-Net through the environment of the child process (never of this one), so several
-projects and the user's own nnU-Net setup do not interfere. Every step resumes: planning is
-skipped when its plans and data exist, training continues with `--c` from the last epoch
-checkpoint, prediction only runs the cases that have no output yet.
+Where the files lie is `project`'s knowledge (the project's `nnUNet_raw`, `nnUNet_preprocessed` and
+`nnUNet_results`, dataset names, trained-model folders); this module runs the programs on them. Every
+step resumes: planning is skipped when its plans and data exist, training continues with `--c` from the
+last epoch checkpoint, prediction only runs the cases that have no output yet.
 """
 
 from __future__ import annotations
@@ -15,129 +14,38 @@ import os
 import shutil
 import sys
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 from LNSynthLib.atomic import sweep_leftovers, temp_folder, write_text_atomic
-from LNSynthLib.errors import InputDataError, LNSynthError
+from LNSynthLib.errors import InputDataError
 from LNSynthLib.jobs.progress import Progress
 from LNSynthLib.safe_checkpoints import ERROR_PREFIX
-from LNSynthLib.segmentation.nnunet_constants import STANDARD_EPOCHS
-from LNSynthLib.segmentation.nnunet_export import MANIFEST, stamp_state, write_splits, write_stamp
-from LNSynthLib.segmentation.nnunet_plans import plan_hash, plan_summary
-from LNSynthLib.segmentation.nnunet_progress import EpochRecord, NnUNetLogParser, failure_cause
-from LNSynthLib.segmentation.nnunet_trainers.lnsynth_trainers import trainer_name
-from LNSynthLib.segmentation.nnunet_trainers.plateau import DEFAULT_MIN_DELTA
-from LNSynthLib.segmentation.nnunet_trainers.real_share import SEED_ENV
+from LNSynthLib.segmentation.nnunet.export import MANIFEST, stamp_state, write_splits, write_stamp
+from LNSynthLib.segmentation.nnunet.plans import plan_hash, plan_summary
+from LNSynthLib.segmentation.nnunet.progress import EpochRecord, NnUNetLogParser, failure_cause
+from LNSynthLib.segmentation.nnunet.project import (
+    DEFAULT_CONFIGURATION,
+    DEFAULT_PLANS,
+    STANDARD_TRAINER,
+    NnUNetError,
+    NnUNetProject,
+    TrainerSpec,
+    model_results,
+    parse_model_dir,
+    trained_fold,
+)
+from LNSynthLib.segmentation.nnunet.trainers.real_share import SEED_ENV
 
-TRAINERS_DIR = Path(__file__).with_name("nnunet_trainers")
-DEFAULT_PLANS = "nnUNetPlans"          # nnU-Net's own plans identifier
 SHARED_PLANS = "LNSynthRealPlans"      # a dataset's copy of the plans made from the real training cases
 TRAINING_RECORD = "lnsynth_training.json"
-STANDARD_TRAINER = "nnUNetTrainer"
-DEFAULT_CONFIGURATION = "3d_fullres"
-ENTRY_MODULE = "LNSynthLib.segmentation.nnunet_entry"
-LIBRARY_ROOT = Path(__file__).resolve().parents[2]   # folder holding LNSynthLib, for child processes
-
-
-class NnUNetError(LNSynthError):
-    """An nnU-Net program failed; the message holds the end of its output and the log file."""
-
-
-@dataclass(frozen=True)
-class TrainerSpec:
-    """Which nnU-Net trainer to run: the standard one, or a short one for CPU tests and demos."""
-
-    epochs: int | None = None          # None: nnU-Net's standard trainer (1000 epochs of 250 iterations)
-    iterations: int = 10
-    val_iterations: int = 2
-    patience: int | None = None        # plateau stopping (`nnunet_trainers/plateau.py`); epochs is then the budget
-    min_delta: float = DEFAULT_MIN_DELTA
-    real_share: float | None = None    # share of drawn cases that are real (`nnunet_trainers/real_share.py`)
-
-    def __post_init__(self) -> None:
-        if self.patience is not None and self.epochs is None:
-            raise InputDataError("plateau stopping needs a max-epoch budget",
-                                 fix="give epochs (the budget) together with patience")
-
-    @property
-    def name(self) -> str:
-        if self.epochs is None and self.real_share is None:
-            return STANDARD_TRAINER
-        if self.epochs is None:   # the standard budget (1000 x 250 + 50) with the real share
-            return trainer_name(STANDARD_EPOCHS, 250, 50, None, self.min_delta, self.real_share)
-        return trainer_name(self.epochs, self.iterations, self.val_iterations, self.patience, self.min_delta,
-                            self.real_share)
-
-    @property
-    def total_epochs(self) -> int:
-        return STANDARD_EPOCHS if self.epochs is None else int(self.epochs)
-
-
-def dataset_name(dataset_id: int, name: str) -> str:
-    return f"Dataset{int(dataset_id):03d}_{name}"
-
-
-@dataclass(frozen=True)
-class NnUNetProject:
-    """One folder with nnU-Net's three data folders."""
-
-    root: Path
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "root", Path(self.root).resolve())
-
-    @property
-    def raw(self) -> Path:
-        return self.root / "nnUNet_raw"
-
-    @property
-    def preprocessed(self) -> Path:
-        return self.root / "nnUNet_preprocessed"
-
-    @property
-    def results(self) -> Path:
-        return self.root / "nnUNet_results"
-
-    @property
-    def logs(self) -> Path:
-        return self.root / "logs"
-
-    def find_dataset(self, dataset_id: int) -> str:
-        """Folder name `DatasetXXX_Name` of an exported dataset."""
-        hits = sorted(self.raw.glob(f"Dataset{int(dataset_id):03d}_*")) if self.raw.is_dir() else []
-        if not hits:
-            raise InputDataError(f"no nnU-Net dataset with id {dataset_id}", path=self.raw,
-                                 fix="run `lnsynth nnunet export` first with this --project and --dataset-id")
-        return hits[0].name
-
-    def env(self, device: str = "cpu", workers: int | None = None) -> dict[str, str]:
-        """Environment for nnU-Net child processes."""
-        env = dict(os.environ)
-        env.update({"nnUNet_raw": str(self.raw), "nnUNet_preprocessed": str(self.preprocessed),
-                    "nnUNet_results": str(self.results), "nnUNet_extTrainer": str(TRAINERS_DIR),
-                    "PYTHONUNBUFFERED": "1", "PYTHONIOENCODING": "utf-8"})
-        # The nnU-Net child runs `nnunet_entry` from this LNSynthLib, wherever it is installed.
-        env["PYTHONPATH"] = os.pathsep.join(p for p in (str(LIBRARY_ROOT), env.get("PYTHONPATH")) if p)
-        if workers is None:
-            workers = 0 if device == "cpu" else max(1, min(8, (os.cpu_count() or 2) - 1))
-        # On a small CPU, worker processes for augmentation and export cost more than they save.
-        # (Planning needs nnUNet_n_proc_DA >= 1, so 0 is set only for training: see `train`.)
-        env.setdefault("nnUNet_def_n_proc", str(max(1, workers)))
-        env["LNSYNTH_NNUNET_DA_WORKERS"] = str(workers)
-        return env
-
-    def training_dir(self, dataset_id: int, trainer: TrainerSpec, fold: int | str = 0,
-                     configuration: str = DEFAULT_CONFIGURATION, plans: str = "nnUNetPlans") -> Path:
-        return (self.results / self.find_dataset(dataset_id) / f"{trainer.name}__{plans}__{configuration}"
-                / f"fold_{fold}")
+ENTRY_MODULE = "LNSynthLib.segmentation.nnunet.entry"
 
 
 def nnunet_command(name: str) -> list[str]:
-    """Command line that runs the nnU-Net program `name` through `nnunet_entry`.
+    """Command line that runs the nnU-Net program `name` through `entry`.
 
     Not the console script itself: the wrapper makes checkpoint loading weights-only and
-    checkpoint writes atomic in the nnU-Net process (see `nnunet_entry`).
+    checkpoint writes atomic in the nnU-Net process (see `entry`).
     """
     from importlib.metadata import entry_points
 
@@ -155,7 +63,7 @@ def run_logged(cmd: Sequence[str], env: dict[str, str], log_path: Path,
     """Run a program through the one job runner (`JobProcess`): its output goes into `log_path` (and
     `on_line`), a failure raises NnUNetError naming the cause, a cancel stops its whole process group.
 
-    A `lnsynth-error:` line from `nnunet_entry` (e.g. a refused checkpoint) becomes that error.
+    A `lnsynth-error:` line from `entry` (e.g. a refused checkpoint) becomes that error.
     """
     from LNSynthLib.jobs.runner import JobProcess
 
@@ -189,8 +97,8 @@ def plan_and_preprocess(project: NnUNetProject, dataset_id: int, *, configuratio
     """`nnUNetv2_plan_and_preprocess`; skipped when plans and preprocessed data are already there."""
     name = project.find_dataset(dataset_id)
     pre = project.preprocessed / name
-    plans = pre / "nnUNetPlans.json"
-    data_dir = pre / f"nnUNetPlans_{configuration}"
+    plans = pre / f"{DEFAULT_PLANS}.json"
+    data_dir = pre / f"{DEFAULT_PLANS}_{configuration}"
     n_train = len(list((project.raw / name / "labelsTr").glob("*.nii.gz")))
     current = stamp_state(pre, project.raw / name)
     if current is False:    # planned from an earlier export of this dataset: its data would be stale
@@ -355,7 +263,7 @@ def train(project: NnUNetProject, dataset_id: int, trainer: TrainerSpec, *, fold
     if pretrained is not None and not any(fold_dir.glob("checkpoint_*.pth")):
         cmd += ["-pretrained_weights", str(pretrained)]
     if resume:
-        from LNSynthLib.segmentation.nnunet_resume import resume_point
+        from LNSynthLib.segmentation.nnunet.resume import resume_point
 
         checkpoint, started = resume_point(fold_dir)   # skips (and says so) checkpoints that do not load
         if checkpoint is not None:
@@ -386,40 +294,16 @@ def train(project: NnUNetProject, dataset_id: int, trainer: TrainerSpec, *, fold
     return final
 
 
-def model_dir(project: NnUNetProject, dataset_id: int, trainer: TrainerSpec,
-              configuration: str = DEFAULT_CONFIGURATION, plans: str = "nnUNetPlans") -> Path:
-    """nnU-Net's trained-model folder `<results>/DatasetXXX/<trainer>__<plans>__<configuration>`."""
-    return project.training_dir(dataset_id, trainer, 0, configuration, plans).parent
-
-
-def _parse_model_dir(model: Path) -> tuple[str, str, str, str]:
-    """(dataset folder, trainer, plans, configuration) from a trained-model folder name."""
-    parts = model.name.split("__")
-    if len(parts) != 3 or not model.parent.name.startswith("Dataset") or not (model / "plans.json").exists():
-        raise InputDataError("not an nnU-Net trained-model folder", path=model,
-                             fix="give <nnUNet_results>/DatasetXXX_Name/<Trainer>__<Plans>__<configuration> "
-                                 "(printed by `lnsynth nnunet train` as model_dir)")
-    return model.parent.name, parts[0], parts[1], parts[2]
-
-
-def trained_fold(model: str | Path, checkpoint: str = "checkpoint_final.pth") -> str:
-    """The fold of a trained-model folder that holds `checkpoint`: fold 0 first, then `all`, then the lowest."""
-    folds = sorted(p.name.removeprefix("fold_") for p in Path(model).glob("fold_*") if (p / checkpoint).exists())
-    for preferred in ("0", "all"):
-        if preferred in folds:
-            return preferred
-    if not folds:
-        raise InputDataError(f"no fold holds {checkpoint}", path=model,
-                             fix="train a fold first (`lnsynth nnunet train`) or give the trained-model folder")
-    return folds[0]
-
-
 def predict(model: str | Path, input_dir: str | Path, output_dir: str | Path, *, fold: int | str | None = None,
             device: str = "cpu", checkpoint: str = "checkpoint_final.pth", tta: bool | None = None,
             log_dir: str | Path | None = None, step_size: float | None = None) -> Path:
     """Segment the `<id>_0000.nii.gz` files of `input_dir` that have no output in `output_dir` yet.
 
-    Runs `nnUNetv2_predict` on the trained-model folder `model`. nnU-Net writes into a temporary
+    Runs `nnUNetv2_predict` on the trained-model folder `model`, named to nnU-Net by its dataset, trainer,
+    plans and configuration (`project.parse_model_dir`) in the `nnUNet_results` that holds it. Not
+    `nnUNetv2_predict_from_modelfolder`, which takes the folder itself: that program always starts
+    worker processes (nnunetv2 2.8.1 ignores its `-npp 0 -nps 0`), and on a CPU the sequential mode that
+    `nnUNetv2_predict` runs with them is faster and needs no spawn guard. nnU-Net writes into a temporary
     folder of this run's own (`atomic.temp_folder`: no other run uses it, and the next run removes it
     when this one was killed); each finished label map is then moved into `output_dir`, so a cancelled
     run leaves no half-written file there. `log_dir` is where the log goes when the model has no project logs
@@ -429,7 +313,7 @@ def predict(model: str | Path, input_dir: str | Path, output_dir: str | Path, *,
     nnU-Net's (0.5: windows overlap by half), 1.0 tiles them (3× fewer windows on 64³ with 32³ patches).
     """
     model = Path(model).resolve()
-    dataset, trainer_cls, plans, configuration = _parse_model_dir(model)
+    dataset, trainer_cls, plans, configuration = parse_model_dir(model)
     if fold is None:
         fold = trained_fold(model, checkpoint)
     if not (model / f"fold_{fold}" / checkpoint).exists():
@@ -445,8 +329,8 @@ def predict(model: str | Path, input_dir: str | Path, output_dir: str | Path, *,
     sweep_leftovers(output_dir.parent)   # what a killed run left beside the output (never a live run's)
     if not todo:
         return output_dir
-    env = NnUNetProject(model.parents[2]).env(device)
-    env["nnUNet_results"] = str(model.parents[1])
+    env = NnUNetProject.of_model(model).env(device)
+    env["nnUNet_results"] = str(model_results(model))
     progress = Progress("nnunet_predict", len(images), start_step=len(images) - len(todo))
     with temp_folder(output_dir.name, output_dir.parent) as tmp:   # this run's own: pid-tagged, swept when dead
         tmp_in, tmp_out = Path(tmp) / "in", Path(tmp) / "out"
@@ -472,7 +356,7 @@ def predict(model: str | Path, input_dir: str | Path, output_dir: str | Path, *,
                 progress.update(min(done, len(images)))
 
         # The model project's logs folder, else `log_dir`, else next to the output: never a temporary folder.
-        project_logs = model.parents[2] / "logs"
+        project_logs = NnUNetProject.of_model(model).logs
         log_dir = project_logs if project_logs.is_dir() else Path(log_dir or output_dir.parent)
         run_logged(cmd, env, log_dir / f"predict_{dataset}.log", on_line)
         for image in todo:
