@@ -20,6 +20,7 @@ from importlib.metadata import entry_points
 
 from LNSynthLib import safe_checkpoints
 from LNSynthLib.errors import LNSynthError
+from LNSynthLib.jobs.parent_watch import stop_with_parent
 from LNSynthLib.safe_checkpoints import ERROR_PREFIX
 from LNSynthLib.segmentation.nnunet.resume import atomic_save_checkpoint
 
@@ -82,4 +83,5 @@ def main(argv: list[str]) -> int:
 install(_this_program())   # at import, so spawned workers (which import this module as __mp_main__) are covered too
 
 if __name__ == "__main__":
+    stop_with_parent()   # the front end or the pipeline died without stopping nnU-Net: stop too
     raise SystemExit(main(sys.argv[1:]))
