@@ -9,6 +9,9 @@ REQ := LNSynthLib/requirements.txt
 REQ_WEB := LNSynthLib/requirements-web.txt
 DEMO_OUT ?= demo_output
 PYTEST_ARGS ?=
+# `make test` runs the suite in this many pytest-xdist workers (2: CI's cores; 0 runs it in one process). A worker
+# takes a whole test file at a time, and the files that share the real nnU-Net run one worker (Testing/conftest.py).
+TEST_WORKERS ?= 2
 
 .PHONY: setup demo test test-all lint bench clean-venv web test-browser serve
 
@@ -43,7 +46,7 @@ demo: setup
 
 test: setup
 	$(VENV)/bin/ruff check .
-	$(PY) -m pytest $(PYTEST_ARGS)
+	$(PY) -m pytest -n $(TEST_WORKERS) $(PYTEST_ARGS)
 
 test-all: setup
 	$(PY) -m pytest -m "" $(PYTEST_ARGS)

@@ -4,8 +4,10 @@ with nodes painted into it and tiny bad-input data, written as real files."""
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import stat
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -28,6 +30,53 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         if item.get_closest_marker("slow") and not item.get_closest_marker("timeout"):
             item.add_marker(pytest.mark.timeout(SLOW_TIMEOUT_S))
+
+
+# --- Parallel runs (pytest-xdist; `make test` runs `-n 2`) -----------------------------------------------------
+def pytest_configure(config: pytest.Config) -> None:
+    """In an xdist worker: the cores shared out among the workers, as OpenMP threads (passive) for torch here and
+    for the job processes the tests start (the jobs' thread rule reads OMP_NUM_THREADS). Two workers of two
+    spinning threads each on two cores run several times slower (`lnsynth bench threads`)."""
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "0"))
+    if workers > 1 and "OMP_NUM_THREADS" not in os.environ:
+        threads = max(1, len(os.sched_getaffinity(0)) // workers)
+        os.environ.update(OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads), OMP_WAIT_POLICY="PASSIVE")
+        if "torch" in sys.modules:
+            sys.modules["torch"].set_num_threads(threads)
+
+
+# A worker runs a whole test file at a time, so a module-scoped fixture (a trained model, a served app) is built
+# once. A session fixture is built once in each worker that uses it: the files that name one of these costly
+# ones (a real nnU-Net run, minutes) go to one worker together.
+SHARED_BUILDS = ("nnunet_run",)
+_SCOPES: dict[str, str] = {}
+
+
+def xdist_scope(nodeid: str, root: Path) -> str:
+    """The unit of work of a test under pytest-xdist: its file, or the shared build that its file uses."""
+    file = nodeid.split("::", 1)[0]
+    if file not in _SCOPES:
+        try:
+            text = (root / file).read_text(encoding="utf-8")
+        except OSError:
+            text = ""
+        uses = [name for name in SHARED_BUILDS if re.search(rf"\b{name}\b", text)]
+        _SCOPES[file] = f"{file.rsplit('/', 1)[0]}:{uses[0]}" if uses else file
+    return _SCOPES[file]
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log):  # noqa: ANN001, ANN201 - xdist's types
+    """With xdist's default `--dist load`: work units of xdist_scope instead of single tests."""
+    if config.getoption("dist") != "load":
+        return None
+    from xdist.scheduler import LoadScopeScheduling
+
+    class SharedBuildScheduling(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return xdist_scope(nodeid, config.rootpath)
+
+    return SharedBuildScheduling(config, log)
 
 
 @pytest.fixture(scope="session")
