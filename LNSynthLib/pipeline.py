@@ -12,7 +12,7 @@ import json
 import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any
 
 from LNSynthLib.anatomy.provenance import check_training_anatomy
 from LNSynthLib.atomic import write_text_atomic
@@ -25,6 +25,15 @@ from LNSynthLib.errors import InputDataError
 from LNSynthLib.jobs.progress import Progress
 from LNSynthLib.jobs.results import emit_result
 from LNSynthLib.prepare_raw import prepare_raw_folder
+from LNSynthLib.segmentation.nnunet.datasets import (  # noqa: F401 - the pipeline's strategies, re-exported
+    COPY_PASTE,
+    DATASETS,
+    IN_CT,
+    MIXED,
+    PIPELINE_STRATEGIES,
+    PRETRAIN_FINETUNE,
+    DatasetRow,
+)
 from LNSynthLib.segmentation.nnunet.trainers.plateau import DEFAULT_MIN_DELTA
 from LNSynthLib.volumes.preprocess import TEST_MARGIN_MM, TRAIN_MARGIN_MM
 
@@ -113,35 +122,6 @@ class Layout:
     nnunet = property(lambda self: self.root / "nnunet")
     predictions = property(lambda self: self.root / "predictions")
     report = property(lambda self: self.root / "report")
-
-
-class DatasetRow(NamedTuple):
-    """One nnU-Net dataset the pipeline can train: read by name; still a tuple for unpacking callers."""
-
-    dataset_id: int
-    name: str              # nnU-Net's Dataset<id>_<name>
-    strategy_label: str    # the report's Strategy column
-    method: str            # the report's Method column
-    strategy: str          # a pipeline strategy (`--strategies`)
-    paste: bool            # synthetic patches pasted into the real CT (paper 000's variant)
-
-
-# Real comes first: its model is the segmenter that quality control uses before the synthetic strategies
-# are exported.
-DATASETS = [
-    DatasetRow(101, "Real", "Real", "-", "real", False),
-    DatasetRow(105, "RealCopyPaste", "Real + copy-paste", "copy-paste", "real+copypaste", False),
-    DatasetRow(102, "RealSynt", "Real + Synt", "LN-DDPM", "real+synt", False),
-    DatasetRow(103, "RealSyntPasted", "Real + Synt", "LN-DDPM (pasted)", "real+synt", True),
-    DatasetRow(104, "Synt", "Synt", "LN-DDPM", "synt", False),
-    DatasetRow(106, "RealInCT", "Real + Synt", "LN-DDPM in-CT", "real+inct", False),
-    DatasetRow(107, "SyntThenReal", "Synt → Real", "LN-DDPM pretraining, Real fine-tuning", "synt>real", False),
-]
-PIPELINE_STRATEGIES = tuple(dict.fromkeys(row.strategy for row in DATASETS))   # real, real+copypaste, real+synt, ...
-COPY_PASTE = "real+copypaste"   # real cases + `synt_per_case` copy-paste cases each (augment/copy_paste.py)
-IN_CT = "real+inct"   # real cases + `synt_per_case` cases each with LN-DDPM nodes synthesized into the real CT
-MIXED = ("real+synt", COPY_PASTE, IN_CT)   # strategies whose datasets mix real and synthetic cases
-PRETRAIN_FINETUNE = "synt>real"   # nnU-Net pretrained on the Synt dataset, then fine-tuned on the real cases
 
 
 def export_strategy(pipeline_strategy: str) -> str:
@@ -233,7 +213,7 @@ def export_strategy_dataset(layout: Layout, s: PipelineSettings, row: DatasetRow
     from LNSynthLib.segmentation.nnunet.export import ExportSettings, export_dataset
     from LNSynthLib.segmentation.nnunet.project import NnUNetProject
 
-    dataset_id, name, _, _, strategy, paste = row
+    dataset_id, name, strategy, paste = row.dataset_id, row.name, row.strategy, row.paste
     settings = ExportSettings(strategy=export_strategy(strategy), synt_per_case=s.synt_per_case, paste_into_ct=paste,
                               train_margin_mm=s.train_margin_mm, test_margin_mm=s.test_margin_mm, qc=s.qc)
     synthetic = {"real": None, COPY_PASTE: layout.copy_paste, IN_CT: layout.inct}.get(strategy, layout.synthetic)

@@ -215,13 +215,13 @@ def fp_split(root: Path, strategy: grid.Strategy) -> dict[str, Any] | None:
     """False positives of one strategy's test predictions by what they fell on (phantom test cases only)."""
     from LNSynthLib.cases import list_cases, load_case
     from LNSynthLib.phantom.false_positives import add_splits, false_positive_split, phantom_tissue
-    from LNSynthLib.pipeline import DATASETS
+    from LNSynthLib.segmentation.nnunet.datasets import DATASETS
     from LNSynthLib.volumes.io import read_volume
 
-    row = next(r for r in DATASETS if r[4] == strategy.pipeline_strategy and r[5] == strategy.paste)
+    row = next(r for r in DATASETS if r.strategy == strategy.pipeline_strategy and r.paste == strategy.paste)
     total = None
     for case in list_cases(root / "cases" / "test"):
-        pred_path = root / "predictions" / row[1] / f"{case.name}.nii.gz"
+        pred_path = root / "predictions" / row.name / f"{case.name}.nii.gz"
         tissue = phantom_tissue(case)
         if tissue is None or not pred_path.exists():
             return None

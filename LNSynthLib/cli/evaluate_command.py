@@ -81,7 +81,8 @@ def run_evaluate(args: argparse.Namespace) -> int:
     real, synthetic, ddpm_run, real_model = args.real, args.synthetic, args.ddpm_run, args.real_model
     test_cases = args.test_cases
     if args.work:
-        from LNSynthLib.pipeline import DATASETS, Layout
+        from LNSynthLib.pipeline import Layout
+        from LNSynthLib.segmentation.nnunet.datasets import DATASETS
         from LNSynthLib.segmentation.nnunet.project import NnUNetProject, dataset_name, model_of
 
         layout = Layout(Path(args.work).resolve())
