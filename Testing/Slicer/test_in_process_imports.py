@@ -196,29 +196,25 @@ def test_slicer_start_up_imports_neither_simpleitk_nor_scipy(tmp_path: Path):
     assert "start-up ok; modules: \n" in done.stdout + "\n"
 
 
-def test_the_library_imports_no_slicer_module():
-    """The Slicer boundary is a folder boundary: LNSynthLib imports no slicer, vtk, qt or ctk."""
+def _imports_of(package: str, roots: tuple[str, ...]) -> list[str]:
+    """`file: module` for every import (module level or inside a function) of `package` whose root is in `roots`."""
     import ast
 
-    offenders = []
-    for path in (REPO / "LNSynthLib").rglob("*.py"):
+    found = []
+    for path in (REPO / package).rglob("*.py"):
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
             names = [a.name for a in node.names] if isinstance(node, ast.Import) else (
                 [node.module] if isinstance(node, ast.ImportFrom) and node.module else [])
-            offenders += [f"{path.relative_to(REPO)}: {n}" for n in names
-                          if n.split(".")[0] in ("slicer", "vtk", "qt", "ctk", "LNSynthModuleLib", "LNSynthScene")]
-    assert not offenders
+            found += [f"{path.relative_to(REPO)}: {n}" for n in names if n.split(".")[0] in roots]
+    return found
+
+
+def test_the_library_imports_no_slicer_module():
+    """The Slicer boundary is a folder boundary: LNSynthLib imports no slicer, vtk, qt or ctk."""
+    assert not _imports_of("LNSynthLib", ("slicer", "vtk", "qt", "ctk", "LNSynthModuleLib", "LNSynthScene"))
 
 
 def test_the_scene_package_imports_no_panel_part():
     """LNSynthScene runs in the web page's process too, which has no Qt: it imports no panel module."""
-    import ast
-
-    offenders = []
-    for path in (REPO / "LNSynthScene").rglob("*.py"):
-        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-            names = [a.name for a in node.names] if isinstance(node, ast.Import) else (
-                [node.module] if isinstance(node, ast.ImportFrom) and node.module else [])
-            offenders += [f"{path.relative_to(REPO)}: {n}" for n in names
-                          if n.split(".")[0] in ("qt", "ctk", "LNSynthModuleLib", "experiments")]
-    assert not offenders
+    assert not _imports_of("LNSynthScene", ("qt", "ctk", "LNSynthModuleLib", "experiments"))
+    assert _imports_of("LNSynthScene", ("slicer",))   # the check reads its imports (the MRML bridge imports slicer)
