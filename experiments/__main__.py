@@ -19,7 +19,8 @@ EXPERIMENTS = {
     "interactive": ("experiments.interactive_bench",
                     "click → synthetic volume in a slicer-core scene: one process per step vs the warm worker"),
 }
-# Not listed: `python -m experiments.prepare_before_after` compares prepare_case between two source trees.
+# Not listed: `python -m experiments.prepare_before_after` (prepare_case) and
+# `python -m experiments.interactive_before_after` (the interactive clicks) compare two source trees.
 
 
 def usage() -> str:
