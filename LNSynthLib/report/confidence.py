@@ -125,8 +125,13 @@ def best_strategy(rows: Sequence[Mapping[str, Any]], metric: str = "DSC") -> str
         return None
     sign = -1.0 if metric in LOWER_IS_BETTER else 1.0
     best = max(candidates, key=lambda r: sign * float(r["estimate"]))
-    verdict = ("its interval excludes 0" if best["significant"] else
-               "its interval includes 0, so this run does not show it helps")
+    better = sign * float(best["estimate"]) > 0
+    if not best["significant"]:
+        verdict = "its interval includes 0, so this run does not show it helps"
+    elif better:
+        verdict = "its interval excludes 0: better than Real on these test cases"
+    else:
+        verdict = "its interval excludes 0 on the worse side: no strategy beat Real here"
     return (f"Best strategy here: {_label(best['strategy'], best['method'])}, {metric} {best['estimate']:+.3f} vs Real "
             f"(95 % CI {best['low']:+.3f} to {best['high']:+.3f}); {verdict}. Picked on the test cases that score "
             f"it, so the pick flatters it; `python -m experiments synthesis` ranks strategies over seeds against "

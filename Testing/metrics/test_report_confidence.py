@@ -80,6 +80,10 @@ def test_report_and_terminal_give_the_difference_ci_and_counts(tmp_path: Path, c
     # Copy equals Real, LN-DDPM is worse, so the pick is Copy and the sentence says it does not show a gain.
     best = "Best strategy here: Copy (paste), DSC +0.000 vs Real (95 % CI +0.000 to +0.000); its interval includes 0"
     assert best in report and best in printed and "Picked on the test cases that score it" in printed
+    from LNSynthLib.report.confidence import best_strategy
+
+    worse = [r for r in metrics["differences_vs_real"] if r["strategy"] == "Real + Synt"]
+    assert "no strategy beat Real here" in best_strategy(worse)   # the best of worse ones is not called a gain
 
 
 def test_two_test_cases_cannot_show_a_difference(tmp_path: Path, capsys) -> None:
