@@ -8,6 +8,15 @@ log, `torch.device` in the trainer arguments). A file that needs anything else i
 `UnsafeCheckpointError` and nothing from it runs. Installed for good in the nnU-Net processes
 LNSynth starts (`segmentation/nnunet/entry.py`), and around in-process calls (TotalSegmentator) with
 `weights_only_loading()`.
+
+Why a wrapper rather than torch's own switch alone (`TORCH_FORCE_WEIGHTS_ONLY_LOAD=1` with
+`torch.serialization.add_safe_globals`, which forces the same weights-only unpickler, even over nnU-Net's
+explicit `weights_only=False`): a refused file would then fail as torch's `UnpicklingError` deep inside
+nnU-Net's code, and the panel would show a traceback instead of the project's error naming the file and
+the fix (the nnU-Net child prints it after `ERROR_PREFIX`); the switch is also read from the environment
+by every later load in every thread, and torch refuses every load where a user has set
+`TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD` beside it. The wrapper calls torch's own weights-only loader with
+`torch.serialization.safe_globals`: it adds only the allow-list and the error.
 """
 
 from __future__ import annotations

@@ -8,6 +8,11 @@ flush, so the pieces join into ONE deflate stream inside a single-member gzip fi
 CRC-32 and size trailer. Every gzip reader (ITK, nibabel, Python's gzip, `zcat`) reads it, and the
 trailer check of `write_check` holds. Only the first bytes of each chunk lose the previous chunk's
 history, which costs well under 1 % of the size.
+
+Hand-written rather than python-isal's `igzip_threaded` or zlib-ng, which do the same job: `write_volume`
+also runs inside Slicer's own process (the panel writes the CT a job reads), where only what Slicer
+bundles may be imported, and neither library is bundled; the standard library's zlib is, and releases the
+GIL while it deflates, so threads give the parallel speed-up.
 """
 
 from __future__ import annotations

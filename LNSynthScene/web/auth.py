@@ -1,4 +1,9 @@
-"""Who may use a served app: local-only by default, a shared token on every request when exposed."""
+"""Who may use a served app: local-only by default, a shared token on every request when exposed.
+
+Kept here rather than trame-server's own secret (wslink's `authKey`): that key guards the WebSocket
+only, not the HTTP requests of the page, its uploads and downloads, and it is one key for every client,
+while the launcher gives each user's sessions to that user's own token.
+"""
 
 from __future__ import annotations
 
