@@ -28,7 +28,7 @@ def test_synt_strategy_exports_only_synthetic_training_cases(phantom_root: Path,
     layout.synthetic.symlink_to(synthetic_root, target_is_directory=True)
     settings = PipelineSettings.demo(strategies=("synt", "real"), synt_per_case=2)
     rows = selected_datasets(settings)
-    assert [row[1] for row in rows] == ["Real", "Synt"]
+    assert [row.name for row in rows] == ["Real", "Synt"]
     real_dir, synt_dir = (export_strategy_dataset(layout, settings, row) for row in rows)
 
     synt_train = exported_cases(synt_dir, "imagesTr")
@@ -44,9 +44,9 @@ def test_synt_strategy_exports_only_synthetic_training_cases(phantom_root: Path,
 
 def test_default_strategies_and_the_pasted_row() -> None:
     assert PIPELINE_STRATEGIES == ("real", "real+copypaste", "real+synt", "synt", "real+inct", "synt>real")
-    assert [r[1] for r in selected_datasets(PipelineSettings.demo())] == ["Real", "RealSynt"]
+    assert [r.name for r in selected_datasets(PipelineSettings.demo())] == ["Real", "RealSynt"]
     paper = PipelineSettings.paper(strategies=("real", "real+synt", "synt"))
-    assert [r[1] for r in selected_datasets(paper)] == ["Real", "RealSynt", "RealSyntPasted", "Synt"]
+    assert [r.name for r in selected_datasets(paper)] == ["Real", "RealSynt", "RealSyntPasted", "Synt"]
 
 
 def test_copy_paste_strategy_exports_real_plus_as_many_copy_paste_cases_as_real_synt(
@@ -54,7 +54,7 @@ def test_copy_paste_strategy_exports_real_plus_as_many_copy_paste_cases_as_real_
     layout = _with_user_cases(Layout(tmp_path), phantom_root, phantom_test_root)
     settings = PipelineSettings.demo(strategies=("real+copypaste", "real"), synt_per_case=2)
     rows = selected_datasets(settings)
-    assert [row[1] for row in rows] == ["Real", "RealCopyPaste"]   # Real first: QC needs its model
+    assert [row.name for row in rows] == ["Real", "RealCopyPaste"]   # Real first: QC needs its model
     dataset_dir = export_strategy_dataset(layout, settings, rows[1])
     train = exported_cases(dataset_dir, "imagesTr")
     assert len(train) == 4 + 4 * 2 and sum("_copypaste_" in name for name in train) == 4 * 2
