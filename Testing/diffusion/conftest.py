@@ -15,13 +15,16 @@ MICRO = {"train.patch_size": [16, 16, 16], "train.batch_size": 2, "train.iterati
 MICRO_STEPS = 4
 
 
+REFERENCE_THREADS = 1   # the torch threads of `straight_run` (and of `one_thread`)
+
+
 @pytest.fixture()
 def one_thread():
     """Small 3D convolutions run fastest on one thread, and far faster when the cores are shared."""
     import torch
 
     before = torch.get_num_threads()
-    torch.set_num_threads(1)
+    torch.set_num_threads(REFERENCE_THREADS)
     yield
     torch.set_num_threads(before)
 
@@ -53,11 +56,22 @@ def phantom_cases(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def straight_run(phantom_cases: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Checkpoint of an uninterrupted MICRO_STEPS-step run (reference for resume and DDP tests)."""
+    """Checkpoint of an uninterrupted MICRO_STEPS-step run (reference for resume and DDP tests).
+
+    Trained on `REFERENCE_THREADS` torch threads: float sums over another number of threads differ in the
+    last bits, and the resume tests compare exactly, so they continue on the same count (`one_thread`).
+    """
+    import torch
+
     from LNSynthLib.diffusion.train.training import train
 
     run_dir = tmp_path_factory.mktemp("straight_run")
-    return train(micro_config(), phantom_cases, run_dir, device="cpu", progress=False)
+    before = torch.get_num_threads()
+    torch.set_num_threads(REFERENCE_THREADS)
+    try:
+        return train(micro_config(), phantom_cases, run_dir, device="cpu", progress=False)
+    finally:
+        torch.set_num_threads(before)
 
 
 def ldcond_model(overrides: dict[str, object], seed: int = 1) -> torch.nn.Module:

@@ -18,7 +18,7 @@ from LNSynthLib.diffusion.train.checkpoint import load_checkpoint
 from LNSynthLib.diffusion.train.training import train
 from LNSynthLib.errors import InputDataError, OutputExistsError
 
-from .conftest import MICRO_STEPS, micro_cli_sets, micro_config
+from .conftest import MICRO_STEPS, REFERENCE_THREADS, micro_cli_sets, micro_config
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -32,7 +32,7 @@ def assert_same_run(a: Path, b: Path) -> None:
             assert torch.equal(value, pb[part][key]), f"{part}.{key} differs"
 
 
-def test_stop_and_resume_is_identical(straight_run: Path, phantom_cases: Path, tmp_path: Path) -> None:
+def test_stop_and_resume_is_identical(straight_run: Path, phantom_cases: Path, tmp_path: Path, one_thread: None) -> None:
     cfg = micro_config()
     first = train(cfg, phantom_cases, tmp_path, device="cpu", max_steps=1, progress=False)
     assert load_checkpoint(first)["step"] == 1
@@ -53,13 +53,14 @@ def test_resume_is_identical_with_the_paper_ema_cadence(straight_run: Path, phan
     assert any(not torch.equal(ema[k], tiny_cadence["ema"][k]) for k in ema)   # the cadence changes the average
 
 
-def test_sigkill_mid_run_then_resume_is_identical(straight_run: Path, phantom_cases: Path, tmp_path: Path) -> None:
+def test_sigkill_mid_run_then_resume_is_identical(straight_run: Path, phantom_cases: Path, tmp_path: Path,
+                                                  one_thread: None) -> None:
     run_dir = tmp_path / "run"
     cmd = [sys.executable, "-m", "LNSynthLib", "train", "--config", "tiny", "--cases", str(phantom_cases),
            "--run-dir", str(run_dir), "--device", "cpu", *micro_cli_sets()]
-    # The killed part runs with this process's thread count, as the reference run did: float sums taken over
+    # The killed part and the resumed part run on the reference run's thread count: float sums taken over
     # another number of threads differ in the last bits, and the comparison below is exact.
-    env = {**os.environ, "LNSYNTH_PROGRESS": "json", THREADS_ENV: str(torch.get_num_threads())}
+    env = {**os.environ, "LNSYNTH_PROGRESS": "json", THREADS_ENV: str(REFERENCE_THREADS)}
     proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         deadline = time.monotonic() + 240
