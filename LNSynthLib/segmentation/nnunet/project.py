@@ -96,21 +96,11 @@ class NnUNetProject:
         """The project a trained-model folder `<project>/nnUNet_results/DatasetXXX_Name/<model>` is in."""
         return cls(Path(model).parents[2])
 
-    @property
-    def raw(self) -> Path:
-        return self.root / "nnUNet_raw"
-
-    @property
-    def preprocessed(self) -> Path:
-        return self.root / "nnUNet_preprocessed"
-
-    @property
-    def results(self) -> Path:
-        return self.root / "nnUNet_results"
-
-    @property
-    def logs(self) -> Path:
-        return self.root / "logs"
+    # nnU-Net's three folders (its environment variables point here) and the project's logs
+    raw = property(lambda self: self.root / "nnUNet_raw")
+    preprocessed = property(lambda self: self.root / "nnUNet_preprocessed")
+    results = property(lambda self: self.root / "nnUNet_results")
+    logs = property(lambda self: self.root / "logs")
 
     def raw_dataset(self, dataset_id: int, name: str | None = None) -> Path:
         """The raw dataset folder `Dataset<id>_<name>`: one to write (`name` given), or the exported one."""
