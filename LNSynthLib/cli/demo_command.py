@@ -119,11 +119,9 @@ def _apply(settings: PipelineSettings, args: argparse.Namespace) -> PipelineSett
     if args.strategies:
         changes["strategies"] = tuple(dict.fromkeys(args.strategies))
     for key in ("nnunet_epochs", "nnunet_iterations", "synt_per_case", "nnunet_patience", "nnunet_min_delta",
-                "nnunet_base_features", "nnunet_step_size", "nnunet_seed_offset"):
+                "nnunet_base_features", "nnunet_step_size", "nnunet_seed_offset", "nnunet_fold"):
         if getattr(args, key) is not None:
             changes[key] = getattr(args, key)
-    if args.nnunet_fold is not None:
-        changes["nnunet_fold"] = args.nnunet_fold
     if args.qc_model is not None:
         changes["qc_real_model"] = args.qc_model
     if changes.get("nnunet_epochs") == STANDARD:
